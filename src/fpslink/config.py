@@ -1,0 +1,96 @@
+"""Settings: every limit, window, spread, lifetime and time-out is configuration (env prefix FPSLINK_)."""
+
+from __future__ import annotations
+
+from datetime import time
+from decimal import Decimal
+from functools import cached_property
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = ".fpslink"
+
+
+def parse_hours(window: str) -> tuple[time, time]:
+    """Read "HH:MM-HH:MM" (UTC+8); "24:00" as an end means end of day."""
+    try:
+        start_s, end_s = (part.strip() for part in window.split("-", 1))
+        start = time.fromisoformat(start_s)
+        end = time.max if end_s == "24:00" else time.fromisoformat(end_s)
+    except ValueError as exc:
+        raise ValueError(f"service hours must look like 07:00-23:00, got {window!r}") from exc
+    if end <= start:
+        raise ValueError(f"service hours must end after they start, got {window!r}")
+    return start, end
+
+
+class Settings(BaseSettings):
+    """The gateway's settings. Amounts are decimal strings in the currency named by the field."""
+
+    model_config = SettingsConfigDict(env_prefix="FPSLINK_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///./{DEFAULT_DATA_DIR}/gateway.db",
+        description="SQLAlchemy async URL of the gateway database (FPS ledger, payments, keys).",
+    )
+    operator_key: str | None = Field(
+        default=None,
+        description="API key of the scheme operator. `fpslink sandbox` generates one when unset.",
+    )
+    ibps_url: str = Field(default="http://127.0.0.1:8001", description="Base URL of mock_ibps.")
+    ibps_token: str = Field(default="ibps-sandbox-token", description="Bearer token for mock_ibps.")
+    ibps_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Per-call IBPS time-out.")
+    ibps_max_connections: int = Field(default=100, ge=1, le=10_000)
+
+    # FX
+    fx_mid_hkd_cny: Decimal = Field(
+        default=Decimal("0.920000"), gt=0, description="Mid rate: CNY per 1 HKD."
+    )
+    fx_spread_bps: Decimal = Field(
+        default=Decimal("25"), ge=0, lt=1000, description="Spread charged on each side, in bps."
+    )
+    quote_ttl_s: int = Field(default=600, ge=1, le=86_400, description="Firm quote lifetime.")
+
+    # Limits (defaults from Payment Connect: see DESIGN section 1)
+    northbound_per_txn_hkd: Decimal = Field(default=Decimal("10000.00"), gt=0)
+    northbound_daily_hkd: Decimal = Field(default=Decimal("10000.00"), gt=0)
+    northbound_yearly_hkd: Decimal | None = Field(default=Decimal("200000.00"), gt=0)
+    southbound_per_txn_cny: Decimal = Field(default=Decimal("10000.00"), gt=0)
+    southbound_daily_cny: Decimal | None = Field(default=None, gt=0)
+    southbound_yearly_cny: Decimal | None = Field(default=None, gt=0)
+    southbound_hours: str = Field(
+        default="07:00-23:00", description="Southbound service window, UTC+8; 00:00-24:00 = 24 h."
+    )
+
+    # Settlement
+    settlement_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Age after which recovery drives a payment."
+    )
+    recovery_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    recovery_batch_size: int = Field(default=100, ge=1, le=10_000)
+    recovery_enabled: bool = True
+    idempotency_ttl_h: int = Field(default=48, ge=24, le=24 * 30, description="Key retention.")
+    request_lease_s: float = Field(
+        default=60.0, gt=0, le=3600, description="How long a running request owns its key."
+    )
+
+    @field_validator("southbound_hours")
+    @classmethod
+    def _check_hours(cls, value: str) -> str:
+        parse_hours(value)
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.operator_key is not None and len(self.operator_key) < 16:
+            raise ValueError("FPSLINK_OPERATOR_KEY must be at least 16 characters")
+        return self
+
+    @cached_property
+    def southbound_window(self) -> tuple[time, time]:
+        return parse_hours(self.southbound_hours)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,72 @@
+"""Limit policy, free of I/O: which limits apply, in which currency, on which business day.
+
+Usage is kept per (debtor account, direction): northbound in HKD, southbound in CNY, booked to the
+UTC+8 business date on which the payment was accepted (DESIGN ruling 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from enum import StrEnum
+
+from fpslink.money import Currency
+
+HK_TZ = timezone(timedelta(hours=8), "UTC+8")
+
+
+class Direction(StrEnum):
+    NORTHBOUND = "NORTHBOUND"
+    SOUTHBOUND = "SOUTHBOUND"
+
+
+class Period(StrEnum):
+    DAY = "DAY"
+    YEAR = "YEAR"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSet:
+    currency: Currency
+    per_transaction: Decimal
+    daily: Decimal | None
+    yearly: Decimal | None
+
+    def for_period(self, period: Period) -> Decimal | None:
+        return self.daily if period is Period.DAY else self.yearly
+
+
+def business_date(at: datetime) -> date:
+    """The UTC+8 calendar date of an instant: the day usage is booked to."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(HK_TZ).date()
+
+
+def period_key(period: Period, day: date) -> str:
+    return day.isoformat() if period is Period.DAY else f"{day.year:04d}"
+
+
+def in_service_hours(at: datetime, window: tuple[time, time]) -> bool:
+    """Whether `at` falls in the UTC+8 window [start, end)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    local = at.astimezone(HK_TZ).time().replace(tzinfo=None)
+    start, end = window
+    return start <= local < end or (end == time.max and local >= start)
+
+
+class LimitBreach(StrEnum):
+    PER_TRANSACTION = "per-transaction"
+    DAILY = "daily"
+    YEARLY = "yearly"
+
+
+def check_per_transaction(limits: LimitSet, amount: Decimal) -> LimitBreach | None:
+    return LimitBreach.PER_TRANSACTION if amount > limits.per_transaction else None
+
+
+def fits(limit: Decimal | None, used: Decimal, amount: Decimal) -> bool:
+    """Whether `amount` more still fits under `limit` (None: no limit)."""
+    return limit is None or used + amount <= limit

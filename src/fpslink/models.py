@@ -1,0 +1,24 @@
+"""Imports every table so that `metadata` is complete (for Alembic and the invariant check)."""
+
+from fpslink.db import metadata
+from fpslink.directory.models import proxies
+from fpslink.fx.models import quotes
+from fpslink.idempotency.models import idempotency_keys
+from fpslink.ledger.models import ledger_accounts, ledger_transfers
+from fpslink.limits.models import limit_usage
+from fpslink.participants.models import accounts, participants
+from fpslink.payments.models import payment_events, payments
+
+__all__ = [
+    "accounts",
+    "idempotency_keys",
+    "ledger_accounts",
+    "ledger_transfers",
+    "limit_usage",
+    "metadata",
+    "participants",
+    "payment_events",
+    "payments",
+    "proxies",
+    "quotes",
+]

@@ -1,0 +1,69 @@
+"""The settlement state machine, free of I/O.
+
+    ACCEPTED ──(both prepared)──> COMMITTING ──(IBPS committed)──> SETTLED
+        │                                                    
+        └──(refused / timed out)──> ABORTING ──(IBPS voided)──> REJECTED
+
+ACCEPTED means the payment is bound, its limits reserved and the FPS side prepared. COMMITTING and
+ABORTING are the durable decision (the point of no return); the FPS side is posted or voided in the
+same transaction that records it. A payment rejected at acceptance goes straight to REJECTED.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    COMMITTING = "COMMITTING"
+    ABORTING = "ABORTING"
+    SETTLED = "SETTLED"
+    REJECTED = "REJECTED"
+
+
+class Status(StrEnum):
+    """What clients see."""
+
+    PENDING = "PENDING"
+    SETTLED = "SETTLED"
+    REJECTED = "REJECTED"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.ACCEPTED: frozenset({State.COMMITTING, State.ABORTING}),
+    State.COMMITTING: frozenset({State.SETTLED}),
+    State.ABORTING: frozenset({State.REJECTED}),
+    State.SETTLED: frozenset(),
+    State.REJECTED: frozenset(),
+}
+
+FINAL = frozenset({State.SETTLED, State.REJECTED})
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+def check_transition(current: State, target: State) -> None:
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(f"{current} -> {target} is not a settlement step")
+
+
+def status_of(state: State) -> Status:
+    if state is State.SETTLED:
+        return Status.SETTLED
+    if state is State.REJECTED:
+        return Status.REJECTED
+    return Status.PENDING
+
+
+def recovery_action(state: State) -> State | None:
+    """What recovery drives a stale payment to: undecided aborts, decided finishes its decision."""
+    if state is State.ACCEPTED:
+        return State.ABORTING
+    if state is State.COMMITTING:
+        return State.SETTLED
+    if state is State.ABORTING:
+        return State.REJECTED
+    return None
