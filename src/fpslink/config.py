@@ -44,9 +44,7 @@ class Settings(BaseSettings):
     ibps_max_connections: int = Field(default=100, ge=1, le=10_000)
 
     # FX
-    fx_mid_hkd_cny: Decimal = Field(
-        default=Decimal("0.920000"), gt=0, description="Mid rate: CNY per 1 HKD."
-    )
+    fx_mid_hkd_cny: Decimal = Field(default=Decimal("0.920000"), gt=0, description="Mid rate: CNY per 1 HKD.")
     fx_spread_bps: Decimal = Field(
         default=Decimal("25"), ge=0, lt=1000, description="Spread charged on each side, in bps."
     )

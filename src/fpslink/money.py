@@ -34,8 +34,8 @@ class InvalidAmount(ValueError):
 
 def parse_amount(value: str | int | Decimal, currency: Currency) -> Decimal:
     """Read an amount exactly ("100", "100.5" and "100.50" are equal); refuse what cannot be money."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise InvalidAmount("amounts are decimal strings such as \"100.00\", not floats")
+    if isinstance(value, (bool, float)):
+        raise InvalidAmount('amounts are decimal strings such as "100.00", not floats')
     try:
         amount = Decimal(str(value).strip()) if isinstance(value, str) else Decimal(value)
     except (InvalidOperation, ValueError) as exc:

@@ -10,7 +10,7 @@ def _is_cjk(char: str) -> bool:
 
 
 def mask_name(name: str) -> str:
-    """"CHAN Tai Man" -> "CHAN T** M**"; "张小明" -> "张*明"; "Madonna" -> "M******".
+    """ "CHAN Tai Man" -> "CHAN T** M**"; "张小明" -> "张*明"; "Madonna" -> "M******".
 
     Latin names keep the first word (the surname, as FPS shows it) and the initial of every other
     word; a one-word name keeps only its initial. Chinese names keep the first and last character.

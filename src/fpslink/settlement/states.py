@@ -1,8 +1,9 @@
 """The settlement state machine, free of I/O.
 
     ACCEPTED ──(both prepared)──> COMMITTING ──(IBPS committed)──> SETTLED
-        │                                                    
-        └──(refused / timed out)──> ABORTING ──(IBPS voided)──> REJECTED
+        │
+        ├──(timed out / no answer)──> ABORTING ──(IBPS voided)──> REJECTED
+        └──(IBPS refused: its side is already void)─────────────> REJECTED
 
 ACCEPTED means the payment is bound, its limits reserved and the FPS side prepared. COMMITTING and
 ABORTING are the durable decision (the point of no return); the FPS side is posted or voided in the
@@ -31,7 +32,7 @@ class Status(StrEnum):
 
 
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.ACCEPTED: frozenset({State.COMMITTING, State.ABORTING}),
+    State.ACCEPTED: frozenset({State.COMMITTING, State.ABORTING, State.REJECTED}),
     State.COMMITTING: frozenset({State.SETTLED}),
     State.ABORTING: frozenset({State.REJECTED}),
     State.SETTLED: frozenset(),

@@ -1,0 +1,86 @@
+"""Every error leaves as RFC 9457 problem+json with a stable `code`; nothing leaks a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fpslink.errors import PROBLEM_BASE, FpslinkError
+
+log = logging.getLogger("fpslink.api")
+PROBLEM_JSON = "application/problem+json"
+
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": PROBLEM_BASE + code.lower().replace("_", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(FpslinkError)
+    async def _domain(request: Request, exc: FpslinkError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        response = JSONResponse(
+            exc.problem(instance=request.url.path),
+            status_code=exc.status,
+            media_type=PROBLEM_JSON,
+            headers=headers,
+        )
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _where(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return problem_response(
+            422,
+            "VALIDATION_ERROR",
+            "Invalid request",
+            f"{first['field']}: {first['message']}",
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+        return problem_response(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            "INTERNAL_ERROR",
+            "Internal error",
+            "the sandbox failed unexpectedly; the request may be retried with the same Idempotency-Key",
+        )

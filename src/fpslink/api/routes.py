@@ -1,0 +1,446 @@
+"""The v1 routes: parse, call one service, serialise. No business rule lives here."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from fpslink.api import schemas as s
+from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
+from fpslink.context import Gateway, Principal
+from fpslink.directory import service as directory
+from fpslink.errors import InvalidRequest
+from fpslink.fx import service as fx_service
+from fpslink.idempotency import service as idempotency
+from fpslink.limits import service as limits_service
+from fpslink.limits.policy import Direction
+from fpslink.money import Currency, format_minor
+from fpslink.participants import service as participants_service
+from fpslink.payments import service as payments_service
+from fpslink.payments.repository import PaymentRow
+from fpslink.settlement.states import State, Status, status_of
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": s.Problem, "content": {"application/problem+json": {}}}
+    for code in (401, 403, 404, 409, 422, 503)
+}
+router = APIRouter(prefix="/v1", responses=PROBLEMS)
+health_router = APIRouter()
+
+
+def replayable(
+    stored: idempotency.StoredResponse,
+) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+
+
+async def _idempotent(
+    gw: Gateway,
+    principal: Principal,
+    request: Request,
+    raw_key: str | None,
+    body: s.Request,
+    action: Any,
+) -> JSONResponse:
+    key = idempotency.parse_key(raw_key, required=False)
+    stored = await idempotency.run_idempotent(
+        gw,
+        principal,
+        key=key,
+        endpoint=f"POST {request.url.path}",
+        request_fingerprint=idempotency.fingerprint("POST", request.url.path, body.model_dump(mode="json")),
+        action=action,
+    )
+    return replayable(stored)
+
+
+# participants and accounts -------------------------------------------------------------------
+
+
+@router.post(
+    "/participants",
+    status_code=201,
+    response_model=s.ParticipantOut,
+    tags=["operator"],
+    summary="Create a bank (operator); its API key is returned once",
+)
+async def create_participant(
+    body: s.ParticipantCreate,
+    request: Request,
+    gw: GatewayDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    participants_service.require_operator(principal)
+
+    async def action() -> tuple[int, Any]:
+        created = await participants_service.create_participant(
+            gw, participant_id=body.participant_id, name=body.name, system=body.system
+        )
+        out = s.ParticipantOut(
+            participant_id=created.participant.participant_id,
+            name=created.participant.name,
+            system=created.participant.system,
+            api_key=created.api_key,
+        )
+        return 201, s.dump(out)
+
+    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+
+
+def _account_out(view: participants_service.AccountView) -> s.AccountOut:
+    r = view.record
+    return s.AccountOut(
+        account_id=r.account_id,
+        participant_id=r.participant_id,
+        system=r.system,
+        currency=r.currency,
+        holder_name=r.holder_name,
+        balance=view.balance,
+        available_balance=view.available_balance,
+        held=view.held,
+    )
+
+
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=s.AccountOut,
+    tags=["operator"],
+    summary="Open an account in the bank's own system (IBPS accounts open in mock_ibps)",
+)
+async def open_account(
+    body: s.AccountCreate,
+    request: Request,
+    gw: GatewayDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    participants_service.require_operator(principal)
+
+    async def action() -> tuple[int, Any]:
+        view = await participants_service.open_account(
+            gw,
+            participant_id=body.participant_id,
+            holder_name=body.holder_name,
+            currency=body.currency,
+            opening_balance=body.opening,
+        )
+        return 201, s.dump(_account_out(view))
+
+    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+
+
+@router.get("/accounts/{account_id}", response_model=s.AccountOut, tags=["accounts"])
+async def get_account(account_id: str, gw: GatewayDep, principal: PrincipalDep) -> s.AccountOut:
+    return _account_out(await participants_service.account_view(gw, principal, account_id))
+
+
+@router.get("/accounts/{account_id}/limits", response_model=s.LimitsOut, tags=["accounts"])
+async def get_limits(account_id: str, gw: GatewayDep, principal: PrincipalDep) -> s.LimitsOut:
+    found = await limits_service.account_limits(gw, principal, account_id)
+    cur = found.currency
+
+    def text_or_none(value: Any) -> str | None:
+        return None if value is None else f"{value.quantize(cur.quantum):f}"
+
+    return s.LimitsOut(
+        account_id=found.account_id,
+        direction=found.direction,
+        currency=cur,
+        per_transaction=f"{found.per_transaction.quantize(cur.quantum):f}",
+        business_date=found.business_date,
+        usage=[
+            s.LimitLine(
+                period=line.period,
+                period_key=line.period_key,
+                limit=text_or_none(line.limit),
+                used=f"{line.used.quantize(cur.quantum):f}",
+                remaining=text_or_none(line.remaining),
+            )
+            for line in found.lines
+        ],
+    )
+
+
+# proxies --------------------------------------------------------------------------------------
+
+
+def _proxy_out(found: directory.ResolvedProxy, *, with_account: bool) -> s.ProxyOut:
+    return s.ProxyOut(
+        proxy_value=found.proxy_value,
+        participant_id=found.participant_id,
+        system=found.system,
+        masked_name=found.masked_name,
+        currency=found.currency,
+        account_id=found.account_id if with_account else None,
+    )
+
+
+@router.post(
+    "/proxies",
+    status_code=201,
+    response_model=s.ProxyOut,
+    tags=["proxies"],
+    summary="Register a mobile number for an account (+852 for FPS, +86 for IBPS accounts)",
+)
+async def register_proxy(
+    body: s.ProxyCreate,
+    request: Request,
+    gw: GatewayDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    async def action() -> tuple[int, Any]:
+        found = await directory.register(
+            gw,
+            principal,
+            proxy_type=body.proxy_type,
+            proxy_value=body.proxy_value,
+            account_id=body.account_id,
+        )
+        return 201, s.dump(_proxy_out(found, with_account=True))
+
+    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+
+
+@router.get(
+    "/proxies/{proxy_type}/{proxy_value}",
+    response_model=s.ProxyOut,
+    response_model_exclude_none=True,
+    tags=["proxies"],
+    summary="Resolve a proxy to its bank and masked name (E.164; + raw or %2B)",
+)
+async def lookup_proxy(
+    proxy_type: str, proxy_value: str, gw: GatewayDep, principal: PrincipalDep
+) -> s.ProxyOut:
+    found = await directory.lookup(gw, proxy_type=proxy_type, proxy_value=proxy_value)
+    return _proxy_out(found, with_account=False)
+
+
+# FX ------------------------------------------------------------------------------------------
+
+
+@router.get("/fx/rates", response_model=s.RatesOut, tags=["fx"], summary="Indicative rates")
+async def rates(gw: GatewayDep, principal: PrincipalDep) -> s.RatesOut:
+    sheet = gw.rates
+    pairs = [(Currency.HKD, Currency.CNY), (Currency.CNY, Currency.HKD)]
+    return s.RatesOut(
+        as_of=gw.clock(),
+        rates=[
+            s.RateOut(
+                source_currency=a,
+                target_currency=b,
+                mid_rate=str(sheet.mid(a, b)),
+                rate=str(sheet.applied(a, b)),
+                spread_bps=str(sheet.spread_for(a, b)),
+            )
+            for a, b in pairs
+        ],
+    )
+
+
+@router.post(
+    "/quotes",
+    status_code=201,
+    response_model=s.QuoteOut,
+    tags=["fx"],
+    summary="A firm quote for this bank, valid until expires_at and for one payment",
+)
+async def create_quote(
+    body: s.QuoteCreate,
+    request: Request,
+    gw: GatewayDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    participant_id = participants_service.require_participant(principal)
+
+    async def action() -> tuple[int, Any]:
+        quote = await fx_service.create_quote(
+            gw,
+            participant_id=participant_id,
+            source=body.source_currency,
+            target=body.target_currency,
+            amount=body.value,
+            amount_type=body.amount_type,
+        )
+        c = quote.conversion
+        out = s.QuoteOut(
+            quote_id=quote.quote_id,
+            source_currency=c.source.currency,
+            target_currency=c.target.currency,
+            amount_type=c.amount_type,
+            mid_rate=str(c.mid_rate),
+            rate=str(c.rate),
+            spread_bps=str(c.spread_bps),
+            source_amount=f"{c.source.amount:f}",
+            target_amount=f"{c.target.amount:f}",
+            created_at=quote.created_at,
+            expires_at=quote.expires_at,
+        )
+        return 201, s.dump(out)
+
+    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+
+
+# payments -------------------------------------------------------------------------------------
+
+
+def payment_out(payment: PaymentRow, events: Sequence[PaymentRow] = ()) -> s.PaymentOut:
+    source_cur = Currency(payment["source_currency"])
+    target_cur = Currency(payment["target_currency"]) if payment["target_currency"] else None
+    return s.PaymentOut(
+        payment_id=payment["payment_id"],
+        end_to_end_id=payment["end_to_end_id"],
+        status=status_of(State(payment["state"])),
+        direction=Direction(payment["direction"]),
+        debtor_account_id=payment["debtor_account_id"],
+        creditor_account_id=payment["creditor_account_id"],
+        creditor_masked_name=payment["creditor_masked_name"],
+        source_amount=None
+        if payment["source_minor"] is None
+        else format_minor(payment["source_minor"], source_cur),
+        source_currency=source_cur,
+        target_amount=None
+        if payment["target_minor"] is None or target_cur is None
+        else format_minor(payment["target_minor"], target_cur),
+        target_currency=target_cur,
+        rate=payment["rate"],
+        mid_rate=payment["mid_rate"],
+        spread_bps=payment["spread_bps"],
+        quote_id=payment["quote_id"],
+        purpose=payment["purpose"],
+        remittance_info=payment["remittance_info"],
+        reason_code=payment["reason_code"],
+        reason=payment["reason"],
+        created_at=payment["created_at"],
+        settled_at=payment["settled_at"],
+        events=[s.PaymentEvent(at=e["at"], event=e["event"], detail=e["detail"]) for e in events],
+    )
+
+
+@router.post(
+    "/payments",
+    status_code=201,
+    response_model=s.PaymentOut,
+    tags=["payments"],
+    summary="Send a cross-border payment (Idempotency-Key required)",
+    responses={
+        202: {"model": s.PaymentOut, "description": "Accepted; the outcome is not final yet"},
+    },
+)
+async def create_payment(
+    body: s.PaymentCreate,
+    gw: GatewayDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    participants_service.require_participant(principal)
+    key = idempotency.parse_key(idempotency_key, required=True)
+    assert key is not None
+    result = await payments_service.submit(
+        gw,
+        principal,
+        key=key,
+        command=payments_service.PaymentCommand(
+            debtor_account_id=body.debtor_account_id,
+            creditor_proxy=body.creditor.proxy_value,
+            creditor_account_id=body.creditor.account_id,
+            amount=body.value,
+            currency=body.currency,
+            quote_id=body.quote_id.lower() if body.quote_id else None,
+            purpose=body.purpose,
+            remittance_info=body.remittance_info,
+            end_to_end_id=body.end_to_end_id,
+        ),
+    )
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    headers["Location"] = f"/v1/payments/{result.payment['payment_id']}"
+    return JSONResponse(
+        s.dump(payment_out(result.payment, result.events)),
+        status_code=result.http_status,
+        headers=headers,
+    )
+
+
+@router.get("/payments/{payment_id}", response_model=s.PaymentOut, tags=["payments"])
+async def get_payment(payment_id: str, gw: GatewayDep, principal: PrincipalDep) -> s.PaymentOut:
+    result = await payments_service.get_payment(gw, principal, payment_id)
+    return payment_out(result.payment, result.events)
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
+        at, pid = raw.split("|", 1)
+        return datetime.fromisoformat(at), pid
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequest("cursor is not one this API returned", code="INVALID_CURSOR") from exc
+
+
+def _encode_cursor(payment: PaymentRow) -> str:
+    raw = f"{payment['created_at'].isoformat()}|{payment['payment_id']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@router.get(
+    "/payments",
+    response_model=s.PaymentPage,
+    tags=["payments"],
+    summary="Your payments (as debtor or creditor bank), newest first; the operator sees all",
+)
+async def list_payments(
+    gw: GatewayDep,
+    principal: PrincipalDep,
+    status: Status | None = None,
+    direction: Direction | None = None,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> s.PaymentPage:
+    for bound in (created_from, created_to):
+        if bound is not None and bound.tzinfo is None:
+            raise InvalidRequest("from and to need a time zone, e.g. 2026-11-27T00:00:00+08:00")
+    rows = await payments_service.list_payments(
+        gw,
+        principal,
+        status=status,
+        direction=direction,
+        created_from=created_from,
+        created_to=created_to,
+        after=_decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return s.PaymentPage(
+        items=[payment_out(r) for r in rows],
+        next_cursor=_encode_cursor(rows[-1]) if more and rows else None,
+    )
+
+
+# health ---------------------------------------------------------------------------------------
+
+
+@health_router.get("/healthz", response_model=s.Health, tags=["health"])
+async def healthz(gw: GatewayDep, response: Response) -> s.Health:
+    try:
+        async with gw.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception as exc:
+        database = f"error: {type(exc).__name__}"
+    ibps = "ok" if await gw.ibps.healthy() else "unreachable"
+    if database != "ok":
+        response.status_code = 503
+    return s.Health(status="ok" if database == "ok" else "degraded", database=database, ibps=ibps)

@@ -1,0 +1,421 @@
+"""Request and response models of the public API (v1), with the examples shown in /docs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from fpslink.context import System
+from fpslink.fx.domain import AmountType
+from fpslink.limits.policy import Direction, Period
+from fpslink.money import Currency, InvalidAmount, parse_amount
+from fpslink.settlement.states import Status
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140)]
+AmountText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
+    Field(description='Decimal string with at most the minor units of its currency: "100.00"'),
+]
+UuidText = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _amount(value: str, currency: Currency, *, allow_zero: bool = False) -> Decimal:
+    if allow_zero and value.strip() in {"0", "0.0", "0.00"}:
+        return Decimal("0.00")
+    try:
+        return parse_amount(value, currency)
+    except InvalidAmount as exc:
+        raise ValueError(str(exc)) from exc
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; `code` is stable and documented."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://fpslink.dev/problems/idempotency-key-reused",
+                    "title": "Invalid request",
+                    "status": 422,
+                    "detail": "this Idempotency-Key was used with a different request",
+                    "code": "IDEMPOTENCY_KEY_REUSED",
+                }
+            ]
+        },
+    )
+
+
+# participants and accounts -------------------------------------------------------------------
+
+
+class ParticipantCreate(Request):
+    participant_id: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9_]{2,40}$")] = Field(
+        description="Upper-case bank code, unique across both systems"
+    )
+    name: Name
+    system: System
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"participant_id": "DEMOHK3", "name": "Demo Bank HK 3", "system": "FPS"}]
+        }
+    )
+
+
+class ParticipantOut(BaseModel):
+    participant_id: str
+    name: str
+    system: System
+    api_key: str | None = Field(default=None, description="Shown once, when the participant is created")
+
+
+class AccountCreate(Request):
+    participant_id: Id
+    holder_name: Name
+    currency: Currency
+    opening_balance: AmountText = "0.00"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "participant_id": "DEMOHK1",
+                    "holder_name": "CHAN Tai Man",
+                    "currency": "HKD",
+                    "opening_balance": "50000.00",
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AccountCreate:
+        _amount(self.opening_balance, self.currency, allow_zero=True)
+        return self
+
+    @property
+    def opening(self) -> Decimal:
+        return _amount(self.opening_balance, self.currency, allow_zero=True)
+
+
+class AccountOut(BaseModel):
+    account_id: str
+    participant_id: str
+    system: System
+    currency: Currency
+    holder_name: str
+    balance: str
+    available_balance: str
+    held: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "HK3F9A0C21B7D4E5F6",
+                    "participant_id": "DEMOHK1",
+                    "system": "FPS",
+                    "currency": "HKD",
+                    "holder_name": "CHAN Tai Man",
+                    "balance": "50000.00",
+                    "available_balance": "49000.00",
+                    "held": "1000.00",
+                }
+            ]
+        }
+    )
+
+
+class LimitLine(BaseModel):
+    period: Period
+    period_key: str = Field(description="UTC+8 business date (DAY) or year (YEAR)")
+    limit: str | None = Field(description="null: no limit configured")
+    used: str
+    remaining: str | None
+
+
+class LimitsOut(BaseModel):
+    account_id: str
+    direction: Direction
+    currency: Currency
+    per_transaction: str
+    business_date: str
+    usage: list[LimitLine]
+
+
+# proxies --------------------------------------------------------------------------------------
+
+
+class ProxyCreate(Request):
+    proxy_type: Literal["MOBILE"]
+    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    account_id: Id
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "proxy_type": "MOBILE",
+                    "proxy_value": "9123 4567",
+                    "account_id": "HK3F9A0C21B7D4E5F6",
+                }
+            ]
+        }
+    )
+
+
+class ProxyOut(BaseModel):
+    proxy_type: Literal["MOBILE"] = "MOBILE"
+    proxy_value: str = Field(description="E.164")
+    participant_id: str
+    system: System
+    masked_name: str
+    currency: Currency
+    account_id: str | None = Field(
+        default=None, description="Only in the registration answer, to the account's own bank"
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "proxy_type": "MOBILE",
+                    "proxy_value": "+8613800138000",
+                    "participant_id": "DEMOCN1",
+                    "system": "IBPS",
+                    "masked_name": "张*明",
+                    "currency": "CNY",
+                }
+            ]
+        }
+    )
+
+
+# FX --------------------------------------------------------------------------------------------
+
+
+class RateOut(BaseModel):
+    source_currency: Currency
+    target_currency: Currency
+    mid_rate: str
+    rate: str = Field(description="Customer rate: target units per source unit, spread applied")
+    spread_bps: str
+
+
+class RatesOut(BaseModel):
+    as_of: datetime
+    indicative: bool = True
+    rates: list[RateOut]
+
+
+class QuoteCreate(Request):
+    source_currency: Currency
+    target_currency: Currency
+    amount: AmountText
+    amount_type: AmountType = Field(description="SEND: amount is debited; RECEIVE: credited")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source_currency": "HKD",
+                    "target_currency": "CNY",
+                    "amount": "1000.00",
+                    "amount_type": "SEND",
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> QuoteCreate:
+        _amount(self.amount, self.fixed_currency)
+        return self
+
+    @property
+    def fixed_currency(self) -> Currency:
+        return self.source_currency if self.amount_type is AmountType.SEND else self.target_currency
+
+    @property
+    def value(self) -> Decimal:
+        return _amount(self.amount, self.fixed_currency)
+
+
+class QuoteOut(BaseModel):
+    quote_id: str
+    source_currency: Currency
+    target_currency: Currency
+    amount_type: AmountType
+    mid_rate: str
+    rate: str
+    spread_bps: str
+    source_amount: str
+    target_amount: str
+    created_at: datetime
+    expires_at: datetime
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "quote_id": "5f0c6c1e-9a53-4c39-9d43-1f1f7d8a2b10",
+                    "source_currency": "HKD",
+                    "target_currency": "CNY",
+                    "amount_type": "SEND",
+                    "mid_rate": "0.920000",
+                    "rate": "0.917700",
+                    "spread_bps": "25",
+                    "source_amount": "1000.00",
+                    "target_amount": "917.70",
+                    "created_at": "2026-11-27T08:00:00Z",
+                    "expires_at": "2026-11-27T08:10:00Z",
+                }
+            ]
+        }
+    )
+
+
+# payments -------------------------------------------------------------------------------------
+
+
+class Creditor(Request):
+    proxy_type: Literal["MOBILE"] | None = None
+    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    account_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Creditor:
+        by_proxy = self.proxy_value is not None
+        if by_proxy == (self.account_id is not None):
+            raise ValueError("give the creditor as {proxy_type, proxy_value} or as {account_id}")
+        if by_proxy and self.proxy_type is None:
+            raise ValueError("proxy_type is required with proxy_value (MOBILE)")
+        if not by_proxy and self.proxy_type is not None:
+            raise ValueError("proxy_type goes with proxy_value")
+        return self
+
+
+class PaymentCreate(Request):
+    debtor_account_id: Id
+    creditor: Creditor
+    amount: AmountText
+    currency: Currency = Field(
+        description="The debtor account's currency: amount is sent; the creditor's: amount is received"
+    )
+    quote_id: UuidText | None = None
+    purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=35)]
+    remittance_info: Annotated[str, StringConstraints(max_length=140)] | None = None
+    end_to_end_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,35}$")] | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "debtor_account_id": "HK3F9A0C21B7D4E5F6",
+                    "creditor": {"proxy_type": "MOBILE", "proxy_value": "+86 138 0013 8000"},
+                    "amount": "1000.00",
+                    "currency": "HKD",
+                    "purpose": "FAMILY_SUPPORT",
+                    "remittance_info": "November allowance",
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PaymentCreate:
+        _amount(self.amount, self.currency)
+        return self
+
+    @property
+    def value(self) -> Decimal:
+        return _amount(self.amount, self.currency)
+
+
+class PaymentEvent(BaseModel):
+    at: datetime
+    event: str
+    detail: str | None = None
+
+
+class PaymentOut(BaseModel):
+    payment_id: str = Field(description="UUID v4, also the UETR")
+    end_to_end_id: str | None
+    status: Status
+    direction: Direction
+    debtor_account_id: str
+    creditor_account_id: str | None
+    creditor_masked_name: str | None
+    source_amount: str | None
+    source_currency: Currency
+    target_amount: str | None
+    target_currency: Currency | None
+    rate: str | None
+    mid_rate: str | None
+    spread_bps: str | None
+    quote_id: str | None
+    purpose: str
+    remittance_info: str | None
+    reason_code: str | None
+    reason: str | None
+    created_at: datetime
+    settled_at: datetime | None
+    events: list[PaymentEvent] = Field(default_factory=list)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "payment_id": "0b7f7c3e-3c0a-4f5e-8a53-5b7d7d5a9c11",
+                    "end_to_end_id": None,
+                    "status": "SETTLED",
+                    "direction": "NORTHBOUND",
+                    "debtor_account_id": "HK3F9A0C21B7D4E5F6",
+                    "creditor_account_id": "CN0A1B2C3D4E5F6A7B",
+                    "creditor_masked_name": "张*明",
+                    "source_amount": "1000.00",
+                    "source_currency": "HKD",
+                    "target_amount": "917.70",
+                    "target_currency": "CNY",
+                    "rate": "0.917700",
+                    "mid_rate": "0.920000",
+                    "spread_bps": "25",
+                    "quote_id": None,
+                    "purpose": "FAMILY_SUPPORT",
+                    "remittance_info": None,
+                    "reason_code": None,
+                    "reason": None,
+                    "created_at": "2026-11-27T08:00:00Z",
+                    "settled_at": "2026-11-27T08:00:00.05Z",
+                    "events": [{"at": "2026-11-27T08:00:00Z", "event": "ACCEPTED"}],
+                }
+            ]
+        }
+    )
+
+
+class PaymentPage(BaseModel):
+    items: list[PaymentOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end")
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    ibps: str
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

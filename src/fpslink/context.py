@@ -1,0 +1,64 @@
+"""The gateway's runtime: what every service needs, built once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fpslink.config import Settings
+from fpslink.db import utcnow
+from fpslink.fx.domain import RateSheet
+from fpslink.ibps_client import IbpsClient
+
+
+class System(StrEnum):
+    FPS = "FPS"
+    IBPS = "IBPS"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: one bank, or the scheme operator (participant_id None)."""
+
+    participant_id: str | None
+    system: System | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.participant_id is None
+
+    @property
+    def scope(self) -> str:
+        """The namespace of this caller's idempotency keys."""
+        return self.participant_id or "~operator"
+
+
+OPERATOR = Principal(participant_id=None)
+
+
+def _no_crash(point: str) -> None:
+    return None
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    engine: AsyncEngine
+    ibps: IbpsClient
+    clock: Callable[[], datetime] = utcnow
+    crash_hook: Callable[[str], None] = _no_crash
+    """Called at each named settlement step; tests make it raise to stop the flow there."""
+    principals: dict[str, Principal] = field(default_factory=dict)
+    """API key hash -> participant. Keys never change once issued, so caching is safe."""
+
+    @property
+    def rates(self) -> RateSheet:
+        return RateSheet(mid_hkd_cny=self.settings.fx_mid_hkd_cny, spread_bps=self.settings.fx_spread_bps)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"

@@ -1,0 +1,121 @@
+"""Idempotency keys: bind once per (participant, key), look up, complete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fpslink.idempotency.models import idempotency_keys as keys
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    scope: str
+    key: str
+    endpoint: str
+    fingerprint: str
+    payment_id: str | None
+    response_status: int | None
+    response_body: str | None
+    lease_until: datetime
+    completed_at: datetime | None
+
+
+async def bind(
+    conn: AsyncConnection,
+    *,
+    scope: str,
+    key: str,
+    endpoint: str,
+    fingerprint: str,
+    payment_id: str | None,
+    now: datetime,
+    lease_until: datetime,
+    expires_at: datetime,
+    completed: bool = False,
+) -> bool:
+    """Claim the key; False if it is already bound (by a committed or concurrent request)."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        dialect_insert(keys)
+        .values(
+            participant_id=scope,
+            key=key,
+            endpoint=endpoint,
+            fingerprint=fingerprint,
+            payment_id=payment_id,
+            created_at=now,
+            lease_until=lease_until,
+            completed_at=now if completed else None,
+            expires_at=expires_at,
+        )
+        .on_conflict_do_nothing(index_elements=[keys.c.participant_id, keys.c.key])
+        .returning(keys.c.key)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def find(conn: AsyncConnection, *, scope: str, key: str, now: datetime) -> KeyRecord | None:
+    row = (
+        await conn.execute(
+            select(
+                keys.c.endpoint,
+                keys.c.fingerprint,
+                keys.c.payment_id,
+                keys.c.response_status,
+                keys.c.response_body,
+                keys.c.lease_until,
+                keys.c.completed_at,
+            ).where(keys.c.participant_id == scope, keys.c.key == key, keys.c.expires_at > now)
+        )
+    ).first()
+    if row is None:
+        return None
+    return KeyRecord(scope, key, *row)
+
+
+async def complete(
+    conn: AsyncConnection,
+    *,
+    scope: str,
+    key: str,
+    now: datetime,
+    status: int | None = None,
+    body: str | None = None,
+) -> None:
+    await conn.execute(
+        update(keys)
+        .where(keys.c.participant_id == scope, keys.c.key == key)
+        .values(completed_at=now, response_status=status, response_body=body)
+    )
+
+
+async def take_over(
+    conn: AsyncConnection, *, scope: str, key: str, now: datetime, lease_until: datetime
+) -> bool:
+    """Claim a key whose request died before completing (its lease ran out)."""
+    result = await conn.execute(
+        update(keys)
+        .where(
+            keys.c.participant_id == scope,
+            keys.c.key == key,
+            keys.c.completed_at.is_(None),
+            keys.c.lease_until <= now,
+        )
+        .values(lease_until=lease_until)
+    )
+    return result.rowcount == 1
+
+
+async def release(conn: AsyncConnection, *, scope: str, key: str) -> None:
+    """Forget a key whose request failed before doing anything, so a retry runs afresh."""
+    await conn.execute(delete(keys).where(keys.c.participant_id == scope, keys.c.key == key))
+
+
+async def purge_expired(conn: AsyncConnection, *, now: datetime) -> int:
+    result = await conn.execute(delete(keys).where(keys.c.expires_at <= now))
+    return int(result.rowcount or 0)

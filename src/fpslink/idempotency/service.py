@@ -1,0 +1,124 @@
+"""Idempotency: the same key and body answer the same outcome; another body with the key is an error.
+
+Payment keys are bound inside the payment's acceptance transaction and replays answer from the
+payment as it is now (DESIGN ruling 7). Other POST endpoints store their response and replay it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fpslink.context import Gateway, Principal
+from fpslink.errors import Conflict, FpslinkError, InvalidRequest
+from fpslink.idempotency import repository as repo
+
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def parse_key(raw: str | None, *, required: bool) -> str | None:
+    """The key as sent; a value in double quotes (as the IETF draft writes it) loses them."""
+    if raw is None or raw == "":
+        if required:
+            raise InvalidRequest(
+                "the Idempotency-Key header is required: send a unique value (a UUID is ideal) "
+                "and reuse it when you retry",
+                code="IDEMPOTENCY_KEY_MISSING",
+            )
+        return None
+    key = raw[1:-1] if len(raw) >= 2 and raw.startswith('"') and raw.endswith('"') else raw
+    if not KEY_PATTERN.match(key):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-255 visible ASCII characters", code="IDEMPOTENCY_KEY_INVALID"
+        )
+    return key
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """Hash of the request with amounts and phone numbers already normalised by validation."""
+    canonical = json.dumps([method.upper(), path, body], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def reused() -> InvalidRequest:
+    return InvalidRequest(
+        "this Idempotency-Key was used with a different request; use a new key for a new request",
+        code="IDEMPOTENCY_KEY_REUSED",
+    )
+
+
+def in_progress() -> Conflict:
+    return Conflict(
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+        code="IDEMPOTENCY_IN_PROGRESS",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: Any
+    replayed: bool
+
+
+async def run_idempotent(
+    gw: Gateway,
+    principal: Principal,
+    *,
+    key: str | None,
+    endpoint: str,
+    request_fingerprint: str,
+    action: Callable[[], Awaitable[tuple[int, Any]]],
+) -> StoredResponse:
+    """Run `action` once per key; replay its stored response for the same request."""
+    if key is None:
+        status, body = await action()
+        return StoredResponse(status, body, replayed=False)
+    now = gw.clock()
+    lease_until = now + timedelta(seconds=gw.settings.request_lease_s)
+    async with gw.engine.begin() as conn:
+        bound = await repo.bind(
+            conn,
+            scope=principal.scope,
+            key=key,
+            endpoint=endpoint,
+            fingerprint=request_fingerprint,
+            payment_id=None,
+            now=now,
+            lease_until=lease_until,
+            expires_at=now + timedelta(hours=gw.settings.idempotency_ttl_h),
+        )
+        if not bound:
+            existing = await repo.find(conn, scope=principal.scope, key=key, now=now)
+            if existing is None:
+                raise in_progress()
+            if existing.fingerprint != request_fingerprint or existing.endpoint != endpoint:
+                raise reused()
+            if existing.completed_at is not None and existing.response_status is not None:
+                body = json.loads(existing.response_body) if existing.response_body else None
+                return StoredResponse(existing.response_status, body, replayed=True)
+            if not await repo.take_over(
+                conn, scope=principal.scope, key=key, now=now, lease_until=lease_until
+            ):
+                raise in_progress()
+    try:
+        status, body = await action()
+    except FpslinkError:
+        async with gw.engine.begin() as conn:
+            await repo.release(conn, scope=principal.scope, key=key)
+        raise
+    async with gw.engine.begin() as conn:
+        await repo.complete(
+            conn,
+            scope=principal.scope,
+            key=key,
+            now=gw.clock(),
+            status=status,
+            body=json.dumps(body, default=str),
+        )
+    return StoredResponse(status, body, replayed=False)

@@ -1,0 +1,243 @@
+"""The FPS double-entry ledger: pending, posted and voided transfers, on the caller's transaction.
+
+Nothing here commits: the settlement coordinator owns the transaction boundaries. Each step is one
+or two statements; every state change is a compare-and-set on the transfer's status, so repeating a
+step (a retry, a racing recovery sweep) changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fpslink.ledger.models import ledger_accounts, ledger_transfers
+from fpslink.money import Currency
+
+
+class AccountKind(StrEnum):
+    CUSTOMER = "CUSTOMER"
+    LINK = "LINK"
+    FUNDING = "FUNDING"
+
+
+class TransferKind(StrEnum):
+    OPENING = "OPENING"
+    DEBIT = "DEBIT"
+    CREDIT = "CREDIT"
+
+
+class TransferStatus(StrEnum):
+    PENDING = "PENDING"
+    POSTED = "POSTED"
+    VOIDED = "VOIDED"
+
+
+def link_account(currency: Currency | str) -> str:
+    """The FPS account that stands for IBPS in this currency."""
+    return f"FPS-LINK-{currency}"
+
+
+def funding_account(currency: Currency | str) -> str:
+    return f"FPS-FUNDING-{currency}"
+
+
+async def open_account(
+    conn: AsyncConnection, *, account_id: str, currency: Currency, opening_minor: int, now: datetime
+) -> None:
+    """A customer account, funded by a posted OPENING transfer from the funding account."""
+    await conn.execute(
+        insert(ledger_accounts).values(
+            account_id=account_id,
+            currency=currency.value,
+            kind=AccountKind.CUSTOMER.value,
+            balance_minor=opening_minor,
+            held_minor=0,
+        )
+    )
+    if opening_minor:
+        await conn.execute(
+            insert(ledger_transfers).values(
+                payment_id=None,
+                kind=TransferKind.OPENING.value,
+                debit_account_id=funding_account(currency),
+                credit_account_id=account_id,
+                currency=currency.value,
+                amount_minor=opening_minor,
+                status=TransferStatus.POSTED.value,
+                created_at=now,
+                resolved_at=now,
+            )
+        )
+
+
+async def balances(conn: AsyncConnection, account_id: str) -> tuple[int, int] | None:
+    """(balance, held) in minor units of a customer account, or None."""
+    row = (
+        await conn.execute(
+            select(ledger_accounts.c.balance_minor, ledger_accounts.c.held_minor).where(
+                ledger_accounts.c.account_id == account_id
+            )
+        )
+    ).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+async def prepare_debit(
+    conn: AsyncConnection,
+    *,
+    payment_id: str,
+    account_id: str,
+    currency: Currency,
+    amount_minor: int,
+    now: datetime,
+) -> bool:
+    """Hold the payer's funds (payer -> link, pending). False: not enough available funds."""
+    held = await conn.execute(
+        update(ledger_accounts)
+        .where(
+            ledger_accounts.c.account_id == account_id,
+            ledger_accounts.c.currency == currency.value,
+            ledger_accounts.c.balance_minor - ledger_accounts.c.held_minor >= amount_minor,
+        )
+        .values(held_minor=ledger_accounts.c.held_minor + amount_minor)
+    )
+    if held.rowcount != 1:
+        return False
+    await _insert_pending(
+        conn,
+        payment_id=payment_id,
+        kind=TransferKind.DEBIT,
+        debit=account_id,
+        credit=link_account(currency),
+        currency=currency,
+        amount_minor=amount_minor,
+        now=now,
+    )
+    return True
+
+
+async def prepare_credit(
+    conn: AsyncConnection,
+    *,
+    payment_id: str,
+    account_id: str,
+    currency: Currency,
+    amount_minor: int,
+    now: datetime,
+) -> None:
+    """A pending credit to the payee from the link account; nothing to hold."""
+    await _insert_pending(
+        conn,
+        payment_id=payment_id,
+        kind=TransferKind.CREDIT,
+        debit=link_account(currency),
+        credit=account_id,
+        currency=currency,
+        amount_minor=amount_minor,
+        now=now,
+    )
+
+
+async def _insert_pending(
+    conn: AsyncConnection,
+    *,
+    payment_id: str,
+    kind: TransferKind,
+    debit: str,
+    credit: str,
+    currency: Currency,
+    amount_minor: int,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        insert(ledger_transfers).values(
+            payment_id=payment_id,
+            kind=kind.value,
+            debit_account_id=debit,
+            credit_account_id=credit,
+            currency=currency.value,
+            amount_minor=amount_minor,
+            status=TransferStatus.PENDING.value,
+            created_at=now,
+        )
+    )
+
+
+async def post(conn: AsyncConnection, *, payment_id: str, now: datetime) -> bool:
+    """Post the payment's pending transfer and move the customer's balance. False: not pending."""
+    row = (
+        await conn.execute(
+            update(ledger_transfers)
+            .where(
+                ledger_transfers.c.payment_id == payment_id,
+                ledger_transfers.c.status == TransferStatus.PENDING.value,
+            )
+            .values(status=TransferStatus.POSTED.value, resolved_at=now)
+            .returning(
+                ledger_transfers.c.kind,
+                ledger_transfers.c.debit_account_id,
+                ledger_transfers.c.credit_account_id,
+                ledger_transfers.c.amount_minor,
+            )
+        )
+    ).first()
+    if row is None:
+        return False
+    kind, debit, credit, amount = row
+    if kind == TransferKind.DEBIT.value:
+        await conn.execute(
+            update(ledger_accounts)
+            .where(ledger_accounts.c.account_id == debit)
+            .values(
+                balance_minor=ledger_accounts.c.balance_minor - amount,
+                held_minor=ledger_accounts.c.held_minor - amount,
+            )
+        )
+    else:
+        await conn.execute(
+            update(ledger_accounts)
+            .where(ledger_accounts.c.account_id == credit)
+            .values(balance_minor=ledger_accounts.c.balance_minor + amount)
+        )
+    return True
+
+
+async def void(conn: AsyncConnection, *, payment_id: str, now: datetime) -> bool:
+    """Void the payment's pending transfer, releasing any hold. False: not pending."""
+    row = (
+        await conn.execute(
+            update(ledger_transfers)
+            .where(
+                ledger_transfers.c.payment_id == payment_id,
+                ledger_transfers.c.status == TransferStatus.PENDING.value,
+            )
+            .values(status=TransferStatus.VOIDED.value, resolved_at=now)
+            .returning(
+                ledger_transfers.c.kind,
+                ledger_transfers.c.debit_account_id,
+                ledger_transfers.c.amount_minor,
+            )
+        )
+    ).first()
+    if row is None:
+        return False
+    kind, debit, amount = row
+    if kind == TransferKind.DEBIT.value:
+        await conn.execute(
+            update(ledger_accounts)
+            .where(ledger_accounts.c.account_id == debit)
+            .values(held_minor=ledger_accounts.c.held_minor - amount)
+        )
+    return True
+
+
+async def transfer_of(conn: AsyncConnection, payment_id: str) -> dict[str, object] | None:
+    row = (
+        (await conn.execute(select(ledger_transfers).where(ledger_transfers.c.payment_id == payment_id)))
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)

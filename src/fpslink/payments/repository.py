@@ -1,0 +1,141 @@
+"""Payment rows and their timelines. State changes are compare-and-set on the current state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fpslink.payments.models import payment_events, payments
+from fpslink.settlement.states import State, check_transition
+
+PaymentRow = Mapping[str, Any] | RowMapping
+
+
+async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(payments).values(**values))
+
+
+async def add_events(
+    conn: AsyncConnection,
+    payment_id: str,
+    now: datetime,
+    events: Iterable[tuple[str, str | None]],
+) -> None:
+    rows = [
+        {"payment_id": payment_id, "at": now, "event": event, "detail": detail} for event, detail in events
+    ]
+    if rows:
+        await conn.execute(insert(payment_events), rows)
+
+
+async def get(conn: AsyncConnection, payment_id: str) -> RowMapping | None:
+    return (
+        (await conn.execute(select(payments).where(payments.c.payment_id == payment_id))).mappings().first()
+    )
+
+
+async def events_of(conn: AsyncConnection, payment_id: str) -> Sequence[RowMapping]:
+    return (
+        (
+            await conn.execute(
+                select(payment_events.c.at, payment_events.c.event, payment_events.c.detail)
+                .where(payment_events.c.payment_id == payment_id)
+                .order_by(payment_events.c.seq)
+            )
+        )
+        .mappings()
+        .all()
+    )
+
+
+async def transition(
+    conn: AsyncConnection,
+    *,
+    payment_id: str,
+    current: State,
+    target: State,
+    now: datetime,
+    **values: Any,
+) -> bool:
+    """Move the payment from `current` to `target` if nobody else moved it first."""
+    check_transition(current, target)
+    result = await conn.execute(
+        update(payments)
+        .where(payments.c.payment_id == payment_id, payments.c.state == current.value)
+        .values(state=target.value, updated_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+async def stale(conn: AsyncConnection, *, cutoff: datetime, limit: int) -> Sequence[tuple[str, str]]:
+    """Non-final payments untouched since `cutoff`, oldest first."""
+    rows = await conn.execute(
+        select(payments.c.payment_id, payments.c.state)
+        .where(
+            payments.c.state.in_([State.ACCEPTED, State.COMMITTING, State.ABORTING]),
+            payments.c.updated_at < cutoff,
+        )
+        .order_by(payments.c.updated_at)
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def claim(
+    conn: AsyncConnection, *, payment_id: str, state: State, cutoff: datetime, now: datetime
+) -> bool:
+    """Take a stale payment for one recovery attempt, so that two sweeps never both drive it."""
+    result = await conn.execute(
+        update(payments)
+        .where(
+            payments.c.payment_id == payment_id,
+            payments.c.state == state.value,
+            payments.c.updated_at < cutoff,
+        )
+        .values(updated_at=now, attempts=payments.c.attempts + 1)
+    )
+    return result.rowcount == 1
+
+
+async def page(
+    conn: AsyncConnection,
+    *,
+    participant_id: str | None,
+    states: Sequence[State] | None,
+    direction: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Sequence[RowMapping]:
+    """Newest first; keyset-paged on (created_at, payment_id)."""
+    query = select(payments)
+    if participant_id is not None:
+        query = query.where(
+            or_(
+                payments.c.participant_id == participant_id,
+                payments.c.creditor_participant_id == participant_id,
+            )
+        )
+    if states:
+        query = query.where(payments.c.state.in_([s.value for s in states]))
+    if direction:
+        query = query.where(payments.c.direction == direction)
+    if created_from:
+        query = query.where(payments.c.created_at >= created_from)
+    if created_to:
+        query = query.where(payments.c.created_at < created_to)
+    if after:
+        at, pid = after
+        query = query.where(
+            or_(
+                payments.c.created_at < at,
+                and_(payments.c.created_at == at, payments.c.payment_id < pid),
+            )
+        )
+    query = query.order_by(payments.c.created_at.desc(), payments.c.payment_id.desc()).limit(limit)
+    return (await conn.execute(query)).mappings().all()

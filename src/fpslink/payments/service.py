@@ -1,0 +1,538 @@
+"""Accepting a payment (DESIGN section 3, step 1) and answering for it afterwards.
+
+Acceptance binds the idempotency key, uses the quote, reserves limit usage and prepares the FPS side
+in ONE transaction; any business rejection rolls that back and records a REJECTED payment instead.
+Malformed requests and foreign resources raise before anything is bound.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fpslink.context import Gateway, Principal, System
+from fpslink.directory import service as directory
+from fpslink.directory.phones import InvalidProxy, normalize_mobile
+from fpslink.errors import InvalidRequest, NotFound
+from fpslink.fx import service as fx_service
+from fpslink.fx.domain import AmountType, Conversion
+from fpslink.idempotency import repository as idem_repo
+from fpslink.idempotency import service as idempotency
+from fpslink.idempotency.repository import KeyRecord
+from fpslink.ledger import repository as ledger
+from fpslink.limits import repository as limits_repo
+from fpslink.limits import service as limits_service
+from fpslink.limits.policy import (
+    Direction,
+    Period,
+    business_date,
+    check_per_transaction,
+    in_service_hours,
+)
+from fpslink.money import Currency, Money, round_up, to_minor
+from fpslink.participants import repository as participants_repo
+from fpslink.participants import service as participants_service
+from fpslink.participants.repository import AccountRecord
+from fpslink.payments import repository as payments_repo
+from fpslink.payments.repository import PaymentRow
+from fpslink.settlement import coordinator
+from fpslink.settlement.states import FINAL, State, Status
+
+ENDPOINT = "POST /v1/payments"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentCommand:
+    debtor_account_id: str
+    creditor_proxy: str | None
+    creditor_account_id: str | None
+    amount: Decimal
+    currency: Currency
+    quote_id: str | None
+    purpose: str
+    remittance_info: str | None
+    end_to_end_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    payment: PaymentRow
+    events: Sequence[PaymentRow]
+    http_status: int
+    replayed: bool
+
+
+class Rejection(Exception):
+    """A business rejection: the payment is recorded REJECTED with this reason code."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _KeyTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    """What acceptance fixed before the transaction: creditor, FX and limit usage."""
+
+    creditor_account_id: str
+    creditor_participant_id: str
+    creditor_masked_name: str
+    creditor_system: System
+    conversion: Conversion
+    quote_id: str | None
+    limit_minor: int
+
+
+def _counterparty_region(debtor_system: System) -> str:
+    return "CN" if debtor_system is System.FPS else "HK"
+
+
+async def submit(gw: Gateway, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
+    participant_id = participants_service.require_participant(principal)
+    now = gw.clock()
+    async with gw.engine.connect() as conn:
+        debtor = await participants_repo.account(conn, command.debtor_account_id)
+        if debtor is None or debtor.participant_id != participant_id:
+            raise NotFound(f"debtor account {command.debtor_account_id} not found", code="ACCOUNT_NOT_FOUND")
+        proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
+        fp = _fingerprint(command, proxy)
+        existing = await idem_repo.find(conn, scope=principal.scope, key=key, now=now)
+        if existing is not None:
+            return await _replay(gw, existing, fp, now)
+    payment_id = str(uuid.uuid4())
+    direction = limits_service.direction_of(debtor.system)
+    amount_type = AmountType.SEND if command.currency is debtor.currency else AmountType.RECEIVE
+    row: dict[str, Any] = {
+        "payment_id": payment_id,
+        "participant_id": participant_id,
+        "direction": direction.value,
+        "debtor_account_id": debtor.account_id,
+        "creditor_proxy": proxy,
+        "creditor_account_id": command.creditor_account_id,
+        "source_currency": debtor.currency.value,
+        "source_minor": to_minor(command.amount, command.currency)
+        if amount_type is AmountType.SEND
+        else None,
+        "amount_type": amount_type.value,
+        "quote_id": command.quote_id,
+        "purpose": command.purpose,
+        "remittance_info": command.remittance_info,
+        "end_to_end_id": command.end_to_end_id,
+        "business_date": business_date(now).isoformat(),
+        "limit_minor": 0,
+        "limit_currency": limits_service.limits_for(gw.settings, direction).currency.value,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        binding = await _bind(gw, participant_id, debtor, direction, command, proxy, row, now)
+    except Rejection as rejection:
+        return await _record_rejection(gw, principal, key, fp, row, rejection, now)
+
+    conv = binding.conversion
+    row.update(
+        creditor_account_id=binding.creditor_account_id,
+        creditor_participant_id=binding.creditor_participant_id,
+        creditor_masked_name=binding.creditor_masked_name,
+        source_minor=conv.source.minor,
+        target_minor=conv.target.minor,
+        target_currency=conv.target.currency.value,
+        mid_rate=str(conv.mid_rate),
+        rate=str(conv.rate),
+        spread_bps=str(conv.spread_bps),
+        limit_minor=binding.limit_minor,
+        state=State.ACCEPTED.value,
+    )
+    try:
+        await _accept(gw, principal, key, fp, row, binding, direction, now)
+    except _KeyTaken:
+        return await _replay_race(gw, principal, key, fp)
+    except Rejection as rejection:
+        return await _record_rejection(gw, principal, key, fp, row, rejection, now)
+
+    gw.crash_hook("accepted")
+    state = await coordinator.drive(gw, row)
+    if state not in FINAL:
+        async with gw.engine.begin() as conn:
+            await idem_repo.complete(conn, scope=principal.scope, key=key, now=gw.clock())
+    return await _result(gw, payment_id, replayed=False)
+
+
+def _normalise_proxy(raw: str | None, debtor_system: System) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return normalize_mobile(raw, _counterparty_region(debtor_system))
+    except InvalidProxy as exc:
+        raise InvalidRequest(str(exc), code="INVALID_PROXY") from exc
+
+
+def _fingerprint(command: PaymentCommand, proxy: str | None) -> str:
+    body = {
+        "debtor_account_id": command.debtor_account_id,
+        "creditor": {"proxy_value": proxy} if proxy else {"account_id": command.creditor_account_id},
+        "amount": f"{command.amount:f}",
+        "currency": command.currency.value,
+        "quote_id": command.quote_id,
+        "purpose": command.purpose,
+        "remittance_info": command.remittance_info,
+        "end_to_end_id": command.end_to_end_id,
+    }
+    return idempotency.fingerprint("POST", "/v1/payments", body)
+
+
+async def _bind(
+    gw: Gateway,
+    participant_id: str,
+    debtor: AccountRecord,
+    direction: Direction,
+    command: PaymentCommand,
+    proxy: str | None,
+    row: dict[str, Any],
+    now: datetime,
+) -> _Binding:
+    """Every check that needs no lock: hours, creditor, currency, quote, per-transaction limit."""
+    if direction is Direction.SOUTHBOUND and not in_service_hours(now, gw.settings.southbound_window):
+        raise Rejection(
+            "OUTSIDE_SERVICE_HOURS",
+            f"southbound payments run {gw.settings.southbound_hours} (UTC+8)",
+        )
+    creditor = await _resolve_creditor(gw, proxy, command.creditor_account_id)
+    row.update(
+        creditor_account_id=creditor.account_id,
+        creditor_participant_id=creditor.participant_id,
+        creditor_masked_name=creditor.masked_name,
+        target_currency=creditor.currency.value,
+    )
+    if creditor.system is debtor.system:
+        raise Rejection(
+            "NOT_CROSS_BORDER",
+            f"the creditor is in {creditor.system.value} like the debtor; "
+            "this link carries only FPS <-> IBPS payments",
+        )
+    if command.currency is debtor.currency:
+        amount_type = AmountType.SEND
+    elif command.currency is creditor.currency:
+        amount_type = AmountType.RECEIVE
+    else:
+        raise InvalidRequest(
+            f"currency {command.currency.value} is neither the debtor account's "
+            f"({debtor.currency.value}) nor the creditor account's ({creditor.currency.value})",
+            code="CURRENCY_MISMATCH",
+        )
+    conversion = await _conversion(gw, participant_id, debtor, creditor, command, amount_type, now)
+    row.update(
+        source_minor=conversion.source.minor,
+        target_minor=conversion.target.minor,
+        mid_rate=str(conversion.mid_rate),
+        rate=str(conversion.rate),
+        spread_bps=str(conversion.spread_bps),
+    )
+    limits = limits_service.limits_for(gw.settings, direction)
+    usage = _limit_usage(gw, conversion, limits.currency)
+    if check_per_transaction(limits, usage.amount) is not None:
+        raise Rejection(
+            "AM02",
+            f"{usage} exceeds the per-transaction limit of {limits.per_transaction} {limits.currency.value}",
+        )
+    return _Binding(
+        creditor_account_id=creditor.account_id,
+        creditor_participant_id=creditor.participant_id,
+        creditor_masked_name=creditor.masked_name,
+        creditor_system=creditor.system,
+        conversion=conversion,
+        quote_id=command.quote_id,
+        limit_minor=usage.minor,
+    )
+
+
+async def _resolve_creditor(
+    gw: Gateway, proxy: str | None, account_id: str | None
+) -> directory.ResolvedProxy:
+    if proxy is not None:
+        try:
+            found = await directory.resolve(gw, proxy)
+        except directory.ProxyLookupUnavailable as exc:
+            raise Rejection("AB06", f"IBPS did not answer the proxy look-up ({exc})") from exc
+        if found is None:
+            raise Rejection("BE23", f"no account is registered for {proxy}")
+        return found
+    assert account_id is not None  # the request schema requires one of the two
+    async with gw.engine.connect() as conn:
+        account = await participants_repo.account(conn, account_id)
+    if account is None:
+        raise Rejection("AC01", f"creditor account {account_id} does not exist")
+    return directory.ResolvedProxy(
+        proxy_value="",
+        account_id=account.account_id,
+        participant_id=account.participant_id,
+        system=account.system,
+        currency=account.currency,
+        holder_name=account.holder_name,
+    )
+
+
+async def _conversion(
+    gw: Gateway,
+    participant_id: str,
+    debtor: AccountRecord,
+    creditor: directory.ResolvedProxy,
+    command: PaymentCommand,
+    amount_type: AmountType,
+    now: datetime,
+) -> Conversion:
+    if command.quote_id is None:
+        return fx_service.fresh_conversion(
+            gw,
+            source=debtor.currency,
+            target=creditor.currency,
+            amount=command.amount,
+            amount_type=amount_type,
+        )
+    quote = await fx_service.get_quote(gw, participant_id=participant_id, quote_id=command.quote_id)
+    conv = quote.conversion
+    fixed = conv.source if conv.amount_type is AmountType.SEND else conv.target
+    if (
+        conv.source.currency is not debtor.currency
+        or conv.target.currency is not creditor.currency
+        or conv.amount_type is not amount_type
+        or fixed.amount != command.amount
+    ):
+        raise Rejection(
+            "QUOTE_MISMATCH",
+            f"quote {quote.quote_id} is for {conv.amount_type.value} {fixed} "
+            f"({conv.source.currency.value}->{conv.target.currency.value}); the payment is for "
+            f"{amount_type.value} {command.amount} {command.currency.value} "
+            f"({debtor.currency.value}->{creditor.currency.value})",
+        )
+    if quote.payment_id is not None:
+        raise Rejection("QUOTE_USED", f"quote {quote.quote_id} was already used by a payment")
+    if quote.expires_at <= now:
+        raise Rejection("QUOTE_EXPIRED", f"quote {quote.quote_id} expired at {quote.expires_at}")
+    return conv
+
+
+def _limit_usage(gw: Gateway, conversion: Conversion, currency: Currency) -> Money:
+    """The payment's amount in the limit's currency, at the payment's bound rates (ruling 5)."""
+    if conversion.source.currency is currency:
+        return conversion.source
+    if conversion.target.currency is currency:
+        return conversion.target
+    mid = gw.rates.mid(conversion.source.currency, currency)
+    return Money(round_up(conversion.source.amount * mid, currency), currency)
+
+
+async def _accept(
+    gw: Gateway,
+    principal: Principal,
+    key: str,
+    fp: str,
+    row: dict[str, Any],
+    binding: _Binding,
+    direction: Direction,
+    now: datetime,
+) -> None:
+    """The acceptance transaction: key, quote, limits, FPS prepare, payment row, timeline."""
+    payment_id = row["payment_id"]
+    conv = binding.conversion
+    limits = limits_service.limits_for(gw.settings, direction)
+    async with gw.engine.begin() as conn:
+        if not await idem_repo.bind(
+            conn,
+            scope=principal.scope,
+            key=key,
+            endpoint=ENDPOINT,
+            fingerprint=fp,
+            payment_id=payment_id,
+            now=now,
+            lease_until=now + timedelta(seconds=gw.settings.request_lease_s),
+            expires_at=now + timedelta(hours=gw.settings.idempotency_ttl_h),
+        ):
+            raise _KeyTaken
+        if binding.quote_id is not None and not await fx_service.use_quote(
+            conn, quote_id=binding.quote_id, payment_id=payment_id, now=now
+        ):
+            raise Rejection("QUOTE_USED", f"quote {binding.quote_id} was used or expired meanwhile")
+        keys = limits_service.period_keys(now)
+        for period in Period:
+            if not await limits_repo.reserve(
+                conn,
+                account_id=row["debtor_account_id"],
+                direction=direction,
+                period=period,
+                period_key=keys[period],
+                currency=limits.currency.value,
+                amount_minor=binding.limit_minor,
+                limit_minor=limits_service.limit_minor(limits, period),
+            ):
+                name = "daily" if period is Period.DAY else "yearly"
+                raise Rejection(
+                    "AM14",
+                    f"the {name} {direction.value.lower()} limit of "
+                    f"{limits.for_period(period)} {limits.currency.value} would be exceeded",
+                )
+        if direction is Direction.NORTHBOUND:
+            if not await ledger.prepare_debit(
+                conn,
+                payment_id=payment_id,
+                account_id=row["debtor_account_id"],
+                currency=conv.source.currency,
+                amount_minor=conv.source.minor,
+                now=now,
+            ):
+                raise Rejection("AM04", "insufficient funds in the debtor account")
+        else:
+            await ledger.prepare_credit(
+                conn,
+                payment_id=payment_id,
+                account_id=binding.creditor_account_id,
+                currency=conv.target.currency,
+                amount_minor=conv.target.minor,
+                now=now,
+            )
+        await payments_repo.insert_payment(conn, row)
+        await payments_repo.add_events(
+            conn,
+            payment_id,
+            now,
+            [
+                ("ACCEPTED", f"{direction.value} to {binding.creditor_masked_name}"),
+                (
+                    "FX_FIXED",
+                    f"{conv.source} -> {conv.target} at {conv.rate} "
+                    f"(mid {conv.mid_rate}, spread {conv.spread_bps} bps"
+                    + (f", quote {binding.quote_id})" if binding.quote_id else ")"),
+                ),
+                ("LIMITS_RESERVED", f"{Money.from_minor(binding.limit_minor, limits.currency)}"),
+                ("PREPARED_AT_FPS", "funds held" if direction is Direction.NORTHBOUND else None),
+            ],
+        )
+
+
+async def _record_rejection(
+    gw: Gateway,
+    principal: Principal,
+    key: str,
+    fp: str,
+    row: dict[str, Any],
+    rejection: Rejection,
+    now: datetime,
+) -> PaymentResult:
+    row = {
+        **row,
+        "state": State.REJECTED.value,
+        "reason_code": rejection.code,
+        "reason": rejection.reason[:300],
+        "limit_minor": 0,
+        "decided_at": now,
+    }
+    async with gw.engine.begin() as conn:
+        if not await idem_repo.bind(
+            conn,
+            scope=principal.scope,
+            key=key,
+            endpoint=ENDPOINT,
+            fingerprint=fp,
+            payment_id=row["payment_id"],
+            now=now,
+            lease_until=now,
+            expires_at=now + timedelta(hours=gw.settings.idempotency_ttl_h),
+            completed=True,
+        ):
+            await conn.rollback()
+            return await _replay_race(gw, principal, key, fp)
+        await payments_repo.insert_payment(conn, row)
+        await payments_repo.add_events(
+            conn, row["payment_id"], now, [("REJECTED", f"{rejection.code}: {rejection.reason}")]
+        )
+    return await _result(gw, row["payment_id"], replayed=False)
+
+
+async def _replay_race(gw: Gateway, principal: Principal, key: str, fp: str) -> PaymentResult:
+    """Another request bound the key while this one was working: answer as a replay of it."""
+    now = gw.clock()
+    async with gw.engine.connect() as conn:
+        existing = await idem_repo.find(conn, scope=principal.scope, key=key, now=now)
+    if existing is None:
+        raise idempotency.in_progress()
+    return await _replay(gw, existing, fp, now)
+
+
+async def _replay(gw: Gateway, existing: KeyRecord, fp: str, now: datetime) -> PaymentResult:
+    if existing.endpoint != ENDPOINT or existing.fingerprint != fp:
+        raise idempotency.reused()
+    if existing.payment_id is None:
+        raise idempotency.in_progress()
+    async with gw.engine.connect() as conn:
+        payment = await payments_repo.get(conn, existing.payment_id)
+    if payment is None:
+        raise idempotency.in_progress()
+    final = State(payment["state"]) in FINAL
+    if not final and existing.completed_at is None and existing.lease_until > now:
+        raise idempotency.in_progress()
+    return await _result(gw, existing.payment_id, replayed=True)
+
+
+async def _result(gw: Gateway, payment_id: str, *, replayed: bool) -> PaymentResult:
+    async with gw.engine.connect() as conn:
+        payment = await payments_repo.get(conn, payment_id)
+        events = await payments_repo.events_of(conn, payment_id)
+    if payment is None:
+        raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND")
+    status = 201 if State(payment["state"]) in FINAL else 202
+    return PaymentResult(payment, events, status, replayed)
+
+
+async def get_payment(gw: Gateway, principal: Principal, payment_id: str) -> PaymentResult:
+    result = await _result(gw, payment_id, replayed=False)
+    if not visible_to(principal, result.payment):
+        raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND")
+    return result
+
+
+def visible_to(principal: Principal, payment: PaymentRow) -> bool:
+    return principal.is_operator or principal.participant_id in (
+        payment["participant_id"],
+        payment["creditor_participant_id"],
+    )
+
+
+STATES_OF_STATUS = {
+    Status.PENDING: [State.ACCEPTED, State.COMMITTING, State.ABORTING],
+    Status.SETTLED: [State.SETTLED],
+    Status.REJECTED: [State.REJECTED],
+}
+
+
+async def list_payments(
+    gw: Gateway,
+    principal: Principal,
+    *,
+    status: Status | None,
+    direction: Direction | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Sequence[PaymentRow]:
+    async with gw.engine.connect() as conn:
+        return await payments_repo.page(
+            conn,
+            participant_id=principal.participant_id,
+            states=STATES_OF_STATUS[status] if status else None,
+            direction=direction.value if direction else None,
+            created_from=created_from,
+            created_to=created_to,
+            after=after,
+            limit=limit,
+        )

@@ -1,0 +1,277 @@
+"""The demo world and the one-command sandbox: databases, migrations, mock_ibps, seed, banner.
+
+The demo world is deterministic: fixed bank codes, account ids and proxies, and API keys derived
+from the operator key, so a restarted sandbox prints the same keys and the copy-paste curl keeps
+working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from fpslink.config import DEFAULT_DATA_DIR, Settings
+from fpslink.context import OPERATOR, Gateway, System
+from fpslink.db import create_engine
+from fpslink.directory import service as directory
+from fpslink.errors import Conflict
+from fpslink.ibps_client import IbpsClient
+from fpslink.money import Currency
+from fpslink.participants import repository as participants_repo
+from fpslink.participants import service as participants_service
+
+
+@dataclass(frozen=True, slots=True)
+class DemoBank:
+    participant_id: str
+    name: str
+    system: System
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    account_id: str
+    participant_id: str
+    holder_name: str
+    currency: Currency
+    opening_balance: Decimal
+    proxy: str | None
+
+
+DEMO_BANKS = (
+    DemoBank("HARBOURHK", "Harbour Bank (demo)", System.FPS),
+    DemoBank("VICTORIAHK", "Victoria Bank (demo)", System.FPS),
+    DemoBank("PEARLCN", "Pearl River Bank (demo)", System.IBPS),
+    DemoBank("YANGTZECN", "Yangtze Bank (demo)", System.IBPS),
+)
+DEMO_ACCOUNTS = (
+    DemoAccount(
+        "HKDEMO0001", "HARBOURHK", "CHAN Tai Man", Currency.HKD, Decimal("100000.00"), "+85291234567"
+    ),
+    DemoAccount("HKDEMO0002", "HARBOURHK", "CHAN Tai Man", Currency.CNY, Decimal("50000.00"), None),
+    DemoAccount(
+        "HKDEMO0003", "VICTORIAHK", "WONG Siu Ming", Currency.HKD, Decimal("100000.00"), "+85261234567"
+    ),
+    DemoAccount("CNDEMO0001", "PEARLCN", "张小明", Currency.CNY, Decimal("100000.00"), "+8613800138000"),
+    DemoAccount("CNDEMO0002", "YANGTZECN", "李华", Currency.CNY, Decimal("100000.00"), "+8613900139000"),
+)
+
+
+def demo_key(operator_key: str, participant_id: str) -> str:
+    digest = hmac.new(operator_key.encode(), participant_id.encode(), hashlib.sha256).hexdigest()
+    return f"fpsl_{participant_id.lower()}_{digest[:32]}"
+
+
+def operator_key(settings: Settings, data_dir: Path) -> str:
+    """FPSLINK_OPERATOR_KEY, else the key this data directory generated on its first run."""
+    if settings.operator_key:
+        return settings.operator_key
+    path = data_dir / "operator_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = "fpsl_operator_" + secrets.token_urlsafe(24)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def ibps_database_url(gateway_url: str) -> str:
+    """mock_ibps's own database beside the gateway's: ibps.db, or `<name>_ibps` on PostgreSQL."""
+    explicit = os.environ.get("MOCK_IBPS_DATABASE_URL")
+    if explicit:
+        return explicit
+    url = make_url(gateway_url)
+    if url.get_backend_name() == "sqlite":
+        directory_of = Path(url.database or f"{DEFAULT_DATA_DIR}/gateway.db").parent
+        return f"sqlite+aiosqlite:///{directory_of / 'ibps.db'}"
+    return url.set(database=f"{url.database}_ibps").render_as_string(hide_password=False)
+
+
+async def ensure_postgres_database(url: str) -> None:
+    """Create the PostgreSQL database named in `url` if it does not exist yet."""
+    import asyncpg
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return
+    conn = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database="postgres",
+    )
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", parsed.database)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await conn.close()
+
+
+async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
+    """Create whatever part of the demo world is missing; returns warnings for the banner."""
+    warnings: list[str] = []
+    for bank in DEMO_BANKS:
+        key = demo_key(op_key, bank.participant_id)
+        async with gw.engine.connect() as conn:
+            existing = await participants_repo.participant(conn, bank.participant_id)
+            by_key = await participants_repo.participant_by_key_hash(conn, participants_service.hash_key(key))
+        if existing is None:
+            await participants_service.create_participant(
+                gw,
+                participant_id=bank.participant_id,
+                name=bank.name,
+                system=bank.system,
+                api_key=key,
+            )
+        elif by_key is None:
+            warnings.append(
+                f"{bank.participant_id} was created with another operator key; its printed key "
+                "will not work (delete the sandbox data to start afresh)"
+            )
+    for acc in DEMO_ACCOUNTS:
+        async with gw.engine.connect() as conn:
+            exists = await participants_repo.account(conn, acc.account_id) is not None
+        if not exists:
+            await participants_service.open_account(
+                gw,
+                participant_id=acc.participant_id,
+                holder_name=acc.holder_name,
+                currency=acc.currency,
+                opening_balance=acc.opening_balance,
+                account_id=acc.account_id,
+            )
+        if acc.proxy:
+            with contextlib.suppress(Conflict):
+                await directory.register(
+                    gw,
+                    OPERATOR,
+                    proxy_type="MOBILE",
+                    proxy_value=acc.proxy,
+                    account_id=acc.account_id,
+                )
+    return warnings
+
+
+def wait_healthy(url: str, *, process: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url} exited with code {process.returncode} while starting")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become healthy within {timeout_s:.0f} s")
+
+
+def start_mock_ibps(
+    *, host: str, port: int, database_url: str, token: str, log_level: str = "warning"
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "MOCK_IBPS_DATABASE_URL": database_url,
+        "MOCK_IBPS_TOKEN": token,
+        "MOCK_IBPS_LOG_LEVEL": log_level,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mock_ibps.cli", "serve", "--host", host, "--port", str(port), "--no-migrate"],
+        env=env,
+    )
+    wait_healthy(f"http://{host}:{port}/healthz", process=process, timeout_s=30)
+    return process
+
+
+async def seed(settings: Settings, op_key: str) -> list[str]:
+    engine = create_engine(settings.database_url, pool_size=2)
+    ibps = IbpsClient(
+        base_url=settings.ibps_url, token=settings.ibps_token, timeout_s=settings.ibps_timeout_s
+    )
+    try:
+        return await seed_demo(Gateway(settings=settings, engine=engine, ibps=ibps), op_key)
+    finally:
+        await ibps.aclose()
+        await engine.dispose()
+
+
+def banner(*, host: str, port: int, ibps_port: int, op_key: str, warnings: list[str]) -> str:
+    base = f"http://{host}:{port}"
+    keys = {bank.participant_id: demo_key(op_key, bank.participant_id) for bank in DEMO_BANKS}
+    lines = [
+        "",
+        "fpslink sandbox is running",
+        f"  gateway   {base}   (API docs: {base}/docs)",
+        f"  mock_ibps http://{host}:{ibps_port}",
+        "",
+        f"  operator key   {op_key}",
+    ]
+    for bank in DEMO_BANKS:
+        lines.append(f"  {bank.participant_id:<11}{bank.system.value:<5} key {keys[bank.participant_id]}")
+    lines += ["", "  demo accounts"]
+    for acc in DEMO_ACCOUNTS:
+        lines.append(
+            f"    {acc.account_id}  {acc.participant_id:<11}{acc.currency.value} "
+            f"{acc.opening_balance:>10}  {acc.holder_name}  {acc.proxy or ''}"
+        )
+    lines += [
+        "",
+        "  send 1000.00 HKD northbound to +86 138 0013 8000 (settles at once):",
+        "",
+        f"    curl -s -X POST {base}/v1/payments \\",
+        f"      -H 'Authorization: Bearer {keys['HARBOURHK']}' \\",
+        "      -H \"Idempotency-Key: demo-$(date +%s%N)\" -H 'Content-Type: application/json' \\",
+        '      -d \'{"debtor_account_id": "HKDEMO0001", "creditor": {"proxy_type": "MOBILE", '
+        '"proxy_value": "+8613800138000"}, "amount": "1000.00", "currency": "HKD", '
+        '"purpose": "FAMILY_SUPPORT"}\'',
+        "",
+        "  check every ledger invariant:  fpslink check",
+        "",
+    ]
+    lines += [f"  warning: {w}" for w in warnings]
+    return "\n".join(lines)
+
+
+def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int) -> None:
+    from fpslink import migrate
+    from mock_ibps import migrate as ibps_migrate
+
+    data_dir = Path(DEFAULT_DATA_DIR)
+    op_key = operator_key(settings, data_dir)
+    ibps_url_db = ibps_database_url(settings.database_url)
+    for url in (settings.database_url, ibps_url_db):
+        asyncio.run(ensure_postgres_database(url))
+    migrate.upgrade(settings.database_url)
+    ibps_migrate.upgrade(ibps_url_db)
+    settings = settings.model_copy(update={"operator_key": op_key, "ibps_url": f"http://{host}:{ibps_port}"})
+    ibps = start_mock_ibps(host=host, port=ibps_port, database_url=ibps_url_db, token=settings.ibps_token)
+    try:
+        warnings = asyncio.run(seed(settings, op_key))
+        import uvicorn
+
+        from fpslink.app import create_app
+
+        print(banner(host=host, port=port, ibps_port=ibps_port, op_key=op_key, warnings=warnings), flush=True)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    finally:
+        ibps.terminate()
+        try:
+            ibps.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            ibps.kill()

@@ -1,0 +1,67 @@
+"""The recovery sweep: every non-final payment older than its time-out is driven to an end.
+
+Undecided (ACCEPTED) payments are aborted; decided ones finish their decision. Each payment is first
+claimed with a compare-and-set on its state and age, so any number of gateway workers can sweep at
+once without acting twice on one payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+
+from fpslink.context import Gateway
+from fpslink.payments import repository as payments_repo
+from fpslink.settlement import coordinator
+from fpslink.settlement.states import State
+
+log = logging.getLogger("fpslink.recovery")
+
+
+async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
+    """One pass; returns how many payments ended in each state (or stayed, for retries)."""
+    now = now or gw.clock()
+    cutoff = now - timedelta(seconds=gw.settings.settlement_timeout_s)
+    outcomes: Counter[str] = Counter()
+    async with gw.engine.connect() as conn:
+        candidates = await payments_repo.stale(conn, cutoff=cutoff, limit=gw.settings.recovery_batch_size)
+    for payment_id, state_value in candidates:
+        state = State(state_value)
+        async with gw.engine.begin() as conn:
+            claimed = await payments_repo.claim(
+                conn, payment_id=payment_id, state=state, cutoff=cutoff, now=gw.clock()
+            )
+            payment = await payments_repo.get(conn, payment_id) if claimed else None
+            if claimed:
+                await payments_repo.add_events(
+                    conn, payment_id, gw.clock(), [("RECOVERY", f"found {state.value}")]
+                )
+        if payment is None:
+            continue
+        if state is State.ACCEPTED:
+            state = await coordinator.decide_abort(
+                gw,
+                payment,
+                reason_code="AB05",
+                reason="settlement timed out before both ledgers were prepared",
+            )
+        final = await coordinator.finish(gw, payment_id, state)
+        outcomes[final.value] += 1
+    return outcomes
+
+
+async def run_forever(gw: Gateway) -> None:
+    """The background loop each gateway worker runs; errors are logged and the loop goes on."""
+    interval = gw.settings.recovery_interval_s
+    while True:
+        try:
+            outcomes = await sweep(gw)
+            if outcomes:
+                log.info("recovery sweep: %s", dict(outcomes))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("recovery sweep failed; retrying in %.1f s", interval)
+        await asyncio.sleep(interval)
