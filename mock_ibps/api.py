@@ -1,0 +1,145 @@
+"""HTTP routes: parse, call one use case, serialise. Errors travel up as the error tree."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+
+from mock_ibps.domain import PrepareRequest, TransferKind
+from mock_ibps.errors import Unauthorized
+from mock_ibps.money import format_amount
+from mock_ibps.schemas import (
+    AccountIn,
+    AccountOut,
+    Health,
+    LedgerCheckOut,
+    ParticipantIn,
+    ParticipantOut,
+    PrepareIn,
+    PrepareOut,
+    ProxyIn,
+    ProxyOut,
+    ProxyRegistered,
+    ProxyValue,
+    TransferOut,
+    TransferPageOut,
+)
+from mock_ibps.service import IbpsLedger
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 500
+
+
+def get_ledger(request: Request) -> IbpsLedger:
+    ledger: IbpsLedger = request.app.state.ledger
+    return ledger
+
+
+def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Bearer token check in constant time, so the token cannot be guessed byte by byte."""
+    expected: str = request.app.state.settings.token
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized("send Authorization: Bearer <token>")
+
+
+LedgerDep = Annotated[IbpsLedger, Depends(get_ledger)]
+
+health_router = APIRouter()
+router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])
+
+
+@health_router.get("/healthz")
+async def healthz() -> Health:
+    return Health()
+
+
+@router.post("/participants", status_code=status.HTTP_201_CREATED)
+async def create_participant(body: ParticipantIn, ledger: LedgerDep, response: Response) -> ParticipantOut:
+    participant, created = await ledger.open_participant(participant_id=body.participant_id, name=body.name)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return ParticipantOut(participant_id=participant.participant_id, name=participant.name)
+
+
+@router.post("/accounts", status_code=status.HTTP_201_CREATED)
+async def create_account(body: AccountIn, ledger: LedgerDep, response: Response) -> AccountOut:
+    account, created = await ledger.open_account(
+        account_id=body.account_id,
+        participant_id=body.participant_id,
+        holder_name=body.holder_name,
+        currency=body.currency,
+        opening_balance_minor=body.opening_balance_minor,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return AccountOut.of(account)
+
+
+@router.get("/accounts/{account_id}")
+async def get_account(account_id: str, ledger: LedgerDep) -> AccountOut:
+    return AccountOut.of(await ledger.get_account(account_id=account_id))
+
+
+@router.post("/proxies", status_code=status.HTTP_201_CREATED)
+async def register_proxy(body: ProxyIn, ledger: LedgerDep) -> ProxyRegistered:
+    proxy = await ledger.register_proxy(proxy_value=body.proxy_value, account_id=body.account_id)
+    return ProxyRegistered.of(proxy)
+
+
+@router.get("/proxies/{proxy_value}")
+async def resolve_proxy(proxy_value: Annotated[ProxyValue, Path()], ledger: LedgerDep) -> ProxyOut:
+    return ProxyOut.of(await ledger.resolve_proxy(proxy_value=proxy_value))
+
+
+@router.post("/transfers/prepare")
+async def prepare_transfer(body: PrepareIn, ledger: LedgerDep) -> PrepareOut:
+    result = await ledger.prepare(
+        PrepareRequest(
+            payment_id=str(body.payment_id),
+            kind=TransferKind(body.kind),
+            account_id=body.account_id,
+            amount_minor=body.amount_minor,
+            currency=body.currency,
+        )
+    )
+    return PrepareOut.of(result)
+
+
+@router.post("/transfers/{payment_id}/commit")
+async def commit_transfer(payment_id: UUID, ledger: LedgerDep) -> TransferOut:
+    return TransferOut.of(await ledger.commit(payment_id=str(payment_id)))
+
+
+@router.post("/transfers/{payment_id}/abort")
+async def abort_transfer(payment_id: UUID, ledger: LedgerDep) -> TransferOut:
+    return TransferOut.of(await ledger.abort(payment_id=str(payment_id)))
+
+
+@router.get("/transfers/{payment_id}")
+async def get_transfer(payment_id: UUID, ledger: LedgerDep) -> TransferOut:
+    return TransferOut.of(await ledger.get_transfer(payment_id=str(payment_id)))
+
+
+@router.get("/transfers")
+async def list_transfers(
+    ledger: LedgerDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+) -> TransferPageOut:
+    page = await ledger.list_transfers(after_seq=after, limit=limit)
+    return TransferPageOut(items=[TransferOut.of(item) for item in page.items], next_after=page.next_after)
+
+
+@router.get("/ledger/check")
+async def ledger_check(ledger: LedgerDep) -> LedgerCheckOut:
+    check = await ledger.check()
+    return LedgerCheckOut(
+        ok=check.ok,
+        violations=check.violations,
+        balances={currency: format_amount(total) for currency, total in check.balances_minor.items()},
+        accounts=check.accounts,
+    )

@@ -1,0 +1,40 @@
+"""The mock_ibps FastAPI application: routes, error handlers, and an engine per application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mock_ibps.api import health_router, router
+from mock_ibps.config import Settings
+from mock_ibps.db import create_engine
+from mock_ibps.errors import install_error_handlers
+from mock_ibps.service import IbpsLedger
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the engine lives for the lifespan, so each app (and test) owns its own."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        app.state.ledger = IbpsLedger(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="mock_ibps",
+        summary="Simulated mainland IBPS for the fpslink sandbox",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(router)
+    return app

@@ -1,0 +1,126 @@
+"""The IBPS ledger's tables (SQLAlchemy Core): migrations create them, the repository queries them.
+
+Link and funding accounts carry no cached balance that payments update: their balances are derived
+from posted transfers, so no single row is written by every payment.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+LINK_ACCOUNT_ID: Final = "IBPS-LINK-CNY"
+FUNDING_ACCOUNT_ID: Final = "IBPS-FUNDING-CNY"
+
+ID_LENGTH: Final = 40
+NAME_LENGTH: Final = 140
+PROXY_LENGTH: Final = 16
+UUID_LENGTH: Final = 36
+CODE_LENGTH: Final = 32
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("participant_id", String(ID_LENGTH), primary_key=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(ID_LENGTH), primary_key=True),
+    # Null for the link and funding accounts, which belong to the scheme rather than a bank.
+    Column(
+        "participant_id",
+        String(ID_LENGTH),
+        ForeignKey("participants.participant_id"),
+        nullable=True,
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("holder_name", String(NAME_LENGTH), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("balance_minor", BigInteger, nullable=False),
+    Column("held_minor", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("kind IN ('CUSTOMER', 'LINK', 'FUNDING')", name="kind"),
+    CheckConstraint(
+        "kind <> 'CUSTOMER' OR (held_minor >= 0 AND held_minor <= balance_minor)",
+        name="held_within_balance",
+    ),
+    CheckConstraint(
+        "kind = 'CUSTOMER' OR (balance_minor = 0 AND held_minor = 0)",
+        name="system_balance_derived",
+    ),
+)
+
+proxies = Table(
+    "proxies",
+    metadata,
+    Column("proxy_value", String(PROXY_LENGTH), primary_key=True),
+    Column("proxy_type", String(8), nullable=False),
+    Column("account_id", String(ID_LENGTH), ForeignKey("accounts.account_id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "account_id"),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    # Identity on PostgreSQL; on SQLite INTEGER PRIMARY KEY AUTOINCREMENT never reuses a value.
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        Identity(),
+        primary_key=True,
+    ),
+    Column("transfer_id", String(UUID_LENGTH), nullable=False, unique=True),
+    # The idempotency key of prepare/commit/abort; null only for opening balances.
+    Column("payment_id", String(UUID_LENGTH), nullable=True, unique=True),
+    # Null only for an abort tombstone, which never learnt what the payment was.
+    Column("kind", String(8), nullable=True),
+    # The customer account as requested, kept even when it is unknown so replays compare alike.
+    Column("account_id", String(ID_LENGTH), nullable=True),
+    Column("debit_account_id", String(ID_LENGTH), ForeignKey("accounts.account_id"), nullable=True),
+    Column("credit_account_id", String(ID_LENGTH), ForeignKey("accounts.account_id"), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("status", String(8), nullable=False),
+    Column("reason_code", String(CODE_LENGTH), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("kind IS NULL OR kind IN ('OPENING', 'CREDIT', 'DEBIT')", name="kind"),
+    CheckConstraint("status IN ('PENDING', 'POSTED', 'VOIDED')", name="status"),
+    CheckConstraint("amount_minor IS NULL OR amount_minor > 0", name="amount_positive"),
+    CheckConstraint(
+        "status = 'VOIDED' OR (debit_account_id IS NOT NULL AND credit_account_id IS NOT NULL"
+        " AND amount_minor IS NOT NULL AND currency IS NOT NULL AND kind IS NOT NULL)",
+        name="live_transfer_complete",
+    ),
+    Index(None, "debit_account_id", "status"),
+    Index(None, "credit_account_id", "status"),
+    sqlite_autoincrement=True,
+)
