@@ -95,6 +95,7 @@ def upgrade() -> None:
         sa.Column("period_key", sa.String(length=10), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("used_minor", sa.BigInteger(), nullable=False),
+        sa.Column("cap_minor", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint(
             "account_id", "direction", "period", "period_key", name=op.f("pk_limit_usage")
         ),

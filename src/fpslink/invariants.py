@@ -19,7 +19,6 @@ from fpslink.idempotency.models import idempotency_keys
 from fpslink.ledger.check import fps_ledger_violations
 from fpslink.ledger.models import ledger_transfers
 from fpslink.ledger.repository import link_account
-from fpslink.limits import service as limits_service
 from fpslink.limits.models import limit_usage
 from fpslink.limits.policy import Direction, Period
 from fpslink.payments.models import payments
@@ -184,8 +183,7 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
     # I5
     for u in usage_rows:
         ident = (u["account_id"], u["direction"], u["period"], u["period_key"])
-        limits = limits_service.limits_for(gw.settings, Direction(u["direction"]))
-        cap = limits_service.limit_minor(limits, Period(u["period"]))
+        cap = u["cap_minor"]
         if cap is not None and u["used_minor"] > cap:
             v.append(f"I5 {ident}: usage {u['used_minor']} over the limit {cap}")
         expected = expected_usage.pop(ident, 0)

@@ -36,6 +36,7 @@ async def reserve(
         period_key=period_key,
         currency=currency,
         used_minor=amount_minor,
+        cap_minor=limit_minor,
     )
     new_total = limit_usage.c.used_minor + stmt.excluded.used_minor
     upsert = stmt.on_conflict_do_update(
@@ -45,7 +46,7 @@ async def reserve(
             limit_usage.c.period,
             limit_usage.c.period_key,
         ],
-        set_={"used_minor": new_total},
+        set_={"used_minor": new_total, "cap_minor": stmt.excluded.cap_minor},
         where=(new_total <= limit_minor) if limit_minor is not None else None,
     ).returning(limit_usage.c.used_minor)
     return (await conn.execute(upsert)).first() is not None

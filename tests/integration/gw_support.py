@@ -1,0 +1,217 @@
+"""Helpers for the gateway's integration tests: a controllable clock, banks, accounts, payments."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from fpslink.context import Gateway
+
+IBPS_TOKEN = "test-ibps-token"
+OPERATOR_KEY = "test-operator-key-0123456789"
+NOON_HKT = datetime(2026, 6, 22, 4, 0, tzinfo=UTC)
+"""12:00 in Hong Kong on the day Payment Connect went live: inside every service window."""
+
+
+class FakeClock:
+    def __init__(self, start: datetime = NOON_HKT) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not healthy after {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def start_process(
+    args: list[str], *, env: dict[str, str], health_url: str, log: Path
+) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, *args], env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT
+    )
+    wait_healthy(health_url, process, log)
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+def hk_mobile() -> str:
+    """A fresh valid Hong Kong mobile number (the +852 96 block is all mobile)."""
+    return f"+85296{random.randrange(10**6):06d}"
+
+
+def cn_mobile() -> str:
+    return f"+86138{random.randrange(10**8):08d}"
+
+
+def bank_code(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10].upper()}"
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Assert an RFC 9457 answer with this status and code; return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"]
+    return body
+
+
+@dataclass
+class Bank:
+    participant_id: str
+    system: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@dataclass
+class Harness:
+    """An in-process gateway on a real database, talking to a real mock_ibps over HTTP."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    clock: FakeClock
+    operator: dict[str, str] = field(
+        default_factory=lambda: {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    )
+
+    @property
+    def gw(self) -> Gateway:
+        gateway: Gateway = self.app.state.gateway
+        return gateway
+
+    async def bank(self, system: str) -> Bank:
+        code = bank_code("HK" if system == "FPS" else "CN")
+        response = await self.http.post(
+            "/v1/participants",
+            json={"participant_id": code, "name": f"Test {code}", "system": system},
+            headers=self.operator,
+        )
+        assert response.status_code == 201, response.text
+        return Bank(code, system, response.json()["api_key"])
+
+    async def account(
+        self, bank: Bank, currency: str = "", opening: str = "100000.00", holder: str = ""
+    ) -> str:
+        currency = currency or ("HKD" if bank.system == "FPS" else "CNY")
+        holder = holder or ("CHAN Tai Man" if bank.system == "FPS" else "张小明")
+        response = await self.http.post(
+            "/v1/accounts",
+            json={
+                "participant_id": bank.participant_id,
+                "holder_name": holder,
+                "currency": currency,
+                "opening_balance": opening,
+            },
+            headers=self.operator,
+        )
+        assert response.status_code == 201, response.text
+        account_id: str = response.json()["account_id"]
+        return account_id
+
+    async def proxy(self, bank: Bank, account_id: str) -> str:
+        number = hk_mobile() if bank.system == "FPS" else cn_mobile()
+        response = await self.http.post(
+            "/v1/proxies",
+            json={"proxy_type": "MOBILE", "proxy_value": number, "account_id": account_id},
+            headers=bank.headers,
+        )
+        assert response.status_code == 201, response.text
+        return number
+
+    async def balance(self, account_id: str) -> tuple[str, str]:
+        """(balance, held) as the operator sees them."""
+        response = await self.http.get(f"/v1/accounts/{account_id}", headers=self.operator)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return body["balance"], body["held"]
+
+    async def pay(
+        self,
+        bank: Bank,
+        *,
+        debtor: str,
+        amount: str,
+        currency: str,
+        proxy: str | None = None,
+        creditor_account: str | None = None,
+        key: str | None = None,
+        **extra: Any,
+    ) -> httpx.Response:
+        creditor = (
+            {"proxy_type": "MOBILE", "proxy_value": proxy}
+            if proxy is not None
+            else {"account_id": creditor_account}
+        )
+        body = {
+            "debtor_account_id": debtor,
+            "creditor": creditor,
+            "amount": amount,
+            "currency": currency,
+            "purpose": "FAMILY_SUPPORT",
+            **extra,
+        }
+        return await self.http.post(
+            "/v1/payments",
+            json=body,
+            headers={**bank.headers, "Idempotency-Key": key or str(uuid.uuid4())},
+        )
+
+    async def payment_count(self) -> int:
+        count, cursor = 0, None
+        while True:
+            params: dict[str, Any] = {"limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            page = (await self.http.get("/v1/payments", params=params, headers=self.operator)).json()
+            count += len(page["items"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                return count
