@@ -10,7 +10,8 @@ from datetime import datetime
 
 import httpx
 from fastapi import FastAPI
-from prometheus_client import make_asgi_app
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fpslink import __version__
 from fpslink.api import problems
@@ -77,7 +78,12 @@ def create_app(
     problems.install(app)
     app.include_router(router)
     app.include_router(health_router)
-    app.mount("/metrics", make_asgi_app())
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        """Prometheus exposition of the gateway's metrics."""
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from decimal import Decimal
 from functools import cached_property
@@ -10,16 +11,19 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = ".fpslink"
+HOURS_PATTERN = re.compile(r"\d{2}:\d{2}\s*-\s*\d{2}:\d{2}")
 
 
 def parse_hours(window: str) -> tuple[time, time]:
     """Read "HH:MM-HH:MM" (UTC+8); "24:00" as an end means end of day."""
+    if not HOURS_PATTERN.fullmatch(window.strip()):
+        raise ValueError(f"service hours must look like 07:00-23:00 (UTC+8), got {window!r}")
+    start_s, end_s = (part.strip() for part in window.split("-", 1))
     try:
-        start_s, end_s = (part.strip() for part in window.split("-", 1))
         start = time.fromisoformat(start_s)
         end = time.max if end_s == "24:00" else time.fromisoformat(end_s)
     except ValueError as exc:
-        raise ValueError(f"service hours must look like 07:00-23:00, got {window!r}") from exc
+        raise ValueError(f"service hours must look like 07:00-23:00 (UTC+8), got {window!r}") from exc
     if end <= start:
         raise ValueError(f"service hours must end after they start, got {window!r}")
     return start, end

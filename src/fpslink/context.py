@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fpslink.config import Settings
 from fpslink.db import utcnow
+from fpslink.db import writer as db_writer
 from fpslink.fx.domain import RateSheet
 from fpslink.ibps_client import IbpsClient
 
@@ -54,6 +55,11 @@ class Gateway:
     """Called at each named settlement step; tests make it raise to stop the flow there."""
     principals: dict[str, Principal] = field(default_factory=dict)
     """API key hash -> participant. Keys never change once issued, so caching is safe."""
+    writer: AsyncEngine = field(init=False)
+    """The engine for transactions that write (BEGIN IMMEDIATE on SQLite)."""
+
+    def __post_init__(self) -> None:
+        self.writer = db_writer(self.engine)
 
     @property
     def rates(self) -> RateSheet:

@@ -2,8 +2,9 @@
 
 The gateway uses SQLAlchemy Core (no ORM) throughout: the payment path issues a handful of
 statements per step on an `AsyncConnection`, and every durable step is its own short transaction.
-SQLite write transactions start with BEGIN IMMEDIATE so that concurrent writers, in one process or
-several, queue on the lock instead of failing to upgrade a read lock.
+SQLite write transactions (opened through `writer(engine)`) start with BEGIN IMMEDIATE so that
+concurrent writers, in one process or several, queue on the lock instead of failing to upgrade a
+read lock; reads begin deferred and, in WAL mode, never block a writer.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+WRITE_OPTION = "fpslink_write"
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for transactions that write."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -79,7 +88,8 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_async_engine(

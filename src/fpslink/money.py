@@ -6,6 +6,7 @@ currency's minor units or as integer minor units; a float never touches money.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
@@ -28,6 +29,10 @@ MAX_AMOUNT = Decimal("1000000000000.00")
 """The largest amount the sandbox accepts anywhere: keeps minor units well inside 64 bits."""
 
 
+AMOUNT_PATTERN = re.compile(r"-?[0-9]{1,16}(\.[0-9]{1,16})?")
+"""Plain ASCII digits with an optional fraction: no exponents, underscores or other scripts' digits."""
+
+
 class InvalidAmount(ValueError):
     """A value that is not a positive amount with at most the currency's minor units."""
 
@@ -36,8 +41,10 @@ def parse_amount(value: str | int | Decimal, currency: Currency) -> Decimal:
     """Read an amount exactly ("100", "100.5" and "100.50" are equal); refuse what cannot be money."""
     if isinstance(value, (bool, float)):
         raise InvalidAmount('amounts are decimal strings such as "100.00", not floats')
+    if isinstance(value, str) and not AMOUNT_PATTERN.fullmatch(value.strip()):
+        raise InvalidAmount(f"{value!r} is not a decimal amount such as \"100.00\"")
     try:
-        amount = Decimal(str(value).strip()) if isinstance(value, str) else Decimal(value)
+        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except (InvalidOperation, ValueError) as exc:
         raise InvalidAmount(f"{value!r} is not a decimal amount") from exc
     if not amount.is_finite():

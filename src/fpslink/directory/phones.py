@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 SUPPORTED_REGIONS = {"HK": "+852", "CN": "+86"}
+PHONE_CHARS = re.compile(r"\+?[0-9 ()\-.]{4,40}")
+"""Letters are refused: phonenumbers would read them as keypad digits and reach another number."""
 
 
 class InvalidProxy(ValueError):
@@ -20,6 +24,8 @@ def normalize_mobile(value: str, default_region: str | None = None) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 40:
         raise InvalidProxy("a mobile number is required (at most 40 characters)")
     text = value.strip()
+    if not PHONE_CHARS.fullmatch(text):
+        raise InvalidProxy(f"{value!r} is not a phone number: use digits, spaces, +, - and ( ) only")
     if text.startswith("00"):
         text = "+" + text[2:]
     try:

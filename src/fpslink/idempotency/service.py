@@ -18,7 +18,7 @@ from fpslink.context import Gateway, Principal
 from fpslink.errors import Conflict, FpslinkError, InvalidRequest
 from fpslink.idempotency import repository as repo
 
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def parse_key(raw: str | None, *, required: bool) -> str | None:
@@ -32,7 +32,7 @@ def parse_key(raw: str | None, *, required: bool) -> str | None:
             )
         return None
     key = raw[1:-1] if len(raw) >= 2 and raw.startswith('"') and raw.endswith('"') else raw
-    if not KEY_PATTERN.match(key):
+    if not KEY_PATTERN.fullmatch(key):
         raise InvalidRequest(
             "Idempotency-Key must be 1-255 visible ASCII characters", code="IDEMPOTENCY_KEY_INVALID"
         )
@@ -81,7 +81,7 @@ async def run_idempotent(
         return StoredResponse(status, body, replayed=False)
     now = gw.clock()
     lease_until = now + timedelta(seconds=gw.settings.request_lease_s)
-    async with gw.engine.begin() as conn:
+    async with gw.writer.begin() as conn:
         bound = await repo.bind(
             conn,
             scope=principal.scope,
@@ -109,10 +109,10 @@ async def run_idempotent(
     try:
         status, body = await action()
     except FpslinkError:
-        async with gw.engine.begin() as conn:
+        async with gw.writer.begin() as conn:
             await repo.release(conn, scope=principal.scope, key=key)
         raise
-    async with gw.engine.begin() as conn:
+    async with gw.writer.begin() as conn:
         await repo.complete(
             conn,
             scope=principal.scope,

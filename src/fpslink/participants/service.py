@@ -106,7 +106,7 @@ async def create_participant(
         except IbpsUnavailable as exc:
             raise UpstreamUnavailable(f"mock_ibps did not answer: {exc}") from exc
     try:
-        async with gw.engine.begin() as conn:
+        async with gw.writer.begin() as conn:
             await repo.insert_participant(
                 conn,
                 participant_id=participant_id,
@@ -172,10 +172,10 @@ async def open_account(
             raise UpstreamUnavailable(f"mock_ibps did not answer: {exc}") from exc
         except IbpsRefused as exc:
             raise InvalidRequest(f"mock_ibps refused the account: {exc.detail}", code=exc.code) from exc
-        async with gw.engine.begin() as conn:
+        async with gw.writer.begin() as conn:
             await repo.insert_account(conn, record, now=now)
     else:
-        async with gw.engine.begin() as conn:
+        async with gw.writer.begin() as conn:
             await repo.insert_account(conn, record, now=now)
             await ledger.open_account(
                 conn,

@@ -106,8 +106,8 @@ async def submit(gw: Gateway, principal: Principal, *, key: str, command: Paymen
         proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
         fp = _fingerprint(command, proxy)
         existing = await idem_repo.find(conn, scope=principal.scope, key=key, now=now)
-        if existing is not None:
-            return await _replay(gw, existing, fp, now)
+    if existing is not None:
+        return await _replay(gw, existing, fp, now)
     payment_id = str(uuid.uuid4())
     direction = limits_service.direction_of(debtor.system)
     amount_type = AmountType.SEND if command.currency is debtor.currency else AmountType.RECEIVE
@@ -163,7 +163,7 @@ async def submit(gw: Gateway, principal: Principal, *, key: str, command: Paymen
     gw.crash_hook("accepted")
     state = await coordinator.drive(gw, row)
     if state not in FINAL:
-        async with gw.engine.begin() as conn:
+        async with gw.writer.begin() as conn:
             await idem_repo.complete(conn, scope=principal.scope, key=key, now=gw.clock())
     return await _result(gw, payment_id, replayed=False)
 
@@ -346,7 +346,7 @@ async def _accept(
     payment_id = row["payment_id"]
     conv = binding.conversion
     limits = limits_service.limits_for(gw.settings, direction)
-    async with gw.engine.begin() as conn:
+    async with gw.writer.begin() as conn:
         if not await idem_repo.bind(
             conn,
             scope=principal.scope,
@@ -436,7 +436,7 @@ async def _record_rejection(
         "limit_minor": 0,
         "decided_at": now,
     }
-    async with gw.engine.begin() as conn:
+    async with gw.writer.begin() as conn:
         if not await idem_repo.bind(
             conn,
             scope=principal.scope,

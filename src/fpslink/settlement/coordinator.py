@@ -52,7 +52,7 @@ async def _state_of(gw: Gateway, payment_id: str) -> State:
 
 async def _note(gw: Gateway, payment_id: str, event: str, detail: str | None) -> None:
     """An event outside any step, for failed attempts that change no state."""
-    async with gw.engine.begin() as conn:
+    async with gw.writer.begin() as conn:
         await payments_repo.add_events(conn, payment_id, gw.clock(), [(event, detail)])
 
 
@@ -93,7 +93,7 @@ async def drive(gw: Gateway, payment: PaymentRow) -> State:
 async def decide_commit(gw: Gateway, payment: PaymentRow) -> State:
     payment_id = payment["payment_id"]
     now = gw.clock()
-    async with gw.engine.begin() as conn:
+    async with gw.writer.begin() as conn:
         if not await payments_repo.transition(
             conn,
             payment_id=payment_id,
@@ -134,7 +134,7 @@ async def decide_abort(
     payment_id = payment["payment_id"]
     now = gw.clock()
     target = State.REJECTED if ibps_void else State.ABORTING
-    async with gw.engine.begin() as conn:
+    async with gw.writer.begin() as conn:
         if not await payments_repo.transition(
             conn,
             payment_id=payment_id,
@@ -200,7 +200,7 @@ async def finish(gw: Gateway, payment_id: str, state: State) -> State:
 async def _complete(gw: Gateway, payment_id: str, current: State, target: State, ibps_event: str) -> State:
     now = gw.clock()
     extra = {"settled_at": now} if target is State.SETTLED else {}
-    async with gw.engine.begin() as conn:
+    async with gw.writer.begin() as conn:
         if not await payments_repo.transition(
             conn, payment_id=payment_id, current=current, target=target, now=now, **extra
         ):

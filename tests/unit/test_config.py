@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from datetime import time
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from fpslink.config import Settings, parse_hours
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        ("07:00-23:00", (time(7, 0), time(23, 0))),
+        (" 07:00 - 23:00 ", (time(7, 0), time(23, 0))),
+        ("00:00-24:00", (time(0, 0), time.max)),
+        ("07:30-24:00", (time(7, 30), time.max)),
+        ("09:15-17:45", (time(9, 15), time(17, 45))),
+        ("00:00-00:01", (time(0, 0), time(0, 1))),
+    ],
+)
+def test_parse_hours_valid(window: str, expected: tuple[time, time]) -> None:
+    assert parse_hours(window) == expected
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        "",
+        "07:00",
+        "07:00-",
+        "-23:00",
+        "abc",
+        "07:00-23:60",
+        "25:00-26:00",
+        "24:00-24:00",
+        "23:00-07:00",  # ends before it starts
+        "07:00-07:00",  # empty
+        "07:00-24:01",
+        "07:00 to 23:00",
+        "7pm-11pm",
+    ],
+)
+def test_parse_hours_invalid(window: str) -> None:
+    with pytest.raises(ValueError):
+        parse_hours(window)
+
+
+@pytest.mark.parametrize("window", ["07:00+08:00-23:00", "07:00-23:00+08:00", "07:00-23:00-01:00"])
+def test_parse_hours_with_an_offset_is_a_value_error(window: str) -> None:
+    with pytest.raises(ValueError):
+        parse_hours(window)
+
+
+def test_parse_hours_refuses_offset_aware_windows() -> None:
+    with pytest.raises(ValueError):
+        parse_hours("07:00+08:00-23:00+08:00")
+
+
+def test_settings_reports_offset_hours_as_validation_error() -> None:
+    with pytest.raises(ValidationError):
+        Settings(southbound_hours="07:00+08:00-23:00")
+
+
+def test_settings_defaults() -> None:
+    s = Settings()
+    assert s.operator_key is None
+    assert s.southbound_hours == "07:00-23:00"
+    assert s.southbound_window == (time(7, 0), time(23, 0))
+    assert s.fx_mid_hkd_cny == Decimal("0.92")
+    assert s.fx_spread_bps == Decimal(25)
+    assert s.northbound_daily_hkd == Decimal("10000.00")
+    assert s.northbound_yearly_hkd == Decimal("200000.00")
+    assert s.southbound_per_txn_cny == Decimal("10000.00")
+    assert s.southbound_yearly_cny is None
+    assert s.is_sqlite is True
+
+
+@pytest.mark.parametrize("key", ["", "x", "short-key", "a" * 15])
+def test_settings_refuses_short_operator_key(key: str) -> None:
+    with pytest.raises(ValidationError, match="at least 16"):
+        Settings(operator_key=key)
+
+
+@pytest.mark.parametrize("key", ["a" * 16, "fpsl_operator_" + "k" * 32])
+def test_settings_accepts_long_operator_key(key: str) -> None:
+    assert Settings(operator_key=key).operator_key == key
+
+
+@pytest.mark.parametrize("hours", ["23:00-07:00", "garbage", "07:00", "07:00-25:00", ""])
+def test_settings_refuses_bad_southbound_hours(hours: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(southbound_hours=hours)
+
+
+def test_settings_all_day_southbound_window() -> None:
+    s = Settings(southbound_hours="00:00-24:00")
+    assert s.southbound_window == (time(0, 0), time.max)
+
+
+def test_settings_reads_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FPSLINK_OPERATOR_KEY", "short")
+    with pytest.raises(ValidationError):
+        Settings()
+    monkeypatch.setenv("FPSLINK_OPERATOR_KEY", "o" * 20)
+    monkeypatch.setenv("FPSLINK_SOUTHBOUND_HOURS", "08:00-20:00")
+    s = Settings()
+    assert s.operator_key == "o" * 20
+    assert s.southbound_window == (time(8, 0), time(20, 0))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("fx_mid_hkd_cny", "0"),
+        ("fx_spread_bps", "-1"),
+        ("fx_spread_bps", "1000"),
+        ("quote_ttl_s", 0),
+        ("idempotency_ttl_h", 23),
+        ("northbound_daily_hkd", "0"),
+    ],
+)
+def test_settings_refuses_out_of_range_values(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{field: value})
+
+
+def test_is_sqlite() -> None:
+    assert Settings(database_url="sqlite+aiosqlite:///x.db").is_sqlite is True
+    assert Settings(database_url="postgresql+asyncpg://u@h/db").is_sqlite is False
