@@ -42,7 +42,7 @@ def parse_amount(value: str | int | Decimal, currency: Currency) -> Decimal:
     if isinstance(value, (bool, float)):
         raise InvalidAmount('amounts are decimal strings such as "100.00", not floats')
     if isinstance(value, str) and not AMOUNT_PATTERN.fullmatch(value.strip()):
-        raise InvalidAmount(f"{value!r} is not a decimal amount such as \"100.00\"")
+        raise InvalidAmount(f'{value!r} is not a decimal amount such as "100.00"')
     try:
         amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except (InvalidOperation, ValueError) as exc:

@@ -126,9 +126,7 @@ async def harness(request: pytest.FixtureRequest, stack: Stack) -> AsyncIterator
     app = create_app(settings_for(stack, **overrides), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gateway.test", timeout=60
-        ) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=60) as http:
             h = Harness(app=app, http=http, clock=clock)
             yield h
             report = await check_invariants(h.gw)

@@ -118,9 +118,7 @@ class Harness:
     app: FastAPI
     http: httpx.AsyncClient
     clock: FakeClock
-    operator: dict[str, str] = field(
-        default_factory=lambda: {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    )
+    operator: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {OPERATOR_KEY}"})
 
     @property
     def gw(self) -> Gateway:

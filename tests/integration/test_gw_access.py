@@ -67,7 +67,11 @@ async def test_a_bank_cannot_read_or_use_another_banks_things(harness: Harness) 
         headers=theirs.headers,
     )
     response = await h.pay(
-        mine, debtor=my_acc, creditor_account=cn_acc, amount="1.00", currency="HKD",
+        mine,
+        debtor=my_acc,
+        creditor_account=cn_acc,
+        amount="1.00",
+        currency="HKD",
         quote_id=quote.json()["quote_id"],
     )
     problem(response, 404, "QUOTE_NOT_FOUND")
@@ -90,7 +94,9 @@ async def test_a_bank_cannot_read_or_use_another_banks_things(harness: Harness) 
     assert (await h.http.get(f"/v1/payments/{pid}", headers=h.operator)).status_code == 200
     listed = (await h.http.get("/v1/payments", headers=mine.headers)).json()["items"]
     assert pid not in [p["payment_id"] for p in listed]
-    assert pid in [p["payment_id"] for p in (await h.http.get("/v1/payments", headers=cn.headers)).json()["items"]]
+    assert pid in [
+        p["payment_id"] for p in (await h.http.get("/v1/payments", headers=cn.headers)).json()["items"]
+    ]
 
 
 async def test_listing_pages_and_filters(harness: Harness) -> None:
@@ -101,8 +107,13 @@ async def test_listing_pages_and_filters(harness: Harness) -> None:
     ids = []
     for i in range(5):
         h.clock.advance(1)
-        ids.append((await h.pay(hk, debtor=debtor, creditor_account=creditor, amount=f"{i + 1}.00",
-                                currency="HKD")).json()["payment_id"])
+        ids.append(
+            (
+                await h.pay(
+                    hk, debtor=debtor, creditor_account=creditor, amount=f"{i + 1}.00", currency="HKD"
+                )
+            ).json()["payment_id"]
+        )
     h.clock.advance(1)
     rejected = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="9999.00", currency="HKD")
     seen, cursor = [], None
@@ -118,5 +129,9 @@ async def test_listing_pages_and_filters(harness: Harness) -> None:
     assert [p["payment_id"] for p in only["items"]] == [rejected.json()["payment_id"]]
     north = (await h.http.get("/v1/payments", params={"direction": "SOUTHBOUND"}, headers=hk.headers)).json()
     assert north["items"] == []
-    problem(await h.http.get("/v1/payments", params={"cursor": "!!"}, headers=hk.headers), 422, "INVALID_CURSOR")
-    problem(await h.http.get("/v1/payments", params={"limit": 0}, headers=hk.headers), 422, "VALIDATION_ERROR")
+    problem(
+        await h.http.get("/v1/payments", params={"cursor": "!!"}, headers=hk.headers), 422, "INVALID_CURSOR"
+    )
+    problem(
+        await h.http.get("/v1/payments", params={"limit": 0}, headers=hk.headers), 422, "VALIDATION_ERROR"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from gw_support import Harness, problem
 
 
@@ -18,7 +19,9 @@ async def test_replay_returns_the_original_and_moves_money_once(harness: Harness
     h = harness
     hk, debtor, creditor = await _pair(h)
     key = str(uuid.uuid4())
-    first = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="100.00", currency="HKD", key=key)
+    first = await h.pay(
+        hk, debtor=debtor, creditor_account=creditor, amount="100.00", currency="HKD", key=key
+    )
     again = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="100.0", currency="HKD", key=key)
     assert first.status_code == again.status_code == 201
     assert "idempotent-replayed" not in first.headers
@@ -30,8 +33,12 @@ async def test_replay_returns_the_original_and_moves_money_once(harness: Harness
 async def test_quoted_key_is_the_same_key(harness: Harness) -> None:
     h = harness
     hk, debtor, creditor = await _pair(h)
-    first = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="1.00", currency="HKD", key="abc-123")
-    again = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="1.00", currency="HKD", key='"abc-123"')
+    first = await h.pay(
+        hk, debtor=debtor, creditor_account=creditor, amount="1.00", currency="HKD", key="abc-123"
+    )
+    again = await h.pay(
+        hk, debtor=debtor, creditor_account=creditor, amount="1.00", currency="HKD", key='"abc-123"'
+    )
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["payment_id"] == first.json()["payment_id"]
 
@@ -40,8 +47,12 @@ async def test_replay_of_a_rejection_is_the_rejection(harness: Harness) -> None:
     h = harness
     hk, debtor, creditor = await _pair(h)
     key = str(uuid.uuid4())
-    first = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="5000.00", currency="HKD", key=key)
-    again = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="5000.00", currency="HKD", key=key)
+    first = await h.pay(
+        hk, debtor=debtor, creditor_account=creditor, amount="5000.00", currency="HKD", key=key
+    )
+    again = await h.pay(
+        hk, debtor=debtor, creditor_account=creditor, amount="5000.00", currency="HKD", key=key
+    )
     assert first.json()["reason_code"] == "AM04"
     assert again.status_code == 201 and again.json() == first.json()
 
@@ -81,7 +92,9 @@ async def test_key_is_required_and_validated(harness: Harness) -> None:
     }
     problem(await h.http.post("/v1/payments", json=body, headers=hk.headers), 422, "IDEMPOTENCY_KEY_MISSING")
     for bad in (b"a b", b"x" * 256, "\u00e9t\u00e9".encode(), b"tab\there"):
-        response = await h.http.post("/v1/payments", json=body, headers={**hk.headers, "Idempotency-Key": bad})
+        response = await h.http.post(
+            "/v1/payments", json=body, headers={**hk.headers, "Idempotency-Key": bad}
+        )
         problem(response, 422, "IDEMPOTENCY_KEY_INVALID")
     assert await h.balance(debtor) == ("1000.00", "0.00")
     ok = await h.http.post("/v1/payments", json=body, headers={**hk.headers, "Idempotency-Key": "k" * 255})
@@ -118,8 +131,12 @@ async def test_other_posts_replay_their_stored_answer(harness: Harness) -> None:
 async def test_account_opening_is_idempotent_with_a_key(harness: Harness) -> None:
     h = harness
     hk = await h.bank("FPS")
-    body = {"participant_id": hk.participant_id, "holder_name": "LEE Ka Yan", "currency": "HKD",
-            "opening_balance": "10.00"}
+    body = {
+        "participant_id": hk.participant_id,
+        "holder_name": "LEE Ka Yan",
+        "currency": "HKD",
+        "opening_balance": "10.00",
+    }
     headers = {**h.operator, "Idempotency-Key": str(uuid.uuid4())}
     first = await h.http.post("/v1/accounts", json=body, headers=headers)
     again = await h.http.post("/v1/accounts", json=body, headers=headers)
@@ -141,15 +158,17 @@ async def test_a_key_whose_request_died_answers_from_the_payment(harness: Harnes
             raise Crash(point)
 
     h.gw.crash_hook = crash
-    try:
+    with pytest.raises(Crash):
         await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="10.00", currency="HKD", key=key)
-    except Crash:
-        pass
     h.gw.crash_hook = lambda point: None
-    running = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="10.00", currency="HKD", key=key)
+    running = await h.pay(
+        hk, debtor=debtor, creditor_account=creditor, amount="10.00", currency="HKD", key=key
+    )
     problem(running, 409, "IDEMPOTENCY_IN_PROGRESS")
     h.clock.advance(h.gw.settings.request_lease_s + 1)
-    pending = await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="10.00", currency="HKD", key=key)
+    pending = await h.pay(
+        hk, debtor=debtor, creditor_account=creditor, amount="10.00", currency="HKD", key=key
+    )
     assert pending.status_code == 202
     assert pending.json()["status"] == "PENDING"
     assert pending.headers["idempotent-replayed"] == "true"

@@ -45,7 +45,9 @@ async def test_unknown_creditor_account_is_ac01(harness: Harness) -> None:
     h = harness
     ids = await _setup(h)
     hk, _ = h.__dict__["banks"]
-    response = await h.pay(hk, debtor=ids["hk_acc"], creditor_account="CN0000NOSUCH", amount="10.00", currency="HKD")
+    response = await h.pay(
+        hk, debtor=ids["hk_acc"], creditor_account="CN0000NOSUCH", amount="10.00", currency="HKD"
+    )
     _rejected(response.json(), "AC01")
 
 
@@ -65,7 +67,9 @@ async def test_insufficient_funds_northbound_is_am04_at_fps(harness: Harness) ->
     h = harness
     ids = await _setup(h, hk_opening="99.99")
     hk, _ = h.__dict__["banks"]
-    response = await h.pay(hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="100.00", currency="HKD")
+    response = await h.pay(
+        hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="100.00", currency="HKD"
+    )
     _rejected(response.json(), "AM04")
     assert await h.balance(ids["hk_acc"]) == ("99.99", "0.00")
     assert await _limits_used(h, ids["hk_acc"], hk.headers) == ["0.00", "0.00"]
@@ -75,7 +79,9 @@ async def test_insufficient_funds_southbound_is_refused_by_ibps(harness: Harness
     h = harness
     ids = await _setup(h, cn_opening="50.00")
     _, cn = h.__dict__["banks"]
-    response = await h.pay(cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="50.01", currency="CNY")
+    response = await h.pay(
+        cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="50.01", currency="CNY"
+    )
     body = response.json()
     _rejected(body, "AM04")
     assert "REFUSED_AT_IBPS" in [e["event"] for e in body["events"]]
@@ -88,11 +94,17 @@ async def test_per_transaction_limit_is_am02(harness: Harness) -> None:
     h = harness
     ids = await _setup(h)
     hk, cn = h.__dict__["banks"]
-    north = await h.pay(hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="10000.01", currency="HKD")
+    north = await h.pay(
+        hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="10000.01", currency="HKD"
+    )
     _rejected(north.json(), "AM02")
-    south = await h.pay(cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="10000.01", currency="CNY")
+    south = await h.pay(
+        cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="10000.01", currency="CNY"
+    )
     _rejected(south.json(), "AM02")
-    exactly = await h.pay(hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="10000.00", currency="HKD")
+    exactly = await h.pay(
+        hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="10000.00", currency="HKD"
+    )
     assert exactly.json()["status"] == "SETTLED"
 
 
@@ -123,7 +135,9 @@ async def test_a_refused_payment_releases_its_limit_usage(harness: Harness) -> N
     h = harness
     ids = await _setup(h, cn_opening="100.00")
     _, cn = h.__dict__["banks"]
-    refused = await h.pay(cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="500.00", currency="CNY")
+    refused = await h.pay(
+        cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="500.00", currency="CNY"
+    )
     _rejected(refused.json(), "AM04")
     assert await _limits_used(h, ids["cn_acc"], cn.headers) == ["0.00", "0.00"]
 
@@ -133,7 +147,9 @@ async def test_southbound_outside_service_hours(harness: Harness) -> None:
     ids = await _setup(h)
     _, cn = h.__dict__["banks"]
     h.clock.now = datetime(2026, 6, 22, 15, 30, tzinfo=UTC)  # 23:30 in Hong Kong
-    response = await h.pay(cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="10.00", currency="CNY")
+    response = await h.pay(
+        cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="10.00", currency="CNY"
+    )
     _rejected(response.json(), "OUTSIDE_SERVICE_HOURS")
     h.clock.now = datetime(2026, 6, 21, 23, 0, tzinfo=UTC)  # 07:00 in Hong Kong: open
     ok = await h.pay(cn, debtor=ids["cn_acc"], creditor_account=ids["hk_acc"], amount="10.00", currency="CNY")
@@ -167,7 +183,12 @@ async def test_quotes_expire_are_single_use_and_must_match(harness: Harness) -> 
     async def quote(amount: str = "100.00", amount_type: str = "SEND") -> str:
         response = await h.http.post(
             "/v1/quotes",
-            json={"source_currency": "HKD", "target_currency": "CNY", "amount": amount, "amount_type": amount_type},
+            json={
+                "source_currency": "HKD",
+                "target_currency": "CNY",
+                "amount": amount,
+                "amount_type": amount_type,
+            },
             headers=hk.headers,
         )
         assert response.status_code == 201, response.text
@@ -175,7 +196,11 @@ async def test_quotes_expire_are_single_use_and_must_match(harness: Harness) -> 
 
     async def pay(quote_id: str, amount: str = "100.00", currency: str = "HKD") -> dict[str, object]:
         response = await h.pay(
-            hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount=amount, currency=currency,
+            hk,
+            debtor=ids["hk_acc"],
+            creditor_account=ids["cn_acc"],
+            amount=amount,
+            currency=currency,
             quote_id=quote_id,
         )
         assert response.status_code == 201, response.text
@@ -188,7 +213,9 @@ async def test_quotes_expire_are_single_use_and_must_match(harness: Harness) -> 
     assert first["target_amount"] == "91.77"
     _rejected(await pay(used), "QUOTE_USED")
     _rejected(await pay(await quote(), amount="100.01"), "QUOTE_MISMATCH")
-    _rejected(await pay(await quote(amount="91.77", amount_type="RECEIVE"), amount="100.00"), "QUOTE_MISMATCH")
+    _rejected(
+        await pay(await quote(amount="91.77", amount_type="RECEIVE"), amount="100.00"), "QUOTE_MISMATCH"
+    )
     expiring = await quote()
     h.clock.advance(601)
     _rejected(await pay(expiring), "QUOTE_EXPIRED")
@@ -204,14 +231,25 @@ async def test_a_quote_locks_its_rate_against_later_rate_changes(harness: Harnes
     quote = (
         await h.http.post(
             "/v1/quotes",
-            json={"source_currency": "HKD", "target_currency": "CNY", "amount": "100.00", "amount_type": "SEND"},
+            json={
+                "source_currency": "HKD",
+                "target_currency": "CNY",
+                "amount": "100.00",
+                "amount_type": "SEND",
+            },
             headers=hk.headers,
         )
     ).json()
     h.gw.settings.fx_mid_hkd_cny = h.gw.settings.fx_mid_hkd_cny * 2
     body = (
-        await h.pay(hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="100.00",
-                    currency="HKD", quote_id=quote["quote_id"])
+        await h.pay(
+            hk,
+            debtor=ids["hk_acc"],
+            creditor_account=ids["cn_acc"],
+            amount="100.00",
+            currency="HKD",
+            quote_id=quote["quote_id"],
+        )
     ).json()
     assert body["rate"] == quote["rate"] == "0.917700"
     assert body["target_amount"] == quote["target_amount"] == "91.77"

@@ -65,7 +65,9 @@ async def test_northbound_from_an_fps_cny_account_needs_no_fx(harness: Harness) 
     debtor = await h.account(hk, "CNY", "3000.00")
     creditor = await h.account(cn, "CNY", "0.00")
 
-    body = (await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="2500.55", currency="CNY")).json()
+    body = (
+        await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="2500.55", currency="CNY")
+    ).json()
 
     assert body["status"] == "SETTLED", body
     assert (body["source_amount"], body["target_amount"], body["rate"]) == ("2500.55", "2500.55", "1")
@@ -106,8 +108,12 @@ async def test_many_payments_move_exactly_what_they_report(harness: Harness) -> 
     hk_expected = cn_expected = Decimal("9000.00")
     for i in range(1, 8):
         amount = f"{i * 11}.{i:02d}"
-        north = (await h.pay(hk, debtor=hk_acc, creditor_account=cn_acc, amount=amount, currency="HKD")).json()
-        south = (await h.pay(cn, debtor=cn_acc, creditor_account=hk_acc, amount=amount, currency="CNY")).json()
+        north = (
+            await h.pay(hk, debtor=hk_acc, creditor_account=cn_acc, amount=amount, currency="HKD")
+        ).json()
+        south = (
+            await h.pay(cn, debtor=cn_acc, creditor_account=hk_acc, amount=amount, currency="CNY")
+        ).json()
         assert north["status"] == south["status"] == "SETTLED"
         hk_expected += Decimal(south["target_amount"]) - Decimal(north["source_amount"])
         cn_expected += Decimal(north["target_amount"]) - Decimal(south["source_amount"])

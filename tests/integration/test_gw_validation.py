@@ -8,8 +8,23 @@ from typing import Any
 import pytest
 from gw_support import Harness
 
-BAD_AMOUNTS: list[Any] = ["-1.00", "0", "0.00", "1.001", "abc", "", "NaN", "Infinity", "1e400", 100.5, None,
-                          "1000000000000.01", [], {"v": 1}, True]
+BAD_AMOUNTS: list[Any] = [
+    "-1.00",
+    "0",
+    "0.00",
+    "1.001",
+    "abc",
+    "",
+    "NaN",
+    "Infinity",
+    "1e400",
+    100.5,
+    None,
+    "1000000000000.01",
+    [],
+    {"v": 1},
+    True,
+]
 
 
 def _problem_4xx(response: Any) -> dict[str, Any]:
@@ -41,17 +56,30 @@ def _payment_cases(w: dict[str, Any]) -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = [{**good, "amount": a} for a in BAD_AMOUNTS]
     cases += [{**good, "currency": c} for c in ("USD", "hkd", "", None, 1)]
     cases += [{**good, "debtor_account_id": d} for d in ("", "x" * 41, "bad id!", None, 5)]
-    cases += [{**good, "creditor": c} for c in (
-        {}, None, "x", {"proxy_type": "MOBILE"}, {"proxy_value": w["proxy"]},
-        {"proxy_type": "EMAIL", "proxy_value": "a@b.c"}, {"proxy_type": "MOBILE", "proxy_value": "12"},
-        {"proxy_type": "MOBILE", "proxy_value": "+14155552671"}, {"proxy_type": "MOBILE", "proxy_value": "x" * 41},
-        {"proxy_type": "MOBILE", "proxy_value": w["proxy"], "account_id": w["creditor"]},
-        {"account_id": w["creditor"], "extra": 1},
-    )]
+    cases += [
+        {**good, "creditor": c}
+        for c in (
+            {},
+            None,
+            "x",
+            {"proxy_type": "MOBILE"},
+            {"proxy_value": w["proxy"]},
+            {"proxy_type": "EMAIL", "proxy_value": "a@b.c"},
+            {"proxy_type": "MOBILE", "proxy_value": "12"},
+            {"proxy_type": "MOBILE", "proxy_value": "+14155552671"},
+            {"proxy_type": "MOBILE", "proxy_value": "x" * 41},
+            {"proxy_type": "MOBILE", "proxy_value": w["proxy"], "account_id": w["creditor"]},
+            {"account_id": w["creditor"], "extra": 1},
+        )
+    ]
     cases += [{**good, "quote_id": q} for q in ("not-a-uuid", 12, "")]
     cases += [{**good, "purpose": p} for p in ("", None, "x" * 36)]
-    cases += [{**good, "remittance_info": "x" * 141}, {**good, "end_to_end_id": "x" * 36},
-              {**good, "end_to_end_id": "has space"}, {**good, "unexpected": "field"}]
+    cases += [
+        {**good, "remittance_info": "x" * 141},
+        {**good, "end_to_end_id": "x" * 36},
+        {**good, "end_to_end_id": "has space"},
+        {**good, "unexpected": "field"},
+    ]
     cases += [{k: v for k, v in good.items() if k != missing} for missing in good]
     return cases
 
@@ -68,27 +96,42 @@ async def test_malformed_payments_create_nothing(harness: Harness, world: dict[s
         response = await h.http.post(
             "/v1/payments",
             content=raw,
-            headers={**world["hk"].headers, "Idempotency-Key": str(uuid.uuid4()),
-                     "Content-Type": "application/json"},
+            headers={
+                **world["hk"].headers,
+                "Idempotency-Key": str(uuid.uuid4()),
+                "Content-Type": "application/json",
+            },
         )
         _problem_4xx(response)
     assert await h.payment_count() == before
     assert await h.balance(world["debtor"]) == ("1000.00", "0.00")
 
 
-async def test_malformed_quotes_accounts_proxies_participants(harness: Harness, world: dict[str, Any]) -> None:
+async def test_malformed_quotes_accounts_proxies_participants(
+    harness: Harness, world: dict[str, Any]
+) -> None:
     h = harness
     hk = world["hk"]
     quote = {"source_currency": "HKD", "target_currency": "CNY", "amount": "1.00", "amount_type": "SEND"}
     for case in [{**quote, "amount": a} for a in BAD_AMOUNTS] + [
-        {**quote, "amount_type": "BOTH"}, {**quote, "source_currency": "EUR"}, {**quote, "amount": "0.01"},
+        {**quote, "amount_type": "BOTH"},
+        {**quote, "source_currency": "EUR"},
+        {**quote, "amount": "0.01"},
     ]:
         body = _problem_4xx(await h.http.post("/v1/quotes", json=case, headers=hk.headers))
         assert body["code"] in {"VALIDATION_ERROR", "AMOUNT_TOO_SMALL"}
-    account = {"participant_id": hk.participant_id, "holder_name": "A B", "currency": "HKD", "opening_balance": "1"}
+    account = {
+        "participant_id": hk.participant_id,
+        "holder_name": "A B",
+        "currency": "HKD",
+        "opening_balance": "1",
+    }
     for case in [{**account, "opening_balance": a} for a in ("-1", "1.001", "x", 5)] + [
-        {**account, "holder_name": ""}, {**account, "holder_name": "x" * 141}, {**account, "currency": "USD"},
-        {**account, "participant_id": "NOSUCHBANK"}, {**account, "participant_id": world["cn"].participant_id},
+        {**account, "holder_name": ""},
+        {**account, "holder_name": "x" * 141},
+        {**account, "currency": "USD"},
+        {**account, "participant_id": "NOSUCHBANK"},
+        {**account, "participant_id": world["cn"].participant_id},
     ]:
         _problem_4xx(await h.http.post("/v1/accounts", json=case, headers=h.operator))
     proxy = {"proxy_type": "MOBILE", "proxy_value": "+85296123456", "account_id": world["debtor"]}
@@ -100,12 +143,19 @@ async def test_malformed_quotes_accounts_proxies_participants(harness: Harness, 
         {**proxy, "proxy_value": ""},
     ]:
         _problem_4xx(await h.http.post("/v1/proxies", json=case, headers=hk.headers))
-    for case in [{"participant_id": "lower", "name": "x", "system": "FPS"},
-                 {"participant_id": "OK1", "name": "", "system": "FPS"},
-                 {"participant_id": "OK2", "name": "x", "system": "SWIFT"}]:
+    for case in [
+        {"participant_id": "lower", "name": "x", "system": "FPS"},
+        {"participant_id": "OK1", "name": "", "system": "FPS"},
+        {"participant_id": "OK2", "name": "x", "system": "SWIFT"},
+    ]:
         _problem_4xx(await h.http.post("/v1/participants", json=case, headers=h.operator))
-    for path in ("/v1/proxies/MOBILE/12", "/v1/proxies/EMAIL/a@b.c", "/v1/proxies/MOBILE/91234567",
-                 "/v1/payments/not-a-payment", "/v1/nothing-here"):
+    for path in (
+        "/v1/proxies/MOBILE/12",
+        "/v1/proxies/EMAIL/a@b.c",
+        "/v1/proxies/MOBILE/91234567",
+        "/v1/payments/not-a-payment",
+        "/v1/nothing-here",
+    ):
         _problem_4xx(await h.http.get(path, headers=hk.headers))
     _problem_4xx(await h.http.delete("/v1/payments", headers=hk.headers))
 
@@ -142,7 +192,8 @@ async def test_proxy_registration_and_lookup(harness: Harness, world: dict[str, 
             "currency": "CNY",
         }
     dup = await h.http.post(
-        "/v1/proxies", json={"proxy_type": "MOBILE", "proxy_value": number, "account_id": world["creditor"]},
+        "/v1/proxies",
+        json={"proxy_type": "MOBILE", "proxy_value": number, "account_id": world["creditor"]},
         headers=cn.headers,
     )
     assert dup.status_code == 409 and dup.json()["code"] == "PROXY_ALREADY_REGISTERED"

@@ -1,0 +1,5 @@
+"""`python -m fpslink` is the `fpslink` command."""
+
+from fpslink.cli import main
+
+main()
