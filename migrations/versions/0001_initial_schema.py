@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", name=op.f("pk_accounts")),
     )
     with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_accounts_participant_id"), ["participant_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_accounts_participant_id"), ["participant_id"], unique=False)
 
     op.create_table(
         "idempotency_keys",
@@ -50,9 +48,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("participant_id", "key", name=op.f("pk_idempotency_keys")),
     )
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_idempotency_keys_expires_at"), ["expires_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_idempotency_keys_expires_at"), ["expires_at"], unique=False)
 
     op.create_table(
         "ledger_accounts",
@@ -125,9 +121,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_payment_events")),
     )
     with op.batch_alter_table("payment_events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_payment_events_payment_id"), ["payment_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_payment_events_payment_id"), ["payment_id"], unique=False)
 
     op.create_table(
         "payments",
