@@ -77,23 +77,41 @@ async def main() -> None:
             for code, system, currency in (("BENCHHK", "FPS", "HKD"), ("BENCHCN", "IBPS", "CNY")):
                 body = {"participant_id": code, "name": code, "system": system}
                 keys[code] = (await http.post("/v1/participants", json=body, headers=op)).json()["api_key"]
-                account = {"participant_id": code, "holder_name": "CHAN Tai Man", "currency": currency,
-                           "opening_balance": "100000.00"}
-                accounts[code] = (await http.post("/v1/accounts", json=account, headers=op)).json()["account_id"]
-            proxy = {"proxy_type": "MOBILE", "proxy_value": "+8613800138000", "account_id": accounts["BENCHCN"]}
+                account = {
+                    "participant_id": code,
+                    "holder_name": "CHAN Tai Man",
+                    "currency": currency,
+                    "opening_balance": "100000.00",
+                }
+                accounts[code] = (await http.post("/v1/accounts", json=account, headers=op)).json()[
+                    "account_id"
+                ]
+            proxy = {
+                "proxy_type": "MOBILE",
+                "proxy_value": "+8613800138000",
+                "account_id": accounts["BENCHCN"],
+            }
             await http.post("/v1/proxies", json=proxy, headers={"Authorization": f"Bearer {keys['BENCHCN']}"})
 
             cases = {
-                "northbound, creditor by +86 proxy": ("BENCHHK", {"proxy_type": "MOBILE",
-                                                                  "proxy_value": "+8613800138000"}, "HKD"),
+                "northbound, creditor by +86 proxy": (
+                    "BENCHHK",
+                    {"proxy_type": "MOBILE", "proxy_value": "+8613800138000"},
+                    "HKD",
+                ),
                 "northbound, creditor by account": ("BENCHHK", {"account_id": accounts["BENCHCN"]}, "HKD"),
                 "southbound, creditor by account": ("BENCHCN", {"account_id": accounts["BENCHHK"]}, "CNY"),
             }
             print(f"{'payment':<36}{'status':<9}{'txns':>5}{'stmts':>7}  statements by kind; HTTP calls")
             for name, (bank, creditor, currency) in cases.items():
                 headers = {"Authorization": f"Bearer {keys[bank]}", "Idempotency-Key": str(uuid.uuid4())}
-                body = {"debtor_account_id": accounts[bank], "creditor": creditor, "amount": "100.00",
-                        "currency": currency, "purpose": "BENCH"}
+                body = {
+                    "debtor_account_id": accounts[bank],
+                    "creditor": creditor,
+                    "amount": "100.00",
+                    "currency": currency,
+                    "purpose": "BENCH",
+                }
                 await http.post("/v1/payments", json=body, headers=headers)  # warm the key cache
                 statements.clear()
                 counting.calls.clear()

@@ -8,6 +8,7 @@ import os
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from fpslink.config import Settings
 
@@ -112,7 +113,12 @@ def check(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        print("fpslink: invalid settings (FPSLINK_* environment variables):", *lines, sep="\n")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

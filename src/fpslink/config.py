@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     def _refuse_unsafe(self) -> Settings:
         if self.operator_key is not None and len(self.operator_key) < 16:
             raise ValueError("FPSLINK_OPERATOR_KEY must be at least 16 characters")
+        if self.settlement_timeout_s <= 3 * self.ibps_timeout_s:
+            # a live request makes up to three IBPS calls; recovery must not take its payment first
+            raise ValueError("FPSLINK_SETTLEMENT_TIMEOUT_S must exceed three times FPSLINK_IBPS_TIMEOUT_S")
         return self
 
     @cached_property

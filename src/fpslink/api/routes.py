@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from fpslink import metrics
 from fpslink.api import schemas as s
 from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
 from fpslink.context import Gateway, Principal
@@ -347,6 +349,7 @@ async def create_payment(
     participants_service.require_participant(principal)
     key = idempotency.parse_key(idempotency_key, required=True)
     assert key is not None
+    started = time.perf_counter()
     result = await payments_service.submit(
         gw,
         principal,
@@ -363,10 +366,14 @@ async def create_payment(
             end_to_end_id=body.end_to_end_id,
         ),
     )
+    out = payment_out(result.payment, result.events)
+    if not result.replayed:
+        metrics.PAYMENTS.labels(status=out.status.value, direction=out.direction.value).inc()
+        metrics.SETTLEMENT_SECONDS.observe(time.perf_counter() - started)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     headers["Location"] = f"/v1/payments/{result.payment['payment_id']}"
     return JSONResponse(
-        s.dump(payment_out(result.payment, result.events)),
+        s.dump(out),
         status_code=result.http_status,
         headers=headers,
     )

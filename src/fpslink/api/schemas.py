@@ -87,6 +87,18 @@ class ParticipantOut(BaseModel):
     name: str
     system: System
     api_key: str | None = Field(default=None, description="Shown once, when the participant is created")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "participant_id": "DEMOHK3",
+                    "name": "Demo Bank HK 3",
+                    "system": "FPS",
+                    "api_key": "fpsl_demohk3_…",
+                }
+            ]
+        }
+    )
 
 
 class AccountCreate(Request):
@@ -159,6 +171,35 @@ class LimitsOut(BaseModel):
     per_transaction: str
     business_date: str
     usage: list[LimitLine]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "HKDEMO0001",
+                    "direction": "NORTHBOUND",
+                    "currency": "HKD",
+                    "per_transaction": "10000.00",
+                    "business_date": "2026-11-27",
+                    "usage": [
+                        {
+                            "period": "DAY",
+                            "period_key": "2026-11-27",
+                            "limit": "10000.00",
+                            "used": "1000.00",
+                            "remaining": "9000.00",
+                        },
+                        {
+                            "period": "YEAR",
+                            "period_key": "2026",
+                            "limit": "200000.00",
+                            "used": "1000.00",
+                            "remaining": "199000.00",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
 
 # proxies --------------------------------------------------------------------------------------
@@ -222,6 +263,32 @@ class RatesOut(BaseModel):
     as_of: datetime
     indicative: bool = True
     rates: list[RateOut]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "as_of": "2026-11-27T08:00:00Z",
+                    "indicative": True,
+                    "rates": [
+                        {
+                            "source_currency": "HKD",
+                            "target_currency": "CNY",
+                            "mid_rate": "0.920000",
+                            "rate": "0.917700",
+                            "spread_bps": "25",
+                        },
+                        {
+                            "source_currency": "CNY",
+                            "target_currency": "HKD",
+                            "mid_rate": "1.086957",
+                            "rate": "1.084240",
+                            "spread_bps": "25",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
 
 class QuoteCreate(Request):
@@ -409,6 +476,16 @@ class PaymentOut(BaseModel):
 class PaymentPage(BaseModel):
     items: list[PaymentOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [PaymentOut.model_json_schema()["examples"][0]],
+                    "next_cursor": "MjAyNi0xMS0yN1QwODowMDowMCswMDowMHwwYjdm",
+                }
+            ]
+        }
+    )
 
 
 class Health(BaseModel):

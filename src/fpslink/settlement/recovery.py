@@ -12,7 +12,9 @@ import logging
 from collections import Counter
 from datetime import datetime, timedelta
 
+from fpslink import metrics
 from fpslink.context import Gateway
+from fpslink.idempotency import repository as idem_repo
 from fpslink.payments import repository as payments_repo
 from fpslink.settlement import coordinator
 from fpslink.settlement.states import State
@@ -49,7 +51,14 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
             )
         final = await coordinator.finish(gw, payment_id, state)
         outcomes[final.value] += 1
+        metrics.RECOVERY.labels(state=final.value).inc()
     return outcomes
+
+
+async def purge_expired_keys(gw: Gateway) -> int:
+    """Forget idempotency keys past their retention (FPSLINK_IDEMPOTENCY_TTL_H)."""
+    async with gw.writer.begin() as conn:
+        return await idem_repo.purge_expired(conn, now=gw.clock())
 
 
 async def run_forever(gw: Gateway) -> None:
@@ -60,6 +69,7 @@ async def run_forever(gw: Gateway) -> None:
             outcomes = await sweep(gw)
             if outcomes:
                 log.info("recovery sweep: %s", dict(outcomes))
+            await purge_expired_keys(gw)
         except asyncio.CancelledError:
             raise
         except Exception:
