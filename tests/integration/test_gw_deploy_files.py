@@ -1,0 +1,357 @@
+"""The deployment files: docker-compose.yml, Dockerfile, .dockerignore and the locust load mix.
+
+None of these tests needs a database or a Docker engine. Where `docker compose` is installed the
+compose file also goes through `docker compose config -q`; the structural checks run everywhere.
+The locustfile is imported in a child process, because importing locust monkey-patches the standard
+library with gevent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import py_compile
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fpslink import cli as gateway_cli
+from fpslink.config import Settings
+from mock_ibps import cli as ibps_cli
+from mock_ibps.config import Settings as IbpsSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+SERVICES = ("postgres", "mock_ibps", "gateway", "locust")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict), "docker-compose.yml is not a mapping"
+    return loaded
+
+
+def service(compose: dict[str, Any], name: str) -> dict[str, Any]:
+    found = compose["services"][name]
+    assert isinstance(found, dict)
+    return found
+
+
+def environment(svc: dict[str, Any]) -> dict[str, str | None]:
+    """The service's environment as a mapping, from either the mapping or the list form."""
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (item.split("=", 1) if "=" in item else (item, None) for item in env)
+        return {k: v for k, v in pairs}
+    return {k: None if v is None else str(v) for k, v in env.items()}
+
+
+def command_text(svc: dict[str, Any]) -> str:
+    command = svc.get("command", "")
+    return " ".join(str(part) for part in command) if isinstance(command, list) else str(command)
+
+
+def interpolated(value: str) -> str:
+    """Replace ${NAME:-default} and ${NAME-default} by the default, ${NAME} by an empty string."""
+    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+
+
+def docker_compose() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, timeout=30, check=False, cwd=ROOT
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return [docker, "compose"] if probe.returncode == 0 else None
+
+
+# compose -----------------------------------------------------------------------------------------
+
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    command = docker_compose()
+    if command is None:
+        pytest.skip("`docker compose` is not installed; the structural checks stand in for it")
+    result = subprocess.run(
+        [*command, "-f", str(COMPOSE), "--profile", "load", "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_has_the_four_services(compose: dict[str, Any]) -> None:
+    assert set(SERVICES) <= set(compose["services"])
+    assert service(compose, "postgres")["image"].startswith("postgres:15")
+    assert service(compose, "locust").get("profiles") == ["load"]
+    for name in ("postgres", "mock_ibps", "gateway"):
+        assert "profiles" not in service(compose, name), f"{name} must start with a plain `up`"
+
+
+@pytest.mark.parametrize("name", ["postgres", "mock_ibps", "gateway"])
+def test_health_checks(compose: dict[str, Any], name: str) -> None:
+    check = service(compose, name).get("healthcheck")
+    assert isinstance(check, dict) and not check.get("disable"), f"{name} has no health check"
+    test = check["test"]
+    text = " ".join(test) if isinstance(test, list) else test
+    if isinstance(test, list):
+        assert test[0] in ("CMD", "CMD-SHELL"), test
+    if name == "postgres":
+        assert "pg_isready" in text
+    else:
+        port = "8001" if name == "mock_ibps" else "8000"
+        assert f"127.0.0.1:{port}/healthz" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "needs"),
+    [
+        ("mock_ibps", {"postgres"}),
+        ("gateway", {"mock_ibps"}),
+        ("locust", {"gateway"}),
+    ],
+)
+def test_depends_on_healthy_services(compose: dict[str, Any], name: str, needs: set[str]) -> None:
+    depends = service(compose, name).get("depends_on")
+    assert isinstance(depends, dict), f"{name}: depends_on must use the long form with conditions"
+    assert needs <= set(depends)
+    for other, how in depends.items():
+        assert how.get("condition") == "service_healthy", f"{name} -> {other}"
+        assert "healthcheck" in service(compose, other), f"{other} is waited for but has no health check"
+
+
+def published_ports(svc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host address, container port) of each published port."""
+    out: list[tuple[str, str]] = []
+    for port in svc.get("ports", []):
+        if isinstance(port, dict):
+            out.append((str(port.get("host_ip", "")), str(port.get("target"))))
+            continue
+        parts = interpolated(str(port)).split(":")
+        assert len(parts) == 3, f"{port}: name the host address, e.g. 127.0.0.1:8000:8000"
+        out.append((parts[0], parts[2].split("/")[0]))
+    return out
+
+
+def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    seen = {}
+    for name, svc in compose["services"].items():
+        assert "network_mode" not in svc or svc["network_mode"] != "host", name
+        for host_ip, target in published_ports(svc):
+            assert host_ip == "127.0.0.1", f"{name} publishes {target} on {host_ip or 'every address'}"
+            seen[name] = target
+    assert seen.get("gateway") == "8000"
+    assert seen.get("mock_ibps") == "8001"
+    assert seen.get("locust") == "8089"
+
+
+def test_gateway_serves_with_fpslink_serve(compose: dict[str, Any]) -> None:
+    text = command_text(service(compose, "gateway"))
+    assert text.startswith("fpslink serve"), text
+    assert "--host 0.0.0.0" in text
+    assert "--port 8000" in text
+    assert "--workers ${GATEWAY_WORKERS:-2}" in text
+    assert "--no-migrate" not in text
+
+
+def test_mock_ibps_serves_on_8001(compose: dict[str, Any]) -> None:
+    text = command_text(service(compose, "mock_ibps"))
+    assert re.match(r"(mock-ibps|python -m mock_ibps\.cli) serve\b", text), text
+    assert "--host 0.0.0.0" in text and "--port 8001" in text
+    assert "--no-migrate" not in text
+
+
+def test_gateway_environment_names_are_settings(compose: dict[str, Any]) -> None:
+    fields = set(Settings.model_fields)
+    cli_source = inspect.getsource(gateway_cli)
+    env = environment(service(compose, "gateway"))
+    for name in env:
+        assert name.startswith("FPSLINK_"), f"the gateway reads FPSLINK_* only, not {name}"
+        field = name.removeprefix("FPSLINK_").lower()
+        assert field in fields or f'"{name}"' in cli_source, f"{name} is not a gateway setting"
+    for required in (
+        "FPSLINK_DATABASE_URL",
+        "FPSLINK_IBPS_URL",
+        "FPSLINK_IBPS_TOKEN",
+        "FPSLINK_OPERATOR_KEY",
+    ):
+        assert env.get(required), f"the gateway needs {required}"
+
+
+def test_mock_ibps_environment_names_are_settings(compose: dict[str, Any]) -> None:
+    fields = set(IbpsSettings.model_fields)
+    cli_source = inspect.getsource(ibps_cli)
+    for name in environment(service(compose, "mock_ibps")):
+        assert name.startswith("MOCK_IBPS_"), name
+        field = name.removeprefix("MOCK_IBPS_").lower()
+        assert field in fields or f'"{name}"' in cli_source, f"{name} is not a mock_ibps setting"
+
+
+def test_services_agree_on_databases_tokens_and_keys(compose: dict[str, Any]) -> None:
+    gateway = {k: interpolated(v or "") for k, v in environment(service(compose, "gateway")).items()}
+    ibps = {k: interpolated(v or "") for k, v in environment(service(compose, "mock_ibps")).items()}
+    load = {k: interpolated(v or "") for k, v in environment(service(compose, "locust")).items()}
+    pg = {k: interpolated(v or "") for k, v in environment(service(compose, "postgres")).items()}
+
+    assert gateway["FPSLINK_DATABASE_URL"].startswith("postgresql+asyncpg://")
+    assert gateway["FPSLINK_DATABASE_URL"].endswith("@postgres:5432/fpslink")
+    assert ibps["MOCK_IBPS_DATABASE_URL"].endswith("@postgres:5432/fpslink_ibps")
+    assert pg["POSTGRES_DB"] == "fpslink"
+    password = pg["POSTGRES_PASSWORD"]
+    assert f":{password}@" in gateway["FPSLINK_DATABASE_URL"]
+    assert f":{password}@" in ibps["MOCK_IBPS_DATABASE_URL"]
+
+    assert gateway["FPSLINK_IBPS_URL"] == "http://mock_ibps:8001"
+    assert gateway["FPSLINK_IBPS_TOKEN"] == ibps["MOCK_IBPS_TOKEN"]
+    assert len(gateway["FPSLINK_OPERATOR_KEY"]) >= 16
+    Settings(operator_key=gateway["FPSLINK_OPERATOR_KEY"])  # the sandbox default passes validation
+    assert load["FPSLINK_OPERATOR_KEY"] == gateway["FPSLINK_OPERATOR_KEY"]
+    assert load["LOCUST_HOST"] == "http://gateway:8000"
+    assert load["LOCUST_LOCUSTFILE"].endswith("loadtests/locustfile.py")
+    assert load.get("LOCUST_RUN_TIME"), "a headless run of the compose locust must be bounded"
+
+
+def test_the_second_database_is_created_on_init(compose: dict[str, Any]) -> None:
+    mounts = [str(v) for v in service(compose, "postgres").get("volumes", [])]
+    init = [m for m in mounts if "/docker-entrypoint-initdb.d/" in m]
+    assert init, "postgres needs an init script for fpslink_ibps"
+    source = init[0].split(":", 1)[0]
+    script = (ROOT / source).resolve()
+    assert script.is_file(), f"{source} is missing"
+    assert re.search(r"CREATE DATABASE\s+\"?fpslink_ibps\"?", script.read_text(), re.IGNORECASE)
+
+
+def test_locust_environment_names_are_read_by_the_locustfile(compose: dict[str, Any]) -> None:
+    source = LOCUSTFILE.read_text(encoding="utf-8")
+    for name in environment(service(compose, "locust")):
+        if name.startswith("LOCUST_"):
+            continue  # locust's own options
+        assert f'"{name}"' in source, f"the locust service sets {name} but the locustfile never reads it"
+
+
+# Dockerfile --------------------------------------------------------------------------------------
+
+
+def dockerfile_stages() -> list[tuple[str, list[str]]]:
+    """(FROM line, instructions) per stage; continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    stages: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append((line, []))
+        elif stages:
+            stages[-1][1].append(line)
+    return stages
+
+
+def test_dockerfile_runtime_stage() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "python:3.11-slim" in text
+    stages = dockerfile_stages()
+    last_from, last = stages[-1]
+    assert last_from.endswith("AS runtime"), "the default (last) stage serves the gateway and mock_ibps"
+    users = [line.split(None, 1)[1] for line in last if line.upper().startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the runtime must not run as root"
+    assert any("pip install" in line and "fpslink" in line for line in last)
+    assert any(line.startswith("CMD") and "fpslink" in line for line in last)
+
+
+def test_dockerfile_builds_the_project_with_pip() -> None:
+    stages = dockerfile_stages()
+    assert any(
+        re.search(r"pip (install|wheel)\b.*\s\"?\.(\[[a-z,]+\])?\"?(\s|$)", line)
+        for _, ins in stages
+        for line in ins
+    )
+
+
+def test_compose_build_targets_exist(compose: dict[str, Any]) -> None:
+    names = {line.split()[-1] for line, _ in dockerfile_stages() if " AS " in line.upper()}
+    for name in ("mock_ibps", "gateway", "locust"):
+        build = service(compose, name).get("build")
+        assert isinstance(build, dict), f"{name} builds from the Dockerfile"
+        assert build.get("target") in names, f"{name}: no stage {build.get('target')}"
+    assert service(compose, "gateway")["image"] == service(compose, "mock_ibps")["image"]
+
+
+def test_dockerignore_keeps_what_the_build_needs() -> None:
+    ignored = {
+        line.strip().strip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for needed in ("pyproject.toml", "README.md", "src", "mock_ibps", "migrations", "loadtests"):
+        assert needed not in ignored, f".dockerignore drops {needed}"
+    for dropped in (".git", ".venv", ".fpslink"):
+        assert dropped in ignored, f".dockerignore should drop {dropped}"
+
+
+# the load mix -----------------------------------------------------------------------------------
+
+
+def test_locustfile_compiles(tmp_path: Path) -> None:
+    py_compile.compile(str(LOCUSTFILE), cfile=str(tmp_path / "locustfile.pyc"), doraise=True)
+
+
+INSPECT_USERS = """
+import importlib.util, inspect, json, sys
+from locust import FastHttpUser, HttpUser
+
+spec = importlib.util.spec_from_file_location("fpslink_locustfile", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+users = {}
+for name, obj in vars(module).items():
+    if not inspect.isclass(obj) or obj in (HttpUser, FastHttpUser):
+        continue
+    if issubclass(obj, (HttpUser, FastHttpUser)) and not obj.__dict__.get("abstract", False):
+        users[name] = {
+            "tasks": sorted({getattr(t, "__name__", type(t).__name__) for t in obj.tasks}),
+            "weight": obj.weight,
+        }
+print(json.dumps(users))
+"""
+
+
+def test_locustfile_defines_users_with_tasks() -> None:
+    if importlib.util.find_spec("locust") is None:
+        pytest.skip("locust is not installed (pip install '.[load]')")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", INSPECT_USERS, str(LOCUSTFILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    users = json.loads(result.stdout.strip().splitlines()[-1])
+    assert users, "the locustfile defines no concrete HttpUser/FastHttpUser"
+    for name, user in users.items():
+        assert user["tasks"], f"{name} has no tasks"
+        assert user["weight"] >= 1
