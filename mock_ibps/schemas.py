@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 from mock_ibps.domain import Account, PrepareResult, Proxy, Transfer
 from mock_ibps.money import CURRENCY, AmountError, format_amount, parse_amount
 
-ID_PATTERN = r"^[A-Za-z0-9-]{1,40}$"
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 PROXY_RE = re.compile(r"\+86[0-9]{11}")
 
 

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -268,6 +269,8 @@ def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int) -> 
         from fpslink.app import create_app
 
         print(banner(host=host, port=port, ibps_port=ibps_port, op_key=op_key, warnings=warnings), flush=True)
+        # uvicorn re-raises SIGTERM after its shutdown; as SystemExit it reaches the cleanup below.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
     finally:
         ibps.terminate()

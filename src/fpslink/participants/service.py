@@ -105,6 +105,14 @@ async def create_participant(
             await gw.ibps.create_participant(participant_id=participant_id, name=name)
         except IbpsUnavailable as exc:
             raise UpstreamUnavailable(f"mock_ibps did not answer: {exc}") from exc
+        except IbpsRefused as exc:
+            if exc.status == 409:
+                raise Conflict(
+                    f"participant {participant_id} exists at IBPS with other details",
+                    code="PARTICIPANT_EXISTS",
+                    participant_id=participant_id,
+                ) from exc
+            raise InvalidRequest(f"mock_ibps refused the participant: {exc.detail}", code=exc.code) from exc
     try:
         async with gw.writer.begin() as conn:
             await repo.insert_participant(
