@@ -22,7 +22,7 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the database at ``database_url`` up to ``revision``.
 
     env.py drives the async engine with ``asyncio.run``, which cannot nest in a running loop; called

@@ -28,7 +28,7 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     """Migrate; from inside a running event loop the work moves to a thread (env.py runs its own)."""
     config = alembic_config(database_url)
     try:

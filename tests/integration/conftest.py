@@ -52,6 +52,18 @@ class Stack:
     process: Popen[bytes]
 
 
+RUN = f"{os.getpid()}"
+"""Databases are named per test run, so concurrent runs on one server never drop each other's."""
+
+
+async def drop_pg(name: str) -> None:
+    admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def recreate_pg(name: str) -> str:
     try:
         admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
@@ -80,8 +92,8 @@ async def stack(
         gateway_db = f"sqlite+aiosqlite:///{workdir / 'gateway.db'}"
         ibps_db = f"sqlite+aiosqlite:///{workdir / 'ibps.db'}"
     elif backend == "postgresql":
-        gateway_db = await recreate_pg("fpslink_t_gateway")
-        ibps_db = await recreate_pg("fpslink_t_gateway_ibps")
+        gateway_db = await recreate_pg(f"fpslink_t_gw_{RUN}")
+        ibps_db = await recreate_pg(f"fpslink_t_gw_ibps_{RUN}")
     else:
         pytest.fail(f"unknown database {backend!r} in FPSLINK_TEST_DATABASES", pytrace=False)
     await asyncio.to_thread(migrate.upgrade, gateway_db)
@@ -99,6 +111,9 @@ async def stack(
         yield Stack(backend, gateway_db, ibps_db, f"http://127.0.0.1:{port}", workdir, process)
     finally:
         await asyncio.to_thread(stop_process, process)
+        if backend == "postgresql":
+            await drop_pg(f"fpslink_t_gw_{RUN}")
+            await drop_pg(f"fpslink_t_gw_ibps_{RUN}")
 
 
 def settings_for(stack: Stack, **overrides: Any) -> Settings:

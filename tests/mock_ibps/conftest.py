@@ -20,7 +20,7 @@ from mock_ibps.app import create_app
 from mock_ibps.config import Settings
 from mock_ibps.migrate import upgrade
 
-PG_DATABASE = "fpslink_t_mock_ibps"
+PG_DATABASE = f"fpslink_t_mock_ibps_{os.getpid()}"  # per run: concurrent runs never collide
 PG_SERVER = os.environ.get("FPSLINK_TEST_POSTGRES_SERVER", "postgres@127.0.0.1:5432")
 DATABASES = [
     name.strip()
@@ -61,6 +61,12 @@ async def database_url(
         pytest.fail(f"unknown database {backend!r} in FPSLINK_TEST_DATABASES", pytrace=False)
     await asyncio.to_thread(upgrade, url)
     yield url
+    if backend == "postgresql":
+        admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture(scope="session")
