@@ -8,12 +8,16 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from mock_ibps.domain import PrepareRequest, TransferKind
-from mock_ibps.errors import Unauthorized
+from mock_ibps.domain import PrepareRequest, Reason, TransferKind
+from mock_ibps.errors import RequestInvalid, Unauthorized
+from mock_ibps.faults import MAGIC_REFUSED_MINOR, Call, FaultInjector, FaultRule, Kind
 from mock_ibps.money import format_amount
 from mock_ibps.schemas import (
     AccountIn,
     AccountOut,
+    FaultIn,
+    FaultOut,
+    FaultsOut,
     Health,
     LedgerCheckOut,
     ParticipantIn,
@@ -38,6 +42,11 @@ def get_ledger(request: Request) -> IbpsLedger:
     return ledger
 
 
+def get_faults(request: Request) -> FaultInjector:
+    faults: FaultInjector = request.app.state.faults
+    return faults
+
+
 def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
     """Bearer token check in constant time, so the token cannot be guessed byte by byte."""
     expected: str = request.app.state.settings.token
@@ -47,6 +56,7 @@ def require_token(request: Request, authorization: Annotated[str | None, Header(
 
 
 LedgerDep = Annotated[IbpsLedger, Depends(get_ledger)]
+FaultsDep = Annotated[FaultInjector, Depends(get_faults)]
 
 health_router = APIRouter()
 router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])
@@ -91,32 +101,39 @@ async def register_proxy(body: ProxyIn, ledger: LedgerDep) -> ProxyRegistered:
 
 
 @router.get("/proxies/{proxy_value}")
-async def resolve_proxy(proxy_value: Annotated[ProxyValue, Path()], ledger: LedgerDep) -> ProxyOut:
-    return ProxyOut.of(await ledger.resolve_proxy(proxy_value=proxy_value))
+async def resolve_proxy(
+    proxy_value: Annotated[ProxyValue, Path()], ledger: LedgerDep, faults: FaultsDep
+) -> ProxyOut:
+    proxy = await faults.run(Call.LOOKUP, proxy_value, lambda: ledger.resolve_proxy(proxy_value=proxy_value))
+    return ProxyOut.of(proxy)
 
 
 @router.post("/transfers/prepare")
-async def prepare_transfer(body: PrepareIn, ledger: LedgerDep) -> PrepareOut:
-    result = await ledger.prepare(
-        PrepareRequest(
-            payment_id=str(body.payment_id),
-            kind=TransferKind(body.kind),
-            account_id=body.account_id,
-            amount_minor=body.amount_minor,
-            currency=body.currency,
-        )
+async def prepare_transfer(body: PrepareIn, ledger: LedgerDep, faults: FaultsDep) -> PrepareOut:
+    request = PrepareRequest(
+        payment_id=str(body.payment_id),
+        kind=TransferKind(body.kind),
+        account_id=body.account_id,
+        amount_minor=body.amount_minor,
+        currency=body.currency,
+        refusal=Reason.RR04 if body.amount_minor == MAGIC_REFUSED_MINOR else None,
+    )
+    result = await faults.run(
+        Call.PREPARE, request.payment_id, lambda: ledger.prepare(request), amount_minor=body.amount_minor
     )
     return PrepareOut.of(result)
 
 
 @router.post("/transfers/{payment_id}/commit")
-async def commit_transfer(payment_id: UUID, ledger: LedgerDep) -> TransferOut:
-    return TransferOut.of(await ledger.commit(payment_id=str(payment_id)))
+async def commit_transfer(payment_id: UUID, ledger: LedgerDep, faults: FaultsDep) -> TransferOut:
+    key = str(payment_id)
+    return TransferOut.of(await faults.run(Call.COMMIT, key, lambda: ledger.commit(payment_id=key)))
 
 
 @router.post("/transfers/{payment_id}/abort")
-async def abort_transfer(payment_id: UUID, ledger: LedgerDep) -> TransferOut:
-    return TransferOut.of(await ledger.abort(payment_id=str(payment_id)))
+async def abort_transfer(payment_id: UUID, ledger: LedgerDep, faults: FaultsDep) -> TransferOut:
+    key = str(payment_id)
+    return TransferOut.of(await faults.run(Call.ABORT, key, lambda: ledger.abort(payment_id=key)))
 
 
 @router.get("/transfers/{payment_id}")
@@ -143,3 +160,37 @@ async def ledger_check(ledger: LedgerDep) -> LedgerCheckOut:
         balances={currency: format_amount(total) for currency, total in check.balances_minor.items()},
         accounts=check.accounts,
     )
+
+
+@router.post("/sandbox/faults", status_code=status.HTTP_201_CREATED)
+async def add_fault(body: FaultIn, faults: FaultsDep) -> FaultOut:
+    """Inject a fault from now on; decisions are reproducible from the seed."""
+    try:
+        rule = faults.add(
+            FaultRule(
+                call=Call(body.call),
+                kind=Kind(body.kind),
+                probability=body.probability,
+                seed=body.seed,
+                latency_ms=body.latency_ms,
+                hang_ms=body.hang_ms,
+                only_attempts=body.only_attempts,
+            )
+        )
+    except ValueError as exc:
+        raise RequestInvalid(str(exc)) from exc
+    return FaultOut(**rule.as_dict())
+
+
+@router.get("/sandbox/faults")
+async def list_faults(faults: FaultsDep) -> FaultsOut:
+    injected: dict[str, dict[str, int]] = {}
+    for (call, kind), count in sorted(faults.injected.items()):
+        injected.setdefault(call, {})[kind] = count
+    return FaultsOut(rules=[FaultOut(**rule.as_dict()) for rule in faults.rules], injected=injected)
+
+
+@router.delete("/sandbox/faults", status_code=status.HTTP_204_NO_CONTENT)
+async def clear_faults(faults: FaultsDep) -> Response:
+    faults.clear()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

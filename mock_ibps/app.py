@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from mock_ibps import statement
 from mock_ibps.api import health_router, router
 from mock_ibps.config import Settings
 from mock_ibps.db import create_engine
 from mock_ibps.errors import install_error_handlers
+from mock_ibps.faults import FaultInjector
 from mock_ibps.service import IbpsLedger
 
 
@@ -22,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         app.state.ledger = IbpsLedger(engine)
+        app.state.faults = FaultInjector()
         try:
             yield
         finally:
@@ -37,4 +40,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(router)
+    app.include_router(statement.router)
     return app

@@ -38,6 +38,7 @@ class Reason(StrEnum):
     AC01 = "AC01"
     AM03 = "AM03"
     AM04 = "AM04"
+    RR04 = "RR04"
     ALREADY_ABORTED = "ALREADY_ABORTED"
 
 
@@ -45,6 +46,7 @@ REASON_TEXT: dict[str, str] = {
     Reason.AC01: "account unknown or not a customer account",
     Reason.AM03: "currency not allowed for this account",
     Reason.AM04: "insufficient available funds",
+    Reason.RR04: "refused for regulatory reasons (sandbox magic amount)",
     Reason.ALREADY_ABORTED: "payment already aborted",
 }
 
@@ -116,6 +118,8 @@ class PrepareRequest:
     account_id: str
     amount_minor: int
     currency: str
+    refusal: Reason | None = None
+    """A refusal decided before the ledger looks (the sandbox's magic amounts)."""
 
 
 @dataclass(frozen=True, slots=True)

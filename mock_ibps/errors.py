@@ -83,6 +83,22 @@ class Conflict(IbpsError):
     status = 409
 
 
+class InjectedFault(IbpsError):
+    """An error the sandbox's fault injection answers on purpose."""
+
+    status = 503
+    code = "INJECTED_FAULT"
+    title = "Injected fault"
+
+
+class InjectedTimeout(IbpsError):
+    """Sent only after the caller has given up: the call 'never answered'."""
+
+    status = 504
+    code = "INJECTED_TIMEOUT"
+    title = "Injected time-out"
+
+
 class ParticipantExists(Conflict):
     code = "PARTICIPANT_EXISTS"
     title = "Participant exists with different fields"

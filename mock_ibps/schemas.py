@@ -214,3 +214,33 @@ class LedgerCheckOut(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class FaultIn(BaseModel):
+    """A fault rule: which call, what goes wrong, how often, and the seed that makes it replayable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call: Literal["prepare", "commit", "abort", "lookup", "statement"]
+    kind: Literal["error", "timeout", "lost_reply", "duplicate", "latency"]
+    probability: float = Field(ge=0.0, le=1.0)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    latency_ms: int = Field(default=0, ge=0, le=60_000)
+    hang_ms: int = Field(default=30_000, ge=0, le=120_000)
+    only_attempts: int = Field(default=0, ge=0, le=1000)
+
+
+class FaultOut(BaseModel):
+    rule_id: str
+    call: str
+    kind: str
+    probability: float
+    seed: int
+    latency_ms: int
+    hang_ms: int
+    only_attempts: int
+
+
+class FaultsOut(BaseModel):
+    rules: list[FaultOut]
+    injected: dict[str, dict[str, int]]

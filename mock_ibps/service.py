@@ -61,6 +61,11 @@ class IbpsLedger:
             read_options["isolation_level"] = "REPEATABLE READ"
         self._reader = engine.execution_options(**read_options)
 
+    @property
+    def reader(self) -> AsyncEngine:
+        """The engine for read-only work outside these use cases (the statement export)."""
+        return self._reader
+
     # participants and accounts
 
     async def open_participant(self, *, participant_id: str, name: str) -> tuple[Participant, bool]:
@@ -174,10 +179,10 @@ class IbpsLedger:
         now = now_utc()
         async with self._engine.begin() as conn:
             account = await repo.get_customer_account(conn, request.account_id)
-            reason: str | None = None
-            if account is None:
+            reason: str | None = request.refusal
+            if reason is None and account is None:
                 reason = Reason.AC01
-            elif account.currency != request.currency:
+            elif reason is None and account is not None and account.currency != request.currency:
                 reason = Reason.AM03
             customer = None if account is None else account.account_id
             debit, credit = (

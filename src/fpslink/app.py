@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -13,14 +15,23 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from fpslink import __version__
-from fpslink.api import problems
+from fpslink import __version__, logs
+from fpslink.api import (
+    faults_routes,
+    iso20022_routes,
+    observability,
+    problems,
+    reconciliation_routes,
+    sandbox_routes,
+    webhooks_routes,
+)
 from fpslink.api.routes import health_router, router
 from fpslink.config import Settings
 from fpslink.context import Gateway
 from fpslink.db import create_engine, utcnow
-from fpslink.ibps_client import IbpsClient
+from fpslink.ibps_client import client_from_settings
 from fpslink.settlement import recovery
+from fpslink.webhooks import service as webhooks_service
 
 log = logging.getLogger("fpslink")
 
@@ -45,23 +56,21 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        ibps = IbpsClient(
-            base_url=settings.ibps_url,
-            token=settings.ibps_token,
-            timeout_s=settings.ibps_timeout_s,
-            max_connections=settings.ibps_max_connections,
-            transport=ibps_transport,
-        )
+        ibps = client_from_settings(settings, transport=ibps_transport)
         gateway = Gateway(settings=settings, engine=engine, ibps=ibps, clock=clock)
+        if settings.crash_at:
+            gateway.crash_hook = kill_at(settings.crash_at)
         app.state.gateway = gateway
         sweeper = (
             asyncio.create_task(recovery.run_forever(gateway), name="fpslink-recovery")
             if settings.recovery_enabled
             else None
         )
+        dispatcher = webhooks_service.start(gateway)
         try:
             yield
         finally:
+            await webhooks_service.stop(dispatcher)
             if sweeper is not None:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -78,6 +87,12 @@ def create_app(
     problems.install(app)
     app.include_router(router)
     app.include_router(health_router)
+    app.include_router(faults_routes.router)
+    app.include_router(iso20022_routes.router)
+    app.include_router(webhooks_routes.router)
+    app.include_router(sandbox_routes.router)
+    app.include_router(reconciliation_routes.router)
+    observability.install(app)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
@@ -87,6 +102,19 @@ def create_app(
     return app
 
 
+def kill_at(point: str) -> Callable[[str], None]:
+    """A crash hook that SIGKILLs this process at one settlement step (FPSLINK_CRASH_AT)."""
+
+    def hook(reached: str) -> None:
+        if reached == point:
+            log.warning("FPSLINK_CRASH_AT=%s reached: killing the process", point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory fpslink.app:app_from_env` (settings from FPSLINK_*)."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
+    return create_app(settings)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Annotated
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, cast
 
 import typer
 from pydantic import ValidationError
 
+from fpslink import logs
 from fpslink.config import Settings
 
 app = typer.Typer(
@@ -28,7 +31,9 @@ def sandbox(
     """Run the whole sandbox: migrate, start mock_ibps, seed the demo world, serve the gateway."""
     from fpslink.sandbox import run_sandbox
 
-    run_sandbox(Settings(), host=host, port=port, ibps_port=ibps_port)
+    settings = Settings()
+    logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
+    run_sandbox(settings, host=host, port=port, ibps_port=ibps_port)
 
 
 @app.command()
@@ -71,16 +76,14 @@ def check(
     """Check invariants I1-I6 across the gateway, the FPS ledger and mock_ibps; exit 1 if broken."""
     from fpslink.context import Gateway
     from fpslink.db import create_engine
-    from fpslink.ibps_client import IbpsClient
+    from fpslink.ibps_client import client_from_settings
     from fpslink.invariants import check_invariants
 
     settings = Settings()
 
     async def run() -> int:
         engine = create_engine(settings.database_url, pool_size=2)
-        ibps = IbpsClient(
-            base_url=settings.ibps_url, token=settings.ibps_token, timeout_s=settings.ibps_timeout_s
-        )
+        ibps = client_from_settings(settings)
         try:
             report = await check_invariants(Gateway(settings=settings, engine=engine, ibps=ibps))
         finally:
@@ -110,6 +113,98 @@ def check(
         return 0 if report.ok else 1
 
     raise typer.Exit(asyncio.run(run()))
+
+
+@app.command()
+def recon(
+    business_date: Annotated[
+        datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="UTC+8 business date")
+    ],
+    output: Annotated[Path, typer.Option("--output", help="File to write the report to")],
+    report_format: Annotated[str, typer.Option("--format", help="json, csv or html")] = "html",
+) -> None:
+    """Reconcile a business date (gateway x FPS ledger x IBPS statement); exit 1 when there are breaks."""
+    from fpslink.reconciliation.command import Format, run_command
+
+    if report_format not in ("json", "csv", "html"):
+        raise typer.BadParameter("--format must be json, csv or html")
+    fmt = cast(Format, report_format)
+    code = asyncio.run(run_command(Settings(), business_date=business_date.date(), fmt=fmt, output=output))
+    raise typer.Exit(code)
+
+
+@app.command()
+def chaos(
+    payments: Annotated[int, typer.Option(min=1, max=1_000_000, help="Payments to send")] = 1000,
+    fault_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of IBPS calls that misbehave")
+    ] = 0.1,
+    kills: Annotated[int, typer.Option(min=0, max=100, help="Times the gateway is SIGKILLed")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the payments and the faults")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=512)] = 32,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Gateway worker processes")] = 2,
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL database to create for the run (and <name>_ibps beside it)")
+    ] = "postgresql+asyncpg://postgres@127.0.0.1:5432/fpslink_chaos",
+    port: Annotated[int, typer.Option()] = 18700,
+    ibps_port: Annotated[int, typer.Option()] = 18701,
+    max_seconds: Annotated[float, typer.Option(help="Bound on the driving phase")] = 1800.0,
+    keep_databases: Annotated[bool, typer.Option(help="Keep the run's databases for inspection")] = False,
+) -> None:
+    """Chaos run on PostgreSQL: faults and gateway kills, then an audit; exit 1 on any loss."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from fpslink import chaos as chaos_run
+
+    cfg = chaos_run.ChaosConfig(
+        payments=payments,
+        fault_rate=fault_rate,
+        kills=kills,
+        seed=seed,
+        concurrency=concurrency,
+        workers=workers,
+        database_url=database_url,
+        port=port,
+        ibps_port=ibps_port,
+        max_seconds=max_seconds,
+        keep_databases=keep_databases,
+    )
+    console = Console()
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("payments", total=payments)
+        report = asyncio.run(chaos_run.run(cfg, progress=lambda done: bar.update(task, completed=done)))
+    table = Table(title=f"fpslink chaos: {payments} payments, fault rate {fault_rate}, seed {seed}")
+    table.add_column("what")
+    table.add_column("result", justify="right")
+    for status, count in sorted(report.by_status.items()):
+        table.add_row(f"payments {status}", str(count))
+    for code, count in sorted(report.by_reason.items()):
+        table.add_row(f"  rejected {code}", str(count))
+    for call, kinds in sorted(report.faults_injected.items()):
+        for kind, count in sorted(kinds.items()):
+            table.add_row(f"faults injected: {call} {kind}", str(count))
+    table.add_row("gateway kills", str(report.kills))
+    table.add_row("client retries (same key)", str(report.client_retries))
+    for label, amount in sorted(report.money_drift.items()):
+        table.add_row(f"money created (+) or lost (-): {label}", f"{amount}")
+    for label, amount in sorted(report.holds_left.items()):
+        table.add_row(f"holds left: {label}", f"{amount}")
+    table.add_row("payments still PENDING", str(report.pending))
+    table.add_row("payments never answered", str(report.unanswered))
+    table.add_row("invariant violations (I1-I6)", str(len(report.invariant_violations)))
+    table.add_row("driving time (s)", f"{report.drive_seconds:.1f}")
+    table.add_row("total time (s)", f"{report.total_seconds:.1f}")
+    console.print(table)
+    for line in report.invariant_violations[:20]:
+        console.print(f"[red]VIOLATION[/red] {line}")
+    console.print(
+        "[green]OK: no money lost or created, no holds, nothing stuck[/green]"
+        if report.ok
+        else "[red]FAILED[/red]"
+    )
+    raise typer.Exit(0 if report.ok else 1)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import re
 from datetime import time
 from decimal import Decimal
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,8 +45,22 @@ class Settings(BaseSettings):
     )
     ibps_url: str = Field(default="http://127.0.0.1:8001", description="Base URL of mock_ibps.")
     ibps_token: str = Field(default="ibps-sandbox-token", description="Bearer token for mock_ibps.")
-    ibps_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Per-call IBPS time-out.")
+    ibps_timeout_s: float = Field(default=2.0, gt=0, le=60, description="Per-attempt IBPS time-out.")
+    ibps_retries: int = Field(default=2, ge=0, le=10, description="Retries of an idempotent IBPS call.")
+    ibps_backoff_s: float = Field(default=0.05, ge=0, le=5, description="First retry pause (doubles).")
+    ibps_breaker_threshold: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive IBPS failures that open the circuit."
+    )
+    ibps_breaker_reset_s: float = Field(
+        default=5.0, gt=0, le=600, description="How long an open circuit waits before one trial call."
+    )
     ibps_max_connections: int = Field(default=100, ge=1, le=10_000)
+    payment_deadline_s: float = Field(
+        default=8.0,
+        gt=0,
+        le=120,
+        description="POST /v1/payments answers within this (202 PENDING if IBPS has not finished).",
+    )
 
     # FX
     fx_mid_hkd_cny: Decimal = Field(default=Decimal("0.920000"), gt=0, description="Mid rate: CNY per 1 HKD.")
@@ -72,10 +87,29 @@ class Settings(BaseSettings):
     recovery_interval_s: float = Field(default=5.0, gt=0, le=3600)
     recovery_batch_size: int = Field(default=100, ge=1, le=10_000)
     recovery_enabled: bool = True
+    crash_at: str | None = Field(
+        default=None,
+        description="Testing aid: SIGKILL this process when a payment reaches this settlement step "
+        "(accepted, ibps_prepared, decided, ibps_finished).",
+    )
     idempotency_ttl_h: int = Field(default=48, ge=24, le=24 * 30, description="Key retention.")
     request_lease_s: float = Field(
         default=60.0, gt=0, le=3600, description="How long a running request owns its key."
     )
+
+    # Webhooks and logs
+    webhooks_enabled: bool = Field(default=True, description="Run the webhook dispatcher in this process.")
+    webhook_allow_hosts: str = Field(
+        default="", description="Comma-separated hosts besides loopback that webhooks may target."
+    )
+    webhook_interval_s: float = Field(default=1.0, gt=0, le=3600, description="Dispatcher poll interval.")
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Per-delivery HTTP time-out.")
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50, description="Attempts before FAILED.")
+    webhook_backoff_s: float = Field(default=2.0, gt=0, le=3600, description="First retry delay (doubles).")
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86_400, description="Retry delay cap.")
+    webhook_batch_size: int = Field(default=50, ge=1, le=1000)
+    webhooks_per_participant: int = Field(default=5, ge=1, le=100)
+    log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or JSON.")
 
     @field_validator("southbound_hours")
     @classmethod
@@ -87,9 +121,9 @@ class Settings(BaseSettings):
     def _refuse_unsafe(self) -> Settings:
         if self.operator_key is not None and len(self.operator_key) < 16:
             raise ValueError("FPSLINK_OPERATOR_KEY must be at least 16 characters")
-        if self.settlement_timeout_s <= 3 * self.ibps_timeout_s:
-            # a live request makes up to three IBPS calls; recovery must not take its payment first
-            raise ValueError("FPSLINK_SETTLEMENT_TIMEOUT_S must exceed three times FPSLINK_IBPS_TIMEOUT_S")
+        if self.settlement_timeout_s <= self.payment_deadline_s:
+            # recovery must not take a payment from the live request that still owns it
+            raise ValueError("FPSLINK_SETTLEMENT_TIMEOUT_S must exceed FPSLINK_PAYMENT_DEADLINE_S")
         return self
 
     @cached_property

@@ -1,20 +1,33 @@
 """The gateway's typed client for mock_ibps.
 
     IbpsError
-    ├── IbpsUnavailable   no answer in time, connection refused, or a 5xx: the outcome is unknown
+    ├── IbpsUnavailable   no answer in time, connection refused, a 5xx, or the circuit is open:
+    │                     the outcome is unknown
     └── IbpsRefused       a 4xx problem: IBPS understood and said no (carries its `code`)
 
-Every call has an explicit time-out. The client holds one pooled connection set for the process;
-all settlement calls are idempotent by payment id, so a caller may repeat any of them safely.
+Every call has an explicit time-out, capped by the caller's deadline when one is set (see
+`deadline`). Idempotent calls (prepare, commit and abort are idempotent by payment id; look-ups
+read) are retried a bounded number of times with exponential back-off and jitter. A circuit breaker
+opens after consecutive failures, so a dead IBPS answers at once instead of tying up requests, and
+lets one trial call through after its reset time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
+
+from fpslink import metrics
 
 TransferKind = Literal["CREDIT", "DEBIT"]
 
@@ -33,6 +46,53 @@ class IbpsRefused(IbpsError):
         self.status = status
         self.code = code
         self.detail = detail
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("ibps_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Bound every IBPS call made inside the block (retries included) to `seconds` from now."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+class CircuitBreaker:
+    """Closed -> open after `threshold` consecutive failures -> one trial after `reset_s` -> closed."""
+
+    def __init__(self, *, threshold: int, reset_s: float) -> None:
+        self.threshold = threshold
+        self.reset_s = reset_s
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.trial_in_flight = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None and (
+            self.trial_in_flight or time.monotonic() - self.opened_at < self.reset_s
+        )
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if self.trial_in_flight or time.monotonic() - self.opened_at < self.reset_s:
+            return False
+        self.trial_in_flight = True
+        return True
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self.trial_in_flight = 0, None, False
+
+    def failure(self) -> None:
+        self.failures += 1
+        self.trial_in_flight = False
+        if self.opened_at is not None or self.failures >= self.threshold:
+            self.opened_at = time.monotonic()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +119,16 @@ class IbpsClient:
         token: str,
         timeout_s: float,
         max_connections: int = 100,
+        retries: int = 2,
+        backoff_s: float = 0.05,
+        breaker_threshold: int = 5,
+        breaker_reset_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.breaker = CircuitBreaker(threshold=breaker_threshold, reset_s=breaker_reset_s)
         self._root = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/ibps/v1",
@@ -73,21 +141,85 @@ class IbpsClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, *, json: Any = None, params: Any = None) -> httpx.Response:
-        try:
-            response = await self._http.request(method, path, json=json, params=params)
-        except httpx.TransportError as exc:
-            raise IbpsUnavailable(f"IBPS {method} {path}: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise IbpsUnavailable(f"IBPS {method} {path}: HTTP {response.status_code}")
-        return response
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        json: Any = None,
+        params: Any = None,
+        retries: int | None = None,
+        guarded: bool = True,
+    ) -> httpx.Response:
+        """One logical call: bounded attempts, each within the time-out and the caller's deadline.
 
-    async def _json(self, method: str, path: str, *, json: Any = None, params: Any = None) -> dict[str, Any]:
-        response = await self._call(method, path, json=json, params=params)
+        `guarded=False` (operator and check calls) bypasses the circuit breaker and does not count
+        towards it: the operator must be able to clear faults while the circuit is open.
+        """
+        attempts = 1 + (self.retries if retries is None else retries)
+        last = "no attempt made"
+        for attempt in range(attempts):
+            remaining = _remaining()
+            if remaining is not None and remaining <= 0:
+                metrics.IBPS_CALLS.labels(name, "deadline").inc()
+                raise IbpsUnavailable(f"IBPS {name}: deadline passed ({last})")
+            if guarded and not self.breaker.allow():
+                metrics.IBPS_CALLS.labels(name, "circuit_open").inc()
+                raise IbpsUnavailable(f"IBPS {name}: circuit open after repeated failures")
+            timeout = self.timeout_s if remaining is None else min(self.timeout_s, remaining)
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
+                )
+            except httpx.TimeoutException as exc:
+                last, outcome = f"no answer within {timeout:.2f} s ({type(exc).__name__})", "timeout"
+            except httpx.TransportError as exc:
+                last, outcome = f"{type(exc).__name__}", "error"
+            else:
+                if response.status_code < 500:
+                    if guarded:
+                        self.breaker.success()
+                    metrics.IBPS_CALLS.labels(name, "ok" if response.status_code < 400 else "refused").inc()
+                    return response
+                last, outcome = f"HTTP {response.status_code}", "error"
+            if guarded:
+                self.breaker.failure()
+            metrics.IBPS_CALLS.labels(name, outcome).inc()
+            if attempt + 1 < attempts:
+                pause = min(self.backoff_s * 2**attempt * (1 + random.random()), 1.0)
+                remaining = _remaining()
+                if remaining is not None:
+                    pause = min(pause, max(remaining, 0))
+                await asyncio.sleep(pause)
+        raise IbpsUnavailable(f"IBPS {name}: {last} after {attempts} attempt(s)")
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        json: Any = None,
+        params: Any = None,
+        retries: int | None = None,
+        guarded: bool = True,
+    ) -> dict[str, Any]:
+        response = await self._call(
+            method, path, name=name, json=json, params=params, retries=retries, guarded=guarded
+        )
         if response.status_code >= 400:
             raise _refusal(response)
         body: dict[str, Any] = response.json()
         return body
+
+    @property
+    def circuit_open(self) -> bool:
+        return self.breaker.is_open
 
     async def healthy(self) -> bool:
         try:
@@ -99,7 +231,13 @@ class IbpsClient:
     # directory and accounts -------------------------------------------------------------------
 
     async def create_participant(self, *, participant_id: str, name: str) -> None:
-        await self._json("POST", "/participants", json={"participant_id": participant_id, "name": name})
+        await self._json(
+            "POST",
+            "/participants",
+            name="participant",
+            retries=0,
+            json={"participant_id": participant_id, "name": name},
+        )
 
     async def open_account(
         self, *, account_id: str, participant_id: str, holder_name: str, opening_balance: str
@@ -107,6 +245,8 @@ class IbpsClient:
         return await self._json(
             "POST",
             "/accounts",
+            name="account",
+            retries=0,
             json={
                 "account_id": account_id,
                 "participant_id": participant_id,
@@ -117,7 +257,7 @@ class IbpsClient:
         )
 
     async def get_account(self, account_id: str) -> dict[str, Any] | None:
-        response = await self._call("GET", f"/accounts/{account_id}")
+        response = await self._call("GET", f"/accounts/{account_id}", name="account_read")
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -127,11 +267,15 @@ class IbpsClient:
 
     async def register_proxy(self, *, proxy_value: str, account_id: str) -> dict[str, Any]:
         return await self._json(
-            "POST", "/proxies", json={"proxy_value": proxy_value, "account_id": account_id}
+            "POST",
+            "/proxies",
+            name="proxy_register",
+            retries=0,
+            json={"proxy_value": proxy_value, "account_id": account_id},
         )
 
     async def lookup_proxy(self, proxy_value: str) -> IbpsProxy | None:
-        response = await self._call("GET", f"/proxies/{proxy_value.replace('+', '%2B')}")
+        response = await self._call("GET", f"/proxies/{proxy_value.replace('+', '%2B')}", name="lookup")
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -153,6 +297,7 @@ class IbpsClient:
         body = await self._json(
             "POST",
             "/transfers/prepare",
+            name="prepare",
             json={
                 "payment_id": payment_id,
                 "kind": kind,
@@ -168,13 +313,13 @@ class IbpsClient:
         )
 
     async def commit(self, payment_id: str) -> None:
-        await self._json("POST", f"/transfers/{payment_id}/commit")
+        await self._json("POST", f"/transfers/{payment_id}/commit", name="commit")
 
     async def abort(self, payment_id: str) -> None:
-        await self._json("POST", f"/transfers/{payment_id}/abort")
+        await self._json("POST", f"/transfers/{payment_id}/abort", name="abort")
 
     async def get_transfer(self, payment_id: str) -> dict[str, Any] | None:
-        response = await self._call("GET", f"/transfers/{payment_id}")
+        response = await self._call("GET", f"/transfers/{payment_id}", name="transfer_read")
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -186,10 +331,65 @@ class IbpsClient:
         params: dict[str, Any] = {"limit": limit}
         if after is not None:
             params["after"] = after
-        return await self._json("GET", "/transfers", params=params)
+        return await self._json("GET", "/transfers", name="transfers", params=params, guarded=False)
 
     async def ledger_check(self) -> dict[str, Any]:
-        return await self._json("GET", "/ledger/check")
+        return await self._json("GET", "/ledger/check", name="ledger_check", guarded=False)
+
+    async def statement_page(
+        self, business_date: date, *, after: int = 0, limit: int = 20_000
+    ) -> dict[str, Any]:
+        """One page of the IBPS statement of a UTC+8 business date: `columns`, `entries`, `next_after`."""
+        return await self._json(
+            "GET",
+            f"/statements/{business_date.isoformat()}",
+            name="statement",
+            params={"after": after, "limit": limit},
+        )
+
+    async def statement_tsv_page(
+        self, business_date: date, *, after: int = 0, limit: int = 50_000
+    ) -> dict[str, Any]:
+        """One page of the statement in COPY text format, for bulk loading without parsing rows.
+
+        Returns `data` (bytes, one entry a line), `columns`, `count`, `next_after` (None on the last
+        page) and `total` (the day's entries, first page only).
+        """
+        response = await self._call(
+            "GET",
+            f"/statements/{business_date.isoformat()}/tsv",
+            name="statement",
+            params={"after": after, "limit": limit},
+        )
+        if response.status_code >= 400:
+            raise _refusal(response)
+        headers = response.headers
+        following, total = headers.get("Fpslink-Next-After"), headers.get("Fpslink-Total")
+        return {
+            "data": response.content,
+            "columns": tuple(headers.get("Fpslink-Columns", "").split(",")),
+            "count": int(headers.get("Fpslink-Count", "0")),
+            "next_after": None if following is None else int(following),
+            "total": None if total is None else int(total),
+        }
+
+    # sandbox fault injection ----------------------------------------------------------------
+
+    async def add_fault(self, rule: dict[str, Any]) -> dict[str, Any]:
+        return await self._json("POST", "/sandbox/faults", name="faults", retries=0, json=rule, guarded=False)
+
+    async def list_faults(self) -> dict[str, Any]:
+        return await self._json("GET", "/sandbox/faults", name="faults", retries=0, guarded=False)
+
+    async def clear_faults(self) -> None:
+        response = await self._call("DELETE", "/sandbox/faults", name="faults", retries=0, guarded=False)
+        if response.status_code >= 400:
+            raise _refusal(response)
+
+
+def _remaining() -> float | None:
+    limit = _DEADLINE.get()
+    return None if limit is None else limit - time.monotonic()
 
 
 def _refusal(response: httpx.Response) -> IbpsRefused:
@@ -199,3 +399,18 @@ def _refusal(response: httpx.Response) -> IbpsRefused:
     except ValueError:
         code, detail = "IBPS_ERROR", response.text[:200]
     return IbpsRefused(response.status_code, code, detail)
+
+
+def client_from_settings(settings: Any, *, transport: httpx.AsyncBaseTransport | None = None) -> IbpsClient:
+    """The client configured by the FPSLINK_IBPS_* settings."""
+    return IbpsClient(
+        base_url=settings.ibps_url,
+        token=settings.ibps_token,
+        timeout_s=settings.ibps_timeout_s,
+        max_connections=settings.ibps_max_connections,
+        retries=settings.ibps_retries,
+        backoff_s=settings.ibps_backoff_s,
+        breaker_threshold=settings.ibps_breaker_threshold,
+        breaker_reset_s=settings.ibps_breaker_reset_s,
+        transport=transport,
+    )

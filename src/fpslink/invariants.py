@@ -166,7 +166,7 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
         elif p["updated_at"] < stale_before and report.ibps_reachable:
             # I4
             v.append(f"I4 {pid}: {state.value} since {p['updated_at'].isoformat()}")
-        if state is not State.REJECTED:
+        if state not in (State.REJECTED, State.ABORTING):  # an ABORT decision released its usage
             day = p["business_date"]
             for period, key in ((Period.DAY, day), (Period.YEAR, day[:4])):
                 expected_usage[(p["debtor_account_id"], p["direction"], period.value, key)] += p[

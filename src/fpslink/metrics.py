@@ -13,3 +13,21 @@ SETTLEMENT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 RECOVERY = Counter("fpslink_recovery_total", "Payments finished by recovery, by outcome", ["state"])
+IBPS_CALLS = Counter(
+    "fpslink_ibps_calls_total",
+    "Calls from the gateway to IBPS, by call and outcome (ok, refused, timeout, error, circuit_open)",
+    ["call", "outcome"],
+)
+IDEMPOTENT_REPLAYS = Counter(
+    "fpslink_idempotent_replays_total",
+    "Requests answered from an earlier one with the same key",
+    ["endpoint"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "fpslink_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (delivered, retry, failed, cancelled)",
+    ["outcome"],
+)
+HTTP_REQUESTS = Counter(
+    "fpslink_http_requests_total", "Requests answered, by route template and status code", ["route", "status"]
+)

@@ -8,6 +8,8 @@ from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.limits.models import limit_usage
 from fpslink.participants.models import accounts, participants
 from fpslink.payments.models import payment_events, payments
+from fpslink.reconciliation.models import recon_breaks, recon_runs
+from fpslink.webhooks.models import webhook_deliveries, webhooks
 
 __all__ = [
     "accounts",
@@ -21,4 +23,8 @@ __all__ = [
     "payments",
     "proxies",
     "quotes",
+    "recon_breaks",
+    "recon_runs",
+    "webhook_deliveries",
+    "webhooks",
 ]

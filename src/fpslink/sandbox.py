@@ -29,7 +29,7 @@ from fpslink.context import OPERATOR, Gateway, System
 from fpslink.db import create_engine
 from fpslink.directory import service as directory
 from fpslink.errors import Conflict
-from fpslink.ibps_client import IbpsClient
+from fpslink.ibps_client import client_from_settings
 from fpslink.money import Currency
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
@@ -202,9 +202,7 @@ def start_mock_ibps(
 
 async def seed(settings: Settings, op_key: str) -> list[str]:
     engine = create_engine(settings.database_url, pool_size=2)
-    ibps = IbpsClient(
-        base_url=settings.ibps_url, token=settings.ibps_token, timeout_s=settings.ibps_timeout_s
-    )
+    ibps = client_from_settings(settings)
     try:
         return await seed_demo(Gateway(settings=settings, engine=engine, ibps=ibps), op_key)
     finally:

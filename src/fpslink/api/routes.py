@@ -298,6 +298,7 @@ async def create_quote(
 
 
 def payment_out(payment: PaymentRow, events: Sequence[PaymentRow] = ()) -> s.PaymentOut:
+    timeline = [s.PaymentEvent(at=e["at"], event=e["event"], detail=e["detail"]) for e in events]
     source_cur = Currency(payment["source_currency"])
     target_cur = Currency(payment["target_currency"]) if payment["target_currency"] else None
     return s.PaymentOut(
@@ -326,7 +327,8 @@ def payment_out(payment: PaymentRow, events: Sequence[PaymentRow] = ()) -> s.Pay
         reason=payment["reason"],
         created_at=payment["created_at"],
         settled_at=payment["settled_at"],
-        events=[s.PaymentEvent(at=e["at"], event=e["event"], detail=e["detail"]) for e in events],
+        events=timeline,
+        last_event=timeline[-1] if timeline else None,
     )
 
 

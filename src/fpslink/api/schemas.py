@@ -440,6 +440,9 @@ class PaymentOut(BaseModel):
     reason: str | None
     created_at: datetime
     settled_at: datetime | None
+    last_event: PaymentEvent | None = Field(
+        default=None, description="The newest timeline entry: what a PENDING payment waits on"
+    )
     events: list[PaymentEvent] = Field(default_factory=list)
     model_config = ConfigDict(
         json_schema_extra={

@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from fpslink import logs
 from fpslink.context import Gateway, Principal, System
 from fpslink.directory import service as directory
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.errors import InvalidRequest, NotFound
 from fpslink.fx import service as fx_service
 from fpslink.fx.domain import AmountType, Conversion
+from fpslink.ibps_client import deadline as ibps_deadline
 from fpslink.idempotency import repository as idem_repo
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.repository import KeyRecord
@@ -41,6 +43,7 @@ from fpslink.payments import repository as payments_repo
 from fpslink.payments.repository import PaymentRow
 from fpslink.settlement import coordinator
 from fpslink.settlement.states import FINAL, State, Status
+from fpslink.webhooks import outbox as webhook_outbox
 
 ENDPOINT = "POST /v1/payments"
 
@@ -97,6 +100,12 @@ def _counterparty_region(debtor_system: System) -> str:
 
 
 async def submit(gw: Gateway, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
+    """Accept and settle a payment, answering within the payment deadline (PENDING if need be)."""
+    with ibps_deadline(gw.settings.payment_deadline_s):
+        return await _submit(gw, principal, key=key, command=command)
+
+
+async def _submit(gw: Gateway, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
     participant_id = participants_service.require_participant(principal)
     now = gw.clock()
     async with gw.engine.connect() as conn:
@@ -109,6 +118,7 @@ async def submit(gw: Gateway, principal: Principal, *, key: str, command: Paymen
     if existing is not None:
         return await _replay(gw, existing, fp, now)
     payment_id = str(uuid.uuid4())
+    logs.bind_payment(payment_id)
     direction = limits_service.direction_of(debtor.system)
     amount_type = AmountType.SEND if command.currency is debtor.currency else AmountType.RECEIVE
     row: dict[str, Any] = {
@@ -202,6 +212,9 @@ async def _bind(
     now: datetime,
 ) -> _Binding:
     """Every check that needs no lock: hours, creditor, currency, quote, per-transaction limit."""
+    if gw.ibps.circuit_open:
+        # nothing is held for a payment that cannot reach IBPS now
+        raise Rejection("AB06", "IBPS is not answering (circuit open); retry in a few seconds")
     if direction is Direction.SOUTHBOUND and not in_service_hours(now, gw.settings.southbound_window):
         raise Rejection(
             "OUTSIDE_SERVICE_HOURS",
@@ -455,6 +468,7 @@ async def _record_rejection(
         await payments_repo.add_events(
             conn, row["payment_id"], now, [("REJECTED", f"{rejection.code}: {rejection.reason}")]
         )
+        await webhook_outbox.payment_changed(conn, row["payment_id"], now)
     return await _result(gw, row["payment_id"], replayed=False)
 
 

@@ -23,6 +23,7 @@ from fpslink.money import Currency, from_minor
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.repository import PaymentRow
 from fpslink.settlement.states import State
+from fpslink.webhooks import outbox as webhook_outbox
 
 log = logging.getLogger("fpslink.settlement")
 
@@ -158,6 +159,7 @@ async def decide_abort(
         if ibps_void:
             events.append(("REJECTED", reason_code))
         await payments_repo.add_events(conn, payment_id, now, events)
+        await webhook_outbox.payment_changed(conn, payment_id, now)
     return target
 
 
@@ -207,4 +209,5 @@ async def _complete(gw: Gateway, payment_id: str, current: State, target: State,
             await conn.rollback()
             return await _state_of(gw, payment_id)
         await payments_repo.add_events(conn, payment_id, now, [(ibps_event, None), (target.value, None)])
+        await webhook_outbox.payment_changed(conn, payment_id, now)
     return target

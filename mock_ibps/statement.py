@@ -1,0 +1,307 @@
+"""The IBPS statement of a business date, exported in pages for the gateway's reconciliation.
+
+A transfer belongs to business date D when it was created (prepared, or recorded as an abort
+tombstone) within D in UTC+8: from D 00:00 to D+1 00:00 Hong Kong / Beijing time. Opening balances
+carry no payment id and are left out. Pages are keyed by `seq`, so an export never skips or repeats
+an entry however many transfers are added meanwhile; a page is a compact JSON array of rows under
+one `columns` header, since a busy day has a million entries.
+
+`GET /ibps/v1/statements/{date}/tsv` exports the same entries in the reconciliation's columns
+(`TSV_COLUMNS`) as PostgreSQL's COPY text format: one line per entry, tab-separated, `\\N` for null,
+backslash escapes. On PostgreSQL the page is produced by `COPY ... TO STDOUT` and a reader loads it
+with `COPY ... FROM STDIN`, so a million entries never become Python objects on either side.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mock_ibps.api import FaultsDep, require_token
+from mock_ibps.db import READ_ONLY
+from mock_ibps.domain import utc
+from mock_ibps.faults import Call
+from mock_ibps.models import transfers
+
+BUSINESS_TZ: Final = timezone(timedelta(hours=8))
+NEXT_AFTER_HEADER: Final = "Fpslink-Next-After"
+TOTAL_HEADER: Final = "Fpslink-Total"
+COUNT_HEADER: Final = "Fpslink-Count"
+COLUMNS_HEADER: Final = "Fpslink-Columns"
+TSV_MEDIA_TYPE: Final = "text/tab-separated-values"
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_STATEMENT_PAGE: Final = 50_000
+DEFAULT_STATEMENT_PAGE: Final = 10_000
+MAX_TSV_PAGE: Final = 200_000
+"""A TSV entry is about 130 bytes, so the largest page is about 26 MB."""
+DEFAULT_TSV_PAGE: Final = 50_000
+COLUMNS: Final = (
+    "seq",
+    "payment_id",
+    "kind",
+    "account_id",
+    "currency",
+    "amount_minor",
+    "status",
+    "created_at_us",
+    "resolved_at_us",
+    "transfer_id",
+    "debit_account_id",
+    "credit_account_id",
+    "reason_code",
+)
+"""Row layout of a page; times are integer microseconds since the Unix epoch (UTC), which cost a
+million-entry export far less to write and read than ISO strings."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEntry:
+    """One transfer of the statement; amounts in minor units (fen), times in UTC."""
+
+    seq: int
+    payment_id: str
+    transfer_id: str
+    kind: str | None
+    account_id: str | None
+    debit_account_id: str | None
+    credit_account_id: str | None
+    currency: str | None
+    amount_minor: int | None
+    status: str
+    reason_code: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+def business_day_bounds(business_date: date) -> tuple[datetime, datetime]:
+    """[start, end) of a UTC+8 business date, in UTC."""
+    start = datetime.combine(business_date, time.min, tzinfo=BUSINESS_TZ).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+def _in_day(business_date: date) -> list[Any]:
+    start, end = business_day_bounds(business_date)
+    return [
+        transfers.c.payment_id.is_not(None),
+        transfers.c.created_at >= start,
+        transfers.c.created_at < end,
+    ]
+
+
+_PG_PAGE = (
+    "SELECT seq, payment_id, kind, account_id, currency, amount_minor, status,"
+    " (EXTRACT(EPOCH FROM created_at) * 1000000)::bigint,"
+    " (EXTRACT(EPOCH FROM resolved_at) * 1000000)::bigint,"
+    " transfer_id, debit_account_id, credit_account_id, reason_code"
+    " FROM transfers WHERE seq > $1 AND payment_id IS NOT NULL AND created_at >= $2 AND created_at < $3"
+    " ORDER BY seq LIMIT $4"
+)
+
+
+TSV_COLUMNS: Final = COLUMNS[:8]
+"""The reconciliation's view of an entry: what the gateway matches, in its staging table's order."""
+
+_PG_TSV_PAGE = (
+    "SELECT seq, payment_id, kind, account_id, currency, amount_minor, status,"
+    " (EXTRACT(EPOCH FROM created_at) * 1000000)::bigint"
+    " FROM transfers WHERE seq > $1 AND payment_id IS NOT NULL AND created_at >= $2 AND created_at < $3"
+    " ORDER BY seq LIMIT $4"
+)
+_TSV_ESCAPES: Final = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
+)
+
+
+def tsv_line(row: tuple[Any, ...]) -> str:
+    """One entry in COPY text format (without its newline)."""
+    return "\t".join("\\N" if value is None else str(value).translate(_TSV_ESCAPES) for value in row)
+
+
+def _micros(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    delta = utc(moment) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+async def statement_rows(
+    conn: AsyncConnection, business_date: date, after: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """The day's entries with seq > `after`, in seq order, at most `limit`, as tuples in COLUMNS order.
+
+    On PostgreSQL the page is read through the driver directly: at a million entries a day, building
+    SQLAlchemy rows would cost more than the query itself.
+    """
+    if conn.dialect.name == "postgresql":
+        start, end = business_day_bounds(business_date)
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        return [tuple(record) for record in await driver.fetch(_PG_PAGE, after, start, end, limit)]
+    rows = await conn.execute(
+        select(
+            *(transfers.c[name] for name in COLUMNS[:7]),
+            transfers.c.created_at,
+            transfers.c.resolved_at,
+            *(transfers.c[name] for name in COLUMNS[9:]),
+        )
+        .where(transfers.c.seq > after, *_in_day(business_date))
+        .order_by(transfers.c.seq)
+        .limit(limit)
+    )
+    return [(*row[:7], _micros(row[7]), _micros(row[8]), *row[9:]) for row in rows]
+
+
+async def statement_entries(
+    conn: AsyncConnection, business_date: date, after: int, limit: int
+) -> list[StatementEntry]:
+    """The day's entries with seq > `after`, in seq order, at most `limit` of them."""
+    entries = []
+    for row in await statement_rows(conn, business_date, after, limit):
+        values = dict(zip(COLUMNS, row, strict=True))
+        created, resolved = values.pop("created_at_us"), values.pop("resolved_at_us")
+        entries.append(
+            StatementEntry(
+                **values,
+                created_at=EPOCH + timedelta(microseconds=created),
+                resolved_at=None if resolved is None else EPOCH + timedelta(microseconds=resolved),
+            )
+        )
+    return entries
+
+
+async def statement_size(conn: AsyncConnection, business_date: date) -> int:
+    """How many entries the day has: lets a reader show progress."""
+    return int(
+        await conn.scalar(select(func.count()).select_from(transfers).where(*_in_day(business_date))) or 0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TsvPage:
+    data: bytes
+    """Entries in TSV_COLUMNS order, COPY text format, one line each."""
+    count: int
+    last_seq: int | None
+
+
+async def statement_tsv(conn: AsyncConnection, business_date: date, after: int, limit: int) -> TsvPage:
+    """The day's entries with seq > `after`, in seq order, at most `limit`, as one TSV page."""
+    if conn.dialect.name == "postgresql":
+        start, end = business_day_bounds(business_date)
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        chunks: list[bytes] = []
+
+        async def collect(chunk: bytes) -> None:
+            chunks.append(chunk)
+
+        await driver.copy_from_query(_PG_TSV_PAGE, after, start, end, limit, output=collect)
+        data = b"".join(chunks)
+    else:
+        rows = await statement_rows(conn, business_date, after, limit)
+        data = "".join(tsv_line(row[: len(TSV_COLUMNS)]) + "\n" for row in rows).encode()
+    count = data.count(b"\n")
+    if not count:
+        return TsvPage(data=data, count=0, last_seq=None)
+    last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
+    return TsvPage(data=data, count=count, last_seq=int(last_line.split(b"\t", 1)[0]))
+
+
+async def day_extent(conn: AsyncConnection, business_date: date) -> tuple[int, int]:
+    """(entries, seq before the first entry) of the day: the first page starts there, not at seq 0."""
+    row = (
+        await conn.execute(
+            select(func.count(), func.min(transfers.c.seq))
+            .select_from(transfers)
+            .where(*_in_day(business_date))
+        )
+    ).one()
+    return int(row[0] or 0), int(row[1] or 1) - 1
+
+
+def _reader(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.ledger.reader
+    return engine.execution_options(**READ_ONLY)
+
+
+router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])
+
+
+@router.get(
+    "/statements/{business_date}",
+    summary="The statement of a UTC+8 business date, paged by seq",
+    responses={200: {"description": "`columns`, `entries` (rows in that order), `next_after`, `total`"}},
+)
+async def get_statement(
+    business_date: Annotated[date, Path(description="YYYY-MM-DD, UTC+8")],
+    request: Request,
+    faults: FaultsDep,
+    after: Annotated[int, Query(ge=0, description="Return entries with seq greater than this")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_STATEMENT_PAGE)] = DEFAULT_STATEMENT_PAGE,
+) -> Response:
+    """One page; `next_after` is null on the last page and `total` is given on the first."""
+
+    async def page() -> bytes:
+        async with _reader(request).connect() as conn:
+            rows = await statement_rows(conn, business_date, after, limit)
+            total = await statement_size(conn, business_date) if after == 0 else None
+        body = {
+            "business_date": business_date.isoformat(),
+            "columns": COLUMNS,
+            "entries": rows,
+            "next_after": rows[-1][0] if len(rows) == limit else None,
+            "total": total,
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    content = await faults.run(Call.STATEMENT, f"{business_date.isoformat()}:{after}", page)
+    return Response(content=content, media_type="application/json")
+
+
+@router.get(
+    "/statements/{business_date}/tsv",
+    summary="The statement of a UTC+8 business date in the reconciliation's columns, as TSV pages",
+    response_class=Response,
+    responses={
+        200: {
+            "description": (
+                "PostgreSQL COPY text format (tab-separated, `\\N` for null, backslash escapes), one "
+                f"entry a line. Headers: `{COLUMNS_HEADER}` (comma-separated column names), "
+                f"`{COUNT_HEADER}` (entries in this page), `{NEXT_AFTER_HEADER}` (absent on the last "
+                f"page), `{TOTAL_HEADER}` (the day's entries, on the first page)."
+            ),
+            "content": {TSV_MEDIA_TYPE: {}},
+        }
+    },
+)
+async def get_statement_tsv(
+    business_date: Annotated[date, Path(description="YYYY-MM-DD, UTC+8")],
+    request: Request,
+    faults: FaultsDep,
+    after: Annotated[int, Query(ge=0, description="Return entries with seq greater than this")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_TSV_PAGE)] = DEFAULT_TSV_PAGE,
+) -> Response:
+    """One page of the statement as TSV: the bulk export the gateway's reconciliation loads."""
+
+    async def page() -> tuple[TsvPage, int | None]:
+        async with _reader(request).connect() as conn:
+            total = None
+            start = after
+            if after == 0:
+                total, before_first = await day_extent(conn, business_date)
+                start = max(after, before_first)
+            return await statement_tsv(conn, business_date, start, limit), total
+
+    found, total = await faults.run(Call.STATEMENT, f"{business_date.isoformat()}:{after}", page)
+    headers = {COLUMNS_HEADER: ",".join(TSV_COLUMNS), COUNT_HEADER: str(found.count)}
+    if found.count == limit and found.last_seq is not None:
+        headers[NEXT_AFTER_HEADER] = str(found.last_seq)
+    if total is not None:
+        headers[TOTAL_HEADER] = str(total)
+    return Response(content=found.data, media_type=TSV_MEDIA_TYPE, headers=headers)

@@ -1,0 +1,1 @@
+"""Reconciliation: gateway records x FPS ledger x IBPS statement -> breaks and a report."""

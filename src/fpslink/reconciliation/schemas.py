@@ -1,0 +1,33 @@
+"""API models of the reconciliation endpoints."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fpslink.api.schemas import Request
+
+
+class ReconciliationCreate(Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"business_date": "2026-06-22"}]},
+    )
+    business_date: date = Field(description="The UTC+8 business date to reconcile, YYYY-MM-DD")
+
+
+class ReconciliationOut(BaseModel):
+    """The run and its summary; `GET /v1/reconciliations/{id}` adds every break."""
+
+    model_config = ConfigDict(extra="allow")
+    reconciliation_id: str
+    business_date: str
+    status: str = Field(description="COMPLETED, or FAILED with `error`")
+    break_count: int | None
+    breaks_by_type: dict[str, int] = Field(default_factory=dict)
+    totals: dict[str, Any] = Field(default_factory=dict)
+    positions: dict[str, Any] = Field(default_factory=dict)
+    fx: list[dict[str, Any]] = Field(default_factory=list)

@@ -1,0 +1,71 @@
+"""The one call the settlement code makes when a payment may have become final."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, case, insert, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fpslink.payments.models import payments
+from fpslink.settlement.states import State
+from fpslink.webhooks.models import webhook_deliveries as d
+from fpslink.webhooks.models import webhooks as w
+
+EVENTS = {State.SETTLED: "payment.settled", State.REJECTED: "payment.rejected"}
+PENDING = "PENDING"
+
+
+async def payment_changed(conn: AsyncConnection, payment_id: str, now: datetime) -> None:
+    """Queue a delivery to every active webhook of the debtor's and creditor's banks, if it is final.
+
+    One INSERT ... SELECT in the caller's transaction, so the outcome and its deliveries commit
+    together (or not at all); a payment that is not final, or whose banks have no webhook, adds none.
+    """
+    source = (
+        select(
+            (payments.c.payment_id + literal(":") + w.c.webhook_id).label("delivery_id"),
+            w.c.webhook_id,
+            w.c.participant_id,
+            case(
+                (payments.c.state == State.SETTLED.value, literal(EVENTS[State.SETTLED])),
+                else_=literal(EVENTS[State.REJECTED]),
+            ).label("event"),
+            payments.c.payment_id,
+            literal(PENDING).label("status"),
+            literal(0).label("attempts"),
+            literal(now, type_=d.c.next_attempt_at.type).label("next_attempt_at"),
+            literal(now, type_=d.c.created_at.type).label("created_at"),
+        )
+        .select_from(payments)
+        .join(
+            w,
+            and_(
+                w.c.active.is_(True),
+                or_(
+                    w.c.participant_id == payments.c.participant_id,
+                    w.c.participant_id == payments.c.creditor_participant_id,
+                ),
+            ),
+        )
+        .where(
+            payments.c.payment_id == payment_id,
+            payments.c.state.in_([State.SETTLED.value, State.REJECTED.value]),
+        )
+    )
+    await conn.execute(
+        insert(d).from_select(
+            [
+                "delivery_id",
+                "webhook_id",
+                "participant_id",
+                "event",
+                "payment_id",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ],
+            source,
+        )
+    )

@@ -1,0 +1,98 @@
+"""API models of webhooks and the delivery log, with the examples shown in /docs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from fpslink.api.schemas import Request
+
+
+class WebhookCreate(Request):
+    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=500)] = Field(
+        description="http(s) URL; loopback hosts unless FPSLINK_WEBHOOK_ALLOW_HOSTS lists more"
+    )
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"url": "http://127.0.0.1:9000/fpslink-events"}]}
+    )
+
+
+class WebhookOut(BaseModel):
+    webhook_id: str
+    url: str
+    created_at: datetime
+    secret: str | None = Field(
+        default=None, description="Signs every delivery (HMAC-SHA256); shown once, when registered"
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "webhook_id": "6f1d2c0e-8a4b-4f57-9c3e-2b1a0d9e8f7c",
+                    "url": "http://127.0.0.1:9000/fpslink-events",
+                    "created_at": "2026-06-22T04:00:00Z",
+                    "secret": "whsec_4f7a0c2e9b1d8e3f6a5c7b9d0e2f4a6c8b1d3e5f7a9c0b2d",
+                }
+            ]
+        }
+    )
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookOut]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "webhook_id": "6f1d2c0e-8a4b-4f57-9c3e-2b1a0d9e8f7c",
+                            "url": "http://127.0.0.1:9000/fpslink-events",
+                            "created_at": "2026-06-22T04:00:00Z",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: str = Field(description="The event id (`Fpslink-Event-Id`): `<payment_id>:<webhook_id>`")
+    webhook_id: str
+    url: str
+    event: Literal["payment.settled", "payment.rejected"]
+    payment_id: str
+    status: Literal["PENDING", "DELIVERED", "FAILED", "CANCELLED"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None = Field(description="When the next attempt is due; null once done")
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+_DELIVERY_EXAMPLE: dict[str, Any] = {
+    "delivery_id": "0b7f7c3e-3c0a-4f5e-8a53-5b7d7d5a9c11:6f1d2c0e-8a4b-4f57-9c3e-2b1a0d9e8f7c",
+    "webhook_id": "6f1d2c0e-8a4b-4f57-9c3e-2b1a0d9e8f7c",
+    "url": "http://127.0.0.1:9000/fpslink-events",
+    "event": "payment.settled",
+    "payment_id": "0b7f7c3e-3c0a-4f5e-8a53-5b7d7d5a9c11",
+    "status": "DELIVERED",
+    "attempts": 2,
+    "last_status_code": 200,
+    "last_error": None,
+    "next_attempt_at": None,
+    "created_at": "2026-06-22T04:00:00Z",
+    "delivered_at": "2026-06-22T04:00:03Z",
+}
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_DELIVERY_EXAMPLE], "next_cursor": None}]}
+    )

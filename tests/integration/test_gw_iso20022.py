@@ -1,0 +1,196 @@
+"""ISO 20022 at the gateway: realistic pacs.008 messages in, schema-valid pacs.002 reports out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gw_support import Bank, Harness, cn_mobile, problem
+
+from fpslink.iso20022 import pacs002
+
+EXAMPLES = Path(__file__).parent / "iso20022_examples"
+XML = {"Content-Type": "application/xml"}
+
+
+def example(name: str, **replace: str) -> bytes:
+    text = (EXAMPLES / name).read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return text.encode()
+
+
+async def _world(h: Harness) -> dict[str, object]:
+    hk, cn = await h.bank("FPS"), await h.bank("IBPS")
+    hk_acc = await h.account(hk, "HKD", "50000.00")
+    cn_acc = await h.account(cn, "CNY", "50000.00")
+    other_hk = await h.account(await h.bank("FPS"), "HKD", "0.00")
+    number = await h.proxy(cn, cn_acc)
+    return {
+        "hk": hk,
+        "cn": cn,
+        "HKDEMO0001": hk_acc,
+        "CNDEMO0001": cn_acc,
+        "CNDEMO0002": cn_acc,
+        "HKDEMO0003": other_hk,
+        "+86-13800138000": f"+86-{number[3:]}",
+    }
+
+
+def _ids(world: dict[str, object]) -> dict[str, str]:
+    return {k: v for k, v in world.items() if isinstance(v, str)}
+
+
+async def _send(h: Harness, bank: Bank, body: bytes, **headers: str) -> pacs002.Document:
+    response = await h.http.post(
+        "/v1/iso20022/pacs.008", content=body, headers={**bank.headers, **XML, **headers}
+    )
+    assert response.status_code in (201, 202), response.text
+    assert response.headers["content-type"].startswith("application/xml")
+    return pacs002.parse(response.content)
+
+
+async def test_northbound_by_proxy_settles_and_reports_acsc(harness: Harness) -> None:
+    h = harness
+    world = await _world(h)
+    hk = world["hk"]
+    assert isinstance(hk, Bank)
+    body = example("pacs008_northbound_proxy.xml", **_ids(world))
+    response = await h.http.post("/v1/iso20022/pacs.008", content=body, headers={**hk.headers, **XML})
+    assert response.status_code == 201, response.text
+    report = pacs002.parse(response.content).fito_fipmt_sts_rpt
+    tx = report.tx_inf_and_sts[0]
+    assert tx.tx_sts == "ACSC" and not tx.sts_rsn_inf
+    assert report.orgnl_grp_inf_and_sts[0].orgnl_msg_id == "HARBOURHK20260622-000001"
+    assert report.orgnl_grp_inf_and_sts[0].orgnl_msg_nm_id == "pacs.008.001.08"
+    assert tx.orgnl_end_to_end_id == "INV-2026-0622-0001"
+    assert tx.orgnl_instr_id == "HARBOURHK-INSTR-000001"
+    assert tx.orgnl_uetr == "8a562c67-ca16-48ba-b074-65581be6f011"
+    location = response.headers["location"]
+    payment = (await h.http.get(location, headers=hk.headers)).json()
+    assert tx.clr_sys_ref == payment["payment_id"].replace("-", "")
+    assert payment["status"] == "SETTLED"
+    assert payment["end_to_end_id"] == "INV-2026-0622-0001"
+    assert payment["purpose"] == "FAMILY_SUPPORT"
+    assert payment["remittance_info"] == "Tuition for June"
+    assert (payment["source_amount"], payment["target_amount"]) == ("1000.00", "917.70")
+    assert await h.balance(_ids(world)["HKDEMO0001"]) == ("49000.00", "0.00")
+
+
+async def test_resending_a_message_replays_its_report(harness: Harness) -> None:
+    h = harness
+    world = await _world(h)
+    hk = world["hk"]
+    assert isinstance(hk, Bank)
+    body = example("pacs008_northbound_proxy.xml", **_ids(world))
+    url = "/v1/iso20022/pacs.008"
+    first = await h.http.post(url, content=body, headers={**hk.headers, **XML})
+    again = await h.http.post(url, content=body, headers={**hk.headers, **XML})
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert await h.balance(_ids(world)["HKDEMO0001"]) == ("49000.00", "0.00")
+    changed = body.replace(b">1000.00<", b">999.00<")
+    problem(
+        await h.http.post(url, content=changed, headers={**hk.headers, **XML}), 422, "IDEMPOTENCY_KEY_REUSED"
+    )
+    keyed = await h.http.post(url, content=changed, headers={**hk.headers, **XML, "Idempotency-Key": "k-1"})
+    assert keyed.status_code == 201 and "Idempotent-Replayed" not in keyed.headers
+
+
+async def test_receive_amount_by_account_and_southbound(harness: Harness) -> None:
+    h = harness
+    world = await _world(h)
+    hk, cn = world["hk"], world["cn"]
+    assert isinstance(hk, Bank) and isinstance(cn, Bank)
+    ids = _ids(world)
+    report = await _send(h, hk, example("pacs008_northbound_account_receive.xml", **ids))
+    tx = report.fito_fipmt_sts_rpt.tx_inf_and_sts[0]
+    assert tx.tx_sts == "ACSC" and tx.orgnl_tx_id == "HARBOURHK-TX-000002"
+    assert await h.balance(ids["CNDEMO0002"]) == ("50500.00", "0.00")
+    south = await _send(h, cn, example("pacs008_southbound_account.xml", **ids))
+    tx = south.fito_fipmt_sts_rpt.tx_inf_and_sts[0]
+    assert tx.tx_sts == "ACSC"
+    assert tx.orgnl_end_to_end_id == "NOTPROVIDED"
+    assert await h.balance(ids["HKDEMO0003"]) == ("867.39", "0.00")
+
+
+async def test_business_rejections_carry_iso_reason_codes(harness: Harness) -> None:
+    h = harness
+    world = await _world(h)
+    hk = world["hk"]
+    assert isinstance(hk, Bank)
+    ids = _ids(world)
+    unknown = await _send(
+        h, hk, example("pacs008_unknown_proxy.xml", **ids, **{"+86-13700000000": cn_mobile()})
+    )
+    tx = unknown.fito_fipmt_sts_rpt.tx_inf_and_sts[0]
+    assert tx.tx_sts == "RJCT"
+    assert tx.sts_rsn_inf[0].rsn is not None and tx.sts_rsn_inf[0].rsn.cd == "BE23"
+    poor = await _send(
+        h,
+        hk,
+        example("pacs008_northbound_proxy.xml", **ids, **{">1000.00<": ">60000.00<", "000001": "000009"}),
+    )
+    tx = poor.fito_fipmt_sts_rpt.tx_inf_and_sts[0]
+    assert tx.tx_sts == "RJCT" and tx.sts_rsn_inf[0].rsn is not None
+    assert tx.sts_rsn_inf[0].rsn.cd == "AM02"
+    domestic = await _send(
+        h,
+        hk,
+        example(
+            "pacs008_northbound_account_receive.xml",
+            **{**ids, "CNDEMO0002": ids["HKDEMO0003"], 'Ccy="CNY"': 'Ccy="HKD"', "000002": "000010"},
+        ),
+    )
+    tx = domestic.fito_fipmt_sts_rpt.tx_inf_and_sts[0]
+    assert tx.tx_sts == "RJCT" and tx.sts_rsn_inf[0].rsn is not None
+    assert tx.sts_rsn_inf[0].rsn.cd == "NARR"
+    assert tx.sts_rsn_inf[0].addtl_inf[0].startswith("NOT_CROSS_BORDER: ")
+    assert await h.balance(ids["HKDEMO0001"]) == ("50000.00", "0.00")
+
+
+async def test_bad_messages_are_refused_before_anything_is_created(harness: Harness) -> None:
+    h = harness
+    world = await _world(h)
+    hk = world["hk"]
+    assert isinstance(hk, Bank)
+    ids = _ids(world)
+    good = example("pacs008_northbound_proxy.xml", **ids)
+    url = "/v1/iso20022/pacs.008"
+    hdrs = {**hk.headers, **XML}
+    before = await h.payment_count()
+    problem(await h.http.post(url, content=good[:-40], headers=hdrs), 400, "ISO20022_MALFORMED")
+    doctype = good.replace(b"<Document", b'<!DOCTYPE d [<!ENTITY x "y">]>\n<Document', 1)
+    problem(await h.http.post(url, content=doctype, headers=hdrs), 400, "ISO20022_MALFORMED")
+    unknown = good.replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>1</NbOfTxs><Priority>HIGH</Priority>")
+    body = problem(await h.http.post(url, content=unknown, headers=hdrs), 422, "ISO20022_SCHEMA_VIOLATION")
+    assert "Priority" in body["detail"]
+    missing = good.replace(b"<ChrgBr>SLEV</ChrgBr>", b"")
+    body = problem(await h.http.post(url, content=missing, headers=hdrs), 422, "ISO20022_SCHEMA_VIOLATION")
+    assert "chrg_br" in body["detail"]
+    for old, new in (
+        (b"<ChrgBr>SLEV", b"<ChrgBr>NONE"),
+        (b">1000.00<", b">1,000.00<"),
+        (b'Ccy="HKD"', b'Ccy="hk"'),
+    ):
+        problem(
+            await h.http.post(url, content=good.replace(old, new), headers=hdrs),
+            422,
+            "ISO20022_SCHEMA_VIOLATION",
+        )
+    bad_uetr = good.replace(b"8a562c67-ca16-48ba-b074-65581be6f011", b"not-a-uuid")
+    problem(await h.http.post(url, content=bad_uetr, headers=hdrs), 422, "ISO20022_SCHEMA_VIOLATION")
+    usd = good.replace(b'Ccy="HKD"', b'Ccy="USD"')
+    problem(await h.http.post(url, content=usd, headers=hdrs), 422, "CURRENCY_NOT_SUPPORTED")
+    no_purpose = good.replace(b"<Purp>\n        <Prtry>FAMILY_SUPPORT</Prtry>\n      </Purp>", b"")
+    problem(await h.http.post(url, content=no_purpose, headers=hdrs), 422, "ISO20022_NOT_SUPPORTED")
+    email = good.replace(b"<Cd>TELE</Cd>", b"<Cd>EMAL</Cd>")
+    problem(await h.http.post(url, content=email, headers=hdrs), 422, "PROXY_TYPE_NOT_SUPPORTED")
+    problem(
+        await h.http.post(url, content=good, headers={**hk.headers, "Content-Type": "application/json"}),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+    problem(await h.http.post(url, content=good, headers={**h.operator, **XML}), 403, "PARTICIPANT_ONLY")
+    problem(await h.http.post(url, content=good, headers=XML), 401, "UNAUTHORIZED")
+    assert await h.payment_count() == before

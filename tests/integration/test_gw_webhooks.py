@@ -1,0 +1,222 @@
+"""Webhooks: signed deliveries to a receiver on 127.0.0.1, retried after a failure, and logged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from gw_support import Harness, cn_mobile, problem
+
+from fpslink.webhooks import signing
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """Answers 500 to the first request on each path, 200 afterwards."""
+
+    base: str
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.path == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(min(length, 1_000_000))
+            r = state["r"]
+            with r.lock:
+                first = not any(x.path == self.path for x in r.received)
+                r.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(500 if first else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state["r"] = Receiver(base=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state["r"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def _until(check: Any, timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.settings(webhook_interval_s=0.05, webhook_backoff_s=1.0, webhook_timeout_s=2.0)
+async def test_settled_payment_is_delivered_signed_after_a_retry(
+    harness: Harness, receiver: Receiver
+) -> None:
+    h = harness
+    hk, cn = await h.bank("FPS"), await h.bank("IBPS")
+    hk_acc, cn_acc = await h.account(hk, "HKD", "5000.00"), await h.account(cn, "CNY", "0.00")
+    proxy = await h.proxy(cn, cn_acc)
+    secrets = {}
+    for bank, path in ((hk, "/hk"), (cn, "/cn")):
+        response = await h.http.post("/v1/webhooks", json={"url": receiver.base + path}, headers=bank.headers)
+        assert response.status_code == 201, response.text
+        secrets[path] = response.json()["secret"]
+        assert secrets[path].startswith("whsec_")
+    listed = (await h.http.get("/v1/webhooks", headers=hk.headers)).json()["items"]
+    assert [w["url"] for w in listed] == [receiver.base + "/hk"]
+    assert listed[0].get("secret") is None
+
+    paid = (await h.pay(hk, debtor=hk_acc, proxy=proxy, amount="100.00", currency="HKD")).json()
+    assert paid["status"] == "SETTLED"
+    await _until(lambda: len(receiver.on("/hk")) == 1 and len(receiver.on("/cn")) == 1)
+    for _ in range(200):
+        log = (await h.http.get("/v1/webhooks/deliveries", headers=hk.headers)).json()["items"]
+        if log[0]["last_status_code"] is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert log[0]["status"] == "PENDING" and log[0]["attempts"] == 1 and log[0]["last_status_code"] == 500
+    assert log[0]["next_attempt_at"] is not None
+    h.clock.advance(5)
+    await _until(lambda: len(receiver.on("/hk")) == 2 and len(receiver.on("/cn")) == 2)
+
+    for path, bank in (("/hk", hk), ("/cn", cn)):
+        first, second = receiver.on(path)
+        assert first.body == second.body
+        assert first.headers["fpslink-event-id"] == second.headers["fpslink-event-id"]
+        header = second.headers[signing.HEADER.lower()]
+        timestamp = int(header.split(",")[0].removeprefix("t="))
+        assert signing.verify(secrets[path], header, second.body, now=timestamp)
+        assert not signing.verify("whsec_wrong", header, second.body, now=timestamp)
+        assert not signing.verify(secrets[path], header, second.body + b" ", now=timestamp)
+        event = json.loads(second.body)
+        assert event["event"] == "payment.settled"
+        assert event["event_id"] == second.headers["fpslink-event-id"]
+        assert event["payment"]["payment_id"] == paid["payment_id"]
+        assert event["payment"]["status"] == "SETTLED"
+        assert event["payment"]["target_amount"] == paid["target_amount"]
+        await _until_delivered(h, bank.headers)
+
+    page = await h.http.get("/v1/webhooks/deliveries", params={"limit": 1}, headers=hk.headers)
+    item = page.json()["items"][0]
+    assert item["status"] == "DELIVERED" and item["attempts"] == 2 and item["last_status_code"] == 200
+    assert item["delivered_at"] is not None and item["next_attempt_at"] is None
+    assert item["payment_id"] == paid["payment_id"] and item["event"] == "payment.settled"
+
+
+async def _until_delivered(h: Harness, headers: dict[str, str]) -> None:
+    for _ in range(200):
+        items = (await h.http.get("/v1/webhooks/deliveries", headers=headers)).json()["items"]
+        if items and all(item["status"] == "DELIVERED" for item in items):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("deliveries not marked DELIVERED in time")
+
+
+@pytest.mark.settings(webhook_interval_s=0.05, webhook_backoff_s=1.0, webhook_timeout_s=2.0)
+async def test_rejections_are_delivered_and_the_log_pages(harness: Harness, receiver: Receiver) -> None:
+    h = harness
+    hk = await h.bank("FPS")
+    hk_acc = await h.account(hk, "HKD", "5000.00")
+    created = await h.http.post("/v1/webhooks", json={"url": receiver.base + "/r"}, headers=hk.headers)
+    assert created.status_code == 201
+    for _ in range(3):
+        paid = await h.pay(hk, debtor=hk_acc, proxy=cn_mobile(), amount="10.00", currency="HKD")
+        assert paid.json()["reason_code"] == "BE23"
+    await _until(lambda: len(receiver.on("/r")) >= 3)
+    h.clock.advance(5)
+    await _until(lambda: len(receiver.on("/r")) >= 4)
+    assert {json.loads(r.body)["event"] for r in receiver.on("/r")} == {"payment.rejected"}
+    seen, cursor = [], None
+    for _ in range(5):
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await h.http.get("/v1/webhooks/deliveries", params=params, headers=hk.headers)).json()
+        seen += [item["delivery_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 3
+    problem(
+        await h.http.get("/v1/webhooks/deliveries", params={"cursor": "!!"}, headers=hk.headers),
+        422,
+        "INVALID_CURSOR",
+    )
+    other = await h.bank("FPS")
+    assert (await h.http.get("/v1/webhooks/deliveries", headers=other.headers)).json()["items"] == []
+    webhook_id = created.json()["webhook_id"]
+    problem(
+        await h.http.delete(f"/v1/webhooks/{webhook_id}", headers=other.headers), 404, "WEBHOOK_NOT_FOUND"
+    )
+    assert (await h.http.delete(f"/v1/webhooks/{webhook_id}", headers=hk.headers)).status_code == 204
+    problem(await h.http.delete(f"/v1/webhooks/{webhook_id}", headers=hk.headers), 404, "WEBHOOK_NOT_FOUND")
+    assert (await h.http.get("/v1/webhooks", headers=hk.headers)).json()["items"] == []
+
+
+async def test_webhook_urls_stay_on_loopback(harness: Harness) -> None:
+    h = harness
+    hk = await h.bank("FPS")
+    for url in (
+        "http://example.com/hook",
+        "ftp://127.0.0.1/x",
+        "http://10.0.0.1/x",
+        "http://user:pw@127.0.0.1/",
+    ):
+        problem(
+            await h.http.post("/v1/webhooks", json={"url": url}, headers=hk.headers),
+            422,
+            "WEBHOOK_URL_NOT_ALLOWED",
+        )
+    for url in ("http://localhost:9/x", "https://127.0.0.2:8443/x", "http://[::1]:9/x"):
+        response = await h.http.post("/v1/webhooks", json={"url": url}, headers=hk.headers)
+        assert response.status_code == 201, response.text
+    problem(
+        await h.http.post("/v1/webhooks", json={"url": "http://127.0.0.1/"}, headers=h.operator),
+        403,
+        "PARTICIPANT_ONLY",
+    )
+    for n in range(2):
+        await h.http.post("/v1/webhooks", json={"url": f"http://127.0.0.1:9/{n}"}, headers=hk.headers)
+    problem(
+        await h.http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/6"}, headers=hk.headers),
+        409,
+        "WEBHOOK_LIMIT_REACHED",
+    )
+
+
+@pytest.mark.settings(webhook_allow_hosts="hooks.bank.test")
+async def test_operator_can_allow_more_hosts(harness: Harness) -> None:
+    h = harness
+    hk = await h.bank("FPS")
+    response = await h.http.post(
+        "/v1/webhooks", json={"url": "https://hooks.bank.test/x"}, headers=hk.headers
+    )
+    assert response.status_code == 201, response.text
+    assert (
+        await h.http.delete(f"/v1/webhooks/{response.json()['webhook_id']}", headers=hk.headers)
+    ).status_code == 204
