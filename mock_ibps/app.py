@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from mock_ibps import statement
+from mock_ibps import camt053, statement
 from mock_ibps.api import health_router, router
 from mock_ibps.config import Settings
 from mock_ibps.db import create_engine
@@ -41,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(router)
     app.include_router(statement.router)
+    app.include_router(camt053.router)
     return app
