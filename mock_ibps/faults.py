@@ -110,8 +110,10 @@ class FaultInjector:
         return rule
 
     def clear(self) -> None:
+        """Remove every rule and forget attempts and counts: the next run starts afresh."""
         self.rules.clear()
         self._attempts.clear()
+        self.injected.clear()
 
     def _attempt(self, call: Call, key: str) -> int:
         ident = (call, key)
