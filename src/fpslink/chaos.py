@@ -167,7 +167,8 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: fl
     raise RuntimeError(f"{url} was not healthy within {timeout_s:.0f} s")
 
 
-async def recreate_database(url: str) -> None:
+async def _on_server(url: str, *statements: str) -> None:
+    """Run statements against the `postgres` database of the server that `url` names."""
     import asyncpg
 
     parsed = make_url(url)
@@ -179,27 +180,19 @@ async def recreate_database(url: str) -> None:
         database="postgres",
     )
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{parsed.database}"')
+        for statement in statements:
+            await admin.execute(statement)
     finally:
         await admin.close()
+
+
+async def recreate_database(url: str) -> None:
+    name = make_url(url).database
+    await _on_server(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
 
 
 async def drop_database(url: str) -> None:
-    import asyncpg
-
-    parsed = make_url(url)
-    admin = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database="postgres",
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _on_server(url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @dataclass(frozen=True)
