@@ -27,6 +27,7 @@ from fpslink.api import (
 )
 from fpslink.api.routes import health_router, router
 from fpslink.config import Settings
+from fpslink.console import routes as console_routes
 from fpslink.context import Gateway
 from fpslink.db import create_engine, utcnow
 from fpslink.ibps_client import client_from_settings
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(webhooks_routes.router)
     app.include_router(sandbox_routes.router)
     app.include_router(reconciliation_routes.router)
+    app.include_router(console_routes.router)
     observability.install(app)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)

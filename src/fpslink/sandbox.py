@@ -217,6 +217,7 @@ def banner(*, host: str, port: int, ibps_port: int, op_key: str, warnings: list[
         "",
         "fpslink sandbox is running",
         f"  gateway   {base}   (API docs: {base}/docs)",
+        f"  console   {base}/console   (log in with any key below)",
         f"  mock_ibps http://{host}:{ibps_port}",
         "",
         f"  operator key   {op_key}",

@@ -1,0 +1,1 @@
+"""The sandbox web console: server-rendered pages for bank developers and the operator."""

@@ -1,0 +1,196 @@
+"""The console's read queries: searches, dashboard aggregates, run and account lists. Reads only.
+
+Every query is bounded by a limit and, for a bank, filtered to the payments it is party to (as
+debtor or creditor bank) and the accounts it owns, the same rule as the API's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, RowMapping, cast, extract, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fpslink.idempotency.models import idempotency_keys
+from fpslink.limits.models import limit_usage
+from fpslink.participants.models import accounts
+from fpslink.payments.models import payments
+from fpslink.reconciliation.models import recon_runs
+from fpslink.settlement.states import State
+
+PENDING_STATES = (State.ACCEPTED.value, State.COMMITTING.value, State.ABORTING.value)
+FINAL_STATES = (State.SETTLED.value, State.REJECTED.value)
+
+
+def _party(participant_id: str | None) -> ColumnElement[bool] | None:
+    if participant_id is None:
+        return None
+    return or_(
+        payments.c.participant_id == participant_id, payments.c.creditor_participant_id == participant_id
+    )
+
+
+def _scoped(query: Any, participant_id: str | None) -> Any:
+    party = _party(participant_id)
+    return query if party is None else query.where(party)
+
+
+async def payment_ids_for_key(conn: AsyncConnection, *, scope: str | None, key: str, limit: int) -> list[str]:
+    """Payments bound to an Idempotency-Key: in one bank's scope, or in every scope (operator)."""
+    query = select(idempotency_keys.c.payment_id).where(
+        idempotency_keys.c.key == key, idempotency_keys.c.payment_id.is_not(None)
+    )
+    if scope is not None:
+        query = query.where(idempotency_keys.c.participant_id == scope)
+    rows = await conn.execute(query.limit(limit))
+    return [str(r[0]) for r in rows]
+
+
+async def search_payments(
+    conn: AsyncConnection,
+    *,
+    participant_id: str | None,
+    payment_ids: Sequence[str] = (),
+    account_id: str | None = None,
+    proxy: str | None = None,
+    limit: int,
+) -> Sequence[RowMapping]:
+    """Payments by id, by account (either side) or by creditor proxy, newest first."""
+    query = select(payments)
+    if payment_ids:
+        query = query.where(payments.c.payment_id.in_(list(payment_ids)))
+    if account_id is not None:
+        query = query.where(
+            or_(payments.c.debtor_account_id == account_id, payments.c.creditor_account_id == account_id)
+        )
+    if proxy is not None:
+        query = query.where(payments.c.creditor_proxy == proxy)
+    query = _scoped(query, participant_id)
+    query = query.order_by(payments.c.created_at.desc(), payments.c.payment_id.desc()).limit(limit)
+    return (await conn.execute(query)).mappings().all()
+
+
+def _second_bucket(postgres: bool) -> ColumnElement[Any]:
+    """The whole UTC second of `updated_at`, as an integer, on each backend."""
+    if postgres:
+        return cast(func.floor(extract("epoch", payments.c.updated_at)), BigInteger)
+    return cast(func.strftime("%s", payments.c.updated_at), BigInteger)
+
+
+async def finals_per_second(
+    conn: AsyncConnection, *, since: datetime, participant_id: str | None, postgres: bool
+) -> list[tuple[int, str, int]]:
+    """(epoch second, SETTLED|REJECTED, count) of payments that became final since `since`."""
+    bucket = _second_bucket(postgres).label("second")
+    query = (
+        select(bucket, payments.c.state, func.count())
+        .where(payments.c.state.in_(FINAL_STATES), payments.c.updated_at >= since)
+        .group_by(bucket, payments.c.state)
+    )
+    rows = await conn.execute(_scoped(query, participant_id))
+    return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+async def settle_times(
+    conn: AsyncConnection, *, since: datetime, participant_id: str | None, limit: int
+) -> list[tuple[datetime, datetime]]:
+    """(created_at, settled_at) of the latest payments settled since `since`."""
+    query = (
+        select(payments.c.created_at, payments.c.settled_at)
+        .where(
+            payments.c.state == State.SETTLED.value,
+            payments.c.updated_at >= since,
+            payments.c.settled_at.is_not(None),
+        )
+        .order_by(payments.c.updated_at.desc())
+        .limit(limit)
+    )
+    rows = await conn.execute(_scoped(query, participant_id))
+    return [(r[0], r[1]) for r in rows]
+
+
+async def pending(
+    conn: AsyncConnection, *, participant_id: str | None, limit: int
+) -> tuple[int, Sequence[RowMapping]]:
+    """How many payments are not final, and the oldest of them."""
+    where = payments.c.state.in_(PENDING_STATES)
+    count = await conn.execute(
+        _scoped(select(func.count()).select_from(payments).where(where), participant_id)
+    )
+    total = int(count.scalar_one())
+    oldest = await conn.execute(
+        _scoped(
+            select(
+                payments.c.payment_id,
+                payments.c.state,
+                payments.c.direction,
+                payments.c.created_at,
+                payments.c.attempts,
+            )
+            .where(where)
+            .order_by(payments.c.updated_at)
+            .limit(limit),
+            participant_id,
+        )
+    )
+    return total, oldest.mappings().all()
+
+
+async def busiest_accounts(
+    conn: AsyncConnection, *, day_key: str, participant_id: str | None, limit: int
+) -> Sequence[RowMapping]:
+    """Today's daily limit usage, largest first, with each account's owner."""
+    query = (
+        select(
+            limit_usage.c.account_id,
+            limit_usage.c.direction,
+            limit_usage.c.currency,
+            limit_usage.c.used_minor,
+            limit_usage.c.cap_minor,
+            accounts.c.participant_id,
+        )
+        .join(accounts, accounts.c.account_id == limit_usage.c.account_id)
+        .where(limit_usage.c.period == "DAY", limit_usage.c.period_key == day_key)
+        .order_by(limit_usage.c.used_minor.desc(), limit_usage.c.account_id)
+        .limit(limit)
+    )
+    if participant_id is not None:
+        query = query.where(accounts.c.participant_id == participant_id)
+    return (await conn.execute(query)).mappings().all()
+
+
+async def runs(conn: AsyncConnection, *, limit: int) -> Sequence[RowMapping]:
+    """Reconciliation runs, newest first."""
+    query = (
+        select(
+            recon_runs.c.run_id,
+            recon_runs.c.business_date,
+            recon_runs.c.status,
+            recon_runs.c.created_at,
+            recon_runs.c.completed_at,
+            recon_runs.c.break_count,
+            recon_runs.c.error,
+        )
+        .order_by(recon_runs.c.created_at.desc(), recon_runs.c.run_id)
+        .limit(limit)
+    )
+    return (await conn.execute(query)).mappings().all()
+
+
+async def account_list(
+    conn: AsyncConnection, *, participant_id: str | None, limit: int
+) -> Sequence[RowMapping]:
+    """Accounts in the directory (one bank's, or all), oldest first."""
+    query = select(
+        accounts.c.account_id,
+        accounts.c.participant_id,
+        accounts.c.system,
+        accounts.c.currency,
+        accounts.c.holder_name,
+    )
+    if participant_id is not None:
+        query = query.where(accounts.c.participant_id == participant_id)
+    query = query.order_by(accounts.c.created_at, accounts.c.account_id).limit(limit)
+    return (await conn.execute(query)).mappings().all()

@@ -1,0 +1,404 @@
+"""What the console's pages show, built from the gateway's own services and the same access rules.
+
+A bank sees the payments it is party to (as debtor or creditor bank) and the accounts it owns; the
+operator sees everything. A customer name is shown in full only to the bank that holds the account
+(and to the operator); everyone else gets the masked form the payer saw.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import select
+
+from fpslink import metrics
+from fpslink.console import repository as repo
+from fpslink.console import words
+from fpslink.context import OPERATOR, Gateway, Principal
+from fpslink.directory.masking import mask_name
+from fpslink.directory.phones import InvalidProxy, normalize_mobile
+from fpslink.errors import NotFound
+from fpslink.ibps_client import IbpsError
+from fpslink.ibps_client import deadline as ibps_deadline
+from fpslink.idempotency.models import idempotency_keys
+from fpslink.iso20022 import pacs002
+from fpslink.iso20022.pacs008 import CreditTransfer
+from fpslink.ledger import repository as ledger
+from fpslink.limits.policy import business_date
+from fpslink.money import Currency, format_minor
+from fpslink.participants import repository as participants_repo
+from fpslink.participants.repository import AccountRecord
+from fpslink.payments import service as payments_service
+from fpslink.payments.repository import PaymentRow
+from fpslink.payments.service import PaymentCommand
+from fpslink.settlement.states import State, status_of
+
+SEARCH_LIMIT: Final = 100
+MAX_QUERY_CHARS: Final = 255
+DASHBOARD_WINDOWS_S: Final = (30, 60, 120, 300)
+LATENCY_SAMPLE: Final = 5_000
+PENDING_SHOWN: Final = 10
+BUSIEST_SHOWN: Final = 10
+IBPS_READ_DEADLINE_S: Final = 2.0
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+PHONE_LIKE = re.compile(r"(\+|00)[0-9 ()\-.]{6,40}")
+
+
+async def principal_of(gw: Gateway, scope: str) -> Principal | None:
+    """The principal a session names, or None when its bank no longer exists."""
+    if scope == "~operator":
+        return OPERATOR
+    async with gw.engine.connect() as conn:
+        found = await participants_repo.participant(conn, scope)
+    return None if found is None else Principal(participant_id=found.participant_id, system=found.system)
+
+
+def name_for(principal: Principal, account: AccountRecord | None, masked: str | None = None) -> str | None:
+    """A holder name as this principal may see it: in full for its own customers, masked otherwise."""
+    if account is None:
+        return masked
+    if principal.is_operator or principal.participant_id == account.participant_id:
+        return account.holder_name
+    return masked or mask_name(account.holder_name)
+
+
+# explorer ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Search:
+    query: str
+    matched: list[str] = field(default_factory=list)
+    """How the query was read: payment id, account, proxy, Idempotency-Key."""
+    payments: list[dict[str, Any]] = field(default_factory=list)
+
+
+def payment_summary(row: PaymentRow) -> dict[str, Any]:
+    """One line of a payment list."""
+    status = status_of(State(row["state"])).value
+    source_cur = Currency(row["source_currency"])
+    target_cur = Currency(row["target_currency"]) if row["target_currency"] else None
+    return {
+        "payment_id": row["payment_id"],
+        "status": status,
+        "direction": row["direction"],
+        "debtor_account_id": row["debtor_account_id"],
+        "creditor_account_id": row["creditor_account_id"],
+        "creditor_masked_name": row["creditor_masked_name"],
+        "source": None
+        if row["source_minor"] is None
+        else f"{format_minor(row['source_minor'], source_cur)} {source_cur.value}",
+        "target": None
+        if row["target_minor"] is None or target_cur is None
+        else f"{format_minor(row['target_minor'], target_cur)} {target_cur.value}",
+        "reason_code": row["reason_code"],
+        "created_at": row["created_at"],
+    }
+
+
+async def search(gw: Gateway, principal: Principal, query: str) -> Search:
+    """Every reading of the query that finds something: payment id, account, proxy or key."""
+    text = query.strip()[:MAX_QUERY_CHARS]
+    found = Search(query=text)
+    if not text:
+        return found
+    rows: dict[str, PaymentRow] = {}
+    participant_id = principal.participant_id
+    async with gw.engine.connect() as conn:
+        if UUID_TEXT.fullmatch(text):
+            payment_id = str(uuid.UUID(text))
+            hits = await repo.search_payments(
+                conn, participant_id=participant_id, payment_ids=[payment_id], limit=1
+            )
+            if hits:
+                found.matched.append("payment id")
+                rows.update((r["payment_id"], r) for r in hits)
+        account = await participants_repo.account(conn, text.upper())
+        if account is not None and (principal.is_operator or account.participant_id == participant_id):
+            hits = await repo.search_payments(
+                conn, participant_id=participant_id, account_id=account.account_id, limit=SEARCH_LIMIT
+            )
+            found.matched.append(f"account {account.account_id}")
+            rows.update((r["payment_id"], r) for r in hits)
+        if PHONE_LIKE.fullmatch(text):
+            try:
+                e164 = normalize_mobile(text)
+            except InvalidProxy:
+                e164 = None
+            if e164 is not None:
+                hits = await repo.search_payments(
+                    conn, participant_id=participant_id, proxy=e164, limit=SEARCH_LIMIT
+                )
+                found.matched.append(f"proxy {e164}")
+                rows.update((r["payment_id"], r) for r in hits)
+        ids = await repo.payment_ids_for_key(
+            conn, scope=None if principal.is_operator else principal.scope, key=text, limit=SEARCH_LIMIT
+        )
+        if ids:
+            hits = await repo.search_payments(
+                conn, participant_id=participant_id, payment_ids=ids, limit=SEARCH_LIMIT
+            )
+            if hits:
+                found.matched.append("Idempotency-Key")
+                rows.update((r["payment_id"], r) for r in hits)
+    ordered = sorted(rows.values(), key=lambda r: (r["created_at"], r["payment_id"]), reverse=True)
+    found.payments = [payment_summary(r) for r in ordered[:SEARCH_LIMIT]]
+    return found
+
+
+# one payment ---------------------------------------------------------------------------------
+
+
+def _ledger_side(transfer: dict[str, Any] | None) -> dict[str, Any] | None:
+    if transfer is None:
+        return None
+    currency = Currency(str(transfer["currency"]))
+    return {
+        "kind": transfer.get("kind"),
+        "status": transfer.get("status"),
+        "debit_account_id": transfer.get("debit_account_id"),
+        "credit_account_id": transfer.get("credit_account_id"),
+        "amount": f"{format_minor(int(transfer['amount_minor']), currency)} {currency.value}"
+        if "amount_minor" in transfer
+        else f"{transfer.get('amount')} {currency.value}",
+    }
+
+
+async def _ibps_side(gw: Gateway, payment_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        with ibps_deadline(IBPS_READ_DEADLINE_S):
+            found = await gw.ibps.get_transfer(payment_id)
+    except IbpsError as exc:
+        return None, f"IBPS did not answer: {exc}"
+    if found is None:
+        return None, "IBPS has no transfer for this payment"
+    return _ledger_side(found), None
+
+
+def pacs002_for(payment: PaymentRow, *, msg_id: str | None) -> str | None:
+    """The pacs.002 the gateway would report for this payment now (the original pacs.008 is not kept).
+
+    The original message id is known only for payments sent as pacs.008 without their own key; the
+    others report NOTPROVIDED, and the original instruction and transaction ids are absent.
+    """
+    source_cur = Currency(payment["source_currency"])
+    minor = payment["source_minor"] if payment["amount_type"] == "SEND" else payment["target_minor"]
+    currency = source_cur if payment["amount_type"] == "SEND" else Currency(payment["target_currency"])
+    message = CreditTransfer(
+        msg_id=msg_id or "NOTPROVIDED",
+        instr_id=None,
+        end_to_end_id=payment["end_to_end_id"],
+        tx_id=None,
+        uetr=None,
+        command=PaymentCommand(
+            debtor_account_id=payment["debtor_account_id"],
+            creditor_proxy=payment["creditor_proxy"],
+            creditor_account_id=payment["creditor_account_id"],
+            amount=Decimal(format_minor(minor, currency)) if minor is not None else Decimal(0),
+            currency=currency,
+            quote_id=payment["quote_id"],
+            purpose=payment["purpose"],
+            remittance_info=payment["remittance_info"],
+            end_to_end_id=payment["end_to_end_id"],
+        ),
+    )
+    try:
+        return pacs002.render(message, payment).decode()
+    except Exception:
+        return None
+
+
+async def payment_page(gw: Gateway, principal: Principal, payment_id: str) -> dict[str, Any]:
+    """Everything the payment page shows; 404 alike for unknown and for another bank's payment."""
+    try:
+        payment_id = str(uuid.UUID(payment_id))
+    except ValueError as exc:
+        raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND") from exc
+    result = await payments_service.get_payment(gw, principal, payment_id)
+    payment = result.payment
+    async with gw.engine.connect() as conn:
+        debtor = await participants_repo.account(conn, payment["debtor_account_id"])
+        creditor = (
+            await participants_repo.account(conn, payment["creditor_account_id"])
+            if payment["creditor_account_id"]
+            else None
+        )
+        fps = await ledger.transfer_of(conn, payment_id)
+        key_row = (
+            await conn.execute(
+                select(idempotency_keys.c.key).where(
+                    idempotency_keys.c.participant_id == payment["participant_id"],
+                    idempotency_keys.c.payment_id == payment_id,
+                )
+            )
+        ).first()
+    key = str(key_row[0]) if key_row is not None else None
+    debtor_bank_view = principal.is_operator or principal.participant_id == payment["participant_id"]
+    if any(e["event"] == "ACCEPTED" for e in result.events):
+        ibps, ibps_note = await _ibps_side(gw, payment_id)
+    else:
+        ibps, ibps_note = None, "rejected at acceptance: the payment never reached IBPS"
+    summary = payment_summary(payment)
+    first_at = result.events[0]["at"] if result.events else payment["created_at"]
+    timeline = [
+        {
+            "at": e["at"],
+            "offset_ms": round((e["at"] - first_at).total_seconds() * 1000),
+            "event": e["event"],
+            "label": words.event_label(e["event"]),
+            "kind": words.event_kind(e["event"]),
+            "detail": e["detail"],
+        }
+        for e in result.events
+    ]
+    msg_id = key[len("pacs.008/") :] if key and key.startswith("pacs.008/") else None
+    settled_ms = (
+        round((payment["settled_at"] - payment["created_at"]).total_seconds() * 1000)
+        if payment["settled_at"]
+        else None
+    )
+    return {
+        **summary,
+        "state": payment["state"],
+        "end_to_end_id": payment["end_to_end_id"],
+        "amount_type": payment["amount_type"],
+        "rate": payment["rate"],
+        "mid_rate": payment["mid_rate"],
+        "spread_bps": payment["spread_bps"],
+        "quote_id": payment["quote_id"],
+        "purpose": payment["purpose"],
+        "remittance_info": payment["remittance_info"],
+        "reason": payment["reason"],
+        "reason_words": words.reason_in_words(payment["reason_code"], payment["reason"]),
+        "business_date": payment["business_date"],
+        "settled_at": payment["settled_at"],
+        "settle_ms": settled_ms,
+        "attempts": payment["attempts"],
+        "debtor_bank": payment["participant_id"],
+        "creditor_bank": payment["creditor_participant_id"],
+        "debtor_name": name_for(principal, debtor),
+        "creditor_name": name_for(principal, creditor, payment["creditor_masked_name"]),
+        "creditor_proxy": payment["creditor_proxy"],
+        "idempotency_key": key if debtor_bank_view else None,
+        "timeline": timeline,
+        "recovery_actions": sum(1 for e in result.events if e["event"] == "RECOVERY"),
+        "fps": _ledger_side(fps),
+        "ibps": ibps,
+        "ibps_note": ibps_note,
+        "pacs002": pacs002_for(payment, msg_id=msg_id),
+    }
+
+
+# dashboard -----------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def _counter(counter: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A Prometheus counter's current values in this process, one row per label set."""
+    rows = []
+    for family in counter.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                rows.append({**{k: sample.labels.get(k, "") for k in labels}, "count": int(sample.value)})
+    return sorted(rows, key=lambda r: tuple(r[k] for k in labels))
+
+
+async def dashboard(gw: Gateway, principal: Principal, *, window_s: int) -> dict[str, Any]:
+    """Throughput, latency, pending payments, IBPS outcomes and limit usage, as of now."""
+    window_s = min(DASHBOARD_WINDOWS_S, key=lambda w: abs(w - window_s))
+    now = gw.clock()
+    since = now - timedelta(seconds=window_s)
+    pid = principal.participant_id
+    async with gw.engine.connect() as conn:
+        per_second = await repo.finals_per_second(
+            conn, since=since, participant_id=pid, postgres=gw.is_postgres
+        )
+        times = await repo.settle_times(conn, since=since, participant_id=pid, limit=LATENCY_SAMPLE)
+        pending_count, oldest = await repo.pending(conn, participant_id=pid, limit=PENDING_SHOWN)
+        busiest = await repo.busiest_accounts(
+            conn, day_key=business_date(now).isoformat(), participant_id=pid, limit=BUSIEST_SHOWN
+        )
+    end_s = int(now.timestamp())
+    start_s = end_s - window_s + 1
+    series = {s: {"t": s, "settled": 0, "rejected": 0} for s in range(start_s, end_s + 1)}
+    for second, state, count in per_second:
+        if second in series:
+            series[second]["settled" if state == State.SETTLED.value else "rejected"] += count
+    points = list(series.values())
+    recent = points[-10:]
+    durations = sorted((settled - created).total_seconds() * 1000 for created, settled in times)
+    out: dict[str, Any] = {
+        "as_of": now.isoformat(),
+        "window_s": window_s,
+        "series": points,
+        "totals": {
+            "settled": sum(p["settled"] for p in points),
+            "rejected": sum(p["rejected"] for p in points),
+        },
+        "rates": {
+            "settled_per_s": round(sum(p["settled"] for p in recent) / len(recent), 2),
+            "rejected_per_s": round(sum(p["rejected"] for p in recent) / len(recent), 2),
+        },
+        "latency_ms": {
+            "count": len(durations),
+            **{
+                name: None if (v := percentile(durations, q)) is None else round(v, 1)
+                for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+            },
+        },
+        "pending": {
+            "count": pending_count,
+            "oldest": [
+                {
+                    "payment_id": r["payment_id"],
+                    "state": r["state"],
+                    "direction": r["direction"],
+                    "age_s": round((now - r["created_at"]).total_seconds(), 1),
+                    "attempts": r["attempts"],
+                }
+                for r in oldest
+            ],
+        },
+        "busiest": [
+            {
+                "account_id": r["account_id"],
+                "participant_id": r["participant_id"],
+                "direction": r["direction"],
+                "used": f"{format_minor(r['used_minor'], Currency(r['currency']))} {r['currency']}",
+                "cap": None
+                if r["cap_minor"] is None
+                else f"{format_minor(r['cap_minor'], Currency(r['currency']))} {r['currency']}",
+                "ratio": None if not r["cap_minor"] else round(r["used_minor"] / r["cap_minor"], 4),
+            }
+            for r in busiest
+        ],
+        "operator": principal.is_operator,
+    }
+    if principal.is_operator:
+        out["ibps_calls"] = _counter(metrics.IBPS_CALLS, ("call", "outcome"))
+        out["recovery"] = _counter(metrics.RECOVERY, ("state",))
+    return out
+
+
+def as_json(value: Any) -> Any:
+    """Datetimes as ISO text, recursively, for the dashboard's JSON."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_json(v) for v in value]
+    return value
