@@ -1,4 +1,4 @@
-from sqlalchemy import Column, Integer, String, Table, Text
+from sqlalchemy import Column, Index, Integer, String, Table, Text
 
 from fpslink.db import UtcDateTime, metadata
 
@@ -16,6 +16,7 @@ idempotency_keys = Table(
     Column("lease_until", UtcDateTime(), nullable=False),
     Column("completed_at", UtcDateTime(), nullable=True),
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    Index("ix_idempotency_keys_payment_id", "payment_id"),
 )
 """(participant, key) -> one request. Payment keys answer replays from the payment as it is now;
 other endpoints replay their stored response."""

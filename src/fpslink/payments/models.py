@@ -39,6 +39,7 @@ payments = Table(
     Index("ix_payments_participant_created", "participant_id", "created_at"),
     Index("ix_payments_state_updated", "state", "updated_at"),
     Index("ix_payments_created", "created_at"),
+    Index("ix_payments_creditor_account", "creditor_account_id"),
 )
 """One row per payment: its binding (accounts, FX record, limits) and its settlement state."""
 
