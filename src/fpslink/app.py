@@ -96,7 +96,21 @@ def create_app(
     app.include_router(console_routes.router)
     observability.install(app)
 
-    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "content": {
+                    "text/plain": {
+                        "example": "# TYPE fpslink_payments_total counter\n"
+                        'fpslink_payments_total{direction="NORTHBOUND",status="SETTLED"} 42.0\n'
+                    }
+                }
+            }
+        },
+    )
     async def metrics() -> PlainTextResponse:
         """Prometheus exposition of the gateway's metrics."""
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

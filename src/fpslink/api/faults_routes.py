@@ -53,6 +53,27 @@ class FaultOut(FaultCreate):
 class FaultsOut(BaseModel):
     rules: list[FaultOut]
     injected: dict[str, dict[str, int]] = Field(description="Faults injected so far, by call and kind")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rules": [
+                        {
+                            "rule_id": "3f2a9c1d0b7e",
+                            "call": "commit",
+                            "kind": "lost_reply",
+                            "probability": 0.1,
+                            "seed": 42,
+                            "latency_ms": 0,
+                            "hang_ms": 30000,
+                            "only_attempts": 0,
+                        }
+                    ],
+                    "injected": {"commit": {"lost_reply": 7}},
+                }
+            ]
+        }
+    )
 
 
 async def _ibps(call: Any) -> Any:

@@ -495,6 +495,9 @@ class Health(BaseModel):
     status: str
     database: str
     ibps: str
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "database": "ok", "ibps": "ok"}]}
+    )
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
