@@ -122,5 +122,6 @@ transfers = Table(
     ),
     Index(None, "debit_account_id", "status"),
     Index(None, "credit_account_id", "status"),
+    Index("ix_transfers_created_at", "created_at"),
     sqlite_autoincrement=True,
 )

@@ -15,6 +15,9 @@ import pytest
 from gw_support import IBPS_TOKEN, Harness, problem
 from recon_support import DATABASES, ReconStack, a_day, real_time, recon_stack
 
+from fpslink.reconciliation.matching import STAGING_COLUMNS
+from fpslink.reconciliation.service import parse_page
+
 pytestmark = pytest.mark.settings(southbound_hours="00:00-24:00")
 
 
@@ -190,3 +193,32 @@ async def test_cli_writes_each_format(harness: Harness, stack: ReconStack, tmp_p
         timeout=60,
     )
     assert bad.returncode == 2
+
+
+async def test_the_tsv_statement_pages_agree_with_the_json_export(harness: Harness) -> None:
+    h = harness
+    today = await real_time(h)
+    await a_day(h)
+    expected, after = [], 0
+    for _ in range(100):
+        body = await h.gw.ibps.statement_page(today, after=after, limit=1_000)
+        expected += [tuple(row[:8]) for row in body["entries"]]
+        if body["next_after"] is None:
+            break
+        after = body["next_after"]
+    assert len(expected) >= 5
+
+    pages, after = [], 0
+    for _ in range(100):
+        page = await h.gw.ibps.statement_tsv_page(today, after=after, limit=2)
+        assert page["columns"] == STAGING_COLUMNS
+        assert page["count"] <= 2
+        assert (page["total"] is not None) == (after == 0)
+        pages.append(page)
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert pages[0]["total"] == len(expected)
+    rows = [row for page in pages for row in parse_page(page).rows()]
+    assert rows == expected
+    assert sum(page["count"] for page in pages) == len(expected)

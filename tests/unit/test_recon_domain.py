@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from fpslink.fx.domain import AmountType, RateSheet, convert
 from fpslink.money import Currency
+from fpslink.reconciliation import tsv
 from fpslink.reconciliation.domain import (
     BreakType,
     business_day_bounds,
@@ -16,6 +20,7 @@ from fpslink.reconciliation.domain import (
     rate_micro,
 )
 from fpslink.reconciliation.render import bar_chart, column_chart
+from fpslink.reconciliation.report import fold_totals
 
 SHEET = RateSheet(mid_hkd_cny=Decimal("0.92"), spread_bps=Decimal("25"))
 
@@ -101,3 +106,135 @@ def test_charts_scale_to_their_box() -> None:
     bars = bar_chart("b", [("X", 0), ("Y", 4)])
     assert len(bars.bars) == 1
     assert len(latency_labels()) == 10
+
+
+def test_tsv_round_trips_nulls_escapes_and_integers() -> None:
+    rows = [
+        (1, "a\tb\\c\nd", None, 5, "x\r\x08\x0c\x0b"),
+        (2, "", "plain", None, "天"),
+    ]
+    data = tsv.encode(rows)
+    assert data.count(b"\n") == 2
+    assert tsv.decode(data, width=5, int_columns=(0, 3)) == rows
+
+
+def test_tsv_reads_what_postgresql_copy_writes() -> None:
+    assert tsv.decode(b"7\t\\N\ta\\\\b\t\\101\\x42\n", width=4, int_columns=(0,)) == [(7, None, "a\\b", "AB")]
+    with pytest.raises(ValueError):
+        tsv.decode(b"1\t2\n", width=3)
+
+
+def _group(**values: Any) -> dict[str, Any]:
+    base: dict[str, Any] = dict.fromkeys(
+        (
+            "state",
+            "direction",
+            "source_currency",
+            "target_currency",
+            "hour",
+            "bucket",
+            "mid_rate",
+            "fps_kind",
+            "fps_status",
+            "fps_currency",
+            "ibps_kind",
+            "ibps_status",
+            "ibps_currency",
+            "source_minor",
+            "target_minor",
+            "fps_amount_minor",
+            "ibps_amount_minor",
+        )
+    )
+    base.update(in_day=1, fps_in_day=1, count=1)
+    base.update(values)
+    return base
+
+
+def test_fold_totals_adds_groups_and_the_spread_of_each_mid_rate() -> None:
+    settled = dict(
+        state="SETTLED",
+        direction="NORTHBOUND",
+        source_currency="HKD",
+        target_currency="CNY",
+        hour=9,
+        fps_kind="DEBIT",
+        fps_status="POSTED",
+        fps_currency="HKD",
+        ibps_kind="CREDIT",
+        ibps_status="POSTED",
+        ibps_currency="CNY",
+    )
+    folded = fold_totals(
+        [
+            _group(
+                **settled,
+                bucket=0,
+                mid_rate="0.920000",
+                count=2,
+                source_minor=200_000,
+                target_minor=183_540,
+                fps_amount_minor=200_000,
+                ibps_amount_minor=183_540,
+            ),
+            _group(
+                **settled,
+                bucket=3,
+                mid_rate="0.920000",
+                count=1,
+                source_minor=100_000,
+                target_minor=91_770,
+                fps_amount_minor=100_000,
+                ibps_amount_minor=91_770,
+            ),
+            _group(
+                in_day=0,
+                state="SETTLED",
+                fps_status="POSTED",
+                fps_kind="DEBIT",
+                fps_currency="HKD",
+                fps_amount_minor=10,
+                count=1,
+            ),
+            _group(
+                in_day=0,
+                fps_in_day=0,
+                ibps_kind="CREDIT",
+                ibps_status="VOIDED",
+                ibps_currency="CNY",
+                ibps_amount_minor=5,
+                count=1,
+            ),
+        ]
+    )
+    assert folded["gateway"] == [
+        {
+            "direction": "NORTHBOUND",
+            "state": "SETTLED",
+            "source_currency": "HKD",
+            "target_currency": "CNY",
+            "count": 3,
+            "source_minor": 300_000,
+            "target_minor": 275_310,
+        }
+    ]
+    (pair,) = folded["fx"]
+    # 3,000.00 HKD at the 0.92 mid is 2,760.00 CNY; 2,753.10 was paid: 6.90 CNY, in millionths of a fen
+    assert pair["spread_micro_minor"] == 300_000 * 920_000 - 275_310 * 1_000_000 == 690 * 1_000_000
+    assert folded["latency"][0] == 2 and folded["latency"][3] == 1 and sum(folded["latency"]) == 3
+    assert folded["hourly"] == [{"hour": 9, "direction": "NORTHBOUND", "count": 3, "settled": 3}]
+    fps = {(r["kind"], r["status"]): r for r in folded["ledgers"]["FPS"]}
+    assert fps[("DEBIT", "POSTED")] == {
+        "kind": "DEBIT",
+        "status": "POSTED",
+        "currency": "HKD",
+        "count": 4,
+        "amount_minor": 300_010,
+    }
+    assert folded["ledgers"]["IBPS"][1]["status"] == "VOIDED"
+    assert folded["unmatched"] == {
+        "fps_other_date": 1,
+        "ibps_other_date": 0,
+        "ibps_voided_without_payment": 1,
+        "fps_voided_without_payment": 0,
+    }

@@ -29,6 +29,7 @@ ledger_transfers = Table(
     Column("resolved_at", UtcDateTime(), nullable=True),
     Index("ix_ledger_transfers_debit", "debit_account_id"),
     Index("ix_ledger_transfers_credit", "credit_account_id"),
+    Index("ix_ledger_transfers_created", "created_at"),
 )
 """FPS transfers: OPENING (funding -> customer, posted at once), DEBIT (payer -> link, holds funds)
 and CREDIT (link -> payee), each PENDING until posted or voided by the settlement decision."""

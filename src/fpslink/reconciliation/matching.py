@@ -1,19 +1,20 @@
 """The set-based matcher: every step is one SQL statement over whole sets, never a loop over payments.
 
 One connection does a run. It bulk-loads the IBPS statement into a temporary staging table (COPY
-FROM STDIN of the export's text pages on PostgreSQL, executemany on SQLite) and builds `recon_match`,
-one row per payment id seen on any side: the payment, its FPS leg and its IBPS entry side by side.
-On PostgreSQL that is one INSERT ... SELECT of two hash FULL JOINs over the day's three sets, then
-two small UPDATEs for legs and payments of other dates; SQLite takes the plain path, the union of
-the ids with each side LEFT JOINed. Then one pass writes every break (each row's matching rules as
-a bit mask, joined to the rule table), one more the repeated instructions, and one GROUP BY gives
-all the totals, folded by `fold_totals`. The break rules themselves are defined in `domain`.
+FROM STDIN of the export's text pages on PostgreSQL, executemany on SQLite), then makes one pass
+over the day (`build_match`): the three sides joined by payment id (two hash FULL JOINs of the
+day's sets on PostgreSQL; on SQLite the plain union of the ids with each side LEFT JOINed), every
+break rule evaluated once per row as a bit mask, and one GROUP BY into `recon_groups`. The rows in
+order (all but a handful on a normal day) end there as totals; the others, the possible breaks and
+the rows whose payment or FPS leg may be of another date, get a group of their own and are copied,
+completed by id, into `recon_match`, where the rules run again and the breaks are written. The
+repeated-instruction check reads the payments table on a second connection meanwhile. The totals
+are folded by `report.fold_totals`; the break rules themselves are defined in `domain`.
 """
 
 from __future__ import annotations
 
 import io
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final
@@ -22,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
+    Numeric,
     String,
     and_,
     case,
@@ -37,16 +39,23 @@ from sqlalchemy import (
     text,
     union,
     union_all,
-    update,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select, Subquery
+from sqlalchemy.sql.elements import Grouping
 
 from fpslink.ledger.models import ledger_transfers
 from fpslink.payments.models import payments
+from fpslink.reconciliation import report as rep
 from fpslink.reconciliation import tsv
-from fpslink.reconciliation.domain import LATENCY_BUCKETS_MS, BreakType, Side, business_day_bounds
-from fpslink.reconciliation.models import ibps_staging, match, recon_breaks
+from fpslink.reconciliation.domain import (
+    LATENCY_BUCKETS_MS,
+    BreakType,
+    Side,
+    business_day_bounds,
+)
+from fpslink.reconciliation.models import groups, ibps_staging, match, recon_breaks
 
 STAGING_COLUMNS: Final = (
     "seq",
@@ -61,6 +70,8 @@ STAGING_COLUMNS: Final = (
 """The statement export's TSV columns, loaded as they come into `ibps_staging`."""
 STAGING_INT_COLUMNS: Final = (0, 5, 7)
 MAX_DUPLICATES_LISTED: Final = 10_000
+DUPLICATES_PER_STATEMENT: Final = 400
+"""Payment ids listed in one statement (SQLite caps a compound SELECT at 500 terms)."""
 TEMP_BUFFERS: Final = "512MB"
 WORK_MEM: Final = "256MB"
 """Per hash table of one statement, set for the run's transactions only: the day's three sets of a
@@ -91,13 +102,13 @@ async def create_work_tables(conn: AsyncConnection) -> None:
         except DBAPIError:
             pass
     await drop_work_tables(conn)
-    for table in (ibps_staging, match):
+    for table in (ibps_staging, match, groups):
         await conn.run_sync(table.create)
     await tune(conn)
 
 
 async def drop_work_tables(conn: AsyncConnection) -> None:
-    for table in (match, ibps_staging):
+    for table in (groups, match, ibps_staging):
         await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
 
 
@@ -129,7 +140,8 @@ async def remove_staging_duplicates(conn: AsyncConnection) -> list[tuple[str, in
     for payment_id, _count, first_seq in repeated:
         await conn.execute(delete(ibps_staging).where(s.payment_id == payment_id, s.seq != first_seq))
     if _is_pg(conn):
-        await conn.execute(text(f"ANALYZE {ibps_staging.name}"))
+        # the join planner needs the staged row count; without it the day is joined by sorting
+        await conn.execute(text(f"ANALYZE {ibps_staging.name} (payment_id)"))
     return [(str(pid), int(count)) for pid, count, _ in repeated]
 
 
@@ -160,14 +172,6 @@ _FPS_COLUMNS: Final = (
 """recon_match column <- ledger_transfers column."""
 
 
-async def build_match(conn: AsyncConnection, *, business_date: date) -> None:
-    """Fill `recon_match`: the fast path on PostgreSQL, the plain one elsewhere; the same rows."""
-    if _is_pg(conn):
-        await _build_match_full_joins(conn, business_date=business_date)
-    else:
-        await _build_match_union(conn, business_date=business_date)
-
-
 def _ibps_columns(conn: AsyncConnection) -> dict[str, Any]:
     i = ibps_staging.c
     return {
@@ -179,12 +183,38 @@ def _ibps_columns(conn: AsyncConnection) -> dict[str, Any]:
     }
 
 
-async def _build_match_full_joins(conn: AsyncConnection, *, business_date: date) -> None:
-    """The day's payments FULL JOIN the day's FPS legs FULL JOIN the statement: each set is read once
-    and hashed once, with no union of three million ids to deduplicate first. A leg or payment of
-    another date is then filled in by id, for the few rows that lack one."""
+def _derived(conn: AsyncConnection, columns: dict[str, Any]) -> dict[str, Any]:
+    """Figures the rules use more than once, computed once per row: the expected legs and the rate."""
+    northbound = columns["direction"] == "NORTHBOUND"
+    source, target = columns["source_minor"], columns["target_minor"]
+    source_currency, target_currency = columns["source_currency"], columns["target_currency"]
+    return {
+        "want_fps_minor": case((northbound, source), else_=target),
+        "want_fps_currency": case((northbound, source_currency), else_=target_currency),
+        "want_ibps_minor": case((northbound, target), else_=source),
+        "want_ibps_currency": case((northbound, target_currency), else_=source_currency),
+        "rate_micro": _micro(conn, columns["rate"]),
+    }
+
+
+def day_join(conn: AsyncConnection, *, business_date: date) -> Subquery:
+    """Every payment id of the day on any side, the three sides side by side (recon_match's columns).
+
+    PostgreSQL: the day's payments FULL JOIN the day's FPS legs FULL JOIN the statement, each set read
+    and hashed once. A row without a payment of the day or without an FPS leg of the day may still
+    have one of another date: `needs_lookup` marks it, and `lookup_join` completes it. SQLite (plain
+    SQL, no FULL JOIN before 3.39): the union of the day's ids, each side LEFT JOINed whatever its
+    date, which is already complete.
+    """
     start, end = business_day_bounds(business_date)
     p, f, i = payments.c, ledger_transfers.c, ibps_staging.c
+    if not _is_pg(conn):
+        ids = union(
+            select(p.payment_id.label("payment_id")).where(p.created_at >= start, p.created_at < end),
+            select(f.payment_id).where(f.payment_id.is_not(None), f.created_at >= start, f.created_at < end),
+            select(i.payment_id),
+        ).subquery("ids")
+        return _sides_of(conn, ids.c.payment_id, ids, business_date=business_date).subquery("day")
     day_payments = (
         select(p.payment_id, *(p[source] for _, source in _PAYMENT_COLUMNS))
         .where(p.created_at >= start, p.created_at < end)
@@ -206,46 +236,70 @@ async def _build_match_full_joins(conn: AsyncConnection, *, business_date: date)
         **{name: day_fps.c[source] for name, source in _FPS_COLUMNS},
         **_ibps_columns(conn),
     }
-    await conn.execute(
-        insert(match).from_select(list(columns), select(*columns.values()).select_from(joined))
-    )
-    await conn.execute(text(f"ANALYZE {match.name}"))
-    await conn.execute(
-        update(match)
-        .where(m.gateway_state.is_(None), m.payment_id == p.payment_id)
-        .values({name: p[source] for name, source in _PAYMENT_COLUMNS})
-    )
-    await conn.execute(
-        update(match)
-        .where(m.fps_status.is_(None), m.payment_id == f.payment_id)
-        .values({name: f[source] for name, source in _FPS_COLUMNS})
+    columns.update(_derived(conn, columns))
+    # OFFSET 0 keeps the planner from pulling the join up into the rules' query, so each column (the
+    # rate above all) is computed once per row rather than once per rule that mentions it.
+    return (
+        select(*(value.label(name) for name, value in columns.items()))
+        .select_from(joined)
+        .offset(0)
+        .subquery("day")
     )
 
 
-async def _build_match_union(conn: AsyncConnection, *, business_date: date) -> None:
-    """One INSERT ... SELECT: the union of the day's ids on the three sides, each side LEFT JOINed."""
+def needs_lookup(conn: AsyncConnection, c: Any) -> ColumnElement[bool]:
+    """A row of `day_join` that may have a payment or FPS leg of another date (PostgreSQL only)."""
+    if not _is_pg(conn):
+        return literal(False)
+    return or_(c.gateway_state.is_(None), c.fps_status.is_(None))
+
+
+def _sides_of(conn: AsyncConnection, payment_id: Any, ids: Any, *, business_date: date) -> Select[Any]:
+    """The three sides of each id in `ids`, LEFT JOINed by id whatever the date of the payment or leg."""
     start, end = business_day_bounds(business_date)
     p, f, i = payments.c, ledger_transfers.c, ibps_staging.c
-    ids = union(
-        select(p.payment_id.label("payment_id")).where(p.created_at >= start, p.created_at < end),
-        select(f.payment_id).where(f.payment_id.is_not(None), f.created_at >= start, f.created_at < end),
-        select(i.payment_id),
-    ).subquery("ids")
     joined = (
-        ids.outerjoin(payments, p.payment_id == ids.c.payment_id)
-        .outerjoin(ledger_transfers, f.payment_id == ids.c.payment_id)
-        .outerjoin(ibps_staging, i.payment_id == ids.c.payment_id)
+        ids.outerjoin(payments, p.payment_id == payment_id)
+        .outerjoin(ledger_transfers, f.payment_id == payment_id)
+        .outerjoin(ibps_staging, i.payment_id == payment_id)
     )
     columns: dict[str, Any] = {
-        "payment_id": ids.c.payment_id,
+        "payment_id": payment_id,
         "in_day": case((and_(p.created_at >= start, p.created_at < end), 1), else_=0),
         **{name: p[source] for name, source in _PAYMENT_COLUMNS},
         **{name: f[source] for name, source in _FPS_COLUMNS},
         **_ibps_columns(conn),
     }
+    columns.update(_derived(conn, columns))
+    return select(*(value.label(name) for name, value in columns.items())).select_from(joined)
+
+
+async def build_match(
+    conn: AsyncConnection, *, business_date: date, as_of: datetime, timeout_s: float
+) -> None:
+    """One pass over the day: the totals of every row that is in order go to `recon_groups`, and the
+    rest (a possible break, or a side of another date to look up) to `recon_match`, complete.
+
+    Only the rows of `recon_match`, a handful on a normal day, are then looked at one by one: the
+    break rules run again on them once their other-date sides are filled in.
+    """
+    day = day_join(conn, business_date=business_date)
+    rules = break_rules(conn, day.c, as_of=as_of, timeout_s=timeout_s)
+    odd = or_(break_mask(rules) != 0, needs_lookup(conn, day.c))
+    keys = total_keys(conn, day.c, business_date=business_date)
+    odd_id = case((odd, day.c.payment_id), else_=null()).label("odd_id")
+    labelled = [column.label(name) for name, column in keys.items()]
+    sums = [column.label(name) for name, column in total_sums(day.c).items()]
     await conn.execute(
-        insert(match).from_select(list(columns), select(*columns.values()).select_from(joined))
+        insert(groups).from_select(
+            [*keys, "odd_id", *(column.name for column in sums)],
+            select(*labelled, odd_id, *sums).group_by(*labelled, odd_id),
+        )
     )
+    odd_ids = select(groups.c.odd_id.label("payment_id")).where(groups.c.odd_id.is_not(None)).subquery("odd")
+    complete = _sides_of(conn, odd_ids.c.payment_id, odd_ids, business_date=business_date)
+    names = [column.name for column in complete.selected_columns]
+    await conn.execute(insert(match).from_select(names, complete))
 
 
 def _from_micros(conn: AsyncConnection, column: str) -> ColumnElement[Any]:
@@ -258,20 +312,18 @@ def _from_micros(conn: AsyncConnection, column: str) -> ColumnElement[Any]:
     )
 
 
-# expected legs ---------------------------------------------------------------------------------
-
-_northbound = m.direction == "NORTHBOUND"
-_fps_amount = case((_northbound, m.source_minor), else_=m.target_minor)
-_fps_currency = case((_northbound, m.source_currency), else_=m.target_currency)
-_ibps_amount = case((_northbound, m.target_minor), else_=m.source_minor)
-_ibps_currency = case((_northbound, m.target_currency), else_=m.source_currency)
-_in_day = m.in_day == 1
+# break rules: written once over any column collection with recon_match's names ----------------
 
 
 def _micro(conn: AsyncConnection, rate: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A rate string ("0.917700", "1") as an integer of millionths, like `domain.rate_micro`."""
+    """A rate string ("0.917700", "1") as an integer of millionths, like `domain.rate_micro`.
+
+    PostgreSQL reads it as a NUMERIC (exact, and far cheaper per row than cutting the string up);
+    SQLite, whose casts to a number go through floating point, cuts the string at the point."""
+    if _is_pg(conn):
+        return cast(func.trunc(cast(rate, Numeric), 6) * 1_000_000, BigInteger)
     padded = rate.concat(".")
-    position = func.strpos(padded, ".") if _is_pg(conn) else func.instr(padded, ".")
+    position = func.instr(padded, ".")
     whole = cast(func.substr(padded, 1, position - 1, type_=String), BigInteger)
     fraction = func.substr(
         func.substr(padded, position + 1, type_=String).concat("000000"), 1, 6, type_=String
@@ -279,14 +331,15 @@ def _micro(conn: AsyncConnection, rate: ColumnElement[Any]) -> ColumnElement[Any
     return whole * 1_000_000 + cast(fraction, BigInteger)
 
 
-def _fx_broken(conn: AsyncConnection) -> ColumnElement[bool]:
-    micro = _micro(conn, m.rate)
-    send_due = (m.source_minor * micro) // 1_000_000
-    receive_due = (m.target_minor * 1_000_000 + micro - 1) // func.nullif(micro, 0)
+def _fx_broken(c: Any) -> ColumnElement[bool]:
+    micro = c.rate_micro
+    # `/` of two integers divides whole on both backends; the operands are never negative here
+    send_due = Grouping(c.source_minor * micro).op("/")(1_000_000)
+    receive_due = Grouping(c.target_minor * 1_000_000 + micro - 1).op("/")(func.nullif(micro, 0))
     return or_(
         micro <= 0,
-        and_(m.amount_type == "SEND", m.target_minor != send_due),
-        and_(m.amount_type != "SEND", m.source_minor != receive_due),
+        and_(c.amount_type == "SEND", c.target_minor != send_due),
+        and_(c.amount_type != "SEND", c.source_minor != receive_due),
     )
 
 
@@ -334,48 +387,51 @@ async def _insert(conn: AsyncConnection, names: list[str], query: Any) -> None:
 
 
 def break_rules(
-    conn: AsyncConnection, *, as_of: datetime, timeout_s: float
+    conn: AsyncConnection, c: Any, *, as_of: datetime, timeout_s: float
 ) -> list[tuple[BreakType, Side, ColumnElement[bool]]]:
-    """Every per-row break rule over `recon_match`, in report order: (type, side, condition)."""
-    settled, rejected = m.gateway_state == "SETTLED", m.gateway_state == "REJECTED"
+    """Every per-row break rule over `c` (recon_match's columns), in report order."""
+    settled, rejected = c.gateway_state == "SETTLED", c.gateway_state == "REJECTED"
+    in_day = c.in_day == 1
+    fps_amount, fps_currency = c.want_fps_minor, c.want_fps_currency
+    ibps_amount, ibps_currency = c.want_ibps_minor, c.want_ibps_currency
     rules: list[tuple[BreakType, Side, ColumnElement[bool]]] = [
-        (BreakType.MISSING_AT_FPS, Side.FPS, and_(_in_day, ~rejected, m.fps_status.is_(None))),
+        (BreakType.MISSING_AT_FPS, Side.FPS, and_(in_day, ~rejected, c.fps_status.is_(None))),
         (
             BreakType.MISSING_AT_IBPS,
             Side.IBPS,
-            and_(_in_day, m.gateway_state.in_(("SETTLED", "COMMITTING")), m.ibps_status.is_(None)),
+            and_(in_day, c.gateway_state.in_(("SETTLED", "COMMITTING")), c.ibps_status.is_(None)),
         ),
         (
             BreakType.UNEXPECTED_AT_IBPS,
             Side.IBPS,
-            and_(m.gateway_state.is_(None), m.ibps_status.in_(("PENDING", "POSTED"))),
+            and_(c.gateway_state.is_(None), c.ibps_status.in_(("PENDING", "POSTED"))),
         ),
         (
             BreakType.UNEXPECTED_AT_FPS,
             Side.FPS,
-            and_(m.gateway_state.is_(None), m.fps_status.in_(("PENDING", "POSTED"))),
+            and_(c.gateway_state.is_(None), c.fps_status.in_(("PENDING", "POSTED"))),
         ),
     ]
     for side, status, amount, currency, want_amount, want_currency in (
-        (Side.FPS, m.fps_status, m.fps_amount_minor, m.fps_currency, _fps_amount, _fps_currency),
-        (Side.IBPS, m.ibps_status, m.ibps_amount_minor, m.ibps_currency, _ibps_amount, _ibps_currency),
+        (Side.FPS, c.fps_status, c.fps_amount_minor, c.fps_currency, fps_amount, fps_currency),
+        (Side.IBPS, c.ibps_status, c.ibps_amount_minor, c.ibps_currency, ibps_amount, ibps_currency),
     ):
         rules += [
             (
                 BreakType.AMOUNT_MISMATCH,
                 side,
-                and_(_in_day, amount.is_not(None), want_amount.is_not(None), amount != want_amount),
+                and_(in_day, amount.is_not(None), want_amount.is_not(None), amount != want_amount),
             ),
             (
                 BreakType.CURRENCY_MISMATCH,
                 side,
-                and_(_in_day, currency.is_not(None), want_currency.is_not(None), currency != want_currency),
+                and_(in_day, currency.is_not(None), want_currency.is_not(None), currency != want_currency),
             ),
             (
                 BreakType.STATUS_MISMATCH,
                 side,
                 and_(
-                    _in_day,
+                    in_day,
                     status.is_not(None),
                     or_(and_(settled, status != "POSTED"), and_(rejected, status != "VOIDED")),
                 ),
@@ -386,45 +442,53 @@ def break_rules(
             BreakType.FX_MISMATCH,
             Side.GATEWAY,
             and_(
-                _in_day,
+                in_day,
                 ~rejected,
-                m.source_minor.is_not(None),
-                m.target_minor.is_not(None),
-                m.rate.is_not(None),
-                _fx_broken(conn),
+                c.source_minor.is_not(None),
+                c.target_minor.is_not(None),
+                c.rate.is_not(None),
+                _fx_broken(c),
             ),
         ),
         (
             BreakType.STUCK_PENDING,
             Side.GATEWAY,
             and_(
-                _in_day,
-                m.gateway_state.not_in(FINAL_STATES),
-                m.created_at < as_of - timedelta(seconds=timeout_s),
+                in_day,
+                c.gateway_state.not_in(FINAL_STATES),
+                c.created_at < as_of - timedelta(seconds=timeout_s),
             ),
         ),
     ]
     return rules
 
 
+def break_mask(rules: Sequence[tuple[BreakType, Side, ColumnElement[bool]]]) -> ColumnElement[Any]:
+    """Bit n set when the row breaks rule n: every rule evaluated in one expression, once per row."""
+    return sum(
+        (case((condition, 1 << position), else_=0) for position, (_, _, condition) in enumerate(rules)),
+        start=literal(0, BigInteger),
+    )
+
+
 async def insert_breaks(
     conn: AsyncConnection,
     *,
     run_id: str,
+    business_date: date,
     as_of: datetime,
     timeout_s: float,
     statement_duplicates: Sequence[tuple[str, int]] = (),
+    repeated_instructions: bool = True,
 ) -> None:
-    """Write every break of the run in one pass over `recon_match`, then the repeated instructions.
+    """Write every break of the run in one pass over `recon_match`, then the repeated instructions
+    (`repeated_instructions=False` when `any_repeated_instruction` has said there are none).
 
     Each row gets a bit mask of the rules it breaks (one CASE per rule, evaluated once per row); only
     the rows with a non-zero mask meet the small rule table, which yields one break per set bit.
     """
-    rules = break_rules(conn, as_of=as_of, timeout_s=timeout_s)
-    mask = sum(
-        (case((condition, 1 << position), else_=0) for position, (_, _, condition) in enumerate(rules)),
-        start=literal(0, BigInteger),
-    ).label("mask")
+    rules = break_rules(conn, m, as_of=as_of, timeout_s=timeout_s)
+    mask = break_mask(rules).label("mask")
     flagged = select(*m, mask).subquery("flagged")
     rule_table = union_all(
         *(
@@ -464,199 +528,158 @@ async def insert_breaks(
         .order_by(rule_table.c.position, flagged.c.payment_id)
     )
     await _insert(conn, names, query)
-    await _insert_gateway_duplicates(conn, run_id)
-    for payment_id, count in statement_duplicates:
+    if repeated_instructions:
+        await _insert_gateway_duplicates(conn, run_id, business_date=business_date)
+    for first in range(0, len(statement_duplicates), DUPLICATES_PER_STATEMENT):
+        chunk = statement_duplicates[first : first + DUPLICATES_PER_STATEMENT]
+        listed = union_all(
+            *(
+                select(literal(pid, String).label("payment_id"), literal(n, Integer).label("occurrences"))
+                for pid, n in chunk
+            )
+        ).subquery("listed")
+        sides = (
+            _sides_of(conn, listed.c.payment_id, listed, business_date=business_date)
+            .add_columns(listed.c.occurrences)
+            .subquery("sides")
+        )
         names, query = _select_break(
             run_id,
             BreakType.DUPLICATE,
             Side.IBPS,
-            occurred=func.coalesce(m.created_at, m.ibps_created_at),
-            occurrences=literal(count, Integer),
+            source=sides,
+            occurred=func.coalesce(sides.c.created_at, sides.c.ibps_created_at),
+            occurrences=sides.c.occurrences,
         )
-        await _insert(conn, names, query.where(m.payment_id == payment_id))
+        await _insert(conn, names, query)
 
 
-async def _insert_gateway_duplicates(conn: AsyncConnection, run_id: str) -> None:
-    """The later payments of each group that repeats (debtor, end_to_end_id, creditor, amount)."""
-    keys = [m.debtor_account_id, m.end_to_end_id, m.creditor_account_id, m.source_currency, m.source_minor]
-    eligible = and_(_in_day, m.end_to_end_id.is_not(None), m.gateway_state != "REJECTED")
-    groups = select(*keys).where(eligible).group_by(*keys).having(func.count() > 1).subquery("groups")
-    order = (m.created_at, m.payment_id)
+def _repeated_instructions(business_date: date) -> tuple[Select[Any], list[Any], ColumnElement[bool]]:
+    start, end = business_day_bounds(business_date)
+    p = payments.c
+    keys = [p.debtor_account_id, p.end_to_end_id, p.creditor_account_id, p.source_currency, p.source_minor]
+    eligible = and_(
+        p.created_at >= start, p.created_at < end, p.end_to_end_id.is_not(None), p.state != "REJECTED"
+    )
+    return select(*keys).where(eligible).group_by(*keys).having(func.count() > 1), keys, eligible
+
+
+async def any_repeated_instruction(conn: AsyncConnection, *, business_date: date) -> bool:
+    """Whether a payment of the day repeats another (see DUPLICATE). It reads only the payments table,
+    so a run asks it on a second connection while the first loads the statement."""
+    repeated, _, _ = _repeated_instructions(business_date)
+    return (await conn.execute(repeated.limit(1))).first() is not None
+
+
+async def _insert_gateway_duplicates(conn: AsyncConnection, run_id: str, *, business_date: date) -> None:
+    """The later payments of each group of the day that repeats (debtor, end_to_end_id, creditor,
+    amount), read from the payments table."""
+    repeated, keys, eligible = _repeated_instructions(business_date)
+    p = payments.c
+    repeating = repeated.subquery("repeating")
+    order = (p.created_at, p.payment_id)
     members = (
         select(
-            *m,
+            p.payment_id,
             func.row_number().over(partition_by=keys, order_by=order).label("position"),
-            func.first_value(m.payment_id).over(partition_by=keys, order_by=order).label("first_id"),
+            func.first_value(p.payment_id).over(partition_by=keys, order_by=order).label("first_id"),
         )
-        .select_from(match.join(groups, and_(*(key == groups.c[key.name] for key in keys))))
+        .select_from(payments.join(repeating, and_(*(key == repeating.c[key.name] for key in keys))))
         .where(eligible)
         .subquery("members")
     )
-    names, query = _select_break(
-        run_id,
-        BreakType.DUPLICATE,
-        Side.GATEWAY,
-        source=members,
-        related=members.c.first_id,
-        occurred=members.c.created_at,
+    later = select(members.c.payment_id, members.c.first_id).where(members.c.position > 1).subquery("later")
+    sides = (
+        _sides_of(conn, later.c.payment_id, later, business_date=business_date)
+        .add_columns(later.c.first_id)
+        .subquery("sides")
     )
-    await _insert(conn, names, query.where(members.c.position > 1))
+    names, query = _select_break(
+        run_id, BreakType.DUPLICATE, Side.GATEWAY, source=sides, related=sides.c.first_id
+    )
+    await _insert(conn, names, query)
 
 
 # totals ----------------------------------------------------------------------------------------
 
 
-async def totals(conn: AsyncConnection, *, business_date: date) -> dict[str, Any]:
-    """Every total of the report from one GROUP BY over `recon_match`, folded by `fold_totals`.
-
-    The keys are all low-cardinality (direction, states, currencies, hour, latency bucket), so the
-    grouped rows number in the thousands whatever the day's volume.
-    """
+def total_keys(conn: AsyncConnection, c: Any, *, business_date: date) -> dict[str, ColumnElement[Any]]:
+    """The GROUP BY keys of the totals: all low-cardinality, so a day groups into a few thousand rows."""
     start, end = business_day_bounds(business_date)
-    settled = and_(_in_day, m.gateway_state == "SETTLED")
-    latency = _latency_ms(conn)
+    in_day = c.in_day == 1
+    latency = _latency_us(conn, c)
     bucket = case(
         (
-            and_(settled, m.settled_at.is_not(None)),
+            and_(in_day, c.gateway_state == "SETTLED", c.settled_at.is_not(None)),
             case(
-                *((latency < bound, index) for index, bound in enumerate(LATENCY_BUCKETS_MS)),
+                *((latency < bound * 1000, index) for index, bound in enumerate(LATENCY_BUCKETS_MS)),
                 else_=len(LATENCY_BUCKETS_MS),
             ),
         ),
         else_=null(),
     )
-    keys: dict[str, ColumnElement[Any]] = {
-        "in_day": m.in_day,
-        "state": m.gateway_state,
-        "direction": m.direction,
-        "source_currency": m.source_currency,
-        "target_currency": m.target_currency,
-        "hour": case((_in_day, _hour(conn)), else_=null()),
-        "bucket": bucket,
-        "has_mid": case((m.mid_rate.is_not(None), 1), else_=0),
-        "fps_kind": m.fps_kind,
-        "fps_status": m.fps_status,
-        "fps_currency": m.fps_currency,
-        "fps_in_day": case((and_(m.fps_created_at >= start, m.fps_created_at < end), 1), else_=0),
-        "ibps_kind": m.ibps_kind,
-        "ibps_status": m.ibps_status,
-        "ibps_currency": m.ibps_currency,
-    }
-    spread = m.source_minor * _micro(conn, m.mid_rate) - m.target_minor * 1_000_000
-    sums: dict[str, ColumnElement[Any]] = {
-        "count": func.count(),
-        "source_minor": func.sum(m.source_minor),
-        "target_minor": func.sum(m.target_minor),
-        "spread": func.sum(case((and_(settled, m.mid_rate.is_not(None)), spread), else_=0)),
-        "fps_amount_minor": func.sum(m.fps_amount_minor),
-        "ibps_amount_minor": func.sum(m.ibps_amount_minor),
-    }
-    labelled = [column.label(name) for name, column in keys.items()]
-    rows = await conn.execute(
-        select(*labelled, *(column.label(name) for name, column in sums.items())).group_by(*labelled)
-    )
-    return fold_totals([dict(row._mapping) for row in rows])
-
-
-def fold_totals(groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The report's totals from the grouped rows of `totals`: pure, so the rules read in one place."""
-    gateway: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    ledgers: dict[str, dict[tuple[Any, ...], list[int]]] = {
-        "FPS": defaultdict(lambda: [0, 0]),
-        "IBPS": defaultdict(lambda: [0, 0]),
-    }
-    fx: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    hourly: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
-    latency = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-    unmatched = dict.fromkeys(
-        ("fps_other_date", "ibps_other_date", "ibps_voided_without_payment", "fps_voided_without_payment"), 0
-    )
-    for g in groups:
-        count = int(g["count"])
-        source, target = int(g["source_minor"] or 0), int(g["target_minor"] or 0)
-        state, in_day = g["state"], int(g["in_day"]) == 1
-        fps_of_day = g["fps_status"] is not None and int(g["fps_in_day"]) == 1
-        if in_day:
-            acc = gateway[(g["direction"], state, g["source_currency"], g["target_currency"])]
-            acc[0] += count
-            acc[1] += source
-            acc[2] += target
-            hour = hourly[(int(g["hour"]), g["direction"])]
-            hour[0] += count
-            hour[1] += count if state == "SETTLED" else 0
-            if state == "SETTLED" and int(g["has_mid"]):
-                pair = fx[(g["source_currency"], g["target_currency"])]
-                pair[0] += count
-                pair[1] += source
-                pair[2] += target
-                pair[3] += int(g["spread"] or 0)
-            if g["bucket"] is not None:
-                latency[int(g["bucket"])] += count
-        if fps_of_day:
-            leg = ledgers["FPS"][(g["fps_kind"], g["fps_status"], g["fps_currency"])]
-            leg[0] += count
-            leg[1] += int(g["fps_amount_minor"] or 0)
-        if g["ibps_status"] is not None:
-            leg = ledgers["IBPS"][(g["ibps_kind"], g["ibps_status"], g["ibps_currency"])]
-            leg[0] += count
-            leg[1] += int(g["ibps_amount_minor"] or 0)
-        if not in_day and state is not None:
-            unmatched["fps_other_date"] += count if fps_of_day else 0
-            unmatched["ibps_other_date"] += count if g["ibps_status"] is not None else 0
-        if state is None:
-            unmatched["ibps_voided_without_payment"] += count if g["ibps_status"] == "VOIDED" else 0
-            unmatched["fps_voided_without_payment"] += count if g["fps_status"] == "VOIDED" else 0
     return {
-        "gateway": [
-            {
-                "direction": d,
-                "state": st,
-                "source_currency": sc,
-                "target_currency": tc,
-                "count": acc[0],
-                "source_minor": acc[1],
-                "target_minor": acc[2],
-            }
-            for (d, st, sc, tc), acc in gateway.items()
-        ],
-        "ledgers": {
-            side: [
-                {"kind": k, "status": st, "currency": cur, "count": acc[0], "amount_minor": acc[1]}
-                for (k, st, cur), acc in legs.items()
-            ]
-            for side, legs in ledgers.items()
-        },
-        "fx": [
-            {
-                "source_currency": sc,
-                "target_currency": tc,
-                "count": acc[0],
-                "source_minor": acc[1],
-                "target_minor": acc[2],
-                "spread_micro_minor": acc[3],
-            }
-            for (sc, tc), acc in fx.items()
-        ],
-        "hourly": [
-            {"hour": h, "direction": d, "count": acc[0], "settled": acc[1]} for (h, d), acc in hourly.items()
-        ],
-        "latency": latency,
-        "unmatched": unmatched,
+        "in_day": c.in_day,
+        "state": c.gateway_state,
+        "direction": c.direction,
+        "source_currency": c.source_currency,
+        "target_currency": c.target_currency,
+        "hour": case((in_day, _hour(conn, c)), else_=null()),
+        "bucket": bucket,
+        "mid_rate": c.mid_rate,
+        "fps_kind": c.fps_kind,
+        "fps_status": c.fps_status,
+        "fps_currency": c.fps_currency,
+        "fps_in_day": case((and_(c.fps_created_at >= start, c.fps_created_at < end), 1), else_=0),
+        "ibps_kind": c.ibps_kind,
+        "ibps_status": c.ibps_status,
+        "ibps_currency": c.ibps_currency,
     }
 
 
-def _hour(conn: AsyncConnection) -> ColumnElement[Any]:
-    if _is_pg(conn):
-        return literal_column(
-            "CAST(EXTRACT(HOUR FROM (created_at AT TIME ZONE 'UTC') + INTERVAL '8 hours') AS INTEGER)"
+def total_sums(c: Any) -> dict[str, ColumnElement[Any]]:
+    return {
+        "count": func.count(),
+        "source_minor": func.sum(c.source_minor),
+        "target_minor": func.sum(c.target_minor),
+        "fps_amount_minor": func.sum(c.fps_amount_minor),
+        "ibps_amount_minor": func.sum(c.ibps_amount_minor),
+    }
+
+
+async def totals(conn: AsyncConnection, *, business_date: date) -> dict[str, Any]:
+    """Every total of the report: the in-order rows' groups from `recon_groups` plus the rows of
+    `recon_match` (complete by now) grouped the same way, folded by `report.fold_totals`."""
+    g = groups.c
+    sum_names = list(total_sums(m))
+    keys = total_keys(conn, m, business_date=business_date)
+    rows = [
+        dict(row._mapping)
+        for row in await conn.execute(
+            select(*(g[name] for name in keys), *(g[name] for name in sum_names)).where(g.odd_id.is_(None))
         )
-    return literal_column("CAST(strftime('%H', created_at, '+8 hours') AS INTEGER)")
+    ]
+    labelled = [column.label(name) for name, column in keys.items()]
+    odd = await conn.execute(
+        select(*labelled, *(column.label(name) for name, column in total_sums(m).items())).group_by(*labelled)
+    )
+    rows += [dict(row._mapping) for row in odd]
+    return rep.fold_totals(rows)
 
 
-def _latency_ms(conn: AsyncConnection) -> ColumnElement[Any]:
+def _hour(conn: AsyncConnection, c: Any) -> ColumnElement[Any]:
+    """The UTC+8 hour of `created_at` (date_part is a float on PostgreSQL, cheaper than EXTRACT's NUMERIC)."""
     if _is_pg(conn):
-        return literal_column("(EXTRACT(EPOCH FROM (settled_at - created_at)) * 1000)")
-    return literal_column("((julianday(settled_at) - julianday(created_at)) * 86400000.0)")
+        local = func.timezone("UTC", c.created_at) + literal_column("INTERVAL '8 hours'")
+        return cast(func.date_part("hour", local), Integer)
+    return cast(func.strftime("%H", c.created_at, "+8 hours"), Integer)
+
+
+def _latency_us(conn: AsyncConnection, c: Any) -> ColumnElement[Any]:
+    """Accepted -> settled in microseconds, rounded to a whole number so bucket bounds compare exactly."""
+    if _is_pg(conn):
+        return func.round(func.date_part("epoch", c.settled_at - c.created_at) * 1_000_000)
+    return (func.julianday(c.settled_at) - func.julianday(c.created_at)) * 86_400_000_000.0
 
 
 async def break_counts(conn: AsyncConnection, *, run_id: str) -> dict[str, int]:

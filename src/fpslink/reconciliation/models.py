@@ -96,6 +96,42 @@ match = Table(
     Column("ibps_amount_minor", BigInteger(), nullable=True),
     Column("ibps_currency", String(3), nullable=True),
     Column("ibps_created_at", UtcDateTime(), nullable=True),
+    Column("want_fps_minor", BigInteger(), nullable=True),
+    Column("want_fps_currency", String(3), nullable=True),
+    Column("want_ibps_minor", BigInteger(), nullable=True),
+    Column("want_ibps_currency", String(3), nullable=True),
+    Column("rate_micro", BigInteger(), nullable=True),
     prefixes=["TEMPORARY"],
 )
-"""One row per payment id seen on any side: the payment, its FPS leg and its IBPS entry side by side."""
+"""The payment ids of the day that need a closer look (see `groups`): the payment, its FPS leg and its
+IBPS entry side by side, whatever their dates."""
+
+groups = Table(
+    "recon_groups",
+    work,
+    Column("in_day", Integer(), nullable=False),
+    Column("state", String(10), nullable=True),
+    Column("direction", String(10), nullable=True),
+    Column("source_currency", String(3), nullable=True),
+    Column("target_currency", String(3), nullable=True),
+    Column("hour", Integer(), nullable=True),
+    Column("bucket", Integer(), nullable=True),
+    Column("mid_rate", String(24), nullable=True),
+    Column("fps_kind", String(8), nullable=True),
+    Column("fps_status", String(8), nullable=True),
+    Column("fps_currency", String(3), nullable=True),
+    Column("fps_in_day", Integer(), nullable=False),
+    Column("ibps_kind", String(8), nullable=True),
+    Column("ibps_status", String(8), nullable=True),
+    Column("ibps_currency", String(3), nullable=True),
+    Column("odd_id", String(36), nullable=True),
+    Column("count", BigInteger(), nullable=False),
+    Column("source_minor", BigInteger(), nullable=True),
+    Column("target_minor", BigInteger(), nullable=True),
+    Column("fps_amount_minor", BigInteger(), nullable=True),
+    Column("ibps_amount_minor", BigInteger(), nullable=True),
+    prefixes=["TEMPORARY"],
+)
+"""The day's totals in one GROUP BY of the three-way join; a row that needs a closer look (a
+possible break, or a side of another date) is a group of its own, keyed by `odd_id`, and is
+counted from `recon_match` instead."""

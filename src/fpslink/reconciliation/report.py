@@ -7,11 +7,12 @@ JSON with the run; amounts leave as decimal strings, like everywhere in the API.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from fpslink.money import Currency, format_minor
-from fpslink.reconciliation.domain import BreakType, latency_labels
+from fpslink.reconciliation.domain import LATENCY_BUCKETS_MS, BreakType, latency_labels, rate_micro
 from fpslink.settlement.states import State, status_of
 
 FPS_DIRECTION = {"DEBIT": "NORTHBOUND", "CREDIT": "SOUTHBOUND"}
@@ -136,3 +137,91 @@ def latency_rows(counts: list[int]) -> list[dict[str, Any]]:
 
 def breaks_by_type(counts: dict[str, int]) -> dict[str, int]:
     return {kind.value: counts.get(kind.value, 0) for kind in BreakType}
+
+
+def fold_totals(groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The report's totals from the grouped rows of `totals`: pure, so the rules read in one place."""
+    gateway: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    ledgers: dict[str, dict[tuple[Any, ...], list[int]]] = {
+        "FPS": defaultdict(lambda: [0, 0]),
+        "IBPS": defaultdict(lambda: [0, 0]),
+    }
+    fx: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    hourly: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    latency = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    unmatched = dict.fromkeys(
+        ("fps_other_date", "ibps_other_date", "ibps_voided_without_payment", "fps_voided_without_payment"), 0
+    )
+    for g in groups:
+        count = int(g["count"])
+        source, target = int(g["source_minor"] or 0), int(g["target_minor"] or 0)
+        state, in_day = g["state"], int(g["in_day"]) == 1
+        fps_of_day = g["fps_status"] is not None and int(g["fps_in_day"]) == 1
+        if in_day:
+            acc = gateway[(g["direction"], state, g["source_currency"], g["target_currency"])]
+            acc[0] += count
+            acc[1] += source
+            acc[2] += target
+            hour = hourly[(int(g["hour"]), g["direction"])]
+            hour[0] += count
+            hour[1] += count if state == "SETTLED" else 0
+            if state == "SETTLED" and g["mid_rate"] is not None:
+                # the spread is linear in the amounts, so one mid rate's sums give its exact total
+                pair = fx[(g["source_currency"], g["target_currency"])]
+                pair[0] += count
+                pair[1] += source
+                pair[2] += target
+                pair[3] += source * rate_micro(g["mid_rate"]) - target * 1_000_000
+            if g["bucket"] is not None:
+                latency[int(g["bucket"])] += count
+        if fps_of_day:
+            leg = ledgers["FPS"][(g["fps_kind"], g["fps_status"], g["fps_currency"])]
+            leg[0] += count
+            leg[1] += int(g["fps_amount_minor"] or 0)
+        if g["ibps_status"] is not None:
+            leg = ledgers["IBPS"][(g["ibps_kind"], g["ibps_status"], g["ibps_currency"])]
+            leg[0] += count
+            leg[1] += int(g["ibps_amount_minor"] or 0)
+        if not in_day and state is not None:
+            unmatched["fps_other_date"] += count if fps_of_day else 0
+            unmatched["ibps_other_date"] += count if g["ibps_status"] is not None else 0
+        if state is None:
+            unmatched["ibps_voided_without_payment"] += count if g["ibps_status"] == "VOIDED" else 0
+            unmatched["fps_voided_without_payment"] += count if g["fps_status"] == "VOIDED" else 0
+    return {
+        "gateway": [
+            {
+                "direction": d,
+                "state": st,
+                "source_currency": sc,
+                "target_currency": tc,
+                "count": acc[0],
+                "source_minor": acc[1],
+                "target_minor": acc[2],
+            }
+            for (d, st, sc, tc), acc in gateway.items()
+        ],
+        "ledgers": {
+            side: [
+                {"kind": k, "status": st, "currency": cur, "count": acc[0], "amount_minor": acc[1]}
+                for (k, st, cur), acc in legs.items()
+            ]
+            for side, legs in ledgers.items()
+        },
+        "fx": [
+            {
+                "source_currency": sc,
+                "target_currency": tc,
+                "count": acc[0],
+                "source_minor": acc[1],
+                "target_minor": acc[2],
+                "spread_micro_minor": acc[3],
+            }
+            for (sc, tc), acc in fx.items()
+        ],
+        "hourly": [
+            {"hour": h, "direction": d, "count": acc[0], "settled": acc[1]} for (h, d), acc in hourly.items()
+        ],
+        "latency": latency,
+        "unmatched": unmatched,
+    }

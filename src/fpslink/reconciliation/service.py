@@ -146,6 +146,44 @@ async def _match(
 ) -> dict[str, Any]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    repeated = asyncio.ensure_future(_any_repeated_instruction(gw, business_date))
+    try:
+        return await _match_on_one_connection(
+            gw,
+            run_id=run_id,
+            business_date=business_date,
+            as_of=as_of,
+            progress=progress,
+            statement=statement,
+            repeated=repeated,
+            started=started,
+            timings=timings,
+        )
+    finally:
+        if not repeated.done():
+            repeated.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await repeated
+
+
+async def _any_repeated_instruction(gw: Gateway, business_date: date) -> bool:
+    async with gw.engine.connect() as conn:
+        await matching.tune(conn)
+        return await matching.any_repeated_instruction(conn, business_date=business_date)
+
+
+async def _match_on_one_connection(
+    gw: Gateway,
+    *,
+    run_id: str,
+    business_date: date,
+    as_of: datetime,
+    progress: Progress,
+    statement: StatementSource,
+    repeated: asyncio.Future[bool],
+    started: float,
+    timings: dict[str, float],
+) -> dict[str, Any]:
     async with gw.engine.connect() as conn:
         try:
             async with conn.begin():
@@ -162,16 +200,23 @@ async def _match(
                 await matching.tune(conn)
                 mark = time.perf_counter()
                 progress("matching", 0, 3)
-                await matching.build_match(conn, business_date=business_date)
+                await matching.build_match(
+                    conn,
+                    business_date=business_date,
+                    as_of=as_of,
+                    timeout_s=gw.settings.settlement_timeout_s,
+                )
                 timings["match_s"] = time.perf_counter() - mark
                 progress("matching", 1, 3)
                 mark = time.perf_counter()
                 await matching.insert_breaks(
                     conn,
                     run_id=run_id,
+                    business_date=business_date,
                     as_of=as_of,
                     timeout_s=gw.settings.settlement_timeout_s,
                     statement_duplicates=duplicates,
+                    repeated_instructions=await repeated,
                 )
                 timings["breaks_s"] = time.perf_counter() - mark
                 progress("matching", 2, 3)
