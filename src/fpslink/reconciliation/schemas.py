@@ -22,7 +22,41 @@ class ReconciliationCreate(Request):
 class ReconciliationOut(BaseModel):
     """The run and its summary; `GET /v1/reconciliations/{id}` adds every break."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reconciliation_id": "6d0f3b5e-2a61-4f0e-9d43-5c8b2f1e7a90",
+                    "business_date": "2026-06-22",
+                    "status": "COMPLETED",
+                    "break_count": 1,
+                    "breaks_by_type": {"AMOUNT_MISMATCH": 1},
+                    "totals": {
+                        "gateway": [
+                            {
+                                "direction": "NORTHBOUND",
+                                "status": "SETTLED",
+                                "currency": "HKD",
+                                "count": 12,
+                                "sum": "5400.00",
+                            }
+                        ]
+                    },
+                    "positions": {"net_cny_due_to_ibps": "4955.58"},
+                    "fx": [
+                        {
+                            "pair": "HKD->CNY",
+                            "count": 12,
+                            "volume_weighted_rate": "0.917700",
+                            "spread_earned": "12.42",
+                            "spread_currency": "CNY",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
     reconciliation_id: str
     business_date: str
     status: str = Field(description="COMPLETED, or FAILED with `error`")
