@@ -1,0 +1,790 @@
+"""Sustained throughput of settled two-phase payments: fpslink against the single-hop skeleton, one run.
+
+    .venv/bin/python benchmarks/throughput.py [--duration 60] [--concurrency 64] [--workers 2] [--warmup 5]
+
+In one run, on PostgreSQL at 127.0.0.1:5432 (`FPSLINK_BENCH_POSTGRES`, default `postgres@127.0.0.1:5432`):
+
+1. fpslink: fresh databases `fpslink_bench_tp_gw` and `fpslink_bench_tp_ibps`, mock_ibps and
+   `fpslink serve --workers N` on 127.0.0.1 (limits raised out of the way, southbound 24 h, recovery
+   on), banks and `--accounts` funded accounts opened through the API (so no account is hot); then
+   `POST /v1/payments` both ways, creditor by account id, a fresh Idempotency-Key per payment; then
+   the gateway is stopped, pending payments having been let finish, and the invariants I1-I6 and a
+   reconciliation of the run's business day(s) are run against both ledgers.
+2. the skeleton (`benchmarks/skeleton/`): fresh `fpslink_bench_skel_front` and
+   `fpslink_bench_skel_back`, back.py (1 worker, like mock_ibps) and front.py (N workers), driven
+   with `POST /pay` by the same generator for the same time and concurrency; then its audit.
+
+The load generator is an asyncio client in this process (uvloop, `benchmarks/skeleton/rawhttp.py`:
+persistent HTTP/1.1 connections, one per concurrent client, each sending its next request as soon as
+the previous answer arrives). Only requests started after the warm-up count. Printed for each:
+requests/s, settled payments/s, p50/p95/p99 latency, errors (transport failures, unexpected HTTP
+statuses, and rejected payments: none is expected), payments left pending, breaks (invariant
+violations plus reconciliation breaks; for the skeleton, its audit), and fpslink / skeleton.
+
+Each system's line also gives the CPU milliseconds per settled payment of each group of processes
+(servers, the PostgreSQL backends of its databases, the load generator), from /proc over the
+measured window: steadier than throughput on a shared machine, and it says where the cost is.
+
+`--profile FILE` also records one gateway worker with py-spy during the measured window (a `.txt`
+file gets py-spy's raw collapsed stacks and a table of the top functions; anything else a flame graph).
+`--locust` then also runs `loadtests/locustfile.py` (the realistic mix) against fpslink.
+Every server binds 127.0.0.1; the databases are dropped at the end unless `--keep`; one run at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from benchmarks.skeleton import schema as skeleton_schema  # noqa: E402
+from benchmarks.skeleton.rawhttp import HttpError, Pool  # noqa: E402
+
+SERVER = os.environ.get("FPSLINK_BENCH_POSTGRES", "postgres@127.0.0.1:5432")
+HOST = "127.0.0.1"
+GW_DB, IBPS_DB = "fpslink_bench_tp_gw", "fpslink_bench_tp_ibps"
+SKEL_FRONT_DB, SKEL_BACK_DB = "fpslink_bench_skel_front", "fpslink_bench_skel_back"
+BANKS = (("TPHK1", "FPS"), ("TPHK2", "FPS"), ("TPCN1", "IBPS"), ("TPCN2", "IBPS"))
+MAX_REQUESTS_PER_CLIENT = 10_000_000
+LOG_DIR = Path(os.environ.get("FPSLINK_BENCH_LOGS", "/tmp/fpslink-throughput"))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; bounds every number so that a run always ends."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per system")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
+    parser.add_argument("--concurrency", type=int, default=64, help="concurrent clients (connections)")
+    parser.add_argument("--workers", type=int, default=2, help="gateway and skeleton front workers")
+    parser.add_argument("--accounts", type=int, default=400, help="funded accounts on each side")
+    parser.add_argument(
+        "--only", choices=("both", "fpslink", "skeleton"), default="both", help="which systems to run"
+    )
+    parser.add_argument("--port", type=int, default=28710, help="first of four local ports")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the payments' accounts and amounts")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy one gateway worker into FILE")
+    parser.add_argument(
+        "--locust",
+        action="store_true",
+        help="after the measurement, also run loadtests/locustfile.py (the realistic mix) against fpslink",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    args = parser.parse_args(argv)
+    checks = {
+        "--duration": 1 <= args.duration <= 3600,
+        "--warmup": 0 <= args.warmup <= 600,
+        "--concurrency": 1 <= args.concurrency <= 1024,
+        "--workers": 1 <= args.workers <= 16,
+        "--accounts": 2 <= args.accounts <= 100_000,
+        "--port": 1024 <= args.port <= 65_000,
+    }
+    for name, ok in checks.items():
+        if not ok:
+            parser.error(f"{name} is out of range")
+    return args
+
+
+# ---------------------------------------------------------------- processes and databases
+
+
+def spawn(argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    """A server in its own process group (so that stopping it stops its workers), logging to a file."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = (LOG_DIR / log_name).open("ab")
+    return subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+async def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    pool = Pool(HOST, port, size=1, timeout_s=2.0)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the server on port {port} exited with {process.returncode}; see {LOG_DIR}"
+                )
+            try:
+                if (await pool.request("GET", "/healthz")).status == 200:
+                    return
+            except (HttpError, TimeoutError):
+                pass
+            await asyncio.sleep(0.2)
+    finally:
+        await pool.aclose()
+    raise RuntimeError(f"the server on port {port} was not healthy within {timeout_s:.0f} s")
+
+
+def worker_pids(process: subprocess.Popen[bytes]) -> list[int]:
+    """uvicorn's worker processes: its children with several workers, itself with one."""
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    except OSError:
+        children = []
+    pids = [int(pid) for pid in children]
+    # the multiprocess supervisor may also hold a resource-tracker child; workers run uvicorn's code
+    workers = [pid for pid in pids if "spawn_main" in _cmdline(pid)]
+    return workers or pids or [process.pid]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+async def admin(*statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def recreate(*names: str) -> None:
+    await admin(
+        *(s for n in names for s in (f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)', f'CREATE DATABASE "{n}"'))
+    )
+
+
+async def drop(*names: str) -> None:
+    await admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names))
+
+
+# ---------------------------------------------------------------- the load generator
+
+
+@dataclass
+class Result:
+    name: str
+    duration_s: float = 0.0
+    requests: int = 0
+    settled: int = 0
+    pending: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    breaks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each group of processes used during the measured window."""
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        if len(self.latencies_ms) == 1:
+            return self.latencies_ms[0]
+        return statistics.quantiles(self.latencies_ms, n=1000, method="inclusive")[round(q * 1000) - 1]
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def per_s(self, count: int) -> float:
+        return count / self.duration_s if self.duration_s else 0.0
+
+
+Request = tuple[str, bytes, dict[str, str]]
+"""(path, JSON body, headers) of one request."""
+
+CpuProbe = Callable[[], Awaitable[dict[str, float]]]
+"""CPU seconds used so far, by group of processes."""
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pids: Sequence[int]) -> float:
+    """User plus system CPU seconds of these processes (all their threads); gone ones count nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+async def postgres_backends(databases: Sequence[str]) -> list[int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", list(databases)
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
+
+
+def cpu_probe(groups: dict[str, Callable[[], list[int]]], databases: Sequence[str]) -> CpuProbe:
+    """A probe of the servers' processes, the PostgreSQL backends serving `databases` (on this host),
+    and the load generator itself: CPU per payment is steadier than throughput on a shared machine."""
+
+    async def probe() -> dict[str, float]:
+        used = {name: process_cpu_s(pids()) for name, pids in groups.items()}
+        used["postgres"] = process_cpu_s(await postgres_backends(databases))
+        used["load generator"] = time.process_time()
+        return used
+
+    return probe
+
+
+def classify(status: int, body: bytes) -> str:
+    """SETTLED, PENDING, or the kind of error an answer is."""
+    if status not in (201, 202):
+        return f"HTTP {status}"
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return "unreadable answer"
+    outcome = str(answer.get("status"))
+    if outcome == "REJECTED":
+        return f"REJECTED {answer.get('reason_code')}"
+    return outcome if outcome in ("SETTLED", "PENDING") else f"status {outcome}"
+
+
+async def drive(
+    name: str,
+    port: int,
+    make: Callable[[random.Random], Request],
+    args: argparse.Namespace,
+    *,
+    on_measuring: Callable[[], Awaitable[None]] | None = None,
+    cpu: CpuProbe | None = None,
+) -> Result:
+    """`args.concurrency` clients, each sending its next request when its answer comes, for warm-up +
+    duration seconds; counts requests that started inside the measured window."""
+    result = Result(name=name, duration_s=args.duration)
+    pool = Pool(HOST, port, size=args.concurrency, timeout_s=30.0)
+    started = time.monotonic()
+    measure_from = started + args.warmup
+    end = measure_from + args.duration
+
+    async def client(index: int) -> None:
+        rng = random.Random(args.seed * 7919 + index)
+        for _ in range(MAX_REQUESTS_PER_CLIENT):
+            sent = time.monotonic()
+            if sent >= end:
+                return
+            path, body, headers = make(rng)
+            try:
+                answer = await pool.request("POST", path, body, headers)
+                outcome = classify(answer.status, answer.body)
+            except (HttpError, TimeoutError) as exc:
+                outcome = f"transport {type(exc).__name__}"
+            if sent < measure_from:
+                continue
+            result.requests += 1
+            result.latencies_ms.append((time.monotonic() - sent) * 1000)
+            if outcome == "SETTLED":
+                result.settled += 1
+            elif outcome == "PENDING":
+                result.pending += 1
+            else:
+                result.errors[outcome] += 1
+
+    tasks = [asyncio.create_task(client(i)) for i in range(args.concurrency)]
+    try:
+        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+        cpu_before = await cpu() if cpu is not None else {}
+        if on_measuring is not None:
+            await on_measuring()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.warmup + args.duration + 60)
+        if cpu is not None:
+            cpu_after = await cpu()
+            result.cpu_s = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+    finally:
+        for task in tasks:
+            task.cancel()
+        await pool.aclose()
+    return result
+
+
+# ---------------------------------------------------------------- fpslink
+
+
+@dataclass
+class World:
+    keys: dict[str, str]
+    hk: list[tuple[str, str, str]]
+    """(bank, account id, currency) of FPS accounts."""
+    cn: list[tuple[str, str, str]]
+
+
+async def seed_fpslink(port: int, operator_key: str, accounts: int) -> World:
+    """Banks and accounts through the public API, a few at a time."""
+    import httpx
+
+    operator = {"Authorization": f"Bearer {operator_key}"}
+    keys: dict[str, str] = {}
+    world = World(keys=keys, hk=[], cn=[])
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=30, limits=limits) as http:
+        for code, system in BANKS:
+            body = {"participant_id": code, "name": code, "system": system}
+            created = await http.post("/v1/participants", json=body, headers=operator)
+            created.raise_for_status()
+            keys[code] = created.json()["api_key"]
+        gate = asyncio.Semaphore(16)
+
+        async def open_account(code: str, system: str) -> None:
+            currency = "HKD" if system == "FPS" else "CNY"
+            body = {
+                "participant_id": code,
+                "holder_name": "CHAN Tai Man" if system == "FPS" else "张小明",
+                "currency": currency,
+                "opening_balance": "100000000.00",
+            }
+            async with gate:
+                opened = await http.post("/v1/accounts", json=body, headers=operator)
+            opened.raise_for_status()
+            (world.hk if system == "FPS" else world.cn).append((code, opened.json()["account_id"], currency))
+
+        per_bank = max(1, accounts // 2)
+        await asyncio.gather(*(open_account(code, system) for code, system in BANKS for _ in range(per_bank)))
+    world.hk.sort()
+    world.cn.sort()
+    return world
+
+
+def fpslink_request(world: World) -> Callable[[random.Random], Request]:
+    def make(rng: random.Random) -> Request:
+        northbound = rng.random() < 0.5
+        bank, debtor, currency = rng.choice(world.hk if northbound else world.cn)
+        _, creditor, _ = rng.choice(world.cn if northbound else world.hk)
+        body = {
+            "debtor_account_id": debtor,
+            "creditor": {"account_id": creditor},
+            "amount": f"{rng.randint(100, 9_999) / 100:.2f}",
+            "currency": currency,
+            "purpose": "BENCH",
+        }
+        headers = {"Authorization": f"Bearer {world.keys[bank]}", "Idempotency-Key": str(uuid.uuid4())}
+        return "/v1/payments", json.dumps(body).encode(), headers
+
+    return make
+
+
+async def wait_no_pending(port: int, operator_key: str, timeout_s: float) -> int:
+    """Let recovery finish what the load left pending; returns how many are still pending."""
+    pool = Pool(HOST, port, size=1, timeout_s=10)
+    headers = {"Authorization": f"Bearer {operator_key}"}
+    deadline = time.monotonic() + timeout_s
+    left = -1
+    try:
+        while time.monotonic() < deadline:
+            answer = await pool.request("GET", "/v1/payments?status=PENDING&limit=200", headers=headers)
+            left = len(json.loads(answer.body)["items"]) if answer.status == 200 else -1
+            if left == 0:
+                return 0
+            await asyncio.sleep(1.0)
+    finally:
+        await pool.aclose()
+    return left
+
+
+async def audit_fpslink(settings: Any, days: list[date]) -> tuple[list[str], list[str]]:
+    """(invariant violations and reconciliation breaks, notes): the same checks as `fpslink check`
+    and `fpslink recon`."""
+    from fpslink.context import Gateway
+    from fpslink.db import create_engine
+    from fpslink.ibps_client import client_from_settings
+    from fpslink.invariants import check_invariants
+
+    engine = create_engine(settings.database_url, pool_size=2)
+    ibps = client_from_settings(settings)
+    gw = Gateway(settings=settings, engine=engine, ibps=ibps)
+    breaks: list[str] = []
+    notes: list[str] = []
+    try:
+        report = await check_invariants(gw)
+        breaks += [f"invariant: {line}" for line in report.violations]
+        notes.append(f"payments by state: {dict(report.payments_by_state)}")
+        try:
+            from fpslink.reconciliation import service as recon_service
+        except ImportError:
+            notes.append("reconciliation: no service in this version")
+            return breaks, notes
+        for day in days:
+            mark = time.perf_counter()
+            run_id = await recon_service.reconcile(gw, business_date=day)
+            run = await recon_service.get_run(gw, run_id)
+            found = {k: v for k, v in run.summary.get("breaks_by_type", {}).items() if v}
+            notes.append(
+                f"reconciliation of {day}: {run.break_count} breaks {found or ''}"
+                f" in {time.perf_counter() - mark:.1f} s"
+            )
+            breaks += [f"reconciliation {day}: {kind} x{count}" for kind, count in found.items()]
+            if run.break_count and not found:
+                breaks.append(f"reconciliation {day}: {run.break_count} breaks")
+    finally:
+        await ibps.aclose()
+        await engine.dispose()
+    return breaks, notes
+
+
+async def run_fpslink(args: argparse.Namespace) -> Result:
+    from fpslink import migrate
+    from fpslink.config import Settings
+    from fpslink.reconciliation.domain import business_date_of
+    from mock_ibps import migrate as ibps_migrate
+
+    pg = f"postgresql+asyncpg://{SERVER}"
+    gw_url, ibps_url = f"{pg}/{GW_DB}", f"{pg}/{IBPS_DB}"
+    port, ibps_port = args.port, args.port + 1
+    await recreate(GW_DB, IBPS_DB)
+    await asyncio.to_thread(migrate.upgrade, gw_url)
+    await asyncio.to_thread(ibps_migrate.upgrade, ibps_url)
+    operator_key = "bench-operator-" + secrets.token_hex(12)
+    token = "bench-ibps-" + secrets.token_hex(8)
+    env = {
+        "FPSLINK_DATABASE_URL": gw_url,
+        "FPSLINK_IBPS_URL": f"http://{HOST}:{ibps_port}",
+        "FPSLINK_IBPS_TOKEN": token,
+        "FPSLINK_OPERATOR_KEY": operator_key,
+        "FPSLINK_NORTHBOUND_DAILY_HKD": "1000000000000",
+        "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000000",
+        "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
+        "FPSLINK_RECOVERY_ENABLED": "true",
+        "FPSLINK_LOG_LEVEL": "WARNING",
+    }
+    ibps_env = {"MOCK_IBPS_DATABASE_URL": ibps_url, "MOCK_IBPS_TOKEN": token}
+    ibps = gateway = profiler = None
+    try:
+        ibps = spawn(
+            ["-m", "mock_ibps.cli", "serve", "--host", HOST, "--port", str(ibps_port), "--no-migrate"],
+            ibps_env,
+            "mock_ibps.log",
+        )
+        await wait_healthy(ibps_port, ibps)
+        workers_and_flags = ["--workers", str(args.workers), "--no-migrate"]
+        gateway = spawn(
+            ["-m", "fpslink.cli", "serve", "--host", HOST, "--port", str(port), *workers_and_flags],
+            env,
+            "gateway.log",
+        )
+        await wait_healthy(port, gateway)
+        mark = time.perf_counter()
+        world = await seed_fpslink(port, operator_key, args.accounts)
+        seeded_s = time.perf_counter() - mark
+        print(f"fpslink: {len(world.hk)} FPS and {len(world.cn)} IBPS accounts in {seeded_s:.1f} s")
+
+        async def start_profile() -> None:
+            nonlocal profiler
+            if args.profile is not None and gateway is not None:
+                profiler = start_profiler(worker_pids(gateway)[0], args.profile, args.duration)
+
+        first_day = business_date_of(datetime.now(UTC))
+        probe = cpu_probe(
+            {
+                "gateway": lambda: sorted({gateway.pid, *worker_pids(gateway)}),
+                "mock_ibps": lambda: [ibps.pid],
+            },
+            [GW_DB, IBPS_DB],
+        )
+        result = await drive(
+            "fpslink", port, fpslink_request(world), args, on_measuring=start_profile, cpu=probe
+        )
+        if args.locust:
+            result.notes += await run_locust(port, operator_key, args)
+        days = sorted({first_day, business_date_of(datetime.now(UTC))})
+        still = await wait_no_pending(port, operator_key, timeout_s=90)
+        if still:
+            result.notes.append(f"{still} payments still PENDING 90 s after the load")
+        stop(gateway)
+        settings = Settings(
+            database_url=gw_url, ibps_url=env["FPSLINK_IBPS_URL"], ibps_token=token, operator_key=operator_key
+        )
+        breaks, notes = await audit_fpslink(settings, days)
+        result.breaks += breaks
+        result.notes += notes
+        if profiler is not None:
+            result.notes += finish_profiler(profiler, args.profile)
+        return result
+    finally:
+        if profiler is not None and profiler.poll() is None:
+            profiler.kill()
+        stop(gateway)
+        stop(ibps)
+        if not args.keep:
+            await drop(GW_DB, IBPS_DB)
+
+
+def venv_tool(name: str) -> str | None:
+    """A command installed beside this Python (the virtualenv's bin) or on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def read_csv(path: Path) -> list[dict[str, str]] | None:
+    import csv
+
+    try:
+        return list(csv.DictReader(path.read_text().splitlines()))
+    except OSError:
+        return None
+
+
+async def run_locust(port: int, operator_key: str, args: argparse.Namespace) -> list[str]:
+    """The realistic mix of `loadtests/` (Locust's FastHttpUser, its own wait times) with as many
+    users as `--concurrency`, for warm-up + duration; returns Locust's figures per request name."""
+    locust = venv_tool("locust")
+    if locust is None:
+        return ["locust is not installed (pip install -e '.[load]'); no realistic mix"]
+    prefix = LOG_DIR / "locust"
+    seconds = int(args.warmup + args.duration)
+    command = [locust, "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless", "--only-summary"]
+    command += ["-u", str(args.concurrency), "-r", str(max(1, args.concurrency // 2)), "-t", f"{seconds}s"]
+    command += ["--host", f"http://{HOST}:{port}", "--csv", str(prefix), "--stop-timeout", "10"]
+    env = {**os.environ, "FPSLINK_OPERATOR_KEY": operator_key, "LOADTEST_RUN_ID": f"TP{secrets.token_hex(3)}"}
+    with (LOG_DIR / "locust.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(*command, env=env, stdout=log, stderr=log, cwd=ROOT)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=seconds + 180)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return ["locust did not finish in time"]
+    rows = read_csv(Path(f"{prefix}_stats.csv"))
+    if rows is None:
+        return [f"locust wrote no statistics; see {LOG_DIR / 'locust.log'}"]
+    notes = [f"locust mix, {args.concurrency} users, {seconds} s (ramp-up included):"]
+    for row in rows:
+        notes.append(
+            f"  {row['Type'] or '':<5}{row['Name']:<36}{float(row['Requests/s']):>8.1f} req/s"
+            f"{int(row['Failure Count']):>6} failed  p50 {row['50%']} p95 {row['95%']} p99 {row['99%']} ms"
+        )
+    return notes
+
+
+# ---------------------------------------------------------------- the skeleton
+
+
+async def run_skeleton(args: argparse.Namespace) -> Result:
+    import asyncpg
+
+    front_port, back_port = args.port + 2, args.port + 3
+    await recreate(SKEL_FRONT_DB, SKEL_BACK_DB)
+    front_dsn, back_dsn = f"postgresql://{SERVER}/{SKEL_FRONT_DB}", f"postgresql://{SERVER}/{SKEL_BACK_DB}"
+    front_db, back_db = await asyncpg.connect(front_dsn), await asyncpg.connect(back_dsn)
+    accounts = skeleton_schema.account_ids(args.accounts)
+    front = back = None
+    try:
+        await skeleton_schema.create(front_db, back_db, accounts=args.accounts)
+        uvicorn = ["-m", "uvicorn", "--host", HOST, "--loop", "uvloop", "--http", "httptools"]
+        uvicorn += ["--log-level", "warning", "--no-access-log"]
+        back = spawn(
+            [*uvicorn, "--port", str(back_port), "--workers", "1", "benchmarks.skeleton.back:app"],
+            {"SKEL_BACK_DATABASE": back_dsn},
+            "skeleton_back.log",
+        )
+        await wait_healthy(back_port, back)
+        front = spawn(
+            [
+                *uvicorn,
+                "--port",
+                str(front_port),
+                "--workers",
+                str(args.workers),
+                "benchmarks.skeleton.front:app",
+            ],
+            {"SKEL_FRONT_DATABASE": front_dsn, "SKEL_BACK_URL": f"http://{HOST}:{back_port}"},
+            "skeleton_front.log",
+        )
+        await wait_healthy(front_port, front)
+
+        def make(rng: random.Random) -> Request:
+            debtor, creditor = rng.sample(accounts, 2)
+            body = {
+                "payment_id": str(uuid.uuid4()),
+                "debtor": debtor,
+                "creditor": creditor,
+                "amount_minor": rng.randint(100, 9_999),
+            }
+            return "/pay", json.dumps(body).encode(), {}
+
+        probe = cpu_probe(
+            {"front": lambda: sorted({front.pid, *worker_pids(front)}), "back": lambda: [back.pid]},
+            [SKEL_FRONT_DB, SKEL_BACK_DB],
+        )
+        result = await drive("skeleton", front_port, make, args, cpu=probe)
+        stop(front)
+        stop(back)
+        result.breaks += await skeleton_schema.audit(front_db, back_db, accounts=args.accounts)
+        return result
+    finally:
+        stop(front)
+        stop(back)
+        await front_db.close()
+        await back_db.close()
+        if not args.keep:
+            await drop(SKEL_FRONT_DB, SKEL_BACK_DB)
+
+
+# ---------------------------------------------------------------- profile and report
+
+
+def start_profiler(pid: int, output: Path, duration_s: float) -> subprocess.Popen[bytes] | None:
+    py_spy = venv_tool("py-spy")
+    if py_spy is None:
+        print("py-spy is not installed (.venv/bin/pip install py-spy); no profile")
+        return None
+    seconds = max(1, int(min(duration_s, 20)))
+    fmt = "raw" if output.suffix == ".txt" else "flamegraph"
+    command = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200"]
+    command += ["--nonblocking", "--format", fmt, "--output", str(output)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profiler(profiler: subprocess.Popen[bytes], output: Path) -> list[str]:
+    try:
+        profiler.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        return ["py-spy did not finish"]
+    notes = [f"profile of one gateway worker: {output}"]
+    if output.suffix == ".txt" and output.exists():
+        notes += top_functions(output.read_text().splitlines())
+    return notes
+
+
+def top_functions(collapsed: list[str], count: int = 15) -> list[str]:
+    """From py-spy's collapsed stacks: the share of samples in which each function is on the stack
+    (inclusive) and at the top of it (self)."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in collapsed:
+        stack, _, n_text = line.rpartition(" ")
+        if not stack or not n_text.isdigit():
+            continue
+        n = int(n_text)
+        total += n
+        frames = stack.split(";")
+        for frame in set(frames):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+    if not total:
+        return ["profile: no samples"]
+    lines = [f"profile: {total} samples; top functions by self time (self %, inclusive %):"]
+    for frame, n in own.most_common(count):
+        lines.append(f"  {100 * n / total:5.1f} %  {100 * inclusive[frame] / total:5.1f} %  {frame}")
+    return lines
+
+
+def report(results: list[Result], args: argparse.Namespace, load: tuple[str, str]) -> str:
+    lines = [
+        f"load generator: asyncio + rawhttp keep-alive client in one process, {args.concurrency} connections;"
+        f" {args.warmup:g} s warm-up, {args.duration:g} s measured; {args.workers} worker(s)",
+        f"load average before: {load[0]}; after: {load[1]}",
+        "",
+        f"{'system':<10}{'req/s':>9}{'settled/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'errors':>8}{'pending':>9}{'breaks':>8}",
+    ]
+    for r in results:
+        lines.append(
+            f"{r.name:<10}{r.per_s(r.requests):>9.0f}{r.per_s(r.settled):>11.0f}{r.percentile(0.50):>9.1f}"
+            f"{r.percentile(0.95):>9.1f}{r.percentile(0.99):>9.1f}{r.error_count:>8}{r.pending:>9}{len(r.breaks):>8}"
+        )
+    by_name = {r.name: r for r in results}
+    if "fpslink" in by_name and "skeleton" in by_name and by_name["skeleton"].settled:
+        ratio = by_name["fpslink"].settled / by_name["skeleton"].settled
+        lines.append(f"\nfpslink / skeleton (settled payments/s): {ratio:.2f}   (target >= 1.0)")
+    for r in results:
+        if r.cpu_s and r.settled:
+            per = ", ".join(f"{name} {1000 * s / r.settled:.1f}" for name, s in r.cpu_s.items())
+            total = 1000 * sum(r.cpu_s.values()) / r.settled
+            lines.append(f"{r.name}: CPU ms per settled payment: {per}; all {total:.1f}")
+    for r in results:
+        for kind, n in r.errors.most_common(10):
+            lines.append(f"{r.name} error: {kind} x{n}")
+        lines += [f"{r.name} break: {b}" for b in r.breaks[:20]]
+        lines += [f"{r.name}: {note}" for note in r.notes]
+    return "\n".join(lines)
+
+
+def loadavg() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def take_lock() -> IO[str] | None:
+    """One run at a time: runs share database names and ports. The lock lasts as long as the process."""
+    import fcntl
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    lock = (LOG_DIR / "run.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return None
+    return lock
+
+
+async def main(args: argparse.Namespace) -> int:
+    task = asyncio.current_task()
+    if task is not None:
+        # SIGTERM cancels the run, so that its servers are stopped and its databases dropped
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    lock = take_lock()
+    if lock is None:
+        print(f"another throughput run holds {LOG_DIR / 'run.lock'} (same databases and ports); not starting")
+        return 2
+    before = loadavg()
+    results: list[Result] = []
+    if args.only in ("both", "fpslink"):
+        results.append(await run_fpslink(args))
+    if args.only in ("both", "skeleton"):
+        results.append(await run_skeleton(args))
+    print(report(results, args, (before, loadavg())))
+    return 0 if all(not r.breaks and not r.error_count for r in results) else 1
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        raise SystemExit(runner.run(main(parse_args())))

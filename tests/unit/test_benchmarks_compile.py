@@ -1,0 +1,101 @@
+"""The benchmark scripts compile, parse their arguments and read a profile, without starting anything."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def throughput() -> ModuleType:
+    return _load(BENCHMARKS / "throughput.py", "fpslink_bench_throughput")
+
+
+@pytest.mark.parametrize(
+    "script", sorted(p.relative_to(BENCHMARKS).as_posix() for p in BENCHMARKS.rglob("*.py")), ids=str
+)
+def test_every_benchmark_script_compiles(script: str) -> None:
+    path = BENCHMARKS / script
+    compile(path.read_text(encoding="utf-8"), str(path), "exec")
+
+
+def test_throughput_defaults(throughput: ModuleType) -> None:
+    args = throughput.parse_args([])
+    assert (args.duration, args.concurrency, args.workers, args.warmup) == (60.0, 64, 2, 5.0)
+    assert args.only == "both" and not args.keep and not args.locust and args.profile is None
+
+
+def test_throughput_options(throughput: ModuleType) -> None:
+    args = throughput.parse_args(
+        [
+            "--duration",
+            "30",
+            "--concurrency",
+            "8",
+            "--workers",
+            "1",
+            "--warmup",
+            "0",
+            "--only",
+            "skeleton",
+            "--locust",
+        ]
+    )
+    assert (args.duration, args.concurrency, args.workers, args.warmup, args.only) == (
+        30.0,
+        8,
+        1,
+        0.0,
+        "skeleton",
+    )
+
+
+@pytest.mark.parametrize(
+    "argv", [["--duration", "0"], ["--concurrency", "0"], ["--workers", "99"], ["--only", "neither"]]
+)
+def test_throughput_refuses_unbounded_runs(throughput: ModuleType, argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        throughput.parse_args(argv)
+
+
+def test_answers_are_classified(throughput: ModuleType) -> None:
+    assert throughput.classify(201, b'{"status": "SETTLED"}') == "SETTLED"
+    assert throughput.classify(202, b'{"status": "PENDING"}') == "PENDING"
+    assert throughput.classify(201, b'{"status": "REJECTED", "reason_code": "AM04"}') == "REJECTED AM04"
+    assert throughput.classify(409, b"{}") == "HTTP 409"
+
+
+def test_profile_table_counts_self_and_inclusive_samples(throughput: ModuleType) -> None:
+    lines = throughput.top_functions(["main;a;b 3", "main;a 1", "garbage"])
+    assert lines[0].startswith("profile: 4 samples")
+    assert "75.0 %" in lines[1] and lines[1].endswith("b")
+
+
+def test_latency_percentiles(throughput: ModuleType) -> None:
+    result = throughput.Result(name="x", duration_s=2.0, latencies_ms=[float(i) for i in range(1, 101)])
+    assert result.percentile(0.5) == pytest.approx(50.5, abs=0.5)
+    assert result.percentile(0.99) == pytest.approx(99.0, abs=1.0)
+    assert result.per_s(10) == 5.0
+
+
+def test_skeleton_imports_nothing_from_fpslink() -> None:
+    pattern = re.compile(r"^\s*(from|import)\s+(fpslink|mock_ibps)\b", re.MULTILINE)
+    for path in (BENCHMARKS / "skeleton").glob("*.py"):
+        assert not pattern.search(path.read_text()), path.name
