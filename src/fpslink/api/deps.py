@@ -13,7 +13,8 @@ from fpslink.participants import service as participants_service
 bearer = HTTPBearer(auto_error=False, description="A bank's API key, or the operator key")
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    """Async on purpose: FastAPI runs a sync dependency in its thread pool, a hop per request."""
     gateway: Gateway = request.app.state.gateway
     return gateway
 
