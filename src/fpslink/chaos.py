@@ -29,6 +29,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from fpslink.config import Settings
+from fpslink.pgadmin import drop_database, recreate_database
 
 FAULT_CALLS = ("prepare", "commit", "abort", "lookup")
 FAULT_KINDS = ("error", "timeout", "lost_reply", "duplicate")
@@ -165,34 +166,6 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: fl
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{url} was not healthy within {timeout_s:.0f} s")
-
-
-async def _on_server(url: str, *statements: str) -> None:
-    """Run statements against the `postgres` database of the server that `url` names."""
-    import asyncpg
-
-    parsed = make_url(url)
-    admin = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database="postgres",
-    )
-    try:
-        for statement in statements:
-            await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
-async def recreate_database(url: str) -> None:
-    name = make_url(url).database
-    await _on_server(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-
-
-async def drop_database(url: str) -> None:
-    await _on_server(url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @dataclass(frozen=True)

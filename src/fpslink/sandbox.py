@@ -33,6 +33,7 @@ from fpslink.ibps_client import client_from_settings
 from fpslink.money import Currency
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
+from fpslink.pgadmin import ensure_database
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,28 +101,6 @@ def ibps_database_url(gateway_url: str) -> str:
         directory_of = Path(url.database or f"{DEFAULT_DATA_DIR}/gateway.db").parent
         return f"sqlite+aiosqlite:///{directory_of / 'ibps.db'}"
     return url.set(database=f"{url.database}_ibps").render_as_string(hide_password=False)
-
-
-async def ensure_postgres_database(url: str) -> None:
-    """Create the PostgreSQL database named in `url` if it does not exist yet."""
-    import asyncpg
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        return
-    conn = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database="postgres",
-    )
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", parsed.database)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{parsed.database}"')
-    finally:
-        await conn.close()
 
 
 async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
@@ -256,7 +235,7 @@ def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int) -> 
     op_key = operator_key(settings, data_dir)
     ibps_url_db = ibps_database_url(settings.database_url)
     for url in (settings.database_url, ibps_url_db):
-        asyncio.run(ensure_postgres_database(url))
+        asyncio.run(ensure_database(url))
     migrate.upgrade(settings.database_url)
     ibps_migrate.upgrade(ibps_url_db)
     settings = settings.model_copy(update={"operator_key": op_key, "ibps_url": f"http://{host}:{ibps_port}"})
