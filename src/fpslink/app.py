@@ -71,6 +71,8 @@ def create_app(
         try:
             yield
         finally:
+            if gateway.batcher is not None:
+                await gateway.batcher.aclose()
             await webhooks_service.stop(dispatcher)
             if sweeper is not None:
                 sweeper.cancel()

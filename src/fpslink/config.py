@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     )
     recovery_interval_s: float = Field(default=5.0, gt=0, le=3600)
     recovery_batch_size: int = Field(default=100, ge=1, le=10_000)
+    batch_max_size: int = Field(
+        default=256,
+        ge=1,
+        le=1000,
+        description="Most payments one worker settles together (one transaction per step, one IBPS "
+        "exchange per phase). Batches form only from payments that arrive while others are settling.",
+    )
+    batch_max_inflight: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Batches one worker settles at the same time; newcomers wait for a free slot.",
+    )
     recovery_enabled: bool = True
     crash_at: str | None = Field(
         default=None,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,6 +56,10 @@ class Gateway:
     """Called at each named settlement step; tests make it raise to stop the flow there."""
     principals: dict[str, Principal] = field(default_factory=dict)
     """API key hash -> participant. Keys never change once issued, so caching is safe."""
+    accounts: dict[str, Any] = field(default_factory=dict)
+    """Account id -> AccountRecord. An account's owner, system and currency never change."""
+    batcher: Any = None
+    """The payment batcher of this process (fpslink.settlement.batcher), made on first use."""
     writer: AsyncEngine = field(init=False)
     """The engine for transactions that write (BEGIN IMMEDIATE on SQLite)."""
 

@@ -103,6 +103,31 @@ class PrepareOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchAnswer:
+    """What IBPS answered for one item of a batch: the status and body of the equivalent single call."""
+
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def unknown(self) -> bool:
+        """No usable answer (an error or a time-out inside IBPS): the item's outcome is unknown."""
+        return self.status >= 500
+
+    def refusal(self) -> IbpsRefused:
+        return IbpsRefused(
+            self.status, str(self.body.get("code", "IBPS_ERROR")), str(self.body.get("detail", ""))
+        )
+
+
+BatchOp = dict[str, Any]
+"""One item of a batch: {"op": "prepare", payment_id, kind, account_id, amount, currency} or
+{"op": "commit" | "abort", payment_id}."""
+
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class IbpsProxy:
     proxy_value: str
     account_id: str
@@ -130,6 +155,8 @@ class IbpsClient:
         self.backoff_s = backoff_s
         self.breaker = CircuitBreaker(threshold=breaker_threshold, reset_s=breaker_reset_s)
         self._root = base_url.rstrip("/")
+        self.batching = True
+        """False once IBPS has answered that it has no batch endpoint: singles from then on."""
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/ibps/v1",
             headers={"Authorization": f"Bearer {token}"},
@@ -294,18 +321,45 @@ class IbpsClient:
     async def prepare(
         self, *, payment_id: str, kind: TransferKind, account_id: str, amount: Decimal
     ) -> PrepareOutcome:
-        body = await self._json(
-            "POST",
-            "/transfers/prepare",
-            name="prepare",
-            json={
-                "payment_id": payment_id,
-                "kind": kind,
-                "account_id": account_id,
-                "amount": f"{amount:f}",
-                "currency": "CNY",
-            },
+        op = self.prepare_op(payment_id=payment_id, kind=kind, account_id=account_id, amount=amount)
+        del op["op"]
+        body = await self._json("POST", "/transfers/prepare", name="prepare", json=op)
+        return self.prepare_outcome(body)
+
+    async def batch(self, items: list[BatchOp]) -> list[BatchAnswer]:
+        """Many prepare/commit/abort calls in one exchange, one answer per item, in order.
+
+        Not retried: an item without an answer, or a batch without one, is repeated alone by the
+        caller, whose single calls carry the retries. Raises IbpsUnavailable when the batch got no
+        answer (its items' outcomes are all unknown) and IbpsRefused when IBPS refused it whole.
+        """
+        if not self.batching:
+            raise IbpsRefused(404, "NO_BATCH_ENDPOINT", "this IBPS has no batch endpoint")
+        response = await self._call(
+            "POST", "/transfers/batch", name="batch", json={"items": items}, retries=0
         )
+        if response.status_code in (404, 405):
+            self.batching = False
+        if response.status_code >= 400:
+            raise _refusal(response)
+        results = response.json()["results"]
+        if len(results) != len(items):
+            raise IbpsUnavailable(f"IBPS batch answered {len(results)} results for {len(items)} items")
+        return [BatchAnswer(int(r["status"]), r["body"] or {}) for r in results]
+
+    @staticmethod
+    def prepare_op(*, payment_id: str, kind: TransferKind, account_id: str, amount: Decimal) -> BatchOp:
+        return {
+            "op": "prepare",
+            "payment_id": payment_id,
+            "kind": kind,
+            "account_id": account_id,
+            "amount": f"{amount:f}",
+            "currency": "CNY",
+        }
+
+    @staticmethod
+    def prepare_outcome(body: dict[str, Any]) -> PrepareOutcome:
         return PrepareOutcome(
             prepared=body["outcome"] == "PREPARED",
             reason_code=body.get("reason_code"),

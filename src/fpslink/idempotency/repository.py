@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -57,6 +58,31 @@ async def bind(
         .returning(keys.c.key)
     )
     return (await conn.execute(stmt)).first() is not None
+
+
+async def bind_many(conn: AsyncConnection, rows: Sequence[dict[str, object]]) -> set[tuple[str, str]]:
+    """Claim many keys in one statement (in key order); the (scope, key) pairs this call bound."""
+    if not rows:
+        return set()
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    ordered = sorted(rows, key=lambda r: (str(r["participant_id"]), str(r["key"])))
+    stmt = (
+        dialect_insert(keys)
+        .values(ordered)
+        .on_conflict_do_nothing(index_elements=[keys.c.participant_id, keys.c.key])
+        .returning(keys.c.participant_id, keys.c.key)
+    )
+    return {(row[0], row[1]) for row in await conn.execute(stmt)}
+
+
+async def complete_many(conn: AsyncConnection, idents: Sequence[tuple[str, str]], *, now: datetime) -> None:
+    """Mark keys complete: their answer no longer waits for a running request."""
+    if idents:
+        await conn.execute(
+            update(keys)
+            .where(tuple_(keys.c.participant_id, keys.c.key).in_(sorted(idents)))
+            .values(completed_at=now)
+        )
 
 
 async def find(conn: AsyncConnection, *, scope: str, key: str, now: datetime) -> KeyRecord | None:

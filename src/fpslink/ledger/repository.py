@@ -7,10 +7,12 @@ step (a retry, a racing recovery sweep) changes nothing the second time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
@@ -232,6 +234,111 @@ async def void(conn: AsyncConnection, *, payment_id: str, now: datetime) -> bool
             .values(held_minor=ledger_accounts.c.held_minor - amount)
         )
     return True
+
+
+async def lock_balances(conn: AsyncConnection, account_ids: Sequence[str]) -> dict[str, tuple[str, int, int]]:
+    """(currency, balance, held) of customer accounts, locked in account order until commit.
+
+    The batch path reads, decides in Python, then writes (`set_held`): the lock makes that as safe
+    as a conditional update, and one statement serves any number of payments.
+    """
+    if not account_ids:
+        return {}
+    rows = await conn.execute(
+        select(
+            ledger_accounts.c.account_id,
+            ledger_accounts.c.currency,
+            ledger_accounts.c.balance_minor,
+            ledger_accounts.c.held_minor,
+        )
+        .where(ledger_accounts.c.account_id.in_(sorted(set(account_ids))))
+        .order_by(ledger_accounts.c.account_id)
+        .with_for_update()
+    )
+    return {r[0]: (r[1], int(r[2]), int(r[3])) for r in rows}
+
+
+async def add_held(conn: AsyncConnection, holds: dict[str, int]) -> None:
+    """Add to the held amount of accounts locked by `lock_balances`, in account order."""
+    if holds:
+        await conn.execute(
+            update(ledger_accounts)
+            .where(ledger_accounts.c.account_id == bindparam("aid"))
+            .values(held_minor=ledger_accounts.c.held_minor + bindparam("delta")),
+            [{"aid": account, "delta": delta} for account, delta in sorted(holds.items())],
+        )
+
+
+def pending_row(
+    *,
+    payment_id: str,
+    kind: TransferKind,
+    debit: str,
+    credit: str,
+    currency: Currency,
+    amount_minor: int,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "payment_id": payment_id,
+        "kind": kind.value,
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "currency": currency.value,
+        "amount_minor": amount_minor,
+        "status": TransferStatus.PENDING.value,
+        "created_at": now,
+    }
+
+
+async def insert_pending_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(ledger_transfers), list(rows))
+
+
+async def resolve_many(
+    conn: AsyncConnection, *, post: Sequence[str], void: Sequence[str], now: datetime
+) -> None:
+    """Post some payments' pending transfers and void others', moving balances in one statement.
+
+    Each transfer changes only if it is still pending (a compare-and-set), so a repeat is a no-op.
+    """
+    moves: dict[str, list[int]] = {}  # account -> [balance delta, held delta]
+    for ids, status in ((post, TransferStatus.POSTED), (void, TransferStatus.VOIDED)):
+        if not ids:
+            continue
+        rows = await conn.execute(
+            update(ledger_transfers)
+            .where(
+                ledger_transfers.c.payment_id.in_(sorted(ids)),
+                ledger_transfers.c.status == TransferStatus.PENDING.value,
+            )
+            .values(status=status.value, resolved_at=now)
+            .returning(
+                ledger_transfers.c.kind,
+                ledger_transfers.c.debit_account_id,
+                ledger_transfers.c.credit_account_id,
+                ledger_transfers.c.amount_minor,
+            )
+        )
+        for kind, debit, credit, amount in rows:
+            if kind == TransferKind.DEBIT.value:
+                move = moves.setdefault(debit, [0, 0])
+                move[1] -= amount  # the hold goes either way
+                if status is TransferStatus.POSTED:
+                    move[0] -= amount
+            elif status is TransferStatus.POSTED:
+                moves.setdefault(credit, [0, 0])[0] += amount
+    if moves:
+        await conn.execute(
+            update(ledger_accounts)
+            .where(ledger_accounts.c.account_id == bindparam("aid"))
+            .values(
+                balance_minor=ledger_accounts.c.balance_minor + bindparam("dbal"),
+                held_minor=ledger_accounts.c.held_minor + bindparam("dheld"),
+            ),
+            [{"aid": a, "dbal": m[0], "dheld": m[1]} for a, m in sorted(moves.items())],
+        )
 
 
 async def transfer_of(conn: AsyncConnection, payment_id: str) -> dict[str, object] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -71,6 +71,95 @@ async def release(
         )
         .values(used_minor=limit_usage.c.used_minor - amount_minor)
     )
+
+
+UsageKey = tuple[str, str, str, str]
+"""(account_id, direction, period, period_key): one row of limit usage."""
+
+
+async def lock_usage(
+    conn: AsyncConnection, wanted: dict[UsageKey, tuple[str, int | None]]
+) -> dict[UsageKey, int]:
+    """Current usage of each key (currency, cap given), rows created at zero and locked until commit.
+
+    Rows are created and locked in key order; with the ledger accounts locked after them in every
+    transaction of the payment path, concurrent batches queue instead of deadlocking.
+    """
+    if not wanted:
+        return {}
+    keys = sorted(wanted)
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    await conn.execute(
+        dialect_insert(limit_usage)
+        .values(
+            [
+                {
+                    "account_id": k[0],
+                    "direction": k[1],
+                    "period": k[2],
+                    "period_key": k[3],
+                    "currency": wanted[k][0],
+                    "used_minor": 0,
+                    "cap_minor": wanted[k][1],
+                }
+                for k in keys
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+    cols = (limit_usage.c.account_id, limit_usage.c.direction, limit_usage.c.period, limit_usage.c.period_key)
+    rows = await conn.execute(
+        select(*cols, limit_usage.c.used_minor)
+        .where(tuple_(*cols).in_(keys))
+        .order_by(*cols)
+        .with_for_update()
+    )
+    return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
+
+
+async def write_usage(conn: AsyncConnection, usage: dict[UsageKey, tuple[int, int | None]]) -> None:
+    """Set (used, cap) of rows locked by `lock_usage`."""
+    if usage:
+        await conn.execute(
+            update(limit_usage)
+            .where(
+                limit_usage.c.account_id == bindparam("k_account"),
+                limit_usage.c.direction == bindparam("k_direction"),
+                limit_usage.c.period == bindparam("k_period"),
+                limit_usage.c.period_key == bindparam("k_key"),
+            )
+            .values(used_minor=bindparam("k_used"), cap_minor=bindparam("k_cap")),
+            [
+                {
+                    "k_account": k[0],
+                    "k_direction": k[1],
+                    "k_period": k[2],
+                    "k_key": k[3],
+                    "k_used": u,
+                    "k_cap": c,
+                }
+                for k, (u, c) in sorted(usage.items())
+            ],
+        )
+
+
+async def release_many(conn: AsyncConnection, releases: dict[UsageKey, int]) -> None:
+    """Subtract usage from many rows in one statement, in key order."""
+    if releases:
+        await conn.execute(
+            update(limit_usage)
+            .where(
+                limit_usage.c.account_id == bindparam("k_account"),
+                limit_usage.c.direction == bindparam("k_direction"),
+                limit_usage.c.period == bindparam("k_period"),
+                limit_usage.c.period_key == bindparam("k_key"),
+            )
+            .values(used_minor=limit_usage.c.used_minor - bindparam("k_amount")),
+            [
+                {"k_account": k[0], "k_direction": k[1], "k_period": k[2], "k_key": k[3], "k_amount": amount}
+                for k, amount in sorted(releases.items())
+            ],
+        )
 
 
 async def usage(

@@ -32,6 +32,25 @@ async def add_events(
         await conn.execute(insert(payment_events), rows)
 
 
+async def insert_payments(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Many payment rows in one statement; every row carries every column."""
+    if rows:
+        await conn.execute(insert(payments), list(rows))
+
+
+async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Timeline rows of any number of payments ({payment_id, at, event, detail}) in one statement."""
+    if rows:
+        await conn.execute(insert(payment_events), list(rows))
+
+
+async def get_many(conn: AsyncConnection, payment_ids: Sequence[str]) -> dict[str, RowMapping]:
+    if not payment_ids:
+        return {}
+    rows = (await conn.execute(select(payments).where(payments.c.payment_id.in_(payment_ids)))).mappings()
+    return {row["payment_id"]: row for row in rows}
+
+
 async def get(conn: AsyncConnection, payment_id: str) -> RowMapping | None:
     return (
         (await conn.execute(select(payments).where(payments.c.payment_id == payment_id))).mappings().first()
@@ -69,6 +88,28 @@ async def transition(
         .values(state=target.value, updated_at=now, **values)
     )
     return result.rowcount == 1
+
+
+async def transition_many(
+    conn: AsyncConnection,
+    *,
+    payment_ids: Sequence[str],
+    current: State,
+    target: State,
+    now: datetime,
+    **values: Any,
+) -> set[str]:
+    """Move every payment still in `current` to `target`; the ids this call moved."""
+    check_transition(current, target)
+    if not payment_ids:
+        return set()
+    result = await conn.execute(
+        update(payments)
+        .where(payments.c.payment_id.in_(sorted(payment_ids)), payments.c.state == current.value)
+        .values(state=target.value, updated_at=now, **values)
+        .returning(payments.c.payment_id)
+    )
+    return {row[0] for row in result}
 
 
 async def stale(conn: AsyncConnection, *, cutoff: datetime, limit: int) -> Sequence[tuple[str, str]]:

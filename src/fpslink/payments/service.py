@@ -25,12 +25,9 @@ from fpslink.ibps_client import deadline as ibps_deadline
 from fpslink.idempotency import repository as idem_repo
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.repository import KeyRecord
-from fpslink.ledger import repository as ledger
-from fpslink.limits import repository as limits_repo
 from fpslink.limits import service as limits_service
 from fpslink.limits.policy import (
     Direction,
-    Period,
     business_date,
     check_per_transaction,
     in_service_hours,
@@ -40,12 +37,12 @@ from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
 from fpslink.participants.repository import AccountRecord
 from fpslink.payments import repository as payments_repo
+from fpslink.payments.acceptance import ENDPOINT, Admission, Rejection, accept_many
 from fpslink.payments.repository import PaymentRow
 from fpslink.settlement import coordinator
+from fpslink.settlement.batcher import Batcher
 from fpslink.settlement.states import FINAL, State, Status
 from fpslink.webhooks import outbox as webhook_outbox
-
-ENDPOINT = "POST /v1/payments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +64,6 @@ class PaymentResult:
     events: Sequence[PaymentRow]
     http_status: int
     replayed: bool
-
-
-class Rejection(Exception):
-    """A business rejection: the payment is recorded REJECTED with this reason code."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class _KeyTaken(Exception):
@@ -108,12 +96,12 @@ async def submit(gw: Gateway, principal: Principal, *, key: str, command: Paymen
 async def _submit(gw: Gateway, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
     participant_id = participants_service.require_participant(principal)
     now = gw.clock()
+    debtor = await _account(gw, command.debtor_account_id)
+    if debtor is None or debtor.participant_id != participant_id:
+        raise NotFound(f"debtor account {command.debtor_account_id} not found", code="ACCOUNT_NOT_FOUND")
+    proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
+    fp = _fingerprint(command, proxy)
     async with gw.engine.connect() as conn:
-        debtor = await participants_repo.account(conn, command.debtor_account_id)
-        if debtor is None or debtor.participant_id != participant_id:
-            raise NotFound(f"debtor account {command.debtor_account_id} not found", code="ACCOUNT_NOT_FOUND")
-        proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
-        fp = _fingerprint(command, proxy)
         existing = await idem_repo.find(conn, scope=principal.scope, key=key, now=now)
     if existing is not None:
         return await _replay(gw, existing, fp, now)
@@ -161,21 +149,78 @@ async def _submit(gw: Gateway, principal: Principal, *, key: str, command: Payme
         rate=str(conv.rate),
         spread_bps=str(conv.spread_bps),
         limit_minor=binding.limit_minor,
-        state=State.ACCEPTED.value,
     )
-    try:
-        await _accept(gw, principal, key, fp, row, binding, direction, now)
-    except _KeyTaken:
+    admission = Admission(
+        scope=principal.scope,
+        key=key,
+        fingerprint=fp,
+        row=row,
+        conversion=conv,
+        direction=direction,
+        quote_id=binding.quote_id,
+        creditor_masked_name=binding.creditor_masked_name,
+        now=now,
+    )
+    answered = await pipeline(gw).run(admission, wait_s=gw.settings.payment_deadline_s + ANSWER_GRACE_S)
+    if admission.key_taken:
         return await _replay_race(gw, principal, key, fp)
-    except Rejection as rejection:
-        return await _record_rejection(gw, principal, key, fp, row, rejection, now)
+    tracked = admission.tracked
+    if not answered or tracked is None or tracked.stale:
+        return await _result(gw, payment_id, replayed=False)
+    return PaymentResult(tracked.payment, tracked.events, 201 if tracked.state in FINAL else 202, False)
 
-    gw.crash_hook("accepted")
-    state = await coordinator.drive(gw, row)
-    if state not in FINAL:
+
+ANSWER_GRACE_S = 1.0
+"""How long past the payment deadline a request waits for its batch's database work."""
+
+
+def pipeline(gw: Gateway) -> Batcher[Admission]:
+    """This process's batcher of payments, made on first use inside the running loop."""
+    if gw.batcher is None:
+        settings = gw.settings
+
+        async def settle(batch: list[Admission]) -> None:
+            await _settle_batch(gw, batch)
+
+        gw.batcher = Batcher(
+            settle, max_size=settings.batch_max_size, max_inflight=settings.batch_max_inflight
+        )
+    batcher: Batcher[Admission] = gw.batcher
+    return batcher
+
+
+async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
+    """Accept, prepare at IBPS, decide, finish: each step once for the whole batch."""
+    with ibps_deadline(gw.settings.payment_deadline_s):
+        accepted = await accept_many(gw, batch)
+        gw.crash_hook("accepted")
+        if accepted:
+            await coordinator.drive_many(gw, accepted)
+    unfinished = [
+        (a.scope, a.key)
+        for a in batch
+        if a.tracked is not None and not a.tracked.stale and a.tracked.state not in FINAL
+    ]
+    if unfinished:
+        # replays of a payment left pending answer 202 from now on, not "in progress"
         async with gw.writer.begin() as conn:
-            await idem_repo.complete(conn, scope=principal.scope, key=key, now=gw.clock())
-    return await _result(gw, payment_id, replayed=False)
+            await idem_repo.complete_many(conn, unfinished, now=gw.clock())
+
+
+ACCOUNT_CACHE_MAX = 100_000
+
+
+async def _account(gw: Gateway, account_id: str) -> AccountRecord | None:
+    """The account, from this process's cache when seen before (its fields never change)."""
+    found: AccountRecord | None = gw.accounts.get(account_id)
+    if found is None:
+        async with gw.engine.connect() as conn:
+            found = await participants_repo.account(conn, account_id)
+        if found is not None:
+            if len(gw.accounts) >= ACCOUNT_CACHE_MAX:
+                gw.accounts.clear()
+            gw.accounts[account_id] = found
+    return found
 
 
 def _normalise_proxy(raw: str | None, debtor_system: System) -> str | None:
@@ -281,8 +326,7 @@ async def _resolve_creditor(
             raise Rejection("BE23", f"no account is registered for {proxy}")
         return found
     assert account_id is not None  # the request schema requires one of the two
-    async with gw.engine.connect() as conn:
-        account = await participants_repo.account(conn, account_id)
+    account = await _account(gw, account_id)
     if account is None:
         raise Rejection("AC01", f"creditor account {account_id} does not exist")
     return directory.ResolvedProxy(
@@ -343,93 +387,6 @@ def _limit_usage(gw: Gateway, conversion: Conversion, currency: Currency) -> Mon
         return conversion.target
     mid = gw.rates.mid(conversion.source.currency, currency)
     return Money(round_up(conversion.source.amount * mid, currency), currency)
-
-
-async def _accept(
-    gw: Gateway,
-    principal: Principal,
-    key: str,
-    fp: str,
-    row: dict[str, Any],
-    binding: _Binding,
-    direction: Direction,
-    now: datetime,
-) -> None:
-    """The acceptance transaction: key, quote, limits, FPS prepare, payment row, timeline."""
-    payment_id = row["payment_id"]
-    conv = binding.conversion
-    limits = limits_service.limits_for(gw.settings, direction)
-    async with gw.writer.begin() as conn:
-        if not await idem_repo.bind(
-            conn,
-            scope=principal.scope,
-            key=key,
-            endpoint=ENDPOINT,
-            fingerprint=fp,
-            payment_id=payment_id,
-            now=now,
-            lease_until=now + timedelta(seconds=gw.settings.request_lease_s),
-            expires_at=now + timedelta(hours=gw.settings.idempotency_ttl_h),
-        ):
-            raise _KeyTaken
-        if binding.quote_id is not None and not await fx_service.use_quote(
-            conn, quote_id=binding.quote_id, payment_id=payment_id, now=now
-        ):
-            raise Rejection("QUOTE_USED", f"quote {binding.quote_id} was used or expired meanwhile")
-        keys = limits_service.period_keys(now)
-        for period in Period:
-            if not await limits_repo.reserve(
-                conn,
-                account_id=row["debtor_account_id"],
-                direction=direction,
-                period=period,
-                period_key=keys[period],
-                currency=limits.currency.value,
-                amount_minor=binding.limit_minor,
-                limit_minor=limits_service.limit_minor(limits, period),
-            ):
-                name = "daily" if period is Period.DAY else "yearly"
-                raise Rejection(
-                    "AM14",
-                    f"the {name} {direction.value.lower()} limit of "
-                    f"{limits.for_period(period)} {limits.currency.value} would be exceeded",
-                )
-        if direction is Direction.NORTHBOUND:
-            if not await ledger.prepare_debit(
-                conn,
-                payment_id=payment_id,
-                account_id=row["debtor_account_id"],
-                currency=conv.source.currency,
-                amount_minor=conv.source.minor,
-                now=now,
-            ):
-                raise Rejection("AM04", "insufficient funds in the debtor account")
-        else:
-            await ledger.prepare_credit(
-                conn,
-                payment_id=payment_id,
-                account_id=binding.creditor_account_id,
-                currency=conv.target.currency,
-                amount_minor=conv.target.minor,
-                now=now,
-            )
-        await payments_repo.insert_payment(conn, row)
-        await payments_repo.add_events(
-            conn,
-            payment_id,
-            now,
-            [
-                ("ACCEPTED", f"{direction.value} to {binding.creditor_masked_name}"),
-                (
-                    "FX_FIXED",
-                    f"{conv.source} -> {conv.target} at {conv.rate} "
-                    f"(mid {conv.mid_rate}, spread {conv.spread_bps} bps"
-                    + (f", quote {binding.quote_id})" if binding.quote_id else ")"),
-                ),
-                ("LIMITS_RESERVED", f"{Money.from_minor(binding.limit_minor, limits.currency)}"),
-                ("PREPARED_AT_FPS", "funds held" if direction is Direction.NORTHBOUND else None),
-            ],
-        )
 
 
 async def _record_rejection(

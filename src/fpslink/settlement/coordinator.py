@@ -1,31 +1,99 @@
-"""The two-phase settlement coordinator (DESIGN section 3).
+"""The two-phase settlement coordinator (DESIGN section 3), a batch of payments at a time.
 
-One payment costs, on the happy path: the acceptance transaction (which also prepares the FPS side),
-one IBPS prepare, the decision transaction (which also posts the FPS side), one IBPS commit and the
-final transaction. Each transaction is a few statements on plain Core; the decision is durable before
-IBPS hears about it, and every state change is a compare-and-set so that a live request and the
-recovery sweep never both act on one payment.
+A batch of accepted payments (FPS side prepared) costs, on the happy path: one IBPS exchange for
+the prepares, the decision transaction (which also posts or voids the FPS side), one IBPS exchange
+for phase two and the final transaction, whatever the batch's size. The decision is durable before
+IBPS hears about it, and every state change is a compare-and-set, so that a live batch and the
+recovery sweep never both act on one payment. An item IBPS could not answer inside a batch, or a
+batch that got no answer, is repeated alone with the client's retries: batching saves work and
+never changes an outcome.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink.context import Gateway
-from fpslink.ibps_client import IbpsRefused, IbpsUnavailable, TransferKind
+from fpslink.ibps_client import BatchAnswer, BatchOp, IbpsError, IbpsRefused, IbpsUnavailable, TransferKind
 from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
 from fpslink.limits.policy import Direction, Period
 from fpslink.money import Currency, from_minor
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.repository import PaymentRow
-from fpslink.settlement.states import State
+from fpslink.settlement.states import FINAL, State
 from fpslink.webhooks import outbox as webhook_outbox
 
 log = logging.getLogger("fpslink.settlement")
+
+Event = tuple[str, str | None]
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One payment on its way through the steps, with the timeline its answer shows.
+
+    `payment` is the row as this process last wrote it; `events` are the timeline rows it wrote.
+    `stale` marks a payment another actor (the recovery sweep) moved first: its answer is read back.
+    """
+
+    payment: dict[str, Any]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    stale: bool = False
+
+    @property
+    def payment_id(self) -> str:
+        return str(self.payment["payment_id"])
+
+    @property
+    def state(self) -> State:
+        return State(self.payment["state"])
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    reason_code: str
+    reason: str
+    ibps_void: bool = False
+    """IBPS refused the prepare and recorded it void: nothing is left to undo there."""
+
+
+class _Writes:
+    """What one transaction records, applied to the tracked payments only once it has committed."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.events: list[tuple[Tracked, Event]] = []
+        self.changes: list[tuple[Tracked, dict[str, Any]]] = []
+
+    def event(self, tracked: Tracked, event: str, detail: str | None = None) -> None:
+        self.events.append((tracked, (event, detail)))
+
+    def change(self, tracked: Tracked, **values: Any) -> None:
+        self.changes.append((tracked, values))
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        await payments_repo.insert_events(
+            conn,
+            [
+                {"payment_id": t.payment_id, "at": self.now, "event": e, "detail": d}
+                for t, (e, d) in self.events
+            ],
+        )
+
+    def apply(self) -> None:
+        for tracked, values in self.changes:
+            tracked.payment.update(values)
+        for tracked, (event, detail) in self.events:
+            tracked.events.append({"at": self.now, "event": event, "detail": detail})
 
 
 def ibps_leg(payment: PaymentRow) -> tuple[TransferKind, str, Decimal]:
@@ -43,80 +111,249 @@ def ibps_leg(payment: PaymentRow) -> tuple[TransferKind, str, Decimal]:
     )
 
 
-async def _state_of(gw: Gateway, payment_id: str) -> State:
-    async with gw.engine.connect() as conn:
-        row = await payments_repo.get(conn, payment_id)
-    if row is None:
-        raise LookupError(f"payment {payment_id} vanished")
-    return State(row["state"])
+async def drive_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
+    """Take ACCEPTED payments through IBPS prepare, the decision and phase two."""
+    verdicts = await _prepare_at_ibps(gw, batch)
+    gw.crash_hook("ibps_prepared")
+    await decide_many(
+        gw,
+        commits=[t for t, v in zip(batch, verdicts, strict=True) if v is None],
+        aborts=[(t, v) for t, v in zip(batch, verdicts, strict=True) if v is not None],
+    )
+    gw.crash_hook("decided")
+    await finish_many(gw, batch)
 
 
-async def _note(gw: Gateway, payment_id: str, event: str, detail: str | None) -> None:
-    """An event outside any step, for failed attempts that change no state."""
-    async with gw.writer.begin() as conn:
-        await payments_repo.add_events(conn, payment_id, gw.clock(), [(event, detail)])
+async def _exchange(gw: Gateway, ops: list[BatchOp]) -> list[BatchAnswer | None]:
+    """One batch exchange; None for every item whose outcome is unknown (to repeat alone)."""
+    if len(ops) < 2 or not gw.ibps.batching:
+        return [None] * len(ops)
+    try:
+        answers = await gw.ibps.batch(ops)
+    except IbpsError as exc:
+        log.warning("IBPS batch of %d failed (%s); repeating its items alone", len(ops), exc)
+        return [None] * len(ops)
+    return [None if answer.unknown else answer for answer in answers]
 
 
-async def drive(gw: Gateway, payment: PaymentRow) -> State:
-    """Take an ACCEPTED payment (FPS side prepared) through IBPS prepare, the decision and phase two."""
-    payment_id = payment["payment_id"]
-    kind, account_id, amount = ibps_leg(payment)
+async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort | None]:
+    """None where IBPS prepared the payment, else why it is to be aborted."""
+    legs = [ibps_leg(t.payment) for t in batch]
+    ops = [
+        gw.ibps.prepare_op(payment_id=t.payment_id, kind=kind, account_id=account, amount=amount)
+        for t, (kind, account, amount) in zip(batch, legs, strict=True)
+    ]
+    answers = await _exchange(gw, ops)
+    verdicts: list[Abort | None] = [None] * len(batch)
+    alone: list[int] = []
+    for i, answer in enumerate(answers):
+        if answer is None:
+            alone.append(i)
+        elif answer.status >= 400:
+            verdicts[i] = _refused(answer.refusal())
+        else:
+            verdicts[i] = _verdict(gw.ibps.prepare_outcome(answer.body))
+    repeated = await asyncio.gather(*(_prepare_alone(gw, batch[i], legs[i]) for i in alone))
+    for i, verdict in zip(alone, repeated, strict=True):
+        verdicts[i] = verdict
+    return verdicts
+
+
+async def _prepare_alone(
+    gw: Gateway, tracked: Tracked, leg: tuple[TransferKind, str, Decimal]
+) -> Abort | None:
+    kind, account_id, amount = leg
     try:
         outcome = await gw.ibps.prepare(
-            payment_id=payment_id, kind=kind, account_id=account_id, amount=amount
+            payment_id=tracked.payment_id, kind=kind, account_id=account_id, amount=amount
         )
     except IbpsUnavailable as exc:
-        gw.crash_hook("ibps_prepared")
-        state = await decide_abort(
-            gw, payment, reason_code="AB06", reason=f"IBPS did not answer the prepare ({exc})"
-        )
+        return Abort("AB06", f"IBPS did not answer the prepare ({exc})")
     except IbpsRefused as exc:
-        gw.crash_hook("ibps_prepared")
-        state = await decide_abort(
-            gw, payment, reason_code=exc.code, reason=f"IBPS refused the prepare: {exc.detail}"
-        )
-    else:
-        gw.crash_hook("ibps_prepared")
-        if outcome.prepared:
-            state = await decide_commit(gw, payment)
-        else:
-            state = await decide_abort(
-                gw,
-                payment,
-                reason_code=outcome.reason_code or "IBPS_REFUSED",
-                reason=outcome.reason or "IBPS refused the payment",
-                ibps_void=True,
-            )
-    gw.crash_hook("decided")
-    return await finish(gw, payment_id, state)
+        return _refused(exc)
+    return _verdict(outcome)
 
 
-async def decide_commit(gw: Gateway, payment: PaymentRow) -> State:
-    payment_id = payment["payment_id"]
-    now = gw.clock()
+def _refused(exc: IbpsRefused) -> Abort:
+    return Abort(exc.code, f"IBPS refused the prepare: {exc.detail}")
+
+
+def _verdict(outcome: Any) -> Abort | None:
+    if outcome.prepared:
+        return None
+    return Abort(
+        outcome.reason_code or "IBPS_REFUSED", outcome.reason or "IBPS refused the payment", ibps_void=True
+    )
+
+
+async def decide_many(
+    gw: Gateway, *, commits: Sequence[Tracked], aborts: Sequence[tuple[Tracked, Abort]]
+) -> None:
+    """Record the decisions in one transaction that also posts or voids the FPS side.
+
+    Locks are taken in one global order (limit usage rows, then ledger accounts, each sorted) in
+    every transaction of the payment path, so concurrent batches queue instead of deadlocking.
+    """
+    writes = _Writes(gw.clock())
+    now = writes.now
     async with gw.writer.begin() as conn:
-        if not await payments_repo.transition(
+        won = await payments_repo.transition_many(
             conn,
-            payment_id=payment_id,
+            payment_ids=[t.payment_id for t in commits],
             current=State.ACCEPTED,
             target=State.COMMITTING,
             now=now,
             decided_at=now,
-        ):
-            await conn.rollback()
-            return await _state_of(gw, payment_id)
-        await ledger.post(conn, payment_id=payment_id, now=now)
-        await payments_repo.add_events(
-            conn,
-            payment_id,
-            now,
-            [
-                ("PREPARED_AT_IBPS", None),
-                ("DECIDED_COMMIT", "both ledgers prepared"),
-                ("POSTED_AT_FPS", None),
-            ],
         )
-    return State.COMMITTING
+        aborted: list[tuple[Tracked, Abort]] = []
+        for tracked, abort in aborts:
+            target = State.REJECTED if abort.ibps_void else State.ABORTING
+            values = {"decided_at": now, "reason_code": abort.reason_code[:40], "reason": abort.reason[:300]}
+            if await payments_repo.transition(
+                conn,
+                payment_id=tracked.payment_id,
+                current=State.ACCEPTED,
+                target=target,
+                now=now,
+                **values,
+            ):
+                aborted.append((tracked, abort))
+                writes.change(tracked, state=target.value, updated_at=now, **values)
+        await release_limits_many(conn, [t.payment for t, _ in aborted])
+        await ledger.resolve_many(
+            conn,
+            post=[t.payment_id for t in commits if t.payment_id in won],
+            void=[t.payment_id for t, _ in aborted],
+            now=now,
+        )
+        for tracked in commits:
+            if tracked.payment_id in won:
+                writes.change(tracked, state=State.COMMITTING.value, updated_at=now, decided_at=now)
+                writes.event(tracked, "PREPARED_AT_IBPS")
+                writes.event(tracked, "DECIDED_COMMIT", "both ledgers prepared")
+                writes.event(tracked, "POSTED_AT_FPS")
+        for tracked, abort in aborted:
+            code = abort.reason_code
+            writes.event(
+                tracked,
+                "REFUSED_AT_IBPS" if abort.ibps_void else "IBPS_PREPARE_FAILED",
+                f"{code}: {abort.reason}",
+            )
+            writes.event(tracked, "DECIDED_ABORT", code)
+            writes.event(tracked, "VOIDED_AT_FPS")
+            writes.event(tracked, "LIMITS_RELEASED")
+            if abort.ibps_void:
+                writes.event(tracked, "REJECTED", code)
+        await writes.flush(conn)
+        rejected = [t.payment_id for t, a in aborted if a.ibps_void]
+        await webhook_outbox.payments_changed(conn, rejected, now)
+    writes.apply()
+    moved = {t.payment_id for t in commits if t.payment_id in won} | {t.payment_id for t, _ in aborted}
+    await _refresh_lost(gw, [t for t in [*commits, *(t for t, _ in aborts)] if t.payment_id not in moved])
+
+
+async def release_limits_many(conn: AsyncConnection, payments: Sequence[PaymentRow]) -> None:
+    """Give back the limit usage of aborted payments, one statement for all of them."""
+    releases: dict[tuple[str, str, str, str], int] = {}
+    for payment in payments:
+        day = payment["business_date"]
+        for period, key in ((Period.DAY, day), (Period.YEAR, day[:4])):
+            ident = (payment["debtor_account_id"], payment["direction"], period.value, key)
+            releases[ident] = releases.get(ident, 0) + int(payment["limit_minor"])
+    await limits_repo.release_many(conn, releases)
+
+
+async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
+    """Phase two at IBPS, then the final states. On no answer a payment stays decided (PENDING)."""
+    todo = [t for t in batch if t.state in (State.COMMITTING, State.ABORTING) and not t.stale]
+    if not todo:
+        return
+    ops: list[BatchOp] = [
+        {"op": "commit" if t.state is State.COMMITTING else "abort", "payment_id": t.payment_id} for t in todo
+    ]
+    answers = await _exchange(gw, ops)
+    failures: dict[str, str] = {}
+    alone: list[Tracked] = []
+    for tracked, answer in zip(todo, answers, strict=True):
+        if answer is None:
+            alone.append(tracked)
+        elif answer.status >= 400:
+            failures[tracked.payment_id] = str(answer.refusal())
+    repeated = await asyncio.gather(*(_finish_alone(gw, t) for t in alone))
+    for tracked, failure in zip(alone, repeated, strict=True):
+        if failure is not None:
+            failures[tracked.payment_id] = failure
+    if len(failures) < len(todo):
+        gw.crash_hook("ibps_finished")
+    writes = _Writes(gw.clock())
+    now = writes.now
+    done: set[str] = set()
+    async with gw.writer.begin() as conn:
+        for current, target, ibps_event in (
+            (State.COMMITTING, State.SETTLED, "COMMITTED_AT_IBPS"),
+            (State.ABORTING, State.REJECTED, "ABORTED_AT_IBPS"),
+        ):
+            extra = {"settled_at": now} if target is State.SETTLED else {}
+            group = [t for t in todo if t.state is current and t.payment_id not in failures]
+            won = await payments_repo.transition_many(
+                conn,
+                payment_ids=[t.payment_id for t in group],
+                current=current,
+                target=target,
+                now=now,
+                **extra,
+            )
+            for tracked in group:
+                if tracked.payment_id in won:
+                    writes.change(tracked, state=target.value, updated_at=now, **extra)
+                    writes.event(tracked, ibps_event)
+                    writes.event(tracked, target.value)
+            done |= won
+        for tracked in todo:
+            if tracked.payment_id in failures:
+                failure = failures[tracked.payment_id]
+                step = "COMMIT" if tracked.state is State.COMMITTING else "ABORT"
+                log.warning("IBPS %s of %s failed: %s", step.lower(), tracked.payment_id, failure)
+                writes.event(tracked, f"IBPS_{step}_FAILED", failure[:500])
+        await writes.flush(conn)
+        await webhook_outbox.payments_changed(conn, sorted(done), now)
+    writes.apply()
+    await _refresh_lost(gw, [t for t in todo if t.payment_id not in done and t.payment_id not in failures])
+
+
+async def _finish_alone(gw: Gateway, tracked: Tracked) -> str | None:
+    """Phase two for one payment with the client's retries; the failure, or None."""
+    try:
+        if tracked.state is State.COMMITTING:
+            await gw.ibps.commit(tracked.payment_id)
+        else:
+            await gw.ibps.abort(tracked.payment_id)
+    except (IbpsUnavailable, IbpsRefused) as exc:
+        return str(exc)
+    return None
+
+
+async def _refresh_lost(gw: Gateway, lost: Sequence[Tracked]) -> None:
+    """Payments another actor moved first: take their rows as they are now."""
+    if not lost:
+        return
+    async with gw.engine.connect() as conn:
+        rows = await payments_repo.get_many(conn, [t.payment_id for t in lost])
+    for tracked in lost:
+        row = rows.get(tracked.payment_id)
+        if row is None:
+            raise LookupError(f"payment {tracked.payment_id} vanished")
+        tracked.payment = dict(row)
+        tracked.stale = True
+
+
+# one payment at a time: the recovery sweep and tests ---------------------------------------------
+
+
+async def decide_commit(gw: Gateway, payment: PaymentRow) -> State:
+    tracked = Tracked(dict(payment))
+    await decide_many(gw, commits=[tracked], aborts=[])
+    return tracked.state
 
 
 async def decide_abort(
@@ -127,87 +364,17 @@ async def decide_abort(
     reason: str,
     ibps_void: bool = False,
 ) -> State:
-    """Record ABORT, void the FPS side and release the limit usage, in one transaction.
-
-    `ibps_void`: IBPS already answered with a refusal, which it records as void, so nothing is left
-    to undo there and the payment is REJECTED at once.
-    """
-    payment_id = payment["payment_id"]
-    now = gw.clock()
-    target = State.REJECTED if ibps_void else State.ABORTING
-    async with gw.writer.begin() as conn:
-        if not await payments_repo.transition(
-            conn,
-            payment_id=payment_id,
-            current=State.ACCEPTED,
-            target=target,
-            now=now,
-            decided_at=now,
-            reason_code=reason_code[:40],
-            reason=reason[:300],
-        ):
-            await conn.rollback()
-            return await _state_of(gw, payment_id)
-        await ledger.void(conn, payment_id=payment_id, now=now)
-        await release_limits(conn, payment)
-        events: list[tuple[str, str | None]] = [
-            ("REFUSED_AT_IBPS" if ibps_void else "IBPS_PREPARE_FAILED", f"{reason_code}: {reason}"),
-            ("DECIDED_ABORT", reason_code),
-            ("VOIDED_AT_FPS", None),
-            ("LIMITS_RELEASED", None),
-        ]
-        if ibps_void:
-            events.append(("REJECTED", reason_code))
-        await payments_repo.add_events(conn, payment_id, now, events)
-        await webhook_outbox.payment_changed(conn, payment_id, now)
-    return target
+    """Record ABORT, void the FPS side and release the limit usage, in one transaction."""
+    tracked = Tracked(dict(payment))
+    await decide_many(gw, commits=[], aborts=[(tracked, Abort(reason_code, reason, ibps_void))])
+    return tracked.state
 
 
-async def release_limits(conn: AsyncConnection, payment: PaymentRow) -> None:
-    day = payment["business_date"]
-    for period, key in ((Period.DAY, day), (Period.YEAR, day[:4])):
-        await limits_repo.release(
-            conn,
-            account_id=payment["debtor_account_id"],
-            direction=Direction(payment["direction"]),
-            period=period,
-            period_key=key,
-            amount_minor=payment["limit_minor"],
-        )
+async def finish(gw: Gateway, payment: PaymentRow, state: State) -> State:
+    tracked = Tracked({**payment, "state": state.value})
+    await finish_many(gw, [tracked])
+    return tracked.state
 
 
-async def finish(gw: Gateway, payment_id: str, state: State) -> State:
-    """Phase two at IBPS, then the final state. On no answer the payment stays decided (PENDING)."""
-    if state is State.COMMITTING:
-        try:
-            await gw.ibps.commit(payment_id)
-        except (IbpsUnavailable, IbpsRefused) as exc:
-            log.warning("IBPS commit of %s failed: %s", payment_id, exc)
-            await _note(gw, payment_id, "IBPS_COMMIT_FAILED", str(exc)[:500])
-            return state
-        gw.crash_hook("ibps_finished")
-        return await _complete(gw, payment_id, State.COMMITTING, State.SETTLED, "COMMITTED_AT_IBPS")
-    if state is State.ABORTING:
-        try:
-            await gw.ibps.abort(payment_id)
-        except (IbpsUnavailable, IbpsRefused) as exc:
-            log.warning("IBPS abort of %s failed: %s", payment_id, exc)
-            await _note(gw, payment_id, "IBPS_ABORT_FAILED", str(exc)[:500])
-            return state
-        gw.crash_hook("ibps_finished")
-        return await _complete(gw, payment_id, State.ABORTING, State.REJECTED, "ABORTED_AT_IBPS")
-    return state
-
-
-async def _complete(gw: Gateway, payment_id: str, current: State, target: State, ibps_event: str) -> State:
-    now = gw.clock()
-    extra = {"settled_at": now} if target is State.SETTLED else {}
-    async with gw.writer.begin() as conn:
-        if not await payments_repo.transition(
-            conn, payment_id=payment_id, current=current, target=target, now=now, **extra
-        ):
-            await conn.rollback()
-            return await _state_of(gw, payment_id)
-        await payments_repo.add_events(conn, payment_id, now, [(ibps_event, None), (target.value, None)])
-        await webhook_outbox.payment_changed(conn, payment_id, now)
-    return target
+def is_final(tracked: Tracked) -> bool:
+    return tracked.state in FINAL

@@ -49,7 +49,7 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
                 reason_code="AB05",
                 reason="settlement timed out before both ledgers were prepared",
             )
-        final = await coordinator.finish(gw, payment_id, state)
+        final = await coordinator.finish(gw, payment, state)
         outcomes[final.value] += 1
         metrics.RECOVERY.labels(state=final.value).inc()
     return outcomes

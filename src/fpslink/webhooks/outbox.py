@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, case, insert, literal, or_, select
@@ -17,11 +18,17 @@ PENDING = "PENDING"
 
 
 async def payment_changed(conn: AsyncConnection, payment_id: str, now: datetime) -> None:
-    """Queue a delivery to every active webhook of the debtor's and creditor's banks, if it is final.
+    await payments_changed(conn, [payment_id], now)
+
+
+async def payments_changed(conn: AsyncConnection, payment_ids: Sequence[str], now: datetime) -> None:
+    """Queue a delivery to every active webhook of the debtor's and creditor's banks of each final one.
 
     One INSERT ... SELECT in the caller's transaction, so the outcome and its deliveries commit
     together (or not at all); a payment that is not final, or whose banks have no webhook, adds none.
     """
+    if not payment_ids:
+        return
     source = (
         select(
             (payments.c.payment_id + literal(":") + w.c.webhook_id).label("delivery_id"),
@@ -49,7 +56,7 @@ async def payment_changed(conn: AsyncConnection, payment_id: str, now: datetime)
             ),
         )
         .where(
-            payments.c.payment_id == payment_id,
+            payments.c.payment_id.in_(payment_ids),
             payments.c.state.in_([State.SETTLED.value, State.REJECTED.value]),
         )
     )

@@ -1,0 +1,258 @@
+"""Acceptance of a batch of payments in ONE transaction (DESIGN section 3, step 1).
+
+Each payment binds its idempotency key, uses its quote, reserves its limit usage and prepares the
+FPS side; one that cannot (quote used, limit or funds short) is recorded REJECTED in the same
+transaction instead, and the others go on. The usage rows and the debtors' balances are locked
+(in one global order), the batch is decided in Python in arrival order, and the results are
+written back with a fixed number of statements, whatever the batch's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fpslink.context import Gateway
+from fpslink.fx import service as fx_service
+from fpslink.fx.domain import Conversion
+from fpslink.idempotency import repository as idem_repo
+from fpslink.ledger import repository as ledger
+from fpslink.ledger.repository import TransferKind, link_account
+from fpslink.limits import repository as limits_repo
+from fpslink.limits import service as limits_service
+from fpslink.limits.policy import Direction, Period
+from fpslink.money import Money
+from fpslink.payments import repository as payments_repo
+from fpslink.payments.models import payments
+from fpslink.settlement.coordinator import Tracked
+from fpslink.settlement.states import State
+from fpslink.webhooks import outbox as webhook_outbox
+
+ENDPOINT = "POST /v1/payments"
+
+BLANK_ROW: dict[str, Any] = {column.name: None for column in payments.c}
+
+
+class Rejection(Exception):
+    """A business rejection: the payment is recorded REJECTED with this reason code."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Admission:
+    """A payment the request has bound (creditor, FX, per-transaction limit), ready to accept."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    row: dict[str, Any]
+    conversion: Conversion
+    direction: Direction
+    quote_id: str | None
+    creditor_masked_name: str
+    now: datetime
+    key_taken: bool = False
+    """Another request holds the idempotency key: answer as a replay of it."""
+    tracked: Tracked | None = None
+    """The payment as accepted (or rejected), once the batch has committed."""
+    rejection: Rejection | None = None
+
+    @property
+    def payment_id(self) -> str:
+        return str(self.row["payment_id"])
+
+
+async def accept_many(gw: Gateway, batch: list[Admission]) -> list[Tracked]:
+    """Accept or reject every admission; returns the accepted payments (FPS side prepared)."""
+    now = gw.clock()
+    async with gw.writer.begin() as conn:
+        live = await _bind_keys(gw, conn, batch)
+        for a in live:
+            if a.quote_id is not None and not await fx_service.use_quote(
+                conn, quote_id=a.quote_id, payment_id=a.payment_id, now=a.now
+            ):
+                a.rejection = Rejection("QUOTE_USED", f"quote {a.quote_id} was used or expired meanwhile")
+        holds, pending = await _reserve(gw, conn, [a for a in live if a.rejection is None])
+        await ledger.add_held(conn, holds)
+        await ledger.insert_pending_many(conn, pending)
+        rows: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        for a in live:
+            row, timeline = _accepted(gw, a) if a.rejection is None else _rejected(a)
+            rows.append(row)
+            events.extend({"payment_id": a.payment_id, **e} for e in timeline)
+            a.tracked = Tracked(row, timeline)
+        await payments_repo.insert_payments(conn, rows)
+        await payments_repo.insert_events(conn, events)
+        rejected = [a for a in live if a.rejection is not None]
+        await idem_repo.complete_many(conn, [(a.scope, a.key) for a in rejected], now=now)
+        await webhook_outbox.payments_changed(conn, [a.payment_id for a in rejected], now)
+    return [a.tracked for a in live if a.rejection is None and a.tracked is not None]
+
+
+async def _bind_keys(gw: Gateway, conn: AsyncConnection, batch: list[Admission]) -> list[Admission]:
+    """Claim every key once; admissions whose key is taken (here or before) drop out."""
+    settings = gw.settings
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for a in batch:
+        ident = (a.scope, a.key)
+        if ident in seen:
+            a.key_taken = True
+            continue
+        seen.add(ident)
+        rows.append(
+            {
+                "participant_id": a.scope,
+                "key": a.key,
+                "endpoint": ENDPOINT,
+                "fingerprint": a.fingerprint,
+                "payment_id": a.payment_id,
+                "created_at": a.now,
+                "lease_until": a.now + timedelta(seconds=settings.request_lease_s),
+                "completed_at": None,
+                "expires_at": a.now + timedelta(hours=settings.idempotency_ttl_h),
+            }
+        )
+    bound = await idem_repo.bind_many(conn, rows)
+    live = []
+    for a in batch:
+        if a.key_taken:
+            continue
+        if (a.scope, a.key) in bound:
+            live.append(a)
+        else:
+            a.key_taken = True
+    return live
+
+
+async def _reserve(
+    gw: Gateway, conn: AsyncConnection, batch: list[Admission]
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Limit usage and FPS holds, decided in arrival order on locked rows; marks the rejections."""
+    wanted: dict[limits_repo.UsageKey, tuple[str, int | None]] = {}
+    plans = []
+    for a in batch:
+        limits = limits_service.limits_for(gw.settings, a.direction)
+        keys = limits_service.period_keys(a.now)
+        lines = [
+            (
+                period,
+                (a.row["debtor_account_id"], a.direction.value, period.value, keys[period]),
+                limits_service.limit_minor(limits, period),
+            )
+            for period in Period
+        ]
+        for _, key, cap in lines:
+            wanted[key] = (limits.currency.value, cap)
+        plans.append((a, limits, lines))
+    usage = await limits_repo.lock_usage(conn, wanted)
+    debtors = [a.row["debtor_account_id"] for a in batch if a.direction is Direction.NORTHBOUND]
+    funds = await ledger.lock_balances(conn, debtors)
+
+    changed: dict[limits_repo.UsageKey, tuple[int, int | None]] = {}
+    holds: dict[str, int] = {}
+    pending: list[dict[str, Any]] = []
+    for a, limits, lines in plans:
+        amount = int(a.row["limit_minor"])
+        after: dict[limits_repo.UsageKey, tuple[int, int | None]] = {}
+        for period, key, cap in lines:
+            used = usage.get(key, 0) + amount
+            if cap is not None and used > cap:
+                name = "daily" if period is Period.DAY else "yearly"
+                a.rejection = Rejection(
+                    "AM14",
+                    f"the {name} {a.direction.value.lower()} limit of "
+                    f"{limits.for_period(period)} {limits.currency.value} would be exceeded",
+                )
+                break
+            after[key] = (used, cap)
+        if a.rejection is not None:
+            continue
+        conv = a.conversion
+        if a.direction is Direction.NORTHBOUND:
+            debtor = a.row["debtor_account_id"]
+            currency, balance, held = funds.get(debtor, ("", 0, 0))
+            if currency != conv.source.currency.value or balance - held < conv.source.minor:
+                a.rejection = Rejection("AM04", "insufficient funds in the debtor account")
+                continue
+            funds[debtor] = (currency, balance, held + conv.source.minor)
+            holds[debtor] = holds.get(debtor, 0) + conv.source.minor
+            pending.append(
+                ledger.pending_row(
+                    payment_id=a.payment_id,
+                    kind=TransferKind.DEBIT,
+                    debit=debtor,
+                    credit=link_account(conv.source.currency),
+                    currency=conv.source.currency,
+                    amount_minor=conv.source.minor,
+                    now=a.now,
+                )
+            )
+        else:
+            pending.append(
+                ledger.pending_row(
+                    payment_id=a.payment_id,
+                    kind=TransferKind.CREDIT,
+                    debit=link_account(conv.target.currency),
+                    credit=a.row["creditor_account_id"],
+                    currency=conv.target.currency,
+                    amount_minor=conv.target.minor,
+                    now=a.now,
+                )
+            )
+        for key, value in after.items():
+            usage[key] = value[0]
+            changed[key] = value
+    await limits_repo.write_usage(conn, changed)
+    return holds, pending
+
+
+def _accepted(gw: Gateway, a: Admission) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    conv = a.conversion
+    limits = limits_service.limits_for(gw.settings, a.direction)
+    at = a.now
+    row = {**BLANK_ROW, **a.row, "state": State.ACCEPTED.value}
+    timeline = [
+        {"at": at, "event": "ACCEPTED", "detail": f"{a.direction.value} to {a.creditor_masked_name}"},
+        {
+            "at": at,
+            "event": "FX_FIXED",
+            "detail": f"{conv.source} -> {conv.target} at {conv.rate} "
+            f"(mid {conv.mid_rate}, spread {conv.spread_bps} bps"
+            + (f", quote {a.quote_id})" if a.quote_id else ")"),
+        },
+        {
+            "at": at,
+            "event": "LIMITS_RESERVED",
+            "detail": f"{Money.from_minor(int(a.row['limit_minor']), limits.currency)}",
+        },
+        {
+            "at": at,
+            "event": "PREPARED_AT_FPS",
+            "detail": "funds held" if a.direction is Direction.NORTHBOUND else None,
+        },
+    ]
+    return row, timeline
+
+
+def _rejected(a: Admission) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    assert a.rejection is not None
+    code, reason = a.rejection.code, a.rejection.reason
+    row = {
+        **BLANK_ROW,
+        **a.row,
+        "state": State.REJECTED.value,
+        "reason_code": code,
+        "reason": reason[:300],
+        "limit_minor": 0,
+        "decided_at": a.now,
+    }
+    return row, [{"at": a.now, "event": "REJECTED", "detail": f"{code}: {reason}"}]
