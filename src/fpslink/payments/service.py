@@ -1,8 +1,10 @@
 """Accepting a payment (DESIGN section 3, step 1) and answering for it afterwards.
 
-Acceptance binds the idempotency key, uses the quote, reserves limit usage and prepares the FPS side
-in ONE transaction; any business rejection rolls that back and records a REJECTED payment instead.
-Malformed requests and foreign resources raise before anything is bound.
+A request checks what needs no lock (debtor, creditor, FX, hours, per-transaction limit), then joins
+its worker's batch (`fpslink.settlement.batcher`): acceptance (`fpslink.payments.acceptance`) binds
+the keys, uses the quotes, reserves limit usage and prepares the FPS side of the whole batch in one
+transaction, and the coordinator settles it. Malformed requests and foreign resources raise before
+anything is bound; a key already bound answers as a replay of its payment.
 """
 
 from __future__ import annotations
@@ -101,10 +103,7 @@ async def _submit(gw: Gateway, principal: Principal, *, key: str, command: Payme
         raise NotFound(f"debtor account {command.debtor_account_id} not found", code="ACCOUNT_NOT_FOUND")
     proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
     fp = _fingerprint(command, proxy)
-    async with gw.engine.connect() as conn:
-        existing = await idem_repo.find(conn, scope=principal.scope, key=key, now=now)
-    if existing is not None:
-        return await _replay(gw, existing, fp, now)
+    # No look-up of the key first: the batch binds it, and a taken key answers as a replay below.
     payment_id = str(uuid.uuid4())
     logs.bind_payment(payment_id)
     direction = limits_service.direction_of(debtor.system)
