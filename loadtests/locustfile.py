@@ -21,6 +21,10 @@ is not SETTLED or PENDING is therefore a failure. On top of that a small share o
   expected problem `code`;
 * a limit breach: 201 with status REJECTED and reason_code AM02 or AM14.
 
+With LOADTEST_SHAPE=day the user count follows a simulated 24-hour day (DayShape, HOURLY_PEAK_SHARE)
+compressed into LOADTEST_DAY_SECONDS, and mainland banks send no southbound payment while the
+simulated hour is outside the southbound service window (FPSLINK_SOUTHBOUND_HOURS).
+
 Environment: see loadtests/README.md.
 """
 
@@ -40,7 +44,7 @@ from urllib.parse import quote
 import gevent
 import gevent.lock
 import requests
-from locust import FastHttpUser, between, events, task
+from locust import FastHttpUser, LoadTestShape, between, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -80,6 +84,125 @@ HK_HOLDERS = ("CHAN Tai Man", "WONG Siu Ming", "LEE Ka Yan", "CHEUNG Wai Kit", "
 CN_HOLDERS = ("张小明", "李华", "王芳", "刘洋", "陈静", "杨帆", "赵磊", "黄丽")
 PURPOSES = ("FAMILY_SUPPORT", "EDUCATION", "MEDICAL", "TRAVEL", "GOODS_TRADE", "SALARY")
 SETTLING = {"SETTLED", "PENDING"}
+
+
+# the simulated day ------------------------------------------------------------------------------
+
+# Share of the peak user count in each simulated hour (UTC+8), 00:00 first: cross-border retail
+# payments sleep from 02:00 to 06:00, ramp up with the working day, peak at lunch (12:00) and again
+# in the evening (20:00), and wind down towards midnight.
+HOURLY_PEAK_SHARE: tuple[float, ...] = (
+    0.20, 0.12, 0.08, 0.05, 0.05, 0.06,  # 00-05 night trough
+    0.12, 0.30, 0.55, 0.75, 0.85, 0.95,  # 06-11 morning ramp
+    1.00, 0.95, 0.85, 0.80, 0.80, 0.85,  # 12-17 lunch peak, afternoon
+    0.90, 0.90, 1.00, 0.95, 0.65, 0.35,  # 18-23 evening peak, wind-down
+)  # fmt: skip
+if len(HOURLY_PEAK_SHARE) != 24 or max(HOURLY_PEAK_SHARE) != 1.0:
+    raise ValueError("HOURLY_PEAK_SHARE needs 24 shares, the largest 1.0 (the peak hour)")
+
+
+def _env_optional(name: str, low: float, high: float) -> float | None:
+    raw = os.environ.get(name, "").strip()
+    return None if not raw else _env_float(name, low, low, high)
+
+
+def _service_window(text: str) -> tuple[float, float]:
+    """Read HH:MM-HH:MM (UTC+8) as the gateway reads FPSLINK_SOUTHBOUND_HOURS, in hours of the day.
+
+    A copy of fpslink.config.parse_hours in small, so that this file needs nothing but locust.
+    """
+    match = re.fullmatch(r"\s*(\d{2}):(\d{2})\s*-\s*(\d{2}):(\d{2})\s*", text)
+    if not match:
+        raise ValueError(f"FPSLINK_SOUTHBOUND_HOURS must look like 07:00-23:00, got {text!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    start, end = h1 + m1 / 60, h2 + m2 / 60
+    if not 0 <= start < end <= 24:
+        raise ValueError(f"FPSLINK_SOUTHBOUND_HOURS must end after it starts, got {text!r}")
+    return start, end
+
+
+SHAPE = os.environ.get("LOADTEST_SHAPE", "").strip().lower()
+if SHAPE not in ("", "day"):
+    raise ValueError(f"LOADTEST_SHAPE must be empty or 'day', got {SHAPE!r}")
+DAY_SECONDS = _env_optional("LOADTEST_DAY_SECONDS", 24, 7 * 86_400)  # None: -t, else DEFAULT_DAY_S
+PEAK_USERS = _env_optional("LOADTEST_PEAK_USERS", 1, 100_000)  # None: -u, else DEFAULT_PEAK_USERS
+DAYS = int(_env_float("LOADTEST_DAYS", 1, 1, 7))
+DEFAULT_DAY_S = 1440.0  # one simulated hour per real minute
+DEFAULT_PEAK_USERS = 20
+SOUTHBOUND_WINDOW = _service_window(os.environ.get("FPSLINK_SOUTHBOUND_HOURS", "07:00-23:00"))
+HOUR_MESSAGE = "fpslink_simulated_hour"
+
+
+def users_at(hour: float, peak_users: int) -> int:
+    """The user count of a simulated hour: its share of the peak, never below one user."""
+    return max(1, round(peak_users * HOURLY_PEAK_SHARE[int(hour) % 24]))
+
+
+def southbound_open(hour: float) -> bool:
+    start, end = SOUTHBOUND_WINDOW
+    return start <= hour % 24 < end
+
+
+def ramp_rate(peak_users: int, day_s: float) -> float:
+    """Users per second that make the largest hour-to-hour step within a quarter of a simulated hour."""
+    step = max(abs(users_at(h + 1, peak_users) - users_at(h, peak_users)) for h in range(24))
+    return min(float(max(peak_users, 1)), max(1.0, step / max(day_s / 24 / 4, 0.25)))
+
+
+@dataclass
+class DayClock:
+    """The simulated hour as the shape last announced it; None while no shape runs."""
+
+    hour: float | None = None
+    southbound: bool = True
+
+    def set(self, hour: float | None, southbound: bool = True) -> None:
+        self.hour, self.southbound = hour, southbound
+
+
+DAY_CLOCK = DayClock()
+
+
+class DayShape(LoadTestShape):
+    """A 24-hour day of traffic compressed into LOADTEST_DAY_SECONDS; opt in with LOADTEST_SHAPE=day.
+
+    The simulated day starts at 00:00 (UTC+8) and follows HOURLY_PEAK_SHARE of the peak (env
+    LOADTEST_PEAK_USERS, else -u), one step per simulated hour. It ends by itself after LOADTEST_DAYS
+    days. Each tick tells the users the simulated hour (by message, when they run on workers), so
+    that mainland banks hold southbound payments outside FPSLINK_SOUTHBOUND_HOURS.
+    """
+
+    abstract = SHAPE != "day"
+    use_common_options = True  # -u is the peak and -t the day when the LOADTEST_ variables are unset
+
+    def plan(self) -> tuple[int, float]:
+        """(peak users, real seconds of one simulated day)."""
+        options = self.runner.environment.parsed_options if self.runner is not None else None
+        peak = PEAK_USERS or getattr(options, "num_users", None) or DEFAULT_PEAK_USERS
+        day_s = DAY_SECONDS or getattr(options, "run_time", None) or DEFAULT_DAY_S
+        return int(peak), max(float(day_s), 24.0)
+
+    def tick(self) -> tuple[int, float] | None:
+        peak, day_s = self.plan()
+        elapsed = self.get_run_time()
+        if elapsed >= day_s * DAYS:
+            DAY_CLOCK.set(None)
+            return None
+        hour = elapsed / day_s * 24 % 24
+        DAY_CLOCK.set(hour, southbound_open(hour))
+        if isinstance(self.runner, MasterRunner):
+            self.runner.send_message(HOUR_MESSAGE, {"hour": hour, "southbound": southbound_open(hour)})
+        return users_at(hour, peak), ramp_rate(peak, day_s)
+
+
+@events.init.add_listener
+def _listen_for_the_hour(environment: Any, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+
+        def on_hour(msg: Any, **_: Any) -> None:
+            DAY_CLOCK.set(float(msg.data["hour"]), bool(msg.data["southbound"]))
+
+        environment.runner.register_message(HOUR_MESSAGE, on_hour)
 
 
 class SetupFailed(RuntimeError):
@@ -364,6 +487,18 @@ def _build_world(environment: Any, **_: Any) -> None:
         gevent.spawn_later(0.1, environment.runner.quit if headless else environment.runner.stop)
 
 
+@events.quitting.add_listener
+def _last_csv_rows(environment: Any, **_: Any) -> None:
+    """Give locust's --csv writer one more turn before it closes the files.
+
+    It rewrites them once a second and closes them without a last write, so they would miss the
+    final second of the run; the users have stopped by now, so one more turn writes the final numbers.
+    """
+    options = environment.parsed_options
+    if getattr(options, "csv_prefix", None) and not isinstance(environment.runner, WorkerRunner):
+        gevent.sleep(1.5)
+
+
 @events.test_stop.add_listener
 def _report(environment: Any, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner) or not WORLD.outcomes:
@@ -395,8 +530,15 @@ class BankUser(FastHttpUser):
 
     # shared tasks -------------------------------------------------------------------------------
 
+    def closed_now(self) -> bool:
+        """True while this bank's direction is outside its service hours in the simulated day."""
+        return False
+
     @task(5)
     def pay(self) -> None:
+        if self.closed_now():
+            WORLD.count(f"{self.direction} not sent: simulated night")
+            return
         roll = random.random()
         if roll < INVALID_SHARE:
             self.invalid_payment()
@@ -678,6 +820,9 @@ class MainlandBank(BankUser):
     system = "IBPS"
     other = "FPS"
     direction = "SOUTHBOUND"
+
+    def closed_now(self) -> bool:
+        return not DAY_CLOCK.southbound
 
     def creditor_for(self, body: dict[str, Any]) -> dict[str, Any]:
         account = random.choice(WORLD.creditors("FPS"))

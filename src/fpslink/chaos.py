@@ -11,12 +11,8 @@ still pending, faults injected, and the invariant check. Any non-zero finding fa
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import secrets
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -26,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from fpslink.config import Settings
-from fpslink.pgadmin import drop_database, recreate_database
+from fpslink.stack import Stack, drop_databases, fresh_databases, invariant_violations
 
 FAULT_CALLS = ("prepare", "commit", "abort", "lookup")
 FAULT_KINDS = ("error", "timeout", "lost_reply", "duplicate")
@@ -79,93 +74,6 @@ class ChaosReport:
             and self.unanswered == 0
             and not self.invariant_violations
         )
-
-
-class Stack:
-    """The chaos run's processes: mock_ibps, and a gateway that can be killed and restarted."""
-
-    def __init__(self, cfg: ChaosConfig, env: dict[str, str], ibps_env: dict[str, str]) -> None:
-        self.cfg = cfg
-        self.env = env
-        self.ibps_env = ibps_env
-        self.gateway: subprocess.Popen[bytes] | None = None
-        self.ibps: subprocess.Popen[bytes] | None = None
-        cfg.workdir.mkdir(parents=True, exist_ok=True)
-        self.log = (cfg.workdir / "processes.log").open("ab")
-
-    def _spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, *args],
-            env={**os.environ, **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    async def start_ibps(self) -> None:
-        self.ibps = self._spawn(
-            [
-                "-m",
-                "mock_ibps.cli",
-                "serve",
-                "--host",
-                self.cfg.host,
-                "--port",
-                str(self.cfg.ibps_port),
-                "--no-migrate",
-            ],
-            self.ibps_env,
-        )
-        await wait_healthy(f"http://{self.cfg.host}:{self.cfg.ibps_port}/healthz", self.ibps)
-
-    async def start_gateway(self) -> None:
-        self.gateway = self._spawn(
-            [
-                "-m",
-                "fpslink.cli",
-                "serve",
-                "--host",
-                self.cfg.host,
-                "--port",
-                str(self.cfg.port),
-                "--workers",
-                str(self.cfg.workers),
-                "--no-migrate",
-            ],
-            self.env,
-        )
-        await wait_healthy(f"http://{self.cfg.host}:{self.cfg.port}/healthz", self.gateway)
-
-    def kill_gateway(self) -> None:
-        """SIGKILL the whole process group: the uvicorn parent and every worker, mid-request."""
-        if self.gateway is not None and self.gateway.poll() is None:
-            os.killpg(self.gateway.pid, signal.SIGKILL)
-            self.gateway.wait(timeout=30)
-
-    def stop(self) -> None:
-        for process in (self.gateway, self.ibps):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-        self.log.close()
-
-
-async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=1.0) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-            try:
-                if (await http.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} was not healthy within {timeout_s:.0f} s")
 
 
 @dataclass(frozen=True)
@@ -310,18 +218,7 @@ async def run(cfg: ChaosConfig, *, progress: Any = None) -> ChaosReport:
     report = ChaosReport(payments=cfg.payments)
     started = time.monotonic()
     gateway_db = cfg.database_url
-    ibps_db = (
-        make_url(gateway_db)
-        .set(database=f"{make_url(gateway_db).database}_ibps")
-        .render_as_string(hide_password=False)
-    )
-    for url in (gateway_db, ibps_db):
-        await recreate_database(url)
-    from fpslink import migrate
-    from mock_ibps import migrate as ibps_migrate
-
-    await asyncio.to_thread(migrate.upgrade, gateway_db)
-    await asyncio.to_thread(ibps_migrate.upgrade, ibps_db)
+    ibps_db = await fresh_databases(gateway_db)
     operator_key = "chaos-operator-" + secrets.token_hex(12)
     token = "chaos-ibps-" + secrets.token_hex(8)
     env = {
@@ -431,8 +328,7 @@ async def run(cfg: ChaosConfig, *, progress: Any = None) -> ChaosReport:
     finally:
         stack.stop()
         if not cfg.keep_databases:
-            for url in (gateway_db, ibps_db):
-                await drop_database(url)
+            await drop_databases(gateway_db)
     report.total_seconds = time.monotonic() - started
     return report
 
@@ -464,19 +360,3 @@ def audit(
                 label = f"{ledger_of[account_id]} {currency_of[account_id]}"
                 drift[label] = drift.get(label, Decimal(0)) - amount
     return drift, holds
-
-
-async def invariant_violations(settings: Settings) -> list[str]:
-    from fpslink.context import Gateway
-    from fpslink.db import create_engine
-    from fpslink.ibps_client import client_from_settings
-    from fpslink.invariants import check_invariants
-
-    engine = create_engine(settings.database_url, pool_size=2)
-    ibps = client_from_settings(settings)
-    try:
-        report = await check_invariants(Gateway(settings=settings, engine=engine, ibps=ibps))
-    finally:
-        await ibps.aclose()
-        await engine.dispose()
-    return report.violations

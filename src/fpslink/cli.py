@@ -207,6 +207,74 @@ def chaos(
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command()
+def loadtest(
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Gateway worker processes")] = 2,
+    duration: Annotated[
+        str, typer.Option(help="How long locust runs: 60s, 2m, 1h30m or seconds (with --shape: one day)")
+    ] = "60s",
+    users: Annotated[int, typer.Option(min=1, max=10_000, help="Locust users (with --shape: the peak)")] = 20,
+    spawn_rate: Annotated[
+        float | None, typer.Option(min=0.1, max=10_000, help="Users started per second [default: users/5]")
+    ] = None,
+    shape: Annotated[
+        bool, typer.Option(help="Replay the 24-hour DayShape of loadtests/locustfile.py over --duration")
+    ] = False,
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL database to drop and create for the run (and <name>_ibps)")
+    ] = "postgresql+asyncpg://postgres@127.0.0.1:5432/fpslink_loadtest",
+    port: Annotated[int, typer.Option(min=1, max=65_535, help="Gateway port on 127.0.0.1")] = 18720,
+    ibps_port: Annotated[int, typer.Option(min=1, max=65_535, help="mock_ibps port on 127.0.0.1")] = 18721,
+    keep_databases: Annotated[bool, typer.Option(help="Keep the run's databases for inspection")] = False,
+    output: Annotated[
+        Path | None, typer.Option(help="Directory for every result [default: ./loadtest-<timestamp>]")
+    ] = None,
+) -> None:
+    """Load test on PostgreSQL: locust against a fresh stack, then invariants and reconciliation."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from fpslink import loadtest as load
+
+    if load.locust_missing():
+        print(load.INSTALL_HINT)
+        raise typer.Exit(1)
+    try:
+        duration_s = load.parse_duration(duration)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--duration") from None
+    cfg = load.LoadtestConfig(
+        workers=workers,
+        duration_s=duration_s,
+        users=users,
+        spawn_rate=spawn_rate,
+        shape=shape,
+        database_url=database_url,
+        port=port,
+        ibps_port=ibps_port,
+        keep_databases=keep_databases,
+        output=output or Path(f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"),
+    )
+    console = Console(log_path=False)
+    try:
+        report = asyncio.run(load.run(cfg, say=lambda line: console.log(line)))
+    except load.LoadtestError as exc:
+        console.print(f"[red]fpslink loadtest:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(load.summary_table(report))
+    for failure in report.failure_kinds[:10]:
+        console.print(f"[red]FAILURE[/red] {escape(load.failure_line(failure))}")
+    for line in report.invariant_violations[:20]:
+        console.print(f"[red]VIOLATION[/red] {escape(line)}")
+    console.print(f"results in {cfg.output}/ (summary.json, locust.html, recon-*.html)")
+    console.print(
+        "[green]OK: no failures, no violations, no breaks[/green]"
+        if report.ok
+        else f"[red]FAILED[/red]: {'; '.join(report.problems)}"
+    )
+    raise typer.Exit(0 if report.ok else 1)
+
+
 def main() -> None:
     try:
         app()

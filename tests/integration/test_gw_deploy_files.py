@@ -240,12 +240,69 @@ def test_the_second_database_is_created_on_init(compose: dict[str, Any]) -> None
     assert re.search(r"CREATE DATABASE\s+\"?fpslink_ibps\"?", script.read_text(), re.IGNORECASE)
 
 
-def test_locust_environment_names_are_read_by_the_locustfile(compose: dict[str, Any]) -> None:
+@pytest.mark.parametrize("name", ["locust", "locust-worker"])
+def test_locust_environment_names_are_read_by_the_locustfile(compose: dict[str, Any], name: str) -> None:
     source = LOCUSTFILE.read_text(encoding="utf-8")
-    for name in environment(service(compose, "locust")):
-        if name.startswith("LOCUST_"):
+    for variable in environment(service(compose, name)):
+        if variable.startswith("LOCUST_"):
             continue  # locust's own options
-        assert f'"{name}"' in source, f"the locust service sets {name} but the locustfile never reads it"
+        assert f'"{variable}"' in source, f"{name} sets {variable} but the locustfile never reads it"
+
+
+def test_the_locust_service_is_a_master_that_can_run_the_day_shape(compose: dict[str, Any]) -> None:
+    env = {k: interpolated(v or "") for k, v in environment(service(compose, "locust")).items()}
+    # --processes N makes locust a master with N local workers; locust refuses --master beside it
+    assert int(env["LOCUST_PROCESSES"]) >= 1
+    assert "LOCUST_MODE_MASTER" not in env and "LOCUST_MODE_WORKER" not in env
+    for name in ("LOADTEST_SHAPE", "LOADTEST_DAY_SECONDS", "LOADTEST_PEAK_USERS", "LOADTEST_DAYS"):
+        assert name in env, f"the master passes {name} through for the 24-hour shape"
+    assert "FPSLINK_SOUTHBOUND_HOURS" in env, "the shape closes southbound on the gateway's hours"
+
+
+def test_locust_workers_join_the_master(compose: dict[str, Any]) -> None:
+    worker = service(compose, "locust-worker")
+    master = service(compose, "locust")
+    assert worker.get("profiles") == ["load"]
+    assert worker.get("build") == master.get("build") and worker.get("image") == master.get("image")
+    env = {k: interpolated(v or "") for k, v in environment(worker).items()}
+    master_env = {k: interpolated(v or "") for k, v in environment(master).items()}
+    assert env["LOCUST_MODE_WORKER"].lower() == "true"
+    assert env["LOCUST_MASTER_NODE_HOST"] == "locust"
+    assert "LOCUST_PROCESSES" not in env, "a worker container is one worker; scale the service instead"
+    assert "LOCUST_RUN_TIME" not in env, "locust refuses --run-time on a worker"
+    for shared in ("LOCUST_LOCUSTFILE", "FPSLINK_OPERATOR_KEY"):
+        assert env[shared] == master_env[shared], shared
+    assert "locust" in (worker.get("depends_on") or {})
+    assert not worker.get("ports"), "workers talk to the master on the compose network only"
+    assert worker.get("volumes") == master.get("volumes"), "workers run the same mounted locustfile"
+
+
+LOCUST_ENV_VARS = """
+import locust, json
+from locust.argument_parser import get_parser
+
+parser = get_parser()
+print(json.dumps(sorted({a.env_var for a in parser._actions if getattr(a, "env_var", None)})))
+"""
+
+
+def test_the_locust_variables_are_locust_options(compose: dict[str, Any]) -> None:
+    if importlib.util.find_spec("locust") is None:
+        pytest.skip("locust is not installed (pip install '.[load]')")
+    result = subprocess.run(
+        [sys.executable, "-c", LOCUST_ENV_VARS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    known = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    for name in ("locust", "locust-worker"):
+        for variable in environment(service(compose, name)):
+            if variable.startswith("LOCUST_"):
+                assert variable in known, f"{name}: {variable} is not an option locust reads"
 
 
 # Dockerfile --------------------------------------------------------------------------------------
@@ -289,7 +346,7 @@ def test_dockerfile_builds_the_project_with_pip() -> None:
 
 def test_compose_build_targets_exist(compose: dict[str, Any]) -> None:
     names = {line.split()[-1] for line, _ in dockerfile_stages() if " AS " in line.upper()}
-    for name in ("mock_ibps", "gateway", "locust"):
+    for name in ("mock_ibps", "gateway", "locust", "locust-worker"):
         build = service(compose, name).get("build")
         assert isinstance(build, dict), f"{name} builds from the Dockerfile"
         assert build.get("target") in names, f"{name}: no stage {build.get('target')}"
