@@ -1,4 +1,14 @@
-"""HTTP routes: parse, call one use case, serialise. Errors travel up as the error tree."""
+"""HTTP routes: parse, call one use case, serialise. Errors travel up as the error tree.
+
+``POST /ibps/v1/transfers/batch`` takes ``{"items": [...]}``, 1 to 1000 items of different
+payments, each ``{"op": "prepare", <the prepare body>}``, ``{"op": "commit", "payment_id": ...}``
+or ``{"op": "abort", "payment_id": ...}``. It applies them in order in one transaction and
+answers 200 ``{"results": [{"payment_id", "op", "status", "body"}, ...]}`` in item order, where
+``status`` and ``body`` are what the single endpoint would have answered for the item (its JSON,
+or its problem+json and status). Faults are drawn per item as for single calls; an item answered
+503 or 504 has an unknown outcome for the caller, who retries it alone. A 5xx for the whole
+batch means nothing in it was applied.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +18,27 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from mock_ibps.domain import PrepareRequest, Reason, TransferKind
-from mock_ibps.errors import RequestInvalid, Unauthorized
-from mock_ibps.faults import MAGIC_REFUSED_MINOR, Call, FaultInjector, FaultRule, Kind
+from mock_ibps.domain import (
+    AbortRequest,
+    Answer,
+    CommitRequest,
+    PrepareRequest,
+    PrepareResult,
+    Reason,
+    TransferKind,
+    TransferRequest,
+)
+from mock_ibps.errors import IbpsError, RequestInvalid, Unauthorized, error_body
+from mock_ibps.faults import MAGIC_REFUSED_MINOR, BatchCall, Call, FaultInjector, FaultRule, Kind
 from mock_ibps.money import format_amount
 from mock_ibps.schemas import (
     AccountIn,
     AccountOut,
+    BatchIn,
+    BatchOp,
+    BatchOut,
+    BatchResultOut,
+    CommitItemIn,
     FaultIn,
     FaultOut,
     FaultsOut,
@@ -23,6 +47,7 @@ from mock_ibps.schemas import (
     ParticipantIn,
     ParticipantOut,
     PrepareIn,
+    PrepareItemIn,
     PrepareOut,
     ProxyIn,
     ProxyOut,
@@ -108,9 +133,8 @@ async def resolve_proxy(
     return ProxyOut.of(proxy)
 
 
-@router.post("/transfers/prepare")
-async def prepare_transfer(body: PrepareIn, ledger: LedgerDep, faults: FaultsDep) -> PrepareOut:
-    request = PrepareRequest(
+def _prepare_request(body: PrepareIn) -> PrepareRequest:
+    return PrepareRequest(
         payment_id=str(body.payment_id),
         kind=TransferKind(body.kind),
         account_id=body.account_id,
@@ -118,10 +142,54 @@ async def prepare_transfer(body: PrepareIn, ledger: LedgerDep, faults: FaultsDep
         currency=body.currency,
         refusal=Reason.RR04 if body.amount_minor == MAGIC_REFUSED_MINOR else None,
     )
+
+
+@router.post("/transfers/prepare")
+async def prepare_transfer(body: PrepareIn, ledger: LedgerDep, faults: FaultsDep) -> PrepareOut:
+    request = _prepare_request(body)
     result = await faults.run(
         Call.PREPARE, request.payment_id, lambda: ledger.prepare(request), amount_minor=body.amount_minor
     )
     return PrepareOut.of(result)
+
+
+@router.post("/transfers/batch")
+async def transfer_batch(body: BatchIn, ledger: LedgerDep, faults: FaultsDep) -> BatchOut:
+    """Prepares, commits and aborts of up to 1000 payments in one exchange and one transaction.
+
+    Each result carries the status and body the single endpoint would have answered for its item.
+    """
+    requests: list[TransferRequest] = []
+    calls: list[BatchCall] = []
+    for item in body.items:
+        key = str(item.payment_id)
+        if isinstance(item, PrepareItemIn):
+            requests.append(_prepare_request(item))
+            calls.append(BatchCall(Call.PREPARE, key, item.amount_minor))
+        elif isinstance(item, CommitItemIn):
+            requests.append(CommitRequest(key))
+            calls.append(BatchCall(Call.COMMIT, key))
+        else:
+            requests.append(AbortRequest(key))
+            calls.append(BatchCall(Call.ABORT, key))
+    answers = await faults.run_batch(
+        calls, lambda delivered: ledger.apply_batch([requests[index] for index in delivered])
+    )
+    return BatchOut(
+        results=[
+            _batch_result(item.op, call.key, answer)
+            for item, call, answer in zip(body.items, calls, answers, strict=True)
+        ]
+    )
+
+
+def _batch_result(op: BatchOp, payment_id: str, answer: Answer) -> BatchResultOut:
+    if isinstance(answer, IbpsError):
+        return BatchResultOut(payment_id=payment_id, op=op, status=answer.status, body=error_body(answer))
+    out = PrepareOut.of(answer) if isinstance(answer, PrepareResult) else TransferOut.of(answer)
+    return BatchResultOut(
+        payment_id=payment_id, op=op, status=status.HTTP_200_OK, body=out.model_dump(mode="json")
+    )
 
 
 @router.post("/transfers/{payment_id}/commit")

@@ -4,11 +4,15 @@
     |- Unauthorized      401 UNAUTHORIZED
     |- RequestInvalid    422 VALIDATION_ERROR (CURRENCY_NOT_SUPPORTED, INVALID_PROXY)
     |- NotFound          404 PARTICIPANT_NOT_FOUND, ACCOUNT_NOT_FOUND, BE23, TRANSFER_NOT_FOUND
-    '- Conflict          409 PARTICIPANT_EXISTS, ACCOUNT_EXISTS, PROXY_ALREADY_REGISTERED,
-                             TRANSFER_MISMATCH, TRANSFER_VOIDED, TRANSFER_POSTED
+    |- Conflict          409 PARTICIPANT_EXISTS, ACCOUNT_EXISTS, PROXY_ALREADY_REGISTERED,
+    |                        TRANSFER_MISMATCH, TRANSFER_VOIDED, TRANSFER_POSTED
+    |- InjectedFault     503 INJECTED_FAULT
+    |- InjectedTimeout   504 INJECTED_TIMEOUT
+    '- TimedOut          504 TIMEOUT (a batch item whose outcome the caller must treat as unknown)
 
 Business refusals of a prepare (AC01, AM04, ALREADY_ABORTED) are outcomes, not errors: they
-answer 200.
+answer 200. A batch answers each item's error as that item's result, with the same body
+(``error_body``) that the single endpoint's response carries.
 """
 
 from __future__ import annotations
@@ -99,6 +103,14 @@ class InjectedTimeout(IbpsError):
     title = "Injected time-out"
 
 
+class TimedOut(IbpsError):
+    """A batch item answered as if its call had timed out: applied or not, the caller cannot know."""
+
+    status = 504
+    code = "TIMEOUT"
+    title = "No answer in time"
+
+
 class ParticipantExists(Conflict):
     code = "PARTICIPANT_EXISTS"
     title = "Participant exists with different fields"
@@ -129,6 +141,22 @@ class TransferPosted(Conflict):
     title = "Transfer is posted"
 
 
+def problem_body(*, status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": PROBLEM_TYPE_PREFIX + code.lower().replace("_", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+
+
+def error_body(exc: IbpsError) -> dict[str, Any]:
+    """The problem+json body of an error; the batch endpoint answers it per item."""
+    return problem_body(status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, **exc.ids)
+
+
 def problem(
     *,
     status: int,
@@ -138,14 +166,7 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_PREFIX + code.lower().replace("_", "-"),
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **extra,
-    }
+    body = problem_body(status=status, code=code, title=title, detail=detail, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -153,15 +174,7 @@ async def _on_ibps_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, IbpsError):  # registered for this class only
         raise exc
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    extra = dict(exc.ids)
-    return problem(
-        status=exc.status,
-        code=exc.code,
-        title=exc.title,
-        detail=exc.detail,
-        headers=headers,
-        **extra,
-    )
+    return JSONResponse(error_body(exc), status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,10 @@ Kinds:
     duplicate   deliver the call twice (the second delivery's answer is returned)
     latency     add `latency_ms` before the call; combines with the others
 
+In a batch (``run_batch``) each item draws its fault as a single call would and counts as one
+attempt for its key, but nothing hangs: an item that would time out, or whose reply would be lost,
+answers 504 TIMEOUT at once, and the batch waits once for the largest latency of its items.
+
 Magic values work without any rule, for any bank (the first attempt only, except refusals, so
 retries and recovery converge):
     lookup of +86 139 0000 0408          the look-up times out, every time
@@ -27,14 +31,15 @@ import asyncio
 import hashlib
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from mock_ibps.errors import InjectedFault, InjectedTimeout
+from mock_ibps.errors import IbpsError, InjectedFault, InjectedTimeout, TimedOut
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 MAX_RULES = 100
 MAX_TRACKED_KEYS = 200_000
@@ -92,6 +97,15 @@ class FaultRule:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCall:
+    """One item of a batch, as the single call it stands for."""
+
+    call: Call
+    key: str
+    amount_minor: int | None = None
 
 
 class FaultInjector:
@@ -173,6 +187,43 @@ class FaultInjector:
         elif kind is Kind.LOST_REPLY:
             await asyncio.sleep(hang_ms / 1000)
         return result
+
+    async def run_batch(
+        self,
+        calls: Sequence[BatchCall],
+        action: Callable[[list[int]], Awaitable[Sequence[R]]],
+    ) -> list[R | IbpsError]:
+        """Run a batch (one ledger transaction) with whatever fault each item's attempt draws.
+
+        ``action`` gets the indexes of the items that reach the ledger, in order, a duplicated
+        item twice in a row, and answers each; an item's last answer is its result. An error
+        answers 503 and a time-out 504 without applying the item; a lost reply applies it and
+        answers 504 too, so the caller cannot tell the two apart, as with a single call.
+        """
+        decisions = [self.decide(c.call, c.key, amount_minor=c.amount_minor) for c in calls]
+        latency_ms = max((latency for _, latency, _ in decisions), default=0)
+        if latency_ms:
+            await asyncio.sleep(latency_ms / 1000)
+        delivered: list[int] = []
+        for index, (kind, _, _) in enumerate(decisions):
+            if kind is Kind.ERROR or kind is Kind.TIMEOUT:
+                continue
+            delivered += [index, index] if kind is Kind.DUPLICATE else [index]
+        answers = await action(delivered) if delivered else []
+        if len(answers) != len(delivered):
+            raise RuntimeError(f"{len(answers)} answers for {len(delivered)} delivered items")
+        last = dict(zip(delivered, answers, strict=True))
+        results: list[R | IbpsError] = []
+        for index, (call, (kind, _, _)) in enumerate(zip(calls, decisions, strict=True)):
+            if kind is Kind.ERROR:
+                results.append(InjectedFault(f"injected error on {call.call.value}", key=call.key))
+            elif kind is Kind.TIMEOUT or kind is Kind.LOST_REPLY:
+                results.append(
+                    TimedOut(f"no answer to {call.call.value}; its outcome is unknown", key=call.key)
+                )
+            else:
+                results.append(last[index])
+        return results
 
 
 def _magic(call: Call, key: str, amount_minor: int | None, attempt: int) -> Kind | None:

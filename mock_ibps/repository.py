@@ -7,18 +7,19 @@ duplicates find each other's row instead of applying twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Column, Row, Table, select, update
+from sqlalchemy import Column, Row, Select, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mock_ibps.domain import Account as AccountRecord
 from mock_ibps.domain import (
     AccountKind,
+    NewTransfer,
     Participant,
     Proxy,
     Transfer,
@@ -29,6 +30,19 @@ from mock_ibps.domain import (
 from mock_ibps.models import accounts, participants, proxies, transfers
 
 
+def _insert_skipping(
+    conn: AsyncConnection, table: Table, *, conflict_on: Sequence[str]
+) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect.
+
+    On PostgreSQL a conflicting insert waits for the other transaction, so the loser then sees the
+    winner's committed row; SQLite's single writer gives the same order.
+    """
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict_on))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict_on))
+
+
 async def _insert_or_skip(
     conn: AsyncConnection,
     table: Table,
@@ -37,18 +51,8 @@ async def _insert_or_skip(
     conflict_on: Sequence[str],
     returning: Sequence[Column[Any]],
 ) -> Row[Any] | None:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the row if this call inserted it, else None.
-
-    On PostgreSQL a conflicting insert waits for the other transaction, so the loser then sees the
-    winner's committed row; SQLite's single writer gives the same order.
-    """
-    stmt: postgresql.Insert | sqlite.Insert
-    if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(table).values(dict(values))
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict_on))
-    else:
-        stmt = sqlite.insert(table).values(dict(values))
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict_on))
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the row if this call inserted it, else None."""
+    stmt = _insert_skipping(conn, table, conflict_on=conflict_on).values(dict(values))
     result = await conn.execute(stmt.returning(*returning))
     return result.first()
 
@@ -110,25 +114,18 @@ async def insert_customer_account(
     return row is not None
 
 
-async def get_customer_account(conn: AsyncConnection, account_id: str) -> AccountRecord | None:
-    """The account if it exists and belongs to a bank; the scheme's own accounts stay hidden."""
-    row = (
-        await conn.execute(
-            select(
-                accounts.c.account_id,
-                accounts.c.participant_id,
-                accounts.c.holder_name,
-                accounts.c.currency,
-                accounts.c.balance_minor,
-                accounts.c.held_minor,
-            ).where(
-                accounts.c.account_id == account_id,
-                accounts.c.kind == AccountKind.CUSTOMER.value,
-            )
-        )
-    ).first()
-    if row is None:
-        return None
+def _select_customer_accounts() -> Select[Any]:
+    return select(
+        accounts.c.account_id,
+        accounts.c.participant_id,
+        accounts.c.holder_name,
+        accounts.c.currency,
+        accounts.c.balance_minor,
+        accounts.c.held_minor,
+    ).where(accounts.c.kind == AccountKind.CUSTOMER.value)
+
+
+def _account(row: Row[Any]) -> AccountRecord:
     return AccountRecord(
         account_id=row.account_id,
         participant_id=row.participant_id,
@@ -137,6 +134,33 @@ async def get_customer_account(conn: AsyncConnection, account_id: str) -> Accoun
         balance_minor=row.balance_minor,
         held_minor=row.held_minor,
     )
+
+
+async def get_customer_account(conn: AsyncConnection, account_id: str) -> AccountRecord | None:
+    """The account if it exists and belongs to a bank; the scheme's own accounts stay hidden."""
+    row = (await conn.execute(_select_customer_accounts().where(accounts.c.account_id == account_id))).first()
+    return None if row is None else _account(row)
+
+
+async def get_customer_accounts(
+    conn: AsyncConnection, account_ids: Collection[str], *, for_update: bool = False
+) -> dict[str, AccountRecord]:
+    """Customer accounts by id, in one statement.
+
+    ``for_update`` locks them in account id order, so that batches locking several accounts never
+    deadlock. The lock is FOR NO KEY UPDATE, the one an UPDATE of the balance takes: FOR UPDATE
+    would also wait for the key-share locks that inserting a transfer takes on its accounts
+    (foreign keys), and two batches inserting transfers of one account would deadlock.
+    SQLAlchemy renders no lock on SQLite, whose writer already holds the database
+    (``BEGIN IMMEDIATE``).
+    """
+    if not account_ids:
+        return {}
+    stmt = _select_customer_accounts().where(accounts.c.account_id.in_(sorted(account_ids)))
+    stmt = stmt.order_by(accounts.c.account_id)
+    if for_update:
+        stmt = stmt.with_for_update(key_share=True)
+    return {row.account_id: _account(row) for row in await conn.execute(stmt)}
 
 
 async def account_kind(conn: AsyncConnection, account_id: str) -> AccountKind | None:
@@ -154,40 +178,26 @@ async def opening_amount(conn: AsyncConnection, account_id: str) -> int:
     return int(amount or 0)
 
 
-async def hold_funds(conn: AsyncConnection, *, account_id: str, amount_minor: int) -> bool:
-    """Hold only if the available balance covers it; one conditional update, so no lost update."""
-    result = await conn.execute(
+async def set_funds(conn: AsyncConnection, changed: Collection[AccountRecord]) -> None:
+    """Write balances and holds the caller computed under the accounts' locks (one executemany)."""
+    if not changed:
+        return
+    stmt = (
         update(accounts)
-        .where(
-            accounts.c.account_id == account_id,
-            accounts.c.balance_minor - accounts.c.held_minor >= amount_minor,
-        )
-        .values(held_minor=accounts.c.held_minor + amount_minor)
+        .where(accounts.c.account_id == bindparam("b_account_id"))
+        .values(balance_minor=bindparam("b_balance_minor"), held_minor=bindparam("b_held_minor"))
     )
-    return result.rowcount == 1
-
-
-async def release_hold(conn: AsyncConnection, *, account_id: str, amount_minor: int) -> None:
     await conn.execute(
-        update(accounts)
-        .where(accounts.c.account_id == account_id)
-        .values(held_minor=accounts.c.held_minor - amount_minor)
+        stmt,
+        [
+            {
+                "b_account_id": account.account_id,
+                "b_balance_minor": account.balance_minor,
+                "b_held_minor": account.held_minor,
+            }
+            for account in sorted(changed, key=lambda account: account.account_id)
+        ],
     )
-
-
-async def post_to_customer(
-    conn: AsyncConnection, *, kind: TransferKind, account_id: str, amount_minor: int
-) -> None:
-    """Move the customer's cached balance; a debit also consumes the hold it made at prepare."""
-    stmt = update(accounts).where(accounts.c.account_id == account_id)
-    if kind is TransferKind.DEBIT:
-        stmt = stmt.values(
-            balance_minor=accounts.c.balance_minor - amount_minor,
-            held_minor=accounts.c.held_minor - amount_minor,
-        )
-    else:
-        stmt = stmt.values(balance_minor=accounts.c.balance_minor + amount_minor)
-    await conn.execute(stmt)
 
 
 # proxies
@@ -302,30 +312,76 @@ async def get_transfer(conn: AsyncConnection, payment_id: str) -> Transfer | Non
     return None if row is None else _transfer(row)
 
 
+async def insert_transfers(
+    conn: AsyncConnection, new: Collection[NewTransfer], *, now: datetime
+) -> dict[str, Transfer]:
+    """Record payment transfers in one multi-row insert; the inserted ones, by payment id.
+
+    A payment id already recorded is skipped, as in ``insert_transfer``. Rows go in payment id
+    order, so two batches racing on the same ids wait for each other rather than deadlock.
+    """
+    if not new:
+        return {}
+    rows = [
+        {
+            "transfer_id": str(uuid4()),
+            "payment_id": transfer.payment_id,
+            "kind": None if transfer.kind is None else transfer.kind.value,
+            "account_id": transfer.account_id,
+            "debit_account_id": transfer.debit_account_id,
+            "credit_account_id": transfer.credit_account_id,
+            "currency": transfer.currency,
+            "amount_minor": transfer.amount_minor,
+            "status": transfer.status.value,
+            "reason_code": transfer.reason_code,
+            "created_at": now,
+            "resolved_at": None if transfer.status is TransferStatus.PENDING else now,
+        }
+        for transfer in sorted(new, key=lambda transfer: transfer.payment_id)
+    ]
+    stmt = _insert_skipping(conn, transfers, conflict_on=["payment_id"]).returning(*transfers.c)
+    inserted = [_transfer(row) for row in await conn.execute(stmt, rows)]
+    return {transfer.payment_id: transfer for transfer in inserted if transfer.payment_id is not None}
+
+
+async def get_transfers(
+    conn: AsyncConnection, payment_ids: Collection[str], *, for_update: bool = False
+) -> dict[str, Transfer]:
+    """Transfers by payment id, in one statement; ``for_update`` locks them in payment id order."""
+    if not payment_ids:
+        return {}
+    stmt = (
+        select(transfers)
+        .where(transfers.c.payment_id.in_(sorted(payment_ids)))
+        .order_by(transfers.c.payment_id)
+    )
+    if for_update:
+        stmt = stmt.with_for_update(key_share=True)
+    found = [_transfer(row) for row in await conn.execute(stmt)]
+    return {transfer.payment_id: transfer for transfer in found if transfer.payment_id is not None}
+
+
 async def resolve_pending(
     conn: AsyncConnection,
     *,
-    payment_id: str,
+    payment_ids: Collection[str],
     status: TransferStatus,
+    reason_code: str | None,
     now: datetime,
-    reason_code: str | None = None,
-) -> Transfer | None:
-    """Compare-and-set PENDING -> ``status``; None if the transfer was not pending or is unknown."""
-    values: dict[str, Any] = {"status": status.value, "resolved_at": now}
-    if reason_code is not None:
-        values["reason_code"] = reason_code
-    row = (
-        await conn.execute(
-            update(transfers)
-            .where(
-                transfers.c.payment_id == payment_id,
-                transfers.c.status == TransferStatus.PENDING.value,
-            )
-            .values(values)
-            .returning(*transfers.c)
+) -> int:
+    """Compare-and-set PENDING -> ``status`` for these payments; how many were pending."""
+    if not payment_ids:
+        return 0
+    result = await conn.execute(
+        update(transfers)
+        .where(
+            transfers.c.payment_id.in_(sorted(payment_ids)),
+            transfers.c.status == TransferStatus.PENDING.value,
         )
-    ).first()
-    return None if row is None else _transfer(row)
+        .values(status=status.value, resolved_at=now, reason_code=reason_code)
+        .returning(transfers.c.payment_id)
+    )
+    return len(result.all())
 
 
 async def list_payment_transfers(conn: AsyncConnection, *, after_seq: int, limit: int) -> list[Transfer]:

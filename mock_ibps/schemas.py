@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from mock_ibps.domain import Account, PrepareResult, Proxy, Transfer
+from mock_ibps.domain import MAX_BATCH_ITEMS, Account, PrepareResult, Proxy, Transfer
 from mock_ibps.money import CURRENCY, AmountError, format_amount, parse_amount
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
@@ -152,6 +152,50 @@ class PrepareIn(Request):
     currency: Currency
 
 
+BatchOp = Literal["prepare", "commit", "abort"]
+
+
+class PrepareItemIn(PrepareIn):
+    op: Literal["prepare"]
+
+
+class CommitItemIn(Request):
+    op: Literal["commit"]
+    payment_id: UUID
+
+
+class AbortItemIn(Request):
+    op: Literal["abort"]
+    payment_id: UUID
+
+
+def _payment_ids_once(
+    items: list[PrepareItemIn | CommitItemIn | AbortItemIn],
+) -> list[PrepareItemIn | CommitItemIn | AbortItemIn]:
+    """One item per payment: two in one batch would make the answers depend on their order."""
+    seen: set[UUID] = set()
+    for item in items:
+        if item.payment_id in seen:
+            raise PydanticCustomError(
+                "duplicate_payment_id",
+                "payment_id {payment_id} appears more than once in the batch",
+                {"payment_id": str(item.payment_id)},
+            )
+        seen.add(item.payment_id)
+    return items
+
+
+BatchItemIn = Annotated[PrepareItemIn | CommitItemIn | AbortItemIn, Field(discriminator="op")]
+
+
+class BatchIn(Request):
+    """Prepares, commits and aborts of different payments, applied in order in one transaction."""
+
+    items: Annotated[
+        list[BatchItemIn], Field(min_length=1, max_length=MAX_BATCH_ITEMS), AfterValidator(_payment_ids_once)
+    ]
+
+
 class TransferOut(BaseModel):
     seq: int
     payment_id: str | None
@@ -198,6 +242,20 @@ class PrepareOut(BaseModel):
             reason=result.reason,
             transfer=TransferOut.of(result.transfer),
         )
+
+
+class BatchResultOut(BaseModel):
+    """What the single endpoint would have answered for one item: its HTTP status and JSON body."""
+
+    payment_id: str
+    op: BatchOp
+    status: int
+    body: dict[str, Any]
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResultOut]
+    """One per item, in the order of the items."""
 
 
 class TransferPageOut(BaseModel):

@@ -1,16 +1,29 @@
-"""The IBPS use cases. Each opens one short transaction and is the only place that commits it."""
+"""The IBPS use cases. Each opens one short transaction and is the only place that commits it.
+
+Prepare, commit and abort have one implementation, ``IbpsLedger.apply_batch``: the batch endpoint
+(``POST /ibps/v1/transfers/batch``) calls it with many requests, the single endpoints with one.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mock_ibps import repository as repo
 from mock_ibps.db import READ_ONLY
 from mock_ibps.domain import (
+    MAX_BATCH_REQUESTS,
+    AbortRequest,
     Account,
-    Outcome,
+    Answer,
+    CommitRequest,
+    LedgerStateError,
+    NewTransfer,
     Participant,
     PrepareRequest,
     PrepareResult,
@@ -18,30 +31,29 @@ from mock_ibps.domain import (
     Reason,
     Transfer,
     TransferKind,
+    TransferRequest,
     TransferStatus,
+    accounts_to_lock,
+    first_writers,
     now_utc,
-    refused,
-    replay_prepare,
+    plan_batch,
 )
 from mock_ibps.errors import (
     AccountExists,
     AccountNotFound,
+    IbpsError,
     ParticipantExists,
     ParticipantNotFound,
     ProxyAlreadyRegistered,
     ProxyNotFound,
     TransferNotFound,
-    TransferPosted,
-    TransferVoided,
 )
 from mock_ibps.invariants import LedgerCheck, check_ledger
 from mock_ibps.models import FUNDING_ACCOUNT_ID, LINK_ACCOUNT_ID
 
 PROXY_TYPE_MOBILE = "MOBILE"
 
-
-class LedgerStateError(RuntimeError):
-    """The database holds something the ledger's own writes never produce."""
+AnswerT = TypeVar("AnswerT", PrepareResult, Transfer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,109 +188,56 @@ class IbpsLedger:
         Only the transaction whose insert wins the payment id holds funds, so racing duplicates hold
         once; a refusal is stored as a voided transfer so that repeats refuse alike.
         """
-        now = now_utc()
-        async with self._engine.begin() as conn:
-            account = await repo.get_customer_account(conn, request.account_id)
-            reason: str | None = request.refusal
-            if reason is None and account is None:
-                reason = Reason.AC01
-            elif reason is None and account is not None and account.currency != request.currency:
-                reason = Reason.AM03
-            customer = None if account is None else account.account_id
-            debit, credit = (
-                (customer, LINK_ACCOUNT_ID)
-                if request.kind is TransferKind.DEBIT
-                else (LINK_ACCOUNT_ID, customer)
-            )
-            inserted = await repo.insert_transfer(
-                conn,
-                payment_id=request.payment_id,
-                kind=request.kind,
-                account_id=request.account_id,
-                debit_account_id=debit if customer else None,
-                credit_account_id=credit if customer else None,
-                currency=request.currency,
-                amount_minor=request.amount_minor,
-                status=TransferStatus.PENDING if reason is None else TransferStatus.VOIDED,
-                reason_code=reason,
-                now=now,
-            )
-            if inserted is None:
-                existing = await repo.get_transfer(conn, request.payment_id)
-                if existing is None:
-                    raise LedgerStateError(f"payment {request.payment_id} conflicted but is absent")
-                return replay_prepare(existing, request)
-            if inserted.status is TransferStatus.VOIDED:
-                return refused(inserted)
-            if request.kind is TransferKind.DEBIT and not await repo.hold_funds(
-                conn, account_id=request.account_id, amount_minor=request.amount_minor
-            ):
-                voided = await repo.resolve_pending(
-                    conn,
-                    payment_id=request.payment_id,
-                    status=TransferStatus.VOIDED,
-                    now=now,
-                    reason_code=Reason.AM04,
-                )
-                if voided is None:
-                    raise LedgerStateError(f"payment {request.payment_id} left pending")
-                return refused(voided)
-            return PrepareResult(Outcome.PREPARED, None, inserted)
+        return _only(await self.apply_batch([request]), PrepareResult)
 
     async def commit(self, *, payment_id: str) -> Transfer:
         """Post the pending transfer; posting again answers the posted transfer."""
-        async with self._engine.begin() as conn:
-            posted = await repo.resolve_pending(
-                conn, payment_id=payment_id, status=TransferStatus.POSTED, now=now_utc()
-            )
-            if posted is not None:
-                kind, account_id, amount_minor = _movement(posted)
-                await repo.post_to_customer(conn, kind=kind, account_id=account_id, amount_minor=amount_minor)
-                return posted
-            existing = await repo.get_transfer(conn, payment_id)
-        if existing is None:
-            raise TransferNotFound("no transfer for this payment", payment_id=payment_id)
-        if existing.status is TransferStatus.VOIDED:
-            raise TransferVoided("transfer is voided; it cannot be posted", payment_id=payment_id)
-        return existing
+        return _only(await self.apply_batch([CommitRequest(payment_id)]), Transfer)
 
     async def abort(self, *, payment_id: str) -> Transfer:
-        """Void the pending transfer, or leave a tombstone so that a late prepare is refused.
+        """Void the pending transfer, or leave a tombstone so that a late prepare is refused."""
+        return _only(await self.apply_batch([AbortRequest(payment_id)]), Transfer)
 
-        The tombstone insert comes first: if it loses, the payment's row exists and has committed,
-        so the compare-and-set below sees it whatever the isolation level.
+    async def apply_batch(self, requests: Sequence[TransferRequest]) -> list[Answer]:
+        """Apply prepares, commits and aborts in order in one transaction; one answer per request.
+
+        The statements are set-based, so their number does not grow with the batch. Locks are
+        taken in one order everywhere (payment ids being recorded, then recorded transfers, then
+        accounts, each sorted by id), which is also the order of a single call, so concurrent
+        batches and single calls wait for each other and never deadlock:
+
+        1. read the customer accounts the prepares name (an account's currency never changes);
+        2. insert every unknown payment's first prepare or abort-tombstone, skipping recorded
+           ids: the unique payment id decides which racing duplicate applies;
+        3. read and lock the batch's other transfers;
+        4. read and lock the accounts whose funds may change, then decide everything in Python
+           (``plan_batch``) and write the resolved transfers and the new balances and holds.
+
+        A refusal (404, 409) is an answer and the rest of the batch applies; anything unexpected
+        rolls the whole batch back.
         """
+        if len(requests) > MAX_BATCH_REQUESTS:
+            raise ValueError(f"at most {MAX_BATCH_REQUESTS} requests in a batch")
+        if not requests:
+            return []
         now = now_utc()
+        writers = first_writers(requests)
         async with self._engine.begin() as conn:
-            tombstone = await repo.insert_transfer(
-                conn,
-                payment_id=payment_id,
-                kind=None,
-                account_id=None,
-                debit_account_id=None,
-                credit_account_id=None,
-                currency=None,
-                amount_minor=None,
-                status=TransferStatus.VOIDED,
-                reason_code=Reason.ALREADY_ABORTED,
-                now=now,
-            )
-            if tombstone is not None:
-                return tombstone
-            voided = await repo.resolve_pending(
-                conn, payment_id=payment_id, status=TransferStatus.VOIDED, now=now
-            )
-            if voided is not None:
-                kind, account_id, amount_minor = _movement(voided)
-                if kind is TransferKind.DEBIT:
-                    await repo.release_hold(conn, account_id=account_id, amount_minor=amount_minor)
-                return voided
-            existing = await repo.get_transfer(conn, payment_id)
-        if existing is None:
-            raise LedgerStateError(f"payment {payment_id} conflicted but is absent")
-        if existing.status is TransferStatus.POSTED:
-            raise TransferPosted("transfer is posted; it cannot be voided", payment_id=payment_id)
-        return existing
+            named = {w.account_id for w in writers.values() if isinstance(w, PrepareRequest)}
+            known = await repo.get_customer_accounts(conn, named)
+            new = [
+                _recording(w, known.get(w.account_id) if isinstance(w, PrepareRequest) else None)
+                for w in writers.values()
+            ]
+            inserted = await repo.insert_transfers(conn, new, now=now)
+            others = {request.payment_id for request in requests} - inserted.keys()
+            recorded = await repo.get_transfers(conn, others, for_update=True)
+            lock = accounts_to_lock(requests, [*inserted.values(), *recorded.values()])
+            locked = await repo.get_customer_accounts(conn, lock, for_update=True)
+            plan = plan_batch(requests, recorded=recorded, inserted=inserted, accounts=locked, now=now)
+            await _write_resolutions(conn, plan.resolved.values(), now=now)
+            await repo.set_funds(conn, plan.accounts.values())
+        return plan.answers
 
     async def get_transfer(self, *, payment_id: str) -> Transfer:
         async with self._reader.begin() as conn:
@@ -300,9 +259,70 @@ class IbpsLedger:
             return await check_ledger(conn)
 
 
-def _movement(transfer: Transfer) -> tuple[TransferKind, str, int]:
-    """The kind, customer account and amount of a live transfer, which always has all three."""
-    kind, account_id, amount_minor = transfer.kind, transfer.account_id, transfer.amount_minor
-    if kind is None or account_id is None or amount_minor is None:
-        raise LedgerStateError(f"transfer seq {transfer.seq} is live but incomplete")
-    return kind, account_id, amount_minor
+def _only(answers: list[Answer], expected: type[AnswerT]) -> AnswerT:
+    """The answer of a batch of one, raising its refusal as the single endpoints do."""
+    (answer,) = answers
+    if isinstance(answer, IbpsError):
+        raise answer
+    if not isinstance(answer, expected):
+        raise LedgerStateError(f"expected a {expected.__name__}, the ledger answered {answer!r}")
+    return answer
+
+
+def _recording(request: PrepareRequest | AbortRequest, account: Account | None) -> NewTransfer:
+    """The row a prepare (pending, or voided when refused up front) or an abort's tombstone inserts.
+
+    ``account`` is the customer account the prepare names, None if there is none. A debit's
+    funds are decided later, under the account's lock (AM04).
+    """
+    if isinstance(request, AbortRequest):
+        return NewTransfer(
+            payment_id=request.payment_id,
+            kind=None,
+            account_id=None,
+            debit_account_id=None,
+            credit_account_id=None,
+            currency=None,
+            amount_minor=None,
+            status=TransferStatus.VOIDED,
+            reason_code=Reason.ALREADY_ABORTED,
+        )
+    reason: str | None = request.refusal
+    if reason is None and account is None:
+        reason = Reason.AC01
+    elif reason is None and account is not None and account.currency != request.currency:
+        reason = Reason.AM03
+    customer = None if account is None else account.account_id
+    debit, credit = (
+        (customer, LINK_ACCOUNT_ID) if request.kind is TransferKind.DEBIT else (LINK_ACCOUNT_ID, customer)
+    )
+    return NewTransfer(
+        payment_id=request.payment_id,
+        kind=request.kind,
+        account_id=request.account_id,
+        debit_account_id=debit if customer else None,
+        credit_account_id=credit if customer else None,
+        currency=request.currency,
+        amount_minor=request.amount_minor,
+        status=TransferStatus.PENDING if reason is None else TransferStatus.VOIDED,
+        reason_code=reason,
+    )
+
+
+async def _write_resolutions(conn: AsyncConnection, resolved: Iterable[Transfer], *, now: datetime) -> None:
+    """One compare-and-set update per (status, reason) that the batch resolved pending transfers to.
+
+    The rows are locked, so every one must still be pending; if not, the plan was made on a
+    wrong picture of the ledger and the whole batch must roll back.
+    """
+    groups: defaultdict[tuple[TransferStatus, str | None], list[str]] = defaultdict(list)
+    for transfer in resolved:
+        if transfer.payment_id is None:
+            raise LedgerStateError(f"transfer seq {transfer.seq} has no payment id")
+        groups[(transfer.status, transfer.reason_code)].append(transfer.payment_id)
+    for (status, reason_code), payment_ids in groups.items():
+        updated = await repo.resolve_pending(
+            conn, payment_ids=payment_ids, status=status, reason_code=reason_code, now=now
+        )
+        if updated != len(payment_ids):
+            raise LedgerStateError(f"{len(payment_ids) - updated} locked transfers were no longer pending")

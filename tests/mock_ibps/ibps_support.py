@@ -89,6 +89,45 @@ class Bank:
     async def abort(self, payment_id: str) -> httpx.Response:
         return await self.http.post(f"/ibps/v1/transfers/{payment_id}/abort")
 
+    async def batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """POST the items as one batch; the results, checked to answer each item in order."""
+        response = await self.http.post("/ibps/v1/transfers/batch", json={"items": items})
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        assert [(r["op"], r["payment_id"]) for r in results] == [
+            (item["op"], item["payment_id"].lower()) for item in items
+        ]
+        return results
+
+    async def single(self, item: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The same item as a single call: (status, body), to compare with a batch result."""
+        if item["op"] == "prepare":
+            body = {key: value for key, value in item.items() if key != "op"}
+            response = await self.http.post("/ibps/v1/transfers/prepare", json=body)
+        else:
+            response = await self.http.post(f"/ibps/v1/transfers/{item['payment_id']}/{item['op']}")
+        answer: dict[str, Any] = response.json()
+        return response.status_code, answer
+
+
+def prepare_item(payment_id: str, kind: str, account_id: str, amount: str) -> dict[str, Any]:
+    return {
+        "op": "prepare",
+        "payment_id": payment_id,
+        "kind": kind,
+        "account_id": account_id,
+        "amount": amount,
+        "currency": "CNY",
+    }
+
+
+def commit_item(payment_id: str) -> dict[str, Any]:
+    return {"op": "commit", "payment_id": payment_id}
+
+
+def abort_item(payment_id: str) -> dict[str, Any]:
+    return {"op": "abort", "payment_id": payment_id}
+
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
