@@ -94,10 +94,12 @@ class Settings(BaseSettings):
         "exchange per phase). Batches form only from payments that arrive while others are settling.",
     )
     batch_max_inflight: int = Field(
-        default=4,
+        default=1,
         ge=1,
         le=64,
-        description="Batches one worker settles at the same time; newcomers wait for a free slot.",
+        description="Batches one worker settles at the same time; newcomers wait for a free slot. "
+        "One gives the largest batches and, measured, the most payments per second; a batch whose "
+        "items wait out IBPS retries gives up its slot, so it never holds up the payments behind it.",
     )
     recovery_enabled: bool = True
     crash_at: str | None = Field(

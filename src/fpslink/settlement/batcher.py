@@ -19,6 +19,21 @@ log = logging.getLogger("fpslink.batcher")
 
 T = TypeVar("T")
 
+_DETACH: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "batch_detach", default=None
+)
+
+
+def detach() -> None:
+    """Give up the running batch's slot: what is left of it is slow (repeats, retries, back-off).
+
+    The batch goes on, outside the count of `max_inflight`, so that one payment waiting out IBPS
+    time-outs never holds up the payments behind it. Outside a batch this does nothing.
+    """
+    release = _DETACH.get()
+    if release is not None:
+        release()
+
 
 def _retrieve(future: asyncio.Future[None]) -> None:
     """Mark a failure as seen even when its requester has stopped waiting (no asyncio warning)."""
@@ -39,6 +54,9 @@ class Batcher(Generic[T]):
         self.max_inflight = max_inflight
         self._queue: list[tuple[T, asyncio.Future[None]]] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        """Batches holding a slot."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Every running batch, detached ones included."""
         self._kick_scheduled = False
         self._closed = False
         self.batches = 0
@@ -73,15 +91,24 @@ class Batcher(Generic[T]):
             # a fresh context: the batch must not inherit one request's deadline or log fields
             task = loop.create_task(self._one(batch), context=contextvars.Context())
             self._inflight.add(task)
+            self._tasks.add(task)
             task.add_done_callback(self._done)
 
+    def _release(self, task: asyncio.Task[None]) -> None:
+        if task in self._inflight:
+            self._inflight.discard(task)
+            if self._queue and not self._kick_scheduled:
+                self._kick_scheduled = True
+                asyncio.get_running_loop().call_soon(self._kick)
+
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        if self._queue and not self._kick_scheduled:
-            self._kick_scheduled = True
-            asyncio.get_running_loop().call_soon(self._kick)
+        self._tasks.discard(task)
+        self._release(task)
 
     async def _one(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # this task runs in a context of its own: the setting stays here
+            _DETACH.set(lambda: self._release(task))
         self.batches += 1
         self.items += len(batch)
         try:
@@ -114,8 +141,8 @@ class Batcher(Generic[T]):
         for _, future in self._queue:
             future.cancel()
         self._queue.clear()
-        if self._inflight:
-            _, pending = await asyncio.wait(set(self._inflight), timeout=grace_s)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
             for task in pending:
                 task.cancel()
             if pending:

@@ -29,6 +29,7 @@ from fpslink.limits.policy import Direction, Period
 from fpslink.money import Currency, from_minor
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.repository import PaymentRow
+from fpslink.settlement import batcher
 from fpslink.settlement.states import FINAL, State
 from fpslink.webhooks import outbox as webhook_outbox
 
@@ -153,6 +154,8 @@ async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort 
             verdicts[i] = _refused(answer.refusal())
         else:
             verdicts[i] = _verdict(gw.ibps.prepare_outcome(answer.body))
+    if alone:
+        batcher.detach()
     repeated = await asyncio.gather(*(_prepare_alone(gw, batch[i], legs[i]) for i in alone))
     for i, verdict in zip(alone, repeated, strict=True):
         verdicts[i] = verdict
@@ -279,6 +282,8 @@ async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
             alone.append(tracked)
         elif answer.status >= 400:
             failures[tracked.payment_id] = str(answer.refusal())
+    if alone:
+        batcher.detach()
     repeated = await asyncio.gather(*(_finish_alone(gw, t) for t in alone))
     for tracked, failure in zip(alone, repeated, strict=True):
         if failure is not None:
