@@ -76,6 +76,14 @@ async def release(
 UsageKey = tuple[str, str, str, str]
 """(account_id, direction, period, period_key): one row of limit usage."""
 
+_ROW_BY_KEY = (
+    limit_usage.c.account_id == bindparam("k_account"),
+    limit_usage.c.direction == bindparam("k_direction"),
+    limit_usage.c.period == bindparam("k_period"),
+    limit_usage.c.period_key == bindparam("k_key"),
+)
+"""The usage row of one executemany parameter set (k_account, k_direction, k_period, k_key)."""
+
 
 async def lock_usage(
     conn: AsyncConnection, wanted: dict[UsageKey, tuple[str, int | None]]
@@ -119,12 +127,7 @@ async def write_usage(conn: AsyncConnection, usage: dict[UsageKey, tuple[int, in
     if usage:
         await conn.execute(
             update(limit_usage)
-            .where(
-                limit_usage.c.account_id == bindparam("k_account"),
-                limit_usage.c.direction == bindparam("k_direction"),
-                limit_usage.c.period == bindparam("k_period"),
-                limit_usage.c.period_key == bindparam("k_key"),
-            )
+            .where(*_ROW_BY_KEY)
             .values(used_minor=bindparam("k_used"), cap_minor=bindparam("k_cap")),
             [
                 {
@@ -145,12 +148,7 @@ async def release_many(conn: AsyncConnection, releases: dict[UsageKey, int]) -> 
     if releases:
         await conn.execute(
             update(limit_usage)
-            .where(
-                limit_usage.c.account_id == bindparam("k_account"),
-                limit_usage.c.direction == bindparam("k_direction"),
-                limit_usage.c.period == bindparam("k_period"),
-                limit_usage.c.period_key == bindparam("k_key"),
-            )
+            .where(*_ROW_BY_KEY)
             .values(used_minor=limit_usage.c.used_minor - bindparam("k_amount")),
             [
                 {"k_account": k[0], "k_direction": k[1], "k_period": k[2], "k_key": k[3], "k_amount": amount}

@@ -22,7 +22,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink.context import Gateway
-from fpslink.ibps_client import BatchAnswer, BatchOp, IbpsError, IbpsRefused, IbpsUnavailable, TransferKind
+from fpslink.ibps_client import (
+    BatchAnswer,
+    BatchOp,
+    IbpsError,
+    IbpsRefused,
+    IbpsUnavailable,
+    PrepareOutcome,
+    TransferKind,
+)
 from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
 from fpslink.limits.policy import Direction, Period
@@ -181,7 +189,7 @@ def _refused(exc: IbpsRefused) -> Abort:
     return Abort(exc.code, f"IBPS refused the prepare: {exc.detail}")
 
 
-def _verdict(outcome: Any) -> Abort | None:
+def _verdict(outcome: PrepareOutcome) -> Abort | None:
     if outcome.prepared:
         return None
     return Abort(
