@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fpslink.errors import PROBLEM_BASE, FpslinkError
@@ -37,6 +38,29 @@ def problem_response(status: int, code: str, title: str, detail: str, **extra: A
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+UNAVAILABLE_CAUSES = {
+    "TooManyConnectionsError",
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "InterfaceError",
+}
+"""Driver errors that mean the database is out of reach or out of connections, not a bad query."""
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not serve the request now (down, restarting, out of connections, locked)."""
+    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError)):
+        return True  # the driver's connect errors can arrive unwrapped (asyncpg: ConnectionRefusedError)
+    if not isinstance(exc, DBAPIError):
+        return False
+    seen: list[BaseException] = []
+    current: BaseException | None = exc.orig
+    while current is not None and len(seen) < 5:
+        seen.append(current)
+        current = current.__cause__
+    return any(isinstance(e, ConnectionError) or type(e).__name__ in UNAVAILABLE_CAUSES for e in seen)
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -77,6 +101,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            # nothing half-done: every step is one transaction, and recovery finishes a payment
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            response = problem_response(
+                503,
+                "DATABASE_UNAVAILABLE",
+                "Database unavailable",
+                "the sandbox's database could not serve the request now; retry with the same "
+                "Idempotency-Key in a moment",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             500,

@@ -1,0 +1,28 @@
+"""A database out of reach answers 503 DATABASE_UNAVAILABLE (retry later), never 500."""
+
+from __future__ import annotations
+
+import httpx
+from conftest import OPERATOR_KEY
+from gw_support import free_port
+
+from fpslink.app import create_app
+from fpslink.config import Settings
+
+
+async def test_a_gateway_whose_database_is_down_answers_503_with_a_code() -> None:
+    port = free_port()  # nothing listens there
+    settings = Settings(
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nowhere",
+        operator_key=OPERATOR_KEY,
+        recovery_enabled=False,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+            answer = await http.get("/v1/payments", headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"] == "1"
+    assert answer.json()["code"] == "DATABASE_UNAVAILABLE"
