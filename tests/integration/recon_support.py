@@ -170,9 +170,12 @@ async def reconcile(h: Harness, business_date: date) -> dict[str, Any]:
     return body
 
 
-def only_break(report: dict[str, Any], break_type: str, side: str, payment_id: str) -> dict[str, Any]:
-    """The report holds exactly one break, this one; returns it."""
+def only_break(
+    report: dict[str, Any], break_type: str, side: str, payment_id: str, *, timing_differences: int = 0
+) -> dict[str, Any]:
+    """The report holds exactly one break, this one, and that many timing differences; returns it."""
     assert report["break_count"] == 1, report["breaks"]
+    assert report["timing_differences"]["count"] == timing_differences, report["timing_differences"]
     assert len(report["breaks"]) == 1
     found: dict[str, Any] = report["breaks"][0]
     assert (found["break_type"], found["side"], found["payment_id"]) == (break_type, side, payment_id), found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,15 +12,19 @@ from fpslink.fx.domain import AmountType, RateSheet, convert
 from fpslink.money import Currency
 from fpslink.reconciliation import tsv
 from fpslink.reconciliation.domain import (
+    CLOCK_SKEW_S,
     BreakType,
     business_day_bounds,
+    cut_off_window_s,
     describe,
     fx_consistent,
     latency_labels,
+    neighbour_entry,
     rate_micro,
 )
-from fpslink.reconciliation.render import bar_chart, column_chart
-from fpslink.reconciliation.report import fold_totals
+from fpslink.reconciliation.render import CSV_COLUMNS, bar_chart, column_chart, timing_lines
+from fpslink.reconciliation.report import fold_totals, timing_rows
+from fpslink.reconciliation.service import Run
 
 SHEET = RateSheet(mid_hkd_cny=Decimal("0.92"), spread_bps=Decimal("25"))
 
@@ -238,3 +242,101 @@ def test_fold_totals_adds_groups_and_the_spread_of_each_mid_rate() -> None:
         "ibps_voided_without_payment": 1,
         "fps_voided_without_payment": 0,
     }
+
+
+def test_an_entry_on_a_neighbouring_day_is_a_timing_difference() -> None:
+    day = date(2026, 11, 27)
+    start, end = business_day_bounds(day)
+    transfer = {
+        "payment_id": "p-1",
+        "kind": "CREDIT",
+        "status": "POSTED",
+        "amount": "917.70",
+        "currency": "CNY",
+        "created_at": (end + timedelta(milliseconds=50)).isoformat().replace("+00:00", "Z"),
+    }
+    entry = neighbour_entry(day, transfer)
+    assert entry is not None
+    assert (entry.day_offset, entry.amount_minor, entry.status) == (1, 91_770, "POSTED")
+    assert entry.created_at == end + timedelta(milliseconds=50)
+    before = neighbour_entry(day, {**transfer, "created_at": (start - timedelta(seconds=1)).isoformat()})
+    assert before is not None and before.day_offset == -1
+    # an entry of the day itself, or of a farther day, is no timing difference
+    assert neighbour_entry(day, {**transfer, "created_at": start.isoformat()}) is None
+    assert neighbour_entry(day, {**transfer, "created_at": (end + timedelta(days=1)).isoformat()}) is None
+    tombstone = neighbour_entry(day, {**transfer, "amount": None, "kind": None, "status": "VOIDED"})
+    assert tombstone is not None and tombstone.amount_minor is None
+
+
+def test_the_cut_off_window_covers_the_settlement_time_out_and_clock_skew() -> None:
+    assert cut_off_window_s(30.0) == 30.0 + CLOCK_SKEW_S
+
+
+def test_an_ibps_entry_of_a_neighbouring_day_stays_out_of_the_days_ibps_totals() -> None:
+    row = dict(
+        in_day=1,
+        state="SETTLED",
+        direction="NORTHBOUND",
+        source_currency="HKD",
+        target_currency="CNY",
+        hour=23,
+        bucket=0,
+        mid_rate=None,
+        fps_kind="DEBIT",
+        fps_status="POSTED",
+        fps_currency="HKD",
+        fps_in_day=1,
+        ibps_kind="CREDIT",
+        ibps_status="POSTED",
+        ibps_currency="CNY",
+        count=1,
+        source_minor=100_000,
+        target_minor=91_770,
+        fps_amount_minor=100_000,
+        ibps_amount_minor=91_770,
+    )
+    folded = fold_totals([{**row, "ibps_day_offset": None}, {**row, "ibps_day_offset": 1}])
+    assert [r["count"] for r in folded["ledgers"]["IBPS"]] == [1]
+    assert [r["count"] for r in folded["ledgers"]["FPS"]] == [2]
+    assert folded["gateway"][0]["count"] == 2
+
+
+def test_timing_differences_are_csv_lines_of_their_own_category() -> None:
+    moment = datetime(2026, 11, 27, 15, 59, 59, 900_000, tzinfo=UTC)
+    items = timing_rows(
+        [
+            {
+                "payment_id": "p-1",
+                "direction": "NORTHBOUND",
+                "gateway_state": "SETTLED",
+                "created_at": moment,
+                "want_ibps_minor": 91_770,
+                "want_ibps_currency": "CNY",
+                "ibps_status": "POSTED",
+                "ibps_amount_minor": 91_770,
+                "ibps_currency": "CNY",
+                "ibps_created_at": moment + timedelta(milliseconds=150),
+                "ibps_day_offset": 1,
+            }
+        ]
+    )
+    assert items[0]["ibps_business_date"] == "2026-11-28"
+    assert items[0]["ibps_amount"] == items[0]["expected"] == "917.70 CNY"
+    run = Run(
+        run_id="r",
+        business_date="2026-11-27",
+        status="COMPLETED",
+        created_at=moment,
+        as_of=moment,
+        completed_at=moment,
+        break_count=0,
+        summary={"timing_differences": {"count": 1, "items": items}},
+        error=None,
+    )
+    (line,) = timing_lines(run)
+    assert set(line) == set(CSV_COLUMNS)
+    assert (line["category"], line["break_type"], line["ibps_value"]) == (
+        "TIMING_DIFFERENCE",
+        "",
+        "POSTED 917.70 CNY",
+    )

@@ -66,8 +66,10 @@ async def run_command(settings: Settings, *, business_date: date, fmt: Format, o
         await engine.dispose()
     breaks = run.summary.get("breaks_by_type", {})
     listed = ", ".join(f"{kind} {n}" for kind, n in breaks.items() if n) or "none"
+    timing = run.summary.get("timing_differences", {}).get("count", 0)
     console.print(
         f"reconciliation {run_id} of {business_date.isoformat()}: {run.break_count} breaks ({listed}); "
+        f"{timing} timing differences across midnight (not breaks); "
         f"{run.summary.get('statement_entries', 0)} IBPS entries; report written to {output}"
     )
     return 1 if run.break_count else 0

@@ -12,12 +12,21 @@ a CREDIT to the creditor of the target amount in CNY; southbound: a DEBIT from t
 amount in CNY). A ledger entry of D whose payment was accepted on another date is a cut-off timing
 difference, counted in the report but not a break.
 
+Cut-off: the gateway dates a payment by its acceptance and IBPS dates its entry by its own creation, a
+few milliseconds (or a clock skew) later, so a payment accepted just before midnight can be on the
+next day's statement (or, with IBPS's clock behind, on the previous day's). Before a payment of D
+near either end of the day (`cut_off_window_s`) is reported as lacking its IBPS entry, the run looks
+its entry up at IBPS by payment id; one found on D-1 or D+1 is a timing difference: matched, compared
+field by field like a same-day entry (so a wrong amount is still a break), listed apart from the
+breaks, and left out of D's IBPS totals. The pair belongs to the run of the payment's business date;
+the run of the entry's date counts the entry as of another date, and neither compares it twice.
+
 Break types; each is reported at most once per payment and side:
 
 MISSING_AT_FPS      a payment that is not REJECTED has no FPS transfer (every accepted payment
                     prepares its FPS leg in the acceptance transaction).
 MISSING_AT_IBPS     a SETTLED or COMMITTING payment (IBPS prepared, by the decision rule) has no entry
-                    in the IBPS statement of D.
+                    in the IBPS statement of D, nor (near the cut-off) on D-1's or D+1's.
 UNEXPECTED_AT_IBPS  a pending or posted IBPS entry of D whose payment id the gateway has no record of.
 UNEXPECTED_AT_FPS   the same on the FPS ledger (an extension of DESIGN 6, for symmetry).
 AMOUNT_MISMATCH     a leg's amount differs from the payment's recorded amount for that leg.
@@ -50,6 +59,9 @@ from typing import Any, Final
 from fpslink.money import Currency, format_minor
 
 BUSINESS_TZ: Final = timezone(timedelta(hours=8))
+CLOCK_SKEW_S: Final = 60.0
+"""How far IBPS's clock may be from the gateway's, on top of the settlement time-out, when deciding
+which payments near midnight may have their IBPS entry on a neighbouring day."""
 
 
 class BreakType(StrEnum):
@@ -75,9 +87,9 @@ class Side(StrEnum):
 
 SUGGESTED_ACTION: Final[dict[BreakType, str]] = {
     BreakType.MISSING_AT_IBPS: (
-        "Look the transfer up at IBPS (GET /ibps/v1/transfers/{payment_id}); if it is on the next day's "
-        "statement it is a cut-off difference, otherwise open an investigation with IBPS: the mainland "
-        "side was never credited or debited."
+        "Look the transfer up at IBPS (GET /ibps/v1/transfers/{payment_id}); the run found it neither on "
+        "this day's statement nor, near midnight, on a neighbouring day's: open an investigation with "
+        "IBPS, the mainland side was never credited or debited."
     ),
     BreakType.MISSING_AT_FPS: (
         "Restore the FPS ledger entry from the payment's timeline and re-check the customer's FPS "
@@ -125,6 +137,55 @@ def business_day_bounds(business_date: date) -> tuple[datetime, datetime]:
 
 def business_date_of(moment: datetime) -> date:
     return moment.astimezone(BUSINESS_TZ).date()
+
+
+def cut_off_window_s(settlement_timeout_s: float) -> float:
+    """How close to either end of its day a payment must be for its IBPS entry to be on the next or
+    previous day: IBPS records a leg within the settlement time-out of acceptance (a decided payment
+    was prepared before its decision), give or take the two clocks' skew. A voided entry written
+    later by recovery may fall outside it, and a voided entry breaks nothing."""
+    return settlement_timeout_s + CLOCK_SKEW_S
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourEntry:
+    """A payment's IBPS entry found by id on the day before or after the one reconciled."""
+
+    payment_id: str
+    day_offset: int
+    """-1: on the previous day's statement, +1: on the next day's."""
+    kind: str | None
+    status: str
+    amount_minor: int | None
+    currency: str | None
+    created_at: datetime
+
+
+def neighbour_entry(business_date: date, transfer: dict[str, Any]) -> NeighbourEntry | None:
+    """The transfer (as `GET /ibps/v1/transfers/{payment_id}` returns it) if it is on the statement of
+    the day before or after `business_date`; None if it is on that day's own or a farther one's."""
+    created = datetime.fromisoformat(str(transfer["created_at"]))
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    offset = (business_date_of(created) - business_date).days
+    if offset not in (-1, 1):
+        return None
+    amount, currency = transfer.get("amount"), transfer.get("currency")
+    return NeighbourEntry(
+        payment_id=str(transfer["payment_id"]),
+        day_offset=offset,
+        kind=transfer.get("kind"),
+        status=str(transfer["status"]),
+        amount_minor=None if amount is None else int(Decimal(str(amount)).scaleb(_minor_units(currency))),
+        currency=currency,
+        created_at=created.astimezone(UTC),
+    )
+
+
+def _minor_units(currency: str | None) -> int:
+    if currency in (Currency.HKD.value, Currency.CNY.value):
+        return Currency(currency).minor_units
+    return 2
 
 
 def hour_of_day(moment: datetime) -> int:

@@ -10,6 +10,11 @@ the rows whose payment or FPS leg may be of another date, get a group of their o
 completed by id, into `recon_match`, where the rules run again and the breaks are written. The
 repeated-instruction check reads the payments table on a second connection meanwhile. The totals
 are folded by `report.fold_totals`; the break rules themselves are defined in `domain`.
+
+Cut-off: a payment of the day near midnight without an entry on the day's statement also goes to
+`recon_match` (`near_cut_off`); the service looks its entry up at IBPS by id, and one found on the
+previous or next day's statement is written into its row (`record_neighbours`) before the rules
+run, so it is compared like any other entry and reported as a timing difference.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from sqlalchemy import (
     text,
     union,
     union_all,
+    update,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -52,10 +58,11 @@ from fpslink.reconciliation import tsv
 from fpslink.reconciliation.domain import (
     LATENCY_BUCKETS_MS,
     BreakType,
+    NeighbourEntry,
     Side,
     business_day_bounds,
 )
-from fpslink.reconciliation.models import groups, ibps_staging, match, recon_breaks
+from fpslink.reconciliation.models import groups, ibps_staging, match, neighbours, recon_breaks
 
 STAGING_COLUMNS: Final = (
     "seq",
@@ -102,13 +109,13 @@ async def create_work_tables(conn: AsyncConnection) -> None:
         except DBAPIError:
             pass
     await drop_work_tables(conn)
-    for table in (ibps_staging, match, groups):
+    for table in (ibps_staging, match, groups, neighbours):
         await conn.run_sync(table.create)
     await tune(conn)
 
 
 async def drop_work_tables(conn: AsyncConnection) -> None:
-    for table in (groups, match, ibps_staging):
+    for table in (neighbours, groups, match, ibps_staging):
         await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
 
 
@@ -180,6 +187,7 @@ def _ibps_columns(conn: AsyncConnection) -> dict[str, Any]:
         "ibps_amount_minor": i.amount_minor,
         "ibps_currency": i.currency,
         "ibps_created_at": _from_micros(conn, f"{ibps_staging.name}.created_at_us"),
+        "ibps_day_offset": cast(null(), Integer),
     }
 
 
@@ -274,18 +282,35 @@ def _sides_of(conn: AsyncConnection, payment_id: Any, ids: Any, *, business_date
     return select(*(value.label(name) for name, value in columns.items())).select_from(joined)
 
 
+def near_cut_off(c: Any, *, business_date: date, window_s: float) -> ColumnElement[bool]:
+    """A payment of the day without an entry on the day's statement, accepted so near either end of
+    the day that its entry may be on the neighbouring day's statement."""
+    start, end = business_day_bounds(business_date)
+    window = timedelta(seconds=window_s)
+    return and_(
+        c.in_day == 1,
+        c.ibps_status.is_(None),
+        or_(c.created_at < start + window, c.created_at >= end - window),
+    )
+
+
 async def build_match(
-    conn: AsyncConnection, *, business_date: date, as_of: datetime, timeout_s: float
+    conn: AsyncConnection, *, business_date: date, as_of: datetime, timeout_s: float, window_s: float
 ) -> None:
     """One pass over the day: the totals of every row that is in order go to `recon_groups`, and the
-    rest (a possible break, or a side of another date to look up) to `recon_match`, complete.
+    rest (a possible break, a side of another date to look up, or a payment whose IBPS entry may be
+    on a neighbouring day's statement) to `recon_match`, complete.
 
     Only the rows of `recon_match`, a handful on a normal day, are then looked at one by one: the
     break rules run again on them once their other-date sides are filled in.
     """
     day = day_join(conn, business_date=business_date)
     rules = break_rules(conn, day.c, as_of=as_of, timeout_s=timeout_s)
-    odd = or_(break_mask(rules) != 0, needs_lookup(conn, day.c))
+    odd = or_(
+        break_mask(rules) != 0,
+        needs_lookup(conn, day.c),
+        near_cut_off(day.c, business_date=business_date, window_s=window_s),
+    )
     keys = total_keys(conn, day.c, business_date=business_date)
     odd_id = case((odd, day.c.payment_id), else_=null()).label("odd_id")
     labelled = [column.label(name) for name, column in keys.items()]
@@ -300,6 +325,83 @@ async def build_match(
     complete = _sides_of(conn, odd_ids.c.payment_id, odd_ids, business_date=business_date)
     names = [column.name for column in complete.selected_columns]
     await conn.execute(insert(match).from_select(names, complete))
+
+
+async def cross_day_candidates(
+    conn: AsyncConnection, *, business_date: date, window_s: float, limit: int
+) -> tuple[list[str], int]:
+    """(up to `limit` ids, how many in all) of the payments of `recon_match` whose IBPS entry may be
+    on a neighbouring day's statement; the latest first, as most such entries follow midnight."""
+    candidate = near_cut_off(m, business_date=business_date, window_s=window_s)
+    total = int(await conn.scalar(select(func.count()).select_from(match).where(candidate)) or 0)
+    if not total:
+        return [], 0
+    ids = await conn.scalars(
+        select(m.payment_id).where(candidate).order_by(m.created_at.desc(), m.payment_id).limit(limit)
+    )
+    return list(ids), total
+
+
+async def record_neighbours(conn: AsyncConnection, entries: Sequence[NeighbourEntry]) -> None:
+    """Put each entry found on a neighbouring day's statement into its payment's row of `recon_match`,
+    in one statement, so the break rules compare it as they compare the day's own entries."""
+    if not entries:
+        return
+    await conn.execute(
+        insert(neighbours),
+        [
+            {
+                "payment_id": e.payment_id,
+                "day_offset": e.day_offset,
+                "kind": e.kind,
+                "status": e.status,
+                "amount_minor": e.amount_minor,
+                "currency": e.currency,
+                "created_at": e.created_at,
+            }
+            for e in entries
+        ],
+    )
+    n = neighbours.c
+
+    def found(column: Any) -> Any:
+        return select(column).where(n.payment_id == m.payment_id).scalar_subquery()
+
+    await conn.execute(
+        update(match)
+        .where(m.payment_id.in_(select(n.payment_id)), m.ibps_status.is_(None))
+        .values(
+            ibps_kind=found(n.kind),
+            ibps_status=found(n.status),
+            ibps_amount_minor=found(n.amount_minor),
+            ibps_currency=found(n.currency),
+            ibps_created_at=found(n.created_at),
+            ibps_day_offset=found(n.day_offset),
+        )
+    )
+
+
+async def timing_differences(conn: AsyncConnection, *, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` payments of the day matched with an IBPS entry of a neighbouring day."""
+    rows = await conn.execute(
+        select(
+            m.payment_id,
+            m.direction,
+            m.gateway_state,
+            m.created_at,
+            m.want_ibps_minor,
+            m.want_ibps_currency,
+            m.ibps_status,
+            m.ibps_amount_minor,
+            m.ibps_currency,
+            m.ibps_created_at,
+            m.ibps_day_offset,
+        )
+        .where(m.ibps_day_offset.is_not(None))
+        .order_by(m.created_at, m.payment_id)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 def _from_micros(conn: AsyncConnection, column: str) -> ColumnElement[Any]:
@@ -634,6 +736,7 @@ def total_keys(conn: AsyncConnection, c: Any, *, business_date: date) -> dict[st
         "ibps_kind": c.ibps_kind,
         "ibps_status": c.ibps_status,
         "ibps_currency": c.ibps_currency,
+        "ibps_day_offset": c.ibps_day_offset,
     }
 
 

@@ -96,6 +96,7 @@ match = Table(
     Column("ibps_amount_minor", BigInteger(), nullable=True),
     Column("ibps_currency", String(3), nullable=True),
     Column("ibps_created_at", UtcDateTime(), nullable=True),
+    Column("ibps_day_offset", Integer(), nullable=True),
     Column("want_fps_minor", BigInteger(), nullable=True),
     Column("want_fps_currency", String(3), nullable=True),
     Column("want_ibps_minor", BigInteger(), nullable=True),
@@ -104,7 +105,8 @@ match = Table(
     prefixes=["TEMPORARY"],
 )
 """The payment ids of the day that need a closer look (see `groups`): the payment, its FPS leg and its
-IBPS entry side by side, whatever their dates."""
+IBPS entry side by side, whatever their dates. `ibps_day_offset` is null for an entry of the day's
+statement, -1 or +1 for one found by id on a neighbouring day's (a timing difference)."""
 
 groups = Table(
     "recon_groups",
@@ -124,6 +126,7 @@ groups = Table(
     Column("ibps_kind", String(8), nullable=True),
     Column("ibps_status", String(8), nullable=True),
     Column("ibps_currency", String(3), nullable=True),
+    Column("ibps_day_offset", Integer(), nullable=True),
     Column("odd_id", String(36), nullable=True),
     Column("count", BigInteger(), nullable=False),
     Column("source_minor", BigInteger(), nullable=True),
@@ -135,3 +138,18 @@ groups = Table(
 """The day's totals in one GROUP BY of the three-way join; a row that needs a closer look (a
 possible break, or a side of another date) is a group of its own, keyed by `odd_id`, and is
 counted from `recon_match` instead."""
+
+neighbours = Table(
+    "recon_ibps_neighbours",
+    work,
+    Column("payment_id", String(36), primary_key=True),
+    Column("day_offset", Integer(), nullable=False),
+    Column("kind", String(8), nullable=True),
+    Column("status", String(8), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+"""IBPS entries of the day's payments found by id on the previous or next day's statement: a few,
+written into `recon_match` in one statement."""

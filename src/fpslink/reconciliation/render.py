@@ -2,6 +2,9 @@
 
 JSON and CSV stream every break; the HTML page shows the first `HTML_MAX_BREAKS` (the rest are in
 the CSV) and needs no network or script: inline CSS, inline SVG, every value escaped by Jinja2.
+Timing differences (a payment matched with an IBPS entry of the neighbouring day) are not breaks:
+JSON has them in the summary, CSV as lines of category TIMING_DIFFERENCE after the breaks, HTML in a
+table of their own.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ CSV_COLUMNS: Final = (
     "age_s",
     "related_payment_id",
     "suggested_action",
+    "category",
 )
+BREAK, TIMING_DIFFERENCE = "BREAK", "TIMING_DIFFERENCE"
 NORTH, SOUTH, ACCENT = "#1f6feb", "#d97706", "#b91c1c"
 
 _env = Environment(
@@ -59,7 +64,33 @@ def _break_dict(run: Run, row: dict[str, Any]) -> dict[str, Any]:
         "age_s": view.age_s,
         "related_payment_id": view.related_payment_id,
         "suggested_action": view.suggested_action,
+        "category": BREAK,
     }
+
+
+def timing_lines(run: Run) -> list[dict[str, Any]]:
+    """The listed timing differences as CSV lines: no break type, the IBPS date in `expected`."""
+    return [
+        {
+            "business_date": run.business_date,
+            "break_type": "",
+            "side": "IBPS",
+            "payment_id": item["payment_id"],
+            "direction": item["direction"],
+            "gateway_value": item["gateway_state"],
+            "fps_value": "",
+            "ibps_value": f"{item['ibps_status']} {item['ibps_amount']}",
+            "expected": item["expected"],
+            "age_s": "",
+            "related_payment_id": "",
+            "suggested_action": (
+                f"None: booked by IBPS on {item['ibps_business_date']} across the cut-off; matched and "
+                "compared, any mismatch is listed as a break."
+            ),
+            "category": TIMING_DIFFERENCE,
+        }
+        for item in run.summary.get("timing_differences", {}).get("items", [])
+    ]
 
 
 async def json_chunks(run: Run, breaks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
@@ -74,7 +105,7 @@ async def json_chunks(run: Run, breaks: AsyncIterator[dict[str, Any]]) -> AsyncI
 
 
 async def csv_chunks(run: Run, breaks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    """One line per break (RFC 4180), a header first."""
+    """One line per break (RFC 4180), a header first, then one per listed timing difference."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
@@ -84,6 +115,7 @@ async def csv_chunks(run: Run, breaks: AsyncIterator[dict[str, Any]]) -> AsyncIt
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
+    writer.writerows(timing_lines(run))
     yield buffer.getvalue()
 
 
@@ -228,4 +260,5 @@ async def html(run: Run, breaks: AsyncIterator[dict[str, Any]]) -> str:
         charts=charts(run.summary),
         breaks=shown,
         hidden=max(0, (run.break_count or 0) - len(shown)),
+        timing=run.summary.get("timing_differences", {}),
     )

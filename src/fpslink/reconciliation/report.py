@@ -12,7 +12,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from fpslink.money import Currency, format_minor
-from fpslink.reconciliation.domain import LATENCY_BUCKETS_MS, BreakType, latency_labels, rate_micro
+from fpslink.reconciliation.domain import (
+    LATENCY_BUCKETS_MS,
+    BreakType,
+    business_date_of,
+    latency_labels,
+    money_text,
+    rate_micro,
+)
 from fpslink.settlement.states import State, status_of
 
 FPS_DIRECTION = {"DEBIT": "NORTHBOUND", "CREDIT": "SOUTHBOUND"}
@@ -135,6 +142,24 @@ def latency_rows(counts: list[int]) -> list[dict[str, Any]]:
     return [{"bucket": label, "count": n} for label, n in zip(latency_labels(), counts, strict=True)]
 
 
+def timing_rows(raw: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The listed timing differences: each payment of the day and its IBPS entry of another day."""
+    return [
+        {
+            "payment_id": r["payment_id"],
+            "direction": r["direction"],
+            "gateway_state": r["gateway_state"],
+            "accepted_at": r["created_at"].isoformat(),
+            "ibps_business_date": business_date_of(r["ibps_created_at"]).isoformat(),
+            "ibps_created_at": r["ibps_created_at"].isoformat(),
+            "ibps_status": r["ibps_status"],
+            "ibps_amount": money_text(r["ibps_amount_minor"], r["ibps_currency"]),
+            "expected": money_text(r["want_ibps_minor"], r["want_ibps_currency"]),
+        }
+        for r in raw
+    ]
+
+
 def breaks_by_type(counts: dict[str, int]) -> dict[str, int]:
     return {kind.value: counts.get(kind.value, 0) for kind in BreakType}
 
@@ -178,7 +203,8 @@ def fold_totals(groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
             leg = ledgers["FPS"][(g["fps_kind"], g["fps_status"], g["fps_currency"])]
             leg[0] += count
             leg[1] += int(g["fps_amount_minor"] or 0)
-        if g["ibps_status"] is not None:
+        # an entry found on a neighbouring day's statement is in that day's IBPS totals, not this one's
+        if g["ibps_status"] is not None and g.get("ibps_day_offset") is None:
             leg = ledgers["IBPS"][(g["ibps_kind"], g["ibps_status"], g["ibps_currency"])]
             leg[0] += count
             leg[1] += int(g["ibps_amount_minor"] or 0)

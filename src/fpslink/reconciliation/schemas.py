@@ -65,3 +65,8 @@ class ReconciliationOut(BaseModel):
     totals: dict[str, Any] = Field(default_factory=dict)
     positions: dict[str, Any] = Field(default_factory=dict)
     fx: list[dict[str, Any]] = Field(default_factory=list)
+    timing_differences: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Not breaks: payments of the day matched with an IBPS entry of the previous or next "
+        "day across the midnight cut-off; `count`, `items` (the first 1,000), `looked_up`, `not_looked_up`",
+    )

@@ -3,6 +3,10 @@
 A run streams the IBPS statement page by page into the matcher's staging table (the next page is
 fetched while the current one loads), matches in SQL, stores the breaks and a summary, and returns
 the run's id. Memory stays bounded by one or two pages whatever the day's volume.
+
+Between the match and the breaks, the payments near midnight that the day's statement lacks (a few,
+at most MAX_CROSS_DAY_LOOKUPS) are looked up at IBPS by id: one booked on the previous or next day
+is a timing difference, not a break (see `domain`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink.context import Gateway
 from fpslink.db import WRITE_OPTION
 from fpslink.errors import InvalidRequest, NotFound
 from fpslink.reconciliation import matching, tsv
 from fpslink.reconciliation import report as rep
-from fpslink.reconciliation.domain import business_date_of
+from fpslink.reconciliation.domain import business_date_of, cut_off_window_s, neighbour_entry
 from fpslink.reconciliation.models import recon_breaks, recon_runs
 
 log = logging.getLogger("fpslink.reconciliation")
@@ -34,6 +39,12 @@ STATEMENT_PAGE_SIZE: Final = 50_000
 """Entries per statement page: about 6 MB of TSV; one page loads while the next is on the wire."""
 MAX_STATEMENT_PAGES: Final = 10_000
 BREAK_PAGE_SIZE: Final = 5_000
+MAX_CROSS_DAY_LOOKUPS: Final = 10_000
+"""Payments near midnight looked up at IBPS by id in one run; any more keep their breaks, and the
+summary says how many were not looked up."""
+LOOKUP_CONCURRENCY: Final = 16
+TIMING_DIFFERENCES_LISTED: Final = 1_000
+"""Timing differences listed in the summary (all are counted)."""
 
 Progress = Callable[[str, int, int | None], None]
 """(phase, done, total or None): called as statement pages load and as matching steps finish."""
@@ -205,8 +216,12 @@ async def _match_on_one_connection(
                     business_date=business_date,
                     as_of=as_of,
                     timeout_s=gw.settings.settlement_timeout_s,
+                    window_s=cut_off_window_s(gw.settings.settlement_timeout_s),
                 )
                 timings["match_s"] = time.perf_counter() - mark
+                mark = time.perf_counter()
+                timing = await _match_across_cut_off(gw, conn, business_date=business_date)
+                timings["cross_day_s"] = time.perf_counter() - mark
                 progress("matching", 1, 3)
                 mark = time.perf_counter()
                 await matching.insert_breaks(
@@ -238,6 +253,7 @@ async def _match_on_one_connection(
                     "hourly": rep.hourly_rows(totals["hourly"]),
                     "latency": rep.latency_rows(totals["latency"]),
                     "unmatched": totals["unmatched"],
+                    "timing_differences": timing,
                 }
                 timings["totals_s"] = time.perf_counter() - mark
                 timings["total_s"] = time.perf_counter() - started
@@ -262,6 +278,42 @@ async def _match_on_one_connection(
                 await conn.invalidate()
                 raise
     return summary
+
+
+async def _match_across_cut_off(gw: Gateway, conn: AsyncConnection, *, business_date: date) -> dict[str, Any]:
+    """Look up at IBPS, by id, the entries the day's statement lacks for payments near midnight, and
+    match those booked on the previous or next day: timing differences, counted and listed apart."""
+    window_s = cut_off_window_s(gw.settings.settlement_timeout_s)
+    ids, candidates = await matching.cross_day_candidates(
+        conn, business_date=business_date, window_s=window_s, limit=MAX_CROSS_DAY_LOOKUPS
+    )
+    entries = [
+        entry
+        for transfer in await _transfers(gw, ids)
+        if (entry := neighbour_entry(business_date, transfer)) is not None
+    ]
+    await matching.record_neighbours(conn, entries)
+    listed = await matching.timing_differences(conn, limit=TIMING_DIFFERENCES_LISTED)
+    return {
+        "count": len(entries),
+        "looked_up": len(ids),
+        "not_looked_up": candidates - len(ids),
+        "items": rep.timing_rows(listed),
+    }
+
+
+async def _transfers(gw: Gateway, payment_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """IBPS's transfer of each payment id that has one, LOOKUP_CONCURRENCY calls at a time; the first
+    failure cancels the rest and fails the run rather than leave a false break."""
+    gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+    async def one(payment_id: str) -> dict[str, Any] | None:
+        async with gate:
+            return await gw.ibps.get_transfer(payment_id)
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(payment_id)) for payment_id in payment_ids]
+    return [found for task in tasks if (found := task.result()) is not None]
 
 
 @dataclass(frozen=True, slots=True)
