@@ -162,8 +162,8 @@ async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort 
             verdicts[i] = _refused(answer.refusal())
         else:
             verdicts[i] = _verdict(gw.ibps.prepare_outcome(answer.body))
-    if alone:
-        batcher.detach()
+    if alone and len(batch) > 1:
+        batcher.detach()  # repeats of a batch are the slow path: do not hold up the next batch
     repeated = await asyncio.gather(*(_prepare_alone(gw, batch[i], legs[i]) for i in alone))
     for i, verdict in zip(alone, repeated, strict=True):
         verdicts[i] = verdict
@@ -290,7 +290,7 @@ async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
             alone.append(tracked)
         elif answer.status >= 400:
             failures[tracked.payment_id] = str(answer.refusal())
-    if alone:
+    if alone and len(todo) > 1:
         batcher.detach()
     repeated = await asyncio.gather(*(_finish_alone(gw, t) for t in alone))
     for tracked, failure in zip(alone, repeated, strict=True):
