@@ -31,3 +31,13 @@ WEBHOOK_DELIVERIES = Counter(
 HTTP_REQUESTS = Counter(
     "fpslink_http_requests_total", "Requests answered, by route template and status code", ["route", "status"]
 )
+BATCH_SIZE = Histogram(
+    "fpslink_batch_size",
+    "Payments one worker settled together in one batch (one transaction per step)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)
+BATCH_SECONDS = Histogram(
+    "fpslink_batch_seconds",
+    "Time from a batch's acceptance transaction to its final one",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -71,6 +71,8 @@ async def test_payments_that_arrive_together_settle_in_one_batch(harness: Harnes
     assert {a.json()["status"] for a in answers} == {"SETTLED"}
     batches, items = _batched(h)
     assert items == 21 and batches <= 3  # the first alone, the rest together
+    exposition = (await h.http.get("/metrics")).text
+    assert "fpslink_batch_size_bucket" in exposition and "fpslink_batch_seconds_count" in exposition
     # the answer is the stored payment, timeline included
     for answer in answers[:3]:
         body = answer.json()

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fpslink import logs
+from fpslink import logs, metrics
 from fpslink.context import Gateway, Principal, System
 from fpslink.directory import service as directory
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
@@ -190,7 +190,8 @@ def pipeline(gw: Gateway) -> Batcher[Admission]:
 
 async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
     """Accept, prepare at IBPS, decide, finish: each step once for the whole batch."""
-    with ibps_deadline(gw.settings.payment_deadline_s):
+    metrics.BATCH_SIZE.observe(len(batch))
+    with metrics.BATCH_SECONDS.time(), ibps_deadline(gw.settings.payment_deadline_s):
         accepted = await accept_many(gw, batch)
         gw.crash_hook("accepted")
         if accepted:
