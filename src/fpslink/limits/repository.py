@@ -97,23 +97,20 @@ async def lock_usage(
         return {}
     keys = sorted(wanted)
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    await conn.execute(  # one multi-row statement, one execution
-        dialect_insert(limit_usage)
-        .values(
-            [
-                {
-                    "account_id": k[0],
-                    "direction": k[1],
-                    "period": k[2],
-                    "period_key": k[3],
-                    "currency": wanted[k][0],
-                    "used_minor": 0,
-                    "cap_minor": wanted[k][1],
-                }
-                for k in keys
-            ]
-        )
-        .on_conflict_do_nothing()
+    await conn.execute(
+        dialect_insert(limit_usage).on_conflict_do_nothing(),
+        [
+            {
+                "account_id": k[0],
+                "direction": k[1],
+                "period": k[2],
+                "period_key": k[3],
+                "currency": wanted[k][0],
+                "used_minor": 0,
+                "cap_minor": wanted[k][1],
+            }
+            for k in keys
+        ],
     )
     cols = (limit_usage.c.account_id, limit_usage.c.direction, limit_usage.c.period, limit_usage.c.period_key)
     rows = await conn.execute(
