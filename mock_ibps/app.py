@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Simulated mainland IBPS for the fpslink sandbox",
         version="1",
         lifespan=lifespan,
+        # no OpenTelemetry here: FastAPI would look up its providers on every request to find none
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
