@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,4 +45,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(statement.router)
     app.include_router(camt053.router)
+    return app
+
+
+def serve_app() -> FastAPI:
+    """Factory for a serving process: the app, then the collector tuned for a long-running server.
+
+    Start-up objects are frozen (never scanned again) and the young generation is collected every
+    50,000 allocations instead of 700; a batch allocates many short-lived objects, and the default
+    spent a noticeable share of the process's CPU in the collector.
+    """
+    app = create_app()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     return app

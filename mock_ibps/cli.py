@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn  # only the serve command needs it
 
     uvicorn.run(
-        "mock_ibps.app:create_app",
+        "mock_ibps.app:serve_app",
         factory=True,
         host=args.host,
         port=args.port,

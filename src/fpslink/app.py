@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -138,8 +139,27 @@ def kill_at(point: str) -> Callable[[str], None]:
     return hook
 
 
+GC_THRESHOLDS = (50_000, 50, 100)
+"""Collect the young generation every 50,000 allocations instead of 700: a payment allocates
+thousands of short-lived objects, and the default made the collector about a tenth of a worker's
+CPU under load (benchmarks/throughput.py: 910-934/s before, 1008-1043/s after, at 256 connections)."""
+
+
+def tune_gc() -> None:
+    """For a serving process: freeze what start-up built, then collect less often.
+
+    Frozen objects (modules, the app, settings) are never scanned again. Only for long-running
+    servers: objects frozen here are never freed, which a test process making many apps would feel.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory fpslink.app:app_from_env` (settings from FPSLINK_*)."""
     settings = Settings()
     logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
-    return create_app(settings)
+    app = create_app(settings)
+    tune_gc()
+    return app
