@@ -38,7 +38,7 @@ from fpslink.money import Currency, from_minor
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.repository import PaymentRow
 from fpslink.settlement import batcher
-from fpslink.settlement.states import FINAL, State
+from fpslink.settlement.states import State
 from fpslink.webhooks import outbox as webhook_outbox
 
 log = logging.getLogger("fpslink.settlement")
@@ -387,7 +387,3 @@ async def finish(gw: Gateway, payment: PaymentRow, state: State) -> State:
     tracked = Tracked({**payment, "state": state.value})
     await finish_many(gw, [tracked])
     return tracked.state
-
-
-def is_final(tracked: Tracked) -> bool:
-    return tracked.state in FINAL
