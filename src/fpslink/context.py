@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,6 +15,10 @@ from fpslink.db import utcnow
 from fpslink.db import writer as db_writer
 from fpslink.fx.domain import RateSheet
 from fpslink.ibps_client import IbpsClient
+
+if TYPE_CHECKING:  # acceptance imports this module: no import at run time
+    from fpslink.payments.acceptance import Admission
+    from fpslink.settlement.batcher import Batcher
 
 
 class System(StrEnum):
@@ -58,8 +62,8 @@ class Gateway:
     """API key hash -> participant. Keys never change once issued, so caching is safe."""
     accounts: dict[str, Any] = field(default_factory=dict)
     """Account id -> AccountRecord. An account's owner, system and currency never change."""
-    batcher: Any = None
-    """The payment batcher of this process (fpslink.settlement.batcher), made on first use."""
+    batcher: Batcher[Admission] | None = None
+    """The payment batcher of this process, made on first use (fpslink.payments.service.pipeline)."""
     writer: AsyncEngine = field(init=False)
     """The engine for transactions that write (BEGIN IMMEDIATE on SQLite)."""
 

@@ -19,7 +19,6 @@ import math
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from fpslink.config import Settings
-from fpslink.stack import Stack, drop_databases, fresh_databases, invariant_violations, offline_gateway
+from fpslink.stack import (
+    Stack,
+    drop_databases,
+    end_process_group,
+    fresh_databases,
+    invariant_violations,
+    offline_gateway,
+)
 
 INSTALL_HINT = "fpslink loadtest needs locust, which is not installed: pip install -e '.[load]'"
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/fpslink_loadtest"
@@ -282,18 +288,6 @@ def run_locust(
         except subprocess.TimeoutExpired:
             end_process_group(process)
             return process.returncode, True
-
-
-def end_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL it 15 s later if it is still there."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
 
 
 def _number(value: str | None) -> float | None:

@@ -130,22 +130,24 @@ class Stack:
 
     def stop_gateway(self) -> None:
         """SIGTERM the gateway's process group (SIGKILL after 15 s): a graceful end of a run."""
-        _terminate(self.gateway)
+        end_process_group(self.gateway)
 
     def stop(self) -> None:
         for process in (self.gateway, self.ibps):
-            _terminate(process)
+            end_process_group(process)
         self.log.close()
 
 
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
-    if process is not None and process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
+def end_process_group(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the process group, SIGKILL it 15 s later if it is still there."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
 
 
 async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:

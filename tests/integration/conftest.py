@@ -146,3 +146,20 @@ async def harness(request: pytest.FixtureRequest, stack: Stack) -> AsyncIterator
             yield h
             report = await check_invariants(h.gw)
             assert report.ok, "\n".join(report.violations)
+
+
+@pytest.fixture
+async def faults(harness: Harness) -> AsyncIterator[Any]:
+    """Adds fault rules to the session's one mock_ibps; none is left in force before or after."""
+
+    async def add(**rule: Any) -> dict[str, Any]:
+        response = await harness.http.post("/v1/sandbox/faults", json=rule, headers=harness.operator)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    await harness.http.delete("/v1/sandbox/faults", headers=harness.operator)
+    try:
+        yield add
+    finally:
+        await harness.http.delete("/v1/sandbox/faults", headers=harness.operator)

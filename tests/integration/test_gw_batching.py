@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -19,19 +18,6 @@ from gw_support import Harness
 from fpslink.settlement import recovery
 
 ONE_SLOT = {"batch_max_inflight": 1}
-
-
-@pytest.fixture
-async def no_faults(harness: Harness) -> AsyncIterator[Any]:
-    async def add(**rule: Any) -> None:
-        response = await harness.http.post("/v1/sandbox/faults", json=rule, headers=harness.operator)
-        assert response.status_code == 201, response.text
-
-    await harness.http.delete("/v1/sandbox/faults", headers=harness.operator)
-    try:
-        yield add
-    finally:
-        await harness.http.delete("/v1/sandbox/faults", headers=harness.operator)
 
 
 async def _world(h: Harness, balance: str = "100000.00") -> dict[str, Any]:
@@ -126,12 +112,12 @@ async def test_one_key_twice_in_a_batch_makes_one_payment(harness: Harness) -> N
 
 @pytest.mark.settings(**ONE_SLOT, ibps_backoff_s=0.01)
 async def test_items_ibps_could_not_answer_in_a_batch_are_repeated_alone(
-    harness: Harness, no_faults: Any
+    harness: Harness, faults: Any
 ) -> None:
     h = harness
     w = await _world(h)
-    await no_faults(call="prepare", kind="error", probability=1.0, seed=1, only_attempts=1)
-    await no_faults(call="commit", kind="lost_reply", probability=1.0, seed=2, only_attempts=1, hang_ms=100)
+    await faults(call="prepare", kind="error", probability=1.0, seed=1, only_attempts=1)
+    await faults(call="commit", kind="lost_reply", probability=1.0, seed=2, only_attempts=1, hang_ms=100)
     answers = await asyncio.gather(*(_pay(h, w, "10.00", south=i % 2 == 0) for i in range(9)))
     assert {(a.status_code, a.json()["status"]) for a in answers} == {(201, "SETTLED")}, [
         a.json()["events"] for a in answers
@@ -141,7 +127,7 @@ async def test_items_ibps_could_not_answer_in_a_batch_are_repeated_alone(
 
 
 @pytest.mark.settings(**ONE_SLOT)
-async def test_magic_amounts_inside_a_batch_end_as_they_would_alone(harness: Harness, no_faults: Any) -> None:
+async def test_magic_amounts_inside_a_batch_end_as_they_would_alone(harness: Harness, faults: Any) -> None:
     h = harness
     w = await _world(h)
     await _pay(h, w, "1.00", south=True)

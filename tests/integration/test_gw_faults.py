@@ -6,7 +6,6 @@ Fault rules live in the session's one mock_ibps process, so every test here clea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -16,21 +15,6 @@ from gw_support import Harness, problem
 from fpslink.settlement import recovery
 
 FAST = {"ibps_timeout_s": 1.0, "ibps_retries": 2, "ibps_backoff_s": 0.01, "payment_deadline_s": 6.0}
-
-
-@pytest.fixture
-async def faults(harness: Harness) -> AsyncIterator[Any]:
-    async def add(**rule: Any) -> dict[str, Any]:
-        response = await harness.http.post("/v1/sandbox/faults", json=rule, headers=harness.operator)
-        assert response.status_code == 201, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    await harness.http.delete("/v1/sandbox/faults", headers=harness.operator)
-    try:
-        yield add
-    finally:
-        await harness.http.delete("/v1/sandbox/faults", headers=harness.operator)
 
 
 async def _pair(h: Harness, direction: str = "NORTHBOUND") -> dict[str, Any]:

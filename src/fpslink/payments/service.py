@@ -9,6 +9,7 @@ anything is bound; a key already bound answers as a replay of its payment.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -176,16 +177,12 @@ ANSWER_GRACE_S = 1.0
 def pipeline(gw: Gateway) -> Batcher[Admission]:
     """This process's batcher of payments, made on first use inside the running loop."""
     if gw.batcher is None:
-        settings = gw.settings
-
-        async def settle(batch: list[Admission]) -> None:
-            await _settle_batch(gw, batch)
-
         gw.batcher = Batcher(
-            settle, max_size=settings.batch_max_size, max_inflight=settings.batch_max_inflight
+            functools.partial(_settle_batch, gw),
+            max_size=gw.settings.batch_max_size,
+            max_inflight=gw.settings.batch_max_inflight,
         )
-    batcher: Batcher[Admission] = gw.batcher
-    return batcher
+    return gw.batcher
 
 
 async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
