@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink import pg
 from fpslink.idempotency.models import idempotency_keys as keys
 
 
@@ -64,8 +65,13 @@ async def bind_many(conn: AsyncConnection, rows: Sequence[dict[str, object]]) ->
     """Claim many keys in one statement (in key order); the (scope, key) pairs this call bound."""
     if not rows:
         return set()
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     ordered = sorted(rows, key=lambda r: (str(r["participant_id"]), str(r["key"])))
+    if (raw := await pg.driver(conn)) is not None:
+        bound = await pg.insert_rows(
+            raw, keys, ordered, " ON CONFLICT (participant_id, key) DO NOTHING RETURNING participant_id, key"
+        )
+        return {(r[0], r[1]) for r in bound}
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
         dialect_insert(keys)
         .on_conflict_do_nothing(index_elements=[keys.c.participant_id, keys.c.key])
@@ -77,7 +83,17 @@ async def bind_many(conn: AsyncConnection, rows: Sequence[dict[str, object]]) ->
 
 async def complete_many(conn: AsyncConnection, idents: Sequence[tuple[str, str]], *, now: datetime) -> None:
     """Mark keys complete: their answer no longer waits for a running request."""
-    if idents:
+    if idents and (raw := await pg.driver(conn)) is not None:
+        ordered = sorted(idents)
+        await raw.execute(
+            "UPDATE idempotency_keys AS k SET completed_at = $1"
+            " FROM unnest($2::varchar[], $3::varchar[]) AS v(participant_id, key)"
+            " WHERE k.participant_id = v.participant_id AND k.key = v.key",
+            now,
+            [i[0] for i in ordered],
+            [i[1] for i in ordered],
+        )
+    elif idents:
         await conn.execute(
             update(keys)
             .where(tuple_(keys.c.participant_id, keys.c.key).in_(sorted(idents)))

@@ -12,9 +12,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink import pg
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.money import Currency
 
@@ -95,6 +97,13 @@ async def lock_balances(conn: AsyncConnection, account_ids: Sequence[str]) -> di
     """
     if not account_ids:
         return {}
+    if (raw := await pg.driver(conn)) is not None:
+        records = await raw.fetch(
+            "SELECT account_id, currency, balance_minor, held_minor FROM ledger_accounts"
+            " WHERE account_id = ANY($1::varchar[]) ORDER BY account_id FOR UPDATE",
+            sorted(set(account_ids)),
+        )
+        return {r[0]: (r[1], int(r[2]), int(r[3])) for r in records}
     rows = await conn.execute(
         select(
             ledger_accounts.c.account_id,
@@ -111,7 +120,9 @@ async def lock_balances(conn: AsyncConnection, account_ids: Sequence[str]) -> di
 
 async def add_held(conn: AsyncConnection, holds: dict[str, int]) -> None:
     """Add to the held amount of accounts locked by `lock_balances`, in account order."""
-    if holds:
+    if holds and (raw := await pg.driver(conn)) is not None:
+        await _move_pg(raw, {account: (0, delta) for account, delta in holds.items()}, locked=True)
+    elif holds:
         await conn.execute(
             update(ledger_accounts)
             .where(ledger_accounts.c.account_id == bindparam("aid"))
@@ -143,7 +154,9 @@ def pending_row(
 
 
 async def insert_pending_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
+    if rows and (raw := await pg.driver(conn)) is not None:
+        await pg.insert_rows(raw, ledger_transfers, rows)
+    elif rows:
         await conn.execute(insert(ledger_transfers), list(rows))
 
 
@@ -155,23 +168,36 @@ async def resolve_many(
     Each transfer changes only if it is still pending (a compare-and-set), so a repeat is a no-op.
     """
     moves: dict[str, list[int]] = {}  # account -> [balance delta, held delta]
+    raw = await pg.driver(conn)
     for ids, status in ((post, TransferStatus.POSTED), (void, TransferStatus.VOIDED)):
         if not ids:
             continue
-        rows = await conn.execute(
-            update(ledger_transfers)
-            .where(
-                ledger_transfers.c.payment_id.in_(sorted(ids)),
-                ledger_transfers.c.status == TransferStatus.PENDING.value,
+        rows: Any
+        if raw is not None:
+            rows = await raw.fetch(
+                "UPDATE ledger_transfers SET status = $1, resolved_at = $2"
+                " WHERE payment_id = ANY($3::varchar[]) AND status = $4"
+                " RETURNING kind, debit_account_id, credit_account_id, amount_minor",
+                status.value,
+                now,
+                list(ids),
+                TransferStatus.PENDING.value,
             )
-            .values(status=status.value, resolved_at=now)
-            .returning(
-                ledger_transfers.c.kind,
-                ledger_transfers.c.debit_account_id,
-                ledger_transfers.c.credit_account_id,
-                ledger_transfers.c.amount_minor,
+        else:
+            rows = await conn.execute(
+                update(ledger_transfers)
+                .where(
+                    ledger_transfers.c.payment_id.in_(sorted(ids)),
+                    ledger_transfers.c.status == TransferStatus.PENDING.value,
+                )
+                .values(status=status.value, resolved_at=now)
+                .returning(
+                    ledger_transfers.c.kind,
+                    ledger_transfers.c.debit_account_id,
+                    ledger_transfers.c.credit_account_id,
+                    ledger_transfers.c.amount_minor,
+                )
             )
-        )
         for kind, debit, credit, amount in rows:
             if kind == TransferKind.DEBIT.value:
                 move = moves.setdefault(debit, [0, 0])
@@ -180,7 +206,9 @@ async def resolve_many(
                     move[0] -= amount
             elif status is TransferStatus.POSTED:
                 moves.setdefault(credit, [0, 0])[0] += amount
-    if moves:
+    if moves and raw is not None:
+        await _move_pg(raw, {a: (m[0], m[1]) for a, m in moves.items()}, locked=False)
+    elif moves:
         await conn.execute(
             update(ledger_accounts)
             .where(ledger_accounts.c.account_id == bindparam("aid"))
@@ -190,6 +218,27 @@ async def resolve_many(
             ),
             [{"aid": a, "dbal": m[0], "dheld": m[1]} for a, m in sorted(moves.items())],
         )
+
+
+async def _move_pg(raw: asyncpg.Connection, moves: dict[str, tuple[int, int]], *, locked: bool) -> None:
+    """Add (balance, held) deltas to accounts in one statement, after locking them in account order
+    unless the transaction holds their locks already: the order every writer of these rows uses."""
+    accounts = sorted(moves)
+    if not locked:
+        await raw.execute(
+            "SELECT 1 FROM ledger_accounts WHERE account_id = ANY($1::varchar[])"
+            " ORDER BY account_id FOR UPDATE",
+            accounts,
+        )
+    await raw.execute(
+        "UPDATE ledger_accounts AS a"
+        " SET balance_minor = a.balance_minor + v.dbal, held_minor = a.held_minor + v.dheld"
+        " FROM unnest($1::varchar[], $2::bigint[], $3::bigint[]) AS v(account_id, dbal, dheld)"
+        " WHERE a.account_id = v.account_id",
+        accounts,
+        [moves[a][0] for a in accounts],
+        [moves[a][1] for a in accounts],
+    )
 
 
 async def transfer_of(conn: AsyncConnection, payment_id: str) -> dict[str, object] | None:

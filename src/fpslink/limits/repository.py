@@ -6,10 +6,12 @@ transaction commits, so concurrent batches in any number of workers decide one a
 
 from __future__ import annotations
 
+import asyncpg
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink import pg
 from fpslink.limits.models import limit_usage
 from fpslink.limits.policy import Direction, Period
 
@@ -36,6 +38,8 @@ async def lock_usage(
     if not wanted:
         return {}
     keys = sorted(wanted)
+    if (raw := await pg.driver(conn)) is not None:
+        return await _lock_usage_pg(raw, keys, wanted)
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     await conn.execute(
         dialect_insert(limit_usage).on_conflict_do_nothing(),
@@ -62,9 +66,58 @@ async def lock_usage(
     return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
 
 
+_KEY_ARRAYS = "$1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]"
+_LOCK_ROWS = (
+    "SELECT {columns} FROM limit_usage AS u WHERE (u.account_id, u.direction, u.period, u.period_key)"
+    f" IN (SELECT * FROM unnest({_KEY_ARRAYS}))"
+    " ORDER BY u.account_id, u.direction, u.period, u.period_key FOR UPDATE"
+)
+"""Rows locked in key order: the order in which every transaction of the payment path locks them."""
+_KEY_MATCH = (
+    "u.account_id = v.account_id AND u.direction = v.direction"
+    " AND u.period = v.period AND u.period_key = v.period_key"
+)
+
+
+def _key_columns(keys: list[UsageKey]) -> list[list[str]]:
+    return [[k[i] for k in keys] for i in range(4)]
+
+
+async def _lock_usage_pg(
+    raw: asyncpg.Connection, keys: list[UsageKey], wanted: dict[UsageKey, tuple[str, int | None]]
+) -> dict[UsageKey, int]:
+    columns = _key_columns(keys)
+    await raw.execute(
+        "INSERT INTO limit_usage (account_id, direction, period, period_key, currency, used_minor, cap_minor)"
+        " SELECT v.account_id, v.direction, v.period, v.period_key, v.currency, 0, v.cap_minor"
+        f" FROM unnest({_KEY_ARRAYS}, $5::varchar[], $6::bigint[])"
+        " AS v(account_id, direction, period, period_key, currency, cap_minor)"
+        " ON CONFLICT DO NOTHING",
+        *columns,
+        [wanted[k][0] for k in keys],
+        [wanted[k][1] for k in keys],
+    )
+    rows = await raw.fetch(
+        _LOCK_ROWS.format(columns="u.account_id, u.direction, u.period, u.period_key, u.used_minor"),
+        *columns,
+    )
+    return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
+
+
 async def write_usage(conn: AsyncConnection, usage: dict[UsageKey, tuple[int, int | None]]) -> None:
     """Set (used, cap) of rows locked by `lock_usage`."""
-    if usage:
+    if usage and (raw := await pg.driver(conn)) is not None:
+        keys = sorted(usage)
+        await raw.execute(
+            "UPDATE limit_usage AS u SET used_minor = v.used_minor, cap_minor = v.cap_minor"
+            f" FROM unnest({_KEY_ARRAYS}, $5::bigint[], $6::bigint[])"
+            " AS v(account_id, direction, period, period_key, used_minor, cap_minor)"
+            f" WHERE {_KEY_MATCH}",
+            *_key_columns(keys),
+            [usage[k][0] for k in keys],
+            [usage[k][1] for k in keys],
+        )
+    elif usage:
         await conn.execute(
             update(limit_usage)
             .where(*_ROW_BY_KEY)
@@ -84,8 +137,20 @@ async def write_usage(conn: AsyncConnection, usage: dict[UsageKey, tuple[int, in
 
 
 async def release_many(conn: AsyncConnection, releases: dict[UsageKey, int]) -> None:
-    """Subtract usage from many rows in one statement, in key order."""
-    if releases:
+    """Subtract usage from many rows, locked in key order first (the order every writer uses)."""
+    if releases and (raw := await pg.driver(conn)) is not None:
+        keys = sorted(releases)
+        columns = _key_columns(keys)
+        await raw.execute(_LOCK_ROWS.format(columns="1"), *columns)
+        await raw.execute(
+            "UPDATE limit_usage AS u SET used_minor = u.used_minor - v.amount"
+            f" FROM unnest({_KEY_ARRAYS}, $5::bigint[])"
+            " AS v(account_id, direction, period, period_key, amount)"
+            f" WHERE {_KEY_MATCH}",
+            *columns,
+            [releases[k] for k in keys],
+        )
+    elif releases:
         await conn.execute(
             update(limit_usage)
             .where(*_ROW_BY_KEY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import RowMapping, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink import pg
 from fpslink.payments.models import payment_events, payments
 from fpslink.settlement.states import State, check_transition
 
@@ -34,13 +36,17 @@ async def add_events(
 
 async def insert_payments(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Many payment rows in one statement; every row carries every column."""
-    if rows:
+    if rows and (raw := await pg.driver(conn)) is not None:
+        await pg.insert_rows(raw, payments, rows)
+    elif rows:
         await conn.execute(insert(payments), list(rows))
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Timeline rows of any number of payments ({payment_id, at, event, detail}) in one statement."""
-    if rows:
+    if rows and (raw := await pg.driver(conn)) is not None:
+        await pg.insert_rows(raw, payment_events, rows)
+    elif rows:
         await conn.execute(insert(payment_events), list(rows))
 
 
@@ -103,6 +109,15 @@ async def transition_many(
     check_transition(current, target)
     if not payment_ids:
         return set()
+    if (raw := await pg.driver(conn)) is not None:
+        names = ("state", "updated_at", *values)
+        moved = await raw.fetch(
+            _transition_sql(names),
+            *(target.value, now, *values.values()),
+            list(payment_ids),
+            current.value,
+        )
+        return {row[0] for row in moved}
     result = await conn.execute(
         update(payments)
         .where(payments.c.payment_id.in_(sorted(payment_ids)), payments.c.state == current.value)
@@ -110,6 +125,16 @@ async def transition_many(
         .returning(payments.c.payment_id)
     )
     return {row[0] for row in result}
+
+
+@functools.cache
+def _transition_sql(names: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{pg.ident(name)} = ${i}" for i, name in enumerate(names, 1))
+    n = len(names)
+    return (
+        f"UPDATE payments SET {sets} WHERE payment_id = ANY(${n + 1}::varchar[]) AND state = ${n + 2}"
+        " RETURNING payment_id"
+    )
 
 
 async def stale(conn: AsyncConnection, *, cutoff: datetime, limit: int) -> Sequence[tuple[str, str]]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, case, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink import pg
 from fpslink.payments.models import payments
 from fpslink.settlement.states import State
 from fpslink.webhooks.models import webhook_deliveries as d
@@ -15,6 +16,18 @@ from fpslink.webhooks.models import webhooks as w
 
 EVENTS = {State.SETTLED: "payment.settled", State.REJECTED: "payment.rejected"}
 PENDING = "PENDING"
+
+
+_PG_QUEUE = (
+    "INSERT INTO webhook_deliveries (delivery_id, webhook_id, participant_id, event, payment_id, status,"
+    " attempts, next_attempt_at, created_at)"
+    " SELECT p.payment_id || ':' || w.webhook_id, w.webhook_id, w.participant_id,"
+    " CASE WHEN p.state = $6 THEN $3 ELSE $4 END, p.payment_id, $5, 0, $2, $2"
+    " FROM payments AS p JOIN webhooks AS w ON w.active"
+    " AND (w.participant_id = p.participant_id OR w.participant_id = p.creditor_participant_id)"
+    " WHERE p.payment_id = ANY($1::varchar[]) AND p.state = ANY($7::varchar[])"
+)
+"""`payments_changed` on PostgreSQL, the ids as one array: the same SQL for any batch."""
 
 
 async def payment_changed(conn: AsyncConnection, payment_id: str, now: datetime) -> None:
@@ -28,6 +41,18 @@ async def payments_changed(conn: AsyncConnection, payment_ids: Sequence[str], no
     together (or not at all); a payment that is not final, or whose banks have no webhook, adds none.
     """
     if not payment_ids:
+        return
+    if (raw := await pg.driver(conn)) is not None:
+        await raw.execute(
+            _PG_QUEUE,
+            list(payment_ids),
+            now,
+            EVENTS[State.SETTLED],
+            EVENTS[State.REJECTED],
+            PENDING,
+            State.SETTLED.value,
+            [State.SETTLED.value, State.REJECTED.value],
+        )
         return
     source = (
         select(

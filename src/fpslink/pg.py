@@ -1,0 +1,64 @@
+"""PostgreSQL's lane for the batch statements of the payment path: plain asyncpg, constant SQL.
+
+Each step of a batch is a handful of statements whatever the batch's size. Through SQLAlchemy each
+costs a compile of an expanded IN list (a new SQL text, so a new server-side prepare, for every
+batch size) and per-row parameter processing in Python; executemany runs the statement once per
+row on the server. Here every statement passes whole columns as arrays (`unnest`, `= ANY`), so its
+SQL is the same for any batch and asyncpg prepares it once per connection. The statements run on
+the asyncpg connection under the caller's SQLAlchemy transaction, so they commit or roll back with
+it. SQLite keeps the SQLAlchemy statements, which say the same thing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+async def driver(conn: AsyncConnection) -> asyncpg.Connection | None:
+    """The asyncpg connection under `conn`, inside its transaction; None on other backends."""
+    if conn.dialect.name != "postgresql":
+        return None
+    fairy = await conn.get_raw_connection()
+    adapted: Any = fairy.dbapi_connection
+    if conn.in_transaction() and getattr(adapted, "_transaction", None) is None:
+        # SQLAlchemy sends BEGIN with the first statement it runs itself; start it now, so that
+        # what runs here is inside the transaction that the caller commits or rolls back.
+        await adapted._start_transaction()
+    raw: asyncpg.Connection = fairy.driver_connection
+    return raw
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def array_type(table: Table, column: str) -> str:
+    """The PostgreSQL array type of a column, for `$n::type[]` casts."""
+    return f"{table.c[column].type.compile(dialect=_DIALECT)}[]"
+
+
+@functools.cache
+def insert_sql(table: Table, columns: tuple[str, ...], suffix: str) -> str:
+    names = ", ".join(ident(c) for c in columns)
+    arrays = ", ".join(f"${i}::{array_type(table, c)}" for i, c in enumerate(columns, 1))
+    return f"INSERT INTO {ident(table.name)} ({names}) SELECT * FROM unnest({arrays}){suffix}"
+
+
+async def insert_rows(
+    raw: asyncpg.Connection, table: Table, rows: Sequence[Mapping[str, Any]], suffix: str = ""
+) -> list[asyncpg.Record]:
+    """Insert rows (all with the same keys) in one execution, in their order; `suffix` may add
+    ON CONFLICT and RETURNING clauses."""
+    columns = tuple(rows[0])
+    arrays = [[row[c] for row in rows] for c in columns]
+    records: list[asyncpg.Record] = await raw.fetch(insert_sql(table, columns, suffix), *arrays)
+    return records

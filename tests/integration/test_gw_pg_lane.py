@@ -1,0 +1,55 @@
+"""The PostgreSQL lane (`fpslink.pg`): plain asyncpg statements inside SQLAlchemy's transactions."""
+
+from __future__ import annotations
+
+from conftest import Harness
+
+from fpslink import pg
+from fpslink.idempotency import repository as idem_repo
+from fpslink.ledger import repository as ledger
+
+
+async def test_the_lane_is_postgresql_only(harness: Harness) -> None:
+    async with harness.gw.engine.connect() as conn:
+        raw = await pg.driver(conn)
+    assert (raw is not None) is (harness.gw.engine.dialect.name == "postgresql")
+
+
+async def test_a_first_statement_through_the_lane_rolls_back_with_the_transaction(harness: Harness) -> None:
+    gw = harness.gw
+    bank = await harness.bank("FPS")
+    account = await harness.account(bank, opening="100.00")
+    async with gw.writer.connect() as conn:
+        transaction = await conn.begin()
+        # nothing has run through SQLAlchemy yet: the lane must open the transaction itself
+        await ledger.add_held(conn, {account: 4_000})
+        assert await ledger.balances(conn, account) == (10_000, 4_000)
+        await transaction.rollback()
+    async with gw.engine.connect() as conn:
+        assert await ledger.balances(conn, account) == (10_000, 0)
+
+
+async def test_a_committed_lane_statement_is_durable_and_a_repeat_is_seen(harness: Harness) -> None:
+    gw = harness.gw
+    now = gw.clock()
+    row = {
+        "participant_id": "LANE",
+        "key": "lane-key-1",
+        "endpoint": "POST /v1/payments",
+        "fingerprint": "f" * 64,
+        "payment_id": None,
+        "created_at": now,
+        "lease_until": now,
+        "completed_at": None,
+        "expires_at": now.replace(year=now.year + 1),
+    }
+    async with gw.writer.begin() as conn:
+        assert await idem_repo.bind_many(conn, [row]) == {("LANE", "lane-key-1")}
+    async with gw.writer.begin() as conn:
+        # the key is taken: ON CONFLICT DO NOTHING returns nothing for it, and binds the new one
+        bound = await idem_repo.bind_many(conn, [row, {**row, "key": "lane-key-2"}])
+        assert bound == {("LANE", "lane-key-2")}
+        await idem_repo.complete_many(conn, [("LANE", "lane-key-1")], now=now)
+    async with gw.engine.connect() as conn:
+        found = await idem_repo.find(conn, scope="LANE", key="lane-key-1", now=now)
+    assert found is not None and found.completed_at == now
