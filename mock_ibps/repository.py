@@ -3,19 +3,25 @@
 Repositories never begin or commit: the service decides the transaction. State changes are
 compare-and-set updates, and inserts keyed by the payment id skip on conflict, so concurrent
 duplicates find each other's row instead of applying twice.
+
+On PostgreSQL the statements of the batch path (``apply_batch``) take the asyncpg lane
+(``mock_ibps.pg``): the same statement as the SQLAlchemy one beside it, with SQL whose text does not
+depend on the batch's size, so it is prepared once per connection. SQLite runs the SQLAlchemy ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import uuid4
 
+import asyncpg
 from sqlalchemy import Column, Row, Select, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mock_ibps import pg
 from mock_ibps.domain import Account as AccountRecord
 from mock_ibps.domain import (
     AccountKind,
@@ -125,6 +131,14 @@ def _select_customer_accounts() -> Select[Any]:
     ).where(accounts.c.kind == AccountKind.CUSTOMER.value)
 
 
+_PG_CUSTOMER_ACCOUNTS: Final = (
+    "SELECT account_id, participant_id, holder_name, currency, balance_minor, held_minor"
+    " FROM accounts WHERE kind = 'CUSTOMER' AND account_id = ANY($1::varchar[]) ORDER BY account_id"
+)
+"""``_select_customer_accounts`` by id, its columns in ``AccountRecord``'s order."""
+_PG_CUSTOMER_ACCOUNTS_LOCKED: Final = _PG_CUSTOMER_ACCOUNTS + " FOR NO KEY UPDATE"
+
+
 def _account(row: Row[Any]) -> AccountRecord:
     return AccountRecord(
         account_id=row.account_id,
@@ -156,6 +170,9 @@ async def get_customer_accounts(
     """
     if not account_ids:
         return {}
+    if (raw := await pg.driver(conn)) is not None:
+        sql = _PG_CUSTOMER_ACCOUNTS_LOCKED if for_update else _PG_CUSTOMER_ACCOUNTS
+        return {r[0]: AccountRecord(*r) for r in await raw.fetch(sql, sorted(account_ids))}
     stmt = _select_customer_accounts().where(accounts.c.account_id.in_(sorted(account_ids)))
     stmt = stmt.order_by(accounts.c.account_id)
     if for_update:
@@ -179,8 +196,20 @@ async def opening_amount(conn: AsyncConnection, account_id: str) -> int:
 
 
 async def set_funds(conn: AsyncConnection, changed: Collection[AccountRecord]) -> None:
-    """Write balances and holds the caller computed under the accounts' locks (one executemany)."""
+    """Write balances and holds the caller computed under the accounts' locks, in one statement
+    (on SQLite, one executemany). The rows are locked already, so their order here is moot."""
     if not changed:
+        return
+    if (raw := await pg.driver(conn)) is not None:
+        ordered = sorted(changed, key=lambda account: account.account_id)
+        await raw.execute(
+            "UPDATE accounts AS a SET balance_minor = v.balance_minor, held_minor = v.held_minor"
+            " FROM unnest($1::varchar[], $2::bigint[], $3::bigint[])"
+            " AS v(account_id, balance_minor, held_minor) WHERE a.account_id = v.account_id",
+            [account.account_id for account in ordered],
+            [account.balance_minor for account in ordered],
+            [account.held_minor for account in ordered],
+        )
         return
     stmt = (
         update(accounts)
@@ -251,6 +280,34 @@ async def get_proxy(conn: AsyncConnection, proxy_value: str) -> Proxy | None:
 # transfers
 
 
+_PG_TRANSFER_COLUMNS: Final = (
+    "seq, transfer_id, payment_id, kind, account_id, debit_account_id, credit_account_id, currency,"
+    " amount_minor, status, reason_code, created_at, resolved_at"
+)
+"""Every column of ``transfers``, in the order ``_transfer_record`` reads them."""
+_PG_INSERT_TRANSFERS: Final = (
+    "INSERT INTO transfers (transfer_id, payment_id, kind, account_id, debit_account_id,"
+    " credit_account_id, currency, amount_minor, status, reason_code, created_at, resolved_at)"
+    " SELECT v.transfer_id, v.payment_id, v.kind, v.account_id, v.debit_account_id,"
+    " v.credit_account_id, v.currency, v.amount_minor, v.status, v.reason_code, $11::timestamptz,"
+    " CASE WHEN v.status = 'PENDING' THEN NULL ELSE $11::timestamptz END"
+    " FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[],"
+    " $6::varchar[], $7::varchar[], $8::bigint[], $9::varchar[], $10::varchar[])"
+    " AS v(transfer_id, payment_id, kind, account_id, debit_account_id, credit_account_id, currency,"
+    " amount_minor, status, reason_code)"
+    f" ON CONFLICT (payment_id) DO NOTHING RETURNING {_PG_TRANSFER_COLUMNS}"
+)
+"""``insert_transfers``: rows go in the order of the arrays (unnest keeps it)."""
+_PG_TRANSFERS: Final = (
+    f"SELECT {_PG_TRANSFER_COLUMNS} FROM transfers WHERE payment_id = ANY($1::varchar[]) ORDER BY payment_id"
+)
+_PG_TRANSFERS_LOCKED: Final = _PG_TRANSFERS + " FOR NO KEY UPDATE"
+_PG_RESOLVE_PENDING: Final = (
+    "UPDATE transfers SET status = $1, resolved_at = $2, reason_code = $3"
+    " WHERE payment_id = ANY($4::varchar[]) AND status = 'PENDING'"
+)
+
+
 def _transfer(row: Row[Any]) -> Transfer:
     return Transfer(
         seq=row.seq,
@@ -266,6 +323,40 @@ def _transfer(row: Row[Any]) -> Transfer:
         reason_code=row.reason_code,
         created_at=utc(row.created_at),
         resolved_at=None if row.resolved_at is None else utc(row.resolved_at),
+    )
+
+
+def _transfer_record(record: asyncpg.Record) -> Transfer:
+    """``_transfer`` of a lane row, whose columns are ``_PG_TRANSFER_COLUMNS`` in order."""
+    (
+        seq,
+        transfer_id,
+        payment_id,
+        kind,
+        account_id,
+        debit_account_id,
+        credit_account_id,
+        currency,
+        amount_minor,
+        status,
+        reason_code,
+        created_at,
+        resolved_at,
+    ) = record
+    return Transfer(
+        seq=seq,
+        transfer_id=transfer_id,
+        payment_id=payment_id,
+        kind=None if kind is None else TransferKind(kind),
+        account_id=account_id,
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        currency=currency,
+        amount_minor=amount_minor,
+        status=TransferStatus(status),
+        reason_code=reason_code,
+        created_at=utc(created_at),
+        resolved_at=None if resolved_at is None else utc(resolved_at),
     )
 
 
@@ -322,6 +413,8 @@ async def insert_transfers(
     """
     if not new:
         return {}
+    if (raw := await pg.driver(conn)) is not None:
+        return await _insert_transfers_pg(raw, new, now=now)
     rows = [
         {
             "transfer_id": str(uuid4()),
@@ -344,12 +437,39 @@ async def insert_transfers(
     return {transfer.payment_id: transfer for transfer in inserted if transfer.payment_id is not None}
 
 
+async def _insert_transfers_pg(
+    raw: asyncpg.Connection, new: Collection[NewTransfer], *, now: datetime
+) -> dict[str, Transfer]:
+    """``insert_transfers`` as one execution whatever the count: each column goes as one array."""
+    ordered = sorted(new, key=lambda transfer: transfer.payment_id)
+    records = await raw.fetch(
+        _PG_INSERT_TRANSFERS,
+        [str(uuid4()) for _ in ordered],
+        [transfer.payment_id for transfer in ordered],
+        [None if transfer.kind is None else transfer.kind.value for transfer in ordered],
+        [transfer.account_id for transfer in ordered],
+        [transfer.debit_account_id for transfer in ordered],
+        [transfer.credit_account_id for transfer in ordered],
+        [transfer.currency for transfer in ordered],
+        [transfer.amount_minor for transfer in ordered],
+        [transfer.status.value for transfer in ordered],
+        [transfer.reason_code for transfer in ordered],
+        now,
+    )
+    inserted = [_transfer_record(record) for record in records]
+    return {transfer.payment_id: transfer for transfer in inserted if transfer.payment_id is not None}
+
+
 async def get_transfers(
     conn: AsyncConnection, payment_ids: Collection[str], *, for_update: bool = False
 ) -> dict[str, Transfer]:
     """Transfers by payment id, in one statement; ``for_update`` locks them in payment id order."""
     if not payment_ids:
         return {}
+    if (raw := await pg.driver(conn)) is not None:
+        sql = _PG_TRANSFERS_LOCKED if for_update else _PG_TRANSFERS
+        found = [_transfer_record(record) for record in await raw.fetch(sql, sorted(payment_ids))]
+        return {transfer.payment_id: transfer for transfer in found if transfer.payment_id is not None}
     stmt = (
         select(transfers)
         .where(transfers.c.payment_id.in_(sorted(payment_ids)))
@@ -372,6 +492,11 @@ async def resolve_pending(
     """Compare-and-set PENDING -> ``status`` for these payments; how many were pending."""
     if not payment_ids:
         return 0
+    if (raw := await pg.driver(conn)) is not None:
+        status_message = await raw.execute(
+            _PG_RESOLVE_PENDING, status.value, now, reason_code, sorted(payment_ids)
+        )
+        return pg.row_count(status_message)
     result = await conn.execute(
         update(transfers)
         .where(

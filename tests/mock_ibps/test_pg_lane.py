@@ -1,0 +1,428 @@
+"""The PostgreSQL lane of the batch path (``mock_ibps.pg``): plain asyncpg statements inside SQLAlchemy's
+transactions, answering exactly what the SQLAlchemy statements that SQLite keeps answer.
+
+Every test runs on each backend; on SQLite the lane is off, so there the same assertions hold the
+SQLAlchemy statements to the same standard. "Lane off" is ``pg.driver`` answering None, which is
+what the repository sees on SQLite: the database itself is never faked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mock_ibps import pg, service
+from mock_ibps import repository as repo
+from mock_ibps.db import create_engine
+from mock_ibps.domain import (
+    AbortRequest,
+    Account,
+    Answer,
+    CommitRequest,
+    NewTransfer,
+    PrepareRequest,
+    PrepareResult,
+    Reason,
+    Transfer,
+    TransferKind,
+    TransferRequest,
+    TransferStatus,
+    now_utc,
+    utc,
+)
+from mock_ibps.errors import IbpsError
+from mock_ibps.migrate import upgrade
+from mock_ibps.models import LINK_ACCOUNT_ID, accounts, transfers
+from mock_ibps.service import IbpsLedger
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def lane_off(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Call it to make the repository take its SQLAlchemy statements on every backend."""
+
+    async def no_driver(conn: AsyncConnection) -> None:
+        return None
+
+    return lambda: monkeypatch.setattr(pg, "driver", no_driver)
+
+
+async def _customer(ledger: IbpsLedger, opening_minor: int = 10_000) -> str:
+    participant_id = "BK" + uuid.uuid4().hex[:12].upper()
+    account_id = "CN" + uuid.uuid4().hex[:16].upper()
+    await ledger.open_participant(participant_id=participant_id, name="Lane Bank")
+    await ledger.open_account(
+        account_id=account_id,
+        participant_id=participant_id,
+        holder_name="张小明",
+        currency="CNY",
+        opening_balance_minor=opening_minor,
+    )
+    return account_id
+
+
+def _credit(payment_id: str, account_id: str, amount_minor: int) -> NewTransfer:
+    return NewTransfer(
+        payment_id=payment_id,
+        kind=TransferKind.CREDIT,
+        account_id=account_id,
+        debit_account_id=LINK_ACCOUNT_ID,
+        credit_account_id=account_id,
+        currency="CNY",
+        amount_minor=amount_minor,
+        status=TransferStatus.PENDING,
+        reason_code=None,
+    )
+
+
+async def test_the_lane_is_postgresql_only(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        raw = await pg.driver(conn)
+    assert (raw is not None) is (engine.dialect.name == "postgresql")
+
+
+def test_the_lane_reads_every_transfer_column_in_table_order() -> None:
+    """``_transfer_record`` unpacks the lane's rows by position."""
+    names = [name.strip() for name in repo._PG_TRANSFER_COLUMNS.split(",")]
+    assert names == list(transfers.c.keys())
+
+
+async def test_a_first_statement_through_the_lane_rolls_back_with_the_transaction(
+    engine: AsyncEngine,
+) -> None:
+    ledger = IbpsLedger(engine)
+    account_id = await _customer(ledger)
+    payment_id = str(uuid.uuid4())
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        # nothing has run through SQLAlchemy yet: the lane must begin the transaction itself
+        inserted = await repo.insert_transfers(conn, [_credit(payment_id, account_id, 700)], now=now_utc())
+        assert payment_id in inserted
+        # a SQLAlchemy statement on the same connection sees the row: one transaction
+        assert await repo.get_transfer(conn, payment_id) == inserted[payment_id]
+        await transaction.rollback()
+    async with engine.connect() as conn:
+        account = await repo.get_customer_account(conn, account_id)
+    assert account is not None and (account.balance_minor, account.held_minor) == (10_000, 0)
+    changed = replace(account, balance_minor=1, held_minor=1)
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        await repo.set_funds(conn, [changed])
+        assert await repo.get_customer_account(conn, account_id) == changed
+        await transaction.rollback()
+    async with engine.connect() as conn:
+        assert await repo.get_transfers(conn, [payment_id]) == {}
+        assert await repo.get_customer_account(conn, account_id) == account
+
+
+async def test_committed_lane_statements_are_durable(engine: AsyncEngine) -> None:
+    ledger = IbpsLedger(engine)
+    account_id = await _customer(ledger)
+    payment_id = str(uuid.uuid4())
+    now = now_utc()
+    async with engine.begin() as conn:
+        inserted = await repo.insert_transfers(conn, [_credit(payment_id, account_id, 700)], now=now)
+    async with engine.begin() as conn:
+        # a repeat skips the recorded payment id
+        assert await repo.insert_transfers(conn, [_credit(payment_id, account_id, 900)], now=now) == {}
+        assert await repo.get_transfers(conn, [payment_id], for_update=True) == inserted
+        assert (
+            await repo.resolve_pending(
+                conn, payment_ids=[payment_id], status=TransferStatus.VOIDED, reason_code=None, now=now
+            )
+            == 1
+        )
+    async with engine.begin() as conn:
+        assert (
+            await repo.resolve_pending(
+                conn, payment_ids=[payment_id], status=TransferStatus.POSTED, reason_code=None, now=now
+            )
+            == 0
+        )
+        (voided,) = (await repo.get_transfers(conn, [payment_id])).values()
+    assert (voided.status, voided.resolved_at, voided.amount_minor) == (TransferStatus.VOIDED, now, 700)
+
+
+async def test_the_lane_answers_what_the_sqlalchemy_statements_answer(
+    engine: AsyncEngine, lane_off: Callable[[], None]
+) -> None:
+    """The same rows read both ways give equal objects, down to the types and time zones."""
+    ledger = IbpsLedger(engine)
+    account_ids = [await _customer(ledger), await _customer(ledger, 5_000)]
+    payment_ids = sorted(str(uuid.uuid4()) for _ in range(3))
+    now = now_utc()
+    new = [
+        _credit(payment_ids[0], account_ids[0], 100),
+        NewTransfer(
+            payment_ids[1], None, None, None, None, None, None, TransferStatus.VOIDED, "ALREADY_ABORTED"
+        ),
+        NewTransfer(
+            payment_ids[2],
+            TransferKind.DEBIT,
+            "NOPE",
+            None,
+            None,
+            "CNY",
+            200,
+            TransferStatus.VOIDED,
+            Reason.AC01,
+        ),
+    ]
+    async with engine.begin() as conn:
+        inserted = await repo.insert_transfers(conn, new, now=now)
+        lane_found = await repo.get_transfers(conn, payment_ids, for_update=True)
+        lane_accounts = await repo.get_customer_accounts(conn, [*account_ids, "NOPE"], for_update=True)
+    lane_off()
+    async with engine.begin() as conn:
+        found = await repo.get_transfers(conn, payment_ids, for_update=True)
+        found_plain = await repo.get_transfers(conn, payment_ids)
+        found_accounts = await repo.get_customer_accounts(conn, [*account_ids, "NOPE"])
+    assert list(inserted) == list(found) == list(lane_found) == payment_ids
+    for transfers_read in (lane_found, found, found_plain):
+        assert [_typed(t) for t in transfers_read.values()] == [_typed(t) for t in inserted.values()]
+    assert [_typed(a) for a in lane_accounts.values()] == [_typed(a) for a in found_accounts.values()]
+    assert list(lane_accounts) == list(found_accounts) == sorted(account_ids)
+    assert inserted[payment_ids[0]].created_at == now and inserted[payment_ids[0]].resolved_at is None
+    assert inserted[payment_ids[1]].resolved_at == now
+
+
+async def test_the_lane_locks_rows_for_no_key_update(engine: AsyncEngine) -> None:
+    """FOR NO KEY UPDATE, as the SQLAlchemy statements took: a writer waits, a foreign key does not."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite's writer holds the whole database")
+    ledger = IbpsLedger(engine)
+    account_id = await _customer(ledger)
+    payment_id = str(uuid.uuid4())
+    async with engine.begin() as conn:
+        await repo.insert_transfers(conn, [_credit(payment_id, account_id, 100)], now=now_utc())
+    locks = [
+        ("accounts", "account_id", account_id),
+        ("transfers", "payment_id", payment_id),
+    ]
+    async with engine.connect() as holder, engine.connect() as other:
+        await holder.begin()
+        assert await repo.get_customer_accounts(holder, [account_id]) != {}
+        assert await repo.get_transfers(holder, [payment_id]) != {}
+        for table, key, value in locks:  # a plain read locks nothing
+            await _lock(other, table, key, value, "NO KEY UPDATE")
+        await holder.rollback()
+        await holder.begin()
+        assert await repo.get_customer_accounts(holder, [account_id], for_update=True) != {}
+        assert await repo.get_transfers(holder, [payment_id], for_update=True) != {}
+        for table, key, value in locks:
+            await _lock(other, table, key, value, "KEY SHARE")
+            with pytest.raises(DBAPIError, match="could not obtain lock"):
+                await _lock(other, table, key, value, "NO KEY UPDATE")
+        await holder.rollback()
+
+
+async def _lock(conn: AsyncConnection, table: str, key: str, value: str, strength: str) -> None:
+    """Take a row lock with NOWAIT in a transaction of its own, which fails if it would wait."""
+    async with conn.begin():
+        await conn.execute(
+            text(f"SELECT 1 FROM {table} WHERE {key} = :v FOR {strength} NOWAIT"), {"v": value}
+        )
+
+
+# A representative batch sequence, identical on the lane, on PostgreSQL's SQLAlchemy statements and
+# on SQLite: (op, payment, kind, account, amount, currency, refusal); account 2 does not exist.
+Step = tuple[str, int, str, int, int, str, Reason | None]
+SCENARIO: list[list[Step]] = [
+    [
+        ("prepare", 0, "DEBIT", 0, 6_000, "CNY", None),
+        ("prepare", 1, "DEBIT", 0, 3_000, "CNY", None),
+        ("prepare", 2, "DEBIT", 0, 3_000, "CNY", None),  # AM04: 10.00 left
+        ("prepare", 3, "CREDIT", 1, 1_000, "CNY", None),
+        ("prepare", 4, "DEBIT", 2, 100, "CNY", None),  # AC01
+        ("prepare", 5, "CREDIT", 1, 500, "USD", None),  # AM03
+        ("abort", 6, "", 0, 0, "", None),  # a tombstone
+        ("prepare", 7, "DEBIT", 1, 40_404, "CNY", Reason.RR04),
+        ("prepare", 0, "DEBIT", 0, 6_000, "CNY", None),  # a duplicate delivery
+        ("commit", 1, "", 0, 0, "", None),  # posted in the batch that prepared it
+        ("commit", 1, "", 0, 0, "", None),  # and again
+    ],
+    [
+        ("commit", 0, "", 0, 0, "", None),
+        ("abort", 1, "", 0, 0, "", None),  # posted
+        ("prepare", 2, "DEBIT", 0, 3_000, "CNY", None),  # replays the refusal
+        ("prepare", 6, "CREDIT", 1, 1_000, "CNY", None),  # refused by the tombstone
+        ("commit", 8, "", 0, 0, "", None),  # unknown
+        ("prepare", 3, "CREDIT", 1, 3_000, "CNY", None),  # mismatch
+        ("abort", 3, "", 0, 0, "", None),
+        ("commit", 3, "", 0, 0, "", None),  # voided
+        ("prepare", 9, "DEBIT", 1, 2_000, "CNY", None),
+        ("prepare", 10, "CREDIT", 0, 700, "CNY", None),
+    ],
+    [
+        ("abort", 0, "", 0, 0, "", None),  # posted
+        ("commit", 9, "", 0, 0, "", None),
+        ("commit", 10, "", 0, 0, "", None),
+        ("prepare", 11, "DEBIT", 0, 1_000, "CNY", None),  # left pending
+        ("prepare", 11, "DEBIT", 0, 1_000, "CNY", None),
+    ],
+]
+PAYMENTS = 12
+
+
+@dataclass
+class World:
+    """One run of the scenario: its own bank, accounts and payment ids, on one ledger."""
+
+    ledger: IbpsLedger
+    engine: AsyncEngine
+    accounts: list[str]
+    payments: list[str]
+
+    @classmethod
+    async def create(cls, engine: AsyncEngine) -> World:
+        ledger = IbpsLedger(engine)
+        accounts = [await _customer(ledger), await _customer(ledger), "CN" + uuid.uuid4().hex[:16].upper()]
+        # the ids sort in the same order in every world, so rows go in (and get seqs) alike
+        prefix = str(uuid.uuid4())[:-4]
+        return cls(ledger, engine, accounts, [f"{prefix}{i:04x}" for i in range(PAYMENTS)])
+
+    def requests(self, steps: Sequence[Step]) -> list[TransferRequest]:
+        requests: list[TransferRequest] = []
+        for op, payment, kind, account, amount, currency, refusal in steps:
+            payment_id = self.payments[payment]
+            if op == "prepare":
+                requests.append(
+                    PrepareRequest(
+                        payment_id, TransferKind(kind), self.accounts[account], amount, currency, refusal
+                    )
+                )
+            else:
+                requests.append(CommitRequest(payment_id) if op == "commit" else AbortRequest(payment_id))
+        return requests
+
+    async def run(self, clock: Iterator[datetime]) -> tuple[list[Any], dict[str, Any]]:
+        """The scenario's answers and the rows it left, with this world's ids named."""
+        answers: list[Answer] = []
+        for steps in SCENARIO:
+            service_now = next(clock)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(service, "now_utc", lambda now=service_now: now)
+                answers += await self.ledger.apply_batch(self.requests(steps))
+        rows = await self.rows()
+        seqs = {seq: rank for rank, seq in enumerate(sorted(row["seq"] for row in rows["transfers"]))}
+        named = [self.answer(answer, seqs) for answer in answers]
+        rows["transfers"] = [self.names({**row, "seq": seqs[row["seq"]]}) for row in rows["transfers"]]
+        await self.ledger.apply_batch([AbortRequest(payment_id) for payment_id in self.payments])
+        (await self.ledger.check()).raise_if_broken()
+        return named, rows
+
+    async def rows(self) -> dict[str, Any]:
+        """The stored rows, read with SQLAlchemy whatever the backend, times as UTC."""
+        async with self.engine.connect() as conn:
+            found = await conn.execute(
+                select(transfers).where(transfers.c.payment_id.in_(self.payments)).order_by(transfers.c.seq)
+            )
+            transfer_rows = [
+                {k: utc(v) if isinstance(v, datetime) else v for k, v in row._mapping.items()}
+                for row in found
+            ]
+            funds = await conn.execute(
+                select(accounts.c.account_id, accounts.c.balance_minor, accounts.c.held_minor)
+                .where(accounts.c.account_id.in_(self.accounts))
+                .order_by(accounts.c.account_id)
+            )
+            account_rows = {self.accounts.index(r.account_id): (r.balance_minor, r.held_minor) for r in funds}
+        return {"transfers": transfer_rows, "accounts": account_rows}
+
+    def answer(self, answer: Answer, seqs: dict[int, int]) -> Any:
+        if isinstance(answer, IbpsError):
+            return type(answer).__name__, answer.status, answer.code, self.names(answer.ids)
+        if isinstance(answer, PrepareResult):
+            return "result", _typed(answer.outcome), answer.reason_code, self.transfer(answer.transfer, seqs)
+        return "transfer", self.transfer(answer, seqs)
+
+    def transfer(self, transfer: Transfer, seqs: dict[int, int]) -> Any:
+        assert transfer.created_at.tzinfo is UTC
+        assert transfer.resolved_at is None or transfer.resolved_at.tzinfo is UTC
+        assert str(uuid.UUID(transfer.transfer_id)) == transfer.transfer_id
+        return self.names({**_typed(transfer), "seq": (type(transfer.seq).__name__, seqs[transfer.seq])})
+
+    def names(self, value: Any) -> Any:
+        """``value`` with this world's ids named and transfer ids (random) left out."""
+        if isinstance(value, dict):
+            return {k: self.names(v) for k, v in value.items() if k != "transfer_id"}
+        if isinstance(value, list | tuple):
+            return type(value)(self.names(item) for item in value)
+        if value in self.payments:
+            return f"payment {self.payments.index(value)}"
+        if value in self.accounts:
+            return f"account {self.accounts.index(value)}"
+        return value
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+def _typed(value: Any) -> Any:
+    """A record's fields as (type name, value) pairs: a StrEnum equals its str, so plain equality
+    would not catch a lane answering a str where the SQLAlchemy statement answers an enum."""
+    if isinstance(value, Transfer | Account):
+        return {name: _typed(item) for name, item in _fields(value).items()}
+    return type(value).__name__, value
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A fresh SQLite ledger beside whichever backend the test runs on: the reference."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reference.db'}"
+    await asyncio.to_thread(upgrade, url)
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def test_a_batch_answers_and_stores_alike_on_both_backends(
+    engine: AsyncEngine, sqlite_engine: AsyncEngine, lane_off: Callable[[], None]
+) -> None:
+    """The lane (on PostgreSQL), PostgreSQL's SQLAlchemy statements and SQLite: same answers, rows."""
+    start = now_utc().replace(microsecond=123_456)
+
+    def clock() -> Iterator[datetime]:
+        return (start + timedelta(seconds=i, microseconds=i) for i in range(len(SCENARIO)))
+
+    on_lane = await (await World.create(engine)).run(clock())
+    on_sqlite = await (await World.create(sqlite_engine)).run(clock())
+    lane_off()
+    off_lane = await (await World.create(engine)).run(clock())
+    assert on_lane == off_lane
+    assert on_lane == on_sqlite
+    answers, rows = on_lane
+    # the scenario does reach every kind of answer
+    kinds = {answer[0] for answer in answers}
+    assert kinds == {
+        "result",
+        "transfer",
+        "TransferNotFound",
+        "TransferMismatch",
+        "TransferPosted",
+        "TransferVoided",
+    }
+    reasons = {answer[2] for answer in answers if answer[0] == "result"}
+    assert reasons == {None, "AM04", "AC01", "AM03", "RR04", "ALREADY_ABORTED"}
+    assert rows["accounts"] == {0: (10_000 - 3_000 - 6_000 + 700, 1_000), 1: (10_000 - 2_000, 0)}
