@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fpslink import __version__, logs
 from fpslink.api import (
+    fast_payments,
     faults_routes,
     iso20022_routes,
     observability,
@@ -56,7 +57,10 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utcnow,
     ibps_transport: httpx.AsyncBaseTransport | None = None,
+    fast_path: bool = True,
 ) -> FastAPI:
+    """The gateway; `fast_path=False` leaves POST /v1/payments to its FastAPI route alone (the parity
+    tests compare the two)."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -104,6 +108,8 @@ def create_app(
     app.include_router(sandbox_routes.router)
     app.include_router(reconciliation_routes.router)
     app.include_router(console_routes.router)
+    if fast_path:
+        fast_payments.install(app)
     observability.install(app)
 
     @app.get(
