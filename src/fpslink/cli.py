@@ -44,16 +44,15 @@ def serve(
     migrate: Annotated[bool, typer.Option(help="Apply migrations first")] = True,
 ) -> None:
     """Serve the gateway only (mock_ibps runs elsewhere: FPSLINK_IBPS_URL)."""
-    import uvicorn
+    from fpslink import serving
 
     settings = Settings()
     if migrate:
         from fpslink.migrate import upgrade
 
         upgrade(settings.database_url)
-    uvicorn.run(
+    serving.serve(
         "fpslink.app:app_from_env",
-        factory=True,
         host=host,
         port=port,
         workers=workers,

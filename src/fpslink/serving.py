@@ -1,0 +1,96 @@
+"""Several gateway workers on one port, each listening on its own socket (SO_REUSEPORT).
+
+uvicorn's `--workers` shares one listening socket, and whichever worker is first in accept() takes
+the next connection. Clients that open persistent connections in a burst (a load test, a bank's
+connection pool) ended up about two to one on two workers: the busier worker's batches, latency
+and CPU ran hot while the other idled. With a socket per worker the kernel spreads connections over
+the workers by a hash of their addresses.
+
+The supervisor is small on purpose: it starts the workers, starts a worker again when one dies, and
+stops them all on SIGINT or SIGTERM (each stops gracefully, as uvicorn does). Where the platform
+has no SO_REUSEPORT, or for one worker, it is plain `uvicorn.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import uvicorn
+
+log = logging.getLogger("fpslink.serving")
+
+STARTUP_FAILURE = 3
+"""uvicorn's exit code for a worker that could not start: the same would happen on every restart."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound with SO_REUSEPORT, for one worker; the worker's server listens on it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def ensure_free(host: str, port: int) -> None:
+    """Fail now if anything listens on the port: workers bound with SO_REUSEPORT would otherwise
+    share it with another server of the same user instead of failing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def _worker(app: str, host: str, port: int, log_level: str) -> None:
+    config = uvicorn.Config(app, factory=True, host=host, port=port, log_level=log_level)
+    uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
+
+
+def serve(app: str, *, host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve the app factory `app` ("module:function") with `workers` processes."""
+    if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        uvicorn.run(app, factory=True, host=host, port=port, workers=workers, log_level=log_level)
+        return
+    ensure_free(host, port)
+    context = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_worker, args=(app, host, port, log_level), daemon=False)
+        process.start()
+        return process
+
+    processes = [start() for _ in range(workers)]
+    while not stop.wait(0.5):
+        for i, process in enumerate(processes):
+            if process.is_alive():
+                continue
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("worker %s failed to start; stopping", process.pid)
+                stop.set()
+                break
+            log.warning("worker %s exited (%s); starting another", process.pid, process.exitcode)
+            processes[i] = start()
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + 30
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()

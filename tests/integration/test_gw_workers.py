@@ -1,0 +1,142 @@
+"""`fpslink serve --workers N`: one listening socket per worker, connections spread over them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import psutil
+import pytest
+from conftest import IBPS_TOKEN, OPERATOR_KEY, Stack
+from gw_support import free_port, start_process, stop_process
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's"
+)
+
+CONNECTIONS = 64
+
+
+def _env(stack: Stack) -> dict[str, str]:
+    return {
+        "FPSLINK_DATABASE_URL": stack.gateway_db,
+        "FPSLINK_IBPS_URL": stack.ibps_url,
+        "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
+        "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
+    }
+
+
+def _serve_args(port: int) -> list[str]:
+    return ["-m", "fpslink.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+
+
+@pytest.fixture
+async def server(stack: Stack) -> AsyncIterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = free_port()
+    process = await asyncio.to_thread(
+        start_process,
+        [*_serve_args(port), "--no-migrate"],
+        env=_env(stack),
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        log=stack.logs / f"gateway-workers-{port}.log",
+    )
+    try:
+        yield port, process
+    finally:
+        await asyncio.to_thread(stop_process, process)
+
+
+def _established(worker: psutil.Process, port: int) -> int:
+    return sum(
+        1
+        for c in worker.net_connections(kind="tcp")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
+def _listening_socket(worker: psutil.Process, port: int) -> str:
+    """The kernel's identity of the worker's listening socket (shared sockets have one)."""
+    (listening,) = [
+        c
+        for c in worker.net_connections(kind="tcp")
+        if c.laddr.port == port and c.status == psutil.CONN_LISTEN
+    ]
+    return os.readlink(f"/proc/{worker.pid}/fd/{listening.fd}")
+
+
+def _workers(process: subprocess.Popen[bytes], want: int) -> list[psutil.Process]:
+    deadline = time.monotonic() + 30
+    while True:
+        workers = [
+            w
+            for w in psutil.Process(process.pid).children()
+            if w.is_running() and "spawn_main" in " ".join(w.cmdline())  # not the resource tracker
+        ]
+        if len(workers) == want or time.monotonic() > deadline:
+            return workers
+        time.sleep(0.2)
+
+
+async def test_persistent_connections_opened_in_a_burst_spread_over_both_workers(
+    server: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    port, process = server
+    clients = [
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=httpx.Limits(max_connections=1))
+        for _ in range(CONNECTIONS)
+    ]
+    try:
+        answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
+        assert all(a.status_code == 200 for a in answers)
+        workers = _workers(process, 2)
+        assert len(workers) == 2
+        # a socket each, so the kernel (not a race to accept) decides where a connection goes
+        assert len({_listening_socket(w, port) for w in workers}) == 2
+        counts = [_established(w, port) for w in workers]
+        # the kernel hashes each connection to a socket: about half each, never (nearly) all on one
+        assert sum(counts) == CONNECTIONS, counts
+        assert min(counts) >= CONNECTIONS // 5, counts
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
+
+
+async def test_a_worker_that_dies_is_replaced_and_the_port_keeps_serving(
+    server: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    port, process = server
+    victim = _workers(process, 2)[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    await asyncio.to_thread(victim.wait, 10)
+    workers = await asyncio.to_thread(_workers, process, 2)
+    assert len(workers) == 2 and victim.pid not in {w.pid for w in workers}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the replacement worker never served"
+            await asyncio.sleep(0.2)
+
+
+async def test_a_second_server_on_a_taken_port_fails_instead_of_sharing_it(
+    server: tuple[int, subprocess.Popen[bytes]], stack: Stack
+) -> None:
+    port, _ = server
+    second = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, *_serve_args(port), "--no-migrate"],
+        env={**os.environ, **_env(stack)},
+        capture_output=True,
+        timeout=60,
+    )
+    assert second.returncode != 0
+    assert b"Address already in use" in second.stderr or b"address already in use" in second.stderr.lower()
