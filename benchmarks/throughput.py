@@ -735,9 +735,9 @@ def report(results: list[Result], args: argparse.Namespace, load: tuple[str, str
         lines.append(f"\nfpslink / skeleton (settled payments/s): {ratio:.2f}   (target >= 1.0)")
     for r in results:
         if r.cpu_s and r.settled:
-            per = ", ".join(f"{name} {1000 * s / r.settled:.1f}" for name, s in r.cpu_s.items())
+            per = ", ".join(f"{name} {1000 * s / r.settled:.2f}" for name, s in r.cpu_s.items())
             total = 1000 * sum(r.cpu_s.values()) / r.settled
-            lines.append(f"{r.name}: CPU ms per settled payment: {per}; all {total:.1f}")
+            lines.append(f"{r.name}: CPU ms per settled payment: {per}; all {total:.2f}")
     for r in results:
         for kind, n in r.errors.most_common(10):
             lines.append(f"{r.name} error: {kind} x{n}")

@@ -57,8 +57,17 @@ async def insert_rows(
     raw: asyncpg.Connection, table: Table, rows: Sequence[Mapping[str, Any]], suffix: str = ""
 ) -> list[asyncpg.Record]:
     """Insert rows (all with the same keys) in one execution, in their order; `suffix` may add
-    ON CONFLICT and RETURNING clauses."""
+    ON CONFLICT and RETURNING clauses.
+
+    Without a suffix the rows go by binary COPY: it costs half the CPU of the arrays, in this
+    process and on the server, because asyncpg encodes array elements one by one with type checks.
+    """
     columns = tuple(rows[0])
+    if not suffix:
+        await raw.copy_records_to_table(
+            table.name, records=[tuple(row[c] for c in columns) for row in rows], columns=columns
+        )
+        return []
     arrays = [[row[c] for row in rows] for c in columns]
     records: list[asyncpg.Record] = await raw.fetch(insert_sql(table, columns, suffix), *arrays)
     return records
