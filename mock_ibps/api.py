@@ -62,17 +62,21 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 500
 
 
-def get_ledger(request: Request) -> IbpsLedger:
+# The dependencies are async on purpose: FastAPI runs a sync one in its thread pool, two thread
+# hops per dependency on every request.
+
+
+async def get_ledger(request: Request) -> IbpsLedger:
     ledger: IbpsLedger = request.app.state.ledger
     return ledger
 
 
-def get_faults(request: Request) -> FaultInjector:
+async def get_faults(request: Request) -> FaultInjector:
     faults: FaultInjector = request.app.state.faults
     return faults
 
 
-def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
     """Bearer token check in constant time, so the token cannot be guessed byte by byte."""
     expected: str = request.app.state.settings.token
     scheme, _, token = (authorization or "").partition(" ")
