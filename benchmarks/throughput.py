@@ -65,6 +65,8 @@ GW_DB, IBPS_DB = "fpslink_bench_tp_gw", "fpslink_bench_tp_ibps"
 SKEL_FRONT_DB, SKEL_BACK_DB = "fpslink_bench_skel_front", "fpslink_bench_skel_back"
 BANKS = (("TPHK1", "FPS"), ("TPHK2", "FPS"), ("TPCN1", "IBPS"), ("TPCN2", "IBPS"))
 MAX_REQUESTS_PER_CLIENT = 10_000_000
+BACKLOG_PER_CONNECTION = 4
+"""Open loop: scheduled requests waiting for a connection, at most this many per connection."""
 LOG_DIR = Path(os.environ.get("FPSLINK_BENCH_LOGS", "/tmp/fpslink-throughput"))
 
 
@@ -76,6 +78,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per system")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent clients (connections)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: offer this many payments per second whatever the answers (up to --concurrency "
+        "connections at once); latency counts from each request's scheduled time",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gateway and skeleton front workers")
     parser.add_argument("--accounts", type=int, default=400, help="funded accounts on each side")
     parser.add_argument(
@@ -95,6 +104,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--duration": 1 <= args.duration <= 3600,
         "--warmup": 0 <= args.warmup <= 600,
         "--concurrency": 1 <= args.concurrency <= 1024,
+        "--rate": args.rate is None or 1 <= args.rate <= 20_000,
         "--workers": 1 <= args.workers <= 16,
         "--accounts": 2 <= args.accounts <= 100_000,
         "--port": 1024 <= args.port <= 65_000,
@@ -295,13 +305,34 @@ async def drive(
     on_measuring: Callable[[], Awaitable[None]] | None = None,
     cpu: CpuProbe | None = None,
 ) -> Result:
-    """`args.concurrency` clients, each sending its next request when its answer comes, for warm-up +
-    duration seconds; counts requests that started inside the measured window."""
+    """Closed loop (default): `args.concurrency` clients, each sending its next request when its answer
+    comes. Open loop (`args.rate`): requests scheduled at that rate whatever the answers, over up to
+    `args.concurrency` connections; a request's latency counts from its scheduled time, so time spent
+    waiting for a connection is not hidden. For warm-up + duration seconds; counts requests scheduled
+    inside the measured window."""
     result = Result(name=name, duration_s=args.duration)
     pool = Pool(HOST, port, size=args.concurrency, timeout_s=30.0)
     started = time.monotonic()
     measure_from = started + args.warmup
     end = measure_from + args.duration
+
+    async def one(rng: random.Random, sent: float) -> None:
+        path, body, headers = make(rng)
+        try:
+            answer = await pool.request("POST", path, body, headers)
+            outcome = classify(answer.status, answer.body)
+        except (HttpError, TimeoutError) as exc:
+            outcome = f"transport {type(exc).__name__}"
+        if sent < measure_from:
+            return
+        result.requests += 1
+        result.latencies_ms.append((time.monotonic() - sent) * 1000)
+        if outcome == "SETTLED":
+            result.settled += 1
+        elif outcome == "PENDING":
+            result.pending += 1
+        else:
+            result.errors[outcome] += 1
 
     async def client(index: int) -> None:
         rng = random.Random(args.seed * 7919 + index)
@@ -309,24 +340,32 @@ async def drive(
             sent = time.monotonic()
             if sent >= end:
                 return
-            path, body, headers = make(rng)
-            try:
-                answer = await pool.request("POST", path, body, headers)
-                outcome = classify(answer.status, answer.body)
-            except (HttpError, TimeoutError) as exc:
-                outcome = f"transport {type(exc).__name__}"
-            if sent < measure_from:
-                continue
-            result.requests += 1
-            result.latencies_ms.append((time.monotonic() - sent) * 1000)
-            if outcome == "SETTLED":
-                result.settled += 1
-            elif outcome == "PENDING":
-                result.pending += 1
-            else:
-                result.errors[outcome] += 1
+            await one(rng, sent)
 
-    tasks = [asyncio.create_task(client(i)) for i in range(args.concurrency)]
+    async def scheduler() -> None:
+        rng = random.Random(args.seed * 7919)
+        interval = 1.0 / args.rate
+        running: set[asyncio.Task[None]] = set()
+        for i in range(MAX_REQUESTS_PER_CLIENT):
+            due = started + i * interval
+            if due >= end:
+                break
+            if due > time.monotonic():
+                await asyncio.sleep(due - time.monotonic())
+            if len(running) >= BACKLOG_PER_CONNECTION * args.concurrency:
+                if due >= measure_from:  # the system fell this far behind: shed, and say so
+                    result.errors["not sent: backlog full"] += 1
+                continue
+            task = asyncio.create_task(one(rng, due))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:
+            await asyncio.wait(running)
+
+    if args.rate is None:
+        tasks = [asyncio.create_task(client(i)) for i in range(args.concurrency)]
+    else:
+        tasks = [asyncio.create_task(scheduler())]
     try:
         await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
         cpu_before = await cpu() if cpu is not None else {}
@@ -717,8 +756,13 @@ def top_functions(collapsed: list[str], count: int = 15) -> list[str]:
 
 def report(results: list[Result], args: argparse.Namespace, load: tuple[str, str]) -> str:
     lines = [
-        f"load generator: asyncio + rawhttp keep-alive client in one process, {args.concurrency} connections;"
-        f" {args.warmup:g} s warm-up, {args.duration:g} s measured; {args.workers} worker(s)",
+        "load generator: asyncio + rawhttp keep-alive client in one process, "
+        + (
+            f"{args.concurrency} connections, closed loop;"
+            if args.rate is None
+            else f"open loop at {args.rate:g} payments/s over up to {args.concurrency} connections;"
+        )
+        + f" {args.warmup:g} s warm-up, {args.duration:g} s measured; {args.workers} worker(s)",
         f"load average before: {load[0]}; after: {load[1]}",
         "",
         f"{'system':<10}{'req/s':>9}{'settled/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
