@@ -40,6 +40,11 @@ def test_throughput_defaults(throughput: ModuleType) -> None:
     args = throughput.parse_args([])
     assert (args.duration, args.concurrency, args.workers, args.warmup) == (60.0, 64, 2, 5.0)
     assert args.only == "both" and not args.keep and not args.locust and args.profile is None
+    assert args.rate is None  # closed loop unless asked
+
+
+def test_throughput_open_loop_rate(throughput: ModuleType) -> None:
+    assert throughput.parse_args(["--rate", "1000", "--concurrency", "512"]).rate == 1000.0
 
 
 def test_throughput_options(throughput: ModuleType) -> None:
@@ -68,7 +73,14 @@ def test_throughput_options(throughput: ModuleType) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--duration", "0"], ["--concurrency", "0"], ["--workers", "99"], ["--only", "neither"]]
+    "argv",
+    [
+        ["--duration", "0"],
+        ["--concurrency", "0"],
+        ["--workers", "99"],
+        ["--only", "neither"],
+        ["--rate", "0"],
+    ],
 )
 def test_throughput_refuses_unbounded_runs(throughput: ModuleType, argv: list[str]) -> None:
     with pytest.raises(SystemExit):
