@@ -84,6 +84,16 @@ HK_HOLDERS = ("CHAN Tai Man", "WONG Siu Ming", "LEE Ka Yan", "CHEUNG Wai Kit", "
 CN_HOLDERS = ("张小明", "李华", "王芳", "刘洋", "陈静", "杨帆", "赵磊", "黄丽")
 PURPOSES = ("FAMILY_SUPPORT", "EDUCATION", "MEDICAL", "TRAVEL", "GOODS_TRADE", "SALARY")
 SETTLING = {"SETTLED", "PENDING"}
+MAGIC_REFUSED_CNY = Decimal("404.04")
+"""An IBPS leg of this CNY amount is refused (RR04) by mock_ibps; ordinary amounts can land on it."""
+
+
+def cny_leg(payment: dict[str, Any]) -> Decimal | None:
+    """The CNY amount of a payment's IBPS leg (its source or its target), if it has one."""
+    for side in ("source", "target"):
+        if payment.get(f"{side}_currency") == "CNY" and payment.get(f"{side}_amount") is not None:
+            return Decimal(str(payment[f"{side}_amount"]))
+    return None
 
 
 # the simulated day ------------------------------------------------------------------------------
@@ -665,6 +675,11 @@ class BankUser(FastHttpUser):
                 WORLD.warn_once(
                     reason, "southbound is outside its service hours: payments come back REJECTED"
                 )
+                resp.success()
+            elif reason == "RR04" and cny_leg(payment) == MAGIC_REFUSED_CNY:
+                # the IBPS leg came out at the sandbox's magic amount (about one in 300,000): refused
+                # on purpose, as docs/sandbox.md says
+                debtor.give_back(amount)
                 resp.success()
             else:
                 if reason in ("AM14", "AM04"):

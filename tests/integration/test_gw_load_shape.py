@@ -190,3 +190,21 @@ def test_bad_shape_settings_stop_the_import(name: str, value: str) -> None:
     )
     assert result.returncode != 0
     assert name in result.stderr
+
+
+CNY_LEGS = """
+legs = [
+    module.cny_leg({"source_currency": "CNY", "source_amount": "404.04", "target_currency": "HKD"}),
+    module.cny_leg({"source_currency": "HKD", "source_amount": "440.00",
+                    "target_currency": "CNY", "target_amount": "404.04"}),
+    module.cny_leg({"source_currency": "HKD", "source_amount": "1.00", "target_currency": None}),
+]
+print(json.dumps({"legs": [None if leg is None else str(leg) for leg in legs],
+                  "magic": str(module.MAGIC_REFUSED_CNY)}))
+"""
+
+
+def test_an_ordinary_payment_knows_when_its_ibps_leg_is_the_magic_refused_amount() -> None:
+    # mock_ibps refuses an IBPS leg of CNY 404.04 (RR04); ordinary amounts can land on it by chance
+    found = in_child(CNY_LEGS)
+    assert found == {"legs": ["404.04", "404.04", None], "magic": "404.04"}
