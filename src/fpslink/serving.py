@@ -49,15 +49,32 @@ def ensure_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
+def access_log(log_level: str) -> bool:
+    """Whether uvicorn writes access lines: it builds each line's fields before the logger drops
+    it, about 1% of a worker under load, so only at a level that shows them."""
+    level = logging.getLevelName(log_level.upper())
+    return isinstance(level, int) and level <= logging.INFO
+
+
 def _worker(app: str, host: str, port: int, log_level: str) -> None:
-    config = uvicorn.Config(app, factory=True, host=host, port=port, log_level=log_level)
+    config = uvicorn.Config(
+        app, factory=True, host=host, port=port, log_level=log_level, access_log=access_log(log_level)
+    )
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
 
 def serve(app: str, *, host: str, port: int, workers: int, log_level: str) -> None:
     """Serve the app factory `app` ("module:function") with `workers` processes."""
     if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(app, factory=True, host=host, port=port, workers=workers, log_level=log_level)
+        uvicorn.run(
+            app,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log(log_level),
+        )
         return
     ensure_free(host, port)
     context = multiprocessing.get_context("spawn")
