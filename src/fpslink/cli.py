@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from fpslink import logs
 from fpslink.config import Settings
+from fpslink.pgadmin import ForeignDatabase
 
 app = typer.Typer(
     help="fpslink: a sandbox of the FPS <-> IBPS cross-border payment link.",
@@ -171,9 +172,13 @@ def chaos(
         keep_databases=keep_databases,
     )
     console = Console()
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("payments", total=payments)
-        report = asyncio.run(chaos_run.run(cfg, progress=lambda done: bar.update(task, completed=done)))
+    try:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("payments", total=payments)
+            report = asyncio.run(chaos_run.run(cfg, progress=lambda done: bar.update(task, completed=done)))
+    except ForeignDatabase as exc:
+        console.print(f"[red]fpslink chaos:[/red] {exc}")
+        raise typer.Exit(1) from None
     table = Table(title=f"fpslink chaos: {payments} payments, fault rate {fault_rate}, seed {seed}")
     table.add_column("what")
     table.add_column("result", justify="right")
@@ -256,10 +261,13 @@ def loadtest(
     )
     console = Console(log_path=False)
     try:
-        report = asyncio.run(load.run(cfg, say=lambda line: console.log(line)))
+        report = asyncio.run(load.run_until_terminated(cfg, say=lambda line: console.log(line)))
     except load.LoadtestError as exc:
         console.print(f"[red]fpslink loadtest:[/red] {exc}")
         raise typer.Exit(1) from None
+    except load.Terminated as exc:
+        console.print(f"[red]fpslink loadtest:[/red] {exc}")
+        raise typer.Exit(143) from None
     console.print(load.summary_table(report))
     for failure in report.failure_kinds[:10]:
         console.print(f"[red]FAILURE[/red] {escape(load.failure_line(failure))}")

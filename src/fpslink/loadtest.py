@@ -19,6 +19,7 @@ import math
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from fpslink.config import Settings
+from fpslink.pgadmin import ForeignDatabase
 from fpslink.stack import (
     Stack,
     drop_databases,
@@ -176,6 +178,9 @@ class LoadtestReport:
     payments_by_state: dict[str, int] = field(default_factory=dict)
     settled: int = 0
     settled_per_s: float = 0.0
+    """Settled payments per second of `payment_window_s`."""
+    payment_window_s: float = 0.0
+    """From the first payment to the last: the run's duration less Locust's start-up and set-up."""
     still_pending: int = 0
     invariant_violations: list[str] = field(default_factory=list)
     reconciliations: list[ReconResult] = field(default_factory=list)
@@ -353,6 +358,24 @@ async def payments_by_state(database_url: str, *, since: datetime | None = None)
         await engine.dispose()
 
 
+async def payment_window_s(database_url: str, *, since: datetime) -> float:
+    """Seconds from the first payment created since `since` to the last one: the time payments
+    were being sent, without Locust's start-up and the users' account set-up."""
+    from fpslink.db import create_engine
+    from fpslink.payments.models import payments
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        query = select(func.min(payments.c.created_at), func.max(payments.c.created_at)).where(
+            payments.c.created_at >= since
+        )
+        async with engine.connect() as conn:
+            first, last = (await conn.execute(query)).one()
+    finally:
+        await engine.dispose()
+    return 0.0 if first is None or last is None else (last - first).total_seconds()
+
+
 def not_final(by_state: dict[str, int]) -> int:
     return sum(n for state, n in by_state.items() if state not in ("SETTLED", "REJECTED"))
 
@@ -414,6 +437,39 @@ def _no_news(line: str) -> None:
     return None
 
 
+class Terminated(Exception):
+    """SIGTERM stopped the run; its processes were stopped and its databases dropped first."""
+
+
+async def run_until_terminated(
+    cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news
+) -> LoadtestReport:
+    """`run`, stopped by SIGTERM as cleanly as by Ctrl-C: the run's task is cancelled, so its
+    clean-up (Locust, the servers, the databases) runs before the command exits."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        return await run(cfg, say=say)
+    except asyncio.CancelledError:
+        if terminated:
+            raise Terminated(
+                "stopped by SIGTERM; its processes are stopped and, unless --keep-databases, "
+                "its databases dropped"
+            ) from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> LoadtestReport:
     """The whole round; the report says what happened and `report.ok` whether it passed."""
     cfg.check()
@@ -429,6 +485,8 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
     gateway_db = cfg.database_url
     try:
         ibps_db = await fresh_databases(gateway_db)
+    except ForeignDatabase as exc:
+        raise LoadtestError(f"{exc} (--database-url)") from exc
     except (OSError, asyncpg.PostgresError) as exc:
         where = make_url(gateway_db).render_as_string(hide_password=True)
         raise LoadtestError(f"cannot create the databases at {where}: {exc}") from exc
@@ -469,7 +527,8 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
         stack.stop_gateway()
         report.payments_by_state = await payments_by_state(gateway_db, since=started)
         report.settled = report.payments_by_state.get("SETTLED", 0)
-        report.settled_per_s = report.settled / cfg.duration_s
+        report.payment_window_s = await payment_window_s(gateway_db, since=started)
+        report.settled_per_s = report.settled / max(report.payment_window_s, 1.0)
         say("checking invariants I1-I6")
         report.invariant_violations = await invariant_violations(settings)
         dates = business_dates(started, datetime.now(UTC))
@@ -505,7 +564,10 @@ def summary_table(report: LoadtestReport) -> Table:
     table.add_column("what")
     table.add_column("result", justify="right")
     table.add_row("settled payments", f"{report.settled:,}")
-    table.add_row("settled payments per second", f"{report.settled_per_s:,.1f}")
+    table.add_row(
+        "settled payments per second",
+        f"{report.settled_per_s:,.1f} over {report.payment_window_s:,.0f} s",
+    )
     for state, n in sorted(report.payments_by_state.items()):
         if state != "SETTLED":
             table.add_row(f"  payments {state}", f"{n:,}")

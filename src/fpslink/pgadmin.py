@@ -43,6 +43,29 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
+MARK = "made by fpslink loadtest or chaos: the next run drops and recreates it"
+"""The comment on the databases `recreate_database` makes: only those may be dropped again."""
+
+
+class ForeignDatabase(Exception):
+    """A database of that name exists and these commands did not make it."""
+
+
 async def recreate_database(url: str) -> None:
-    await drop_database(url)
-    await ensure_database(url)
+    """Drop and create the database, marked as ours; refuses to drop one that is not.
+
+    A mistyped `--database-url` must never cost someone their data.
+    """
+    name = make_url(url).database
+    async with server(url) as conn:
+        found = await conn.fetchrow(
+            "SELECT shobj_description(oid, 'pg_database') AS mark FROM pg_database WHERE datname = $1", name
+        )
+        if found is not None and found["mark"] != MARK:
+            raise ForeignDatabase(
+                f"database {name} exists and was not made by fpslink loadtest or chaos; "
+                "name another one, or drop it yourself"
+            )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{MARK}'")

@@ -72,6 +72,9 @@ async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path)
     summary = json.loads((output / "summary.json").read_text(encoding="utf-8"))
     assert summary["ok"] is True, summary["problems"]
     assert summary["settled"] > 0 and summary["settled_per_s"] > 0
+    # the rate is over the time payments were sent, not Locust's start-up and set-up
+    assert 0 < summary["payment_window_s"] <= 8 + 1
+    assert summary["settled_per_s"] >= summary["settled"] / 8
     assert summary["invariant_violations"] == []
     assert summary["breaks"] == 0
     assert summary["failures"] == 0 and summary["requests"] > 0
@@ -92,3 +95,96 @@ async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path)
     finally:
         await admin.close()
     assert not left, f"the run left its databases behind: {[r['datname'] for r in left]}"
+
+
+def _loadtest_command(name: str, tmp_path: Path, duration: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fpslink.cli",
+        "loadtest",
+        "--workers",
+        "1",
+        "--users",
+        "2",
+        "--duration",
+        duration,
+        "--database-url",
+        f"postgresql+asyncpg://{PG_SERVER}/{name}",
+        "--port",
+        str(free_port()),
+        "--ibps-port",
+        str(free_port()),
+        "--output",
+        str(tmp_path / "run"),
+    ]
+
+
+async def _database_exists(name: str) -> bool:
+    admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
+    try:
+        return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await admin.close()
+
+
+@pytest.mark.skipif("postgresql" not in DATABASES, reason="fpslink loadtest runs on PostgreSQL")
+@pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
+async def test_sigterm_stops_a_load_test_cleanly(tmp_path: Path) -> None:
+    name = f"fpslink_t_load_term_{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_", "FPSLINK_"))}
+    process = await asyncio.to_thread(
+        subprocess.Popen,
+        _loadtest_command(name, tmp_path, "5m"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "COLUMNS": "200"},
+        cwd=tmp_path,
+    )
+    seen: list[str] = []
+    try:
+        assert process.stdout is not None
+        while True:  # until locust is running against the stack
+            line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), timeout=120)
+            assert line, "the load test ended before locust started:\n" + "".join(seen)
+            seen.append(line)
+            if "locust:" in line:
+                break
+        await asyncio.sleep(3)
+        process.terminate()
+        rest, _ = await asyncio.to_thread(process.communicate, timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    shown = "".join(seen) + rest
+    assert process.returncode == 143, shown
+    assert "stopped by SIGTERM" in shown
+    assert not await _database_exists(name) and not await _database_exists(f"{name}_ibps")
+
+
+@pytest.mark.skipif("postgresql" not in DATABASES, reason="fpslink loadtest runs on PostgreSQL")
+@pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
+async def test_a_database_the_load_test_did_not_make_is_never_dropped(tmp_path: Path) -> None:
+    name = f"fpslink_t_someone_elses_{os.getpid()}"
+    admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_", "FPSLINK_"))}
+        result = await asyncio.to_thread(
+            subprocess.run,
+            _loadtest_command(name, tmp_path, "5s"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**env, "COLUMNS": "200"},
+            cwd=tmp_path,
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "was not made by fpslink loadtest or chaos" in result.stdout
+        assert await _database_exists(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
