@@ -21,32 +21,18 @@ from gw_support import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _clean_env() -> dict[str, str]:
+    """This environment less any setting that would change the run under test."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_", "FPSLINK_"))}
+
+
 @pytest.mark.skipif("postgresql" not in DATABASES, reason="fpslink loadtest runs on PostgreSQL")
 @pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
 async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path) -> None:
     name = f"fpslink_t_load_{os.getpid()}"
     output = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_", "FPSLINK_"))}
-    command = [
-        sys.executable,
-        "-m",
-        "fpslink.cli",
-        "loadtest",
-        "--workers",
-        "1",
-        "--users",
-        "5",
-        "--duration",
-        "8s",
-        "--database-url",
-        f"postgresql+asyncpg://{PG_SERVER}/{name}",
-        "--port",
-        str(free_port()),
-        "--ibps-port",
-        str(free_port()),
-        "--output",
-        str(output),
-    ]
+    env = _clean_env()
+    command = _loadtest_command(name, tmp_path, "8s", users=5)
     result = await asyncio.to_thread(
         subprocess.run,
         command,
@@ -97,7 +83,7 @@ async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path)
     assert not left, f"the run left its databases behind: {[r['datname'] for r in left]}"
 
 
-def _loadtest_command(name: str, tmp_path: Path, duration: str) -> list[str]:
+def _loadtest_command(name: str, tmp_path: Path, duration: str, *, users: int = 2) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -106,7 +92,7 @@ def _loadtest_command(name: str, tmp_path: Path, duration: str) -> list[str]:
         "--workers",
         "1",
         "--users",
-        "2",
+        str(users),
         "--duration",
         duration,
         "--database-url",
@@ -132,7 +118,7 @@ async def _database_exists(name: str) -> bool:
 @pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
 async def test_sigterm_stops_a_load_test_cleanly(tmp_path: Path) -> None:
     name = f"fpslink_t_load_term_{os.getpid()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_", "FPSLINK_"))}
+    env = _clean_env()
     process = await asyncio.to_thread(
         subprocess.Popen,
         _loadtest_command(name, tmp_path, "5m"),
@@ -171,7 +157,7 @@ async def test_a_database_the_load_test_did_not_make_is_never_dropped(tmp_path: 
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_", "FPSLINK_"))}
+        env = _clean_env()
         result = await asyncio.to_thread(
             subprocess.run,
             _loadtest_command(name, tmp_path, "5s"),
