@@ -219,6 +219,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
     """CPU seconds each group of processes used during the measured window."""
+    writes: dict[str, float] = field(default_factory=dict)
+    """PostgreSQL's WAL bytes and rows written for the system's databases in the measured window."""
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -238,7 +240,8 @@ class Result:
 Request = tuple[str, bytes, dict[str, str]]
 """(path, JSON body, headers) of one request."""
 
-CpuProbe = Callable[[], Awaitable[dict[str, float]]]
+CpuProbe = Callable[[], Awaitable[tuple[dict[str, float], dict[str, float]]]]
+"""CPU seconds by group of processes, and `postgres_writes`."""
 """CPU seconds used so far, by group of processes."""
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -269,15 +272,35 @@ async def postgres_backends(databases: Sequence[str]) -> list[int]:
     return [row["pid"] for row in rows]
 
 
+async def postgres_writes(databases: Sequence[str]) -> dict[str, float]:
+    """The server's WAL position and the rows `databases` have written so far: unlike CPU time, they
+    do not depend on the machine's load, so they show what a change saves on a noisy machine.
+    Row counts reach the statistics about once a second, so they are approximate."""
+    import asyncpg
+
+    conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
+    try:
+        row = await conn.fetchrow(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS wal,"
+            " sum(tup_inserted) AS inserted, sum(tup_updated) AS updated, sum(tup_deleted) AS deleted"
+            " FROM pg_stat_database WHERE datname = ANY($1::text[])",
+            list(databases),
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return {name: float(row[name] or 0) for name in ("wal", "inserted", "updated", "deleted")}
+
+
 def cpu_probe(groups: dict[str, Callable[[], list[int]]], databases: Sequence[str]) -> CpuProbe:
     """A probe of the servers' processes, the PostgreSQL backends serving `databases` (on this host),
     and the load generator itself: CPU per payment is steadier than throughput on a shared machine."""
 
-    async def probe() -> dict[str, float]:
+    async def probe() -> tuple[dict[str, float], dict[str, float]]:
         used = {name: process_cpu_s(pids()) for name, pids in groups.items()}
         used["postgres"] = process_cpu_s(await postgres_backends(databases))
         used["load generator"] = time.process_time()
-        return used
+        return used, await postgres_writes(databases)
 
     return probe
 
@@ -368,13 +391,14 @@ async def drive(
         tasks = [asyncio.create_task(scheduler())]
     try:
         await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
-        cpu_before = await cpu() if cpu is not None else {}
+        cpu_before, writes_before = await cpu() if cpu is not None else ({}, {})
         if on_measuring is not None:
             await on_measuring()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.warmup + args.duration + 60)
         if cpu is not None:
-            cpu_after = await cpu()
+            cpu_after, writes_after = await cpu()
             result.cpu_s = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+            result.writes = {name: writes_after[name] - writes_before[name] for name in writes_after}
     finally:
         for task in tasks:
             task.cancel()
@@ -782,6 +806,12 @@ def report(results: list[Result], args: argparse.Namespace, load: tuple[str, str
             per = ", ".join(f"{name} {1000 * s / r.settled:.2f}" for name, s in r.cpu_s.items())
             total = 1000 * sum(r.cpu_s.values()) / r.settled
             lines.append(f"{r.name}: CPU ms per settled payment: {per}; all {total:.2f}")
+        if r.writes and r.settled:
+            w = {name: value / r.settled for name, value in r.writes.items()}
+            lines.append(
+                f"{r.name}: PostgreSQL per settled payment: WAL {w['wal'] / 1024:.2f} KiB, rows inserted"
+                f" {w['inserted']:.1f}, updated {w['updated']:.1f}, deleted {w['deleted']:.1f} (approximate)"
+            )
     for r in results:
         for kind, n in r.errors.most_common(10):
             lines.append(f"{r.name} error: {kind} x{n}")

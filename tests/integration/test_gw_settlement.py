@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 from gw_support import Harness
+from sqlalchemy import select
+
+from fpslink.payments.models import payment_events
 
 
 async def test_northbound_hkd_send_moves_exact_amounts(harness: Harness) -> None:
@@ -137,3 +141,29 @@ async def test_rates_come_from_settings(harness: Harness) -> None:
     creditor = await h.account(cn, "CNY", "0.00")
     body = (await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="100.00", currency="HKD")).json()
     assert body["target_amount"] == "93.55"
+
+
+async def test_the_stored_timeline_reads_back_as_answered_a_row_per_step(harness: Harness) -> None:
+    h = harness
+    hk, cn = await h.bank("FPS"), await h.bank("IBPS")
+    debtor = await h.account(hk, "HKD", "5000.00")
+    creditor = await h.account(cn, "CNY", "0.00")
+
+    answered = (
+        await h.pay(hk, debtor=debtor, creditor_account=creditor, amount="10.00", currency="HKD")
+    ).json()
+    read = (await h.http.get(f"/v1/payments/{answered['payment_id']}", headers=hk.headers)).json()
+
+    assert read["events"] == answered["events"]
+    assert len(answered["events"]) == 9
+    async with h.gw.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(payment_events.c.event, payment_events.c.more)
+                .where(payment_events.c.payment_id == answered["payment_id"])
+                .order_by(payment_events.c.seq)
+            )
+        ).all()
+    # acceptance, the decision and phase two: one row each, the step's later events in `more`
+    assert [event for event, _ in rows] == ["ACCEPTED", "PREPARED_AT_IBPS", "COMMITTED_AT_IBPS"]
+    assert [len(json.loads(more)) for _, more in rows] == [3, 2, 1]

@@ -1,4 +1,4 @@
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
 from fpslink.db import SeqId, UtcDateTime, metadata
 
@@ -51,5 +51,11 @@ payment_events = Table(
     Column("at", UtcDateTime(), nullable=False),
     Column("event", String(40), nullable=False),
     Column("detail", String(500), nullable=True),
+    Column("more", Text(), nullable=True),
 )
-"""The payment's timeline, appended in the same transaction as each step it records."""
+"""The payment's timeline, appended in the same transaction as each step it records.
+
+A step that records several events at one instant writes one row: its first event in `event` and
+`detail`, the rest in `more` as a JSON list of [event, detail] pairs, in order. A payment's rows
+are a third as many, and each costs an index entry on two indexes.
+"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,11 +28,43 @@ async def add_events(
     now: datetime,
     events: Iterable[tuple[str, str | None]],
 ) -> None:
-    rows = [
-        {"payment_id": payment_id, "at": now, "event": event, "detail": detail} for event, detail in events
+    await insert_events(
+        conn,
+        [{"payment_id": payment_id, "at": now, "event": event, "detail": detail} for event, detail in events],
+    )
+
+
+def grouped_events(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Timeline rows as stored: one per payment and instant, the events after the first in `more`.
+
+    Each payment's events keep their order; a payment's rows come in the order of their first event.
+    """
+    steps: dict[tuple[str, datetime], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        steps.setdefault((row["payment_id"], row["at"]), []).append(row)
+    return [
+        {
+            "payment_id": payment_id,
+            "at": at,
+            "event": first["event"],
+            "detail": first["detail"],
+            "more": json.dumps([[e["event"], e["detail"]] for e in rest]) if rest else None,
+        }
+        for (payment_id, at), (first, *rest) in steps.items()
     ]
-    if rows:
-        await conn.execute(insert(payment_events), rows)
+
+
+def expanded_events(rows: Iterable[PaymentRow]) -> list[dict[str, Any]]:
+    """The stored rows of one payment (in `seq` order) as its timeline, one entry per event."""
+    timeline: list[dict[str, Any]] = []
+    for row in rows:
+        at = row["at"]
+        timeline.append({"at": at, "event": row["event"], "detail": row["detail"]})
+        if row["more"]:
+            timeline.extend(
+                {"at": at, "event": event, "detail": detail} for event, detail in json.loads(row["more"])
+            )
+    return timeline
 
 
 async def insert_payments(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -43,11 +76,15 @@ async def insert_payments(conn: AsyncConnection, rows: Sequence[dict[str, Any]])
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Timeline rows of any number of payments ({payment_id, at, event, detail}) in one statement."""
-    if rows and (raw := await pg.driver(conn)) is not None:
-        await pg.insert_rows(raw, payment_events, rows)
-    elif rows:
-        await conn.execute(insert(payment_events), list(rows))
+    """Timeline events of any number of payments ({payment_id, at, event, detail}) in one
+    statement, a row per payment and instant (`grouped_events`)."""
+    if not rows:
+        return
+    stored = grouped_events(rows)
+    if (raw := await pg.driver(conn)) is not None:
+        await pg.insert_rows(raw, payment_events, stored)
+    else:
+        await conn.execute(insert(payment_events), stored)
 
 
 async def get_many(conn: AsyncConnection, payment_ids: Sequence[str]) -> dict[str, RowMapping]:
@@ -63,18 +100,18 @@ async def get(conn: AsyncConnection, payment_id: str) -> RowMapping | None:
     )
 
 
-async def events_of(conn: AsyncConnection, payment_id: str) -> Sequence[RowMapping]:
-    return (
-        (
-            await conn.execute(
-                select(payment_events.c.at, payment_events.c.event, payment_events.c.detail)
-                .where(payment_events.c.payment_id == payment_id)
-                .order_by(payment_events.c.seq)
+async def events_of(conn: AsyncConnection, payment_id: str) -> list[dict[str, Any]]:
+    """The payment's timeline ({at, event, detail}), oldest first."""
+    rows = (
+        await conn.execute(
+            select(
+                payment_events.c.at, payment_events.c.event, payment_events.c.detail, payment_events.c.more
             )
+            .where(payment_events.c.payment_id == payment_id)
+            .order_by(payment_events.c.seq)
         )
-        .mappings()
-        .all()
-    )
+    ).mappings()
+    return expanded_events(rows.all())
 
 
 async def transition(
