@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import Harness
+import asyncpg
+import pytest
+from conftest import Harness, Stack
 
 from fpslink import pg
 from fpslink.idempotency import repository as idem_repo
@@ -53,3 +55,24 @@ async def test_a_committed_lane_statement_is_durable_and_a_repeat_is_seen(harnes
     async with gw.engine.connect() as conn:
         found = await idem_repo.find(conn, scope="LANE", key="lane-key-1", now=now)
     assert found is not None and found.completed_at == now
+
+
+async def test_rows_updated_once_leave_room_on_their_pages(stack: Stack) -> None:
+    """A ledger transfer (gateway) and an IBPS transfer are each updated once, changing no indexed
+    column: on pages with room the update is HOT, so it adds no index entries."""
+    if stack.backend != "postgresql":
+        pytest.skip("fill factors and HOT updates are PostgreSQL's")
+    for url, table in ((stack.gateway_db, "ledger_transfers"), (stack.ibps_db, "transfers")):
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = $1", table)
+            indexed = await conn.fetch(
+                "SELECT a.attname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
+                " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(i.indkey)"
+                " WHERE t.relname = $1",
+                table,
+            )
+        finally:
+            await conn.close()
+        assert options == ["fillfactor=50"], table
+        assert not {"status", "resolved_at", "reason_code"} & {row["attname"] for row in indexed}, table
