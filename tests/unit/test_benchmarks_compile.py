@@ -80,6 +80,8 @@ def test_throughput_options(throughput: ModuleType) -> None:
         ["--workers", "99"],
         ["--only", "neither"],
         ["--rate", "0"],
+        ["--rounds", "0"],
+        ["--rounds", "11"],
     ],
 )
 def test_throughput_refuses_unbounded_runs(throughput: ModuleType, argv: list[str]) -> None:
@@ -111,3 +113,16 @@ def test_skeleton_imports_nothing_from_fpslink() -> None:
     pattern = re.compile(r"^\s*(from|import)\s+(fpslink|mock_ibps)\b", re.MULTILINE)
     for path in (BENCHMARKS / "skeleton").glob("*.py"):
         assert not pattern.search(path.read_text()), path.name
+
+
+def test_throughput_ratio_per_round(throughput: ModuleType) -> None:
+    def result(name: str, settled: int) -> object:
+        return throughput.Result(name=name, duration_s=10.0, settled=settled)
+
+    one = [result("fpslink", 900), result("skeleton", 1000)]
+    assert throughput.round_ratios(one) == [0.9]
+    rounds = [result("fpslink #1", 900), result("skeleton #1", 1000), result("fpslink #2", 1100)]
+    rounds.append(result("skeleton #2", 1000))
+    rounds.append(result("fpslink #3", 500))  # a round without its skeleton has no ratio
+    assert throughput.round_ratios(rounds) == [0.9, 1.1]
+    assert throughput.parse_args(["--rounds", "3"]).rounds == 3
