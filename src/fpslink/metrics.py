@@ -41,3 +41,11 @@ BATCH_SECONDS = Histogram(
     "Time from a batch's acceptance transaction to its final one",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+BATCH_STEP_SECONDS = Histogram(
+    "fpslink_batch_step_seconds",
+    "Time a batch spent in each settlement step: accept (the acceptance transaction), prepare (the "
+    "IBPS prepare exchange), decide (the decision transaction), finish (IBPS phase two and the final "
+    "transaction)",
+    ["step"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from gw_support import Harness
+from prometheus_client import REGISTRY
 
 from fpslink.settlement import recovery
 
@@ -163,3 +164,25 @@ async def test_a_crash_in_a_batch_leaves_every_payment_of_it_for_recovery(harnes
     h.clock.advance(h.gw.settings.settlement_timeout_s + 1)
     assert await recovery.sweep(h.gw) == {"SETTLED": 6}
     assert await h.balance(w["hk_acc"]) == ("99939.00", "0.00")
+
+
+@pytest.mark.settings(**ONE_SLOT)
+async def test_each_batch_times_its_four_steps(harness: Harness) -> None:
+    h = harness
+    w = await _world(h)
+    steps = ("accept", "prepare", "decide", "finish")
+
+    def counts() -> dict[str, float]:
+        return {
+            s: REGISTRY.get_sample_value("fpslink_batch_step_seconds_count", {"step": s}) or 0.0
+            for s in steps
+        }
+
+    before, batches_before = counts(), _batched(h)[0] if h.gw.batcher else 0
+    answers = await asyncio.gather(*(_pay(h, w, f"{20 + i}.00") for i in range(5)))
+    assert {a.json()["status"] for a in answers} == {"SETTLED"}
+    batches = _batched(h)[0] - batches_before
+    after = counts()
+    assert {s: after[s] - before[s] for s in steps} == dict.fromkeys(steps, float(batches))
+    exposition = (await h.http.get("/metrics")).text
+    assert 'fpslink_batch_step_seconds_bucket{le="0.001",step="accept"}' in exposition

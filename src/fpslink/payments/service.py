@@ -189,7 +189,8 @@ async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
     """Accept, prepare at IBPS, decide, finish: each step once for the whole batch."""
     metrics.BATCH_SIZE.observe(len(batch))
     with metrics.BATCH_SECONDS.time(), ibps_deadline(gw.settings.payment_deadline_s):
-        accepted = await accept_many(gw, batch)
+        with metrics.BATCH_STEP_SECONDS.labels(step="accept").time():
+            accepted = await accept_many(gw, batch)
         gw.crash_hook("accepted")
         if accepted:
             await coordinator.drive_many(gw, accepted)

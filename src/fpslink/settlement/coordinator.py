@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink import metrics
 from fpslink.context import Gateway
 from fpslink.ibps_client import (
     BatchAnswer,
@@ -122,15 +123,18 @@ def ibps_leg(payment: PaymentRow) -> tuple[TransferKind, str, Decimal]:
 
 async def drive_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
     """Take ACCEPTED payments through IBPS prepare, the decision and phase two."""
-    verdicts = await _prepare_at_ibps(gw, batch)
+    with metrics.BATCH_STEP_SECONDS.labels(step="prepare").time():
+        verdicts = await _prepare_at_ibps(gw, batch)
     gw.crash_hook("ibps_prepared")
-    await decide_many(
-        gw,
-        commits=[t for t, v in zip(batch, verdicts, strict=True) if v is None],
-        aborts=[(t, v) for t, v in zip(batch, verdicts, strict=True) if v is not None],
-    )
+    with metrics.BATCH_STEP_SECONDS.labels(step="decide").time():
+        await decide_many(
+            gw,
+            commits=[t for t, v in zip(batch, verdicts, strict=True) if v is None],
+            aborts=[(t, v) for t, v in zip(batch, verdicts, strict=True) if v is not None],
+        )
     gw.crash_hook("decided")
-    await finish_many(gw, batch)
+    with metrics.BATCH_STEP_SECONDS.labels(step="finish").time():
+        await finish_many(gw, batch)
 
 
 async def _exchange(gw: Gateway, ops: list[BatchOp]) -> list[BatchAnswer | None]:
