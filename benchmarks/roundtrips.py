@@ -105,19 +105,19 @@ async def main() -> None:
             print(f"{'payment':<36}{'status':<9}{'txns':>5}{'stmts':>7}  statements by kind; HTTP calls")
             for name, (bank, creditor, currency) in cases.items():
                 headers = {"Authorization": f"Bearer {keys[bank]}", "Idempotency-Key": str(uuid.uuid4())}
-                body = {
+                payment: dict[str, Any] = {
                     "debtor_account_id": accounts[bank],
                     "creditor": creditor,
                     "amount": "100.00",
                     "currency": currency,
                     "purpose": "BENCH",
                 }
-                await http.post("/v1/payments", json=body, headers=headers)  # warm the key cache
+                await http.post("/v1/payments", json=payment, headers=headers)  # warm the key cache
                 statements.clear()
                 counting.calls.clear()
                 transactions["n"] = 0
                 headers["Idempotency-Key"] = str(uuid.uuid4())
-                response = await http.post("/v1/payments", json=body, headers=headers)
+                response = await http.post("/v1/payments", json=payment, headers=headers)
                 print(
                     f"{name:<36}{response.json()['status']:<9}{transactions['n']:>5}"
                     f"{sum(statements.values()):>7}  {dict(statements)}; {dict(counting.calls)}"

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request, Response
 try:
     from benchmarks.skeleton.rawhttp import HttpError, Pool
 except ImportError:  # run as a script from this directory
-    from rawhttp import HttpError, Pool  # type: ignore[no-redef]
+    from rawhttp import HttpError, Pool  # type: ignore[no-redef,import-not-found]
 
 POOL_SIZE = int(os.environ.get("SKEL_POOL_SIZE", "20"))
 HTTP_CONNECTIONS = int(os.environ.get("SKEL_HTTP_CONNECTIONS", "100"))
