@@ -51,7 +51,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
@@ -267,35 +270,23 @@ def process_cpu_s(pids: Sequence[int]) -> float:
     return total / CLOCK_TICKS
 
 
-async def postgres_backends(databases: Sequence[str]) -> list[int]:
-    import asyncpg
-
-    conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
-    try:
-        rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", list(databases)
-        )
-    finally:
-        await conn.close()
+async def postgres_backends(conn: asyncpg.Connection, databases: Sequence[str]) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", list(databases)
+    )
     return [row["pid"] for row in rows]
 
 
-async def postgres_writes(databases: Sequence[str]) -> dict[str, float]:
+async def postgres_writes(conn: asyncpg.Connection, databases: Sequence[str]) -> dict[str, float]:
     """The server's WAL position and the rows `databases` have written so far: unlike CPU time, they
     do not depend on the machine's load, so they show what a change saves on a noisy machine.
     Row counts reach the statistics about once a second, so they are approximate."""
-    import asyncpg
-
-    conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
-    try:
-        row = await conn.fetchrow(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS wal,"
-            " sum(tup_inserted) AS inserted, sum(tup_updated) AS updated, sum(tup_deleted) AS deleted"
-            " FROM pg_stat_database WHERE datname = ANY($1::text[])",
-            list(databases),
-        )
-    finally:
-        await conn.close()
+    row = await conn.fetchrow(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS wal,"
+        " sum(tup_inserted) AS inserted, sum(tup_updated) AS updated, sum(tup_deleted) AS deleted"
+        " FROM pg_stat_database WHERE datname = ANY($1::text[])",
+        list(databases),
+    )
     assert row is not None
     return {name: float(row[name] or 0) for name in ("wal", "inserted", "updated", "deleted")}
 
@@ -305,10 +296,16 @@ def cpu_probe(groups: dict[str, Callable[[], list[int]]], databases: Sequence[st
     and the load generator itself: CPU per payment is steadier than throughput on a shared machine."""
 
     async def probe() -> tuple[dict[str, float], dict[str, float]]:
-        used = {name: process_cpu_s(pids()) for name, pids in groups.items()}
-        used["postgres"] = process_cpu_s(await postgres_backends(databases))
-        used["load generator"] = time.process_time()
-        return used, await postgres_writes(databases)
+        import asyncpg
+
+        conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
+        try:
+            used = {name: process_cpu_s(pids()) for name, pids in groups.items()}
+            used["postgres"] = process_cpu_s(await postgres_backends(conn, databases))
+            used["load generator"] = time.process_time()
+            return used, await postgres_writes(conn, databases)
+        finally:
+            await conn.close()
 
     return probe
 
