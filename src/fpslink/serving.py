@@ -21,6 +21,7 @@ import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -56,25 +57,26 @@ def access_log(log_level: str) -> bool:
     return isinstance(level, int) and level <= logging.INFO
 
 
+def _options(host: str, port: int, log_level: str) -> dict[str, Any]:
+    """uvicorn's settings for an app factory, the same with one process or several."""
+    return {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": access_log(log_level),
+    }
+
+
 def _worker(app: str, host: str, port: int, log_level: str) -> None:
-    config = uvicorn.Config(
-        app, factory=True, host=host, port=port, log_level=log_level, access_log=access_log(log_level)
-    )
+    config = uvicorn.Config(app, **_options(host, port, log_level))
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
 
 def serve(app: str, *, host: str, port: int, workers: int, log_level: str) -> None:
     """Serve the app factory `app` ("module:function") with `workers` processes."""
     if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(
-            app,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            access_log=access_log(log_level),
-        )
+        uvicorn.run(app, workers=workers, **_options(host, port, log_level))
         return
     ensure_free(host, port)
     context = multiprocessing.get_context("spawn")
