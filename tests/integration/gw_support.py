@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from fpslink.config import Settings
 from fpslink.context import Gateway
 
 IBPS_TOKEN = "test-ibps-token"
@@ -40,6 +41,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def unreachable_database_settings() -> Settings:
+    """A gateway whose PostgreSQL is out of reach: nothing listens on the port."""
+    return Settings(
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere",
+        operator_key=OPERATOR_KEY,
+        recovery_enabled=False,
+    )
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:

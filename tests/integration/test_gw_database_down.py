@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import httpx
 from conftest import OPERATOR_KEY
-from gw_support import free_port
+from gw_support import unreachable_database_settings
 
 from fpslink.app import create_app
-from fpslink.config import Settings
 
 
 async def test_a_gateway_whose_database_is_down_answers_503_with_a_code() -> None:
-    port = free_port()  # nothing listens there
-    settings = Settings(
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nowhere",
-        operator_key=OPERATOR_KEY,
-        recovery_enabled=False,
-    )
+    settings = unreachable_database_settings()
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

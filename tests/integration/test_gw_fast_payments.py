@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import OPERATOR_KEY, Stack, settings_for
-from gw_support import Bank, FakeClock, Harness, free_port
+from gw_support import Bank, FakeClock, Harness, unreachable_database_settings
 from prometheus_client import REGISTRY
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -458,12 +458,7 @@ async def test_the_fast_path_leaves_other_requests_to_the_app(twin: Twin) -> Non
 
 async def test_a_database_out_of_reach_is_answered_alike() -> None:
     """An error the exception handlers do not map (503 via ServerErrorMiddleware) propagates alike."""
-    port = free_port()  # nothing listens there
-    settings = Settings(
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nowhere",
-        operator_key=OPERATOR_KEY,
-        recovery_enabled=False,
-    )
+    settings = unreachable_database_settings()
     async with contextlib.AsyncExitStack() as exits:
         fast, route = await gateways(exits, settings, FakeClock())
         bank = Bank("HKX", "FPS", "fpsl_not_a_key_anyone_has")

@@ -31,18 +31,7 @@ def _clean_env() -> dict[str, str]:
 async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path) -> None:
     name = f"fpslink_t_load_{os.getpid()}"
     output = tmp_path / "run"
-    env = _clean_env()
-    command = _loadtest_command(name, tmp_path, "8s", users=5)
-    result = await asyncio.to_thread(
-        subprocess.run,
-        command,
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-        env={**env, "COLUMNS": "120"},
-        cwd=tmp_path,
-    )
+    result = await _run_loadtest(_loadtest_command(name, tmp_path, "8s", users=5), tmp_path, timeout_s=150)
     shown = f"{result.stdout}\n{result.stderr}"
     if output.is_dir():
         log = output / "locust.log"
@@ -81,6 +70,23 @@ async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path)
     finally:
         await admin.close()
     assert not left, f"the run left its databases behind: {[r['datname'] for r in left]}"
+
+
+async def _run_loadtest(
+    command: list[str], cwd: Path, *, timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    """The command run to its end in a clean environment, its output kept; wide enough that rich
+    does not wrap the lines the tests look for."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env={**_clean_env(), "COLUMNS": "200"},
+        cwd=cwd,
+    )
 
 
 def _loadtest_command(name: str, tmp_path: Path, duration: str, *, users: int = 2) -> list[str]:
@@ -157,17 +163,7 @@ async def test_a_database_the_load_test_did_not_make_is_never_dropped(tmp_path: 
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        env = _clean_env()
-        result = await asyncio.to_thread(
-            subprocess.run,
-            _loadtest_command(name, tmp_path, "5s"),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={**env, "COLUMNS": "200"},
-            cwd=tmp_path,
-        )
+        result = await _run_loadtest(_loadtest_command(name, tmp_path, "5s"), tmp_path, timeout_s=120)
         assert result.returncode == 1, result.stdout + result.stderr
         assert "was not made by fpslink loadtest or chaos" in result.stdout
         assert await _database_exists(name)
