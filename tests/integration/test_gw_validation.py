@@ -199,3 +199,20 @@ async def test_proxy_registration_and_lookup(harness: Harness, world: dict[str, 
     assert dup.status_code == 409 and dup.json()["code"] == "PROXY_ALREADY_REGISTERED"
     missing = await h.http.get("/v1/proxies/MOBILE/+8613900000001", headers=hk.headers)
     assert missing.status_code == 404 and missing.json()["code"] == "BE23"
+
+
+async def test_an_amount_sent_as_a_json_number_says_what_to_send(
+    harness: Harness, world: dict[str, Any]
+) -> None:
+    h = harness
+    for amount in (1000.5, 1000):
+        response = await h.pay(
+            world["hk"],
+            debtor=world["debtor"],
+            proxy=world["proxy"],
+            amount=amount,
+            currency="HKD",
+        )
+        body = _problem_4xx(response)
+        assert (response.status_code, body["code"]) == (422, "VALIDATION_ERROR")
+        assert body["detail"] == 'amount: send amounts as decimal strings such as "1000.00", not JSON numbers'

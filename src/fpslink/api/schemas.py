@@ -6,7 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from fpslink.context import System
 from fpslink.fx.domain import AmountType
@@ -16,8 +17,20 @@ from fpslink.settlement.states import Status
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140)]
+
+
+def _amount_is_text(value: Any) -> Any:
+    """A JSON number as an amount gets an answer that says what to send instead."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise PydanticCustomError(
+            "amount_not_text", 'send amounts as decimal strings such as "1000.00", not JSON numbers'
+        )
+    return value
+
+
 AmountText = Annotated[
     str,
+    BeforeValidator(_amount_is_text),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
     Field(description='Decimal string with at most the minor units of its currency: "100.00"'),
 ]
