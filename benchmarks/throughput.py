@@ -53,6 +53,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 if TYPE_CHECKING:
     import asyncpg
 
@@ -494,6 +496,38 @@ async def wait_no_pending(port: int, operator_key: str, timeout_s: float) -> int
     return left
 
 
+async def batch_steps(port: int) -> list[str]:
+    """One worker's batches since it started, from its /metrics: their size and each step's mean.
+
+    Says where a payment's latency goes: waiting for a batch, then the batch's four steps.
+    """
+    pool = Pool(HOST, port, size=1, timeout_s=10)
+    try:
+        answer = await pool.request("GET", "/metrics")
+    except HttpError as exc:
+        return [f"batch steps: /metrics unreadable ({exc})"]
+    finally:
+        await pool.aclose()
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(answer.body.decode()):
+        for sample in family.samples:
+            if sample.name in ("fpslink_batch_size_sum", "fpslink_batch_size_count"):
+                sums[sample.name] = sample.value
+            elif sample.name.startswith("fpslink_batch_step_seconds_") and "step" in sample.labels:
+                sums[f"{sample.labels['step']}{sample.name[26:]}"] = sample.value
+    batches = sums.get("fpslink_batch_size_count", 0.0)
+    if not batches:
+        return ["batch steps: no batch on the worker that answered /metrics"]
+    steps = [
+        f"{step} {1000 * sums.get(step + '_sum', 0.0) / max(sums.get(step + '_count', 0.0), 1):.0f}"
+        for step in ("accept", "prepare", "decide", "finish")
+    ]
+    return [
+        f"one worker's {batches:.0f} batches: {sums['fpslink_batch_size_sum'] / batches:.0f} payments "
+        f"each on average; mean ms per step: {', '.join(steps)}"
+    ]
+
+
 async def audit_fpslink(settings: Any, days: list[date]) -> tuple[list[str], list[str]]:
     """(invariant violations and reconciliation breaks, notes): the same checks as `fpslink check`
     and `fpslink recon`."""
@@ -596,6 +630,7 @@ async def run_fpslink(args: argparse.Namespace) -> Result:
         result = await drive(
             "fpslink", port, fpslink_request(world), args, on_measuring=start_profile, cpu=probe
         )
+        result.notes += await batch_steps(port)
         if args.locust:
             result.notes += await run_locust(port, operator_key, args)
         days = sorted({first_day, business_date_of(datetime.now(UTC))})
