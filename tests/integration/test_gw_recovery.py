@@ -16,6 +16,7 @@ import pytest
 from gw_support import Harness
 
 from fpslink.ibps_client import IbpsUnavailable
+from fpslink.payments import repository
 from fpslink.settlement import coordinator, recovery
 from fpslink.settlement.states import State
 
@@ -217,3 +218,47 @@ async def test_duplicated_commit_and_abort_deliveries_change_nothing(harness: Ha
         f"{Decimal('1000.00') + Decimal(settled['target_amount'])}",
         "0.00",
     )
+
+
+async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness) -> None:
+    """Phase two's last write (one statement on PostgreSQL) must leave a payment another actor
+    finished first as that actor left it: no second timeline entry and no second webhook."""
+    h = harness
+    w = await _world(h, "NORTHBOUND")
+    hook = await h.http.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=w["bank"].headers
+    )
+    assert hook.status_code == 201, hook.text
+    h.gw.crash_hook = crash_at("decided")
+    for _ in range(2):
+        with pytest.raises(Crash):
+            await _pay(h, w, "10.00")
+    h.gw.crash_hook = lambda reached: None
+    page = (await h.http.get("/v1/payments", headers=w["bank"].headers)).json()["items"]
+    ours, theirs = sorted(p["payment_id"] for p in page)
+    async with h.gw.writer.begin() as conn:
+        rows = await repository.get_many(conn, [ours, theirs])
+        # another actor (the recovery sweep) finished this one first
+        assert await repository.transition(
+            conn, payment_id=theirs, current=State.COMMITTING, target=State.SETTLED, now=h.gw.clock()
+        )
+    batch = [coordinator.Tracked(dict(rows[ours])), coordinator.Tracked(dict(rows[theirs]))]
+
+    await coordinator.finish_many(h.gw, batch)
+
+    assert [t.state for t in batch] == [State.SETTLED, State.SETTLED]
+    assert [e["event"] for e in batch[0].events] == ["COMMITTED_AT_IBPS", "SETTLED"]
+    timelines = {
+        payment_id: [
+            e["event"]
+            for e in (await h.http.get(f"/v1/payments/{payment_id}", headers=w["bank"].headers)).json()[
+                "events"
+            ]
+        ]
+        for payment_id in (ours, theirs)
+    }
+    assert timelines[ours][-2:] == ["COMMITTED_AT_IBPS", "SETTLED"]
+    assert "COMMITTED_AT_IBPS" not in timelines[theirs]
+    deliveries = (await h.http.get("/v1/webhooks/deliveries", headers=w["bank"].headers)).json()["items"]
+    assert [d["payment_id"] for d in deliveries] == [ours]
+    assert await h.balance(w["debtor"]) == ("980.00", "0.00")

@@ -8,12 +8,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import RowMapping, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
 from fpslink.payments.models import payment_events, payments
 from fpslink.settlement.states import State, check_transition
+from fpslink.webhooks import outbox
 
 PaymentRow = Mapping[str, Any] | RowMapping
 
@@ -162,6 +164,68 @@ async def transition_many(
         .returning(payments.c.payment_id)
     )
     return {row[0] for row in result}
+
+
+_FINAL_PG = """
+WITH v AS (
+    SELECT * FROM unnest(
+        $1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::text[]
+    ) AS v(payment_id, current_state, target_state, event, detail, more)
+), moved AS (
+    UPDATE payments AS p
+    SET state = v.target_state, updated_at = $7,
+        settled_at = CASE WHEN v.target_state = $8 THEN $7 ELSE p.settled_at END
+    FROM v
+    WHERE p.payment_id = v.payment_id AND p.state = v.current_state
+    RETURNING p.payment_id, p.state, p.participant_id, p.creditor_participant_id
+), timeline AS (
+    INSERT INTO payment_events (payment_id, at, event, detail, more)
+    SELECT v.payment_id, $7, v.event, v.detail, v.more FROM v JOIN moved USING (payment_id)
+), deliveries AS (
+    INSERT INTO webhook_deliveries (delivery_id, webhook_id, participant_id, event, payment_id, status,
+        attempts, next_attempt_at, created_at)
+    SELECT m.payment_id || ':' || w.webhook_id, w.webhook_id, w.participant_id,
+        CASE WHEN m.state = $8 THEN $9 ELSE $10 END, m.payment_id, $11, 0, $7, $7
+    FROM moved AS m JOIN webhooks AS w ON w.active
+        AND (w.participant_id = m.participant_id OR w.participant_id = m.creditor_participant_id)
+)
+SELECT payment_id FROM moved
+"""
+
+
+async def finalize_many_pg(
+    raw: asyncpg.Connection,
+    moves: Sequence[tuple[str, State, State]],
+    events: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> set[str]:
+    """Final states on PostgreSQL in one statement, so outside any transaction and in one round trip.
+
+    Each (payment_id, current, target) moves if the payment is still in `current`; only a payment
+    that moved gets its timeline row (`events`, at `now`) and its webhook deliveries, queued as
+    `webhooks.outbox.payments_changed` does. Returns the ids that moved.
+    """
+    for _, current, target in moves:
+        check_transition(current, target)
+    rows = {row["payment_id"]: row for row in grouped_events(events)}
+    ids = [payment_id for payment_id, _, _ in moves]
+    if len(rows) != len(ids) or rows.keys() != set(ids):
+        raise ValueError("each payment that moves needs exactly one timeline row")
+    moved = await raw.fetch(
+        _FINAL_PG,
+        ids,
+        [current.value for _, current, _ in moves],
+        [target.value for _, _, target in moves],
+        [rows[i]["event"] for i in ids],
+        [rows[i]["detail"] for i in ids],
+        [rows[i]["more"] for i in ids],
+        now,
+        State.SETTLED.value,
+        outbox.EVENTS[State.SETTLED],
+        outbox.EVENTS[State.REJECTED],
+        outbox.PENDING,
+    )
+    return {row[0] for row in moved}
 
 
 @functools.cache

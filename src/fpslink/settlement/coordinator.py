@@ -19,9 +19,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fpslink import metrics
+from fpslink import metrics, pg
 from fpslink.context import Gateway
 from fpslink.ibps_client import (
     BatchAnswer,
@@ -303,39 +304,77 @@ async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
     if len(failures) < len(todo):
         gw.crash_hook("ibps_finished")
     writes = _Writes(gw.clock())
-    now = writes.now
-    done: set[str] = set()
-    async with gw.writer.begin() as conn:
-        for current, target, ibps_event in (
-            (State.COMMITTING, State.SETTLED, "COMMITTED_AT_IBPS"),
-            (State.ABORTING, State.REJECTED, "ABORTED_AT_IBPS"),
-        ):
-            extra = {"settled_at": now} if target is State.SETTLED else {}
-            group = [t for t in todo if t.state is current and t.payment_id not in failures]
-            won = await payments_repo.transition_many(
-                conn,
-                payment_ids=[t.payment_id for t in group],
-                current=current,
-                target=target,
-                now=now,
-                **extra,
-            )
-            for tracked in group:
-                if tracked.payment_id in won:
-                    writes.change(tracked, state=target.value, updated_at=now, **extra)
-                    writes.event(tracked, ibps_event)
-                    writes.event(tracked, target.value)
-            done |= won
-        for tracked in todo:
-            if tracked.payment_id in failures:
-                failure = failures[tracked.payment_id]
-                step = "COMMIT" if tracked.state is State.COMMITTING else "ABORT"
-                log.warning("IBPS %s of %s failed: %s", step.lower(), tracked.payment_id, failure)
-                writes.event(tracked, f"IBPS_{step}_FAILED", failure[:500])
-        await writes.flush(conn)
-        await webhook_outbox.payments_changed(conn, sorted(done), now)
+    async with gw.writer.connect() as conn:
+        if not failures and (raw := await pg.driver(conn)) is not None:
+            # the usual case, on PostgreSQL: one statement, so one round trip and no BEGIN/COMMIT
+            done = await _finalize_pg(raw, todo, writes)
+        else:
+            async with conn.begin():
+                done = await _finalize(conn, todo, failures, writes)
     writes.apply()
     await _refresh_lost(gw, [t for t in todo if t.payment_id not in done and t.payment_id not in failures])
+
+
+_FINALS = {
+    State.COMMITTING: (State.SETTLED, "COMMITTED_AT_IBPS"),
+    State.ABORTING: (State.REJECTED, "ABORTED_AT_IBPS"),
+}
+"""What phase two moves a decided payment to, and the event that says IBPS did its part."""
+
+
+async def _finalize_pg(raw: asyncpg.Connection, todo: Sequence[Tracked], writes: _Writes) -> set[str]:
+    now = writes.now
+    events = []
+    for tracked in todo:
+        target, ibps_event = _FINALS[tracked.state]
+        events.append({"payment_id": tracked.payment_id, "at": now, "event": ibps_event, "detail": None})
+        events.append({"payment_id": tracked.payment_id, "at": now, "event": target.value, "detail": None})
+    done = await payments_repo.finalize_many_pg(
+        raw, [(t.payment_id, t.state, _FINALS[t.state][0]) for t in todo], events, now
+    )
+    for tracked in todo:
+        if tracked.payment_id in done:
+            target, ibps_event = _FINALS[tracked.state]
+            extra = {"settled_at": now} if target is State.SETTLED else {}
+            writes.change(tracked, state=target.value, updated_at=now, **extra)
+            writes.event(tracked, ibps_event)
+            writes.event(tracked, target.value)
+    return done
+
+
+async def _finalize(
+    conn: AsyncConnection, todo: Sequence[Tracked], failures: dict[str, str], writes: _Writes
+) -> set[str]:
+    """The final transaction's statements on any database; a refused phase two is recorded, and the
+    payment stays decided for the recovery sweep."""
+    now = writes.now
+    done: set[str] = set()
+    for current, (target, ibps_event) in _FINALS.items():
+        extra = {"settled_at": now} if target is State.SETTLED else {}
+        group = [t for t in todo if t.state is current and t.payment_id not in failures]
+        won = await payments_repo.transition_many(
+            conn,
+            payment_ids=[t.payment_id for t in group],
+            current=current,
+            target=target,
+            now=now,
+            **extra,
+        )
+        for tracked in group:
+            if tracked.payment_id in won:
+                writes.change(tracked, state=target.value, updated_at=now, **extra)
+                writes.event(tracked, ibps_event)
+                writes.event(tracked, target.value)
+        done |= won
+    for tracked in todo:
+        if tracked.payment_id in failures:
+            failure = failures[tracked.payment_id]
+            step = "COMMIT" if tracked.state is State.COMMITTING else "ABORT"
+            log.warning("IBPS %s of %s failed: %s", step.lower(), tracked.payment_id, failure)
+            writes.event(tracked, f"IBPS_{step}_FAILED", failure[:500])
+    await writes.flush(conn)
+    await webhook_outbox.payments_changed(conn, sorted(done), now)
+    return done
 
 
 async def _finish_alone(gw: Gateway, tracked: Tracked) -> str | None:
