@@ -508,24 +508,31 @@ async def batch_steps(port: int) -> list[str]:
         return [f"batch steps: /metrics unreadable ({exc})"]
     finally:
         await pool.aclose()
+    return [batch_summary(answer.body.decode())]
+
+
+def batch_summary(metrics_text: str) -> str:
+    """The batch figures of one worker's /metrics text, in a line."""
     sums: dict[str, float] = {}
-    for family in text_string_to_metric_families(answer.body.decode()):
+    for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
             if sample.name in ("fpslink_batch_size_sum", "fpslink_batch_size_count"):
                 sums[sample.name] = sample.value
             elif sample.name.startswith("fpslink_batch_step_seconds_") and "step" in sample.labels:
-                sums[f"{sample.labels['step']}{sample.name[26:]}"] = sample.value
+                sums[sample.labels["step"] + sample.name.removeprefix("fpslink_batch_step_seconds")] = (
+                    sample.value
+                )
     batches = sums.get("fpslink_batch_size_count", 0.0)
     if not batches:
-        return ["batch steps: no batch on the worker that answered /metrics"]
+        return "batch steps: no batch on the worker that answered /metrics"
     steps = [
         f"{step} {1000 * sums.get(step + '_sum', 0.0) / max(sums.get(step + '_count', 0.0), 1):.0f}"
         for step in ("accept", "prepare", "decide", "finish")
     ]
-    return [
+    return (
         f"one worker's {batches:.0f} batches: {sums['fpslink_batch_size_sum'] / batches:.0f} payments "
         f"each on average; mean ms per step: {', '.join(steps)}"
-    ]
+    )
 
 
 async def audit_fpslink(settings: Any, days: list[date]) -> tuple[list[str], list[str]]:

@@ -126,3 +126,22 @@ def test_throughput_ratio_per_round(throughput: ModuleType) -> None:
     rounds.append(result("fpslink #3", 500))  # a round without its skeleton has no ratio
     assert throughput.round_ratios(rounds) == [0.9, 1.1]
     assert throughput.parse_args(["--rounds", "3"]).rounds == 3
+
+
+def test_batch_summary_reads_one_workers_metrics(throughput: ModuleType) -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    registry = CollectorRegistry()
+    size = Histogram("fpslink_batch_size", "size", registry=registry)
+    step = Histogram("fpslink_batch_step_seconds", "step", ["step"], registry=registry)
+    for n in (10, 30):
+        size.observe(n)
+    for name, seconds in (("accept", 0.020), ("prepare", 0.010), ("decide", 0.004), ("finish", 0.006)):
+        step.labels(step=name).observe(seconds)
+        step.labels(step=name).observe(seconds * 3)
+    line = throughput.batch_summary(generate_latest(registry).decode())
+    assert line == (
+        "one worker's 2 batches: 20 payments each on average; "
+        "mean ms per step: accept 40, prepare 20, decide 8, finish 12"
+    )
+    assert "no batch" in throughput.batch_summary("")
