@@ -262,3 +262,46 @@ async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness)
     deliveries = (await h.http.get("/v1/webhooks/deliveries", headers=w["bank"].headers)).json()["items"]
     assert [d["payment_id"] for d in deliveries] == [ours]
     assert await h.balance(w["debtor"]) == ("980.00", "0.00")
+
+
+async def test_the_decision_commits_only_what_is_still_accepted(harness: Harness) -> None:
+    """The commit decision (one statement and the balances, on PostgreSQL) must not touch a payment
+    another actor decided first: no timeline entry, and its FPS hold left to that actor."""
+    h = harness
+    w = await _world(h, "NORTHBOUND")
+    h.gw.crash_hook = crash_at("ibps_prepared")
+    for _ in range(2):
+        with pytest.raises(Crash):
+            await _pay(h, w, "10.00")
+    h.gw.crash_hook = lambda reached: None
+    page = (await h.http.get("/v1/payments", headers=w["bank"].headers)).json()["items"]
+    ours, theirs = sorted(p["payment_id"] for p in page)
+    async with h.gw.engine.connect() as conn:
+        rows = await repository.get_many(conn, [ours, theirs])
+    # another actor (the recovery sweep) decided this one first
+    assert (
+        await coordinator.decide_abort(h.gw, rows[theirs], reason_code="AB05", reason="timed out")
+        is State.ABORTING
+    )
+    batch = [coordinator.Tracked(dict(rows[ours])), coordinator.Tracked(dict(rows[theirs]))]
+
+    await coordinator.decide_many(h.gw, commits=batch, aborts=[])
+
+    assert [t.state for t in batch] == [State.COMMITTING, State.ABORTING]
+    assert [e["event"] for e in batch[0].events][-3:] == [
+        "PREPARED_AT_IBPS",
+        "DECIDED_COMMIT",
+        "POSTED_AT_FPS",
+    ]
+    headers = w["bank"].headers
+    ours_events = [
+        e["event"] for e in (await h.http.get(f"/v1/payments/{ours}", headers=headers)).json()["events"]
+    ]
+    theirs_events = [
+        e["event"] for e in (await h.http.get(f"/v1/payments/{theirs}", headers=headers)).json()["events"]
+    ]
+    assert ours_events[-3:] == ["PREPARED_AT_IBPS", "DECIDED_COMMIT", "POSTED_AT_FPS"]
+    assert "DECIDED_COMMIT" not in theirs_events
+    assert await h.balance(w["debtor"]) == ("990.00", "0.00")  # ours posted, theirs voided once
+    await _sweep(h)
+    assert await h.balance(w["debtor"]) == ("990.00", "0.00")

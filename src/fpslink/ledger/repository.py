@@ -198,14 +198,7 @@ async def resolve_many(
                     ledger_transfers.c.amount_minor,
                 )
             )
-        for kind, debit, credit, amount in rows:
-            if kind == TransferKind.DEBIT.value:
-                move = moves.setdefault(debit, [0, 0])
-                move[1] -= amount  # the hold goes either way
-                if status is TransferStatus.POSTED:
-                    move[0] -= amount
-            elif status is TransferStatus.POSTED:
-                moves.setdefault(credit, [0, 0])[0] += amount
+        _add_moves(moves, rows, status)
     if moves and raw is not None:
         await _move_pg(raw, {a: (m[0], m[1]) for a, m in moves.items()}, locked=False)
     elif moves:
@@ -218,6 +211,30 @@ async def resolve_many(
             ),
             [{"aid": a, "dbal": m[0], "dheld": m[1]} for a, m in sorted(moves.items())],
         )
+
+
+def _add_moves(moves: dict[str, list[int]], rows: Any, status: TransferStatus) -> None:
+    """The customer balance and hold changes of resolving transfers (kind, debit, credit, amount).
+
+    Link accounts have no stored balance to change: theirs is derived from the postings.
+    """
+    for kind, debit, credit, amount in rows:
+        if kind == TransferKind.DEBIT.value:
+            move = moves.setdefault(debit, [0, 0])
+            move[1] -= amount  # the hold goes either way
+            if status is TransferStatus.POSTED:
+                move[0] -= amount
+        elif status is TransferStatus.POSTED:
+            moves.setdefault(credit, [0, 0])[0] += amount
+
+
+async def apply_posted_pg(raw: asyncpg.Connection, posted: Sequence[tuple[str, str, str, int]]) -> None:
+    """Move the balances of transfers a statement has just posted (kind, debit, credit, amount),
+    locking the accounts in account order as every writer of them does."""
+    moves: dict[str, list[int]] = {}
+    _add_moves(moves, posted, TransferStatus.POSTED)
+    if moves:
+        await _move_pg(raw, {a: (m[0], m[1]) for a, m in moves.items()}, locked=False)
 
 
 async def _move_pg(raw: asyncpg.Connection, moves: dict[str, tuple[int, int]], *, locked: bool) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import RowMapping, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
+from fpslink.ledger.repository import TransferStatus
 from fpslink.payments.models import payment_events, payments
 from fpslink.settlement.states import State, check_transition
 from fpslink.webhooks import outbox
@@ -226,6 +227,61 @@ async def finalize_many_pg(
         outbox.PENDING,
     )
     return {row[0] for row in moved}
+
+
+_COMMIT_PG = """
+WITH v AS (
+    SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::text[])
+        AS v(payment_id, event, detail, more)
+), moved AS (
+    UPDATE payments AS p SET state = $5, updated_at = $6, decided_at = $6
+    FROM v
+    WHERE p.payment_id = v.payment_id AND p.state = $7
+    RETURNING p.payment_id
+), timeline AS (
+    INSERT INTO payment_events (payment_id, at, event, detail, more)
+    SELECT v.payment_id, $6, v.event, v.detail, v.more FROM v JOIN moved USING (payment_id)
+), posted AS (
+    UPDATE ledger_transfers AS t SET status = $8, resolved_at = $6
+    FROM moved
+    WHERE t.payment_id = moved.payment_id AND t.status = $9
+    RETURNING t.kind, t.debit_account_id, t.credit_account_id, t.amount_minor
+)
+SELECT payment_id, NULL::varchar, NULL::varchar, NULL::varchar, NULL::bigint FROM moved
+UNION ALL
+SELECT NULL, kind, debit_account_id, credit_account_id, amount_minor FROM posted
+"""
+
+
+async def decide_commits_pg(
+    raw: asyncpg.Connection, payment_ids: Sequence[str], events: Sequence[Mapping[str, Any]], now: datetime
+) -> tuple[set[str], list[tuple[str, str, str, int]]]:
+    """The commit decision of many ACCEPTED payments on PostgreSQL, in one statement of the caller's
+    transaction: each still ACCEPTED moves to COMMITTING with its timeline row (`events`, at `now`)
+    and its pending FPS transfer posted.
+
+    Returns the ids that moved and the posted transfers (kind, debit, credit, amount), whose
+    balances the caller moves next (`ledger.apply_posted_pg`), locking the accounts in order.
+    """
+    rows = {row["payment_id"]: row for row in grouped_events(events)}
+    ids = list(payment_ids)
+    if len(rows) != len(ids) or rows.keys() != set(ids):
+        raise ValueError("each payment decided needs exactly one timeline row")
+    result = await raw.fetch(
+        _COMMIT_PG,
+        ids,
+        [rows[i]["event"] for i in ids],
+        [rows[i]["detail"] for i in ids],
+        [rows[i]["more"] for i in ids],
+        State.COMMITTING.value,
+        now,
+        State.ACCEPTED.value,
+        TransferStatus.POSTED.value,
+        TransferStatus.PENDING.value,
+    )
+    moved = {row[0] for row in result if row[0] is not None}
+    posted = [(row[1], row[2], row[3], row[4]) for row in result if row[0] is None]
+    return moved, posted
 
 
 @functools.cache

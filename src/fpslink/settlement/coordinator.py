@@ -211,61 +211,98 @@ async def decide_many(
     every transaction of the payment path, so concurrent batches queue instead of deadlocking.
     """
     writes = _Writes(gw.clock())
-    now = writes.now
     async with gw.writer.begin() as conn:
-        won = await payments_repo.transition_many(
-            conn,
-            payment_ids=[t.payment_id for t in commits],
-            current=State.ACCEPTED,
-            target=State.COMMITTING,
-            now=now,
-            decided_at=now,
-        )
         aborted: list[tuple[Tracked, Abort]] = []
-        for tracked, abort in aborts:
-            target = State.REJECTED if abort.ibps_void else State.ABORTING
-            values = {"decided_at": now, "reason_code": abort.reason_code[:40], "reason": abort.reason[:300]}
-            if await payments_repo.transition(
-                conn,
-                payment_id=tracked.payment_id,
-                current=State.ACCEPTED,
-                target=target,
-                now=now,
-                **values,
-            ):
-                aborted.append((tracked, abort))
-                writes.change(tracked, state=target.value, updated_at=now, **values)
-        await release_limits_many(conn, [t.payment for t, _ in aborted])
-        await ledger.resolve_many(
-            conn,
-            post=[t.payment_id for t in commits if t.payment_id in won],
-            void=[t.payment_id for t, _ in aborted],
-            now=now,
-        )
-        for tracked in commits:
-            if tracked.payment_id in won:
-                writes.change(tracked, state=State.COMMITTING.value, updated_at=now, decided_at=now)
-                writes.event(tracked, "PREPARED_AT_IBPS")
-                writes.event(tracked, "DECIDED_COMMIT", "both ledgers prepared")
-                writes.event(tracked, "POSTED_AT_FPS")
-        for tracked, abort in aborted:
-            code = abort.reason_code
-            writes.event(
-                tracked,
-                "REFUSED_AT_IBPS" if abort.ibps_void else "IBPS_PREPARE_FAILED",
-                f"{code}: {abort.reason}",
-            )
-            writes.event(tracked, "DECIDED_ABORT", code)
-            writes.event(tracked, "VOIDED_AT_FPS")
-            writes.event(tracked, "LIMITS_RELEASED")
-            if abort.ibps_void:
-                writes.event(tracked, "REJECTED", code)
-        await writes.flush(conn)
-        rejected = [t.payment_id for t, a in aborted if a.ibps_void]
-        await webhook_outbox.payments_changed(conn, rejected, now)
+        if not aborts and (raw := await pg.driver(conn)) is not None:
+            # the usual case, on PostgreSQL: BEGIN, one statement, the balances, COMMIT
+            won = await _decide_commits_pg(raw, commits, writes)
+        else:
+            won, aborted = await _decide(conn, commits, aborts, writes)
     writes.apply()
-    moved = {t.payment_id for t in commits if t.payment_id in won} | {t.payment_id for t, _ in aborted}
+    moved = won | {t.payment_id for t, _ in aborted}
     await _refresh_lost(gw, [t for t in [*commits, *(t for t, _ in aborts)] if t.payment_id not in moved])
+
+
+def _decided(tracked: Tracked, writes: _Writes) -> None:
+    writes.change(tracked, state=State.COMMITTING.value, updated_at=writes.now, decided_at=writes.now)
+    writes.event(tracked, "PREPARED_AT_IBPS")
+    writes.event(tracked, "DECIDED_COMMIT", "both ledgers prepared")
+    writes.event(tracked, "POSTED_AT_FPS")
+
+
+async def _decide_commits_pg(
+    raw: asyncpg.Connection, commits: Sequence[Tracked], writes: _Writes
+) -> set[str]:
+    for tracked in commits:
+        _decided(tracked, writes)
+    events = [
+        {"payment_id": t.payment_id, "at": writes.now, "event": e, "detail": d} for t, (e, d) in writes.events
+    ]
+    won, posted = await payments_repo.decide_commits_pg(
+        raw, [t.payment_id for t in commits], events, writes.now
+    )
+    await ledger.apply_posted_pg(raw, posted)
+    writes.changes = [(t, values) for t, values in writes.changes if t.payment_id in won]
+    writes.events = [(t, event) for t, event in writes.events if t.payment_id in won]
+    return won
+
+
+async def _decide(
+    conn: AsyncConnection,
+    commits: Sequence[Tracked],
+    aborts: Sequence[tuple[Tracked, Abort]],
+    writes: _Writes,
+) -> tuple[set[str], list[tuple[Tracked, Abort]]]:
+    """The decision transaction's statements on any database; returns who moved."""
+    now = writes.now
+    won = await payments_repo.transition_many(
+        conn,
+        payment_ids=[t.payment_id for t in commits],
+        current=State.ACCEPTED,
+        target=State.COMMITTING,
+        now=now,
+        decided_at=now,
+    )
+    aborted: list[tuple[Tracked, Abort]] = []
+    for tracked, abort in aborts:
+        target = State.REJECTED if abort.ibps_void else State.ABORTING
+        values = {"decided_at": now, "reason_code": abort.reason_code[:40], "reason": abort.reason[:300]}
+        if await payments_repo.transition(
+            conn,
+            payment_id=tracked.payment_id,
+            current=State.ACCEPTED,
+            target=target,
+            now=now,
+            **values,
+        ):
+            aborted.append((tracked, abort))
+            writes.change(tracked, state=target.value, updated_at=now, **values)
+    await release_limits_many(conn, [t.payment for t, _ in aborted])
+    await ledger.resolve_many(
+        conn,
+        post=[t.payment_id for t in commits if t.payment_id in won],
+        void=[t.payment_id for t, _ in aborted],
+        now=now,
+    )
+    for tracked in commits:
+        if tracked.payment_id in won:
+            _decided(tracked, writes)
+    for tracked, abort in aborted:
+        code = abort.reason_code
+        writes.event(
+            tracked,
+            "REFUSED_AT_IBPS" if abort.ibps_void else "IBPS_PREPARE_FAILED",
+            f"{code}: {abort.reason}",
+        )
+        writes.event(tracked, "DECIDED_ABORT", code)
+        writes.event(tracked, "VOIDED_AT_FPS")
+        writes.event(tracked, "LIMITS_RELEASED")
+        if abort.ibps_void:
+            writes.event(tracked, "REJECTED", code)
+    await writes.flush(conn)
+    rejected = [t.payment_id for t, a in aborted if a.ibps_void]
+    await webhook_outbox.payments_changed(conn, rejected, now)
+    return won, aborted
 
 
 async def release_limits_many(conn: AsyncConnection, payments: Sequence[PaymentRow]) -> None:
