@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import RowMapping, and_, insert, or_, select, update
+from sqlalchemy import RowMapping, Table, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
+from fpslink.ledger.models import ledger_transfers
 from fpslink.ledger.repository import TransferStatus
 from fpslink.payments.models import payment_events, payments
 from fpslink.settlement.states import State, check_transition
@@ -282,6 +283,90 @@ async def decide_commits_pg(
     moved = {row[0] for row in result if row[0] is not None}
     posted = [(row[1], row[2], row[3], row[4]) for row in result if row[0] is None]
     return moved, posted
+
+
+@functools.cache
+def _accept_sql(
+    payment_columns: tuple[str, ...], transfer_columns: tuple[str, ...], event_columns: tuple[str, ...]
+) -> str:
+    def arrays(table: Table, columns: tuple[str, ...], first: int) -> str:
+        return ", ".join(f"${i}::{pg.array_type(table, c)}" for i, c in enumerate(columns, first))
+
+    def names(columns: tuple[str, ...]) -> str:
+        return ", ".join(pg.ident(c) for c in columns)
+
+    first_payment = 9 + len(transfer_columns)
+    first_event = first_payment + len(payment_columns)
+    return (
+        "WITH usage AS ("
+        " UPDATE limit_usage AS u SET used_minor = v.used_minor, cap_minor = v.cap_minor"
+        " FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::bigint[], $6::bigint[])"
+        " AS v(account_id, direction, period, period_key, used_minor, cap_minor)"
+        " WHERE u.account_id = v.account_id AND u.direction = v.direction"
+        " AND u.period = v.period AND u.period_key = v.period_key"
+        "), held AS ("
+        " UPDATE ledger_accounts AS a SET held_minor = a.held_minor + v.dheld"
+        " FROM unnest($7::varchar[], $8::bigint[]) AS v(account_id, dheld)"
+        " WHERE a.account_id = v.account_id"
+        "), transfers AS ("
+        f" INSERT INTO ledger_transfers ({names(transfer_columns)})"
+        f" SELECT * FROM unnest({arrays(ledger_transfers, transfer_columns, 9)})"
+        "), accepted AS ("
+        f" INSERT INTO payments ({names(payment_columns)})"
+        f" SELECT * FROM unnest({arrays(payments, payment_columns, first_payment)})"
+        ")"
+        f" INSERT INTO payment_events ({names(event_columns)})"
+        f" SELECT * FROM unnest({arrays(payment_events, event_columns, first_event)})"
+    )
+
+
+async def write_accepted_pg(
+    raw: asyncpg.Connection,
+    *,
+    usage: Mapping[tuple[str, str, str, str], tuple[int, int | None]],
+    holds: Mapping[str, int],
+    transfers: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+) -> None:
+    """Every write of the acceptance transaction on PostgreSQL, in one statement: the new limit
+    usage (`limits.repository.write_usage`), the FPS holds (`ledger.add_held`), the pending FPS
+    transfers, the payment rows and their timeline (a row per payment, `grouped_events`).
+
+    The usage rows and accounts must be locked already (`lock_usage`, `lock_balances`), so that the
+    order in which this statement reaches them cannot matter.
+    """
+    stored = grouped_events(events)
+    if not rows or not stored:
+        raise ValueError("an accepted batch has payment rows and timeline rows")
+    transfer_columns = _TRANSFER_COLUMNS
+    payment_columns, event_columns = tuple(rows[0]), tuple(stored[0])
+    keys = sorted(usage)
+    accounts = sorted(holds)
+    await raw.execute(
+        _accept_sql(payment_columns, transfer_columns, event_columns),
+        *([k[i] for k in keys] for i in range(4)),
+        [usage[k][0] for k in keys],
+        [usage[k][1] for k in keys],
+        accounts,
+        [holds[a] for a in accounts],
+        *([t[c] for t in transfers] for c in transfer_columns),
+        *([r[c] for r in rows] for c in payment_columns),
+        *([e[c] for e in stored] for c in event_columns),
+    )
+
+
+_TRANSFER_COLUMNS = (
+    "payment_id",
+    "kind",
+    "debit_account_id",
+    "credit_account_id",
+    "currency",
+    "amount_minor",
+    "status",
+    "created_at",
+)
+"""The columns of `ledger.pending_row`."""
 
 
 @functools.cache
