@@ -186,3 +186,36 @@ async def test_each_batch_times_its_four_steps(harness: Harness) -> None:
     assert {s: after[s] - before[s] for s in steps} == dict.fromkeys(steps, float(batches))
     exposition = (await h.http.get("/metrics")).text
     assert 'fpslink_batch_step_seconds_bucket{le="0.001",step="accept"}' in exposition
+
+
+@pytest.mark.settings(**ONE_SLOT)
+async def test_the_next_batch_starts_once_the_decisions_are_durable(harness: Harness) -> None:
+    """A batch holds its slot through acceptance, prepare and the decision, not through phase two:
+    a payment behind one whose IBPS commit is slow is decided meanwhile, and both settle."""
+    h = harness
+    w = await _world(h)
+    decisions = [asyncio.Event(), asyncio.Event()]
+
+    def hook(point: str) -> None:
+        if point == "decided":
+            next(d for d in decisions if not d.is_set()).set()
+
+    h.gw.crash_hook = hook
+    gate = asyncio.Event()
+    commit = h.gw.ibps.commit
+
+    async def slow_commit(payment_id: str) -> None:
+        await gate.wait()
+        await commit(payment_id)
+
+    h.gw.ibps.commit = slow_commit  # type: ignore[method-assign]
+
+    first = asyncio.create_task(_pay(h, w, "10.00"))
+    await asyncio.wait_for(decisions[0].wait(), 10)
+    second = asyncio.create_task(_pay(h, w, "11.00"))
+    await asyncio.wait_for(decisions[1].wait(), 10)  # the first is still waiting for its commit
+    assert not first.done()
+    gate.set()
+    answers = [await first, await second]
+    assert [a.json()["status"] for a in answers] == ["SETTLED", "SETTLED"], [a.text for a in answers]
+    assert _batched(h)[0] == 2

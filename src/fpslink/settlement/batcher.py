@@ -25,10 +25,12 @@ _DETACH: contextvars.ContextVar[Callable[[], None] | None] = contextvars.Context
 
 
 def detach() -> None:
-    """Give up the running batch's slot: what is left of it is slow (repeats, retries, back-off).
+    """Give up the running batch's slot: what is left of it need not hold up the next batch.
 
-    The batch goes on, outside the count of `max_inflight`, so that one payment waiting out IBPS
-    time-outs never holds up the payments behind it. Outside a batch this does nothing.
+    The batch goes on, outside the count of `max_inflight`. Settlement calls this once its
+    decisions are durable (the rest contends for no lock the next batch takes first) and when what
+    is left is slow (repeats, retries, back-off), so that one payment waiting out IBPS time-outs
+    never holds up the payments behind it. Outside a batch, or a second time, this does nothing.
     """
     release = _DETACH.get()
     if release is not None:

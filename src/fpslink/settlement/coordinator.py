@@ -134,6 +134,10 @@ async def drive_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
             aborts=[(t, v) for t, v in zip(batch, verdicts, strict=True) if v is not None],
         )
     gw.crash_hook("decided")
+    # The decisions are durable, and phase two and the final states lock nothing the next batch's
+    # acceptance needs: let the next batch start now. Payments then wait for a batch about a third
+    # less; the batches are smaller, which costs about 5% more CPU per payment.
+    batcher.detach()
     with metrics.BATCH_STEP_SECONDS.labels(step="finish").time():
         await finish_many(gw, batch)
 
