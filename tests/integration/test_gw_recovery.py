@@ -220,6 +220,23 @@ async def test_duplicated_commit_and_abort_deliveries_change_nothing(harness: Ha
     )
 
 
+async def _two_stopped_at(h: Harness, w: dict[str, Any], point: str) -> tuple[str, str]:
+    """Two payments left at `point` (as a crash would leave them); their ids, sorted."""
+    h.gw.crash_hook = crash_at(point)
+    for _ in range(2):
+        with pytest.raises(Crash):
+            await _pay(h, w, "10.00")
+    h.gw.crash_hook = lambda reached: None
+    page = (await h.http.get("/v1/payments", headers=w["bank"].headers)).json()["items"]
+    first, second = sorted(p["payment_id"] for p in page)
+    return first, second
+
+
+async def _timeline(h: Harness, w: dict[str, Any], payment_id: str) -> list[str]:
+    answer = await h.http.get(f"/v1/payments/{payment_id}", headers=w["bank"].headers)
+    return [e["event"] for e in answer.json()["events"]]
+
+
 async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness) -> None:
     """Phase two's last write (one statement on PostgreSQL) must leave a payment another actor
     finished first as that actor left it: no second timeline entry and no second webhook."""
@@ -229,13 +246,7 @@ async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness)
         "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=w["bank"].headers
     )
     assert hook.status_code == 201, hook.text
-    h.gw.crash_hook = crash_at("decided")
-    for _ in range(2):
-        with pytest.raises(Crash):
-            await _pay(h, w, "10.00")
-    h.gw.crash_hook = lambda reached: None
-    page = (await h.http.get("/v1/payments", headers=w["bank"].headers)).json()["items"]
-    ours, theirs = sorted(p["payment_id"] for p in page)
+    ours, theirs = await _two_stopped_at(h, w, "decided")
     async with h.gw.writer.begin() as conn:
         rows = await repository.get_many(conn, [ours, theirs])
         # another actor (the recovery sweep) finished this one first
@@ -248,17 +259,8 @@ async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness)
 
     assert [t.state for t in batch] == [State.SETTLED, State.SETTLED]
     assert [e["event"] for e in batch[0].events] == ["COMMITTED_AT_IBPS", "SETTLED"]
-    timelines = {
-        payment_id: [
-            e["event"]
-            for e in (await h.http.get(f"/v1/payments/{payment_id}", headers=w["bank"].headers)).json()[
-                "events"
-            ]
-        ]
-        for payment_id in (ours, theirs)
-    }
-    assert timelines[ours][-2:] == ["COMMITTED_AT_IBPS", "SETTLED"]
-    assert "COMMITTED_AT_IBPS" not in timelines[theirs]
+    assert (await _timeline(h, w, ours))[-2:] == ["COMMITTED_AT_IBPS", "SETTLED"]
+    assert "COMMITTED_AT_IBPS" not in await _timeline(h, w, theirs)
     deliveries = (await h.http.get("/v1/webhooks/deliveries", headers=w["bank"].headers)).json()["items"]
     assert [d["payment_id"] for d in deliveries] == [ours]
     assert await h.balance(w["debtor"]) == ("980.00", "0.00")
@@ -269,13 +271,7 @@ async def test_the_decision_commits_only_what_is_still_accepted(harness: Harness
     another actor decided first: no timeline entry, and its FPS hold left to that actor."""
     h = harness
     w = await _world(h, "NORTHBOUND")
-    h.gw.crash_hook = crash_at("ibps_prepared")
-    for _ in range(2):
-        with pytest.raises(Crash):
-            await _pay(h, w, "10.00")
-    h.gw.crash_hook = lambda reached: None
-    page = (await h.http.get("/v1/payments", headers=w["bank"].headers)).json()["items"]
-    ours, theirs = sorted(p["payment_id"] for p in page)
+    ours, theirs = await _two_stopped_at(h, w, "ibps_prepared")
     async with h.gw.engine.connect() as conn:
         rows = await repository.get_many(conn, [ours, theirs])
     # another actor (the recovery sweep) decided this one first
@@ -287,21 +283,11 @@ async def test_the_decision_commits_only_what_is_still_accepted(harness: Harness
 
     await coordinator.decide_many(h.gw, commits=batch, aborts=[])
 
+    decision = ["PREPARED_AT_IBPS", "DECIDED_COMMIT", "POSTED_AT_FPS"]
     assert [t.state for t in batch] == [State.COMMITTING, State.ABORTING]
-    assert [e["event"] for e in batch[0].events][-3:] == [
-        "PREPARED_AT_IBPS",
-        "DECIDED_COMMIT",
-        "POSTED_AT_FPS",
-    ]
-    headers = w["bank"].headers
-    ours_events = [
-        e["event"] for e in (await h.http.get(f"/v1/payments/{ours}", headers=headers)).json()["events"]
-    ]
-    theirs_events = [
-        e["event"] for e in (await h.http.get(f"/v1/payments/{theirs}", headers=headers)).json()["events"]
-    ]
-    assert ours_events[-3:] == ["PREPARED_AT_IBPS", "DECIDED_COMMIT", "POSTED_AT_FPS"]
-    assert "DECIDED_COMMIT" not in theirs_events
+    assert [e["event"] for e in batch[0].events][-3:] == decision
+    assert (await _timeline(h, w, ours))[-3:] == decision
+    assert "DECIDED_COMMIT" not in await _timeline(h, w, theirs)
     assert await h.balance(w["debtor"]) == ("990.00", "0.00")  # ours posted, theirs voided once
     await _sweep(h)
     assert await h.balance(w["debtor"]) == ("990.00", "0.00")
