@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 from conftest import Harness, Stack
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from fpslink import pg
 from fpslink.idempotency import repository as idem_repo
 from fpslink.ledger import repository as ledger
+from fpslink.limits import repository as limits_repo
 
 
 async def test_the_lane_is_postgresql_only(harness: Harness) -> None:
@@ -76,3 +81,49 @@ async def test_rows_updated_once_leave_room_on_their_pages(stack: Stack) -> None
             await conn.close()
         assert options == ["fillfactor=50"], table
         assert not {"status", "resolved_at", "reason_code"} & {row["attname"] for row in indexed}, table
+
+
+async def test_acceptance_locks_usage_rows_before_accounts(harness: Harness) -> None:
+    """One statement locks a batch's usage rows and its accounts; it must take them in the order
+    every writer does (usage first), or two batches could deadlock. Hold the account elsewhere:
+    the statement waits for it while already holding the usage row."""
+    gw = harness.gw
+    if gw.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite's writer holds the whole database")
+    bank = await harness.bank("FPS")
+    account = await harness.account(bank, opening="100.00")
+    key = (account, "NORTHBOUND", "DAY", "2026-01-01")
+    wanted: dict[tuple[str, str, str, str], tuple[str, int | None]] = {key: ("HKD", None)}
+    async with gw.writer.begin() as conn:
+        await limits_repo.lock_usage(conn, wanted)  # the usage row exists from now on
+    async with gw.engine.connect() as holder, gw.engine.connect() as probe:
+        held = await holder.begin()
+        await holder.execute(
+            text("SELECT 1 FROM ledger_accounts WHERE account_id = :a FOR UPDATE"), {"a": account}
+        )
+
+        async def batch() -> None:
+            async with gw.writer.begin() as conn:
+                usage, funds = await limits_repo.lock_usage_and_accounts(conn, wanted, [account])
+                assert usage == {key: 0} and funds[account][1:] == (10_000, 0)
+
+        waiting = asyncio.create_task(batch())
+        for _ in range(500):  # until the batch waits for the account (at most 5 s)
+            found = await probe.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+            await probe.rollback()
+            if found:
+                break
+            await asyncio.sleep(0.01)
+        assert found, "the batch never waited for the account"
+        with pytest.raises(DBAPIError, match="could not obtain lock"):
+            await probe.execute(
+                text("SELECT 1 FROM limit_usage WHERE account_id = :a FOR UPDATE NOWAIT"), {"a": account}
+            )
+        await probe.rollback()
+        await held.rollback()
+        await asyncio.wait_for(waiting, 10)

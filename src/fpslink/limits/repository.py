@@ -6,12 +6,15 @@ transaction commits, so concurrent batches in any number of workers decide one a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
+from fpslink.ledger import repository as ledger
 from fpslink.limits.models import limit_usage
 from fpslink.limits.policy import Direction, Period
 
@@ -83,9 +86,60 @@ def _key_columns(keys: list[UsageKey]) -> list[list[str]]:
     return [[k[i] for k in keys] for i in range(4)]
 
 
+async def lock_usage_and_accounts(
+    conn: AsyncConnection, wanted: dict[UsageKey, tuple[str, int | None]], account_ids: Sequence[str]
+) -> tuple[dict[UsageKey, int], dict[str, tuple[str, int, int]]]:
+    """`lock_usage`, then `ledger.lock_balances` of the accounts: on PostgreSQL both locks in one
+    statement, which reads (and so locks) every usage row before the first account."""
+    raw = await pg.driver(conn)
+    if raw is None or not wanted or not account_ids:
+        return await lock_usage(conn, wanted), await ledger.lock_balances(conn, account_ids)
+    keys = sorted(wanted)
+    columns = _key_columns(keys)
+    await _create_usage_pg(raw, keys, wanted)
+    rows = await raw.fetch(_LOCK_BOTH, *columns, sorted(set(account_ids)))
+    usage: dict[UsageKey, int] = {}
+    funds: dict[str, tuple[str, int, int]] = {}
+    for r in rows:
+        if r[1] is None:
+            funds[r[0]] = (r[5], int(r[6]), int(r[7]))
+        else:
+            usage[(r[0], r[1], r[2], r[3])] = int(r[4])
+    return usage, funds
+
+
+_LOCK_BOTH = (
+    "WITH usage AS MATERIALIZED ("
+    + _LOCK_ROWS.format(columns="u.account_id, u.direction, u.period, u.period_key, u.used_minor")
+    + "), funds AS MATERIALIZED ("
+    " SELECT account_id, currency, balance_minor, held_minor FROM ledger_accounts"
+    " WHERE account_id = ANY($5::varchar[]) ORDER BY account_id FOR UPDATE"
+    ")"
+    " SELECT account_id, direction, period, period_key, used_minor,"
+    " NULL::varchar, NULL::bigint, NULL::bigint FROM usage"
+    " UNION ALL"
+    " SELECT account_id, NULL, NULL, NULL, NULL, currency, balance_minor, held_minor FROM funds"
+)
+"""The usage rows, then the accounts, each in key order: UNION ALL reads its first branch to the end
+before it starts the second, so the locks come in the order every writer of these rows takes them."""
+
+
 async def _lock_usage_pg(
     raw: asyncpg.Connection, keys: list[UsageKey], wanted: dict[UsageKey, tuple[str, int | None]]
 ) -> dict[UsageKey, int]:
+    columns = _key_columns(keys)
+    await _create_usage_pg(raw, keys, wanted)
+    rows = await raw.fetch(
+        _LOCK_ROWS.format(columns="u.account_id, u.direction, u.period, u.period_key, u.used_minor"),
+        *columns,
+    )
+    return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
+
+
+async def _create_usage_pg(
+    raw: asyncpg.Connection, keys: list[UsageKey], wanted: dict[UsageKey, tuple[str, int | None]]
+) -> None:
+    """Rows at zero for the keys that have none yet, in key order."""
     columns = _key_columns(keys)
     await raw.execute(
         "INSERT INTO limit_usage (account_id, direction, period, period_key, currency, used_minor, cap_minor)"
@@ -97,11 +151,6 @@ async def _lock_usage_pg(
         [wanted[k][0] for k in keys],
         [wanted[k][1] for k in keys],
     )
-    rows = await raw.fetch(
-        _LOCK_ROWS.format(columns="u.account_id, u.direction, u.period, u.period_key, u.used_minor"),
-        *columns,
-    )
-    return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
 
 
 async def write_usage(conn: AsyncConnection, usage: dict[UsageKey, tuple[int, int | None]]) -> None:

@@ -165,9 +165,8 @@ async def _reserve(
         for _, key, cap in lines:
             wanted[key] = (limits.currency.value, cap)
         plans.append((a, limits, lines))
-    usage = await limits_repo.lock_usage(conn, wanted)
     debtors = [a.row["debtor_account_id"] for a in batch if a.direction is Direction.NORTHBOUND]
-    funds = await ledger.lock_balances(conn, debtors)
+    usage, funds = await limits_repo.lock_usage_and_accounts(conn, wanted, debtors)
 
     changed: dict[limits_repo.UsageKey, tuple[int, int | None]] = {}
     holds: dict[str, int] = {}
