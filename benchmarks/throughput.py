@@ -66,6 +66,8 @@ from benchmarks.skeleton.rawhttp import HttpError, Pool  # noqa: E402
 
 SERVER = os.environ.get("FPSLINK_BENCH_POSTGRES", "postgres@127.0.0.1:5432")
 HOST = "127.0.0.1"
+WINDOW_S = 10.0
+"""Width of the windows whose p99 latencies the report lists."""
 GW_DB, IBPS_DB = "fpslink_bench_tp_gw", "fpslink_bench_tp_ibps"
 SKEL_FRONT_DB, SKEL_BACK_DB = "fpslink_bench_skel_front", "fpslink_bench_skel_back"
 BANKS = (("TPHK1", "FPS"), ("TPHK2", "FPS"), ("TPCN1", "IBPS"), ("TPCN2", "IBPS"))
@@ -228,6 +230,8 @@ class Result:
     pending: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    sent_s: list[float] = field(default_factory=list)
+    """When each latency's request was sent (or due), in seconds into the measured window."""
     breaks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
@@ -236,11 +240,15 @@ class Result:
     """PostgreSQL's WAL bytes and rows written for the system's databases in the measured window."""
 
     def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        if len(self.latencies_ms) == 1:
-            return self.latencies_ms[0]
-        return statistics.quantiles(self.latencies_ms, n=1000, method="inclusive")[round(q * 1000) - 1]
+        return _percentile(self.latencies_ms, q)
+
+    def windows_p99(self, width_s: float) -> list[float]:
+        """p99 latency of the requests sent in each `width_s` of the measured window: a tail that
+        comes from one burst (a checkpoint, a vacuum, another process) shows in one window only."""
+        windows: dict[int, list[float]] = {}
+        for sent, latency in zip(self.sent_s, self.latencies_ms, strict=True):
+            windows.setdefault(int(sent // width_s), []).append(latency)
+        return [_percentile(windows[i], 0.99) for i in sorted(windows)]
 
     @property
     def error_count(self) -> int:
@@ -248,6 +256,14 @@ class Result:
 
     def per_s(self, count: int) -> float:
         return count / self.duration_s if self.duration_s else 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
 
 
 Request = tuple[str, bytes, dict[str, str]]
@@ -357,6 +373,7 @@ async def drive(
             return
         result.requests += 1
         result.latencies_ms.append((time.monotonic() - sent) * 1000)
+        result.sent_s.append(sent - measure_from)
         if outcome == "SETTLED":
             result.settled += 1
         elif outcome == "PENDING":
@@ -877,6 +894,10 @@ def report(results: list[Result], args: argparse.Namespace, load: tuple[str, str
                 f"{r.name}: PostgreSQL per settled payment: WAL {w['wal'] / 1024:.2f} KiB, rows inserted"
                 f" {w['inserted']:.1f}, updated {w['updated']:.1f}, deleted {w['deleted']:.1f} (approximate)"
             )
+    for r in results:
+        if len(r.latencies_ms) > 1000 and args.duration >= 2 * WINDOW_S:
+            each = " ".join(f"{p99:.0f}" for p99 in r.windows_p99(WINDOW_S))
+            lines.append(f"{r.name}: p99 ms of each {WINDOW_S:g} s: {each}")
     for r in results:
         for kind, n in r.errors.most_common(10):
             lines.append(f"{r.name} error: {kind} x{n}")

@@ -145,3 +145,12 @@ def test_batch_summary_reads_one_workers_metrics(throughput: ModuleType) -> None
         "mean ms per step: accept 40, prepare 20, decide 8, finish 12"
     )
     assert "no batch" in throughput.batch_summary("")
+
+
+def test_p99_of_each_window_finds_a_burst(throughput: ModuleType) -> None:
+    result = throughput.Result(name="x", duration_s=30)
+    for i in range(3000):
+        sent = i / 100  # 100 requests a second for 30 s
+        result.sent_s.append(sent)
+        result.latencies_ms.append(900.0 if 12 <= sent < 13 else 100.0)
+    assert result.windows_p99(10) == [100.0, 900.0, 100.0]
