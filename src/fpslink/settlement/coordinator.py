@@ -2,7 +2,9 @@
 
 A batch of accepted payments (FPS side prepared) costs, on the happy path: one IBPS exchange for
 the prepares, the decision transaction (which also posts or voids the FPS side), one IBPS exchange
-for phase two and the final transaction, whatever the batch's size. The decision is durable before
+for phase two and the final write (a single statement on PostgreSQL), whatever the batch's size.
+The batch gives up its slot once its decisions are durable, so the next batch is accepted while
+this one finishes. The decision is durable before
 IBPS hears about it, and every state change is a compare-and-set, so that a live batch and the
 recovery sweep never both act on one payment. An item IBPS could not answer inside a batch, or a
 batch that got no answer, is repeated alone with the client's retries: batching saves work and
