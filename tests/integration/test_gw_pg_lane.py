@@ -9,11 +9,15 @@ import pytest
 from conftest import Harness, Stack
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
 from fpslink.idempotency import repository as idem_repo
 from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
+from fpslink.payments import repository
+from fpslink.settlement import coordinator
+from fpslink.settlement.states import State
 
 
 async def test_the_lane_is_postgresql_only(harness: Harness) -> None:
@@ -108,22 +112,80 @@ async def test_acceptance_locks_usage_rows_before_accounts(harness: Harness) -> 
                 assert usage == {key: 0} and funds[account][1:] == (10_000, 0)
 
         waiting = asyncio.create_task(batch())
-        for _ in range(500):  # until the batch waits for the account (at most 5 s)
-            found = await probe.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            )
-            await probe.rollback()
-            if found:
-                break
-            await asyncio.sleep(0.01)
-        assert found, "the batch never waited for the account"
-        with pytest.raises(DBAPIError, match="could not obtain lock"):
-            await probe.execute(
-                text("SELECT 1 FROM limit_usage WHERE account_id = :a FOR UPDATE NOWAIT"), {"a": account}
-            )
-        await probe.rollback()
+        await _until_waiting_for_a_lock(probe)
+        await _assert_locked(probe, "SELECT 1 FROM limit_usage WHERE account_id = :a", account)
         await held.rollback()
         await asyncio.wait_for(waiting, 10)
+
+
+async def test_the_commit_decision_locks_accounts_in_account_order(harness: Harness) -> None:
+    """The decision moves balances in one statement; it must lock the accounts in account order,
+    as every writer does. Hold the later account elsewhere: the statement waits for it while
+    already holding the earlier one."""
+    gw = harness.gw
+    if gw.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite's writer holds the whole database")
+    hk, cn = await harness.bank("FPS"), await harness.bank("IBPS")
+    first, second = sorted([await harness.account(hk, "HKD", "100.00") for _ in range(2)])
+    creditor = await harness.account(cn, "CNY", "0.00")
+
+    def crash(point: str) -> None:
+        if point == "ibps_prepared":
+            raise Stopped(point)
+
+    gw.crash_hook = crash
+    for debtor in (first, second):
+        with pytest.raises(Stopped):
+            await harness.pay(hk, debtor=debtor, creditor_account=creditor, amount="10.00", currency="HKD")
+    gw.crash_hook = lambda point: None
+    async with gw.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT payment_id FROM payments WHERE debtor_account_id IN (:a, :b)"),
+                {"a": first, "b": second},
+            )
+        ).all()
+        batch = [
+            coordinator.Tracked(dict(row))
+            for row in (await repository.get_many(conn, [r[0] for r in rows])).values()
+        ]
+    async with gw.engine.connect() as holder, gw.engine.connect() as probe:
+        held = await holder.begin()
+        await holder.execute(
+            text("SELECT 1 FROM ledger_accounts WHERE account_id = :a FOR UPDATE"), {"a": second}
+        )
+        waiting = asyncio.create_task(coordinator.decide_many(gw, commits=batch, aborts=[]))
+        await _until_waiting_for_a_lock(probe)
+        await _assert_locked(probe, "SELECT 1 FROM ledger_accounts WHERE account_id = :a", first)
+        await held.rollback()
+        await asyncio.wait_for(waiting, 10)
+    assert {t.state for t in batch} == {State.COMMITTING}
+    assert await harness.balance(first) == await harness.balance(second) == ("90.00", "0.00")
+    await coordinator.finish_many(gw, batch)
+    assert {t.state for t in batch} == {State.SETTLED}
+
+
+class Stopped(BaseException):
+    """Stands for the process dying at a step."""
+
+
+async def _until_waiting_for_a_lock(probe: AsyncConnection) -> None:
+    """Until a backend of this database waits for a lock (at most 5 s)."""
+    for _ in range(500):
+        found = await probe.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        )
+        await probe.rollback()
+        if found:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nothing ever waited for the lock")
+
+
+async def _assert_locked(probe: AsyncConnection, select: str, key: str) -> None:
+    with pytest.raises(DBAPIError, match="could not obtain lock"):
+        await probe.execute(text(f"{select} FOR UPDATE NOWAIT"), {"a": key})
+    await probe.rollback()

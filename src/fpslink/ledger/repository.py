@@ -228,15 +228,6 @@ def _add_moves(moves: dict[str, list[int]], rows: Any, status: TransferStatus) -
             moves.setdefault(credit, [0, 0])[0] += amount
 
 
-async def apply_posted_pg(raw: asyncpg.Connection, posted: Sequence[tuple[str, str, str, int]]) -> None:
-    """Move the balances of transfers a statement has just posted (kind, debit, credit, amount),
-    locking the accounts in account order as every writer of them does."""
-    moves: dict[str, list[int]] = {}
-    _add_moves(moves, posted, TransferStatus.POSTED)
-    if moves:
-        await _move_pg(raw, {a: (m[0], m[1]) for a, m in moves.items()}, locked=False)
-
-
 async def _move_pg(raw: asyncpg.Connection, moves: dict[str, tuple[int, int]], *, locked: bool) -> None:
     """Add (balance, held) deltas to accounts in one statement, after locking them in account order
     unless the transaction holds their locks already: the order every writer of these rows uses."""

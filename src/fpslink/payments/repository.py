@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
 from fpslink.ledger.models import ledger_transfers
-from fpslink.ledger.repository import TransferStatus
+from fpslink.ledger.repository import TransferKind, TransferStatus
 from fpslink.payments.models import payment_events, payments
 from fpslink.settlement.states import State, check_transition
 from fpslink.webhooks import outbox
@@ -247,28 +247,44 @@ WITH v AS (
     FROM moved
     WHERE t.payment_id = moved.payment_id AND t.status = $9
     RETURNING t.kind, t.debit_account_id, t.credit_account_id, t.amount_minor
+), deltas AS (
+    SELECT account_id, sum(dbal) AS dbal, sum(dheld) AS dheld FROM (
+        SELECT debit_account_id AS account_id, -amount_minor AS dbal, -amount_minor AS dheld
+        FROM posted WHERE kind = $10
+        UNION ALL
+        SELECT credit_account_id, amount_minor, 0 FROM posted WHERE kind = $11
+    ) AS d GROUP BY account_id
+), locked AS MATERIALIZED (
+    SELECT a.account_id FROM ledger_accounts AS a
+    WHERE a.account_id IN (SELECT account_id FROM deltas)
+    ORDER BY a.account_id FOR UPDATE
+), balances AS (
+    UPDATE ledger_accounts AS a
+    SET balance_minor = a.balance_minor + d.dbal, held_minor = a.held_minor + d.dheld
+    FROM locked AS l JOIN deltas AS d USING (account_id)
+    WHERE a.account_id = l.account_id
 )
-SELECT payment_id, NULL::varchar, NULL::varchar, NULL::varchar, NULL::bigint FROM moved
-UNION ALL
-SELECT NULL, kind, debit_account_id, credit_account_id, amount_minor FROM posted
+SELECT payment_id FROM moved
 """
 
 
 async def decide_commits_pg(
     raw: asyncpg.Connection, payment_ids: Sequence[str], events: Sequence[Mapping[str, Any]], now: datetime
-) -> tuple[set[str], list[tuple[str, str, str, int]]]:
-    """The commit decision of many ACCEPTED payments on PostgreSQL, in one statement of the caller's
-    transaction: each still ACCEPTED moves to COMMITTING with its timeline row (`events`, at `now`)
-    and its pending FPS transfer posted.
+) -> set[str]:
+    """The commit decision of many ACCEPTED payments on PostgreSQL, in one statement and so with no
+    transaction around it: each payment still ACCEPTED moves to COMMITTING with its timeline row
+    (`events`, at `now`), its pending FPS transfer is posted and the customer balances move.
 
-    Returns the ids that moved and the posted transfers (kind, debit, credit, amount), whose
-    balances the caller moves next (`ledger.apply_posted_pg`), locking the accounts in order.
+    The accounts are locked in account order (`locked`, read to the end before any balance
+    changes), the order every writer of them uses; under READ COMMITTED the balance UPDATE then
+    changes each row as the last committed writer left it. Link accounts keep no balance: theirs
+    is derived from the postings. Returns the ids that moved.
     """
     rows = {row["payment_id"]: row for row in grouped_events(events)}
     ids = list(payment_ids)
     if len(rows) != len(ids) or rows.keys() != set(ids):
         raise ValueError("each payment decided needs exactly one timeline row")
-    result = await raw.fetch(
+    moved = await raw.fetch(
         _COMMIT_PG,
         ids,
         [rows[i]["event"] for i in ids],
@@ -279,10 +295,10 @@ async def decide_commits_pg(
         State.ACCEPTED.value,
         TransferStatus.POSTED.value,
         TransferStatus.PENDING.value,
+        TransferKind.DEBIT.value,
+        TransferKind.CREDIT.value,
     )
-    moved = {row[0] for row in result if row[0] is not None}
-    posted = [(row[1], row[2], row[3], row[4]) for row in result if row[0] is None]
-    return moved, posted
+    return {row[0] for row in moved}
 
 
 @functools.cache

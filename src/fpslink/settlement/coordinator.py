@@ -217,13 +217,14 @@ async def decide_many(
     every transaction of the payment path, so concurrent batches queue instead of deadlocking.
     """
     writes = _Writes(gw.clock())
-    async with gw.writer.begin() as conn:
+    async with gw.writer.connect() as conn:
         aborted: list[tuple[Tracked, Abort]] = []
         if not aborts and (raw := await pg.driver(conn)) is not None:
-            # the usual case, on PostgreSQL: BEGIN, one statement, the balances, COMMIT
+            # the usual case, on PostgreSQL: one statement, so one round trip and no BEGIN/COMMIT
             won = await _decide_commits_pg(raw, commits, writes)
         else:
-            won, aborted = await _decide(conn, commits, aborts, writes)
+            async with conn.begin():
+                won, aborted = await _decide(conn, commits, aborts, writes)
     writes.apply()
     moved = won | {t.payment_id for t, _ in aborted}
     await _refresh_lost(gw, [t for t in [*commits, *(t for t, _ in aborts)] if t.payment_id not in moved])
@@ -244,10 +245,7 @@ async def _decide_commits_pg(
     events = [
         {"payment_id": t.payment_id, "at": writes.now, "event": e, "detail": d} for t, (e, d) in writes.events
     ]
-    won, posted = await payments_repo.decide_commits_pg(
-        raw, [t.payment_id for t in commits], events, writes.now
-    )
-    await ledger.apply_posted_pg(raw, posted)
+    won = await payments_repo.decide_commits_pg(raw, [t.payment_id for t in commits], events, writes.now)
     writes.changes = [(t, values) for t, values in writes.changes if t.payment_id in won]
     writes.events = [(t, event) for t, event in writes.events if t.payment_id in won]
     return won
