@@ -1,8 +1,9 @@
 """The two-phase settlement coordinator (DESIGN section 3), a batch of payments at a time.
 
 A batch of accepted payments (FPS side prepared) costs, on the happy path: one IBPS exchange for
-the prepares, the decision transaction (which also posts or voids the FPS side), one IBPS exchange
-for phase two and the final write (a single statement on PostgreSQL), whatever the batch's size.
+the prepares, the decision (which also posts or voids the FPS side), one IBPS exchange for phase
+two and the final write, whatever the batch's size; on PostgreSQL a commit decision and the final
+write are each a single statement.
 The batch gives up its slot once its decisions are durable, so the next batch is accepted while
 this one finishes. The decision is durable before
 IBPS hears about it, and every state change is a compare-and-set, so that a live batch and the
