@@ -76,6 +76,7 @@ _LOCK_ROWS = (
     " ORDER BY u.account_id, u.direction, u.period, u.period_key FOR UPDATE"
 )
 """Rows locked in key order: the order in which every transaction of the payment path locks them."""
+_LOCK_USAGE = _LOCK_ROWS.format(columns="u.account_id, u.direction, u.period, u.period_key, u.used_minor")
 _KEY_MATCH = (
     "u.account_id = v.account_id AND u.direction = v.direction"
     " AND u.period = v.period AND u.period_key = v.period_key"
@@ -96,7 +97,7 @@ async def lock_usage_and_accounts(
         return await lock_usage(conn, wanted), await ledger.lock_balances(conn, account_ids)
     keys = sorted(wanted)
     columns = _key_columns(keys)
-    await _create_usage_pg(raw, keys, wanted)
+    await _create_usage_pg(raw, keys, columns, wanted)
     rows = await raw.fetch(_LOCK_BOTH, *columns, sorted(set(account_ids)))
     usage: dict[UsageKey, int] = {}
     funds: dict[str, tuple[str, int, int]] = {}
@@ -109,9 +110,7 @@ async def lock_usage_and_accounts(
 
 
 _LOCK_BOTH = (
-    "WITH usage AS MATERIALIZED ("
-    + _LOCK_ROWS.format(columns="u.account_id, u.direction, u.period, u.period_key, u.used_minor")
-    + "), funds AS MATERIALIZED ("
+    "WITH usage AS MATERIALIZED (" + _LOCK_USAGE + "), funds AS MATERIALIZED ("
     " SELECT account_id, currency, balance_minor, held_minor FROM ledger_accounts"
     " WHERE account_id = ANY($5::varchar[]) ORDER BY account_id FOR UPDATE"
     ")"
@@ -128,19 +127,21 @@ async def _lock_usage_pg(
     raw: asyncpg.Connection, keys: list[UsageKey], wanted: dict[UsageKey, tuple[str, int | None]]
 ) -> dict[UsageKey, int]:
     columns = _key_columns(keys)
-    await _create_usage_pg(raw, keys, wanted)
+    await _create_usage_pg(raw, keys, columns, wanted)
     rows = await raw.fetch(
-        _LOCK_ROWS.format(columns="u.account_id, u.direction, u.period, u.period_key, u.used_minor"),
+        _LOCK_USAGE,
         *columns,
     )
     return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
 
 
 async def _create_usage_pg(
-    raw: asyncpg.Connection, keys: list[UsageKey], wanted: dict[UsageKey, tuple[str, int | None]]
+    raw: asyncpg.Connection,
+    keys: list[UsageKey],
+    columns: list[list[str]],
+    wanted: dict[UsageKey, tuple[str, int | None]],
 ) -> None:
-    """Rows at zero for the keys that have none yet, in key order."""
-    columns = _key_columns(keys)
+    """Rows at zero for the keys (sorted, and as `_key_columns`) that have none yet, in key order."""
     await raw.execute(
         "INSERT INTO limit_usage (account_id, direction, period, period_key, currency, used_minor, cap_minor)"
         " SELECT v.account_id, v.direction, v.period, v.period_key, v.currency, 0, v.cap_minor"

@@ -168,6 +168,17 @@ async def transition_many(
     return {row[0] for row in result}
 
 
+def _one_row_each(
+    ids: Sequence[str], events: Sequence[Mapping[str, Any]]
+) -> tuple[list[str], list[str | None], list[str | None]]:
+    """The `event`, `detail` and `more` columns of one stored timeline row per payment, in `ids`
+    order: the form the single-statement steps below take their timeline in."""
+    rows = {row["payment_id"]: row for row in grouped_events(events)}
+    if len(rows) != len(ids) or rows.keys() != set(ids):
+        raise ValueError("each payment needs exactly one timeline row, at one instant")
+    return [rows[i]["event"] for i in ids], [rows[i]["detail"] for i in ids], [rows[i]["more"] for i in ids]
+
+
 _FINAL_PG = """
 WITH v AS (
     SELECT * FROM unnest(
@@ -209,18 +220,13 @@ async def finalize_many_pg(
     """
     for _, current, target in moves:
         check_transition(current, target)
-    rows = {row["payment_id"]: row for row in grouped_events(events)}
     ids = [payment_id for payment_id, _, _ in moves]
-    if len(rows) != len(ids) or rows.keys() != set(ids):
-        raise ValueError("each payment that moves needs exactly one timeline row")
     moved = await raw.fetch(
         _FINAL_PG,
         ids,
         [current.value for _, current, _ in moves],
         [target.value for _, _, target in moves],
-        [rows[i]["event"] for i in ids],
-        [rows[i]["detail"] for i in ids],
-        [rows[i]["more"] for i in ids],
+        *_one_row_each(ids, events),
         now,
         State.SETTLED.value,
         outbox.EVENTS[State.SETTLED],
@@ -280,16 +286,11 @@ async def decide_commits_pg(
     changes each row as the last committed writer left it. Link accounts keep no balance: theirs
     is derived from the postings. Returns the ids that moved.
     """
-    rows = {row["payment_id"]: row for row in grouped_events(events)}
     ids = list(payment_ids)
-    if len(rows) != len(ids) or rows.keys() != set(ids):
-        raise ValueError("each payment decided needs exactly one timeline row")
     moved = await raw.fetch(
         _COMMIT_PG,
         ids,
-        [rows[i]["event"] for i in ids],
-        [rows[i]["detail"] for i in ids],
-        [rows[i]["more"] for i in ids],
+        *_one_row_each(ids, events),
         State.COMMITTING.value,
         now,
         State.ACCEPTED.value,

@@ -3,11 +3,10 @@
 A batch of accepted payments (FPS side prepared) costs, on the happy path: one IBPS exchange for
 the prepares, the decision (which also posts or voids the FPS side), one IBPS exchange for phase
 two and the final write, whatever the batch's size; on PostgreSQL a commit decision and the final
-write are each a single statement.
-The batch gives up its slot once its decisions are durable, so the next batch is accepted while
-this one finishes. The decision is durable before
-IBPS hears about it, and every state change is a compare-and-set, so that a live batch and the
-recovery sweep never both act on one payment. An item IBPS could not answer inside a batch, or a
+write are each a single statement. The batch gives up its slot once its decisions are durable, so
+the next batch is accepted while this one finishes. The decision is durable before IBPS hears
+about it, and every state change is a compare-and-set, so that a live batch and the recovery
+sweep never both act on one payment. An item IBPS could not answer inside a batch, or a
 batch that got no answer, is repeated alone with the client's retries: batching saves work and
 never changes an outcome.
 """
@@ -94,14 +93,19 @@ class _Writes:
     def change(self, tracked: Tracked, **values: Any) -> None:
         self.changes.append((tracked, values))
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The timeline events recorded so far, as `payments.repository` takes them."""
+        return [
+            {"payment_id": t.payment_id, "at": self.now, "event": e, "detail": d} for t, (e, d) in self.events
+        ]
+
+    def keep(self, payment_ids: set[str]) -> None:
+        """Forget what was recorded for other payments: a single statement moved only these."""
+        self.changes = [(t, values) for t, values in self.changes if t.payment_id in payment_ids]
+        self.events = [(t, event) for t, event in self.events if t.payment_id in payment_ids]
+
     async def flush(self, conn: AsyncConnection) -> None:
-        await payments_repo.insert_events(
-            conn,
-            [
-                {"payment_id": t.payment_id, "at": self.now, "event": e, "detail": d}
-                for t, (e, d) in self.events
-            ],
-        )
+        await payments_repo.insert_events(conn, self.rows())
 
     def apply(self) -> None:
         for tracked, values in self.changes:
@@ -243,12 +247,10 @@ async def _decide_commits_pg(
 ) -> set[str]:
     for tracked in commits:
         _decided(tracked, writes)
-    events = [
-        {"payment_id": t.payment_id, "at": writes.now, "event": e, "detail": d} for t, (e, d) in writes.events
-    ]
-    won = await payments_repo.decide_commits_pg(raw, [t.payment_id for t in commits], events, writes.now)
-    writes.changes = [(t, values) for t, values in writes.changes if t.payment_id in won]
-    writes.events = [(t, event) for t, event in writes.events if t.payment_id in won]
+    won = await payments_repo.decide_commits_pg(
+        raw, [t.payment_id for t in commits], writes.rows(), writes.now
+    )
+    writes.keep(won)
     return won
 
 
@@ -364,23 +366,20 @@ _FINALS = {
 """What phase two moves a decided payment to, and the event that says IBPS did its part."""
 
 
+def _finalized(tracked: Tracked, writes: _Writes) -> None:
+    target, ibps_event = _FINALS[tracked.state]
+    extra = {"settled_at": writes.now} if target is State.SETTLED else {}
+    writes.change(tracked, state=target.value, updated_at=writes.now, **extra)
+    writes.event(tracked, ibps_event)
+    writes.event(tracked, target.value)
+
+
 async def _finalize_pg(raw: asyncpg.Connection, todo: Sequence[Tracked], writes: _Writes) -> set[str]:
-    now = writes.now
-    events = []
+    moves = [(t.payment_id, t.state, _FINALS[t.state][0]) for t in todo]
     for tracked in todo:
-        target, ibps_event = _FINALS[tracked.state]
-        events.append({"payment_id": tracked.payment_id, "at": now, "event": ibps_event, "detail": None})
-        events.append({"payment_id": tracked.payment_id, "at": now, "event": target.value, "detail": None})
-    done = await payments_repo.finalize_many_pg(
-        raw, [(t.payment_id, t.state, _FINALS[t.state][0]) for t in todo], events, now
-    )
-    for tracked in todo:
-        if tracked.payment_id in done:
-            target, ibps_event = _FINALS[tracked.state]
-            extra = {"settled_at": now} if target is State.SETTLED else {}
-            writes.change(tracked, state=target.value, updated_at=now, **extra)
-            writes.event(tracked, ibps_event)
-            writes.event(tracked, target.value)
+        _finalized(tracked, writes)
+    done = await payments_repo.finalize_many_pg(raw, moves, writes.rows(), writes.now)
+    writes.keep(done)
     return done
 
 
@@ -391,7 +390,7 @@ async def _finalize(
     payment stays decided for the recovery sweep."""
     now = writes.now
     done: set[str] = set()
-    for current, (target, ibps_event) in _FINALS.items():
+    for current, (target, _) in _FINALS.items():
         extra = {"settled_at": now} if target is State.SETTLED else {}
         group = [t for t in todo if t.state is current and t.payment_id not in failures]
         won = await payments_repo.transition_many(
@@ -404,9 +403,7 @@ async def _finalize(
         )
         for tracked in group:
             if tracked.payment_id in won:
-                writes.change(tracked, state=target.value, updated_at=now, **extra)
-                writes.event(tracked, ibps_event)
-                writes.event(tracked, target.value)
+                _finalized(tracked, writes)
         done |= won
     for tracked in todo:
         if tracked.payment_id in failures:
