@@ -216,3 +216,16 @@ async def test_an_amount_sent_as_a_json_number_says_what_to_send(
         body = _problem_4xx(response)
         assert (response.status_code, body["code"]) == (422, "VALIDATION_ERROR")
         assert body["detail"] == 'amount: send amounts as decimal strings such as "1000.00", not JSON numbers'
+
+
+async def test_a_body_that_is_not_json_says_so_and_where(harness: Harness, world: dict[str, Any]) -> None:
+    h = harness
+    response = await h.http.post(
+        "/v1/payments",
+        content=b'{"debtor_account_id": bad}',
+        headers={**world["hk"].headers, "Idempotency-Key": "not-json-1", "Content-Type": "application/json"},
+    )
+    body = _problem_4xx(response)
+    assert (response.status_code, body["code"]) == (422, "VALIDATION_ERROR")
+    assert body["detail"] == "body: not valid JSON at character 22: Expecting value"
+    assert body["errors"] == [{"field": "body", "message": "not valid JSON at character 22: Expecting value"}]

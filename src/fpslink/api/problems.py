@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -68,6 +69,18 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _error(error: Mapping[str, Any]) -> dict[str, str]:
+    """One validation error as a field and a message. A body that is not JSON at all gets a message
+    that says so and where, rather than pydantic's "1: JSON decode error" (1 being the offset)."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        offset = loc[-1] if loc and isinstance(loc[-1], int) else None
+        reason = (error.get("ctx") or {}).get("error", "")
+        where = f" at character {offset}" if offset is not None else ""
+        return {"field": "body", "message": f"not valid JSON{where}: {reason}".rstrip(": ")}
+    return {"field": _where(loc), "message": str(error.get("msg", ""))}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(FpslinkError)
     async def _domain(request: Request, exc: FpslinkError) -> JSONResponse:
@@ -82,9 +95,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _where(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in exc.errors()
-        ]
+        errors = [_error(e) for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return problem_response(
             422,
