@@ -1,0 +1,1 @@
+"""Tooling beside the gateway: the embedded PostgreSQL server, and what runs stacks for chaos and load."""
