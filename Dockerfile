@@ -26,7 +26,7 @@ RUN groupadd --system --gid 10001 fpslink \
     && useradd --system --uid 10001 --gid fpslink --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin fpslink \
     && install -d -o fpslink -g fpslink -m 0750 /app
-# /app is the working directory and home: `fpslink sandbox` keeps its SQLite data in /app/.fpslink.
+# /app is the working directory and home: `fpslink sandbox` keeps its embedded PostgreSQL in /app/.fpslink.
 WORKDIR /app
 
 FROM base AS load

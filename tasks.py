@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
+import signal
 import subprocess
 import sys
 import venv
@@ -37,36 +37,27 @@ def bootstrap() -> None:
     STAMP.write_text(wanted)
 
 
-def postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def run(*args: str, env: dict[str, str] | None = None) -> int:
     print("$", " ".join(args), flush=True)
     return subprocess.run(args, cwd=ROOT, env=env).returncode
 
 
+def run_to_its_end(*args: str) -> int:
+    """Run a command that Ctrl-C stops: the terminal sends SIGINT to it as well as to us, and we
+    wait while it shuts down (the sandbox stops its PostgreSQL), instead of killing it at once."""
+    print("$", " ".join(args), flush=True)
+    process = subprocess.Popen(args, cwd=ROOT)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test(extra: list[str]) -> int:
+    """ruff, mypy, then pytest on PostgreSQL: the server at 127.0.0.1:5432 when it answers, else an
+    embedded one that the test session starts (tests/pgtest.py)."""
     env = dict(os.environ)
-    if "FPSLINK_TEST_DATABASES" not in env:
-        if postgres_reachable():
-            env["FPSLINK_TEST_DATABASES"] = "sqlite,postgresql"
-        elif env.get("CI"):
-            print("FATAL: PostgreSQL is not reachable on 127.0.0.1:5432", file=sys.stderr)
-            return 1
-        else:
-            env["FPSLINK_TEST_DATABASES"] = "sqlite"
-            print(
-                "\n*** PostgreSQL is not reachable on 127.0.0.1:5432: running on SQLite ONLY. ***\n"
-                "*** The concurrency guarantees are proven only by the PostgreSQL run.     ***\n",
-                file=sys.stderr,
-                flush=True,
-            )
-    print(f"databases under test: {env['FPSLINK_TEST_DATABASES']}", flush=True)
     py = str(BIN / "python")
     for step in (
         [py, "-m", "ruff", "check", "."],
@@ -86,7 +77,7 @@ def main(argv: list[str]) -> int:
     bootstrap()
     command, extra = argv[0], argv[1:]
     if command == "sandbox":
-        return run(str(BIN / "fpslink"), "sandbox", *extra)
+        return run_to_its_end(str(BIN / "fpslink"), "sandbox", *extra)
     return test(extra)
 
 

@@ -37,7 +37,7 @@ def upgrade() -> None:
         "recon_breaks",
         sa.Column(
             "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.BigInteger(),
             autoincrement=True,
             nullable=False,
         ),

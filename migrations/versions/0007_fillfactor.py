@@ -8,7 +8,7 @@ A ledger transfer is updated once, PENDING to POSTED or VOIDED, soon after it wa
 pages that update moved the row to another page: a lock record, a new heap tuple and an entry in
 each of the table's five indexes. With half of each new page left free it stays on its page and, as
 it changes no indexed column, adds no index entry at all (a HOT update). The table takes up to
-twice the space; pages written before this revision are unchanged. SQLite has no fill factor.
+twice the space; pages written before this revision are unchanged.
 """
 
 from collections.abc import Sequence
@@ -22,10 +22,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE ledger_transfers SET (fillfactor = 50)")
+    op.execute("ALTER TABLE ledger_transfers SET (fillfactor = 50)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE ledger_transfers RESET (fillfactor)")
+    op.execute("ALTER TABLE ledger_transfers RESET (fillfactor)")

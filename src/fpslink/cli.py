@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, cast
@@ -13,7 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from fpslink import logs
-from fpslink.config import Settings
+from fpslink.config import DEFAULT_DATA_DIR, Settings
 from fpslink.pgadmin import ForeignDatabase
 
 app = typer.Typer(
@@ -21,6 +23,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+EMBEDDED = f"the embedded PostgreSQL in {DEFAULT_DATA_DIR}/pg"
+
+
+@contextlib.contextmanager
+def database(configured: str, name: str = "fpslink", *, create: bool = True) -> Iterator[str]:
+    """`configured`, else database `name` on the embedded server (started for the command and
+    stopped after, unless it was running already), created if missing unless told not to."""
+    from fpslink.pgadmin import ensure_database
+    from fpslink_tools import embedded_pg
+
+    with embedded_pg.database_url(configured, Path(DEFAULT_DATA_DIR) / "pg", name) as url:
+        if create and not configured:
+            asyncio.run(ensure_database(url))
+        yield url
 
 
 @app.command()
@@ -44,29 +62,32 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
     migrate: Annotated[bool, typer.Option(help="Apply migrations first")] = True,
 ) -> None:
-    """Serve the gateway only (mock_ibps runs elsewhere: FPSLINK_IBPS_URL)."""
+    """Serve the gateway only (mock_ibps runs elsewhere: FPSLINK_IBPS_URL). Without
+    FPSLINK_DATABASE_URL, on the embedded PostgreSQL."""
     from fpslink import serving
 
-    settings = Settings()
-    if migrate:
-        from fpslink.migrate import upgrade
+    with database(Settings().database_url) as url:
+        os.environ["FPSLINK_DATABASE_URL"] = url  # the workers read their settings from it
+        if migrate:
+            from fpslink.migrate import upgrade
 
-        upgrade(settings.database_url)
-    serving.serve(
-        "fpslink.app:app_from_env",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=os.environ.get("FPSLINK_LOG_LEVEL", "warning"),
-    )
+            upgrade(url)
+        serving.serve(
+            "fpslink.app:app_from_env",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=os.environ.get("FPSLINK_LOG_LEVEL", "warning"),
+        )
 
 
 @app.command("migrate")
 def migrate_cmd() -> None:
-    """Apply the gateway's migrations to FPSLINK_DATABASE_URL."""
+    """Apply the gateway's migrations to FPSLINK_DATABASE_URL (or the embedded PostgreSQL)."""
     from fpslink.migrate import upgrade
 
-    upgrade(Settings().database_url)
+    with database(Settings().database_url) as url:
+        upgrade(url)
 
 
 @app.command()
@@ -79,9 +100,7 @@ def check(
     from fpslink.ibps_client import client_from_settings
     from fpslink.invariants import check_invariants
 
-    settings = Settings()
-
-    async def run() -> int:
+    async def run(settings: Settings) -> int:
         engine = create_engine(settings.database_url, pool_size=2)
         ibps = client_from_settings(settings)
         try:
@@ -112,7 +131,10 @@ def check(
                 print(f"VIOLATION {line}")
         return 0 if report.ok else 1
 
-    raise typer.Exit(asyncio.run(run()))
+    settings = Settings()
+    with database(settings.database_url) as url:
+        code = asyncio.run(run(settings.model_copy(update={"database_url": url})))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -129,7 +151,16 @@ def recon(
     if report_format not in ("json", "csv", "html"):
         raise typer.BadParameter("--format must be json, csv or html")
     fmt = cast(Format, report_format)
-    code = asyncio.run(run_command(Settings(), business_date=business_date.date(), fmt=fmt, output=output))
+    settings = Settings()
+    with database(settings.database_url) as url:
+        code = asyncio.run(
+            run_command(
+                settings.model_copy(update={"database_url": url}),
+                business_date=business_date.date(),
+                fmt=fmt,
+                output=output,
+            )
+        )
     raise typer.Exit(code)
 
 
@@ -144,8 +175,12 @@ def chaos(
     concurrency: Annotated[int, typer.Option(min=1, max=512)] = 32,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Gateway worker processes")] = 2,
     database_url: Annotated[
-        str, typer.Option(help="PostgreSQL database to create for the run (and <name>_ibps beside it)")
-    ] = "postgresql+asyncpg://postgres@127.0.0.1:5432/fpslink_chaos",
+        str,
+        typer.Option(
+            help="PostgreSQL database to create for the run (and <name>_ibps beside it)"
+            f" [default: fpslink_chaos on {EMBEDDED}]"
+        ),
+    ] = "",
     port: Annotated[int, typer.Option()] = 18700,
     ibps_port: Annotated[int, typer.Option()] = 18701,
     max_seconds: Annotated[float, typer.Option(help="Bound on the driving phase")] = 1800.0,
@@ -158,22 +193,25 @@ def chaos(
 
     from fpslink import chaos as chaos_run
 
-    cfg = chaos_run.ChaosConfig(
-        payments=payments,
-        fault_rate=fault_rate,
-        kills=kills,
-        seed=seed,
-        concurrency=concurrency,
-        workers=workers,
-        database_url=database_url,
-        port=port,
-        ibps_port=ibps_port,
-        max_seconds=max_seconds,
-        keep_databases=keep_databases,
-    )
     console = Console()
     try:
-        with Progress(console=console, transient=True) as bar:
+        with (
+            database(database_url, "fpslink_chaos", create=False) as url,
+            Progress(console=console, transient=True) as bar,
+        ):
+            cfg = chaos_run.ChaosConfig(
+                payments=payments,
+                fault_rate=fault_rate,
+                kills=kills,
+                seed=seed,
+                concurrency=concurrency,
+                workers=workers,
+                database_url=url,
+                port=port,
+                ibps_port=ibps_port,
+                max_seconds=max_seconds,
+                keep_databases=keep_databases,
+            )
             task = bar.add_task("payments", total=payments)
             report = asyncio.run(chaos_run.run(cfg, progress=lambda done: bar.update(task, completed=done)))
     except ForeignDatabase as exc:
@@ -225,8 +263,12 @@ def loadtest(
         bool, typer.Option(help="Replay the 24-hour DayShape of loadtests/locustfile.py over --duration")
     ] = False,
     database_url: Annotated[
-        str, typer.Option(help="PostgreSQL database to drop and create for the run (and <name>_ibps)")
-    ] = "postgresql+asyncpg://postgres@127.0.0.1:5432/fpslink_loadtest",
+        str,
+        typer.Option(
+            help="PostgreSQL database to drop and create for the run (and <name>_ibps)"
+            f" [default: fpslink_loadtest on {EMBEDDED}]"
+        ),
+    ] = "",
     port: Annotated[int, typer.Option(min=1, max=65_535, help="Gateway port on 127.0.0.1")] = 18720,
     ibps_port: Annotated[int, typer.Option(min=1, max=65_535, help="mock_ibps port on 127.0.0.1")] = 18721,
     keep_databases: Annotated[bool, typer.Option(help="Keep the run's databases for inspection")] = False,
@@ -247,21 +289,22 @@ def loadtest(
         duration_s = load.parse_duration(duration)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--duration") from None
-    cfg = load.LoadtestConfig(
-        workers=workers,
-        duration_s=duration_s,
-        users=users,
-        spawn_rate=spawn_rate,
-        shape=shape,
-        database_url=database_url,
-        port=port,
-        ibps_port=ibps_port,
-        keep_databases=keep_databases,
-        output=output or Path(f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"),
-    )
     console = Console(log_path=False)
     try:
-        report = asyncio.run(load.run_until_terminated(cfg, say=lambda line: console.log(line)))
+        with database(database_url, "fpslink_loadtest", create=False) as url:
+            cfg = load.LoadtestConfig(
+                workers=workers,
+                duration_s=duration_s,
+                users=users,
+                spawn_rate=spawn_rate,
+                shape=shape,
+                database_url=url,
+                port=port,
+                ibps_port=ibps_port,
+                keep_databases=keep_databases,
+                output=output or Path(f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"),
+            )
+            report = asyncio.run(load.run_until_terminated(cfg, say=lambda line: console.log(line)))
     except load.LoadtestError as exc:
         console.print(f"[red]fpslink loadtest:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -36,8 +36,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FPSLINK_", extra="ignore")
 
     database_url: str = Field(
-        default=f"sqlite+aiosqlite:///./{DEFAULT_DATA_DIR}/gateway.db",
-        description="SQLAlchemy async URL of the gateway database (FPS ledger, payments, keys).",
+        default="",
+        description="SQLAlchemy URL of the gateway's PostgreSQL database (FPS ledger, payments, keys), "
+        "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/fpslink. Unset, the `fpslink` commands use "
+        f"the embedded server in {DEFAULT_DATA_DIR}/pg.",
     )
     operator_key: str | None = Field(
         default=None,
@@ -144,7 +146,3 @@ class Settings(BaseSettings):
     @cached_property
     def southbound_window(self) -> tuple[time, time]:
         return parse_hours(self.southbound_hours)
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")

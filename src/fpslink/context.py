@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fpslink.config import Settings
 from fpslink.db import utcnow
-from fpslink.db import writer as db_writer
 from fpslink.fx.domain import RateSheet
 from fpslink.ibps_client import IbpsClient
 
@@ -64,16 +63,7 @@ class Gateway:
     """Account id -> AccountRecord. An account's owner, system and currency never change."""
     batcher: Batcher[Admission] | None = None
     """The payment batcher of this process, made on first use (fpslink.payments.service.pipeline)."""
-    writer: AsyncEngine = field(init=False)
-    """The engine for transactions that write (BEGIN IMMEDIATE on SQLite)."""
-
-    def __post_init__(self) -> None:
-        self.writer = db_writer(self.engine)
 
     @property
     def rates(self) -> RateSheet:
         return RateSheet(mid_hkd_cny=self.settings.fx_mid_hkd_cny, spread_bps=self.settings.fx_spread_bps)
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"

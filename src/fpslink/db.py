@@ -1,20 +1,15 @@
-"""Database plumbing: one metadata, engine factory, and the UTC timestamp type.
+"""Database plumbing: one metadata, the engine factory, and the UTC timestamp type.
 
-The gateway uses SQLAlchemy Core (no ORM) throughout: the payment path issues a handful of
+The gateway uses SQLAlchemy Core (no ORM) on PostgreSQL: the payment path issues a handful of
 statements per step on an `AsyncConnection`, and every durable step is its own short transaction.
-SQLite write transactions (opened through `writer(engine)`) start with BEGIN IMMEDIATE so that
-concurrent writers, in one process or several, queue on the lock instead of failing to upgrade a
-read lock; reads begin deferred and, in WAL mode, never block a writer.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy import BigInteger, DateTime, MetaData
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -28,12 +23,12 @@ metadata = MetaData(
     }
 )
 
-SeqId = BigInteger().with_variant(Integer(), "sqlite")
-"""An auto-incrementing key: BIGINT identity on PostgreSQL, INTEGER PRIMARY KEY on SQLite."""
+SeqId = BigInteger()
+"""An auto-incrementing key (BIGINT identity)."""
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC in Python on every backend (SQLite keeps naive UTC text)."""
+    """TIMESTAMPTZ, always timezone-aware UTC in Python: a naive datetime is refused, not guessed."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -43,8 +38,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -52,46 +46,21 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-WRITE_OPTION = "fpslink_write"
-
-
-def writer(engine: AsyncEngine) -> AsyncEngine:
-    """The same engine and pool, for transactions that write."""
-    return engine.execution_options(**{WRITE_OPTION: True})
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _prepare_sqlite_dir(url: str) -> None:
-    database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+class DatabaseNotConfigured(RuntimeError):
+    """No database URL was given to a process that needs one."""
 
 
 def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
-    """An async engine with the settings each backend needs for safe concurrent writes."""
-    if url.startswith("sqlite"):
-        _prepare_sqlite_dir(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            immediate = conn.get_execution_options().get(WRITE_OPTION, False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
+    """An async engine on PostgreSQL (asyncpg), its pool sized for one worker's batches."""
+    if not url:
+        raise DatabaseNotConfigured(
+            "FPSLINK_DATABASE_URL is not set: run `fpslink sandbox`, which starts an embedded "
+            "PostgreSQL, or point it at a PostgreSQL 14+ (postgresql+asyncpg://user@host:port/db)"
+        )
     return create_async_engine(
         url,
         pool_size=pool_size,

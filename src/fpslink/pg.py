@@ -6,7 +6,7 @@ batch size) and per-row parameter processing in Python; executemany runs the sta
 row on the server. Here every statement passes whole columns as arrays (`unnest`, `= ANY`), so its
 SQL is the same for any batch and asyncpg prepares it once per connection. The statements run on
 the asyncpg connection under the caller's SQLAlchemy transaction, so they commit or roll back with
-it. SQLite keeps the SQLAlchemy statements, which say the same thing.
+it (docs/decisions/0003-raw-asyncpg-lane.md).
 """
 
 from __future__ import annotations
@@ -23,10 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
-async def driver(conn: AsyncConnection) -> asyncpg.Connection | None:
-    """The asyncpg connection under `conn`, inside its transaction; None on other backends."""
-    if conn.dialect.name != "postgresql":
-        return None
+async def raw(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under `conn`, inside its transaction if it has begun one."""
     fairy = await conn.get_raw_connection()
     adapted: Any = fairy.dbapi_connection
     if conn.in_transaction() and getattr(adapted, "_transaction", None) is None:

@@ -9,19 +9,18 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 
+def admin_dsn(url: str) -> str:
+    """An asyncpg DSN for the `postgres` database of the server that `url` names (TCP or socket)."""
+    parsed = make_url(url).set(drivername="postgresql", database="postgres")
+    return parsed.render_as_string(hide_password=False)
+
+
 @contextlib.asynccontextmanager
 async def server(url: str) -> AsyncIterator[Any]:
     """An asyncpg connection to the `postgres` database of the server that `url` names."""
     import asyncpg
 
-    parsed = make_url(url)
-    conn = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database="postgres",
-    )
+    conn = await asyncpg.connect(admin_dsn(url), timeout=10)
     try:
         yield conn
     finally:
@@ -29,10 +28,8 @@ async def server(url: str) -> AsyncIterator[Any]:
 
 
 async def ensure_database(url: str) -> None:
-    """Create the database named in `url` unless it exists; nothing for a non-PostgreSQL URL."""
+    """Create the database named in `url` unless it exists."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        return
     async with server(url) as conn:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", parsed.database):
             await conn.execute(f'CREATE DATABASE "{parsed.database}"')

@@ -34,6 +34,7 @@ from fpslink.money import Currency
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
 from fpslink.pgadmin import ensure_database
+from fpslink_tools import embedded_pg
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +93,12 @@ def operator_key(settings: Settings, data_dir: Path) -> str:
 
 
 def ibps_database_url(gateway_url: str) -> str:
-    """mock_ibps's own database beside the gateway's: ibps.db, or `<name>_ibps` on PostgreSQL."""
+    """mock_ibps's own database beside the gateway's, `<name>_ibps` on the same server, unless
+    MOCK_IBPS_DATABASE_URL names another."""
     explicit = os.environ.get("MOCK_IBPS_DATABASE_URL")
     if explicit:
         return explicit
     url = make_url(gateway_url)
-    if url.get_backend_name() == "sqlite":
-        directory_of = Path(url.database or f"{DEFAULT_DATA_DIR}/gateway.db").parent
-        return f"sqlite+aiosqlite:///{directory_of / 'ibps.db'}"
     return url.set(database=f"{url.database}_ibps").render_as_string(hide_password=False)
 
 
@@ -228,16 +227,27 @@ def banner(*, host: str, port: int, ibps_port: int, op_key: str, warnings: list[
 
 
 def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int) -> None:
+    """The sandbox on FPSLINK_DATABASE_URL's server, else on the embedded PostgreSQL in
+    `.fpslink/pg`, which runs for as long as the sandbox does (Ctrl-C stops both)."""
+    data_dir = Path(DEFAULT_DATA_DIR)
+    started = time.monotonic()
+    with embedded_pg.database_url(settings.database_url, data_dir / "pg", "fpslink") as url:
+        database_s = time.monotonic() - started
+        _run(settings.model_copy(update={"database_url": url}), data_dir, host, port, ibps_port, database_s)
+
+
+def _run(settings: Settings, data_dir: Path, host: str, port: int, ibps_port: int, database_s: float) -> None:
     from fpslink import migrate
     from mock_ibps import migrate as ibps_migrate
 
-    data_dir = Path(DEFAULT_DATA_DIR)
+    started = time.monotonic()
     op_key = operator_key(settings, data_dir)
     ibps_url_db = ibps_database_url(settings.database_url)
     for url in (settings.database_url, ibps_url_db):
         asyncio.run(ensure_database(url))
     migrate.upgrade(settings.database_url)
     ibps_migrate.upgrade(ibps_url_db)
+    migrated = time.monotonic()
     settings = settings.model_copy(update={"operator_key": op_key, "ibps_url": f"http://{host}:{ibps_port}"})
     ibps = start_mock_ibps(host=host, port=ibps_port, database_url=ibps_url_db, token=settings.ibps_token)
     try:
@@ -246,7 +256,13 @@ def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int) -> 
 
         from fpslink.app import create_app
 
+        seeded = time.monotonic()
         print(banner(host=host, port=port, ibps_port=ibps_port, op_key=op_key, warnings=warnings), flush=True)
+        print(
+            f"  ready: database {database_s:.1f} s, migrations {migrated - started:.1f} s, "
+            f"mock_ibps and seed {seeded - migrated:.1f} s\n",
+            flush=True,
+        )
         # uvicorn re-raises SIGTERM after its shutdown; as SystemExit it reaches the cleanup below.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

@@ -1,22 +1,20 @@
-"""Integration fixtures: the gateway in-process on a real database, mock_ibps as a real HTTP server.
+"""Integration fixtures: the gateway in-process on PostgreSQL, mock_ibps as a real HTTP server.
 
-Each backend named in FPSLINK_TEST_DATABASES (default: sqlite,postgresql) gets its own pair of
-databases and its own mock_ibps process; every test runs on each. A PostgreSQL that cannot be
-reached fails the run, never skips it. Every scenario ends with the invariant check (I1-I6).
+The session has one pair of databases on the test server (tests/pgtest.py) and one mock_ibps
+process. Every scenario ends with the invariant check (I1-I6).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
-import asyncpg
 import httpx
+import pgtest
 import pytest
 from gw_support import (
     IBPS_TOKEN,
@@ -34,17 +32,9 @@ from fpslink.config import Settings
 from fpslink.invariants import check_invariants
 from mock_ibps import migrate as ibps_migrate
 
-PG_SERVER = os.environ.get("FPSLINK_TEST_POSTGRES_SERVER", "postgres@127.0.0.1:5432")
-DATABASES = [
-    name.strip()
-    for name in os.environ.get("FPSLINK_TEST_DATABASES", "sqlite,postgresql").split(",")
-    if name.strip()
-]
-
 
 @dataclass(frozen=True)
 class Stack:
-    backend: str
     gateway_db: str
     ibps_db: str
     ibps_url: str
@@ -52,50 +42,15 @@ class Stack:
     process: Popen[bytes]
 
 
-RUN = f"{os.getpid()}"
-"""Databases are named per test run, so concurrent runs on one server never drop each other's."""
+GATEWAY_DB = f"fpslink_t_gw_{pgtest.RUN}"
+IBPS_DB = f"fpslink_t_gw_ibps_{pgtest.RUN}"
 
 
-async def drop_pg(name: str) -> None:
-    admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-async def recreate_pg(name: str) -> str:
-    try:
-        admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(
-            f"PostgreSQL was requested (FPSLINK_TEST_DATABASES={','.join(DATABASES)}) but "
-            f"postgresql://{PG_SERVER} is unreachable: {exc!r}. Start it, or set "
-            "FPSLINK_TEST_DATABASES=sqlite to test SQLite only.",
-            pytrace=False,
-        )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://{PG_SERVER}/{name}"
-
-
-@pytest.fixture(scope="session", params=DATABASES)
-async def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    backend = request.param
-    workdir = tmp_path_factory.mktemp(f"stack-{backend}")
-    if backend == "sqlite":
-        gateway_db = f"sqlite+aiosqlite:///{workdir / 'gateway.db'}"
-        ibps_db = f"sqlite+aiosqlite:///{workdir / 'ibps.db'}"
-    elif backend == "postgresql":
-        gateway_db = await recreate_pg(f"fpslink_t_gw_{RUN}")
-        ibps_db = await recreate_pg(f"fpslink_t_gw_ibps_{RUN}")
-    else:
-        pytest.fail(f"unknown database {backend!r} in FPSLINK_TEST_DATABASES", pytrace=False)
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    workdir = tmp_path_factory.mktemp("stack")
+    gateway_db = await pgtest.recreate(GATEWAY_DB)
+    ibps_db = await pgtest.recreate(IBPS_DB)
     await asyncio.to_thread(migrate.upgrade, gateway_db)
     await asyncio.to_thread(ibps_migrate.upgrade, ibps_db)
     port = free_port()
@@ -108,12 +63,11 @@ async def stack(
         log=log,
     )
     try:
-        yield Stack(backend, gateway_db, ibps_db, f"http://127.0.0.1:{port}", workdir, process)
+        yield Stack(gateway_db, ibps_db, f"http://127.0.0.1:{port}", workdir, process)
     finally:
         await asyncio.to_thread(stop_process, process)
-        if backend == "postgresql":
-            await drop_pg(f"fpslink_t_gw_{RUN}")
-            await drop_pg(f"fpslink_t_gw_ibps_{RUN}")
+        await pgtest.drop(GATEWAY_DB)
+        await pgtest.drop(IBPS_DB)
 
 
 def settings_for(stack: Stack, **overrides: Any) -> Settings:

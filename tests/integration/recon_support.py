@@ -8,7 +8,6 @@ module gets fresh databases, so "the day" holds only that module's payments.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,8 +16,7 @@ from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
-import asyncpg
-import pytest
+import pgtest
 from gw_support import IBPS_TOKEN, Harness, free_port, start_process, stop_process
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,18 +25,11 @@ from fpslink.reconciliation.domain import business_date_of
 from mock_ibps import migrate as ibps_migrate
 from mock_ibps.db import create_engine as create_ibps_engine
 
-PG_SERVER = os.environ.get("FPSLINK_TEST_POSTGRES_SERVER", "postgres@127.0.0.1:5432")
-DATABASES = [
-    name.strip()
-    for name in os.environ.get("FPSLINK_TEST_DATABASES", "sqlite,postgresql").split(",")
-    if name.strip()
-]
 MIDNIGHT_MARGIN_S = 180
 
 
 @dataclass(frozen=True)
 class ReconStack:
-    backend: str
     gateway_db: str
     ibps_db: str
     ibps_url: str
@@ -46,36 +37,12 @@ class ReconStack:
     process: Popen[bytes]
 
 
-async def _pg(sql: list[str]) -> None:
-    try:
-        admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL at {PG_SERVER} is unreachable: {exc!r}", pytrace=False)
-    try:
-        for statement in sql:
-            await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
 @asynccontextmanager
-async def recon_stack(backend: str, tag: str, workdir: Path) -> AsyncIterator[ReconStack]:
+async def recon_stack(tag: str, workdir: Path) -> AsyncIterator[ReconStack]:
     """Fresh gateway and IBPS databases and a mock_ibps process of their own."""
-    names = [f"fpslink_t_{tag}_{os.getpid()}", f"fpslink_t_{tag}_ibps_{os.getpid()}"]
-    if backend == "sqlite":
-        gateway_db = f"sqlite+aiosqlite:///{workdir / 'gateway.db'}"
-        ibps_db = f"sqlite+aiosqlite:///{workdir / 'ibps.db'}"
-    elif backend == "postgresql":
-        await _pg(
-            [
-                s
-                for n in names
-                for s in (f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)', f'CREATE DATABASE "{n}"')
-            ]
-        )
-        gateway_db, ibps_db = (f"postgresql+asyncpg://{PG_SERVER}/{n}" for n in names)
-    else:
-        pytest.fail(f"unknown database {backend!r}", pytrace=False)
+    names = [f"fpslink_t_{tag}_{pgtest.RUN}", f"fpslink_t_{tag}_ibps_{pgtest.RUN}"]
+    gateway_db = await pgtest.recreate(names[0])
+    ibps_db = await pgtest.recreate(names[1])
     await asyncio.to_thread(migrate.upgrade, gateway_db)
     await asyncio.to_thread(ibps_migrate.upgrade, ibps_db)
     port = free_port()
@@ -88,11 +55,11 @@ async def recon_stack(backend: str, tag: str, workdir: Path) -> AsyncIterator[Re
         log=log,
     )
     try:
-        yield ReconStack(backend, gateway_db, ibps_db, f"http://127.0.0.1:{port}", workdir, process)
+        yield ReconStack(gateway_db, ibps_db, f"http://127.0.0.1:{port}", workdir, process)
     finally:
         await asyncio.to_thread(stop_process, process)
-        if backend == "postgresql":
-            await _pg([f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names])
+        for name in names:
+            await pgtest.drop(name)
 
 
 async def real_time(h: Harness) -> date:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-from conftest import DATABASES, PG_SERVER
+import pgtest
 from gw_support import free_port
 
 from fpslink import chaos
 
 
-@pytest.mark.skipif("postgresql" not in DATABASES, reason="the chaos run needs PostgreSQL")
 async def test_a_seeded_chaos_run_loses_nothing(tmp_path: object) -> None:
     cfg = chaos.ChaosConfig(
         payments=150,
@@ -23,7 +20,7 @@ async def test_a_seeded_chaos_run_loses_nothing(tmp_path: object) -> None:
         concurrency=16,
         workers=1,
         accounts_per_bank=4,
-        database_url=f"postgresql+asyncpg://{PG_SERVER}/fpslink_t_chaos_{os.getpid()}",
+        database_url=pgtest.url(f"fpslink_t_chaos_{pgtest.RUN}"),
         port=free_port(),
         ibps_port=free_port(),
         max_seconds=240,

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pgtest
 import pytest
-from conftest import DATABASES, PG_SERVER
 from gw_support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,6 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_", "FPSLINK_"))}
 
 
-@pytest.mark.skipif("postgresql" not in DATABASES, reason="fpslink loadtest runs on PostgreSQL")
 @pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
 async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path) -> None:
     name = f"fpslink_t_load_{os.getpid()}"
@@ -64,7 +63,7 @@ async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path)
         assert report["business_date"] == recon["business_date"]
         assert "<html" in (output / recon["html_report"]).read_text(encoding="utf-8").lower()
 
-    admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
+    admin = await asyncpg.connect(pgtest.dsn("postgres"), timeout=10)
     try:
         left = await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{name}%")
     finally:
@@ -102,7 +101,7 @@ def _loadtest_command(name: str, tmp_path: Path, duration: str, *, users: int = 
         "--duration",
         duration,
         "--database-url",
-        f"postgresql+asyncpg://{PG_SERVER}/{name}",
+        pgtest.url(name),
         "--port",
         str(free_port()),
         "--ibps-port",
@@ -113,14 +112,13 @@ def _loadtest_command(name: str, tmp_path: Path, duration: str, *, users: int = 
 
 
 async def _database_exists(name: str) -> bool:
-    admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
+    admin = await asyncpg.connect(pgtest.dsn("postgres"), timeout=10)
     try:
         return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
     finally:
         await admin.close()
 
 
-@pytest.mark.skipif("postgresql" not in DATABASES, reason="fpslink loadtest runs on PostgreSQL")
 @pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
 async def test_sigterm_stops_a_load_test_cleanly(tmp_path: Path) -> None:
     name = f"fpslink_t_load_term_{os.getpid()}"
@@ -155,11 +153,10 @@ async def test_sigterm_stops_a_load_test_cleanly(tmp_path: Path) -> None:
     assert not await _database_exists(name) and not await _database_exists(f"{name}_ibps")
 
 
-@pytest.mark.skipif("postgresql" not in DATABASES, reason="fpslink loadtest runs on PostgreSQL")
 @pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
 async def test_a_database_the_load_test_did_not_make_is_never_dropped(tmp_path: Path) -> None:
     name = f"fpslink_t_someone_elses_{os.getpid()}"
-    admin = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
+    admin = await asyncpg.connect(pgtest.dsn("postgres"), timeout=10)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:

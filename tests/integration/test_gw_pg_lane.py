@@ -1,4 +1,4 @@
-"""The PostgreSQL lane (`fpslink.pg`): plain asyncpg statements inside SQLAlchemy's transactions."""
+"""The asyncpg lane (`fpslink.pg`): plain asyncpg statements inside SQLAlchemy's transactions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fpslink import pg
 from fpslink.idempotency import repository as idem_repo
 from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
@@ -20,17 +19,11 @@ from fpslink.settlement import coordinator
 from fpslink.settlement.states import State
 
 
-async def test_the_lane_is_postgresql_only(harness: Harness) -> None:
-    async with harness.gw.engine.connect() as conn:
-        raw = await pg.driver(conn)
-    assert (raw is not None) is (harness.gw.engine.dialect.name == "postgresql")
-
-
 async def test_a_first_statement_through_the_lane_rolls_back_with_the_transaction(harness: Harness) -> None:
     gw = harness.gw
     bank = await harness.bank("FPS")
     account = await harness.account(bank, opening="100.00")
-    async with gw.writer.connect() as conn:
+    async with gw.engine.connect() as conn:
         transaction = await conn.begin()
         # nothing has run through SQLAlchemy yet: the lane must open the transaction itself
         await ledger.add_held(conn, {account: 4_000})
@@ -54,9 +47,9 @@ async def test_a_committed_lane_statement_is_durable_and_a_repeat_is_seen(harnes
         "completed_at": None,
         "expires_at": now.replace(year=now.year + 1),
     }
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         assert await idem_repo.bind_many(conn, [row]) == {("LANE", "lane-key-1")}
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         # the key is taken: ON CONFLICT DO NOTHING returns nothing for it, and binds the new one
         bound = await idem_repo.bind_many(conn, [row, {**row, "key": "lane-key-2"}])
         assert bound == {("LANE", "lane-key-2")}
@@ -69,8 +62,6 @@ async def test_a_committed_lane_statement_is_durable_and_a_repeat_is_seen(harnes
 async def test_rows_updated_once_leave_room_on_their_pages(stack: Stack) -> None:
     """A ledger transfer (gateway) and an IBPS transfer are each updated once, changing no indexed
     column: on pages with room the update is HOT, so it adds no index entries."""
-    if stack.backend != "postgresql":
-        pytest.skip("fill factors and HOT updates are PostgreSQL's")
     for url, table in ((stack.gateway_db, "ledger_transfers"), (stack.ibps_db, "transfers")):
         conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
@@ -92,13 +83,11 @@ async def test_acceptance_locks_usage_rows_before_accounts(harness: Harness) -> 
     every writer does (usage first), or two batches could deadlock. Hold the account elsewhere:
     the statement waits for it while already holding the usage row."""
     gw = harness.gw
-    if gw.engine.dialect.name != "postgresql":
-        pytest.skip("row locks are PostgreSQL's; SQLite's writer holds the whole database")
     bank = await harness.bank("FPS")
     account = await harness.account(bank, opening="100.00")
     key = (account, "NORTHBOUND", "DAY", "2026-01-01")
     wanted: dict[tuple[str, str, str, str], tuple[str, int | None]] = {key: ("HKD", None)}
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         await limits_repo.lock_usage(conn, wanted)  # the usage row exists from now on
     async with gw.engine.connect() as holder, gw.engine.connect() as probe:
         held = await holder.begin()
@@ -107,7 +96,7 @@ async def test_acceptance_locks_usage_rows_before_accounts(harness: Harness) -> 
         )
 
         async def batch() -> None:
-            async with gw.writer.begin() as conn:
+            async with gw.engine.begin() as conn:
                 usage, funds = await limits_repo.lock_usage_and_accounts(conn, wanted, [account])
                 assert usage == {key: 0} and funds[account][1:] == (10_000, 0)
 
@@ -123,8 +112,6 @@ async def test_the_commit_decision_locks_accounts_in_account_order(harness: Harn
     as every writer does. Hold the later account elsewhere: the statement waits for it while
     already holding the earlier one."""
     gw = harness.gw
-    if gw.engine.dialect.name != "postgresql":
-        pytest.skip("row locks are PostgreSQL's; SQLite's writer holds the whole database")
     hk, cn = await harness.bank("FPS"), await harness.bank("IBPS")
     first, second = sorted([await harness.account(hk, "HKD", "100.00") for _ in range(2)])
     creditor = await harness.account(cn, "CNY", "0.00")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from gw_support import IBPS_TOKEN, Harness, problem
-from recon_support import DATABASES, ReconStack, a_day, real_time, recon_stack
+from recon_support import ReconStack, a_day, real_time, recon_stack
 
 from fpslink.reconciliation.matching import STAGING_COLUMNS
 from fpslink.reconciliation.service import parse_page
@@ -21,11 +21,9 @@ from fpslink.reconciliation.service import parse_page
 pytestmark = pytest.mark.settings(southbound_hours="00:00-24:00")
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-async def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ReconStack]:
-    async with recon_stack(request.param, "recon_api", tmp_path_factory.mktemp("recon-api")) as made:
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ReconStack]:
+    async with recon_stack("recon_api", tmp_path_factory.mktemp("recon-api")) as made:
         yield made
 
 
@@ -105,7 +103,7 @@ async def test_breaks_in_csv_parse_with_both_sides(harness: Harness) -> None:
 
     from fpslink.ledger.models import ledger_transfers
 
-    async with h.gw.writer.begin() as conn:
+    async with h.gw.engine.begin() as conn:
         before = (
             await conn.execute(
                 select(ledger_transfers.c.amount_minor).where(ledger_transfers.c.payment_id == day.northbound)
@@ -131,7 +129,7 @@ async def test_breaks_in_csv_parse_with_both_sides(harness: Harness) -> None:
         page = (await h.http.get(f"/v1/reconciliations/{run_id}?format=html", headers=h.operator)).text
         assert "AMOUNT_MISMATCH" in page and "POSTED 0.01 HKD" in page
     finally:
-        async with h.gw.writer.begin() as conn:
+        async with h.gw.engine.begin() as conn:
             await conn.execute(
                 update(ledger_transfers)
                 .where(ledger_transfers.c.payment_id == day.northbound)

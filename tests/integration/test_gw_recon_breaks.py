@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from gw_support import Harness
 from recon_support import (
-    DATABASES,
     ReconStack,
     a_day,
     ibps_engine,
@@ -30,11 +29,9 @@ from mock_ibps.models import transfers as ibps_transfers
 pytestmark = pytest.mark.settings(southbound_hours="00:00-24:00")
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-async def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ReconStack]:
-    async with recon_stack(request.param, "recon_breaks", tmp_path_factory.mktemp("recon-breaks")) as made:
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ReconStack]:
+    async with recon_stack("recon_breaks", tmp_path_factory.mktemp("recon-breaks")) as made:
         yield made
 
 
@@ -107,7 +104,7 @@ async def test_missing_at_fps(harness: Harness) -> None:
     h = harness
     today = await real_time(h)
     day = await a_day(h)
-    async with h.gw.writer.begin() as conn:
+    async with h.gw.engine.begin() as conn:
         row = (
             (
                 await conn.execute(
@@ -125,7 +122,7 @@ async def test_missing_at_fps(harness: Harness) -> None:
         assert found["fps_value"] == "(no entry)"
         assert found["ibps_value"] == "POSTED 800.00 CNY"
     finally:
-        async with h.gw.writer.begin() as conn:
+        async with h.gw.engine.begin() as conn:
             await conn.execute(insert(ledger_transfers).values(dict(row)))
 
 
@@ -167,7 +164,7 @@ async def test_unexpected_at_fps(harness: Harness) -> None:
     today = await real_time(h)
     day = await a_day(h)
     stray = str(uuid.uuid4())
-    async with h.gw.writer.begin() as conn:
+    async with h.gw.engine.begin() as conn:
         await conn.execute(
             insert(ledger_transfers).values(
                 payment_id=stray,
@@ -184,7 +181,7 @@ async def test_unexpected_at_fps(harness: Harness) -> None:
         found = only_break(await reconcile(h, today), "UNEXPECTED_AT_FPS", "FPS", stray)
         assert found["fps_value"] == "PENDING 5.00 HKD"
     finally:
-        async with h.gw.writer.begin() as conn:
+        async with h.gw.engine.begin() as conn:
             await conn.execute(delete(ledger_transfers).where(ledger_transfers.c.payment_id == stray))
 
 
@@ -206,7 +203,7 @@ async def _edit_ibps(stack: ReconStack, payment_id: str, **values: Any) -> dict[
 
 
 async def _edit_gateway(gw: Gateway, table: Any, payment_id: str, **values: Any) -> dict[str, Any]:
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         before = dict(
             (await conn.execute(select(table).where(table.c.payment_id == payment_id))).mappings().one()
         )

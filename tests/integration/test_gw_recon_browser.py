@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from gw_support import Harness
-from recon_support import DATABASES, ReconStack, a_day, real_time, recon_stack
+from recon_support import ReconStack, a_day, real_time, recon_stack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.settings(southbound_hours="00:00-24:00")
@@ -26,12 +26,10 @@ def _need_chromium() -> None:
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); CI installs it")
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-async def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ReconStack]:
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ReconStack]:
     _need_chromium()
-    async with recon_stack(request.param, "recon_web", tmp_path_factory.mktemp("recon-web")) as made:
+    async with recon_stack("recon_web", tmp_path_factory.mktemp("recon-web")) as made:
         yield made
 
 

@@ -13,12 +13,12 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 from gw_support import Harness
-from recon_support import DATABASES, ReconStack, ibps_engine, only_break, real_time, recon_stack, reconcile
+from recon_support import ReconStack, ibps_engine, only_break, real_time, recon_stack, reconcile
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,11 +33,9 @@ PAYMENT_TIMES = ("created_at", "updated_at", "decided_at", "settled_at")
 LEG_TIMES = ("created_at", "resolved_at")
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-async def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ReconStack]:
-    async with recon_stack(request.param, "recon_cutoff", tmp_path_factory.mktemp("recon-cutoff")) as made:
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ReconStack]:
+    async with recon_stack("recon_cutoff", tmp_path_factory.mktemp("recon-cutoff")) as made:
         yield made
 
 
@@ -57,10 +55,9 @@ async def northbound(h: Harness) -> str:
 
 
 def _shifted(row: dict[str, Any], columns: tuple[str, ...], to: datetime) -> dict[str, Any]:
-    """The row's times moved together so that `created_at` becomes `to` (mock_ibps on SQLite keeps
-    naive UTC)."""
+    """The row's times moved together so that `created_at` becomes `to`."""
     created: datetime = row["created_at"]
-    delta = (to if created.tzinfo else to.astimezone(UTC).replace(tzinfo=None)) - created
+    delta = to - created
     return {name: row[name] + delta for name in columns if row[name] is not None}
 
 
@@ -70,7 +67,7 @@ async def redated(
 ) -> AsyncIterator[None]:
     """The payment and its FPS leg accepted at `accepted_at`, its IBPS entry created at `ibps_at`."""
     p, f, i = payments.c, ledger_transfers.c, ibps_transfers.c
-    async with h.gw.writer.begin() as conn:
+    async with h.gw.engine.begin() as conn:
         payment = await row_of(conn, payments, payment_id)
         leg = await row_of(conn, ledger_transfers, payment_id)
         await conn.execute(
@@ -101,7 +98,7 @@ async def redated(
             async with engine.begin() as conn:
                 await conn.execute(delete(ibps_transfers).where(i.payment_id == payment_id))
                 await conn.execute(insert(ibps_transfers).values(entry))
-            async with h.gw.writer.begin() as conn:
+            async with h.gw.engine.begin() as conn:
                 await conn.execute(
                     update(payments)
                     .where(p.payment_id == payment_id)

@@ -247,7 +247,7 @@ async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness)
     )
     assert hook.status_code == 201, hook.text
     ours, theirs = await _two_stopped_at(h, w, "decided")
-    async with h.gw.writer.begin() as conn:
+    async with h.gw.engine.begin() as conn:
         rows = await repository.get_many(conn, [ours, theirs])
         # another actor (the recovery sweep) finished this one first
         assert await repository.transition(

@@ -74,7 +74,6 @@ def test_settings_defaults() -> None:
     assert s.northbound_yearly_hkd == Decimal("200000.00")
     assert s.southbound_per_txn_cny == Decimal("10000.00")
     assert s.southbound_yearly_cny is None
-    assert s.is_sqlite is True
 
 
 @pytest.mark.parametrize("key", ["", "x", "short-key", "a" * 15])
@@ -126,6 +125,5 @@ def test_settings_refuses_out_of_range_values(field: str, value: object) -> None
         Settings(**{field: value})
 
 
-def test_is_sqlite() -> None:
-    assert Settings(database_url="sqlite+aiosqlite:///x.db").is_sqlite is True
-    assert Settings(database_url="postgresql+asyncpg://u@h/db").is_sqlite is False
+def test_the_database_is_unset_by_default_so_the_commands_use_the_embedded_server() -> None:
+    assert Settings().database_url == ""

@@ -8,7 +8,7 @@ import sys
 
 PROBE = """
 import gc, json, os
-os.environ.setdefault("FPSLINK_DATABASE_URL", "sqlite+aiosqlite:///:memory:")
+os.environ.setdefault("FPSLINK_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/unused")
 before = gc.get_threshold()
 from {module} import {factory}
 {factory}()

@@ -51,12 +51,12 @@ def test_the_default_spawn_rate_starts_everyone_within_five_seconds() -> None:
     assert load.auto_spawn_rate(51) == 11
 
 
-def test_the_config_refuses_sqlite_a_short_day_and_a_public_address(tmp_path: Path) -> None:
+def test_the_config_refuses_another_database_a_short_day_and_a_public_address(tmp_path: Path) -> None:
     locustfile = tmp_path / "locustfile.py"
     locustfile.write_text("")
     load.LoadtestConfig(locustfile=locustfile).check()
     with pytest.raises(load.LoadtestError, match="PostgreSQL"):
-        load.LoadtestConfig(database_url="sqlite+aiosqlite:///x.db", locustfile=locustfile).check()
+        load.LoadtestConfig(database_url="mysql+aiomysql://root@127.0.0.1/x", locustfile=locustfile).check()
     with pytest.raises(load.LoadtestError, match="24s"):
         load.LoadtestConfig(shape=True, duration_s=20, locustfile=locustfile).check()
     with pytest.raises(load.LoadtestError, match=r"127\.0\.0\.1"):

@@ -164,9 +164,10 @@ def test_demo_key_known_value() -> None:
 @pytest.mark.parametrize(
     ("gateway_url", "ibps_url"),
     [
-        ("sqlite+aiosqlite:///./.fpslink/gateway.db", "sqlite+aiosqlite:///.fpslink/ibps.db"),
-        ("sqlite+aiosqlite:////tmp/data/gateway.db", "sqlite+aiosqlite:////tmp/data/ibps.db"),
-        ("sqlite+aiosqlite:///gateway.db", "sqlite+aiosqlite:///ibps.db"),
+        (
+            "postgresql+asyncpg://postgres@/fpslink?host=/srv/.fpslink/pg/socket&port=5432",
+            "postgresql+asyncpg://postgres@/fpslink_ibps?host=%2Fsrv%2F.fpslink%2Fpg%2Fsocket&port=5432",
+        ),
         ("postgresql+asyncpg://user:pw@db:5432/fpslink", "postgresql+asyncpg://user:pw@db:5432/fpslink_ibps"),
         ("postgresql://postgres@127.0.0.1/gw", "postgresql://postgres@127.0.0.1/gw_ibps"),
         (
@@ -180,7 +181,7 @@ def test_ibps_database_url(gateway_url: str, ibps_url: str) -> None:
 
 
 def test_ibps_database_url_prefers_explicit_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", "sqlite+aiosqlite:////elsewhere/ibps.db")
-    assert ibps_database_url("postgresql+asyncpg://u@h/gw") == "sqlite+aiosqlite:////elsewhere/ibps.db"
+    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", "postgresql+asyncpg://u@elsewhere/ibps")
+    assert ibps_database_url("postgresql+asyncpg://u@h/gw") == "postgresql+asyncpg://u@elsewhere/ibps"
     monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", "")
     assert ibps_database_url("postgresql+asyncpg://u@h/gw") == "postgresql+asyncpg://u@h/gw_ibps"

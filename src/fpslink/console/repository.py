@@ -72,18 +72,15 @@ async def search_payments(
     return (await conn.execute(query)).mappings().all()
 
 
-def _second_bucket(postgres: bool) -> ColumnElement[Any]:
-    """The whole UTC second of `updated_at`, as an integer, on each backend."""
-    if postgres:
-        return cast(func.floor(extract("epoch", payments.c.updated_at)), BigInteger)
-    return cast(func.strftime("%s", payments.c.updated_at), BigInteger)
+_SECOND = cast(func.floor(extract("epoch", payments.c.updated_at)), BigInteger)
+"""The whole UTC second of `updated_at`, as an integer."""
 
 
 async def finals_per_second(
-    conn: AsyncConnection, *, since: datetime, participant_id: str | None, postgres: bool
+    conn: AsyncConnection, *, since: datetime, participant_id: str | None
 ) -> list[tuple[int, str, int]]:
     """(epoch second, SETTLED|REJECTED, count) of payments that became final since `since`."""
-    bucket = _second_bucket(postgres).label("second")
+    bucket = _SECOND.label("second")
     query = (
         select(bucket, payments.c.state, func.count())
         .where(payments.c.state.in_(FINAL_STATES), payments.c.updated_at >= since)

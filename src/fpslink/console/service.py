@@ -323,9 +323,7 @@ async def dashboard(gw: Gateway, principal: Principal, *, window_s: int) -> dict
     since = now - timedelta(seconds=window_s)
     pid = principal.participant_id
     async with gw.engine.connect() as conn:
-        per_second = await repo.finals_per_second(
-            conn, since=since, participant_id=pid, postgres=gw.is_postgres
-        )
+        per_second = await repo.finals_per_second(conn, since=since, participant_id=pid)
         times = await repo.settle_times(conn, since=since, participant_id=pid, limit=LATENCY_SAMPLE)
         pending_count, oldest = await repo.pending(conn, participant_id=pid, limit=PENDING_SHOWN)
         busiest = await repo.busiest_accounts(

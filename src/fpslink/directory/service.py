@@ -72,7 +72,7 @@ async def register(
             raise InvalidRequest(f"IBPS refused the proxy: {exc.detail}", code=exc.code) from exc
     else:
         try:
-            async with gw.writer.begin() as conn:
+            async with gw.engine.begin() as conn:
                 await conn.execute(
                     proxies.insert().values(
                         proxy_type=proxy_type,

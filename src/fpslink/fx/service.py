@@ -61,7 +61,7 @@ async def create_quote(
         expires_at=now + timedelta(seconds=gw.settings.quote_ttl_s),
         payment_id=None,
     )
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         await conn.execute(
             insert(quotes).values(
                 quote_id=quote.quote_id,

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
@@ -41,9 +41,8 @@ async def bind(
     completed: bool = False,
 ) -> bool:
     """Claim the key; False if it is already bound (by a committed or concurrent request)."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        dialect_insert(keys)
+        postgresql.insert(keys)
         .values(
             participant_id=scope,
             key=key,
@@ -66,39 +65,28 @@ async def bind_many(conn: AsyncConnection, rows: Sequence[dict[str, object]]) ->
     if not rows:
         return set()
     ordered = sorted(rows, key=lambda r: (str(r["participant_id"]), str(r["key"])))
-    if (raw := await pg.driver(conn)) is not None:
-        bound = await pg.insert_rows(
-            raw, keys, ordered, " ON CONFLICT (participant_id, key) DO NOTHING RETURNING participant_id, key"
-        )
-        return {(r[0], r[1]) for r in bound}
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        dialect_insert(keys)
-        .on_conflict_do_nothing(index_elements=[keys.c.participant_id, keys.c.key])
-        .returning(keys.c.participant_id, keys.c.key)
+    bound = await pg.insert_rows(
+        await pg.raw(conn),
+        keys,
+        ordered,
+        " ON CONFLICT (participant_id, key) DO NOTHING RETURNING participant_id, key",
     )
-    # executemany: one cached statement whatever the batch's size (rows sent as one multi-row insert)
-    return {(row[0], row[1]) for row in await conn.execute(stmt, ordered)}
+    return {(r[0], r[1]) for r in bound}
 
 
 async def complete_many(conn: AsyncConnection, idents: Sequence[tuple[str, str]], *, now: datetime) -> None:
     """Mark keys complete: their answer no longer waits for a running request."""
-    if idents and (raw := await pg.driver(conn)) is not None:
-        ordered = sorted(idents)
-        await raw.execute(
-            "UPDATE idempotency_keys AS k SET completed_at = $1"
-            " FROM unnest($2::varchar[], $3::varchar[]) AS v(participant_id, key)"
-            " WHERE k.participant_id = v.participant_id AND k.key = v.key",
-            now,
-            [i[0] for i in ordered],
-            [i[1] for i in ordered],
-        )
-    elif idents:
-        await conn.execute(
-            update(keys)
-            .where(tuple_(keys.c.participant_id, keys.c.key).in_(sorted(idents)))
-            .values(completed_at=now)
-        )
+    if not idents:
+        return
+    ordered = sorted(idents)
+    await (await pg.raw(conn)).execute(
+        "UPDATE idempotency_keys AS k SET completed_at = $1"
+        " FROM unnest($2::varchar[], $3::varchar[]) AS v(participant_id, key)"
+        " WHERE k.participant_id = v.participant_id AND k.key = v.key",
+        now,
+        [i[0] for i in ordered],
+        [i[1] for i in ordered],
+    )
 
 
 async def find(conn: AsyncConnection, *, scope: str, key: str, now: datetime) -> KeyRecord | None:

@@ -81,7 +81,7 @@ async def run_idempotent(
         return StoredResponse(status, body, replayed=False)
     now = gw.clock()
     lease_until = now + timedelta(seconds=gw.settings.request_lease_s)
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         bound = await repo.bind(
             conn,
             scope=principal.scope,
@@ -109,10 +109,10 @@ async def run_idempotent(
     try:
         status, body = await action()
     except FpslinkError:
-        async with gw.writer.begin() as conn:
+        async with gw.engine.begin() as conn:
             await repo.release(conn, scope=principal.scope, key=key)
         raise
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         await repo.complete(
             conn,
             scope=principal.scope,

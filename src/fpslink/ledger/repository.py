@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import asyncpg
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
@@ -97,37 +97,19 @@ async def lock_balances(conn: AsyncConnection, account_ids: Sequence[str]) -> di
     """
     if not account_ids:
         return {}
-    if (raw := await pg.driver(conn)) is not None:
-        records = await raw.fetch(
-            "SELECT account_id, currency, balance_minor, held_minor FROM ledger_accounts"
-            " WHERE account_id = ANY($1::varchar[]) ORDER BY account_id FOR UPDATE",
-            sorted(set(account_ids)),
-        )
-        return {r[0]: (r[1], int(r[2]), int(r[3])) for r in records}
-    rows = await conn.execute(
-        select(
-            ledger_accounts.c.account_id,
-            ledger_accounts.c.currency,
-            ledger_accounts.c.balance_minor,
-            ledger_accounts.c.held_minor,
-        )
-        .where(ledger_accounts.c.account_id.in_(sorted(set(account_ids))))
-        .order_by(ledger_accounts.c.account_id)
-        .with_for_update()
+    records = await (await pg.raw(conn)).fetch(
+        "SELECT account_id, currency, balance_minor, held_minor FROM ledger_accounts"
+        " WHERE account_id = ANY($1::varchar[]) ORDER BY account_id FOR UPDATE",
+        sorted(set(account_ids)),
     )
-    return {r[0]: (r[1], int(r[2]), int(r[3])) for r in rows}
+    return {r[0]: (r[1], int(r[2]), int(r[3])) for r in records}
 
 
 async def add_held(conn: AsyncConnection, holds: dict[str, int]) -> None:
     """Add to the held amount of accounts locked by `lock_balances`, in account order."""
-    if holds and (raw := await pg.driver(conn)) is not None:
-        await _move_pg(raw, {account: (0, delta) for account, delta in holds.items()}, locked=True)
-    elif holds:
-        await conn.execute(
-            update(ledger_accounts)
-            .where(ledger_accounts.c.account_id == bindparam("aid"))
-            .values(held_minor=ledger_accounts.c.held_minor + bindparam("delta")),
-            [{"aid": account, "delta": delta} for account, delta in sorted(holds.items())],
+    if holds:
+        await _move(
+            await pg.raw(conn), {account: (0, delta) for account, delta in holds.items()}, locked=True
         )
 
 
@@ -154,10 +136,8 @@ def pending_row(
 
 
 async def insert_pending_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows and (raw := await pg.driver(conn)) is not None:
-        await pg.insert_rows(raw, ledger_transfers, rows)
-    elif rows:
-        await conn.execute(insert(ledger_transfers), list(rows))
+    if rows:
+        await pg.insert_rows(await pg.raw(conn), ledger_transfers, rows)
 
 
 async def resolve_many(
@@ -168,12 +148,9 @@ async def resolve_many(
     Each transfer changes only if it is still pending (a compare-and-set), so a repeat is a no-op.
     """
     moves: dict[str, list[int]] = {}  # account -> [balance delta, held delta]
-    raw = await pg.driver(conn)
+    raw = await pg.raw(conn)
     for ids, status in ((post, TransferStatus.POSTED), (void, TransferStatus.VOIDED)):
-        if not ids:
-            continue
-        rows: Any
-        if raw is not None:
+        if ids:
             rows = await raw.fetch(
                 "UPDATE ledger_transfers SET status = $1, resolved_at = $2"
                 " WHERE payment_id = ANY($3::varchar[]) AND status = $4"
@@ -183,34 +160,9 @@ async def resolve_many(
                 list(ids),
                 TransferStatus.PENDING.value,
             )
-        else:
-            rows = await conn.execute(
-                update(ledger_transfers)
-                .where(
-                    ledger_transfers.c.payment_id.in_(sorted(ids)),
-                    ledger_transfers.c.status == TransferStatus.PENDING.value,
-                )
-                .values(status=status.value, resolved_at=now)
-                .returning(
-                    ledger_transfers.c.kind,
-                    ledger_transfers.c.debit_account_id,
-                    ledger_transfers.c.credit_account_id,
-                    ledger_transfers.c.amount_minor,
-                )
-            )
-        _add_moves(moves, rows, status)
-    if moves and raw is not None:
-        await _move_pg(raw, {a: (m[0], m[1]) for a, m in moves.items()}, locked=False)
-    elif moves:
-        await conn.execute(
-            update(ledger_accounts)
-            .where(ledger_accounts.c.account_id == bindparam("aid"))
-            .values(
-                balance_minor=ledger_accounts.c.balance_minor + bindparam("dbal"),
-                held_minor=ledger_accounts.c.held_minor + bindparam("dheld"),
-            ),
-            [{"aid": a, "dbal": m[0], "dheld": m[1]} for a, m in sorted(moves.items())],
-        )
+            _add_moves(moves, rows, status)
+    if moves:
+        await _move(raw, {a: (m[0], m[1]) for a, m in moves.items()}, locked=False)
 
 
 def _add_moves(moves: dict[str, list[int]], rows: Any, status: TransferStatus) -> None:
@@ -228,7 +180,7 @@ def _add_moves(moves: dict[str, list[int]], rows: Any, status: TransferStatus) -
             moves.setdefault(credit, [0, 0])[0] += amount
 
 
-async def _move_pg(raw: asyncpg.Connection, moves: dict[str, tuple[int, int]], *, locked: bool) -> None:
+async def _move(raw: asyncpg.Connection, moves: dict[str, tuple[int, int]], *, locked: bool) -> None:
     """Add (balance, held) deltas to accounts in one statement, after locking them in account order
     unless the transaction holds their locks already: the order every writer of these rows uses."""
     accounts = sorted(moves)

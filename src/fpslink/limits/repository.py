@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
-from sqlalchemy import bindparam, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
@@ -20,14 +19,6 @@ from fpslink.limits.policy import Direction, Period
 
 UsageKey = tuple[str, str, str, str]
 """(account_id, direction, period, period_key): one row of limit usage."""
-
-_ROW_BY_KEY = (
-    limit_usage.c.account_id == bindparam("k_account"),
-    limit_usage.c.direction == bindparam("k_direction"),
-    limit_usage.c.period == bindparam("k_period"),
-    limit_usage.c.period_key == bindparam("k_key"),
-)
-"""The usage row of one executemany parameter set (k_account, k_direction, k_period, k_key)."""
 
 
 async def lock_usage(
@@ -40,33 +31,7 @@ async def lock_usage(
     """
     if not wanted:
         return {}
-    keys = sorted(wanted)
-    if (raw := await pg.driver(conn)) is not None:
-        return await _lock_usage_pg(raw, keys, wanted)
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    await conn.execute(
-        dialect_insert(limit_usage).on_conflict_do_nothing(),
-        [
-            {
-                "account_id": k[0],
-                "direction": k[1],
-                "period": k[2],
-                "period_key": k[3],
-                "currency": wanted[k][0],
-                "used_minor": 0,
-                "cap_minor": wanted[k][1],
-            }
-            for k in keys
-        ],
-    )
-    cols = (limit_usage.c.account_id, limit_usage.c.direction, limit_usage.c.period, limit_usage.c.period_key)
-    rows = await conn.execute(
-        select(*cols, limit_usage.c.used_minor)
-        .where(tuple_(*cols).in_(keys))
-        .order_by(*cols)
-        .with_for_update()
-    )
-    return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
+    return await _lock_usage_pg(await pg.raw(conn), sorted(wanted), wanted)
 
 
 _KEY_ARRAYS = "$1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]"
@@ -90,11 +55,11 @@ def _key_columns(keys: list[UsageKey]) -> list[list[str]]:
 async def lock_usage_and_accounts(
     conn: AsyncConnection, wanted: dict[UsageKey, tuple[str, int | None]], account_ids: Sequence[str]
 ) -> tuple[dict[UsageKey, int], dict[str, tuple[str, int, int]]]:
-    """`lock_usage`, then `ledger.lock_balances` of the accounts: on PostgreSQL both locks in one
-    statement, which reads (and so locks) every usage row before the first account."""
-    raw = await pg.driver(conn)
-    if raw is None or not wanted or not account_ids:
+    """`lock_usage`, then `ledger.lock_balances` of the accounts: both locks in one statement, which
+    reads (and so locks) every usage row before the first account."""
+    if not wanted or not account_ids:
         return await lock_usage(conn, wanted), await ledger.lock_balances(conn, account_ids)
+    raw = await pg.raw(conn)
     keys = sorted(wanted)
     columns = _key_columns(keys)
     await _create_usage_pg(raw, keys, columns, wanted)
@@ -156,60 +121,36 @@ async def _create_usage_pg(
 
 async def write_usage(conn: AsyncConnection, usage: dict[UsageKey, tuple[int, int | None]]) -> None:
     """Set (used, cap) of rows locked by `lock_usage`."""
-    if usage and (raw := await pg.driver(conn)) is not None:
-        keys = sorted(usage)
-        await raw.execute(
-            "UPDATE limit_usage AS u SET used_minor = v.used_minor, cap_minor = v.cap_minor"
-            f" FROM unnest({_KEY_ARRAYS}, $5::bigint[], $6::bigint[])"
-            " AS v(account_id, direction, period, period_key, used_minor, cap_minor)"
-            f" WHERE {_KEY_MATCH}",
-            *_key_columns(keys),
-            [usage[k][0] for k in keys],
-            [usage[k][1] for k in keys],
-        )
-    elif usage:
-        await conn.execute(
-            update(limit_usage)
-            .where(*_ROW_BY_KEY)
-            .values(used_minor=bindparam("k_used"), cap_minor=bindparam("k_cap")),
-            [
-                {
-                    "k_account": k[0],
-                    "k_direction": k[1],
-                    "k_period": k[2],
-                    "k_key": k[3],
-                    "k_used": u,
-                    "k_cap": c,
-                }
-                for k, (u, c) in sorted(usage.items())
-            ],
-        )
+    if not usage:
+        return
+    keys = sorted(usage)
+    await (await pg.raw(conn)).execute(
+        "UPDATE limit_usage AS u SET used_minor = v.used_minor, cap_minor = v.cap_minor"
+        f" FROM unnest({_KEY_ARRAYS}, $5::bigint[], $6::bigint[])"
+        " AS v(account_id, direction, period, period_key, used_minor, cap_minor)"
+        f" WHERE {_KEY_MATCH}",
+        *_key_columns(keys),
+        [usage[k][0] for k in keys],
+        [usage[k][1] for k in keys],
+    )
 
 
 async def release_many(conn: AsyncConnection, releases: dict[UsageKey, int]) -> None:
     """Subtract usage from many rows, locked in key order first (the order every writer uses)."""
-    if releases and (raw := await pg.driver(conn)) is not None:
-        keys = sorted(releases)
-        columns = _key_columns(keys)
-        await raw.execute(_LOCK_ROWS.format(columns="1"), *columns)
-        await raw.execute(
-            "UPDATE limit_usage AS u SET used_minor = u.used_minor - v.amount"
-            f" FROM unnest({_KEY_ARRAYS}, $5::bigint[])"
-            " AS v(account_id, direction, period, period_key, amount)"
-            f" WHERE {_KEY_MATCH}",
-            *columns,
-            [releases[k] for k in keys],
-        )
-    elif releases:
-        await conn.execute(
-            update(limit_usage)
-            .where(*_ROW_BY_KEY)
-            .values(used_minor=limit_usage.c.used_minor - bindparam("k_amount")),
-            [
-                {"k_account": k[0], "k_direction": k[1], "k_period": k[2], "k_key": k[3], "k_amount": amount}
-                for k, amount in sorted(releases.items())
-            ],
-        )
+    if not releases:
+        return
+    raw = await pg.raw(conn)
+    keys = sorted(releases)
+    columns = _key_columns(keys)
+    await raw.execute(_LOCK_ROWS.format(columns="1"), *columns)
+    await raw.execute(
+        "UPDATE limit_usage AS u SET used_minor = u.used_minor - v.amount"
+        f" FROM unnest({_KEY_ARRAYS}, $5::bigint[])"
+        " AS v(account_id, direction, period, period_key, amount)"
+        f" WHERE {_KEY_MATCH}",
+        *columns,
+        [releases[k] for k in keys],
+    )
 
 
 async def usage(

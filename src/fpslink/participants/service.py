@@ -114,7 +114,7 @@ async def create_participant(
                 ) from exc
             raise InvalidRequest(f"mock_ibps refused the participant: {exc.detail}", code=exc.code) from exc
     try:
-        async with gw.writer.begin() as conn:
+        async with gw.engine.begin() as conn:
             await repo.insert_participant(
                 conn,
                 participant_id=participant_id,
@@ -180,10 +180,10 @@ async def open_account(
             raise UpstreamUnavailable(f"mock_ibps did not answer: {exc}") from exc
         except IbpsRefused as exc:
             raise InvalidRequest(f"mock_ibps refused the account: {exc.detail}", code=exc.code) from exc
-        async with gw.writer.begin() as conn:
+        async with gw.engine.begin() as conn:
             await repo.insert_account(conn, record, now=now)
     else:
-        async with gw.writer.begin() as conn:
+        async with gw.engine.begin() as conn:
             await repo.insert_account(conn, record, now=now)
             await ledger.open_account(
                 conn,

@@ -73,7 +73,7 @@ class Admission:
 async def accept_many(gw: Gateway, batch: list[Admission]) -> list[Tracked]:
     """Accept or reject every admission; returns the accepted payments (FPS side prepared)."""
     now = gw.clock()
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         live = await _bind_keys(gw, conn, batch)
         for a in live:
             if a.quote_id is not None and not await fx_service.use_quote(
@@ -88,17 +88,11 @@ async def accept_many(gw: Gateway, batch: list[Admission]) -> list[Tracked]:
             rows.append(row)
             events.extend({"payment_id": a.payment_id, **e} for e in timeline)
             a.tracked = Tracked(row, timeline)
-        if rows and (raw := await pg.driver(conn)) is not None:
-            # on PostgreSQL one statement, rather than five round trips each waiting for a CPU
-            await payments_repo.write_accepted_pg(
-                raw, usage=usage, holds=holds, transfers=pending, rows=rows, events=events
+        if rows:
+            # one statement, rather than five round trips each waiting for a CPU
+            await payments_repo.write_accepted(
+                await pg.raw(conn), usage=usage, holds=holds, transfers=pending, rows=rows, events=events
             )
-        else:
-            await limits_repo.write_usage(conn, usage)
-            await ledger.add_held(conn, holds)
-            await ledger.insert_pending_many(conn, pending)
-            await payments_repo.insert_payments(conn, rows)
-            await payments_repo.insert_events(conn, events)
         rejected = [a for a in live if a.rejection is not None]
         await idem_repo.complete_many(conn, [(a.scope, a.key) for a in rejected], now=now)
         await webhook_outbox.payments_changed(conn, [a.payment_id for a in rejected], now)

@@ -73,10 +73,8 @@ def expanded_events(rows: Iterable[PaymentRow]) -> list[dict[str, Any]]:
 
 async def insert_payments(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Many payment rows in one statement; every row carries every column."""
-    if rows and (raw := await pg.driver(conn)) is not None:
-        await pg.insert_rows(raw, payments, rows)
-    elif rows:
-        await conn.execute(insert(payments), list(rows))
+    if rows:
+        await pg.insert_rows(await pg.raw(conn), payments, rows)
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -84,11 +82,7 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -
     statement, a row per payment and instant (`grouped_events`)."""
     if not rows:
         return
-    stored = grouped_events(rows)
-    if (raw := await pg.driver(conn)) is not None:
-        await pg.insert_rows(raw, payment_events, stored)
-    else:
-        await conn.execute(insert(payment_events), stored)
+    await pg.insert_rows(await pg.raw(conn), payment_events, grouped_events(rows))
 
 
 async def get_many(conn: AsyncConnection, payment_ids: Sequence[str]) -> dict[str, RowMapping]:
@@ -150,22 +144,13 @@ async def transition_many(
     check_transition(current, target)
     if not payment_ids:
         return set()
-    if (raw := await pg.driver(conn)) is not None:
-        names = ("state", "updated_at", *values)
-        moved = await raw.fetch(
-            _transition_sql(names),
-            *(target.value, now, *values.values()),
-            list(payment_ids),
-            current.value,
-        )
-        return {row[0] for row in moved}
-    result = await conn.execute(
-        update(payments)
-        .where(payments.c.payment_id.in_(sorted(payment_ids)), payments.c.state == current.value)
-        .values(state=target.value, updated_at=now, **values)
-        .returning(payments.c.payment_id)
+    moved = await (await pg.raw(conn)).fetch(
+        _transition_sql(("state", "updated_at", *values)),
+        *(target.value, now, *values.values()),
+        list(payment_ids),
+        current.value,
     )
-    return {row[0] for row in result}
+    return {row[0] for row in moved}
 
 
 def _one_row_each(
@@ -179,7 +164,8 @@ def _one_row_each(
     return [rows[i]["event"] for i in ids], [rows[i]["detail"] for i in ids], [rows[i]["more"] for i in ids]
 
 
-_FINAL_PG = """
+_FINAL = (
+    """
 WITH v AS (
     SELECT * FROM unnest(
         $1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::text[]
@@ -195,48 +181,43 @@ WITH v AS (
     INSERT INTO payment_events (payment_id, at, event, detail, more)
     SELECT v.payment_id, $7, v.event, v.detail, v.more FROM v JOIN moved USING (payment_id)
 ), deliveries AS (
-    INSERT INTO webhook_deliveries (delivery_id, webhook_id, participant_id, event, payment_id, status,
-        attempts, next_attempt_at, created_at)
-    SELECT m.payment_id || ':' || w.webhook_id, w.webhook_id, w.participant_id,
-        CASE WHEN m.state = $8 THEN $9 ELSE $10 END, m.payment_id, $11, 0, $7, $7
-    FROM moved AS m JOIN webhooks AS w ON w.active
-        AND (w.participant_id = m.participant_id OR w.participant_id = m.creditor_participant_id)
+"""
+    + outbox.queue_deliveries("moved", "$7")
+    + """
 )
 SELECT payment_id FROM moved
 """
+)
 
 
-async def finalize_many_pg(
+async def finalize_many(
     raw: asyncpg.Connection,
     moves: Sequence[tuple[str, State, State]],
     events: Sequence[Mapping[str, Any]],
     now: datetime,
 ) -> set[str]:
-    """Final states on PostgreSQL in one statement, so outside any transaction and in one round trip.
+    """Final states in one statement, so outside any transaction and in one round trip.
 
     Each (payment_id, current, target) moves if the payment is still in `current`; only a payment
     that moved gets its timeline row (`events`, at `now`) and its webhook deliveries, queued as
-    `webhooks.outbox.payments_changed` does. Returns the ids that moved.
+    `webhooks.outbox.queue_deliveries` says. Returns the ids that moved.
     """
     for _, current, target in moves:
         check_transition(current, target)
     ids = [payment_id for payment_id, _, _ in moves]
     moved = await raw.fetch(
-        _FINAL_PG,
+        _FINAL,
         ids,
         [current.value for _, current, _ in moves],
         [target.value for _, _, target in moves],
         *_one_row_each(ids, events),
         now,
         State.SETTLED.value,
-        outbox.EVENTS[State.SETTLED],
-        outbox.EVENTS[State.REJECTED],
-        outbox.PENDING,
     )
     return {row[0] for row in moved}
 
 
-_COMMIT_PG = """
+_COMMIT = """
 WITH v AS (
     SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::text[])
         AS v(payment_id, event, detail, more)
@@ -274,10 +255,10 @@ SELECT payment_id FROM moved
 """
 
 
-async def decide_commits_pg(
+async def decide_commits(
     raw: asyncpg.Connection, payment_ids: Sequence[str], events: Sequence[Mapping[str, Any]], now: datetime
 ) -> set[str]:
-    """The commit decision of many ACCEPTED payments on PostgreSQL, in one statement and so with no
+    """The commit decision of many ACCEPTED payments in one statement and so with no
     transaction around it: each payment still ACCEPTED moves to COMMITTING with its timeline row
     (`events`, at `now`), its pending FPS transfer is posted and the customer balances move.
 
@@ -288,7 +269,7 @@ async def decide_commits_pg(
     """
     ids = list(payment_ids)
     moved = await raw.fetch(
-        _COMMIT_PG,
+        _COMMIT,
         ids,
         *_one_row_each(ids, events),
         State.COMMITTING.value,
@@ -337,7 +318,7 @@ def _accept_sql(
     )
 
 
-async def write_accepted_pg(
+async def write_accepted(
     raw: asyncpg.Connection,
     *,
     usage: Mapping[tuple[str, str, str, str], tuple[int, int | None]],
@@ -346,7 +327,7 @@ async def write_accepted_pg(
     rows: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Every write of the acceptance transaction on PostgreSQL, in one statement: the new limit
+    """Every write of the acceptance transaction in one statement: the new limit
     usage (`limits.repository.write_usage`), the FPS holds (`ledger.add_held`), the pending FPS
     transfers, the payment rows and their timeline (a row per payment, `grouped_events`).
 

@@ -201,7 +201,7 @@ async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
     ]
     if unfinished:
         # replays of a payment left pending answer 202 from now on, not "in progress"
-        async with gw.writer.begin() as conn:
+        async with gw.engine.begin() as conn:
             await idem_repo.complete_many(conn, unfinished, now=gw.clock())
 
 
@@ -404,7 +404,7 @@ async def _record_rejection(
         "limit_minor": 0,
         "decided_at": now,
     }
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         if not await idem_repo.bind(
             conn,
             scope=principal.scope,

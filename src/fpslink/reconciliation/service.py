@@ -26,7 +26,6 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink.context import Gateway
-from fpslink.db import WRITE_OPTION
 from fpslink.errors import InvalidRequest, NotFound
 from fpslink.reconciliation import matching, tsv
 from fpslink.reconciliation import report as rep
@@ -120,7 +119,7 @@ async def reconcile(
     if business_date > business_date_of(now):
         raise InvalidRequest(f"business_date {business_date.isoformat()} has not begun yet (UTC+8)")
     run_id = str(uuid.uuid4())
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         await conn.execute(
             insert(recon_runs).values(
                 run_id=run_id,
@@ -135,7 +134,7 @@ async def reconcile(
             gw, run_id=run_id, business_date=business_date, as_of=now, progress=progress, statement=statement
         )
     except BaseException as exc:
-        async with gw.writer.begin() as conn:
+        async with gw.engine.begin() as conn:
             await conn.execute(
                 update(recon_runs)
                 .where(recon_runs.c.run_id == run_id)
@@ -206,7 +205,6 @@ async def _match_on_one_connection(
                     progress("statement", loaded, page.total)
                 duplicates = await matching.remove_staging_duplicates(conn)
             timings["statement_s"] = time.perf_counter() - started
-            await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
                 await matching.tune(conn)
                 mark = time.perf_counter()
@@ -270,7 +268,6 @@ async def _match_on_one_connection(
                 )
                 progress("matching", 3, 3)
         finally:
-            await conn.execution_options(**{WRITE_OPTION: False})
             try:
                 async with conn.begin():
                     await matching.drop_work_tables(conn)

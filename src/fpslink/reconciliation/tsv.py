@@ -1,8 +1,8 @@
 """PostgreSQL's COPY text format, in which the IBPS statement export travels: decode and encode rows.
 
 One row a line, fields separated by tabs, `\\N` for null, and backslash escapes for the characters
-that would break the layout. PostgreSQL loads a page as it comes (COPY FROM STDIN); only SQLite,
-which has no COPY, needs the rows decoded here. Pure: no I/O.
+that would break the layout. PostgreSQL loads a page as it comes (COPY FROM STDIN); the rows are
+decoded here only for tests and small statements. Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The two-phase settlement coordinator (DESIGN section 3), a batch of payments at a time.
+"""The two-phase settlement coordinator (docs/architecture.md), a batch of payments at a time.
 
 A batch of accepted payments (FPS side prepared) costs, on the happy path: one IBPS exchange for
 the prepares, the decision (which also posts or voids the FPS side), one IBPS exchange for phase
-two and the final write, whatever the batch's size; on PostgreSQL a commit decision and the final
-write are each a single statement. The batch gives up its slot once its decisions are durable, so
+two and the final write, whatever the batch's size; a commit decision and the final write are each
+a single statement. The batch gives up its slot once its decisions are durable, so
 the next batch is accepted while this one finishes. The decision is durable before IBPS hears
 about it, and every state change is a compare-and-set, so that a live batch and the recovery
 sweep never both act on one payment. An item IBPS could not answer inside a batch, or a
@@ -222,11 +222,11 @@ async def decide_many(
     every transaction of the payment path, so concurrent batches queue instead of deadlocking.
     """
     writes = _Writes(gw.clock())
-    async with gw.writer.connect() as conn:
+    async with gw.engine.connect() as conn:
         aborted: list[tuple[Tracked, Abort]] = []
-        if not aborts and (raw := await pg.driver(conn)) is not None:
-            # the usual case, on PostgreSQL: one statement, so one round trip and no BEGIN/COMMIT
-            won = await _decide_commits_pg(raw, commits, writes)
+        if not aborts:
+            # the usual case: one statement, so one round trip and no BEGIN/COMMIT
+            won = await _decide_commits(await pg.raw(conn), commits, writes)
         else:
             async with conn.begin():
                 won, aborted = await _decide(conn, commits, aborts, writes)
@@ -242,14 +242,10 @@ def _decided(tracked: Tracked, writes: _Writes) -> None:
     writes.event(tracked, "POSTED_AT_FPS")
 
 
-async def _decide_commits_pg(
-    raw: asyncpg.Connection, commits: Sequence[Tracked], writes: _Writes
-) -> set[str]:
+async def _decide_commits(raw: asyncpg.Connection, commits: Sequence[Tracked], writes: _Writes) -> set[str]:
     for tracked in commits:
         _decided(tracked, writes)
-    won = await payments_repo.decide_commits_pg(
-        raw, [t.payment_id for t in commits], writes.rows(), writes.now
-    )
+    won = await payments_repo.decide_commits(raw, [t.payment_id for t in commits], writes.rows(), writes.now)
     writes.keep(won)
     return won
 
@@ -348,10 +344,10 @@ async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
     if len(failures) < len(todo):
         gw.crash_hook("ibps_finished")
     writes = _Writes(gw.clock())
-    async with gw.writer.connect() as conn:
-        if not failures and (raw := await pg.driver(conn)) is not None:
-            # the usual case, on PostgreSQL: one statement, so one round trip and no BEGIN/COMMIT
-            done = await _finalize_pg(raw, todo, writes)
+    async with gw.engine.connect() as conn:
+        if not failures:
+            # the usual case: one statement, so one round trip and no BEGIN/COMMIT
+            done = await _finalize_all(await pg.raw(conn), todo, writes)
         else:
             async with conn.begin():
                 done = await _finalize(conn, todo, failures, writes)
@@ -374,11 +370,11 @@ def _finalized(tracked: Tracked, writes: _Writes) -> None:
     writes.event(tracked, target.value)
 
 
-async def _finalize_pg(raw: asyncpg.Connection, todo: Sequence[Tracked], writes: _Writes) -> set[str]:
+async def _finalize_all(raw: asyncpg.Connection, todo: Sequence[Tracked], writes: _Writes) -> set[str]:
     moves = [(t.payment_id, t.state, _FINALS[t.state][0]) for t in todo]
     for tracked in todo:
         _finalized(tracked, writes)
-    done = await payments_repo.finalize_many_pg(raw, moves, writes.rows(), writes.now)
+    done = await payments_repo.finalize_many(raw, moves, writes.rows(), writes.now)
     writes.keep(done)
     return done
 
@@ -386,7 +382,7 @@ async def _finalize_pg(raw: asyncpg.Connection, todo: Sequence[Tracked], writes:
 async def _finalize(
     conn: AsyncConnection, todo: Sequence[Tracked], failures: dict[str, str], writes: _Writes
 ) -> set[str]:
-    """The final transaction's statements on any database; a refused phase two is recorded, and the
+    """The final transaction when IBPS refused some phase two: the refusal is recorded, and the
     payment stays decided for the recovery sweep."""
     now = writes.now
     done: set[str] = set()

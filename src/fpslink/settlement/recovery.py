@@ -31,7 +31,7 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
         candidates = await payments_repo.stale(conn, cutoff=cutoff, limit=gw.settings.recovery_batch_size)
     for payment_id, state_value in candidates:
         state = State(state_value)
-        async with gw.writer.begin() as conn:
+        async with gw.engine.begin() as conn:
             claimed = await payments_repo.claim(
                 conn, payment_id=payment_id, state=state, cutoff=cutoff, now=gw.clock()
             )
@@ -57,7 +57,7 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
 
 async def purge_expired_keys(gw: Gateway) -> int:
     """Forget idempotency keys past their retention (FPSLINK_IDEMPOTENCY_TTL_H)."""
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         return await idem_repo.purge_expired(conn, now=gw.clock())
 
 

@@ -50,7 +50,7 @@ async def register(gw: Gateway, principal: Principal, *, url: str) -> Registered
     registered = Registered(
         webhook_id=str(uuid.uuid4()), url=url, secret="whsec_" + secrets.token_hex(24), created_at=now
     )
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         if await repo.count_active(conn, participant_id) >= gw.settings.webhooks_per_participant:
             raise Conflict(
                 f"a bank may register at most {gw.settings.webhooks_per_participant} webhooks; "
@@ -79,7 +79,7 @@ async def list_webhooks(gw: Gateway, principal: Principal) -> Sequence[dict[str,
 
 async def remove(gw: Gateway, principal: Principal, webhook_id: str) -> None:
     participant_id = participants_service.require_participant(principal)
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         if not await repo.deactivate(conn, participant_id=participant_id, webhook_id=webhook_id):
             raise NotFound(f"webhook {webhook_id} not found", code="WEBHOOK_NOT_FOUND")
 
@@ -151,7 +151,7 @@ async def dispatch_once(gw: Gateway, client: httpx.AsyncClient) -> Counter[str]:
     lease = timedelta(seconds=settings.webhook_timeout_s * 2 + 5)
     claimed: list[tuple[str, int]] = []
     for row in candidates:
-        async with gw.writer.begin() as conn:
+        async with gw.engine.begin() as conn:
             if await repo.claim(
                 conn,
                 delivery_id=row["delivery_id"],
@@ -205,7 +205,7 @@ async def _attempt(gw: Gateway, client: httpx.AsyncClient, delivery_id: str, att
         )
         next_at = now + timedelta(seconds=delay)
     status = {"delivered": "DELIVERED", "failed": "FAILED", "cancelled": "CANCELLED"}.get(outcome, "PENDING")
-    async with gw.writer.begin() as conn:
+    async with gw.engine.begin() as conn:
         await repo.record_attempt(
             conn,
             delivery_id=delivery_id,
