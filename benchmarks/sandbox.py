@@ -1,17 +1,18 @@
 """The default sandbox as a new user gets it: time to the first settled payment, then its throughput.
 
-    .venv/bin/python benchmarks/sandbox.py [--duration 20] [--concurrency 64] [--accounts 80]
+    .venv/bin/python benchmarks/sandbox.py [--duration 20] [--concurrency 64] [--accounts 40]
 
 1. `fpslink sandbox` (what `python3 tasks.py sandbox` runs once the virtualenv exists) in a fresh
    temporary directory, with no FPSLINK_DATABASE_URL: it starts its embedded PostgreSQL there,
    migrates, starts mock_ibps and seeds the demo world. Printed: the seconds from the command to
    its banner, the parts the sandbox reports (database, migrations, mock_ibps and seed), and to the
    first settled payment (the banner's northbound curl, sent as soon as the banner shows).
-2. Banks and `--accounts` funded accounts (half on each side) opened through the API with the
+2. Banks and `--accounts` funded accounts on each side opened through the API with the
    operator key, then `--concurrency` clients paying between them both ways for `--duration`
    seconds after `--warmup`, closed loop, creditor by account id, limits raised by environment
    (as a load tester raises them), southbound open 24 h. Printed: settled payments/s, p50/p95/p99,
-   the p99 of each 5 s, errors, and CPU milliseconds per settled payment of the sandbox process,
+   the p99 of each 5 s, errors, and CPU milliseconds per settled payment of the gateway (the
+   sandbox process and its workers),
    mock_ibps, the PostgreSQL backends and the load generator.
 3. Ctrl-C (SIGINT) to the sandbox: it must exit 0 and leave its PostgreSQL stopped; then a second
    start on the same directory must find its data again (the seconds to its banner are printed).
@@ -68,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (at most 120)")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--accounts", type=int, default=80, help="funded accounts, half on each side")
+    parser.add_argument("--accounts", type=int, default=40, help="funded accounts on each side")
     parser.add_argument("--port", type=int, default=18800, help="gateway port; mock_ibps takes the next")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -135,8 +136,15 @@ class Sandbox:
             self.process.kill()
             return -9
 
+    def gateway_pids(self) -> list[int]:
+        """The sandbox's process and its gateway workers."""
+        return [self.process.pid, *(pid for pid in self.child_pids() if not _is_mock_ibps(pid))]
+
+    def mock_ibps_pids(self) -> list[int]:
+        return [pid for pid in self.child_pids() if _is_mock_ibps(pid)]
+
     def child_pids(self) -> list[int]:
-        """The sandbox's own children (mock_ibps) by /proc's parent links."""
+        """The sandbox's own children (mock_ibps, the gateway workers) by /proc's parent links."""
         found = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -147,6 +155,13 @@ class Sandbox:
                 if int(stat[1]) == self.process.pid:
                     found.append(int(entry.name))
         return found
+
+
+def _is_mock_ibps(pid: int) -> bool:
+    try:
+        return b"mock_ibps" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 async def first_payment(port: int, operator_key: str) -> tuple[str, float]:
@@ -184,7 +199,7 @@ def embedded_dsn(workdir: Path) -> str:
 async def load(sandbox: Sandbox, workdir: Path, args: argparse.Namespace, operator_key: str) -> Result:
     import asyncpg
 
-    world = await seed_fpslink(args.port, operator_key, args.accounts)
+    world = await seed_fpslink(args.port, operator_key, args.accounts)  # that many on each side
     print(f"load: {len(world.hk)} FPS and {len(world.cn)} IBPS accounts, {args.concurrency} clients")
     dsn = embedded_dsn(workdir)
     databases = ["fpslink", "fpslink_ibps"]
@@ -193,8 +208,8 @@ async def load(sandbox: Sandbox, workdir: Path, args: argparse.Namespace, operat
         conn = await asyncpg.connect(dsn)
         try:
             used = {
-                "sandbox": process_cpu_s([sandbox.process.pid]),
-                "mock_ibps": process_cpu_s(sandbox.child_pids()),
+                "gateway": process_cpu_s(sandbox.gateway_pids()),
+                "mock_ibps": process_cpu_s(sandbox.mock_ibps_pids()),
                 "postgres": process_cpu_s(await postgres_backends(conn, databases)),
                 "load generator": time.process_time(),
             }

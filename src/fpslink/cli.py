@@ -46,13 +46,17 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Address to bind (keep it local)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Gateway port")] = 8000,
     ibps_port: Annotated[int, typer.Option(help="mock_ibps port")] = 8001,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Gateway worker processes (one batch pipeline each)")
+    ] = 2,
 ) -> None:
-    """Run the whole sandbox: migrate, start mock_ibps, seed the demo world, serve the gateway."""
+    """Run the whole sandbox: PostgreSQL (embedded unless FPSLINK_DATABASE_URL is set), migrations,
+    mock_ibps, the demo world and the gateway."""
     from fpslink.sandbox import run_sandbox
 
     settings = Settings()
     logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
-    run_sandbox(settings, host=host, port=port, ibps_port=ibps_port)
+    run_sandbox(settings, host=host, port=port, ibps_port=ibps_port, workers=workers)
 
 
 @app.command()

@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -226,49 +227,88 @@ def banner(*, host: str, port: int, ibps_port: int, op_key: str, warnings: list[
     return "\n".join(lines)
 
 
-def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int) -> None:
+def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int, workers: int = 2) -> None:
     """The sandbox on FPSLINK_DATABASE_URL's server, else on the embedded PostgreSQL in
     `.fpslink/pg`, which runs for as long as the sandbox does (Ctrl-C stops both)."""
     data_dir = Path(DEFAULT_DATA_DIR)
     started = time.monotonic()
     with embedded_pg.database_url(settings.database_url, data_dir / "pg", "fpslink") as url:
-        database_s = time.monotonic() - started
-        _run(settings.model_copy(update={"database_url": url}), data_dir, host, port, ibps_port, database_s)
+        timings = {"database": time.monotonic() - started}
+        _run(
+            settings.model_copy(update={"database_url": url}),
+            data_dir,
+            host,
+            port,
+            ibps_port,
+            workers,
+            timings,
+        )
 
 
-def _run(settings: Settings, data_dir: Path, host: str, port: int, ibps_port: int, database_s: float) -> None:
-    from fpslink import migrate
+def _run(
+    settings: Settings,
+    data_dir: Path,
+    host: str,
+    port: int,
+    ibps_port: int,
+    workers: int,
+    timings: dict[str, float],
+) -> None:
+    from fpslink import migrate, serving
     from mock_ibps import migrate as ibps_migrate
 
-    started = time.monotonic()
+    mark = time.monotonic()
     op_key = operator_key(settings, data_dir)
     ibps_url_db = ibps_database_url(settings.database_url)
     for url in (settings.database_url, ibps_url_db):
         asyncio.run(ensure_database(url))
     migrate.upgrade(settings.database_url)
     ibps_migrate.upgrade(ibps_url_db)
-    migrated = time.monotonic()
+    timings["migrations"], mark = time.monotonic() - mark, time.monotonic()
     settings = settings.model_copy(update={"operator_key": op_key, "ibps_url": f"http://{host}:{ibps_port}"})
     ibps = start_mock_ibps(host=host, port=ibps_port, database_url=ibps_url_db, token=settings.ibps_token)
     try:
         warnings = asyncio.run(seed(settings, op_key))
-        import uvicorn
-
-        from fpslink.app import create_app
-
-        seeded = time.monotonic()
-        print(banner(host=host, port=port, ibps_port=ibps_port, op_key=op_key, warnings=warnings), flush=True)
-        print(
-            f"  ready: database {database_s:.1f} s, migrations {migrated - started:.1f} s, "
-            f"mock_ibps and seed {seeded - migrated:.1f} s\n",
-            flush=True,
+        timings["mock_ibps and seed"] = time.monotonic() - mark
+        # The workers are processes of their own that read their settings from the environment.
+        os.environ.update(
+            FPSLINK_DATABASE_URL=settings.database_url,
+            FPSLINK_OPERATOR_KEY=op_key,
+            FPSLINK_IBPS_URL=settings.ibps_url,
         )
+        text = banner(host=host, port=port, ibps_port=ibps_port, op_key=op_key, warnings=warnings)
+        threading.Thread(
+            target=_announce, args=(f"http://{host}:{port}/healthz", text, timings), daemon=True
+        ).start()
         # uvicorn re-raises SIGTERM after its shutdown; as SystemExit it reaches the cleanup below.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        serving.serve(
+            "fpslink.app:app_from_env",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=os.environ.get("FPSLINK_LOG_LEVEL", "warning").lower(),
+        )
     finally:
         ibps.terminate()
         try:
             ibps.wait(timeout=10)
         except subprocess.TimeoutExpired:
             ibps.kill()
+
+
+def _announce(health_url: str, text: str, timings: dict[str, float]) -> None:
+    """The banner once the gateway answers, so that its curl works the moment it shows."""
+    mark = time.monotonic()
+    while time.monotonic() - mark < 120:
+        try:
+            if httpx.get(health_url, timeout=1.0).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    else:
+        return
+    timings["gateway"] = time.monotonic() - mark
+    parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items())
+    print(f"{text}\n  ready: {parts}\n", flush=True)
