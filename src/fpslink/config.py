@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     )
     quote_ttl_s: int = Field(default=600, ge=1, le=86_400, description="Firm quote lifetime.")
 
-    # Limits (defaults from Payment Connect: see DESIGN section 1)
+    # Limits (defaults from Payment Connect: see docs/architecture.md#payment-connect)
     northbound_per_txn_hkd: Decimal = Field(default=Decimal("10000.00"), gt=0)
     northbound_daily_hkd: Decimal = Field(default=Decimal("10000.00"), gt=0)
     northbound_yearly_hkd: Decimal | None = Field(default=Decimal("200000.00"), gt=0)

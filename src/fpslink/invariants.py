@@ -1,4 +1,4 @@
-"""Invariants I1-I6 of DESIGN section 4 as one check that code, tests and `fpslink check` call.
+"""Invariants I1-I6 (docs/architecture.md#invariants) as one check that code, tests and `fpslink check` call.
 
 The check reads both ledgers (the FPS ledger in SQL, the IBPS ledger through mock_ibps's API) and
 the gateway's own records; it reports every violation it finds and raises only when asked to.

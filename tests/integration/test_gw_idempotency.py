@@ -1,4 +1,4 @@
-"""Idempotency-Key on payments (DESIGN ruling 7) and on the other POST endpoints."""
+"""Idempotency-Key on payments (docs/architecture.md#rulings, R7) and on the other POST endpoints."""
 
 from __future__ import annotations
 

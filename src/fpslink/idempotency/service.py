@@ -1,7 +1,8 @@
 """Idempotency: the same key and body answer the same outcome; another body with the key is an error.
 
 Payment keys are bound inside the payment's acceptance transaction and replays answer from the
-payment as it is now (DESIGN ruling 7). Other POST endpoints store their response and replay it.
+payment as it is now (docs/architecture.md#rulings, R7). Other POST endpoints store their response
+and replay it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Limit policy, free of I/O: which limits apply, in which currency, on which business day.
 
 Usage is kept per (debtor account, direction): northbound in HKD, southbound in CNY, booked to the
-UTC+8 business date on which the payment was accepted (DESIGN ruling 5).
+UTC+8 business date on which the payment was accepted (docs/architecture.md#rulings, R5).
 """
 
 from __future__ import annotations

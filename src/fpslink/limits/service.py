@@ -31,7 +31,7 @@ def limits_for(settings: Settings, direction: Direction) -> LimitSet:
 
 
 def direction_of(system: System) -> Direction:
-    """DESIGN ruling 1: direction follows the debtor account's system."""
+    """Direction follows the debtor account's system (docs/architecture.md#rulings, R1)."""
     return Direction.NORTHBOUND if system is System.FPS else Direction.SOUTHBOUND
 
 

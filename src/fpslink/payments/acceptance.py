@@ -1,4 +1,4 @@
-"""Acceptance of a batch of payments in ONE transaction (DESIGN section 3, step 1).
+"""Acceptance of a batch of payments in ONE transaction (docs/architecture.md#two-phase-settlement, step 1).
 
 Each payment binds its idempotency key, uses its quote, reserves its limit usage and prepares the
 FPS side; one that cannot (quote used, limit or funds short) is recorded REJECTED in the same

@@ -1,4 +1,4 @@
-"""Accepting a payment (DESIGN section 3, step 1) and answering for it afterwards.
+"""Accepting a payment (docs/architecture.md#two-phase-settlement, step 1) and answering for it afterwards.
 
 A request checks what needs no lock (debtor, creditor, FX, hours, per-transaction limit), then joins
 its worker's batch (`fpslink.settlement.batcher`): acceptance (`fpslink.payments.acceptance`) binds
@@ -378,7 +378,8 @@ async def _conversion(
 
 
 def _limit_usage(gw: Gateway, conversion: Conversion, currency: Currency) -> Money:
-    """The payment's amount in the limit's currency, at the payment's bound rates (ruling 5)."""
+    """The payment's amount in the limit's currency, at the payment's bound rates
+    (docs/architecture.md#rulings, R5)."""
     if conversion.source.currency is currency:
         return conversion.source
     if conversion.target.currency is currency:

@@ -28,7 +28,7 @@ MISSING_AT_FPS      a payment that is not REJECTED has no FPS transfer (every ac
 MISSING_AT_IBPS     a SETTLED or COMMITTING payment (IBPS prepared, by the decision rule) has no entry
                     in the IBPS statement of D, nor (near the cut-off) on D-1's or D+1's.
 UNEXPECTED_AT_IBPS  a pending or posted IBPS entry of D whose payment id the gateway has no record of.
-UNEXPECTED_AT_FPS   the same on the FPS ledger (an extension of DESIGN 6, for symmetry).
+UNEXPECTED_AT_FPS   the same on the FPS ledger (docs/architecture.md#reconciliation: added for symmetry).
 AMOUNT_MISMATCH     a leg's amount differs from the payment's recorded amount for that leg.
 CURRENCY_MISMATCH   a leg's currency differs from the payment's recorded currency for that leg.
 STATUS_MISMATCH     a leg's status disagrees with the payment's final state: SETTLED needs POSTED

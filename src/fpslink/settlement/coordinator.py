@@ -1,4 +1,4 @@
-"""The two-phase settlement coordinator (docs/architecture.md), a batch of payments at a time.
+"""The two-phase settlement coordinator (docs/architecture.md#two-phase-settlement), a batch at a time.
 
 A batch of accepted payments (FPS side prepared) costs, on the happy path: one IBPS exchange for
 the prepares, the decision (which also posts or voids the FPS side), one IBPS exchange for phase
