@@ -1,47 +1,89 @@
-"""The ``mock-ibps`` command: ``serve`` (migrating first unless told not to) and ``migrate``."""
+"""The ``mock-ibps`` command: ``serve`` (migrating first unless told not to) and ``migrate``.
+
+On typer, like the gateway's ``fpslink`` command. The defaults of ``--host`` and ``--port`` come from
+:class:`mock_ibps.config.Settings` (``MOCK_IBPS_HOST``, ``MOCK_IBPS_PORT``) when a command runs, not
+when this module is imported, so the environment of the moment counts.
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
+from typing import Annotated
 
+import typer
+
+from mock_ibps import migrate as migrations
 from mock_ibps.config import Settings
-from mock_ibps.migrate import upgrade
+
+app = typer.Typer(
+    help="Simulated mainland IBPS for the fpslink sandbox. The database comes from MOCK_IBPS_DATABASE_URL.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
-def _parser(settings: Settings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mock-ibps",
-        description="Simulated mainland IBPS for the fpslink sandbox. "
-        "The database comes from MOCK_IBPS_DATABASE_URL.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="migrate the database, then serve HTTP")
-    serve.add_argument("--host", default=settings.host)
-    serve.add_argument("--port", type=int, default=settings.port)
-    serve.add_argument("--no-migrate", action="store_true", help="do not run migrations before serving")
-    commands.add_parser("migrate", help="bring the database up to the latest migration")
-    return parser
+def _default_host() -> str:
+    return Settings().host
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _default_port() -> int:
+    return Settings().port
+
+
+@app.command(help="migrate the database, then serve HTTP")
+def serve(
+    host: Annotated[
+        str,
+        typer.Option(
+            default_factory=_default_host,
+            show_default=f"MOCK_IBPS_HOST, else {Settings.model_fields['host'].default}",
+        ),
+    ],
+    port: Annotated[
+        int,
+        typer.Option(
+            default_factory=_default_port,
+            show_default=f"MOCK_IBPS_PORT, else {Settings.model_fields['port'].default}",
+        ),
+    ],
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help="do not run migrations before serving")
+    ] = False,
+) -> None:
+    """Serve mock_ibps's API with uvicorn; the gateway's sandbox starts it with --no-migrate."""
     settings = Settings()
-    args = _parser(settings).parse_args(argv)
-    if args.command == "migrate":
-        upgrade(settings.database_url)
-        return 0
-    if not args.no_migrate:
-        upgrade(settings.database_url)
+    if not no_migrate:
+        migrations.upgrade(settings.database_url)
     import uvicorn  # only the serve command needs it
 
     uvicorn.run(
         "mock_ibps.app:serve_app",
         factory=True,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
         log_level=os.environ.get("MOCK_IBPS_LOG_LEVEL", "warning"),
     )
+
+
+@app.command("migrate", help="bring the database up to the latest migration")
+def migrate_cmd() -> None:
+    """Apply mock_ibps's migrations to MOCK_IBPS_DATABASE_URL."""
+    migrations.upgrade(Settings().database_url)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mock-ibps`` with ``argv`` (else the process's arguments); 0 once the command is done.
+
+    Usage errors still leave through SystemExit (code 2), as they do from any command line; the
+    return value keeps ``raise SystemExit(main())`` and callers that check for 0 working.
+    """
+    try:
+        app(args=None if argv is None else list(argv), prog_name="mock-ibps")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     return 0
 
 

@@ -2,8 +2,8 @@
 
 None of these tests needs a database or a Docker engine. Where `docker compose` is installed the
 compose file also goes through `docker compose config -q`; the structural checks run everywhere.
-The locustfile is imported in a child process, because importing locust monkey-patches the standard
-library with gevent.
+The locustfile and the other scenario files are imported in a child process, because importing
+locust monkey-patches the standard library with gevent.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+LOADTESTS = ROOT / "loadtests"
+# scenario file -> the users it runs; the shared parts are in loadtests/fpsload
+SCENARIOS = {
+    "locustfile.py": ["HongKongBank", "MainlandBank"],
+    "scenarios/northbound.py": ["HongKongBank"],
+    "scenarios/southbound.py": ["MainlandBank"],
+}
 SERVICES = ("postgres", "mock_ibps", "gateway", "locust")
 
 
@@ -242,7 +248,7 @@ def test_the_second_database_is_created_on_init(compose: dict[str, Any]) -> None
 
 @pytest.mark.parametrize("name", ["locust", "locust-worker"])
 def test_locust_environment_names_are_read_by_the_locustfile(compose: dict[str, Any], name: str) -> None:
-    source = LOCUSTFILE.read_text(encoding="utf-8")
+    source = "\n".join(p.read_text(encoding="utf-8") for p in sorted(LOADTESTS.rglob("*.py")))
     for variable in environment(service(compose, name)):
         if variable.startswith("LOCUST_"):
             continue  # locust's own options
@@ -368,47 +374,55 @@ def test_dockerignore_keeps_what_the_build_needs() -> None:
 # the load mix -----------------------------------------------------------------------------------
 
 
-def test_locustfile_compiles(tmp_path: Path) -> None:
-    py_compile.compile(str(LOCUSTFILE), cfile=str(tmp_path / "locustfile.pyc"), doraise=True)
+def test_the_load_tests_compile(tmp_path: Path) -> None:
+    for source in sorted(LOADTESTS.rglob("*.py")):
+        cfile = tmp_path / source.relative_to(LOADTESTS).with_suffix(".pyc")
+        py_compile.compile(str(source), cfile=str(cfile), doraise=True)
+
+
+def test_every_scenario_file_is_inspected() -> None:
+    found = [*LOADTESTS.glob("*.py"), *(LOADTESTS / "scenarios").glob("*.py")]
+    assert sorted(p.relative_to(LOADTESTS).as_posix() for p in found) == sorted(SCENARIOS)
 
 
 INSPECT_USERS = """
-import importlib.util, inspect, json, sys
-from locust import FastHttpUser, HttpUser
+import json, sys
+from locust.util.load_locustfile import load_locustfile
 
-spec = importlib.util.spec_from_file_location("fpslink_locustfile", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = module
-spec.loader.exec_module(module)
-users = {}
-for name, obj in vars(module).items():
-    if not inspect.isclass(obj) or obj in (HttpUser, FastHttpUser):
-        continue
-    if issubclass(obj, (HttpUser, FastHttpUser)) and not obj.__dict__.get("abstract", False):
-        users[name] = {
-            "tasks": sorted({getattr(t, "__name__", type(t).__name__) for t in obj.tasks}),
-            "weight": obj.weight,
-        }
-print(json.dumps(users))
+users, shapes = load_locustfile(sys.argv[1])  # as locust -f does
+found = {
+    name: {
+        "tasks": sorted({getattr(t, "__name__", type(t).__name__) for t in cls.tasks}),
+        "weight": cls.weight,
+    }
+    for name, cls in users.items()
+}
+print(json.dumps({"users": found, "shapes": [type(s).__name__ for s in shapes]}))
 """
 
 
-def test_locustfile_defines_users_with_tasks() -> None:
+@pytest.mark.parametrize(("scenario", "expected"), list(SCENARIOS.items()))
+@pytest.mark.parametrize("shape", ["", "day"])
+def test_scenario_files_define_users_with_tasks_from_any_directory(
+    scenario: str, expected: list[str], shape: str, tmp_path: Path
+) -> None:
     if importlib.util.find_spec("locust") is None:
         pytest.skip("locust is not installed (pip install '.[load]')")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_"))}
     result = subprocess.run(
-        [sys.executable, "-c", INSPECT_USERS, str(LOCUSTFILE)],
+        [sys.executable, "-c", INSPECT_USERS, str(LOADTESTS / scenario)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        env=env,
-        cwd=ROOT,
+        env={**env, "LOADTEST_SHAPE": shape},
+        cwd=tmp_path,  # not the repository: the scenario finds loadtests/fpsload by itself
     )
     assert result.returncode == 0, result.stderr
-    users = json.loads(result.stdout.strip().splitlines()[-1])
-    assert users, "the locustfile defines no concrete HttpUser/FastHttpUser"
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    users = found["users"]
+    assert sorted(users) == expected, f"{scenario} runs {sorted(users)}"
     for name, user in users.items():
         assert user["tasks"], f"{name} has no tasks"
         assert user["weight"] >= 1
+    assert found["shapes"] == (["DayShape"] if shape == "day" else []), "the 24-hour day is opt-in"

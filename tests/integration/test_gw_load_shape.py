@@ -2,7 +2,9 @@
 night, the end of the run, and that it stays off unless LOADTEST_SHAPE=day.
 
 Each test imports the locustfile in a child process, because importing locust monkey-patches the
-standard library with gevent. The child drives the shape with a moved start time, not the clock.
+standard library with gevent; the shared parts it imports (loadtests/fpsload) are then at hand as
+`day`, `checks`, `report` and `BankUser`. The child drives the shape with a moved start time, not the
+clock.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ spec = importlib.util.spec_from_file_location("fpslink_locustfile", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = module
 spec.loader.exec_module(module)
+from fpsload import checks, day, report  # the locustfile made them importable
+from fpsload.users import BankUser
 
 
 def tick_at(shape, elapsed_s):
@@ -64,9 +68,9 @@ shape = module.DayShape()
 hours = []
 for hour in range(24):
     users, rate = tick_at(shape, (hour + 0.5) * 10)  # 240 s a day: 10 s an hour
-    hours.append({"users": users, "rate": rate, "southbound": module.DAY_CLOCK.southbound,
-                  "hour": module.DAY_CLOCK.hour})
-print(json.dumps({"hours": hours, "shares": list(module.HOURLY_PEAK_SHARE)}))
+    hours.append({"users": users, "rate": rate, "southbound": day.DAY_CLOCK.southbound,
+                  "hour": day.DAY_CLOCK.hour})
+print(json.dumps({"hours": hours, "shares": list(day.HOURLY_PEAK_SHARE)}))
 """
 
 
@@ -122,9 +126,9 @@ for label, elapsed in (("night", 30.0), ("day", 125.0)):  # 03:00 and 12:30 simu
     for cls in (module.MainlandBank, module.HongKongBank):
         user, calls = bank_user(cls)
         for _ in range(20):
-            module.BankUser.pay(user)
+            BankUser.pay(user)
         found[f"{cls.__name__} {label}"] = len(calls)
-found["held"] = module.WORLD.outcomes["SOUTHBOUND not sent: simulated night"]
+found["held"] = report.OUTCOMES.counts["SOUTHBOUND not sent: simulated night"]
 print(json.dumps(found))
 """
 
@@ -162,7 +166,7 @@ def test_without_the_variables_the_shape_reads_users_and_run_time() -> None:
 def test_the_shape_is_opt_in() -> None:
     body = """
     from locust.util.load_locustfile import is_shape_class
-    print(json.dumps({"shape": is_shape_class(module.DayShape), "southbound": module.DAY_CLOCK.southbound}))
+    print(json.dumps({"shape": is_shape_class(module.DayShape), "southbound": day.DAY_CLOCK.southbound}))
     """
     assert in_child(body) == {"shape": False, "southbound": True}
     assert in_child(body, LOADTEST_SHAPE="day") == {"shape": True, "southbound": True}
@@ -194,13 +198,13 @@ def test_bad_shape_settings_stop_the_import(name: str, value: str) -> None:
 
 CNY_LEGS = """
 legs = [
-    module.cny_leg({"source_currency": "CNY", "source_amount": "404.04", "target_currency": "HKD"}),
-    module.cny_leg({"source_currency": "HKD", "source_amount": "440.00",
+    checks.cny_leg({"source_currency": "CNY", "source_amount": "404.04", "target_currency": "HKD"}),
+    checks.cny_leg({"source_currency": "HKD", "source_amount": "440.00",
                     "target_currency": "CNY", "target_amount": "404.04"}),
-    module.cny_leg({"source_currency": "HKD", "source_amount": "1.00", "target_currency": None}),
+    checks.cny_leg({"source_currency": "HKD", "source_amount": "1.00", "target_currency": None}),
 ]
 print(json.dumps({"legs": [None if leg is None else str(leg) for leg in legs],
-                  "magic": str(module.MAGIC_REFUSED_CNY)}))
+                  "magic": str(checks.MAGIC_REFUSED_CNY)}))
 """
 
 

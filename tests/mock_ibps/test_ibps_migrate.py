@@ -38,6 +38,13 @@ async def test_cli_migrate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert set(await _scheme_accounts(url)) == {LINK_ACCOUNT_ID, FUNDING_ACCOUNT_ID}
 
 
+async def test_cli_migrate_on_each_backend(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the session's database is migrated already: migrating it again is a no-op that returns 0
+    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", database_url)
+    assert await asyncio.to_thread(main, ["migrate"]) == 0
+    assert set(await _scheme_accounts(database_url)) == {LINK_ACCOUNT_ID, FUNDING_ACCOUNT_ID}
+
+
 def test_cli_requires_a_command() -> None:
     with pytest.raises(SystemExit):
         main([])
