@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -24,15 +23,15 @@ async def _scheme_accounts(url: str) -> dict[str, str]:
         await engine.dispose()
 
 
-async def test_upgrade_twice_from_a_running_loop(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'dir' / 'ibps.db'}"
+async def test_upgrade_twice_from_a_running_loop(empty_database_url: str) -> None:
+    url = empty_database_url
     upgrade(url)  # called from the loop's own thread: runs on a worker thread
     await asyncio.to_thread(upgrade, url)
     assert await _scheme_accounts(url) == {LINK_ACCOUNT_ID: "LINK", FUNDING_ACCOUNT_ID: "FUNDING"}
 
 
-async def test_cli_migrate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cli' / 'ibps.db'}"
+async def test_cli_migrate(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = empty_database_url
     monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", url)
     assert await asyncio.to_thread(main, ["migrate"]) == 0
     assert set(await _scheme_accounts(url)) == {LINK_ACCOUNT_ID, FUNDING_ACCOUNT_ID}
