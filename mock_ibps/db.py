@@ -23,9 +23,6 @@ POOL_SIZE = 10
 POOL_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 30.0
 
-# Execution option asking for a read-only transaction; harmless on PostgreSQL.
-READ_ONLY = {"mock_ibps_read_only": True}
-
 
 def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
