@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 from mock_ibps.config import Settings
+from mock_ibps.db import DatabaseNotConfigured, require_database_url
 from mock_ibps.migrate import upgrade
 
 
@@ -14,7 +16,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mock-ibps",
         description="Simulated mainland IBPS for the fpslink sandbox. "
-        "The database comes from MOCK_IBPS_DATABASE_URL.",
+        "The database (PostgreSQL 14+) comes from MOCK_IBPS_DATABASE_URL.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="migrate the database, then serve HTTP")
@@ -28,6 +30,12 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     args = _parser(settings).parse_args(argv)
+    try:
+        require_database_url(settings.database_url)
+    except DatabaseNotConfigured as exc:
+        # Both commands need the database: say how to set it, not a traceback from deep inside.
+        print(f"mock-ibps: {exc}", file=sys.stderr)
+        return 2
     if args.command == "migrate":
         upgrade(settings.database_url)
         return 0
