@@ -70,7 +70,6 @@ from xsdata.formats.dataclass.serializers.config import SerializerConfig
 from xsdata.models.datatype import XmlDate, XmlDateTime
 
 from mock_ibps.api import FaultsDep, require_token
-from mock_ibps.db import READ_ONLY
 from mock_ibps.domain import TransferKind, TransferStatus, now_utc, utc
 from mock_ibps.errors import AccountNotFound, ParticipantNotFound
 from mock_ibps.faults import Call
@@ -477,11 +476,9 @@ def render(page: StatementPage) -> bytes:
 
 
 def _reader(request: Request) -> AsyncEngine:
-    """Read-only connections; on PostgreSQL repeatable read, so entries and balances agree."""
+    """The ledger's reader: read-only and repeatable read, so entries and balances agree."""
     engine: AsyncEngine = request.app.state.ledger.reader
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="REPEATABLE READ", **READ_ONLY)
-    return engine.execution_options(**READ_ONLY)
+    return engine
 
 
 router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])

@@ -8,6 +8,7 @@ when this module is imported, so the environment of the moment counts.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -15,13 +16,27 @@ import typer
 
 from mock_ibps import migrate as migrations
 from mock_ibps.config import Settings
+from mock_ibps.db import DatabaseNotConfigured, require_database_url
 
 app = typer.Typer(
-    help="Simulated mainland IBPS for the fpslink sandbox. The database comes from MOCK_IBPS_DATABASE_URL.",
+    help="Simulated mainland IBPS for the fpslink sandbox. "
+    "The database (PostgreSQL 14+) comes from MOCK_IBPS_DATABASE_URL.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _database_url() -> str:
+    """MOCK_IBPS_DATABASE_URL; both commands need it, so its absence says how to set it (exit 2)
+    rather than a traceback from deep inside."""
+    url = Settings().database_url
+    try:
+        require_database_url(url)
+    except DatabaseNotConfigured as exc:
+        print(f"mock-ibps: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    return url
 
 
 def _default_host() -> str:
@@ -53,9 +68,9 @@ def serve(
     ] = False,
 ) -> None:
     """Serve mock_ibps's API with uvicorn; the gateway's sandbox starts it with --no-migrate."""
-    settings = Settings()
+    url = _database_url()
     if not no_migrate:
-        migrations.upgrade(settings.database_url)
+        migrations.upgrade(url)
     import uvicorn  # only the serve command needs it
 
     uvicorn.run(
@@ -70,7 +85,7 @@ def serve(
 @app.command("migrate", help="bring the database up to the latest migration")
 def migrate_cmd() -> None:
     """Apply mock_ibps's migrations to MOCK_IBPS_DATABASE_URL."""
-    migrations.upgrade(Settings().database_url)
+    migrations.upgrade(_database_url())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOCK_IBPS_", extra="ignore")
 
-    database_url: str = Field(default="sqlite+aiosqlite:///./.fpslink/ibps.db", min_length=1)
+    # No default database: empty until set, and whatever needs the database then says how to set it.
+    database_url: str = Field(
+        default="",
+        description="PostgreSQL 14+ URL, postgresql+asyncpg://user@host:port/db; empty: not configured",
+    )
     # An empty token would let any caller in; refuse it rather than run open.
     token: str = Field(default="ibps-sandbox-token", min_length=1)
     host: str = "127.0.0.1"

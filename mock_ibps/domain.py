@@ -72,8 +72,11 @@ REASON_TEXT: dict[str, str] = {
 
 
 def utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything this service stores is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """``moment`` in UTC. Every time stored here is TIMESTAMPTZ, which asyncpg reads as aware UTC;
+    a naive one is a bug, refused rather than guessed."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: its time zone is unknown")
+    return moment.astimezone(UTC)
 
 
 def now_utc() -> datetime:

@@ -16,7 +16,6 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
@@ -90,13 +89,8 @@ proxies = Table(
 transfers = Table(
     "transfers",
     metadata,
-    # Identity on PostgreSQL; on SQLite INTEGER PRIMARY KEY AUTOINCREMENT never reuses a value.
-    Column(
-        "seq",
-        BigInteger().with_variant(Integer(), "sqlite"),
-        Identity(),
-        primary_key=True,
-    ),
+    # An identity: the order transfers were recorded in, the statements' paging key.
+    Column("seq", BigInteger, Identity(), primary_key=True),
     Column("transfer_id", String(UUID_LENGTH), nullable=False, unique=True),
     # The idempotency key of prepare/commit/abort; null only for opening balances.
     Column("payment_id", String(UUID_LENGTH), nullable=True, unique=True),
@@ -125,5 +119,4 @@ transfers = Table(
     Index(None, "debit_account_id"),
     Index(None, "credit_account_id"),
     Index("ix_transfers_created_at", "created_at"),
-    sqlite_autoincrement=True,
 )

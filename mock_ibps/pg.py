@@ -1,11 +1,11 @@
-"""PostgreSQL's lane for the batch statements: plain asyncpg with constant SQL, in SQLAlchemy's transaction.
+"""The batch statements' lane: plain asyncpg with constant SQL, in SQLAlchemy's transaction.
 
 Through SQLAlchemy a batch statement costs an expanded IN list (a new SQL text, so a new server-side
 prepare, for every batch size), per-row parameter processing in Python, and executemany runs once
 per row on the server. The lane passes whole columns as arrays (``= ANY``, ``unnest``), so each
 statement's SQL is the same for any batch and asyncpg prepares it once per connection. It runs on
 the asyncpg connection under the caller's SQLAlchemy connection, inside its transaction, so it
-commits or rolls back with it. SQLite keeps the SQLAlchemy statements, which say the same thing.
+commits or rolls back with it.
 
 The gateway has its own lane (``fpslink.pg``); this service must not import the gateway.
 """
@@ -18,10 +18,8 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-async def driver(conn: AsyncConnection) -> asyncpg.Connection | None:
-    """The asyncpg connection under ``conn``, inside its transaction; None on other backends."""
-    if conn.dialect.name != "postgresql":
-        return None
+async def raw(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under ``conn``, inside its transaction if ``conn`` has begun one."""
     fairy = await conn.get_raw_connection()
     adapted: Any = fairy.dbapi_connection
     if conn.in_transaction() and getattr(adapted, "_transaction", None) is None:
@@ -29,8 +27,8 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection | None:
         # lane statement that comes first is inside the transaction the caller commits or rolls
         # back, not autocommitted on its own.
         await adapted._start_transaction()
-    raw: asyncpg.Connection = fairy.driver_connection
-    return raw
+    driver: asyncpg.Connection = fairy.driver_connection
+    return driver
 
 
 def row_count(status: str) -> int:

@@ -4,9 +4,8 @@ Repositories never begin or commit: the service decides the transaction. State c
 compare-and-set updates, and inserts keyed by the payment id skip on conflict, so concurrent
 duplicates find each other's row instead of applying twice.
 
-On PostgreSQL the statements of the batch path (``apply_batch``) take the asyncpg lane
-(``mock_ibps.pg``): the same statement as the SQLAlchemy one beside it, with SQL whose text does not
-depend on the batch's size, so it is prepared once per connection. SQLite runs the SQLAlchemy ones.
+The statements of the batch path (``apply_batch``) take the asyncpg lane (``mock_ibps.pg``): SQL
+whose text does not depend on the batch's size, so it is prepared once per connection.
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ from typing import Any, Final
 from uuid import uuid4
 
 import asyncpg
-from sqlalchemy import Column, Row, Select, Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, Row, Select, Table, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mock_ibps import pg
@@ -36,19 +35,6 @@ from mock_ibps.domain import (
 from mock_ibps.models import accounts, participants, proxies, transfers
 
 
-def _insert_skipping(
-    conn: AsyncConnection, table: Table, *, conflict_on: Sequence[str]
-) -> postgresql.Insert | sqlite.Insert:
-    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect.
-
-    On PostgreSQL a conflicting insert waits for the other transaction, so the loser then sees the
-    winner's committed row; SQLite's single writer gives the same order.
-    """
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict_on))
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict_on))
-
-
 async def _insert_or_skip(
     conn: AsyncConnection,
     table: Table,
@@ -57,8 +43,13 @@ async def _insert_or_skip(
     conflict_on: Sequence[str],
     returning: Sequence[Column[Any]],
 ) -> Row[Any] | None:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the row if this call inserted it, else None."""
-    stmt = _insert_skipping(conn, table, conflict_on=conflict_on).values(dict(values))
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the row if this call inserted it, else None.
+
+    A conflicting insert waits for the other transaction, so the loser then sees the winner's
+    committed row.
+    """
+    stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict_on))
+    stmt = stmt.values(dict(values))
     result = await conn.execute(stmt.returning(*returning))
     return result.first()
 
@@ -165,19 +156,12 @@ async def get_customer_accounts(
     deadlock. The lock is FOR NO KEY UPDATE, the one an UPDATE of the balance takes: FOR UPDATE
     would also wait for the key-share locks that inserting a transfer takes on its accounts
     (foreign keys), and two batches inserting transfers of one account would deadlock.
-    SQLAlchemy renders no lock on SQLite, whose writer already holds the database
-    (``BEGIN IMMEDIATE``).
     """
     if not account_ids:
         return {}
-    if (raw := await pg.driver(conn)) is not None:
-        sql = _PG_CUSTOMER_ACCOUNTS_LOCKED if for_update else _PG_CUSTOMER_ACCOUNTS
-        return {r[0]: AccountRecord(*r) for r in await raw.fetch(sql, sorted(account_ids))}
-    stmt = _select_customer_accounts().where(accounts.c.account_id.in_(sorted(account_ids)))
-    stmt = stmt.order_by(accounts.c.account_id)
-    if for_update:
-        stmt = stmt.with_for_update(key_share=True)
-    return {row.account_id: _account(row) for row in await conn.execute(stmt)}
+    sql = _PG_CUSTOMER_ACCOUNTS_LOCKED if for_update else _PG_CUSTOMER_ACCOUNTS
+    records = await (await pg.raw(conn)).fetch(sql, sorted(account_ids))
+    return {record[0]: AccountRecord(*record) for record in records}
 
 
 async def account_kind(conn: AsyncConnection, account_id: str) -> AccountKind | None:
@@ -196,36 +180,18 @@ async def opening_amount(conn: AsyncConnection, account_id: str) -> int:
 
 
 async def set_funds(conn: AsyncConnection, changed: Collection[AccountRecord]) -> None:
-    """Write balances and holds the caller computed under the accounts' locks, in one statement
-    (on SQLite, one executemany). The rows are locked already, so their order here is moot."""
+    """Write balances and holds the caller computed under the accounts' locks, in one statement.
+    The rows are locked already, so their order here is moot."""
     if not changed:
         return
-    if (raw := await pg.driver(conn)) is not None:
-        ordered = sorted(changed, key=lambda account: account.account_id)
-        await raw.execute(
-            "UPDATE accounts AS a SET balance_minor = v.balance_minor, held_minor = v.held_minor"
-            " FROM unnest($1::varchar[], $2::bigint[], $3::bigint[])"
-            " AS v(account_id, balance_minor, held_minor) WHERE a.account_id = v.account_id",
-            [account.account_id for account in ordered],
-            [account.balance_minor for account in ordered],
-            [account.held_minor for account in ordered],
-        )
-        return
-    stmt = (
-        update(accounts)
-        .where(accounts.c.account_id == bindparam("b_account_id"))
-        .values(balance_minor=bindparam("b_balance_minor"), held_minor=bindparam("b_held_minor"))
-    )
-    await conn.execute(
-        stmt,
-        [
-            {
-                "b_account_id": account.account_id,
-                "b_balance_minor": account.balance_minor,
-                "b_held_minor": account.held_minor,
-            }
-            for account in sorted(changed, key=lambda account: account.account_id)
-        ],
+    ordered = sorted(changed, key=lambda account: account.account_id)
+    await (await pg.raw(conn)).execute(
+        "UPDATE accounts AS a SET balance_minor = v.balance_minor, held_minor = v.held_minor"
+        " FROM unnest($1::varchar[], $2::bigint[], $3::bigint[])"
+        " AS v(account_id, balance_minor, held_minor) WHERE a.account_id = v.account_id",
+        [account.account_id for account in ordered],
+        [account.balance_minor for account in ordered],
+        [account.held_minor for account in ordered],
     )
 
 
@@ -413,36 +379,9 @@ async def insert_transfers(
     """
     if not new:
         return {}
-    if (raw := await pg.driver(conn)) is not None:
-        return await _insert_transfers_pg(raw, new, now=now)
-    rows = [
-        {
-            "transfer_id": str(uuid4()),
-            "payment_id": transfer.payment_id,
-            "kind": None if transfer.kind is None else transfer.kind.value,
-            "account_id": transfer.account_id,
-            "debit_account_id": transfer.debit_account_id,
-            "credit_account_id": transfer.credit_account_id,
-            "currency": transfer.currency,
-            "amount_minor": transfer.amount_minor,
-            "status": transfer.status.value,
-            "reason_code": transfer.reason_code,
-            "created_at": now,
-            "resolved_at": None if transfer.status is TransferStatus.PENDING else now,
-        }
-        for transfer in sorted(new, key=lambda transfer: transfer.payment_id)
-    ]
-    stmt = _insert_skipping(conn, transfers, conflict_on=["payment_id"]).returning(*transfers.c)
-    inserted = [_transfer(row) for row in await conn.execute(stmt, rows)]
-    return {transfer.payment_id: transfer for transfer in inserted if transfer.payment_id is not None}
-
-
-async def _insert_transfers_pg(
-    raw: asyncpg.Connection, new: Collection[NewTransfer], *, now: datetime
-) -> dict[str, Transfer]:
-    """``insert_transfers`` as one execution whatever the count: each column goes as one array."""
+    # One execution whatever the count: each column goes as one array.
     ordered = sorted(new, key=lambda transfer: transfer.payment_id)
-    records = await raw.fetch(
+    records = await (await pg.raw(conn)).fetch(
         _PG_INSERT_TRANSFERS,
         [str(uuid4()) for _ in ordered],
         [transfer.payment_id for transfer in ordered],
@@ -466,18 +405,9 @@ async def get_transfers(
     """Transfers by payment id, in one statement; ``for_update`` locks them in payment id order."""
     if not payment_ids:
         return {}
-    if (raw := await pg.driver(conn)) is not None:
-        sql = _PG_TRANSFERS_LOCKED if for_update else _PG_TRANSFERS
-        found = [_transfer_record(record) for record in await raw.fetch(sql, sorted(payment_ids))]
-        return {transfer.payment_id: transfer for transfer in found if transfer.payment_id is not None}
-    stmt = (
-        select(transfers)
-        .where(transfers.c.payment_id.in_(sorted(payment_ids)))
-        .order_by(transfers.c.payment_id)
-    )
-    if for_update:
-        stmt = stmt.with_for_update(key_share=True)
-    found = [_transfer(row) for row in await conn.execute(stmt)]
+    sql = _PG_TRANSFERS_LOCKED if for_update else _PG_TRANSFERS
+    records = await (await pg.raw(conn)).fetch(sql, sorted(payment_ids))
+    found = [_transfer_record(record) for record in records]
     return {transfer.payment_id: transfer for transfer in found if transfer.payment_id is not None}
 
 
@@ -492,21 +422,10 @@ async def resolve_pending(
     """Compare-and-set PENDING -> ``status`` for these payments; how many were pending."""
     if not payment_ids:
         return 0
-    if (raw := await pg.driver(conn)) is not None:
-        status_message = await raw.execute(
-            _PG_RESOLVE_PENDING, status.value, now, reason_code, sorted(payment_ids)
-        )
-        return pg.row_count(status_message)
-    result = await conn.execute(
-        update(transfers)
-        .where(
-            transfers.c.payment_id.in_(sorted(payment_ids)),
-            transfers.c.status == TransferStatus.PENDING.value,
-        )
-        .values(status=status.value, resolved_at=now, reason_code=reason_code)
-        .returning(transfers.c.payment_id)
+    status_message = await (await pg.raw(conn)).execute(
+        _PG_RESOLVE_PENDING, status.value, now, reason_code, sorted(payment_ids)
     )
-    return len(result.all())
+    return pg.row_count(status_message)
 
 
 async def list_payment_transfers(conn: AsyncConnection, *, after_seq: int, limit: int) -> list[Transfer]:

@@ -15,7 +15,6 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mock_ibps import repository as repo
-from mock_ibps.db import READ_ONLY
 from mock_ibps.domain import (
     MAX_BATCH_REQUESTS,
     AbortRequest,
@@ -67,11 +66,10 @@ class IbpsLedger:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        # Reads take a snapshot without the write lock (SQLite), one consistent view (PostgreSQL).
-        read_options: dict[str, object] = dict(READ_ONLY)
-        if engine.dialect.name == "postgresql":
-            read_options["isolation_level"] = "REPEATABLE READ"
-        self._reader = engine.execution_options(**read_options)
+        # A read sees one snapshot, however many statements it takes (the ledger check, a camt.053
+        # page's entries and balances), and cannot write: a write slipped into a read fails rather
+        # than changing the ledger. Both ride on the BEGIN that asyncpg sends anyway.
+        self._reader = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
 
     @property
     def reader(self) -> AsyncEngine:

@@ -8,8 +8,8 @@ one `columns` header, since a busy day has a million entries.
 
 `GET /ibps/v1/statements/{date}/tsv` exports the same entries in the reconciliation's columns
 (`TSV_COLUMNS`) as PostgreSQL's COPY text format: one line per entry, tab-separated, `\\N` for null,
-backslash escapes. On PostgreSQL the page is produced by `COPY ... TO STDOUT` and a reader loads it
-with `COPY ... FROM STDIN`, so a million entries never become Python objects on either side.
+backslash escapes. The page is produced by `COPY ... TO STDOUT` and a reader loads it with
+`COPY ... FROM STDIN`, so a million entries never become Python objects on either side.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mock_ibps import pg
 from mock_ibps.api import FaultsDep, require_token
-from mock_ibps.db import READ_ONLY
-from mock_ibps.domain import utc
 from mock_ibps.faults import Call
 from mock_ibps.models import transfers
 
@@ -113,21 +112,6 @@ _PG_TSV_PAGE = (
     " FROM transfers WHERE seq > $1 AND payment_id IS NOT NULL AND created_at >= $2 AND created_at < $3"
     " ORDER BY seq LIMIT $4"
 )
-_TSV_ESCAPES: Final = str.maketrans(
-    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
-)
-
-
-def tsv_line(row: tuple[Any, ...]) -> str:
-    """One entry in COPY text format (without its newline)."""
-    return "\t".join("\\N" if value is None else str(value).translate(_TSV_ESCAPES) for value in row)
-
-
-def _micros(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    delta = utc(moment) - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 async def statement_rows(
@@ -135,26 +119,12 @@ async def statement_rows(
 ) -> list[tuple[Any, ...]]:
     """The day's entries with seq > `after`, in seq order, at most `limit`, as tuples in COLUMNS order.
 
-    On PostgreSQL the page is read through the driver directly: at a million entries a day, building
-    SQLAlchemy rows would cost more than the query itself.
+    The page is read through asyncpg directly: at a million entries a day, building SQLAlchemy rows
+    would cost more than the query itself.
     """
-    if conn.dialect.name == "postgresql":
-        start, end = business_day_bounds(business_date)
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        return [tuple(record) for record in await driver.fetch(_PG_PAGE, after, start, end, limit)]
-    rows = await conn.execute(
-        select(
-            *(transfers.c[name] for name in COLUMNS[:7]),
-            transfers.c.created_at,
-            transfers.c.resolved_at,
-            *(transfers.c[name] for name in COLUMNS[9:]),
-        )
-        .where(transfers.c.seq > after, *_in_day(business_date))
-        .order_by(transfers.c.seq)
-        .limit(limit)
-    )
-    return [(*row[:7], _micros(row[7]), _micros(row[8]), *row[9:]) for row in rows]
+    start, end = business_day_bounds(business_date)
+    records = await (await pg.raw(conn)).fetch(_PG_PAGE, after, start, end, limit)
+    return [tuple(record) for record in records]
 
 
 async def statement_entries(
@@ -192,20 +162,14 @@ class TsvPage:
 
 async def statement_tsv(conn: AsyncConnection, business_date: date, after: int, limit: int) -> TsvPage:
     """The day's entries with seq > `after`, in seq order, at most `limit`, as one TSV page."""
-    if conn.dialect.name == "postgresql":
-        start, end = business_day_bounds(business_date)
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        chunks: list[bytes] = []
+    start, end = business_day_bounds(business_date)
+    chunks: list[bytes] = []
 
-        async def collect(chunk: bytes) -> None:
-            chunks.append(chunk)
+    async def collect(chunk: bytes) -> None:
+        chunks.append(chunk)
 
-        await driver.copy_from_query(_PG_TSV_PAGE, after, start, end, limit, output=collect)
-        data = b"".join(chunks)
-    else:
-        rows = await statement_rows(conn, business_date, after, limit)
-        data = "".join(tsv_line(row[: len(TSV_COLUMNS)]) + "\n" for row in rows).encode()
+    await (await pg.raw(conn)).copy_from_query(_PG_TSV_PAGE, after, start, end, limit, output=collect)
+    data = b"".join(chunks)
     count = data.count(b"\n")
     if not count:
         return TsvPage(data=data, count=0, last_seq=None)
@@ -226,8 +190,9 @@ async def day_extent(conn: AsyncConnection, business_date: date) -> tuple[int, i
 
 
 def _reader(request: Request) -> AsyncEngine:
+    """The ledger's reader: read-only, one snapshot per transaction."""
     engine: AsyncEngine = request.app.state.ledger.reader
-    return engine.execution_options(**READ_ONLY)
+    return engine
 
 
 router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from mock_ibps.config import Settings
-from mock_ibps.db import create_engine, ensure_sqlite_directory, is_sqlite
+from mock_ibps.db import create_engine, require_database_url
 from mock_ibps.migrate import VERSION_TABLE
 from mock_ibps.models import metadata
 
@@ -17,7 +17,7 @@ config = context.config
 
 def _database_url() -> str:
     url = config.attributes.get("database_url")
-    return str(url) if url else Settings().database_url
+    return require_database_url(str(url) if url else Settings().database_url)
 
 
 def run_migrations_offline() -> None:
@@ -28,7 +28,6 @@ def run_migrations_offline() -> None:
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
         version_table=VERSION_TABLE,
-        render_as_batch=is_sqlite(url),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -39,14 +38,12 @@ def _run_sync(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         version_table=VERSION_TABLE,
-        render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
 async def _run_async(url: str) -> None:
-    ensure_sqlite_directory(url)
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:

@@ -1,7 +1,7 @@
 """Racing requests never double-apply: duplicates hold once, competitors never over-hold.
 
-SQLite serialises writers with BEGIN IMMEDIATE; PostgreSQL relies on the unique payment id and the
-conditional hold. A second app (its own engine and pool) stands in for a second process.
+The unique payment id decides which duplicate applies, and the accounts' row locks make competing
+holds wait for each other. A second app (its own engine and pool) stands in for a second process.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""The ledger check passes on a busy ledger and catches a balance changed behind its back."""
+"""The ledger check passes on a busy ledger and catches a balance changed behind its back; the reader
+it and the statement exports use sees one snapshot and cannot write."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from ibps_support import Bank, new_payment_id
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from mock_ibps.db import create_engine
 from mock_ibps.invariants import LedgerInvariantError, check_ledger
@@ -61,3 +64,22 @@ async def test_check_catches_corrupted_balance(
             )
         await engine.dispose()
     await bank.abort(payment_id)
+
+
+async def test_the_reader_sees_one_snapshot_and_cannot_write(app: FastAPI, bank: Bank) -> None:
+    account_id = await bank.open_account("100.00")
+    funds = select(accounts.c.balance_minor, accounts.c.held_minor).where(accounts.c.account_id == account_id)
+    reader = app.state.ledger.reader
+    async with reader.begin() as conn:
+        before = (await conn.execute(funds)).one()
+        payment_id = new_payment_id()
+        await bank.prepare(payment_id, "DEBIT", account_id, "10.00")
+        await bank.commit(payment_id)
+        assert (await conn.execute(funds)).one() == before == (10_000, 0)
+    async with reader.begin() as conn:
+        assert (await conn.execute(funds)).one() == (9_000, 0)
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        async with reader.begin() as conn:
+            await conn.execute(
+                update(accounts).where(accounts.c.account_id == account_id).values(held_minor=1)
+            )

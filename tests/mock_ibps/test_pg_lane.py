@@ -1,19 +1,16 @@
-"""The PostgreSQL lane of the batch path (``mock_ibps.pg``): plain asyncpg statements inside SQLAlchemy's
-transactions, answering exactly what the SQLAlchemy statements that SQLite keeps answer.
+"""The lane of the batch path (``mock_ibps.pg``): plain asyncpg statements inside SQLAlchemy's
+transactions, answering exactly what the repository's SQLAlchemy reads of the same rows answer.
 
-Every test runs on each backend; on SQLite the lane is off, so there the same assertions hold the
-SQLAlchemy statements to the same standard. "Lane off" is ``pg.driver`` answering None, which is
-what the repository sees on SQLite: the database itself is never faked.
+The batch path meets the SQLAlchemy one in the same rows and the same records (a transfer one call
+inserts, the next batch commits), so the two must agree down to types and time zones.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,7 +38,6 @@ from mock_ibps.domain import (
     utc,
 )
 from mock_ibps.errors import IbpsError
-from mock_ibps.migrate import upgrade
 from mock_ibps.models import LINK_ACCOUNT_ID, accounts, transfers
 from mock_ibps.service import IbpsLedger
 
@@ -53,16 +49,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
-
-
-@pytest.fixture
-def lane_off(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """Call it to make the repository take its SQLAlchemy statements on every backend."""
-
-    async def no_driver(conn: AsyncConnection) -> None:
-        return None
-
-    return lambda: monkeypatch.setattr(pg, "driver", no_driver)
 
 
 async def _customer(ledger: IbpsLedger, opening_minor: int = 10_000) -> str:
@@ -93,10 +79,12 @@ def _credit(payment_id: str, account_id: str, amount_minor: int) -> NewTransfer:
     )
 
 
-async def test_the_lane_is_postgresql_only(engine: AsyncEngine) -> None:
+async def test_the_lane_is_the_session_sqlalchemy_uses(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
-        raw = await pg.driver(conn)
-    assert (raw is not None) is (engine.dialect.name == "postgresql")
+        raw = await pg.raw(conn)
+        assert await raw.fetchval("SELECT pg_backend_pid()") == await conn.scalar(
+            text("SELECT pg_backend_pid()")
+        )
 
 
 def test_the_lane_reads_every_transfer_column_in_table_order() -> None:
@@ -161,13 +149,11 @@ async def test_committed_lane_statements_are_durable(engine: AsyncEngine) -> Non
     assert (voided.status, voided.resolved_at, voided.amount_minor) == (TransferStatus.VOIDED, now, 700)
 
 
-async def test_the_lane_answers_what_the_sqlalchemy_statements_answer(
-    engine: AsyncEngine, lane_off: Callable[[], None]
-) -> None:
-    """The same rows read both ways give equal objects, down to the types and time zones."""
+async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(engine: AsyncEngine) -> None:
+    """Rows written either way and read either way give equal objects, down to types and time zones."""
     ledger = IbpsLedger(engine)
     account_ids = [await _customer(ledger), await _customer(ledger, 5_000)]
-    payment_ids = sorted(str(uuid.uuid4()) for _ in range(3))
+    payment_ids = sorted(str(uuid.uuid4()) for _ in range(4))
     now = now_utc()
     new = [
         _credit(payment_ids[0], account_ids[0], 100),
@@ -186,28 +172,36 @@ async def test_the_lane_answers_what_the_sqlalchemy_statements_answer(
             Reason.AC01,
         ),
     ]
+    single = _credit(payment_ids[3], account_ids[1], 300)
     async with engine.begin() as conn:
         inserted = await repo.insert_transfers(conn, new, now=now)
-        lane_found = await repo.get_transfers(conn, payment_ids, for_update=True)
-        lane_accounts = await repo.get_customer_accounts(conn, [*account_ids, "NOPE"], for_update=True)
-    lane_off()
+        inserted_alone = await repo.insert_transfer(conn, **_fields(single), now=now)
+        lane_locked = await repo.get_transfers(conn, payment_ids, for_update=True)
+        lane_accounts = await repo.get_customer_accounts(
+            conn, [*account_ids, "NOPE", LINK_ACCOUNT_ID], for_update=True
+        )
     async with engine.begin() as conn:
-        found = await repo.get_transfers(conn, payment_ids, for_update=True)
-        found_plain = await repo.get_transfers(conn, payment_ids)
-        found_accounts = await repo.get_customer_accounts(conn, [*account_ids, "NOPE"])
-    assert list(inserted) == list(found) == list(lane_found) == payment_ids
-    for transfers_read in (lane_found, found, found_plain):
-        assert [_typed(t) for t in transfers_read.values()] == [_typed(t) for t in inserted.values()]
-    assert [_typed(a) for a in lane_accounts.values()] == [_typed(a) for a in found_accounts.values()]
-    assert list(lane_accounts) == list(found_accounts) == sorted(account_ids)
+        lane_plain = await repo.get_transfers(conn, payment_ids)
+        read_alone = {payment_id: await repo.get_transfer(conn, payment_id) for payment_id in payment_ids}
+        accounts_alone = {
+            account_id: await repo.get_customer_account(conn, account_id)
+            for account_id in sorted(account_ids)
+        }
+    assert inserted_alone is not None
+    written = [*inserted.values(), inserted_alone]
+    assert list(inserted) == payment_ids[:3]
+    assert list(lane_locked) == list(lane_plain) == list(read_alone) == payment_ids
+    for transfers_read in (lane_locked, lane_plain, read_alone):
+        assert [_typed(t) for t in transfers_read.values()] == [_typed(t) for t in written]
+    # neither an unknown account nor the scheme's own is a customer's
+    assert list(lane_accounts) == sorted(account_ids)
+    assert [_typed(a) for a in lane_accounts.values()] == [_typed(a) for a in accounts_alone.values()]
     assert inserted[payment_ids[0]].created_at == now and inserted[payment_ids[0]].resolved_at is None
     assert inserted[payment_ids[1]].resolved_at == now
 
 
 async def test_the_lane_locks_rows_for_no_key_update(engine: AsyncEngine) -> None:
-    """FOR NO KEY UPDATE, as the SQLAlchemy statements took: a writer waits, a foreign key does not."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("row locks are PostgreSQL's; SQLite's writer holds the whole database")
+    """FOR NO KEY UPDATE: a writer waits, a foreign key (KEY SHARE) does not."""
     ledger = IbpsLedger(engine)
     account_id = await _customer(ledger)
     payment_id = str(uuid.uuid4())
@@ -242,8 +236,8 @@ async def _lock(conn: AsyncConnection, table: str, key: str, value: str, strengt
         )
 
 
-# A representative batch sequence, identical on the lane, on PostgreSQL's SQLAlchemy statements and
-# on SQLite: (op, payment, kind, account, amount, currency, refusal); account 2 does not exist.
+# A representative batch sequence: (op, payment, kind, account, amount, currency, refusal); account 2
+# does not exist.
 Step = tuple[str, int, str, int, int, str, Reason | None]
 SCENARIO: list[list[Step]] = [
     [
@@ -330,7 +324,7 @@ class World:
         return named, rows
 
     async def rows(self) -> dict[str, Any]:
-        """The stored rows, read with SQLAlchemy whatever the backend, times as UTC."""
+        """The stored rows, read with SQLAlchemy, times as UTC."""
         async with self.engine.connect() as conn:
             found = await conn.execute(
                 select(transfers).where(transfers.c.payment_id.in_(self.payments)).order_by(transfers.c.seq)
@@ -385,35 +379,11 @@ def _typed(value: Any) -> Any:
     return type(value).__name__, value
 
 
-@pytest.fixture
-async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """A fresh SQLite ledger beside whichever backend the test runs on: the reference."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'reference.db'}"
-    await asyncio.to_thread(upgrade, url)
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-async def test_a_batch_answers_and_stores_alike_on_both_backends(
-    engine: AsyncEngine, sqlite_engine: AsyncEngine, lane_off: Callable[[], None]
-) -> None:
-    """The lane (on PostgreSQL), PostgreSQL's SQLAlchemy statements and SQLite: same answers, rows."""
+async def test_a_batch_sequence_answers_and_stores_what_the_rules_say(engine: AsyncEngine) -> None:
+    """Every kind of answer, read through the lane, and the rows and balances the batches leave."""
     start = now_utc().replace(microsecond=123_456)
-
-    def clock() -> Iterator[datetime]:
-        return (start + timedelta(seconds=i, microseconds=i) for i in range(len(SCENARIO)))
-
-    on_lane = await (await World.create(engine)).run(clock())
-    on_sqlite = await (await World.create(sqlite_engine)).run(clock())
-    lane_off()
-    off_lane = await (await World.create(engine)).run(clock())
-    assert on_lane == off_lane
-    assert on_lane == on_sqlite
-    answers, rows = on_lane
-    # the scenario does reach every kind of answer
+    times = [start + timedelta(seconds=i, microseconds=i) for i in range(len(SCENARIO))]
+    answers, rows = await (await World.create(engine)).run(iter(times))
     kinds = {answer[0] for answer in answers}
     assert kinds == {
         "result",
@@ -425,4 +395,29 @@ async def test_a_batch_answers_and_stores_alike_on_both_backends(
     }
     reasons = {answer[2] for answer in answers if answer[0] == "result"}
     assert reasons == {None, "AM04", "AC01", "AM03", "RR04", "ALREADY_ABORTED"}
+    # (seq rank, payment, status, reason, batch that created it, batch that resolved it)
+    stored = [
+        (
+            row["seq"],
+            row["payment_id"],
+            row["status"],
+            row["reason_code"],
+            times.index(row["created_at"]),
+            None if row["resolved_at"] is None else times.index(row["resolved_at"]),
+        )
+        for row in rows["transfers"]
+    ]
+    assert stored == [
+        (0, "payment 0", "POSTED", None, 0, 1),
+        (1, "payment 1", "POSTED", None, 0, 0),
+        (2, "payment 2", "VOIDED", "AM04", 0, 0),
+        (3, "payment 3", "VOIDED", None, 0, 1),
+        (4, "payment 4", "VOIDED", "AC01", 0, 0),
+        (5, "payment 5", "VOIDED", "AM03", 0, 0),
+        (6, "payment 6", "VOIDED", "ALREADY_ABORTED", 0, 0),
+        (7, "payment 7", "VOIDED", "RR04", 0, 0),
+        (8, "payment 9", "POSTED", None, 1, 2),
+        (9, "payment 10", "POSTED", None, 1, 2),
+        (10, "payment 11", "PENDING", None, 2, None),
+    ]
     assert rows["accounts"] == {0: (10_000 - 3_000 - 6_000 + 700, 1_000), 1: (10_000 - 2_000, 0)}

@@ -16,6 +16,14 @@ from typer.testing import CliRunner
 from mock_ibps import cli
 
 runner = CliRunner()
+DATABASE = "postgresql+asyncpg://postgres@db.example/ibps"
+
+
+@pytest.fixture(autouse=True)
+def database(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both commands need MOCK_IBPS_DATABASE_URL; a test that wants it unset deletes it."""
+    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", DATABASE)
+    return DATABASE
 
 
 @pytest.fixture
@@ -71,13 +79,13 @@ def test_serve_migrates_then_serves_on_the_configured_address(
     monkeypatch: pytest.MonkeyPatch, upgrades: list[str], served: list[dict[str, Any]]
 ) -> None:
     # read when the command runs, not when the module was imported
-    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", "sqlite+aiosqlite:///./x.db")
+    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", "postgresql+asyncpg://postgres@elsewhere/x")
     monkeypatch.setenv("MOCK_IBPS_HOST", "0.0.0.0")
     monkeypatch.setenv("MOCK_IBPS_PORT", "18001")
     monkeypatch.setenv("MOCK_IBPS_LOG_LEVEL", "info")
     result = runner.invoke(cli.app, ["serve"])
     assert result.exit_code == 0, result.output
-    assert upgrades == ["sqlite+aiosqlite:///./x.db"]
+    assert upgrades == ["postgresql+asyncpg://postgres@elsewhere/x"]
     assert served == [
         {
             "app": "mock_ibps.app:serve_app",
@@ -106,10 +114,21 @@ def test_serve_defaults_come_from_the_settings(upgrades: list[str], served: list
 
 def test_main_returns_0_and_usage_errors_raise_system_exit(upgrades: list[str]) -> None:
     assert cli.main(["migrate"]) == 0
-    assert upgrades == ["sqlite+aiosqlite:///./.fpslink/ibps.db"]
+    assert upgrades == [DATABASE]
     with pytest.raises(SystemExit) as exc:
         cli.main([])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve"], ["serve", "--no-migrate"]])
+def test_no_database_url_says_how_to_set_one(
+    monkeypatch: pytest.MonkeyPatch, command: list[str], upgrades: list[str], served: list[dict[str, Any]]
+) -> None:
+    monkeypatch.delenv("MOCK_IBPS_DATABASE_URL")
+    result = runner.invoke(cli.app, command)
+    assert result.exit_code == 2
+    assert "MOCK_IBPS_DATABASE_URL" in result.output
+    assert upgrades == [] and served == []
 
 
 def test_the_command_imports_nothing_from_the_gateway() -> None:

@@ -70,12 +70,7 @@ def upgrade() -> None:
     op.create_index("ix_proxies_account_id", "proxies", ["account_id"])
     op.create_table(
         "transfers",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            sa.Identity(),
-            nullable=False,
-        ),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(), nullable=False),
         sa.Column("transfer_id", sa.String(36), nullable=False),
         sa.Column("payment_id", sa.String(36), nullable=True),
         sa.Column("kind", sa.String(8), nullable=True),
@@ -113,7 +108,6 @@ def upgrade() -> None:
             " AND amount_minor IS NOT NULL AND currency IS NOT NULL AND kind IS NOT NULL)",
             name=op.f("ck_transfers_live_transfer_complete"),
         ),
-        sqlite_autoincrement=True,
     )
     op.create_index("ix_transfers_debit_account_id", "transfers", ["debit_account_id", "status"])
     op.create_index("ix_transfers_credit_account_id", "transfers", ["credit_account_id", "status"])

@@ -18,10 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("transfers", schema=None) as batch_op:
-        batch_op.create_index("ix_transfers_created_at", ["created_at"], unique=False)
+    op.create_index("ix_transfers_created_at", "transfers", ["created_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("transfers", schema=None) as batch_op:
-        batch_op.drop_index("ix_transfers_created_at")
+    op.drop_index("ix_transfers_created_at", table_name="transfers")

@@ -8,9 +8,9 @@ A prepared transfer is updated once, by its commit or abort, soon after it was w
 was part of the two account indexes, and pages were full, so that update moved the row to another
 page (a lock record, a new heap tuple) and added an entry to each of the table's six indexes. The
 account indexes now leave status out (the queries that use them select by account, and almost every
-transfer is posted, so status narrowed them little), and on PostgreSQL half of each new page is left
-free: the update stays on its page and adds no index entry. The table takes up to twice the space;
-pages written before this revision are unchanged. SQLite has no fill factor.
+transfer is posted, so status narrowed them little), and half of each new page is left free: the
+update stays on its page and adds no index entry. The table takes up to twice the space; pages
+written before this revision are unchanged.
 """
 
 from __future__ import annotations
@@ -29,18 +29,14 @@ ACCOUNT_INDEXES = ("debit_account_id", "credit_account_id")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("transfers", schema=None) as batch_op:
-        for column in ACCOUNT_INDEXES:
-            batch_op.drop_index(f"ix_transfers_{column}")
-            batch_op.create_index(f"ix_transfers_{column}", [column], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE transfers SET (fillfactor = 50)")
+    for column in ACCOUNT_INDEXES:
+        op.drop_index(f"ix_transfers_{column}", table_name="transfers")
+        op.create_index(f"ix_transfers_{column}", "transfers", [column], unique=False)
+    op.execute("ALTER TABLE transfers SET (fillfactor = 50)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE transfers RESET (fillfactor)")
-    with op.batch_alter_table("transfers", schema=None) as batch_op:
-        for column in ACCOUNT_INDEXES:
-            batch_op.drop_index(f"ix_transfers_{column}")
-            batch_op.create_index(f"ix_transfers_{column}", [column, "status"], unique=False)
+    op.execute("ALTER TABLE transfers RESET (fillfactor)")
+    for column in ACCOUNT_INDEXES:
+        op.drop_index(f"ix_transfers_{column}", table_name="transfers")
+        op.create_index(f"ix_transfers_{column}", "transfers", [column, "status"], unique=False)

@@ -1,0 +1,140 @@
+"""`fpslink sandbox` as a new user runs it: no database given, so the embedded PostgreSQL.
+
+The banner's curl settles, `fpslink check` beside the running sandbox finds every invariant
+holding, Ctrl-C stops the sandbox and its PostgreSQL, and the next start finds the same data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import httpx
+from gw_support import free_port
+
+from fpslink.sandbox import demo_key
+from fpslink_tools.embedded_pg import EmbeddedPostgres
+
+START_TIMEOUT_S = 120.0
+
+
+class Sandbox:
+    """The command in a directory of its own, its output collected as it comes."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fpslink.cli", "sandbox", "--port", str(port), *self.options()],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    @staticmethod
+    def options() -> list[str]:
+        return ["--ibps-port", str(free_port()), "--workers", "1"]
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.strip().startswith("ready:"):
+                self.ready.set()
+        self.ready.set()
+
+    def wait_ready(self) -> str:
+        assert self.ready.wait(START_TIMEOUT_S), "".join(self.output)[-3000:]
+        text = "".join(self.output)
+        assert "fpslink sandbox is running" in text, text[-3000:]
+        return text
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return -9
+
+
+def pay_demo(port: int, operator_key: str) -> dict[str, object]:
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/v1/payments",
+        headers={
+            "Authorization": f"Bearer {demo_key(operator_key, 'HARBOURHK')}",
+            "Idempotency-Key": str(uuid.uuid4()),
+        },
+        json={
+            "debtor_account_id": "HKDEMO0001",
+            "creditor": {"proxy_type": "MOBILE", "proxy_value": "+86 138 0013 8000"},
+            "amount": "1000.00",
+            "currency": "HKD",
+            "purpose": "FAMILY_SUPPORT",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    body: dict[str, object] = answer.json()
+    return body
+
+
+def test_the_sandbox_runs_on_its_embedded_postgresql_and_stops_it_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    first = Sandbox(tmp_path, port)
+    try:
+        banner = first.wait_ready()
+        operator_key = re.search(r"operator key\s+(\S+)", banner)
+        assert operator_key is not None, banner
+        assert re.search(r"ready: database [\d.]+ s, migrations", banner), banner
+        server = EmbeddedPostgres(tmp_path / ".fpslink" / "pg")
+        assert server.running() is not None, "no embedded PostgreSQL in .fpslink/pg"
+
+        paid = pay_demo(port, operator_key.group(1))
+        assert paid["status"] == "SETTLED", paid
+        assert paid["target_amount"] == "917.70" and paid["target_currency"] == "CNY", paid
+
+        # a second command beside the running sandbox attaches to its server and leaves it running
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
+        ibps_url = re.search(r"mock_ibps (http://\S+)", banner)
+        assert ibps_url is not None, banner
+        env["FPSLINK_IBPS_URL"] = ibps_url.group(1)
+        check = subprocess.run(
+            [sys.executable, "-m", "fpslink.cli", "check"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "all invariants hold" in check.stdout
+        assert server.running() is not None
+    finally:
+        code = first.interrupt()
+    assert code == 0, "".join(first.output)[-3000:]
+    assert EmbeddedPostgres(tmp_path / ".fpslink" / "pg").running() is None, "Ctrl-C left PostgreSQL running"
+
+    again = Sandbox(tmp_path, port)
+    try:
+        banner = again.wait_ready()
+        assert f"operator key   {operator_key.group(1)}" in banner, "the data directory was not reused"
+        listed = httpx.get(
+            f"http://127.0.0.1:{port}/v1/payments",
+            headers={"Authorization": f"Bearer {operator_key.group(1)}"},
+            timeout=30,
+        )
+        assert listed.status_code == 200, listed.text
+        assert [p["payment_id"] for p in listed.json()["items"]] == [paid["payment_id"]]
+    finally:
+        assert again.interrupt() == 0
