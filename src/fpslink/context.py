@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,10 +14,7 @@ from fpslink.config import Settings
 from fpslink.db import utcnow
 from fpslink.fx.domain import RateSheet
 from fpslink.ibps_client import IbpsClient
-
-if TYPE_CHECKING:  # acceptance imports this module: no import at run time
-    from fpslink.payments.acceptance import Admission
-    from fpslink.settlement.batcher import Batcher
+from fpslink.settlement.batcher import Batcher
 
 
 class System(StrEnum):
@@ -61,8 +58,9 @@ class Gateway:
     """API key hash -> participant. Keys never change once issued, so caching is safe."""
     accounts: dict[str, Any] = field(default_factory=dict)
     """Account id -> AccountRecord. An account's owner, system and currency never change."""
-    batcher: Batcher[Admission] | None = None
-    """The payment batcher of this process, made on first use (fpslink.payments.service.pipeline)."""
+    batcher: Batcher[Any] | None = None
+    """The payment batcher of this process, made on first use (fpslink.payments.service.pipeline,
+    which knows its items' type: naming it here would make this module import the payment path)."""
 
     @property
     def rates(self) -> RateSheet:

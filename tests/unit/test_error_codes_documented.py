@@ -12,7 +12,7 @@ SOURCES = ROOT / "src" / "fpslink"
 PATTERNS = (
     re.compile(r"code=\"([A-Z][A-Z0-9_]+)\""),
     re.compile(r"default_code = \"([A-Z][A-Z0-9_]+)\""),
-    re.compile(r"Rejection\(\s*\"([A-Z][A-Z0-9_]+)\""),
+    re.compile(r"(?:Rejection|Refusal)\(\s*\"([A-Z][A-Z0-9_]+)\""),
     re.compile(r"reason_code=\"([A-Z][A-Z0-9_]+)\""),
     re.compile(r"problem_response\(\s*\d{3},\s*\"([A-Z][A-Z0-9_]+)\""),
 )

@@ -11,6 +11,7 @@ from fpslink.settlement.states import (
     State,
     Status,
     check_transition,
+    outcome,
     recovery_action,
     status_of,
 )
@@ -113,3 +114,18 @@ def test_recovery_never_commits_an_undecided_payment() -> None:
 
 def test_status_values() -> None:
     assert {s.value for s in Status} == {"PENDING", "SETTLED", "REJECTED"}
+
+
+@pytest.mark.parametrize(
+    ("decision", "final"), [(State.COMMITTING, State.SETTLED), (State.ABORTING, State.REJECTED)]
+)
+def test_a_decision_has_one_outcome_and_it_is_a_legal_step(decision: State, final: State) -> None:
+    assert outcome(decision) is final
+    check_transition(decision, final)
+    assert recovery_action(decision) is final  # recovery finishes a decision the way phase two does
+
+
+@pytest.mark.parametrize("state", [State.ACCEPTED, State.SETTLED, State.REJECTED])
+def test_only_a_decision_has_an_outcome(state: State) -> None:
+    with pytest.raises(IllegalTransition):
+        outcome(state)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
 
 from fpslink.money import Currency
 
@@ -67,6 +68,10 @@ def check_per_transaction(limits: LimitSet, amount: Decimal) -> LimitBreach | No
     return LimitBreach.PER_TRANSACTION if amount > limits.per_transaction else None
 
 
-def fits(limit: Decimal | None, used: Decimal, amount: Decimal) -> bool:
+Amount = TypeVar("Amount", int, Decimal)
+"""Minor units (acceptance, on locked rows) or a Decimal (the limits a bank reads): never mixed."""
+
+
+def fits(limit: Amount | None, used: Amount, amount: Amount) -> bool:
     """Whether `amount` more still fits under `limit` (None: no limit)."""
     return limit is None or used + amount <= limit

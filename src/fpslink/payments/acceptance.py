@@ -20,13 +20,12 @@ from fpslink.context import Gateway
 from fpslink.fx import service as fx_service
 from fpslink.fx.domain import Conversion
 from fpslink.idempotency import repository as idem_repo
-from fpslink.ledger import repository as ledger
-from fpslink.ledger.repository import TransferKind, link_account
 from fpslink.limits import repository as limits_repo
 from fpslink.limits import service as limits_service
 from fpslink.limits.policy import Direction, Period
 from fpslink.money import Money
 from fpslink.payments import repository as payments_repo
+from fpslink.payments import reservation
 from fpslink.payments.models import payments
 from fpslink.settlement.coordinator import Tracked
 from fpslink.settlement.states import State
@@ -138,85 +137,43 @@ async def _bind_keys(gw: Gateway, conn: AsyncConnection, batch: list[Admission])
 async def _reserve(
     gw: Gateway, conn: AsyncConnection, batch: list[Admission]
 ) -> tuple[dict[limits_repo.UsageKey, tuple[int, int | None]], dict[str, int], list[dict[str, Any]]]:
-    """Limit usage and FPS holds, decided in arrival order on locked rows; marks the rejections.
-
-    Returns what to write: the new (used, cap) of each usage row changed, the holds to add and the
-    pending FPS transfers.
-    """
-    wanted: dict[limits_repo.UsageKey, tuple[str, int | None]] = {}
-    plans = []
+    """Lock the batch's usage rows and debtor balances, let `reservation.plan` decide in arrival
+    order, and mark the refused admissions; returns what to write (usage, holds, pending transfers)."""
+    asks = [_ask(gw, a) for a in batch]
+    wanted = {line.key: (ask.limit_currency.value, line.cap_minor) for ask in asks for line in ask.lines}
+    debtors = [ask.debtor_account_id for ask in asks if ask.direction is Direction.NORTHBOUND]
+    usage, funds = await limits_repo.lock_usage_and_accounts(conn, wanted, debtors)
+    decided = reservation.plan(asks, usage, funds)
     for a in batch:
-        limits = limits_service.limits_for(gw.settings, a.direction)
-        keys = limits_service.period_keys(a.now)
-        lines = [
-            (
-                period,
-                (a.row["debtor_account_id"], a.direction.value, period.value, keys[period]),
-                limits_service.limit_minor(limits, period),
+        if (refusal := decided.refused.get(a.payment_id)) is not None:
+            a.rejection = Rejection(refusal.code, refusal.reason)
+    return decided.usage, decided.holds, decided.pending
+
+
+def _ask(gw: Gateway, a: Admission) -> reservation.Ask:
+    limits = limits_service.limits_for(gw.settings, a.direction)
+    keys = limits_service.period_keys(a.now)
+    debtor = str(a.row["debtor_account_id"])
+    return reservation.Ask(
+        payment_id=a.payment_id,
+        direction=a.direction,
+        limit_currency=limits.currency,
+        limit_minor=int(a.row["limit_minor"]),
+        lines=tuple(
+            reservation.LimitLine(
+                period=period,
+                key=(debtor, a.direction.value, period.value, keys[period]),
+                cap_minor=limits_service.limit_minor(limits, period),
+                limit=limits.for_period(period),
             )
             for period in Period
-        ]
-        for _, key, cap in lines:
-            wanted[key] = (limits.currency.value, cap)
-        plans.append((a, limits, lines))
-    debtors = [a.row["debtor_account_id"] for a in batch if a.direction is Direction.NORTHBOUND]
-    usage, funds = await limits_repo.lock_usage_and_accounts(conn, wanted, debtors)
-
-    changed: dict[limits_repo.UsageKey, tuple[int, int | None]] = {}
-    holds: dict[str, int] = {}
-    pending: list[dict[str, Any]] = []
-    for a, limits, lines in plans:
-        amount = int(a.row["limit_minor"])
-        after: dict[limits_repo.UsageKey, tuple[int, int | None]] = {}
-        for period, key, cap in lines:
-            used = usage.get(key, 0) + amount
-            if cap is not None and used > cap:
-                name = "daily" if period is Period.DAY else "yearly"
-                a.rejection = Rejection(
-                    "AM14",
-                    f"the {name} {a.direction.value.lower()} limit of "
-                    f"{limits.for_period(period)} {limits.currency.value} would be exceeded",
-                )
-                break
-            after[key] = (used, cap)
-        if a.rejection is not None:
-            continue
-        conv = a.conversion
-        if a.direction is Direction.NORTHBOUND:
-            debtor = a.row["debtor_account_id"]
-            currency, balance, held = funds.get(debtor, ("", 0, 0))
-            if currency != conv.source.currency.value or balance - held < conv.source.minor:
-                a.rejection = Rejection("AM04", "insufficient funds in the debtor account")
-                continue
-            funds[debtor] = (currency, balance, held + conv.source.minor)
-            holds[debtor] = holds.get(debtor, 0) + conv.source.minor
-            pending.append(
-                ledger.pending_row(
-                    payment_id=a.payment_id,
-                    kind=TransferKind.DEBIT,
-                    debit=debtor,
-                    credit=link_account(conv.source.currency),
-                    currency=conv.source.currency,
-                    amount_minor=conv.source.minor,
-                    now=a.now,
-                )
-            )
-        else:
-            pending.append(
-                ledger.pending_row(
-                    payment_id=a.payment_id,
-                    kind=TransferKind.CREDIT,
-                    debit=link_account(conv.target.currency),
-                    credit=a.row["creditor_account_id"],
-                    currency=conv.target.currency,
-                    amount_minor=conv.target.minor,
-                    now=a.now,
-                )
-            )
-        for key, value in after.items():
-            usage[key] = value[0]
-            changed[key] = value
-    return changed, holds, pending
+        ),
+        debtor_account_id=debtor,
+        creditor_account_id=a.row["creditor_account_id"],
+        source=a.conversion.source,
+        target=a.conversion.target,
+        now=a.now,
+    )
 
 
 def _accepted(gw: Gateway, a: Admission) -> tuple[dict[str, Any], list[dict[str, Any]]]:

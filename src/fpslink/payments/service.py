@@ -177,12 +177,13 @@ ANSWER_GRACE_S = 1.0
 def pipeline(gw: Gateway) -> Batcher[Admission]:
     """This process's batcher of payments, made on first use inside the running loop."""
     if gw.batcher is None:
-        gw.batcher = Batcher(
+        gw.batcher = Batcher[Admission](
             functools.partial(_settle_batch, gw),
             max_size=gw.settings.batch_max_size,
             max_inflight=gw.settings.batch_max_inflight,
         )
-    return gw.batcher
+    batcher: Batcher[Admission] = gw.batcher
+    return batcher
 
 
 async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:

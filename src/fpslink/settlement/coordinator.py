@@ -42,7 +42,7 @@ from fpslink.money import Currency, from_minor
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.repository import PaymentRow
 from fpslink.settlement import batcher
-from fpslink.settlement.states import State
+from fpslink.settlement.states import State, outcome
 from fpslink.webhooks import outbox as webhook_outbox
 
 log = logging.getLogger("fpslink.settlement")
@@ -356,8 +356,8 @@ async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
 
 
 _FINALS = {
-    State.COMMITTING: (State.SETTLED, "COMMITTED_AT_IBPS"),
-    State.ABORTING: (State.REJECTED, "ABORTED_AT_IBPS"),
+    State.COMMITTING: (outcome(State.COMMITTING), "COMMITTED_AT_IBPS"),
+    State.ABORTING: (outcome(State.ABORTING), "ABORTED_AT_IBPS"),
 }
 """What phase two moves a decided payment to, and the event that says IBPS did its part."""
 

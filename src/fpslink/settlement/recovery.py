@@ -17,7 +17,7 @@ from fpslink.context import Gateway
 from fpslink.idempotency import repository as idem_repo
 from fpslink.payments import repository as payments_repo
 from fpslink.settlement import coordinator
-from fpslink.settlement.states import State
+from fpslink.settlement.states import State, recovery_action
 
 log = logging.getLogger("fpslink.recovery")
 
@@ -40,9 +40,10 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
                 await payments_repo.add_events(
                     conn, payment_id, gw.clock(), [("RECOVERY", f"found {state.value}")]
                 )
-        if payment is None:
+        action = recovery_action(state)
+        if payment is None or action is None:
             continue
-        if state is State.ACCEPTED:
+        if action is State.ABORTING:
             state = await coordinator.decide_abort(
                 gw,
                 payment,

@@ -59,12 +59,21 @@ def status_of(state: State) -> Status:
     return Status.PENDING
 
 
+OUTCOMES = {State.COMMITTING: State.SETTLED, State.ABORTING: State.REJECTED}
+"""The final state each durable decision ends in, once IBPS has done its part."""
+
+
+def outcome(decision: State) -> State:
+    """Where phase two takes a decided payment; anything else has no phase two."""
+    try:
+        return OUTCOMES[decision]
+    except KeyError:
+        raise IllegalTransition(f"{decision} is not a decision") from None
+
+
 def recovery_action(state: State) -> State | None:
-    """What recovery drives a stale payment to: undecided aborts, decided finishes its decision."""
+    """What recovery drives a stale payment to: undecided aborts, decided finishes its decision,
+    final is left alone. The recovery sweep calls this to choose."""
     if state is State.ACCEPTED:
         return State.ABORTING
-    if state is State.COMMITTING:
-        return State.SETTLED
-    if state is State.ABORTING:
-        return State.REJECTED
-    return None
+    return OUTCOMES.get(state)
