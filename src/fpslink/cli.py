@@ -56,7 +56,11 @@ def sandbox(
 
     settings = Settings()
     logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
-    run_sandbox(settings, host=host, port=port, ibps_port=ibps_port, workers=workers)
+    # uvicorn re-raises the Ctrl-C it handled once it has shut down; by then the gateway, mock_ibps
+    # and the embedded PostgreSQL have stopped, so it is a clean end, not an abort.
+    with contextlib.suppress(KeyboardInterrupt):
+        run_sandbox(settings, host=host, port=port, ibps_port=ibps_port, workers=workers)
+    print("fpslink sandbox stopped", flush=True)
 
 
 @app.command()

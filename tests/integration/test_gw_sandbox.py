@@ -137,4 +137,5 @@ def test_the_sandbox_runs_on_its_embedded_postgresql_and_stops_it_on_ctrl_c(tmp_
         assert listed.status_code == 200, listed.text
         assert [p["payment_id"] for p in listed.json()["items"]] == [paid["payment_id"]]
     finally:
-        assert again.interrupt() == 0
+        code = again.interrupt()
+    assert code == 0, "".join(again.output)[-3000:]
