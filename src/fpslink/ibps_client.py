@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -64,9 +64,13 @@ def deadline(seconds: float) -> Iterator[None]:
 class CircuitBreaker:
     """Closed -> open after `threshold` consecutive failures -> one trial after `reset_s` -> closed."""
 
-    def __init__(self, *, threshold: int, reset_s: float) -> None:
+    def __init__(
+        self, *, threshold: int, reset_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.threshold = threshold
         self.reset_s = reset_s
+        self.clock = clock
+        """Seconds on a monotonic scale; tests pass a fake one to move time without sleeping."""
         self.failures = 0
         self.opened_at: float | None = None
         self.trial_in_flight = False
@@ -74,13 +78,13 @@ class CircuitBreaker:
     @property
     def is_open(self) -> bool:
         return self.opened_at is not None and (
-            self.trial_in_flight or time.monotonic() - self.opened_at < self.reset_s
+            self.trial_in_flight or self.clock() - self.opened_at < self.reset_s
         )
 
     def allow(self) -> bool:
         if self.opened_at is None:
             return True
-        if self.trial_in_flight or time.monotonic() - self.opened_at < self.reset_s:
+        if self.trial_in_flight or self.clock() - self.opened_at < self.reset_s:
             return False
         self.trial_in_flight = True
         return True
@@ -92,7 +96,7 @@ class CircuitBreaker:
         self.failures += 1
         self.trial_in_flight = False
         if self.opened_at is not None or self.failures >= self.threshold:
-            self.opened_at = time.monotonic()
+            self.opened_at = self.clock()
 
 
 @dataclass(frozen=True, slots=True)
