@@ -92,6 +92,10 @@ class CircuitBreaker:
     def success(self) -> None:
         self.failures, self.opened_at, self.trial_in_flight = 0, None, False
 
+    def abandon(self) -> None:
+        """The trial ended without an answer (cancelled): it proves nothing, so let another call try."""
+        self.trial_in_flight = False
+
     def failure(self) -> None:
         self.failures += 1
         self.trial_in_flight = False
@@ -198,6 +202,7 @@ class IbpsClient:
             if guarded and not self.breaker.allow():
                 metrics.IBPS_CALLS.labels(name, "circuit_open").inc()
                 raise IbpsUnavailable(f"IBPS {name}: circuit open after repeated failures")
+            trial = guarded and self.breaker.opened_at is not None  # through an open circuit: the trial
             timeout = self.timeout_s if remaining is None else min(self.timeout_s, remaining)
             try:
                 response = await self._http.request(
@@ -211,6 +216,10 @@ class IbpsClient:
                 last, outcome = f"no answer within {timeout:.2f} s ({type(exc).__name__})", "timeout"
             except httpx.TransportError as exc:
                 last, outcome = f"{type(exc).__name__}", "error"
+            except BaseException:
+                if trial:  # left unreported, the trial would keep the circuit open for good
+                    self.breaker.abandon()
+                raise
             else:
                 if response.status_code < 500:
                     if guarded:

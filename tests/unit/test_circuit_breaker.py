@@ -138,6 +138,18 @@ def test_a_failed_trial_reopens_it_for_a_full_reset_time_from_the_failure() -> N
     assert not breaker.is_open
 
 
+def test_an_abandoned_trial_lets_the_next_call_try_at_once() -> None:
+    breaker, clock = opened()
+    clock.advance(RESET)
+    assert breaker.allow()
+    breaker.abandon()
+    assert not breaker.is_open
+    assert breaker.allow(), "the next trial, with no further wait"
+    assert not breaker.allow(), "still one at a time"
+    breaker.failure()
+    assert not breaker.allow()
+
+
 def test_the_default_clock_is_the_monotonic_one() -> None:
     """The wall clock can jump; a breaker timed by it could stay open for hours or never open."""
     assert CircuitBreaker(threshold=1, reset_s=60.0).clock is time.monotonic
@@ -325,4 +337,52 @@ async def test_a_failed_trial_reopens_the_circuit_and_its_retries_are_refused(
         await r.guarded()
     r.clock.advance(0.5)
     assert await r.guarded() is not None
+    assert not r.client.circuit_open
+
+
+async def test_a_trial_cut_short_does_not_keep_the_circuit_open(rig: Callable[..., Rig]) -> None:
+    """A cancelled trial says nothing about IBPS: the next call must be let through as the trial.
+
+    Reconciliation cancels a statement page it prefetched when it stops early; if that page was the
+    trial, the circuit stayed open for good and every payment was turned away (AB06).
+    """
+    r = rig(threshold=1, retries=0)
+    await r.open_circuit()
+    r.clock.advance(RESET)
+    r.ibps.hold = asyncio.Event()
+    calls = r.calls
+    trial = r.spawn()
+    await turns()
+    assert r.calls == calls + 1, "the trial is at IBPS"
+    assert r.client.circuit_open
+    trial.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await trial
+    r.ibps.hold = None
+    assert not r.client.circuit_open, "payments may be accepted again, one of them the trial"
+    assert await r.guarded() is not None
+    assert r.calls == calls + 2
+    assert not r.client.circuit_open
+
+
+async def test_only_the_trial_cut_short_frees_the_trial(rig: Callable[..., Rig]) -> None:
+    """A call that went out before the circuit opened, cancelled, must not let a second trial out."""
+    r = rig(threshold=1, retries=0)
+    early, trial_answer = asyncio.Event(), asyncio.Event()
+    r.ibps.script = [early, 503, trial_answer]
+    before_opening = r.spawn()
+    await turns()
+    with pytest.raises(IbpsUnavailable, match="HTTP 503"):
+        await r.guarded()
+    r.clock.advance(RESET)
+    trial = r.spawn()
+    await turns()
+    assert r.calls == 3, "the trial is at IBPS"
+    before_opening.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await before_opening
+    assert await r.refused_at_once()
+    assert r.calls == 3
+    trial_answer.set()
+    assert await trial is not None
     assert not r.client.circuit_open
