@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -64,9 +64,13 @@ def deadline(seconds: float) -> Iterator[None]:
 class CircuitBreaker:
     """Closed -> open after `threshold` consecutive failures -> one trial after `reset_s` -> closed."""
 
-    def __init__(self, *, threshold: int, reset_s: float) -> None:
+    def __init__(
+        self, *, threshold: int, reset_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.threshold = threshold
         self.reset_s = reset_s
+        self.clock = clock
+        """Seconds on a monotonic scale; tests pass a fake one to move time without sleeping."""
         self.failures = 0
         self.opened_at: float | None = None
         self.trial_in_flight = False
@@ -74,13 +78,13 @@ class CircuitBreaker:
     @property
     def is_open(self) -> bool:
         return self.opened_at is not None and (
-            self.trial_in_flight or time.monotonic() - self.opened_at < self.reset_s
+            self.trial_in_flight or self.clock() - self.opened_at < self.reset_s
         )
 
     def allow(self) -> bool:
         if self.opened_at is None:
             return True
-        if self.trial_in_flight or time.monotonic() - self.opened_at < self.reset_s:
+        if self.trial_in_flight or self.clock() - self.opened_at < self.reset_s:
             return False
         self.trial_in_flight = True
         return True
@@ -88,11 +92,15 @@ class CircuitBreaker:
     def success(self) -> None:
         self.failures, self.opened_at, self.trial_in_flight = 0, None, False
 
+    def abandon(self) -> None:
+        """The trial ended without an answer (cancelled): it proves nothing, so let another call try."""
+        self.trial_in_flight = False
+
     def failure(self) -> None:
         self.failures += 1
         self.trial_in_flight = False
         if self.opened_at is not None or self.failures >= self.threshold:
-            self.opened_at = time.monotonic()
+            self.opened_at = self.clock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +202,7 @@ class IbpsClient:
             if guarded and not self.breaker.allow():
                 metrics.IBPS_CALLS.labels(name, "circuit_open").inc()
                 raise IbpsUnavailable(f"IBPS {name}: circuit open after repeated failures")
+            trial = guarded and self.breaker.opened_at is not None  # through an open circuit: the trial
             timeout = self.timeout_s if remaining is None else min(self.timeout_s, remaining)
             try:
                 response = await self._http.request(
@@ -207,6 +216,10 @@ class IbpsClient:
                 last, outcome = f"no answer within {timeout:.2f} s ({type(exc).__name__})", "timeout"
             except httpx.TransportError as exc:
                 last, outcome = f"{type(exc).__name__}", "error"
+            except BaseException:
+                if trial:  # left unreported, the trial would keep the circuit open for good
+                    self.breaker.abandon()
+                raise
             else:
                 if response.status_code < 500:
                     if guarded:
