@@ -1,9 +1,11 @@
-"""The benchmark scripts compile, parse their arguments and read a profile, without starting anything."""
+"""The benchmark scripts compile, parse their arguments, read a profile and read PostgreSQL's wire protocol,
+without starting anything."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import struct
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -154,3 +156,114 @@ def test_p99_of_each_window_finds_a_burst(throughput: ModuleType) -> None:
         result.sent_s.append(sent)
         result.latencies_ms.append(900.0 if 12 <= sent < 13 else 100.0)
     assert result.windows_p99(10) == [100.0, 900.0, 100.0]
+
+
+@pytest.fixture(scope="module")
+def roundtrips() -> ModuleType:
+    return _load(BENCHMARKS / "roundtrips.py", "fpslink_bench_roundtrips")
+
+
+def _msg(kind: bytes, *fields: bytes) -> bytes:
+    body = b"".join(fields)
+    return kind + struct.pack("!i", len(body) + 4) + body
+
+
+def _cstr(text: str) -> bytes:
+    return text.encode() + b"\0"
+
+
+def _payment_wire() -> tuple[bytes, list[bytes]]:
+    """What a driver sends on one connection, and what the server answers between its waits."""
+    sa, lane = "fpslink_sa_1", "__asyncpg_stmt_1__"
+    ssl = struct.pack("!ii", 8, 80877103)
+    startup = b"".join([struct.pack("!i", 196608), _cstr("user"), _cstr("postgres"), b"\0"])
+    startup = struct.pack("!i", len(startup) + 4) + startup
+    bind = _cstr("") + b"\0\0\0\0\0\0"
+    client = b"".join(
+        [
+            ssl,
+            startup,
+            _msg(b"Q", _cstr("BEGIN ISOLATION LEVEL READ COMMITTED;")),
+            _msg(b"P", _cstr(sa), _cstr("SELECT accounts.id FROM accounts"), b"\0\0"),
+            _msg(b"D", b"S", _cstr(sa)),
+            _msg(b"H"),
+            _msg(b"B", _cstr(""), _cstr(sa), bind),
+            _msg(b"E", _cstr(""), b"\0\0\0\0"),
+            _msg(b"S"),
+            _msg(
+                b"P",
+                _cstr(lane),
+                _cstr("  -- the decision\nWITH d AS (UPDATE p SET s = 1) SELECT 1"),
+                b"\0\0",
+            ),
+            _msg(b"D", b"S", _cstr(lane)),
+            _msg(b"H"),
+            _msg(b"B", _cstr(""), _cstr(lane), bind),
+            _msg(b"E", _cstr(""), b"\0\0\0\0"),
+            _msg(b"S"),
+            _msg(b"Q", _cstr('COPY "events"(a) FROM STDIN (FORMAT binary)')),
+            _msg(b"d", b"PGCOPY"),
+            _msg(b"c"),
+            _msg(b"Q", _cstr("COMMIT;")),
+            _msg(b"B", _cstr(""), _cstr(lane), bind),
+            _msg(b"E", _cstr(""), b"\0\0\0\0"),
+            _msg(b"S"),
+            _msg(b"X"),
+        ]
+    )
+    idle, in_block = _msg(b"Z", b"I"), _msg(b"Z", b"T")
+    return client, [idle, in_block, idle]
+
+
+def test_roundtrips_reads_the_wire(roundtrips: ModuleType) -> None:
+    client, (idle, in_block, _) = _payment_wire()
+    trips: list[object] = []
+    tally = roundtrips.WireTally(1, trips.append)
+    forward, answer = tally.client(client[:8])  # the SSL request is refused here, never forwarded
+    assert (forward, answer) == (b"", b"N")
+    begin_at = client.index(b"Q")
+    forward, answer = tally.client(client[8:begin_at])
+    assert forward == client[8:begin_at] and answer == b""
+    tally.server(idle)
+    commit_at = client.index(b"Q\0\0\0\x0cCOMMIT;")
+    begin_end = begin_at + 1 + struct.unpack("!i", client[begin_at + 1 : begin_at + 5])[0]
+    tally.client(client[begin_at:begin_end])
+    tally.server(in_block[:3])  # ReadyForQuery in two pieces
+    tally.server(in_block[3:])
+    tally.client(client[begin_end:commit_at])
+    tally.client(client[commit_at : commit_at + 13])
+    tally.server(idle)
+    tally.client(client[commit_at + 13 :])
+    got = [(t.source, t.kind, t.statements, t.transactions) for t in trips]
+    assert got == [
+        ("connect", "connect", 0, 0),
+        ("connect", "connect", 0, 0),
+        ("transaction", "BEGIN", 1, 1),
+        ("SQLAlchemy", "prepare", 0, 0),
+        ("SQLAlchemy", "SELECT", 1, 0),
+        ("lane", "prepare", 0, 0),
+        ("lane", "WITH", 1, 0),
+        ("lane", "COPY", 1, 0),
+        ("lane", "COPY rows", 0, 0),
+        ("transaction", "COMMIT", 1, 0),
+        ("lane", "WITH", 1, 1),  # outside a transaction block: a transaction of its own
+    ]
+
+
+def test_roundtrips_wire_in_any_pieces(roundtrips: ModuleType) -> None:
+    client, _ = _payment_wire()
+    whole: list[object] = []
+    roundtrips.WireTally(1, whole.append).client(client)
+    bytewise: list[object] = []
+    tally = roundtrips.WireTally(1, bytewise.append)
+    forwarded = b"".join(tally.client(client[i : i + 1])[0] for i in range(len(client)))
+    assert bytewise == whole and len(whole) == 11
+    assert forwarded == client[8:]
+
+
+def test_roundtrips_options(roundtrips: ModuleType) -> None:
+    args = roundtrips.parse_args([])
+    assert (args.warmup, args.verbose, args.database_url) == (3, False, "")
+    with pytest.raises(SystemExit):
+        roundtrips.parse_args(["--warmup", "21"])
+    assert roundtrips.verb("/* x */ with a as (select 1) select 1") == "WITH"
