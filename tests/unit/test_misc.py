@@ -6,6 +6,7 @@ import re
 import pytest
 
 from fpslink.context import System
+from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
 from fpslink.errors import (
     PROBLEM_BASE,
     Conflict,
@@ -23,7 +24,7 @@ from fpslink.participants.service import (
     new_api_key,
     system_of_account_id,
 )
-from fpslink.sandbox import DEMO_ACCOUNTS, DEMO_BANKS, demo_key, ibps_database_url
+from fpslink.sandbox import ibps_database_url
 
 # --- errors -------------------------------------------------------------------------------------------
 
