@@ -24,7 +24,7 @@ from fpslink.participants.service import (
     new_api_key,
     system_of_account_id,
 )
-from fpslink.sandbox import ibps_database_url
+from fpslink_tools.sandbox import ibps_database_url
 
 # --- errors -------------------------------------------------------------------------------------------
 

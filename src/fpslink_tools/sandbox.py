@@ -25,8 +25,8 @@ from fpslink.errors import Conflict
 from fpslink.ibps_client import client_from_settings
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
-from fpslink.pgadmin import ensure_database
 from fpslink_tools import embedded_pg
+from fpslink_tools.pgadmin import ensure_database
 
 
 def operator_key(settings: Settings, data_dir: Path) -> str:

@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from fpslink.config import Settings
-from fpslink.pgadmin import drop_database, recreate_database
+from fpslink_tools.pgadmin import drop_database, recreate_database
 
 if TYPE_CHECKING:
     from fpslink.context import Gateway
