@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from fpslink.config import DEFAULT_DATA_DIR, Settings
 from fpslink.context import OPERATOR, Gateway
@@ -26,7 +25,7 @@ from fpslink.ibps_client import client_from_settings
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
 from fpslink_tools import embedded_pg
-from fpslink_tools.pgadmin import ensure_database
+from fpslink_tools.pgadmin import ensure_database, ibps_database_url
 
 
 def operator_key(settings: Settings, data_dir: Path) -> str:
@@ -41,16 +40,6 @@ def operator_key(settings: Settings, data_dir: Path) -> str:
     path.write_text(key + "\n")
     path.chmod(0o600)
     return key
-
-
-def ibps_database_url(gateway_url: str) -> str:
-    """mock_ibps's own database beside the gateway's, `<name>_ibps` on the same server, unless
-    MOCK_IBPS_DATABASE_URL names another."""
-    explicit = os.environ.get("MOCK_IBPS_DATABASE_URL")
-    if explicit:
-        return explicit
-    url = make_url(gateway_url)
-    return url.set(database=f"{url.database}_ibps").render_as_string(hide_password=False)
 
 
 async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
@@ -209,7 +198,7 @@ def _run(
 
     mark = time.monotonic()
     op_key = operator_key(settings, data_dir)
-    ibps_url_db = ibps_database_url(settings.database_url)
+    ibps_url_db = ibps_database_url(settings.database_url, os.environ.get("MOCK_IBPS_DATABASE_URL"))
     for url in (settings.database_url, ibps_url_db):
         asyncio.run(ensure_database(url))
     migrate.upgrade(settings.database_url)
