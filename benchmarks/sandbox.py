@@ -168,7 +168,7 @@ async def first_payment(port: int, operator_key: str) -> tuple[str, float]:
     """The banner's curl: HKD 1,000.00 northbound to +86 138 0013 8000; (status, seconds)."""
     import httpx
 
-    from fpslink.sandbox import demo_key
+    from fpslink.demo import demo_key
 
     body = {
         "debtor_account_id": "HKDEMO0001",

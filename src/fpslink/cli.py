@@ -1,4 +1,8 @@
-"""The `fpslink` command."""
+"""The `fpslink` command.
+
+The gateway's workers never import this module; the tools in `fpslink_tools` are imported inside the
+commands that run them, so that serving the gateway loads none of them.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from pydantic import ValidationError
 
 from fpslink import logs
 from fpslink.config import DEFAULT_DATA_DIR, Settings
-from fpslink.pgadmin import ForeignDatabase
 
 app = typer.Typer(
     help="fpslink: a sandbox of the FPS <-> IBPS cross-border payment link.",
@@ -32,8 +35,8 @@ EMBEDDED = f"the embedded PostgreSQL in {DEFAULT_DATA_DIR}/pg"
 def database(configured: str, name: str = "fpslink", *, create: bool = True) -> Iterator[str]:
     """`configured`, else database `name` on the embedded server (started for the command and
     stopped after, unless it was running already), created if missing unless told not to."""
-    from fpslink.pgadmin import ensure_database
     from fpslink_tools import embedded_pg
+    from fpslink_tools.pgadmin import ensure_database
 
     with embedded_pg.database_url(configured, Path(DEFAULT_DATA_DIR) / "pg", name) as url:
         if create and not configured:
@@ -52,7 +55,7 @@ def sandbox(
 ) -> None:
     """Run the whole sandbox: PostgreSQL (embedded unless FPSLINK_DATABASE_URL is set), migrations,
     mock_ibps, the demo world and the gateway."""
-    from fpslink.sandbox import run_sandbox
+    from fpslink_tools.sandbox import run_sandbox
 
     settings = Settings()
     logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
@@ -199,7 +202,8 @@ def chaos(
     from rich.progress import Progress
     from rich.table import Table
 
-    from fpslink import chaos as chaos_run
+    from fpslink_tools import chaos as chaos_run
+    from fpslink_tools.pgadmin import ForeignDatabase
 
     console = Console()
     try:
@@ -288,7 +292,7 @@ def loadtest(
     from rich.console import Console
     from rich.markup import escape
 
-    from fpslink import loadtest as load
+    from fpslink_tools import loadtest as load
 
     if load.locust_missing():
         print(load.INSTALL_HINT)

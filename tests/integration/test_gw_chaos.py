@@ -8,7 +8,7 @@ from pathlib import Path
 import pgtest
 from gw_support import free_port
 
-from fpslink import chaos
+from fpslink_tools import chaos
 
 
 async def test_a_seeded_chaos_run_loses_nothing(tmp_path: object) -> None:

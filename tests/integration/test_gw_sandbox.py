@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from gw_support import free_port
 
-from fpslink.sandbox import demo_key
+from fpslink.demo import demo_key
 from fpslink_tools.embedded_pg import EmbeddedPostgres
 
 START_TIMEOUT_S = 120.0

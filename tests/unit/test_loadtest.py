@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fpslink import cli
-from fpslink import loadtest as load
+from fpslink_tools import loadtest as load
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from fpslink.context import System
+from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
 from fpslink.errors import (
     PROBLEM_BASE,
     Conflict,
@@ -23,7 +24,7 @@ from fpslink.participants.service import (
     new_api_key,
     system_of_account_id,
 )
-from fpslink.sandbox import DEMO_ACCOUNTS, DEMO_BANKS, demo_key, ibps_database_url
+from fpslink_tools.pgadmin import ibps_database_url
 
 # --- errors -------------------------------------------------------------------------------------------
 
@@ -180,8 +181,15 @@ def test_ibps_database_url(gateway_url: str, ibps_url: str) -> None:
     assert ibps_database_url(gateway_url) == ibps_url
 
 
-def test_ibps_database_url_prefers_explicit_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", "postgresql+asyncpg://u@elsewhere/ibps")
-    assert ibps_database_url("postgresql+asyncpg://u@h/gw") == "postgresql+asyncpg://u@elsewhere/ibps"
-    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", "")
+def test_ibps_database_url_prefers_explicit() -> None:
+    gateway = "postgresql+asyncpg://u@h/gw"
+    assert ibps_database_url(gateway, "postgresql+asyncpg://u@elsewhere/ibps") == (
+        "postgresql+asyncpg://u@elsewhere/ibps"
+    )
+    assert ibps_database_url(gateway, "") == "postgresql+asyncpg://u@h/gw_ibps"
+
+
+def test_ibps_database_url_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chaos and loadtest drop the database it names: MOCK_IBPS_DATABASE_URL must not redirect them."""
+    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", "postgresql+asyncpg://u@elsewhere/precious")
     assert ibps_database_url("postgresql+asyncpg://u@h/gw") == "postgresql+asyncpg://u@h/gw_ibps"

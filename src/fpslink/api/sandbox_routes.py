@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fpslink.api.deps import GatewayDep, PrincipalDep
 from fpslink.api.routes import PROBLEMS
+from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
-from fpslink.sandbox import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"], responses=PROBLEMS)
 

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from fpslink.config import Settings
-from fpslink.pgadmin import drop_database, recreate_database
+from fpslink_tools.pgadmin import drop_database, ibps_database_url, recreate_database
 
 if TYPE_CHECKING:
     from fpslink.context import Gateway
@@ -41,12 +40,6 @@ class StackConfig(Protocol):
     def workers(self) -> int: ...
     @property
     def workdir(self) -> Path: ...
-
-
-def ibps_database_url(gateway_db: str) -> str:
-    """mock_ibps's database: the gateway's name with `_ibps` appended, on the same server."""
-    url = make_url(gateway_db)
-    return url.set(database=f"{url.database}_ibps").render_as_string(hide_password=False)
 
 
 async def fresh_databases(gateway_db: str) -> str:

@@ -1,4 +1,5 @@
-"""Creating and dropping PostgreSQL databases, for the commands that build their own stack."""
+"""Naming, creating and dropping PostgreSQL databases, for the sandbox and the commands that build
+their own stack."""
 
 from __future__ import annotations
 
@@ -7,6 +8,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.engine import make_url
+
+
+def ibps_database_url(gateway_url: str, explicit: str | None = None) -> str:
+    """mock_ibps's database: `explicit` if given, else `<name>_ibps` beside the gateway's on its server.
+
+    The sandbox passes MOCK_IBPS_DATABASE_URL as `explicit`; chaos and loadtest pass none, since they
+    drop and recreate the database and must never reach one named elsewhere.
+    """
+    if explicit:
+        return explicit
+    url = make_url(gateway_url)
+    return url.set(database=f"{url.database}_ibps").render_as_string(hide_password=False)
 
 
 def admin_dsn(url: str) -> str:

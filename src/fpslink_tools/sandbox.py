@@ -1,16 +1,9 @@
-"""The demo world and the one-command sandbox: databases, migrations, mock_ibps, seed, banner.
-
-The demo world is deterministic: fixed bank codes, account ids and proxies, and API keys derived
-from the operator key, so a restarted sandbox prints the same keys and the copy-paste curl keeps
-working.
-"""
+"""The one-command sandbox: databases, migrations, mock_ibps, the demo world's seed, banner."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import os
 import secrets
 import signal
@@ -18,65 +11,21 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from fpslink.config import DEFAULT_DATA_DIR, Settings
-from fpslink.context import OPERATOR, Gateway, System
+from fpslink.context import OPERATOR, Gateway
 from fpslink.db import create_engine
+from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
 from fpslink.directory import service as directory
 from fpslink.errors import Conflict
 from fpslink.ibps_client import client_from_settings
-from fpslink.money import Currency
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
-from fpslink.pgadmin import ensure_database
 from fpslink_tools import embedded_pg
-
-
-@dataclass(frozen=True, slots=True)
-class DemoBank:
-    participant_id: str
-    name: str
-    system: System
-
-
-@dataclass(frozen=True, slots=True)
-class DemoAccount:
-    account_id: str
-    participant_id: str
-    holder_name: str
-    currency: Currency
-    opening_balance: Decimal
-    proxy: str | None
-
-
-DEMO_BANKS = (
-    DemoBank("HARBOURHK", "Harbour Bank (demo)", System.FPS),
-    DemoBank("VICTORIAHK", "Victoria Bank (demo)", System.FPS),
-    DemoBank("PEARLCN", "Pearl River Bank (demo)", System.IBPS),
-    DemoBank("YANGTZECN", "Yangtze Bank (demo)", System.IBPS),
-)
-DEMO_ACCOUNTS = (
-    DemoAccount(
-        "HKDEMO0001", "HARBOURHK", "CHAN Tai Man", Currency.HKD, Decimal("100000.00"), "+85291234567"
-    ),
-    DemoAccount("HKDEMO0002", "HARBOURHK", "CHAN Tai Man", Currency.CNY, Decimal("50000.00"), None),
-    DemoAccount(
-        "HKDEMO0003", "VICTORIAHK", "WONG Siu Ming", Currency.HKD, Decimal("100000.00"), "+85261234567"
-    ),
-    DemoAccount("CNDEMO0001", "PEARLCN", "张小明", Currency.CNY, Decimal("100000.00"), "+8613800138000"),
-    DemoAccount("CNDEMO0002", "YANGTZECN", "李华", Currency.CNY, Decimal("100000.00"), "+8613900139000"),
-)
-
-
-def demo_key(operator_key: str, participant_id: str) -> str:
-    digest = hmac.new(operator_key.encode(), participant_id.encode(), hashlib.sha256).hexdigest()
-    return f"fpsl_{participant_id.lower()}_{digest[:32]}"
+from fpslink_tools.pgadmin import ensure_database, ibps_database_url
 
 
 def operator_key(settings: Settings, data_dir: Path) -> str:
@@ -91,16 +40,6 @@ def operator_key(settings: Settings, data_dir: Path) -> str:
     path.write_text(key + "\n")
     path.chmod(0o600)
     return key
-
-
-def ibps_database_url(gateway_url: str) -> str:
-    """mock_ibps's own database beside the gateway's, `<name>_ibps` on the same server, unless
-    MOCK_IBPS_DATABASE_URL names another."""
-    explicit = os.environ.get("MOCK_IBPS_DATABASE_URL")
-    if explicit:
-        return explicit
-    url = make_url(gateway_url)
-    return url.set(database=f"{url.database}_ibps").render_as_string(hide_password=False)
 
 
 async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
@@ -259,7 +198,7 @@ def _run(
 
     mark = time.monotonic()
     op_key = operator_key(settings, data_dir)
-    ibps_url_db = ibps_database_url(settings.database_url)
+    ibps_url_db = ibps_database_url(settings.database_url, os.environ.get("MOCK_IBPS_DATABASE_URL"))
     for url in (settings.database_url, ibps_url_db):
         asyncio.run(ensure_database(url))
     migrate.upgrade(settings.database_url)

@@ -35,8 +35,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from fpslink.config import Settings
-from fpslink.pgadmin import ForeignDatabase
-from fpslink.stack import (
+from fpslink_tools.pgadmin import ForeignDatabase
+from fpslink_tools.stack import (
     Stack,
     drop_databases,
     end_process_group,

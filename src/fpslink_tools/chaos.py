@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from fpslink.config import Settings
-from fpslink.stack import Stack, drop_databases, fresh_databases, invariant_violations
+from fpslink_tools.stack import Stack, drop_databases, fresh_databases, invariant_violations
 
 FAULT_CALLS = ("prepare", "commit", "abort", "lookup")
 FAULT_KINDS = ("error", "timeout", "lost_reply", "duplicate")
