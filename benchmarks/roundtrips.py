@@ -56,9 +56,10 @@ import httpx
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
-from fpslink import migrate, pgadmin
+from fpslink import migrate
 from fpslink.app import create_app
 from fpslink.config import Settings
+from fpslink_tools import pgadmin
 from fpslink_tools.embedded_pg import serving
 from mock_ibps import migrate as ibps_migrate
 from mock_ibps.app import create_app as create_ibps_app

@@ -25,6 +25,7 @@ import importlib.util
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -143,7 +144,7 @@ class EmbeddedPostgres:
             return None
         if len(lines) < 8 or lines[7].strip() != "ready":
             return None
-        if not _alive(int(lines[0])):
+        if not (_alive(int(lines[0])) and _is_postgres(int(lines[0]))):
             return None
         socket_dir = lines[4].strip()
         return Endpoint(Path(socket_dir) if socket_dir else None, int(lines[3]))
@@ -174,12 +175,40 @@ class EmbeddedPostgres:
             time.sleep(0.05)
         raise EmbeddedPostgresError(f"PostgreSQL started but is not ready; see {self.log}")
 
-    def stop(self) -> None:
-        """A fast shutdown: sessions end, the last checkpoint is written, nothing is lost."""
-        if self.running() is None:
+    def stop(self, timeout_s: float = 120.0) -> None:
+        """A fast shutdown: sessions end, the last checkpoint is written, nothing is lost.
+
+        This is what `pg_ctl stop -m fast` does (SIGINT to the postmaster), sent from here: pg_ctl,
+        run as the server's user, must reach the data directory by its path, and a parent directory
+        may have lost the traverse bit since the start (pytest resets its base temporary directory
+        to 0700 in every session); the running server does not need it.
+        """
+        pid = self._postmaster_pid()
+        if pid is None:
             return
-        self._pg_ctl("stop", "-w", "-m", "fast", "-t", "120")
+        if platform.system() == "Windows":  # no signals to other processes there
+            self._pg_ctl("stop", "-w", "-m", "fast", "-t", str(int(timeout_s)))
+            self._started_here = False
+            return
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            raise EmbeddedPostgresError(f"PostgreSQL (pid {pid}) did not stop in {timeout_s:.0f} s")
         self._started_here = False
+
+    def _postmaster_pid(self) -> int | None:
+        """The pid of a postmaster running on our data directory, from postmaster.pid."""
+        try:
+            first = (self.data / "postmaster.pid").read_text().split("\n", 1)[0]
+        except (FileNotFoundError, PermissionError):
+            return None
+        pid = int(first)
+        return pid if _alive(pid) and _is_postgres(pid) else None
 
     @property
     def started_here(self) -> bool:
@@ -280,6 +309,16 @@ def _ensure_user() -> pwd.struct_passwd:
             capture_output=True,
         )
         return pwd.getpwnam(RUN_AS)
+
+
+def _is_postgres(pid: int) -> bool:
+    """A pid from a stale postmaster.pid may now be another program's: never signal that one."""
+    try:
+        return "postgres" in Path(f"/proc/{pid}/comm").read_text()
+    except FileNotFoundError:
+        return platform.system() != "Linux"  # no /proc: trust the pid file, as pg_ctl does
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
