@@ -148,6 +148,14 @@ async def _generate_gateway(n: int, day: date) -> None:
     nb_rate, sb_rate, nb_mid, sb_mid = _rates()
     gw = await asyncpg.connect(f"postgresql://{SERVER}/{GW_DB}")
     try:
+        # the transfers' foreign keys, restored after the load, need their accounts
+        await gw.execute(
+            f"""
+            INSERT INTO ledger_accounts (account_id, currency, kind, balance_minor, held_minor)
+            SELECT 'HKBENCH' || lpad(i::text, 9, '0'), 'HKD', 'CUSTOMER', 0, 0
+            FROM generate_series(0, {ACCOUNTS - 1}) AS i
+            """
+        )
         async with bulk_load(gw, ["payments", "ledger_transfers"]):
             await gw.execute(
                 f"""
