@@ -79,7 +79,8 @@ async def bulk_load(conn: asyncpg.Connection, tables: list[str]) -> AsyncIterato
     """Drop the tables' indexes and constraints (and foreign keys pointing at them) for the load, and
     rebuild them afterwards: one sort per index instead of a million random insertions."""
     constraints = await conn.fetch(
-        "SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def, contype"
+        "SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def,"
+        " contype::text AS contype"  # "char", which asyncpg would read as bytes
         " FROM pg_constraint WHERE contype IN ('p', 'u', 'f')"
         " AND (conrelid = ANY($1::regclass[]) OR confrelid = ANY($1::regclass[]))",
         tables,
