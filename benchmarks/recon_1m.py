@@ -79,7 +79,8 @@ async def bulk_load(conn: asyncpg.Connection, tables: list[str]) -> AsyncIterato
     """Drop the tables' indexes and constraints (and foreign keys pointing at them) for the load, and
     rebuild them afterwards: one sort per index instead of a million random insertions."""
     constraints = await conn.fetch(
-        "SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def, contype"
+        "SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def,"
+        " contype::text AS contype"  # "char", which asyncpg would read as bytes
         " FROM pg_constraint WHERE contype IN ('p', 'u', 'f')"
         " AND (conrelid = ANY($1::regclass[]) OR confrelid = ANY($1::regclass[]))",
         tables,
@@ -148,6 +149,14 @@ async def _generate_gateway(n: int, day: date) -> None:
     nb_rate, sb_rate, nb_mid, sb_mid = _rates()
     gw = await asyncpg.connect(f"postgresql://{SERVER}/{GW_DB}")
     try:
+        # the transfers' foreign keys, restored after the load, need their accounts
+        await gw.execute(
+            f"""
+            INSERT INTO ledger_accounts (account_id, currency, kind, balance_minor, held_minor)
+            SELECT 'HKBENCH' || lpad(i::text, 9, '0'), 'HKD', 'CUSTOMER', 0, 0
+            FROM generate_series(0, {ACCOUNTS - 1}) AS i
+            """
+        )
         async with bulk_load(gw, ["payments", "ledger_transfers"]):
             await gw.execute(
                 f"""

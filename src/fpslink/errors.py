@@ -9,6 +9,9 @@
     └── UpstreamUnavailable      503: mock_ibps did not answer in time
 
 Business rejections of a payment are not errors: they are REJECTED payments with a reason code.
+
+    LedgerStateError             not a member: a bug, never the client's doing; the catch-all
+                                 handler logs it and answers 500 INTERNAL_ERROR
 """
 
 from __future__ import annotations
@@ -77,3 +80,11 @@ class UpstreamUnavailable(FpslinkError):
     status = 503
     title = "IBPS unavailable"
     default_code = "IBPS_UNAVAILABLE"
+
+
+class LedgerStateError(RuntimeError):
+    """The FPS ledger is not as the gateway's own writes leave it: a balance update that missed an
+    account it names, say. The statement or transaction it happens in fails, so nothing is half done.
+
+    Outside `FpslinkError` on purpose: no request can cause it, so it has no problem code of its own.
+    """

@@ -2,7 +2,13 @@
 
 Nothing here commits: acceptance and the settlement coordinator own the transaction boundaries. Each
 step serves a whole batch in one or two statements; posting and voiding are compare-and-sets on the
-transfer's status, so repeating a step (a retry, a racing recovery sweep) changes nothing.
+transfer's status, so repeating a step (a retry, a racing recovery sweep) changes nothing. A balance
+update is a compare-and-set that must change every account it names: a miss can only be a bug, and
+raises `LedgerStateError` so that the caller's transaction rolls back.
+
+Accounts are locked FOR NO KEY UPDATE, the lock an UPDATE of the balance takes: inserting a transfer
+takes a key-share lock on both of its accounts (the foreign keys of migration 0008), which FOR UPDATE
+would wait for, and so a batch crediting an account could deadlock with one debiting it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
+from fpslink.errors import LedgerStateError
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.money import Currency
 
@@ -99,14 +106,15 @@ async def lock_balances(conn: AsyncConnection, account_ids: Sequence[str]) -> di
         return {}
     records = await (await pg.raw(conn)).fetch(
         "SELECT account_id, currency, balance_minor, held_minor FROM ledger_accounts"
-        " WHERE account_id = ANY($1::varchar[]) ORDER BY account_id FOR UPDATE",
+        " WHERE account_id = ANY($1::varchar[]) ORDER BY account_id FOR NO KEY UPDATE",
         sorted(set(account_ids)),
     )
     return {r[0]: (r[1], int(r[2]), int(r[3])) for r in records}
 
 
 async def add_held(conn: AsyncConnection, holds: dict[str, int]) -> None:
-    """Add to the held amount of accounts locked by `lock_balances`, in account order."""
+    """Add to the held amount of accounts locked by `lock_balances`, in account order; every account
+    named must exist (`LedgerStateError` if not)."""
     if holds:
         await _move(
             await pg.raw(conn), {account: (0, delta) for account, delta in holds.items()}, locked=True
@@ -145,7 +153,8 @@ async def resolve_many(
 ) -> None:
     """Post some payments' pending transfers and void others', moving balances in one statement.
 
-    Each transfer changes only if it is still pending (a compare-and-set), so a repeat is a no-op.
+    Each transfer changes only if it is still pending (a compare-and-set), so a repeat is a no-op by
+    design, not an error. The balances of the transfers that did change must all move (`_move`).
     """
     moves: dict[str, list[int]] = {}  # account -> [balance delta, held delta]
     raw = await pg.raw(conn)
@@ -182,23 +191,30 @@ def _add_moves(moves: dict[str, list[int]], rows: Any, status: TransferStatus) -
 
 async def _move(raw: asyncpg.Connection, moves: dict[str, tuple[int, int]], *, locked: bool) -> None:
     """Add (balance, held) deltas to accounts in one statement, after locking them in account order
-    unless the transaction holds their locks already: the order every writer of these rows uses."""
+    unless the transaction holds their locks already: the order every writer of these rows uses.
+
+    The update must change every account named: an account it misses is one a transfer or hold names
+    but the ledger lacks, a bug that raises `LedgerStateError` (the caller's transaction rolls back).
+    """
     accounts = sorted(moves)
     if not locked:
         await raw.execute(
             "SELECT 1 FROM ledger_accounts WHERE account_id = ANY($1::varchar[])"
-            " ORDER BY account_id FOR UPDATE",
+            " ORDER BY account_id FOR NO KEY UPDATE",
             accounts,
         )
-    await raw.execute(
+    changed = await raw.fetch(
         "UPDATE ledger_accounts AS a"
         " SET balance_minor = a.balance_minor + v.dbal, held_minor = a.held_minor + v.dheld"
         " FROM unnest($1::varchar[], $2::bigint[], $3::bigint[]) AS v(account_id, dbal, dheld)"
-        " WHERE a.account_id = v.account_id",
+        " WHERE a.account_id = v.account_id RETURNING a.account_id",
         accounts,
         [moves[a][0] for a in accounts],
         [moves[a][1] for a in accounts],
     )
+    if len(changed) != len(accounts):
+        missed = sorted(set(accounts) - {row[0] for row in changed})
+        raise LedgerStateError(f"FPS balance update missed accounts {missed}: the ledger has no such rows")
 
 
 async def transfer_of(conn: AsyncConnection, payment_id: str) -> dict[str, object] | None:

@@ -77,7 +77,7 @@ async def lock_usage_and_accounts(
 _LOCK_BOTH = (
     "WITH usage AS MATERIALIZED (" + _LOCK_USAGE + "), funds AS MATERIALIZED ("
     " SELECT account_id, currency, balance_minor, held_minor FROM ledger_accounts"
-    " WHERE account_id = ANY($5::varchar[]) ORDER BY account_id FOR UPDATE"
+    " WHERE account_id = ANY($5::varchar[]) ORDER BY account_id FOR NO KEY UPDATE"
     ")"
     " SELECT account_id, direction, period, period_key, used_minor,"
     " NULL::varchar, NULL::bigint, NULL::bigint FROM usage"
@@ -85,7 +85,8 @@ _LOCK_BOTH = (
     " SELECT account_id, NULL, NULL, NULL, NULL, currency, balance_minor, held_minor FROM funds"
 )
 """The usage rows, then the accounts, each in key order: UNION ALL reads its first branch to the end
-before it starts the second, so the locks come in the order every writer of these rows takes them."""
+before it starts the second, so the locks come in the order every writer of these rows takes them.
+The accounts' lock is `ledger.lock_balances`'s, FOR NO KEY UPDATE (the module says why)."""
 
 
 async def _lock_usage_pg(

@@ -1,4 +1,4 @@
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Integer, String, Table, Text
 
 from fpslink.db import SeqId, UtcDateTime, metadata
 
@@ -40,6 +40,7 @@ payments = Table(
     Index("ix_payments_state_updated", "state", "updated_at"),
     Index("ix_payments_created", "created_at"),
     Index("ix_payments_creditor_account", "creditor_account_id"),
+    CheckConstraint("state IN ('ACCEPTED', 'COMMITTING', 'ABORTING', 'SETTLED', 'REJECTED')", name="state"),
 )
 """One row per payment: its binding (accounts, FX record, limits) and its settlement state."""
 

@@ -13,6 +13,7 @@ from sqlalchemy import RowMapping, Table, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
+from fpslink.errors import LedgerStateError
 from fpslink.ledger.models import ledger_transfers
 from fpslink.ledger.repository import TransferKind, TransferStatus
 from fpslink.payments.models import payment_events, payments
@@ -244,15 +245,21 @@ WITH v AS (
 ), locked AS MATERIALIZED (
     SELECT a.account_id FROM ledger_accounts AS a
     WHERE a.account_id IN (SELECT account_id FROM deltas)
-    ORDER BY a.account_id FOR UPDATE
+    ORDER BY a.account_id FOR NO KEY UPDATE
 ), balances AS (
     UPDATE ledger_accounts AS a
     SET balance_minor = a.balance_minor + d.dbal, held_minor = a.held_minor + d.dheld
     FROM locked AS l JOIN deltas AS d USING (account_id)
     WHERE a.account_id = l.account_id
+    RETURNING a.account_id
 )
 SELECT payment_id FROM moved
+WHERE (SELECT fpslink_ledger_moved(
+    (SELECT count(*) FROM balances), (SELECT count(*) FROM deltas), 'a commit decision'
+))
 """
+"""The final WHERE is one check for the whole statement (an InitPlan): it raises, so that the
+statement changes nothing, unless the balance update changed every account the postings name."""
 
 
 async def decide_commits(
@@ -266,20 +273,26 @@ async def decide_commits(
     changes), the order every writer of them uses; under READ COMMITTED the balance UPDATE then
     changes each row as the last committed writer left it. Link accounts keep no balance: theirs
     is derived from the postings. Returns the ids that moved.
+
+    A transfer no longer pending is left alone (a compare-and-set, so a repeat is a no-op); a balance
+    update that misses an account raises `LedgerStateError` and the statement changes nothing.
     """
     ids = list(payment_ids)
-    moved = await raw.fetch(
-        _COMMIT,
-        ids,
-        *_one_row_each(ids, events),
-        State.COMMITTING.value,
-        now,
-        State.ACCEPTED.value,
-        TransferStatus.POSTED.value,
-        TransferStatus.PENDING.value,
-        TransferKind.DEBIT.value,
-        TransferKind.CREDIT.value,
-    )
+    try:
+        moved = await raw.fetch(
+            _COMMIT,
+            ids,
+            *_one_row_each(ids, events),
+            State.COMMITTING.value,
+            now,
+            State.ACCEPTED.value,
+            TransferStatus.POSTED.value,
+            TransferStatus.PENDING.value,
+            TransferKind.DEBIT.value,
+            TransferKind.CREDIT.value,
+        )
+    except asyncpg.RaiseError as exc:  # only fpslink_ledger_moved raises in this statement
+        raise LedgerStateError(str(exc)) from exc
     return {row[0] for row in moved}
 
 
@@ -305,16 +318,18 @@ def _accept_sql(
         "), held AS ("
         " UPDATE ledger_accounts AS a SET held_minor = a.held_minor + v.dheld"
         " FROM unnest($7::varchar[], $8::bigint[]) AS v(account_id, dheld)"
-        " WHERE a.account_id = v.account_id"
+        " WHERE a.account_id = v.account_id RETURNING a.account_id"
         "), transfers AS ("
         f" INSERT INTO ledger_transfers ({names(transfer_columns)})"
         f" SELECT * FROM unnest({arrays(ledger_transfers, transfer_columns, 9)})"
         "), accepted AS ("
         f" INSERT INTO payments ({names(payment_columns)})"
         f" SELECT * FROM unnest({arrays(payments, payment_columns, first_payment)})"
-        ")"
+        "), timeline AS ("
         f" INSERT INTO payment_events ({names(event_columns)})"
         f" SELECT * FROM unnest({arrays(payment_events, event_columns, first_event)})"
+        ")"
+        " SELECT count(*) FROM held"
     )
 
 
@@ -332,7 +347,9 @@ async def write_accepted(
     transfers, the payment rows and their timeline (a row per payment, `grouped_events`).
 
     The usage rows and accounts must be locked already (`lock_usage`, `lock_balances`), so that the
-    order in which this statement reaches them cannot matter.
+    order in which this statement reaches them cannot matter. The transfers come before the payments
+    they name, which is fine: a foreign key is checked at the end of the statement. A hold on an
+    account the ledger lacks raises `LedgerStateError`, and the caller's transaction rolls back.
     """
     stored = grouped_events(events)
     if not rows or not stored:
@@ -341,7 +358,7 @@ async def write_accepted(
     payment_columns, event_columns = tuple(rows[0]), tuple(stored[0])
     keys = sorted(usage)
     accounts = sorted(holds)
-    await raw.execute(
+    held = await raw.fetchval(
         _accept_sql(payment_columns, transfer_columns, event_columns),
         *([k[i] for k in keys] for i in range(4)),
         [usage[k][0] for k in keys],
@@ -352,6 +369,8 @@ async def write_accepted(
         *([r[c] for r in rows] for c in payment_columns),
         *([e[c] for e in stored] for c in event_columns),
     )
+    if held != len(accounts):
+        raise LedgerStateError(f"FPS holds reached {held} of the {len(accounts)} accounts they name")
 
 
 _TRANSFER_COLUMNS = (
