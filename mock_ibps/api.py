@@ -18,6 +18,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
+from ibps_wire.amounts import format_amount
 from mock_ibps.domain import (
     AbortRequest,
     Answer,
@@ -30,7 +31,6 @@ from mock_ibps.domain import (
 )
 from mock_ibps.errors import IbpsError, RequestInvalid, Unauthorized, error_body
 from mock_ibps.faults import MAGIC_REFUSED_MINOR, BatchCall, Call, FaultInjector, FaultRule, Kind
-from mock_ibps.money import format_amount
 from mock_ibps.schemas import (
     AccountIn,
     AccountOut,

@@ -10,8 +10,8 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from ibps_wire.amounts import CURRENCY, AmountError, format_amount, parse_amount
 from mock_ibps.domain import MAX_BATCH_ITEMS, Account, PrepareResult, Proxy, Transfer
-from mock_ibps.money import CURRENCY, AmountError, format_amount, parse_amount
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 PROXY_RE = re.compile(r"\+86[0-9]{11}")
