@@ -162,9 +162,13 @@ class ProxyOut(ProxyRegistered):
 # two-phase transfers ------------------------------------------------------------------------------
 
 
+LegKind = Literal[TransferKind.CREDIT, TransferKind.DEBIT]
+"""What a payment's leg at IBPS does: credit the mainland payee or debit the mainland payer."""
+
+
 class PrepareIn(Request):
     payment_id: UUID
-    kind: Literal[TransferKind.CREDIT, TransferKind.DEBIT]
+    kind: LegKind
     account_id: Identifier
     amount_minor: PositiveAmount = Field(alias="amount")
     currency: Currency
