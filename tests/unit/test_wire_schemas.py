@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from fpslink.console import service as console
 from fpslink.ibps_client import IbpsClient
 from ibps_wire.enums import Operation, Outcome, Reason, TransferKind, TransferStatus
 from ibps_wire.schemas import (
@@ -198,3 +199,17 @@ def test_an_answer_missing_a_field_is_refused(missing: str) -> None:
     del sent[missing]
     with pytest.raises(ValidationError):
         TransferOut.model_validate_json(json.dumps(sent))
+
+
+def test_the_console_shows_what_ibps_answered_even_for_a_tombstone() -> None:
+    posted = TransferOut.model_validate_json(mock_schemas.transfer_out(_transfer()).model_dump_json())
+    assert console._ibps_ledger_side(posted)["amount"] == "123.45 CNY"
+    tombstone = _transfer(kind=None, amount_minor=None, currency=None, status=TransferStatus.VOIDED)
+    read = TransferOut.model_validate_json(mock_schemas.transfer_out(tombstone).model_dump_json())
+    assert console._ibps_ledger_side(read) == {
+        "kind": None,
+        "status": "VOIDED",
+        "debit_account_id": "CN0001",
+        "credit_account_id": "LINK",
+        "amount": "none",
+    }
