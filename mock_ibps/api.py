@@ -43,6 +43,7 @@ from ibps_wire.schemas import (
     ProxyValue,
     TransferOut,
     TransferPageOut,
+    trusted,
 )
 from mock_ibps.domain import (
     AbortRequest,
@@ -189,11 +190,11 @@ async def transfer_batch(body: BatchIn, ledger: LedgerDep, faults: FaultsDep) ->
 
 def _batch_result(op: Operation, payment_id: str, answer: Answer) -> BatchResultOut:
     if isinstance(answer, IbpsError):
-        return BatchResultOut.model_construct(
-            payment_id=payment_id, op=op, status=answer.status, body=problem(answer)
+        return trusted(
+            BatchResultOut, payment_id=payment_id, op=op, status=answer.status, body=problem(answer)
         )
     out = prepare_out(answer) if isinstance(answer, PrepareResult) else transfer_out(answer)
-    return BatchResultOut.model_construct(payment_id=payment_id, op=op, status=status.HTTP_200_OK, body=out)
+    return trusted(BatchResultOut, payment_id=payment_id, op=op, status=status.HTTP_200_OK, body=out)
 
 
 @router.post("/transfers/{payment_id}/commit")

@@ -1,13 +1,21 @@
 """The wire's response models (``ibps_wire.schemas``) built from this service's records.
 
-The records are the ledger's own, so the models are built without validation (``model_construct``);
-their serialisers write amounts as decimal strings.
+The records are the ledger's own, so the models are built without validation (``trusted`` on the
+batch path, ``model_construct`` elsewhere); their serialisers write amounts as decimal strings.
 """
 
 from __future__ import annotations
 
 from ibps_wire.enums import Reason
-from ibps_wire.schemas import AccountOut, PrepareOut, Problem, ProxyOut, ProxyRegistered, TransferOut
+from ibps_wire.schemas import (
+    AccountOut,
+    PrepareOut,
+    Problem,
+    ProxyOut,
+    ProxyRegistered,
+    TransferOut,
+    trusted,
+)
 from mock_ibps.domain import Account, PrepareResult, Proxy, Transfer
 from mock_ibps.errors import IbpsError, error_body
 
@@ -49,7 +57,8 @@ def _reason(code: str | None) -> Reason | None:
 
 
 def transfer_out(transfer: Transfer) -> TransferOut:
-    return TransferOut.model_construct(
+    return trusted(
+        TransferOut,
         seq=transfer.seq,
         payment_id=transfer.payment_id,
         kind=transfer.kind,
@@ -66,7 +75,8 @@ def transfer_out(transfer: Transfer) -> TransferOut:
 
 
 def prepare_out(result: PrepareResult) -> PrepareOut:
-    return PrepareOut.model_construct(
+    return trusted(
+        PrepareOut,
         outcome=result.outcome,
         reason_code=_reason(result.reason_code),
         reason=result.reason,

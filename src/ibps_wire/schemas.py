@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -99,6 +99,28 @@ Currency = Annotated[str, Field(strict=True), AfterValidator(_currency)]
 Identifier = Annotated[str, Field(strict=True, pattern=ID_PATTERN)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=140), AfterValidator(_not_blank)]
 ProxyValue = Annotated[str, Field(strict=True), AfterValidator(check_proxy)]
+
+
+M = TypeVar("M", bound=BaseModel)
+_set = object.__setattr__
+
+
+def trusted(cls: type[M], /, **values: Any) -> M:
+    """An instance of `cls` from values already of its fields' types, every field given by its Python
+    name, without validation.
+
+    What ``model_construct`` makes of such values, at a fraction of its cost (it looks up aliases and
+    defaults field by field): both services build each batch item and each answer on the hot path so.
+    Not for models that keep extra fields (`Problem`).
+    """
+    if values.keys() != cls.__pydantic_fields__.keys():
+        raise TypeError(f"{cls.__name__} takes {sorted(cls.__pydantic_fields__)}, not {sorted(values)}")
+    model = cls.__new__(cls)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", set(values))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
 
 
 class Request(BaseModel):

@@ -19,6 +19,7 @@ from fpslink.console import service as console
 from fpslink.ibps_client import IbpsClient
 from ibps_wire.enums import Operation, Outcome, Reason, TransferKind, TransferStatus
 from ibps_wire.schemas import (
+    AbortItemIn,
     AccountIn,
     AccountOut,
     BatchIn,
@@ -28,6 +29,7 @@ from ibps_wire.schemas import (
     PrepareOut,
     Problem,
     TransferOut,
+    trusted,
 )
 from mock_ibps import schemas as mock_schemas
 from mock_ibps.domain import Account, PrepareResult, Transfer
@@ -213,3 +215,17 @@ def test_the_console_shows_what_ibps_answered_even_for_a_tombstone() -> None:
         "credit_account_id": "LINK",
         "amount": "none",
     }
+
+
+def test_trusted_builds_what_model_construct_builds_and_refuses_a_wrong_field_name() -> None:
+    values: dict[str, Any] = {
+        "op": Operation.ABORT,
+        "payment_id": uuid.uuid4(),
+    }
+    built = trusted(AbortItemIn, **values)
+    assert built == AbortItemIn.model_construct(**values)
+    assert built.model_dump_json() == AbortItemIn.model_construct(**values).model_dump_json()
+    with pytest.raises(TypeError):
+        trusted(AbortItemIn, op=Operation.ABORT)  # payment_id missing
+    with pytest.raises(TypeError):  # "amount" is the name on the wire, not the field's
+        trusted(PrepareItemIn, **_prepare(op=Operation.PREPARE))
