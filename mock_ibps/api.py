@@ -18,24 +18,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from mock_ibps.domain import (
-    AbortRequest,
-    Answer,
-    CommitRequest,
-    PrepareRequest,
-    PrepareResult,
-    Reason,
-    TransferKind,
-    TransferRequest,
-)
-from mock_ibps.errors import IbpsError, RequestInvalid, Unauthorized, error_body
-from mock_ibps.faults import MAGIC_REFUSED_MINOR, BatchCall, Call, FaultInjector, FaultRule, Kind
-from mock_ibps.money import format_amount
-from mock_ibps.schemas import (
+from ibps_wire.amounts import format_amount
+from ibps_wire.enums import Operation
+from ibps_wire.schemas import (
     AccountIn,
     AccountOut,
     BatchIn,
-    BatchOp,
     BatchOut,
     BatchResultOut,
     CommitItemIn,
@@ -55,7 +43,20 @@ from mock_ibps.schemas import (
     ProxyValue,
     TransferOut,
     TransferPageOut,
+    trusted,
 )
+from mock_ibps.domain import (
+    AbortRequest,
+    Answer,
+    CommitRequest,
+    PrepareRequest,
+    PrepareResult,
+    Reason,
+    TransferRequest,
+)
+from mock_ibps.errors import IbpsError, RequestInvalid, Unauthorized
+from mock_ibps.faults import MAGIC_REFUSED_MINOR, BatchCall, Call, FaultInjector, FaultRule
+from mock_ibps.schemas import account_out, prepare_out, problem, proxy_out, proxy_registered, transfer_out
 from mock_ibps.service import IbpsLedger
 
 MAX_PAGE_SIZE = 1000
@@ -101,7 +102,7 @@ async def create_participant(body: ParticipantIn, ledger: LedgerDep, response: R
     participant, created = await ledger.open_participant(participant_id=body.participant_id, name=body.name)
     if not created:
         response.status_code = status.HTTP_200_OK
-    return ParticipantOut(participant_id=participant.participant_id, name=participant.name)
+    return ParticipantOut.model_construct(participant_id=participant.participant_id, name=participant.name)
 
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED)
@@ -115,18 +116,18 @@ async def create_account(body: AccountIn, ledger: LedgerDep, response: Response)
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return AccountOut.of(account)
+    return account_out(account)
 
 
 @router.get("/accounts/{account_id}")
 async def get_account(account_id: str, ledger: LedgerDep) -> AccountOut:
-    return AccountOut.of(await ledger.get_account(account_id=account_id))
+    return account_out(await ledger.get_account(account_id=account_id))
 
 
 @router.post("/proxies", status_code=status.HTTP_201_CREATED)
 async def register_proxy(body: ProxyIn, ledger: LedgerDep) -> ProxyRegistered:
     proxy = await ledger.register_proxy(proxy_value=body.proxy_value, account_id=body.account_id)
-    return ProxyRegistered.of(proxy)
+    return proxy_registered(proxy)
 
 
 @router.get("/proxies/{proxy_value}")
@@ -134,13 +135,13 @@ async def resolve_proxy(
     proxy_value: Annotated[ProxyValue, Path()], ledger: LedgerDep, faults: FaultsDep
 ) -> ProxyOut:
     proxy = await faults.run(Call.LOOKUP, proxy_value, lambda: ledger.resolve_proxy(proxy_value=proxy_value))
-    return ProxyOut.of(proxy)
+    return proxy_out(proxy)
 
 
 def _prepare_request(body: PrepareIn) -> PrepareRequest:
     return PrepareRequest(
         payment_id=str(body.payment_id),
-        kind=TransferKind(body.kind),
+        kind=body.kind,
         account_id=body.account_id,
         amount_minor=body.amount_minor,
         currency=body.currency,
@@ -154,7 +155,7 @@ async def prepare_transfer(body: PrepareIn, ledger: LedgerDep, faults: FaultsDep
     result = await faults.run(
         Call.PREPARE, request.payment_id, lambda: ledger.prepare(request), amount_minor=body.amount_minor
     )
-    return PrepareOut.of(result)
+    return prepare_out(result)
 
 
 @router.post("/transfers/batch")
@@ -179,7 +180,7 @@ async def transfer_batch(body: BatchIn, ledger: LedgerDep, faults: FaultsDep) ->
     answers = await faults.run_batch(
         calls, lambda delivered: ledger.apply_batch([requests[index] for index in delivered])
     )
-    return BatchOut(
+    return BatchOut.model_construct(
         results=[
             _batch_result(item.op, call.key, answer)
             for item, call, answer in zip(body.items, calls, answers, strict=True)
@@ -187,30 +188,30 @@ async def transfer_batch(body: BatchIn, ledger: LedgerDep, faults: FaultsDep) ->
     )
 
 
-def _batch_result(op: BatchOp, payment_id: str, answer: Answer) -> BatchResultOut:
+def _batch_result(op: Operation, payment_id: str, answer: Answer) -> BatchResultOut:
     if isinstance(answer, IbpsError):
-        return BatchResultOut(payment_id=payment_id, op=op, status=answer.status, body=error_body(answer))
-    out = PrepareOut.of(answer) if isinstance(answer, PrepareResult) else TransferOut.of(answer)
-    return BatchResultOut(
-        payment_id=payment_id, op=op, status=status.HTTP_200_OK, body=out.model_dump(mode="json")
-    )
+        return trusted(
+            BatchResultOut, payment_id=payment_id, op=op, status=answer.status, body=problem(answer)
+        )
+    out = prepare_out(answer) if isinstance(answer, PrepareResult) else transfer_out(answer)
+    return trusted(BatchResultOut, payment_id=payment_id, op=op, status=status.HTTP_200_OK, body=out)
 
 
 @router.post("/transfers/{payment_id}/commit")
 async def commit_transfer(payment_id: UUID, ledger: LedgerDep, faults: FaultsDep) -> TransferOut:
     key = str(payment_id)
-    return TransferOut.of(await faults.run(Call.COMMIT, key, lambda: ledger.commit(payment_id=key)))
+    return transfer_out(await faults.run(Call.COMMIT, key, lambda: ledger.commit(payment_id=key)))
 
 
 @router.post("/transfers/{payment_id}/abort")
 async def abort_transfer(payment_id: UUID, ledger: LedgerDep, faults: FaultsDep) -> TransferOut:
     key = str(payment_id)
-    return TransferOut.of(await faults.run(Call.ABORT, key, lambda: ledger.abort(payment_id=key)))
+    return transfer_out(await faults.run(Call.ABORT, key, lambda: ledger.abort(payment_id=key)))
 
 
 @router.get("/transfers/{payment_id}")
 async def get_transfer(payment_id: UUID, ledger: LedgerDep) -> TransferOut:
-    return TransferOut.of(await ledger.get_transfer(payment_id=str(payment_id)))
+    return transfer_out(await ledger.get_transfer(payment_id=str(payment_id)))
 
 
 @router.get("/transfers")
@@ -220,13 +221,15 @@ async def list_transfers(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
 ) -> TransferPageOut:
     page = await ledger.list_transfers(after_seq=after, limit=limit)
-    return TransferPageOut(items=[TransferOut.of(item) for item in page.items], next_after=page.next_after)
+    return TransferPageOut.model_construct(
+        items=[transfer_out(item) for item in page.items], next_after=page.next_after
+    )
 
 
 @router.get("/ledger/check")
 async def ledger_check(ledger: LedgerDep) -> LedgerCheckOut:
     check = await ledger.check()
-    return LedgerCheckOut(
+    return LedgerCheckOut.model_construct(
         ok=check.ok,
         violations=check.violations,
         balances={currency: format_amount(total) for currency, total in check.balances_minor.items()},
@@ -240,8 +243,8 @@ async def add_fault(body: FaultIn, faults: FaultsDep) -> FaultOut:
     try:
         rule = faults.add(
             FaultRule(
-                call=Call(body.call),
-                kind=Kind(body.kind),
+                call=body.call,
+                kind=body.kind,
                 probability=body.probability,
                 seed=body.seed,
                 latency_ms=body.latency_ms,
@@ -251,7 +254,7 @@ async def add_fault(body: FaultIn, faults: FaultsDep) -> FaultOut:
         )
     except ValueError as exc:
         raise RequestInvalid(str(exc)) from exc
-    return FaultOut(**rule.as_dict())
+    return FaultOut.model_construct(**rule.as_dict())
 
 
 @router.get("/sandbox/faults")
@@ -259,7 +262,9 @@ async def list_faults(faults: FaultsDep) -> FaultsOut:
     injected: dict[str, dict[str, int]] = {}
     for (call, kind), count in sorted(faults.injected.items()):
         injected.setdefault(call, {})[kind] = count
-    return FaultsOut(rules=[FaultOut(**rule.as_dict()) for rule in faults.rules], injected=injected)
+    return FaultsOut.model_construct(
+        rules=[FaultOut.model_construct(**rule.as_dict()) for rule in faults.rules], injected=injected
+    )
 
 
 @router.delete("/sandbox/faults", status_code=status.HTTP_204_NO_CONTENT)

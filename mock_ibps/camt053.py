@@ -69,18 +69,18 @@ from xsdata.formats.dataclass.serializers import XmlSerializer
 from xsdata.formats.dataclass.serializers.config import SerializerConfig
 from xsdata.models.datatype import XmlDate, XmlDateTime
 
+from ibps_wire.amounts import format_amount
+from ibps_wire.schemas import NEXT_AFTER_HEADER
 from mock_ibps.api import FaultsDep, require_token
 from mock_ibps.domain import TransferKind, TransferStatus, now_utc, utc
 from mock_ibps.errors import AccountNotFound, ParticipantNotFound
 from mock_ibps.faults import Call
 from mock_ibps.models import LINK_ACCOUNT_ID, accounts, participants, transfers
-from mock_ibps.money import format_amount
 from mock_ibps.statement import BUSINESS_TZ, business_day_bounds
 
 MESSAGE_NAME: Final = "camt.053.001.08"
 NAMESPACE: Final = f"urn:iso:std:iso:20022:tech:xsd:{MESSAGE_NAME}"
 MEDIA_TYPE: Final = "application/xml"
-NEXT_AFTER_HEADER: Final = "Fpslink-Next-After"
 MAX_STATEMENT_ACCOUNTS: Final = 1_000
 """One Stmt per account: bounds the accounts of one bank that a single message may carry."""
 MAX_CAMT053_PAGE: Final = 10_000

@@ -12,6 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
+# The wire's enums are the ledger's own: re-exported for the rest of the service.
+from ibps_wire.enums import Outcome as Outcome
+from ibps_wire.enums import Reason as Reason
+from ibps_wire.enums import TransferKind as TransferKind
+from ibps_wire.enums import TransferStatus as TransferStatus
+from ibps_wire.schemas import MAX_BATCH_ITEMS
 from mock_ibps.errors import (
     IbpsError,
     TransferMismatch,
@@ -20,9 +26,8 @@ from mock_ibps.errors import (
     TransferVoided,
 )
 
-MAX_BATCH_ITEMS = 1000
-"""Items in one batch request; fault injection may deliver each item twice to the ledger."""
 MAX_BATCH_REQUESTS = 2 * MAX_BATCH_ITEMS
+"""Requests in one batch: fault injection may deliver each item twice to the ledger."""
 
 
 class LedgerStateError(RuntimeError):
@@ -33,33 +38,6 @@ class AccountKind(StrEnum):
     CUSTOMER = "CUSTOMER"
     LINK = "LINK"
     FUNDING = "FUNDING"
-
-
-class TransferKind(StrEnum):
-    OPENING = "OPENING"
-    CREDIT = "CREDIT"  # northbound: LINK -> mainland payee
-    DEBIT = "DEBIT"  # southbound: mainland payer -> LINK
-
-
-class TransferStatus(StrEnum):
-    PENDING = "PENDING"
-    POSTED = "POSTED"
-    VOIDED = "VOIDED"
-
-
-class Outcome(StrEnum):
-    PREPARED = "PREPARED"
-    REFUSED = "REFUSED"
-
-
-class Reason(StrEnum):
-    """ISO 20022 ExternalStatusReason codes where one fits, otherwise our own."""
-
-    AC01 = "AC01"
-    AM03 = "AM03"
-    AM04 = "AM04"
-    RR04 = "RR04"
-    ALREADY_ABORTED = "ALREADY_ABORTED"
 
 
 REASON_TEXT: dict[str, str] = {

@@ -33,9 +33,9 @@ import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any, TypeVar
 
+from ibps_wire.enums import FaultCall, FaultKind
 from mock_ibps.errors import IbpsError, InjectedFault, InjectedTimeout, TimedOut
 
 T = TypeVar("T")
@@ -48,20 +48,8 @@ MAX_HANG_MS = 120_000
 DEFAULT_HANG_MS = 30_000
 
 
-class Call(StrEnum):
-    PREPARE = "prepare"
-    COMMIT = "commit"
-    ABORT = "abort"
-    LOOKUP = "lookup"
-    STATEMENT = "statement"
-
-
-class Kind(StrEnum):
-    ERROR = "error"
-    TIMEOUT = "timeout"
-    LOST_REPLY = "lost_reply"
-    DUPLICATE = "duplicate"
-    LATENCY = "latency"
+Call = FaultCall
+Kind = FaultKind
 
 
 MAGIC_TIMEOUT_PROXY = "+8613900000408"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ibps_wire.amounts import format_amount
 from mock_ibps.domain import AccountKind, TransferKind, TransferStatus
 from mock_ibps.models import accounts, transfers
-from mock_ibps.money import format_amount
 
 MAX_REPORTED_PER_RULE = 100  # bounds the report when a ledger is badly broken
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
+
+from ibps_wire import migrate as migrations
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Its own version table, so the gateway's alembic history never collides with ours in one database.
@@ -23,27 +22,6 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "heads") -> None:
-    """Bring the database at ``database_url`` up to ``revision``.
-
-    env.py drives the async engine with ``asyncio.run``, which cannot nest in a running loop; called
-    from a loop's thread, the migration runs on a worker thread instead (blocking the caller).
-    """
-    config = alembic_config(database_url)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        command.upgrade(config, revision)
-        return
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            command.upgrade(config, revision)
-        except BaseException as exc:  # handed back to the caller's thread below
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="mock-ibps-migrate")
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
+    """Bring the database at ``database_url`` up to ``revision``; from inside a running event loop
+    the migration runs on a worker thread (``ibps_wire.migrate``)."""
+    migrations.upgrade(alembic_config(database_url), revision, thread_name="mock-ibps-migrate")

@@ -7,9 +7,9 @@ an entry however many transfers are added meanwhile; a page is a compact JSON ar
 one `columns` header, since a busy day has a million entries.
 
 `GET /ibps/v1/statements/{date}/tsv` exports the same entries in the reconciliation's columns
-(`TSV_COLUMNS`) as PostgreSQL's COPY text format: one line per entry, tab-separated, `\\N` for null,
-backslash escapes. The page is produced by `COPY ... TO STDOUT` and a reader loads it with
-`COPY ... FROM STDIN`, so a million entries never become Python objects on either side.
+(`STATEMENT_TSV_COLUMNS`) as PostgreSQL's COPY text format: one line per entry, tab-separated,
+`\\N` for null, backslash escapes. The page is produced by `COPY ... TO STDOUT` and a reader loads it
+with `COPY ... FROM STDIN`, so a million entries never become Python objects on either side.
 """
 
 from __future__ import annotations
@@ -23,40 +23,28 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ibps_wire.schemas import (
+    COLUMNS_HEADER,
+    COUNT_HEADER,
+    NEXT_AFTER_HEADER,
+    STATEMENT_COLUMNS,
+    STATEMENT_TSV_COLUMNS,
+    TOTAL_HEADER,
+    TSV_MEDIA_TYPE,
+    StatementPageOut,
+)
 from mock_ibps import pg
 from mock_ibps.api import FaultsDep, require_token
 from mock_ibps.faults import Call
 from mock_ibps.models import transfers
 
 BUSINESS_TZ: Final = timezone(timedelta(hours=8))
-NEXT_AFTER_HEADER: Final = "Fpslink-Next-After"
-TOTAL_HEADER: Final = "Fpslink-Total"
-COUNT_HEADER: Final = "Fpslink-Count"
-COLUMNS_HEADER: Final = "Fpslink-Columns"
-TSV_MEDIA_TYPE: Final = "text/tab-separated-values"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_STATEMENT_PAGE: Final = 50_000
 DEFAULT_STATEMENT_PAGE: Final = 10_000
 MAX_TSV_PAGE: Final = 200_000
 """A TSV entry is about 130 bytes, so the largest page is about 26 MB."""
 DEFAULT_TSV_PAGE: Final = 50_000
-COLUMNS: Final = (
-    "seq",
-    "payment_id",
-    "kind",
-    "account_id",
-    "currency",
-    "amount_minor",
-    "status",
-    "created_at_us",
-    "resolved_at_us",
-    "transfer_id",
-    "debit_account_id",
-    "credit_account_id",
-    "reason_code",
-)
-"""Row layout of a page; times are integer microseconds since the Unix epoch (UTC), which cost a
-million-entry export far less to write and read than ISO strings."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +91,6 @@ _PG_PAGE = (
 )
 
 
-TSV_COLUMNS: Final = COLUMNS[:8]
-"""The reconciliation's view of an entry: what the gateway matches, in its staging table's order."""
-
 _PG_TSV_PAGE = (
     "SELECT seq, payment_id, kind, account_id, currency, amount_minor, status,"
     " (EXTRACT(EPOCH FROM created_at) * 1000000)::bigint"
@@ -117,7 +102,8 @@ _PG_TSV_PAGE = (
 async def statement_rows(
     conn: AsyncConnection, business_date: date, after: int, limit: int
 ) -> list[tuple[Any, ...]]:
-    """The day's entries with seq > `after`, in seq order, at most `limit`, as tuples in COLUMNS order.
+    """The day's entries with seq > `after`, in seq order, at most `limit`, as tuples in
+    STATEMENT_COLUMNS order.
 
     The page is read through asyncpg directly: at a million entries a day, building SQLAlchemy rows
     would cost more than the query itself.
@@ -133,7 +119,7 @@ async def statement_entries(
     """The day's entries with seq > `after`, in seq order, at most `limit` of them."""
     entries = []
     for row in await statement_rows(conn, business_date, after, limit):
-        values = dict(zip(COLUMNS, row, strict=True))
+        values = dict(zip(STATEMENT_COLUMNS, row, strict=True))
         created, resolved = values.pop("created_at_us"), values.pop("resolved_at_us")
         entries.append(
             StatementEntry(
@@ -155,7 +141,7 @@ async def statement_size(conn: AsyncConnection, business_date: date) -> int:
 @dataclass(frozen=True, slots=True)
 class TsvPage:
     data: bytes
-    """Entries in TSV_COLUMNS order, COPY text format, one line each."""
+    """Entries in STATEMENT_TSV_COLUMNS order, COPY text format, one line each."""
     count: int
     last_seq: int | None
 
@@ -201,7 +187,13 @@ router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])
 @router.get(
     "/statements/{business_date}",
     summary="The statement of a UTC+8 business date, paged by seq",
-    responses={200: {"description": "`columns`, `entries` (rows in that order), `next_after`, `total`"}},
+    response_class=Response,
+    responses={
+        200: {
+            "model": StatementPageOut,
+            "description": "`columns`, `entries` (rows in that order), `next_after`, `total`",
+        }
+    },
 )
 async def get_statement(
     business_date: Annotated[date, Path(description="YYYY-MM-DD, UTC+8")],
@@ -218,7 +210,7 @@ async def get_statement(
             total = await statement_size(conn, business_date) if after == 0 else None
         body = {
             "business_date": business_date.isoformat(),
-            "columns": COLUMNS,
+            "columns": STATEMENT_COLUMNS,
             "entries": rows,
             "next_after": rows[-1][0] if len(rows) == limit else None,
             "total": total,
@@ -264,7 +256,7 @@ async def get_statement_tsv(
             return await statement_tsv(conn, business_date, start, limit), total
 
     found, total = await faults.run(Call.STATEMENT, f"{business_date.isoformat()}:{after}", page)
-    headers = {COLUMNS_HEADER: ",".join(TSV_COLUMNS), COUNT_HEADER: str(found.count)}
+    headers = {COLUMNS_HEADER: ",".join(STATEMENT_TSV_COLUMNS), COUNT_HEADER: str(found.count)}
     if found.count == limit and found.last_seq is not None:
         headers[NEXT_AFTER_HEADER] = str(found.last_seq)
     if total is not None:

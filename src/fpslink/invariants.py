@@ -23,6 +23,8 @@ from fpslink.limits.models import limit_usage
 from fpslink.limits.policy import Direction, Period
 from fpslink.payments.models import payments
 from fpslink.settlement.states import State
+from ibps_wire.enums import TransferStatus
+from ibps_wire.schemas import TransferOut
 
 IBPS_PAGE = 1000
 MAX_LISTED = 50
@@ -64,23 +66,17 @@ def _ibps_leg(p: dict[str, Any]) -> tuple[str, str, int]:
     return "DEBIT", p["debtor_account_id"], p["source_minor"]
 
 
-def _minor(text: str | None) -> int | None:
-    if text is None:
-        return None
-    whole, _, frac = text.partition(".")
-    sign = -1 if whole.startswith("-") else 1
-    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
-
-
-async def _ibps_transfers(gw: Gateway) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
+async def _ibps_transfers(gw: Gateway) -> dict[str, TransferOut]:
+    """IBPS's transfers by payment id (openings, which have none, left out)."""
+    found: dict[str, TransferOut] = {}
     after: int | None = None
     while True:
         page = await gw.ibps.list_transfers(after=after, limit=IBPS_PAGE)
-        for item in page["items"]:
-            found[item["payment_id"]] = item
-        after = page.get("next_after")
-        if after is None or not page["items"]:
+        for item in page.items:
+            if item.payment_id is not None:
+                found[item.payment_id] = item
+        after = page.next_after
+        if after is None or not page.items:
             return found
 
 
@@ -115,15 +111,16 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
         ).all()
 
     # I1 on the IBPS ledger
+    ibps_transfers: dict[str, TransferOut] = {}
     try:
         ibps_check = await gw.ibps.ledger_check()
         ibps_transfers = await _ibps_transfers(gw)
     except IbpsError as exc:
         report.ibps_reachable = False
         v.append(f"IBPS: ledger could not be read ({exc}); I1-I3 checked on FPS only")
-        ibps_check, ibps_transfers = {"violations": [], "balances": {}}, {}
-    v.extend(f"IBPS: {text}" for text in ibps_check.get("violations", []))
-    report.ibps_balances = dict(ibps_check.get("balances", {}))
+    else:
+        v.extend(f"IBPS: {text}" for text in ibps_check.violations)
+        report.ibps_balances = dict(ibps_check.balances)
 
     by_state: dict[str, int] = defaultdict(int)
     stale_before = now - timedelta(seconds=gw.settings.settlement_timeout_s + gw.settings.recovery_interval_s)
@@ -149,9 +146,9 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
                 v.append(f"I2 {pid}: FPS transfer does not match the payment's FX record")
             kind, account, ibps_amount = _ibps_leg(p)
             if report.ibps_reachable:
-                if ibps is None or ibps["status"] != "POSTED":
-                    v.append(f"I2 {pid}: SETTLED but IBPS transfer is {ibps and ibps['status']}")
-                elif (ibps["kind"], ibps["account_id"], _minor(ibps["amount"])) != (
+                if ibps is None or ibps.status is not TransferStatus.POSTED:
+                    v.append(f"I2 {pid}: SETTLED but IBPS transfer is {ibps and ibps.status.value}")
+                elif (ibps.kind, ibps.account_id, ibps.amount_minor) != (
                     kind,
                     account,
                     ibps_amount,
@@ -161,8 +158,8 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
             # I3
             if fps is not None and fps["status"] != "VOIDED":
                 v.append(f"I3 {pid}: REJECTED but FPS transfer is {fps['status']}")
-            if ibps is not None and ibps["status"] != "VOIDED":
-                v.append(f"I3 {pid}: REJECTED but IBPS transfer is {ibps['status']}")
+            if ibps is not None and ibps.status is not TransferStatus.VOIDED:
+                v.append(f"I3 {pid}: REJECTED but IBPS transfer is {ibps.status.value}")
         elif p["updated_at"] < stale_before and report.ibps_reachable:
             # I4
             v.append(f"I4 {pid}: {state.value} since {p['updated_at'].isoformat()}")
@@ -173,9 +170,9 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
                     "limit_minor"
                 ]
 
-    for pid, transfer in ibps_transfers.items():
-        if pid not in gateway_ids and transfer["status"] != "VOIDED":
-            v.append(f"IBPS {pid}: {transfer['status']} transfer without a gateway payment")
+    for pid, ibps_transfer in ibps_transfers.items():
+        if pid not in gateway_ids and ibps_transfer.status is not TransferStatus.VOIDED:
+            v.append(f"IBPS {pid}: {ibps_transfer.status.value} transfer without a gateway payment")
     for pid, transfer in fps_transfers.items():
         if pid not in gateway_ids:
             v.append(f"FPS {pid}: {transfer['status']} transfer without a gateway payment")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
+
+from ibps_wire import migrate as migrations
 
 
 def migrations_dir() -> Path:
@@ -29,23 +28,5 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "heads") -> None:
-    """Migrate; from inside a running event loop the work moves to a thread (env.py runs its own)."""
-    config = alembic_config(database_url)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        command.upgrade(config, revision)
-        return
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            command.upgrade(config, revision)
-        except BaseException as exc:  # re-raised in the caller's thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="fpslink-migrate")
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
+    """Migrate the gateway's database; from inside a running event loop the work moves to a thread."""
+    migrations.upgrade(alembic_config(database_url), revision, thread_name="fpslink-migrate")

@@ -1,71 +1,11 @@
-"""PostgreSQL's lane for the batch statements of the payment path: plain asyncpg, constant SQL.
+"""The gateway's lane for the batch statements of the payment path: plain asyncpg, constant SQL.
 
-Each step of a batch is a handful of statements whatever the batch's size. Through SQLAlchemy each
-costs a compile of an expanded IN list (a new SQL text, so a new server-side prepare, for every
-batch size) and per-row parameter processing in Python; executemany runs the statement once per
-row on the server. Here every statement passes whole columns as arrays (`unnest`, `= ANY`), so its
-SQL is the same for any batch and asyncpg prepares it once per connection. The statements run on
-the asyncpg connection under the caller's SQLAlchemy transaction, so they commit or roll back with
-it (docs/decisions/0003-raw-asyncpg-lane.md).
+The helpers are shared with mock_ibps (`ibps_wire.pg`, docs/decisions/0003-raw-asyncpg-lane.md);
+the gateway's statements live in its repositories.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping, Sequence
-from typing import Any
+from ibps_wire.pg import array_type, ident, insert_rows, raw
 
-import asyncpg
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-
-
-async def raw(conn: AsyncConnection) -> asyncpg.Connection:
-    """The asyncpg connection under `conn`, inside its transaction if it has begun one."""
-    fairy = await conn.get_raw_connection()
-    adapted: Any = fairy.dbapi_connection
-    if conn.in_transaction() and getattr(adapted, "_transaction", None) is None:
-        # SQLAlchemy sends BEGIN with the first statement it runs itself; start it now, so that
-        # what runs here is inside the transaction that the caller commits or rolls back.
-        await adapted._start_transaction()
-    raw: asyncpg.Connection = fairy.driver_connection
-    return raw
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def array_type(table: Table, column: str) -> str:
-    """The PostgreSQL array type of a column, for `$n::type[]` casts."""
-    return f"{table.c[column].type.compile(dialect=_DIALECT)}[]"
-
-
-@functools.cache
-def insert_sql(table: Table, columns: tuple[str, ...], suffix: str) -> str:
-    names = ", ".join(ident(c) for c in columns)
-    arrays = ", ".join(f"${i}::{array_type(table, c)}" for i, c in enumerate(columns, 1))
-    return f"INSERT INTO {ident(table.name)} ({names}) SELECT * FROM unnest({arrays}){suffix}"
-
-
-async def insert_rows(
-    raw: asyncpg.Connection, table: Table, rows: Sequence[Mapping[str, Any]], suffix: str = ""
-) -> list[asyncpg.Record]:
-    """Insert rows (all with the same keys) in one execution, in their order; `suffix` may add
-    ON CONFLICT and RETURNING clauses.
-
-    Without a suffix the rows go by binary COPY: it costs half the CPU of the arrays, in this
-    process and on the server, because asyncpg encodes array elements one by one with type checks.
-    """
-    columns = tuple(rows[0])
-    if not suffix:
-        await raw.copy_records_to_table(
-            table.name, records=[tuple(row[c] for c in columns) for row in rows], columns=columns
-        )
-        return []
-    arrays = [[row[c] for row in rows] for c in columns]
-    records: list[asyncpg.Record] = await raw.fetch(insert_sql(table, columns, suffix), *arrays)
-    return records
+__all__ = ["array_type", "ident", "insert_rows", "raw"]

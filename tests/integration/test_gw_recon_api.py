@@ -200,23 +200,24 @@ async def test_the_tsv_statement_pages_agree_with_the_json_export(harness: Harne
     expected, after = [], 0
     for _ in range(100):
         body = await h.gw.ibps.statement_page(today, after=after, limit=1_000)
-        expected += [tuple(row[:8]) for row in body["entries"]]
-        if body["next_after"] is None:
+        assert body.columns[:8] == STAGING_COLUMNS
+        expected += [tuple(row[:8]) for row in body.entries]
+        if body.next_after is None:
             break
-        after = body["next_after"]
+        after = body.next_after
     assert len(expected) >= 5
 
     pages, after = [], 0
     for _ in range(100):
         page = await h.gw.ibps.statement_tsv_page(today, after=after, limit=2)
-        assert page["columns"] == STAGING_COLUMNS
-        assert page["count"] <= 2
-        assert (page["total"] is not None) == (after == 0)
+        assert page.columns == STAGING_COLUMNS
+        assert page.count <= 2
+        assert (page.total is not None) == (after == 0)
         pages.append(page)
-        if page["next_after"] is None:
+        if page.next_after is None:
             break
-        after = page["next_after"]
-    assert pages[0]["total"] == len(expected)
+        after = page.next_after
+    assert pages[0].total == len(expected)
     rows = [row for page in pages for row in parse_page(page).rows()]
     assert rows == expected
-    assert sum(page["count"] for page in pages) == len(expected)
+    assert sum(page.count for page in pages) == len(expected)

@@ -19,6 +19,7 @@ from fpslink.ibps_client import IbpsUnavailable
 from fpslink.payments import repository
 from fpslink.settlement import coordinator, recovery
 from fpslink.settlement.states import State
+from ibps_wire.enums import TransferKind
 
 
 class Crash(BaseException):
@@ -111,7 +112,10 @@ async def test_a_late_prepare_after_recovery_aborted_is_refused(harness: Harness
     pending = await _crash(h, w, "accepted")
     await _sweep(h)
     late = await h.gw.ibps.prepare(
-        payment_id=pending["payment_id"], kind="CREDIT", account_id=w["creditor"], amount=Decimal("91.77")
+        payment_id=pending["payment_id"],
+        kind=TransferKind.CREDIT,
+        account_id=w["creditor"],
+        amount_minor=9177,
     )
     assert not late.prepared
     assert await h.balance(w["creditor"]) == ("1000.00", "0.00")

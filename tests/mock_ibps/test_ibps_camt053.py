@@ -16,8 +16,9 @@ from xsdata.formats.dataclass.parsers import XmlParser
 from xsdata.formats.dataclass.parsers.config import ParserConfig
 
 from fpslink.iso20022.schema import check
+from ibps_wire.schemas import NEXT_AFTER_HEADER
 from mock_ibps.app import create_app
-from mock_ibps.camt053 import NAMESPACE, NEXT_AFTER_HEADER
+from mock_ibps.camt053 import NAMESPACE
 from mock_ibps.config import Settings
 
 LINK = "IBPS-LINK-CNY"

@@ -131,9 +131,19 @@ def test_no_database_url_says_how_to_set_one(
     assert upgrades == [] and served == []
 
 
-def test_the_command_imports_nothing_from_the_gateway() -> None:
-    code = "import sys, mock_ibps.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'fpslink'))"
+def _loaded(modules: str, packages: tuple[str, ...]) -> str:
+    """Which modules of `packages` a fresh interpreter holds after importing `modules`."""
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] in {packages!r}))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert result.stdout.strip() == "[]"
+    return result.stdout.strip()
+
+
+def test_the_command_and_the_app_import_nothing_from_the_gateway() -> None:
+    assert _loaded("mock_ibps.cli, mock_ibps.app, mock_ibps.migrate", ("fpslink",)) == "[]"
+
+
+def test_the_shared_wire_package_imports_neither_service() -> None:
+    modules = "ibps_wire.amounts, ibps_wire.enums, ibps_wire.schemas, ibps_wire.pg, ibps_wire.migrate"
+    assert _loaded(modules, ("fpslink", "mock_ibps")) == "[]"

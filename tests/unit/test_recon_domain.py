@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ from fpslink.reconciliation.domain import (
 from fpslink.reconciliation.render import CSV_COLUMNS, bar_chart, column_chart, timing_lines
 from fpslink.reconciliation.report import fold_totals, timing_rows
 from fpslink.reconciliation.service import Run
+from ibps_wire.schemas import TransferOut
 
 SHEET = RateSheet(mid_hkd_cny=Decimal("0.92"), spread_bps=Decimal("25"))
 
@@ -247,25 +249,35 @@ def test_fold_totals_adds_groups_and_the_spread_of_each_mid_rate() -> None:
 def test_an_entry_on_a_neighbouring_day_is_a_timing_difference() -> None:
     day = date(2026, 11, 27)
     start, end = business_day_bounds(day)
-    transfer = {
+    answer = {
+        "seq": 7,
         "payment_id": "p-1",
         "kind": "CREDIT",
-        "status": "POSTED",
+        "account_id": "CN1",
+        "debit_account_id": "LINK",
+        "credit_account_id": "CN1",
         "amount": "917.70",
         "currency": "CNY",
+        "status": "POSTED",
+        "reason_code": None,
         "created_at": (end + timedelta(milliseconds=50)).isoformat().replace("+00:00", "Z"),
+        "resolved_at": None,
     }
-    entry = neighbour_entry(day, transfer)
+
+    def transfer(**changes: Any) -> TransferOut:
+        return TransferOut.model_validate_json(json.dumps({**answer, **changes}))
+
+    entry = neighbour_entry(day, transfer())
     assert entry is not None
-    assert (entry.day_offset, entry.amount_minor, entry.status) == (1, 91_770, "POSTED")
+    assert (entry.day_offset, entry.amount_minor, entry.status, entry.kind) == (1, 91_770, "POSTED", "CREDIT")
     assert entry.created_at == end + timedelta(milliseconds=50)
-    before = neighbour_entry(day, {**transfer, "created_at": (start - timedelta(seconds=1)).isoformat()})
+    before = neighbour_entry(day, transfer(created_at=(start - timedelta(seconds=1)).isoformat()))
     assert before is not None and before.day_offset == -1
     # an entry of the day itself, or of a farther day, is no timing difference
-    assert neighbour_entry(day, {**transfer, "created_at": start.isoformat()}) is None
-    assert neighbour_entry(day, {**transfer, "created_at": (end + timedelta(days=1)).isoformat()}) is None
-    tombstone = neighbour_entry(day, {**transfer, "amount": None, "kind": None, "status": "VOIDED"})
-    assert tombstone is not None and tombstone.amount_minor is None
+    assert neighbour_entry(day, transfer(created_at=start.isoformat())) is None
+    assert neighbour_entry(day, transfer(created_at=(end + timedelta(days=1)).isoformat())) is None
+    tombstone = neighbour_entry(day, transfer(amount=None, kind=None, currency=None, status="VOIDED"))
+    assert tombstone is not None and tombstone.amount_minor is None and tombstone.kind is None
 
 
 def test_the_cut_off_window_covers_the_settlement_time_out_and_clock_skew() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +13,10 @@ from fpslink.api.schemas import Problem
 from fpslink.errors import InvalidRequest, UpstreamUnavailable
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.participants import service as participants_service
+from ibps_wire import schemas as wire
+from ibps_wire.enums import FaultCall, FaultKind
+
+T = TypeVar("T")
 
 router = APIRouter(
     prefix="/v1/sandbox/faults",
@@ -23,10 +28,8 @@ router = APIRouter(
 
 
 class FaultCreate(BaseModel):
-    call: Literal["prepare", "commit", "abort", "lookup", "statement"] = Field(
-        description="The IBPS call that misbehaves"
-    )
-    kind: Literal["error", "timeout", "lost_reply", "duplicate", "latency"] = Field(
+    call: FaultCall = Field(description="The IBPS call that misbehaves")
+    kind: FaultKind = Field(
         description="error: 503 at once; timeout: no answer, nothing applied; lost_reply: applied, "
         "answer never arrives; duplicate: delivered twice; latency: added delay"
     )
@@ -76,7 +79,7 @@ class FaultsOut(BaseModel):
     )
 
 
-async def _ibps(call: Any) -> Any:
+async def _ibps(call: Awaitable[T]) -> T:
     try:
         return await call
     except IbpsUnavailable as exc:
@@ -93,13 +96,14 @@ async def add_fault(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> FaultOut:
     participants_service.require_operator(principal)
-    return FaultOut(**await _ibps(gw.ibps.add_fault(body.model_dump())))
+    added = await _ibps(gw.ibps.add_fault(wire.FaultIn.model_validate(body.model_dump())))
+    return FaultOut.model_validate(added.model_dump())
 
 
 @router.get("", response_model=FaultsOut, summary="The fault rules in force and what they did (operator)")
 async def list_faults(gw: GatewayDep, principal: PrincipalDep) -> FaultsOut:
     participants_service.require_operator(principal)
-    return FaultsOut(**await _ibps(gw.ibps.list_faults()))
+    return FaultsOut.model_validate((await _ibps(gw.ibps.list_faults())).model_dump())
 
 
 @router.delete("", status_code=204, summary="Remove every fault rule (operator)")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Request
@@ -41,6 +41,10 @@ from fpslink.payments import service as payments_service
 from fpslink.reconciliation import render as recon_render
 from fpslink.reconciliation import service as recon_service
 from fpslink.settlement.states import Status
+from ibps_wire.enums import FaultCall, FaultKind
+from ibps_wire.schemas import FaultIn, FaultsOut
+
+T = TypeVar("T")
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES: Final = 64 * 1024
@@ -471,7 +475,7 @@ async def run_report(request: Request, run_id: str) -> Response:
 # sandbox controls (operator) -----------------------------------------------------------------
 
 
-async def _ibps(call: Awaitable[Any]) -> Any:
+async def _ibps(call: Awaitable[T]) -> T:
     try:
         return await call
     except IbpsUnavailable as exc:
@@ -485,7 +489,7 @@ async def _sandbox(ctx: Ctx, *, status: int = 200, **values: Any) -> Response:
         faults = await _ibps(ctx.gw.ibps.list_faults())
         faults_error = None
     except FpslinkError as exc:
-        faults, faults_error = {"rules": [], "injected": {}}, exc.detail
+        faults, faults_error = FaultsOut(rules=[], injected={}), exc.detail
     async with ctx.gw.engine.connect() as conn:
         banks = await participants_repo.list_participants(conn)
     return render(
@@ -497,8 +501,8 @@ async def _sandbox(ctx: Ctx, *, status: int = 200, **values: Any) -> Response:
         faults_error=faults_error,
         banks=banks,
         systems=[x.value for x in System],
-        calls=["prepare", "commit", "abort", "lookup", "statement"],
-        kinds=["error", "timeout", "lost_reply", "duplicate", "latency"],
+        calls=[c.value for c in FaultCall],
+        kinds=[k.value for k in FaultKind],
         **values,
     )
 
@@ -535,10 +539,8 @@ async def add_fault(request: Request) -> Response:
             rule = FaultCreate.model_validate(
                 _fields(form, "call", "kind", "probability", "seed", "latency_ms", "hang_ms", "only_attempts")
             )
-            added = await _ibps(ctx.gw.ibps.add_fault(rule.model_dump()))
-            return (
-                f"fault rule {added.get('rule_id', '')} added: {rule.call} {rule.kind} p={rule.probability}"
-            )
+            added = await _ibps(ctx.gw.ibps.add_fault(FaultIn.model_validate(rule.model_dump())))
+            return f"fault rule {added.rule_id} added: {rule.call} {rule.kind} p={rule.probability}"
 
         return await _sandbox_action(ctx, action)
 

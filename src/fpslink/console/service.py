@@ -38,6 +38,8 @@ from fpslink.payments import service as payments_service
 from fpslink.payments.repository import PaymentRow
 from fpslink.payments.service import PaymentCommand
 from fpslink.settlement.states import State, status_of
+from ibps_wire.amounts import format_amount
+from ibps_wire.schemas import TransferOut
 
 SEARCH_LIMIT: Final = 100
 MAX_QUERY_CHARS: Final = 255
@@ -156,6 +158,7 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
 
 
 def _ledger_side(transfer: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The FPS ledger's transfer of a payment, as the payment page shows a ledger's side."""
     if transfer is None:
         return None
     currency = Currency(str(transfer["currency"]))
@@ -164,9 +167,21 @@ def _ledger_side(transfer: dict[str, Any] | None) -> dict[str, Any] | None:
         "status": transfer.get("status"),
         "debit_account_id": transfer.get("debit_account_id"),
         "credit_account_id": transfer.get("credit_account_id"),
-        "amount": f"{format_minor(int(transfer['amount_minor']), currency)} {currency.value}"
-        if "amount_minor" in transfer
-        else f"{transfer.get('amount')} {currency.value}",
+        "amount": f"{format_minor(int(transfer['amount_minor']), currency)} {currency.value}",
+    }
+
+
+def _ibps_ledger_side(transfer: TransferOut) -> dict[str, Any]:
+    """IBPS's transfer of a payment, shown as the FPS side is; an abort's tombstone has no amount."""
+    amount = "none"
+    if transfer.amount_minor is not None:
+        amount = f"{format_amount(transfer.amount_minor)} {transfer.currency}"
+    return {
+        "kind": None if transfer.kind is None else transfer.kind.value,
+        "status": transfer.status.value,
+        "debit_account_id": transfer.debit_account_id,
+        "credit_account_id": transfer.credit_account_id,
+        "amount": amount,
     }
 
 
@@ -178,7 +193,7 @@ async def _ibps_side(gw: Gateway, payment_id: str) -> tuple[dict[str, Any] | Non
         return None, f"IBPS did not answer: {exc}"
     if found is None:
         return None, "IBPS has no transfer for this payment"
-    return _ledger_side(found), None
+    return _ibps_ledger_side(found), None
 
 
 def pacs002_for(payment: PaymentRow, *, msg_id: str | None) -> str | None:

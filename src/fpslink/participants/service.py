@@ -174,7 +174,7 @@ async def open_account(
                 account_id=record.account_id,
                 participant_id=participant_id,
                 holder_name=holder_name,
-                opening_balance=format_minor(opening_minor, currency),
+                opening_balance_minor=opening_minor,
             )
         except IbpsUnavailable as exc:
             raise UpstreamUnavailable(f"mock_ibps did not answer: {exc}") from exc
@@ -226,7 +226,7 @@ async def account_view(gw: Gateway, principal: Principal, account_id: str) -> Ac
         raise NotFound(f"account {account_id} not found at IBPS", code="ACCOUNT_NOT_FOUND")
     return AccountView(
         record,
-        balance=remote["balance"],
-        available_balance=remote["available_balance"],
-        held=remote["held"],
+        balance=format_minor(remote.balance_minor, cur),
+        available_balance=format_minor(remote.available_minor, cur),
+        held=format_minor(remote.held_minor, cur),
     )

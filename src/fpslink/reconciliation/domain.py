@@ -54,9 +54,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fpslink.money import Currency, format_minor
+
+if TYPE_CHECKING:  # the wire's model, read by attribute: this module imports no framework
+    from ibps_wire.schemas import TransferOut
 
 BUSINESS_TZ: Final = timezone(timedelta(hours=8))
 CLOCK_SKEW_S: Final = 60.0
@@ -161,31 +164,24 @@ class NeighbourEntry:
     created_at: datetime
 
 
-def neighbour_entry(business_date: date, transfer: dict[str, Any]) -> NeighbourEntry | None:
+def neighbour_entry(business_date: date, transfer: TransferOut) -> NeighbourEntry | None:
     """The transfer (as `GET /ibps/v1/transfers/{payment_id}` returns it) if it is on the statement of
     the day before or after `business_date`; None if it is on that day's own or a farther one's."""
-    created = datetime.fromisoformat(str(transfer["created_at"]))
+    created = transfer.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     offset = (business_date_of(created) - business_date).days
-    if offset not in (-1, 1):
+    if offset not in (-1, 1) or transfer.payment_id is None:
         return None
-    amount, currency = transfer.get("amount"), transfer.get("currency")
     return NeighbourEntry(
-        payment_id=str(transfer["payment_id"]),
+        payment_id=transfer.payment_id,
         day_offset=offset,
-        kind=transfer.get("kind"),
-        status=str(transfer["status"]),
-        amount_minor=None if amount is None else int(Decimal(str(amount)).scaleb(_minor_units(currency))),
-        currency=currency,
+        kind=None if transfer.kind is None else transfer.kind.value,
+        status=transfer.status.value,
+        amount_minor=transfer.amount_minor,
+        currency=transfer.currency,
         created_at=created.astimezone(UTC),
     )
-
-
-def _minor_units(currency: str | None) -> int:
-    if currency in (Currency.HKD.value, Currency.CNY.value):
-        return Currency(currency).minor_units
-    return 2
 
 
 def hour_of_day(moment: datetime) -> int:

@@ -31,6 +31,7 @@ from fpslink.reconciliation import matching, tsv
 from fpslink.reconciliation import report as rep
 from fpslink.reconciliation.domain import business_date_of, cut_off_window_s, neighbour_entry
 from fpslink.reconciliation.models import recon_breaks, recon_runs
+from ibps_wire.schemas import StatementTsvPage, TransferOut
 
 log = logging.getLogger("fpslink.reconciliation")
 
@@ -70,13 +71,11 @@ class StatementPage:
 StatementSource = Callable[[Gateway, date], AsyncIterator[StatementPage]]
 
 
-def parse_page(body: dict[str, Any]) -> StatementPage:
+def parse_page(page: StatementTsvPage) -> StatementPage:
     """A page from `IbpsClient.statement_tsv_page`, checked to carry the staging table's columns."""
-    if tuple(body["columns"]) != matching.STAGING_COLUMNS:
-        raise RuntimeError(
-            f"IBPS statement columns {body['columns']!r}, expected {matching.STAGING_COLUMNS!r}"
-        )
-    return StatementPage(data=body["data"], count=int(body["count"]), total=body.get("total"))
+    if page.columns != matching.STAGING_COLUMNS:
+        raise RuntimeError(f"IBPS statement columns {page.columns!r}, expected {matching.STAGING_COLUMNS!r}")
+    return StatementPage(data=page.data, count=page.count, total=page.total)
 
 
 async def ibps_statement(gw: Gateway, business_date: date) -> AsyncIterator[StatementPage]:
@@ -86,13 +85,13 @@ async def ibps_statement(gw: Gateway, business_date: date) -> AsyncIterator[Stat
     )
     try:
         for _ in range(MAX_STATEMENT_PAGES):
-            body = await pending
-            following = body.get("next_after")
+            page = await pending
+            following = page.next_after
             if following is not None:
                 pending = asyncio.ensure_future(
-                    gw.ibps.statement_tsv_page(business_date, after=int(following), limit=STATEMENT_PAGE_SIZE)
+                    gw.ibps.statement_tsv_page(business_date, after=following, limit=STATEMENT_PAGE_SIZE)
                 )
-            yield parse_page(body)
+            yield parse_page(page)
             if following is None:
                 return
         raise RuntimeError(f"IBPS statement longer than {MAX_STATEMENT_PAGES} pages")
@@ -299,12 +298,12 @@ async def _match_across_cut_off(gw: Gateway, conn: AsyncConnection, *, business_
     }
 
 
-async def _transfers(gw: Gateway, payment_ids: Sequence[str]) -> list[dict[str, Any]]:
+async def _transfers(gw: Gateway, payment_ids: Sequence[str]) -> list[TransferOut]:
     """IBPS's transfer of each payment id that has one, LOOKUP_CONCURRENCY calls at a time; the first
     failure cancels the rest and fails the run rather than leave a false break."""
     gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
 
-    async def one(payment_id: str) -> dict[str, Any] | None:
+    async def one(payment_id: str) -> TransferOut | None:
         async with gate:
             return await gw.ibps.get_transfer(payment_id)
 

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -26,24 +25,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import metrics, pg
 from fpslink.context import Gateway
-from fpslink.ibps_client import (
-    BatchAnswer,
-    BatchOp,
-    IbpsError,
-    IbpsRefused,
-    IbpsUnavailable,
-    PrepareOutcome,
-    TransferKind,
-)
+from fpslink.ibps_client import IbpsError, IbpsRefused, IbpsUnavailable, refusal_of
 from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
 from fpslink.limits.policy import Direction, Period
-from fpslink.money import Currency, from_minor
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.repository import PaymentRow
 from fpslink.settlement import batcher
 from fpslink.settlement.states import State, outcome
 from fpslink.webhooks import outbox as webhook_outbox
+from ibps_wire.enums import TransferKind
+from ibps_wire.schemas import BatchItem, BatchResultOut, LegKind, PrepareOut
 
 log = logging.getLogger("fpslink.settlement")
 
@@ -114,19 +106,15 @@ class _Writes:
             tracked.events.append({"at": self.now, "event": event, "detail": detail})
 
 
-def ibps_leg(payment: PaymentRow) -> tuple[TransferKind, str, Decimal]:
+Leg = tuple[LegKind, str, int]
+"""An IBPS leg: the kind, the mainland account and the CNY amount in minor units."""
+
+
+def ibps_leg(payment: PaymentRow) -> Leg:
     """Northbound IBPS credits the payee the target amount; southbound it debits the payer."""
     if payment["direction"] == Direction.NORTHBOUND.value:
-        return (
-            "CREDIT",
-            payment["creditor_account_id"],
-            from_minor(payment["target_minor"], Currency(payment["target_currency"])),
-        )
-    return (
-        "DEBIT",
-        payment["debtor_account_id"],
-        from_minor(payment["source_minor"], Currency(payment["source_currency"])),
-    )
+        return TransferKind.CREDIT, payment["creditor_account_id"], payment["target_minor"]
+    return TransferKind.DEBIT, payment["debtor_account_id"], payment["source_minor"]
 
 
 async def drive_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
@@ -149,7 +137,7 @@ async def drive_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
         await finish_many(gw, batch)
 
 
-async def _exchange(gw: Gateway, ops: list[BatchOp]) -> list[BatchAnswer | None]:
+async def _exchange(gw: Gateway, ops: Sequence[BatchItem]) -> list[BatchResultOut | None]:
     """One batch exchange; None for every item whose outcome is unknown (to repeat alone)."""
     if len(ops) < 2 or not gw.ibps.batching:
         return [None] * len(ops)
@@ -164,8 +152,8 @@ async def _exchange(gw: Gateway, ops: list[BatchOp]) -> list[BatchAnswer | None]
 async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort | None]:
     """None where IBPS prepared the payment, else why it is to be aborted."""
     legs = [ibps_leg(t.payment) for t in batch]
-    ops = [
-        gw.ibps.prepare_op(payment_id=t.payment_id, kind=kind, account_id=account, amount=amount)
+    ops: list[BatchItem] = [
+        gw.ibps.prepare_item(payment_id=t.payment_id, kind=kind, account_id=account, amount_minor=amount)
         for t, (kind, account, amount) in zip(batch, legs, strict=True)
     ]
     answers = await _exchange(gw, ops)
@@ -175,9 +163,11 @@ async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort 
         if answer is None:
             alone.append(i)
         elif answer.status >= 400:
-            verdicts[i] = _refused(answer.refusal())
-        else:
-            verdicts[i] = _verdict(gw.ibps.prepare_outcome(answer.body))
+            verdicts[i] = _refused(refusal_of(answer))
+        elif isinstance(answer.body, PrepareOut):
+            verdicts[i] = _verdict(answer.body)
+        else:  # a 2xx that does not answer a prepare: as unknown as no answer
+            alone.append(i)
     if alone and len(batch) > 1:
         batcher.detach()  # repeats of a batch are the slow path: do not hold up the next batch
     repeated = await asyncio.gather(*(_prepare_alone(gw, batch[i], legs[i]) for i in alone))
@@ -186,13 +176,11 @@ async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort 
     return verdicts
 
 
-async def _prepare_alone(
-    gw: Gateway, tracked: Tracked, leg: tuple[TransferKind, str, Decimal]
-) -> Abort | None:
+async def _prepare_alone(gw: Gateway, tracked: Tracked, leg: Leg) -> Abort | None:
     kind, account_id, amount = leg
     try:
         outcome = await gw.ibps.prepare(
-            payment_id=tracked.payment_id, kind=kind, account_id=account_id, amount=amount
+            payment_id=tracked.payment_id, kind=kind, account_id=account_id, amount_minor=amount
         )
     except IbpsUnavailable as exc:
         return Abort("AB06", f"IBPS did not answer the prepare ({exc})")
@@ -205,12 +193,11 @@ def _refused(exc: IbpsRefused) -> Abort:
     return Abort(exc.code, f"IBPS refused the prepare: {exc.detail}")
 
 
-def _verdict(outcome: PrepareOutcome) -> Abort | None:
+def _verdict(outcome: PrepareOut) -> Abort | None:
     if outcome.prepared:
         return None
-    return Abort(
-        outcome.reason_code or "IBPS_REFUSED", outcome.reason or "IBPS refused the payment", ibps_void=True
-    )
+    code = "IBPS_REFUSED" if outcome.reason_code is None else outcome.reason_code.value
+    return Abort(code, outcome.reason or "IBPS refused the payment", ibps_void=True)
 
 
 async def decide_many(
@@ -324,9 +311,7 @@ async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
     todo = [t for t in batch if t.state in (State.COMMITTING, State.ABORTING) and not t.stale]
     if not todo:
         return
-    ops: list[BatchOp] = [
-        {"op": "commit" if t.state is State.COMMITTING else "abort", "payment_id": t.payment_id} for t in todo
-    ]
+    ops = [gw.ibps.finish_item(t.payment_id, commit=t.state is State.COMMITTING) for t in todo]
     answers = await _exchange(gw, ops)
     failures: dict[str, str] = {}
     alone: list[Tracked] = []
@@ -334,7 +319,7 @@ async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
         if answer is None:
             alone.append(tracked)
         elif answer.status >= 400:
-            failures[tracked.payment_id] = str(answer.refusal())
+            failures[tracked.payment_id] = str(refusal_of(answer))
     if alone and len(todo) > 1:
         batcher.detach()
     repeated = await asyncio.gather(*(_finish_alone(gw, t) for t in alone))

@@ -1,23 +1,27 @@
-"""CNY amounts: decimal strings on the wire, integer minor units everywhere else.
+"""CNY amounts on the IBPS wire: decimal strings there, integer minor units (fen) everywhere else.
 
-Parsing is done on the text itself (never through ``float``), so "100.1" is exactly 10010 fen.
+The one codec both services use. Parsing works on the text itself (never through ``float`` or
+``Decimal``), so "100.1" is exactly 10010 fen and forms such as "1e3", "NaN" or "-0" never pass.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Final
 
-CURRENCY = "CNY"
-MINOR_UNITS = 2
-MINOR_PER_UNIT = 100
-MAX_AMOUNT_MINOR = 1_000_000_000_000_00  # CNY 1,000,000,000,000.00: bounds every amount accepted
+CURRENCY: Final = "CNY"
+MINOR_UNITS: Final = 2
+MINOR_PER_UNIT: Final = 10**MINOR_UNITS
+MAX_AMOUNT_MINOR: Final = 1_000_000_000_000_00
+"""CNY 1,000,000,000,000.00 bounds every amount accepted, keeping minor units well inside 64 bits."""
 
-# ASCII digits only: ``\d`` would also accept other scripts' digits.
-_AMOUNT_RE = re.compile(r"([0-9]{1,13})(?:\.([0-9]{1,2}))?")
+AMOUNT_PATTERN: Final = r"^([0-9]{1,13})(?:\.([0-9]{1,2}))?$"
+"""What an amount on the wire looks like: ASCII digits only (``\\d`` would accept other scripts')."""
+_AMOUNT_RE: Final = re.compile(AMOUNT_PATTERN)
 
 
 class AmountError(ValueError):
-    """The text is not an amount this service accepts."""
+    """The text is not an amount the wire accepts."""
 
 
 def parse_amount(text: str, *, allow_zero: bool = False) -> int:
