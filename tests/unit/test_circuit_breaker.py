@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from fpslink.ibps_client import CircuitBreaker, IbpsClient, IbpsUnavailable
+from ibps_wire.schemas import TransferOut
 
 RESET = 5.0
 T0 = 1000.0
@@ -158,6 +159,29 @@ def test_the_default_clock_is_the_monotonic_one() -> None:
 # --- inside the client -----------------------------------------------------------------------------
 
 
+TRANSFER: dict[str, Any] = {
+    "seq": 1,
+    "payment_id": "P1",
+    "kind": "CREDIT",
+    "account_id": "CN1",
+    "debit_account_id": "IBPS-LINK-CNY",
+    "credit_account_id": "CN1",
+    "amount": "917.70",
+    "currency": "CNY",
+    "status": "PENDING",
+    "reason_code": None,
+    "created_at": "2026-06-22T04:00:00Z",
+    "resolved_at": None,
+}
+"""A transfer as mock_ibps answers it (ibps_wire.schemas.TransferOut)."""
+LEDGER_OK: dict[str, Any] = {"ok": True, "violations": [], "balances": {"CNY": "0.00"}, "accounts": 2}
+
+
+def answered(transfer: Any) -> tuple[str | None, str] | None:
+    """The payment id and status of a transfer the client returned, for comparison."""
+    return None if transfer is None else (transfer.payment_id, transfer.status.value)
+
+
 class FakeIbps:
     """A MockTransport handler: answers from `script` (then `default`), holds every call on `hold`."""
 
@@ -180,7 +204,11 @@ class FakeIbps:
             raise answer
         if answer >= 400:
             return httpx.Response(answer, json={"code": "TEST", "detail": "scripted"})
-        return httpx.Response(answer, json={"payment_id": "P1", "status": "PREPARED"})
+        if request.url.path.endswith("/ledger/check"):
+            return httpx.Response(answer, json=LEDGER_OK)
+        if request.method == "DELETE":
+            return httpx.Response(204)
+        return httpx.Response(answer, json=TRANSFER)
 
 
 class Rig:
@@ -196,9 +224,9 @@ class Rig:
             transport=httpx.MockTransport(self.ibps),
         )
         self.client.breaker = CircuitBreaker(threshold=threshold, reset_s=RESET, clock=self.clock)
-        self.tasks: list[asyncio.Task[dict[str, Any] | None]] = []
+        self.tasks: list[asyncio.Task[TransferOut | None]] = []
 
-    def spawn(self) -> asyncio.Task[dict[str, Any] | None]:
+    def spawn(self) -> asyncio.Task[TransferOut | None]:
         """A guarded call in a task of its own, cancelled at the end of the test if still out."""
         self.tasks.append(asyncio.create_task(self.guarded()))
         return self.tasks[-1]
@@ -207,7 +235,7 @@ class Rig:
     def calls(self) -> int:
         return len(self.ibps.paths)
 
-    async def guarded(self) -> dict[str, Any] | None:
+    async def guarded(self) -> TransferOut | None:
         return await self.client.get_transfer("P1")
 
     async def refused_at_once(self) -> bool:
@@ -291,7 +319,7 @@ async def test_unguarded_calls_bypass_the_circuit_and_do_not_count(rig: Callable
     assert r.client.breaker.failures == 0
     await r.open_circuit()
     before = r.calls
-    assert await r.client.ledger_check() == {"payment_id": "P1", "status": "PREPARED"}
+    assert (await r.client.ledger_check()).ok
     await r.client.clear_faults()
     assert r.calls == before + 2
     assert r.client.circuit_open, "an unguarded success does not close the circuit"
@@ -313,7 +341,7 @@ async def test_after_the_reset_time_one_trial_reaches_ibps_and_its_success_close
     assert r.calls == calls + 1, "only the trial reaches IBPS"
     assert r.client.circuit_open
     r.ibps.hold.set()
-    assert await trial == {"payment_id": "P1", "status": "PREPARED"}
+    assert answered(await trial) == ("P1", "PENDING")
     assert not r.client.circuit_open
     r.ibps.hold = None
     assert await r.guarded() is not None
