@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,11 +14,7 @@ from fpslink.db import utcnow
 from fpslink.fx.domain import RateSheet
 from fpslink.ibps_client import IbpsClient
 from fpslink.settlement.batcher import Batcher
-
-
-class System(StrEnum):
-    FPS = "FPS"
-    IBPS = "IBPS"
+from fpslink.vocabulary import System
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ import hmac
 from dataclasses import dataclass
 from decimal import Decimal
 
-from fpslink.context import System
 from fpslink.money import Currency
+from fpslink.vocabulary import System
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,8 @@ from fpslink.ledger.check import fps_ledger_violations
 from fpslink.ledger.models import ledger_transfers
 from fpslink.ledger.repository import link_account
 from fpslink.limits.models import limit_usage
-from fpslink.limits.policy import Direction, Period
 from fpslink.payments.models import payments
-from fpslink.settlement.states import State
+from fpslink.vocabulary import Direction, Period, State
 from ibps_wire.enums import TransferStatus
 from ibps_wire.schemas import TransferOut
 

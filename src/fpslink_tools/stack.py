@@ -16,15 +16,13 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import httpx
 
 from fpslink.config import Settings
+from fpslink.context import Gateway
 from fpslink_tools.pgadmin import drop_database, ibps_database_url, recreate_database
-
-if TYPE_CHECKING:
-    from fpslink.context import Gateway
 
 
 class StackConfig(Protocol):

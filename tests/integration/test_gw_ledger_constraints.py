@@ -23,6 +23,7 @@ from fpslink.money import Currency
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.acceptance import BLANK_ROW
 from fpslink.payments.models import payment_events, payments
+from fpslink.vocabulary import TransferKind
 
 GHOST = "FPS-NO-SUCH-ACCOUNT"
 
@@ -172,7 +173,7 @@ async def test_acceptance_may_write_a_transfer_before_its_payment_in_one_stateme
     def transfer(payment_id: str) -> dict[str, Any]:
         return ledger.pending_row(
             payment_id=payment_id,
-            kind=ledger.TransferKind.DEBIT,
+            kind=TransferKind.DEBIT,
             debit=account,
             credit="FPS-LINK-HKD",
             currency=Currency.HKD,
@@ -242,7 +243,7 @@ async def test_a_commit_decision_that_misses_an_account_changes_nothing(harness:
             insert(ledger_transfers).values(
                 ledger.pending_row(
                     payment_id=payment_id,
-                    kind=ledger.TransferKind.DEBIT,
+                    kind=TransferKind.DEBIT,
                     debit=GHOST,
                     credit="FPS-LINK-HKD",
                     currency=Currency.HKD,

@@ -16,7 +16,7 @@ from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
 from fpslink.payments import repository
 from fpslink.settlement import coordinator
-from fpslink.settlement.states import State
+from fpslink.vocabulary import State
 
 
 async def test_a_first_statement_through_the_lane_rolls_back_with_the_transaction(harness: Harness) -> None:

@@ -18,7 +18,7 @@ from gw_support import Harness
 from fpslink.ibps_client import IbpsUnavailable
 from fpslink.payments import repository
 from fpslink.settlement import coordinator, recovery
-from fpslink.settlement.states import State
+from fpslink.vocabulary import State
 from ibps_wire.enums import TransferKind
 
 

@@ -9,10 +9,9 @@ import pytest
 from sqlalchemy import CheckConstraint, Table
 
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
-from fpslink.ledger.repository import AccountKind, TransferKind, TransferStatus
 from fpslink.money import Currency
 from fpslink.payments.models import payments
-from fpslink.settlement.states import State
+from fpslink.vocabulary import AccountKind, State, TransferKind, TransferStatus
 
 
 def listed(table: Table, name: str) -> set[str]:

@@ -10,10 +10,8 @@ from hypothesis import strategies as st
 from fpslink.config import parse_hours
 from fpslink.limits.policy import (
     HK_TZ,
-    Direction,
     LimitBreach,
     LimitSet,
-    Period,
     business_date,
     check_per_transaction,
     fits,
@@ -21,6 +19,7 @@ from fpslink.limits.policy import (
     period_key,
 )
 from fpslink.money import Currency
+from fpslink.vocabulary import Direction, Period
 
 WINDOW = (time(7, 0), time(23, 0))
 ALL_DAY = parse_hours("00:00-24:00")

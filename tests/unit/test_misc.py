@@ -5,7 +5,6 @@ import re
 
 import pytest
 
-from fpslink.context import System
 from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
 from fpslink.errors import (
     PROBLEM_BASE,
@@ -24,6 +23,7 @@ from fpslink.participants.service import (
     new_api_key,
     system_of_account_id,
 )
+from fpslink.vocabulary import System
 from fpslink_tools.pgadmin import ibps_database_url
 
 # --- errors -------------------------------------------------------------------------------------------

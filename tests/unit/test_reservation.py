@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from fpslink.limits.policy import Direction, Period
 from fpslink.money import Currency, Money
 from fpslink.payments.reservation import Ask, LimitLine, Refusal, UsageKey, plan
+from fpslink.vocabulary import Direction, Period
 
 NOW = datetime(2026, 6, 22, 4, 0, tzinfo=UTC)
 DAILY_CAP = 1_000_000  # HKD 10,000.00

@@ -8,13 +8,12 @@ from fpslink.settlement.states import (
     FINAL,
     TRANSITIONS,
     IllegalTransition,
-    State,
-    Status,
     check_transition,
     outcome,
     recovery_action,
     status_of,
 )
+from fpslink.vocabulary import State, Status
 
 LEGAL = {
     (State.ACCEPTED, State.COMMITTING),

@@ -15,7 +15,8 @@ from fpslink.idempotency import service as idempotency
 from fpslink.iso20022 import examples, pacs002, pacs008, schema
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
-from fpslink.settlement.states import State, status_of
+from fpslink.settlement.states import status_of
+from fpslink.vocabulary import State
 
 XML = "application/xml"
 XML_TYPES = ("application/xml", "text/xml")

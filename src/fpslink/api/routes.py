@@ -22,12 +22,12 @@ from fpslink.errors import InvalidRequest
 from fpslink.fx import service as fx_service
 from fpslink.idempotency import service as idempotency
 from fpslink.limits import service as limits_service
-from fpslink.limits.policy import Direction
 from fpslink.money import Currency, format_minor
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
 from fpslink.payments.repository import PaymentRow
-from fpslink.settlement.states import State, Status, status_of
+from fpslink.settlement.states import status_of
+from fpslink.vocabulary import Direction, State, Status
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": s.Problem, "content": {"application/problem+json": {}}}

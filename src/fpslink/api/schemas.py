@@ -9,11 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from fpslink.context import System
 from fpslink.fx.domain import AmountType
-from fpslink.limits.policy import Direction, Period
 from fpslink.money import Currency, InvalidAmount, parse_amount
-from fpslink.settlement.states import Status
+from fpslink.vocabulary import Direction, Period, Status, System
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140)]

@@ -18,7 +18,7 @@ from fpslink.limits.models import limit_usage
 from fpslink.participants.models import accounts
 from fpslink.payments.models import payments
 from fpslink.reconciliation.models import recon_runs
-from fpslink.settlement.states import State
+from fpslink.vocabulary import State
 
 PENDING_STATES = (State.ACCEPTED.value, State.COMMITTING.value, State.ABORTING.value)
 FINAL_STATES = (State.SETTLED.value, State.REJECTED.value)

@@ -29,18 +29,18 @@ from fpslink.api.faults_routes import FaultCreate
 from fpslink.console import repository as console_repo
 from fpslink.console import service as console
 from fpslink.console import session as sessions
-from fpslink.context import Gateway, Principal, System
+from fpslink.context import Gateway, Principal
 from fpslink.directory import service as directory
 from fpslink.errors import Forbidden, FpslinkError, InvalidRequest, NotFound, UpstreamUnavailable
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.limits import service as limits_service
-from fpslink.limits.policy import HK_TZ, Direction, business_date
+from fpslink.limits.policy import HK_TZ, business_date
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
 from fpslink.reconciliation import render as recon_render
 from fpslink.reconciliation import service as recon_service
-from fpslink.settlement.states import Status
+from fpslink.vocabulary import Direction, Status, System
 from ibps_wire.enums import FaultCall, FaultKind
 from ibps_wire.schemas import FaultIn, FaultsOut
 

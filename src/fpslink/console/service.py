@@ -37,7 +37,8 @@ from fpslink.participants.repository import AccountRecord
 from fpslink.payments import service as payments_service
 from fpslink.payments.repository import PaymentRow
 from fpslink.payments.service import PaymentCommand
-from fpslink.settlement.states import State, status_of
+from fpslink.settlement.states import status_of
+from fpslink.vocabulary import State
 from ibps_wire.amounts import format_amount
 from ibps_wire.schemas import TransferOut
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from fpslink.context import Gateway, Principal, System
+from fpslink.context import Gateway, Principal
 from fpslink.directory.masking import mask_name
 from fpslink.directory.models import proxies
 from fpslink.directory.phones import InvalidProxy, normalize_mobile, region_of
@@ -16,6 +16,7 @@ from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.money import Currency
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
+from fpslink.vocabulary import System
 
 REGION_OF_SYSTEM = {System.FPS: "HK", System.IBPS: "CN"}
 SYSTEM_OF_REGION = {"HK": System.FPS, "CN": System.IBPS}

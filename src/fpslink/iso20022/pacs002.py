@@ -27,7 +27,8 @@ from fpslink.iso20022 import schema
 from fpslink.iso20022.pacs008 import MESSAGE_NAME as PACS008
 from fpslink.iso20022.pacs008 import NOT_PROVIDED, CreditTransfer
 from fpslink.payments.repository import PaymentRow
-from fpslink.settlement.states import State, Status, status_of
+from fpslink.settlement.states import status_of
+from fpslink.vocabulary import State, Status
 
 NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"
 ISO_REASON = re.compile(r"[A-Z]{2}[0-9]{2}")

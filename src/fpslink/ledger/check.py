@@ -6,7 +6,7 @@ from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
-from fpslink.ledger.repository import AccountKind, TransferKind, TransferStatus
+from fpslink.vocabulary import AccountKind, TransferKind, TransferStatus
 
 
 async def fps_ledger_violations(conn: AsyncConnection) -> tuple[list[str], dict[str, int]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import asyncpg
@@ -26,24 +25,7 @@ from fpslink import pg
 from fpslink.errors import LedgerStateError
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.money import Currency
-
-
-class AccountKind(StrEnum):
-    CUSTOMER = "CUSTOMER"
-    LINK = "LINK"
-    FUNDING = "FUNDING"
-
-
-class TransferKind(StrEnum):
-    OPENING = "OPENING"
-    DEBIT = "DEBIT"
-    CREDIT = "CREDIT"
-
-
-class TransferStatus(StrEnum):
-    PENDING = "PENDING"
-    POSTED = "POSTED"
-    VOIDED = "VOIDED"
+from fpslink.vocabulary import AccountKind, TransferKind, TransferStatus
 
 
 def link_account(currency: Currency | str) -> str:

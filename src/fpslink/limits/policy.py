@@ -13,18 +13,9 @@ from enum import StrEnum
 from typing import TypeVar
 
 from fpslink.money import Currency
+from fpslink.vocabulary import Period
 
 HK_TZ = timezone(timedelta(hours=8), "UTC+8")
-
-
-class Direction(StrEnum):
-    NORTHBOUND = "NORTHBOUND"
-    SOUTHBOUND = "SOUTHBOUND"
-
-
-class Period(StrEnum):
-    DAY = "DAY"
-    YEAR = "YEAR"
 
 
 @dataclass(frozen=True, slots=True)

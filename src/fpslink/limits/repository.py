@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fpslink import pg
 from fpslink.ledger import repository as ledger
 from fpslink.limits.models import limit_usage
-from fpslink.limits.policy import Direction, Period
+from fpslink.vocabulary import Direction, Period
 
 UsageKey = tuple[str, str, str, str]
 """(account_id, direction, period, period_key): one row of limit usage."""

@@ -7,11 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from fpslink.config import Settings
-from fpslink.context import Gateway, Principal, System
+from fpslink.context import Gateway, Principal
 from fpslink.limits import repository as repo
-from fpslink.limits.policy import Direction, LimitSet, Period, business_date, period_key
+from fpslink.limits.policy import LimitSet, business_date, period_key
 from fpslink.money import Currency, from_minor, to_minor
 from fpslink.participants import service as participants_service
+from fpslink.vocabulary import Direction, Period, System
 
 
 def limits_for(settings: Settings, direction: Direction) -> LimitSet:

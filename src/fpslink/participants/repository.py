@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fpslink.context import System
 from fpslink.money import Currency
 from fpslink.participants.models import accounts, participants
+from fpslink.vocabulary import System
 
 
 @dataclass(frozen=True, slots=True)

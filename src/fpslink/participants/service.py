@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from fpslink.context import OPERATOR, Gateway, Principal, System
+from fpslink.context import OPERATOR, Gateway, Principal
 from fpslink.errors import (
     Conflict,
     Forbidden,
@@ -26,6 +26,7 @@ from fpslink.ledger import repository as ledger
 from fpslink.money import Currency, format_minor, to_minor
 from fpslink.participants import repository as repo
 from fpslink.participants.repository import AccountRecord, ParticipantRecord
+from fpslink.vocabulary import System
 
 ACCOUNT_PREFIX = {System.FPS: "HK", System.IBPS: "CN"}
 

@@ -22,13 +22,12 @@ from fpslink.fx.domain import Conversion
 from fpslink.idempotency import repository as idem_repo
 from fpslink.limits import repository as limits_repo
 from fpslink.limits import service as limits_service
-from fpslink.limits.policy import Direction, Period
 from fpslink.money import Money
 from fpslink.payments import repository as payments_repo
 from fpslink.payments import reservation
 from fpslink.payments.models import payments
 from fpslink.settlement.coordinator import Tracked
-from fpslink.settlement.states import State
+from fpslink.vocabulary import Direction, Period, State
 from fpslink.webhooks import outbox as webhook_outbox
 
 ENDPOINT = "POST /v1/payments"

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fpslink import pg
 from fpslink.errors import LedgerStateError
 from fpslink.ledger.models import ledger_transfers
-from fpslink.ledger.repository import TransferKind, TransferStatus
 from fpslink.payments.models import payment_events, payments
-from fpslink.settlement.states import State, check_transition
+from fpslink.settlement.states import check_transition
+from fpslink.vocabulary import State, TransferKind, TransferStatus
 from fpslink.webhooks import outbox
 
 PaymentRow = Mapping[str, Any] | RowMapping

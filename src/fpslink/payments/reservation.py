@@ -16,9 +16,10 @@ from decimal import Decimal
 from typing import Any
 
 from fpslink.ledger import repository as ledger
-from fpslink.ledger.repository import TransferKind, link_account
-from fpslink.limits.policy import Direction, Period, fits
+from fpslink.ledger.repository import link_account
+from fpslink.limits.policy import fits
 from fpslink.money import Currency, Money
+from fpslink.vocabulary import Direction, Period, TransferKind
 
 UsageKey = tuple[str, str, str, str]
 """(account_id, direction, period, period_key): one row of limit usage."""

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from fpslink import logs, metrics
-from fpslink.context import Gateway, Principal, System
+from fpslink.context import Gateway, Principal
 from fpslink.directory import service as directory
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.errors import InvalidRequest, NotFound
@@ -29,12 +29,7 @@ from fpslink.idempotency import repository as idem_repo
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.repository import KeyRecord
 from fpslink.limits import service as limits_service
-from fpslink.limits.policy import (
-    Direction,
-    business_date,
-    check_per_transaction,
-    in_service_hours,
-)
+from fpslink.limits.policy import business_date, check_per_transaction, in_service_hours
 from fpslink.money import Currency, Money, round_up, to_minor
 from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
@@ -44,7 +39,8 @@ from fpslink.payments.acceptance import ENDPOINT, Admission, Rejection, accept_m
 from fpslink.payments.repository import PaymentRow
 from fpslink.settlement import coordinator
 from fpslink.settlement.batcher import Batcher
-from fpslink.settlement.states import FINAL, State, Status
+from fpslink.settlement.states import FINAL
+from fpslink.vocabulary import Direction, State, Status, System
 from fpslink.webhooks import outbox as webhook_outbox
 
 

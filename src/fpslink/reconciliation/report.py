@@ -20,7 +20,8 @@ from fpslink.reconciliation.domain import (
     money_text,
     rate_micro,
 )
-from fpslink.settlement.states import State, status_of
+from fpslink.settlement.states import status_of
+from fpslink.vocabulary import State
 
 FPS_DIRECTION = {"DEBIT": "NORTHBOUND", "CREDIT": "SOUTHBOUND"}
 IBPS_DIRECTION = {"CREDIT": "NORTHBOUND", "DEBIT": "SOUTHBOUND"}

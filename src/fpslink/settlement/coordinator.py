@@ -28,11 +28,11 @@ from fpslink.context import Gateway
 from fpslink.ibps_client import IbpsError, IbpsRefused, IbpsUnavailable, refusal_of
 from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
-from fpslink.limits.policy import Direction, Period
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.repository import PaymentRow
 from fpslink.settlement import batcher
-from fpslink.settlement.states import State, outcome
+from fpslink.settlement.states import outcome
+from fpslink.vocabulary import Direction, Period, State
 from fpslink.webhooks import outbox as webhook_outbox
 from ibps_wire.enums import TransferKind
 from ibps_wire.schemas import BatchItem, BatchResultOut, LegKind, PrepareOut

@@ -17,7 +17,8 @@ from fpslink.context import Gateway
 from fpslink.idempotency import repository as idem_repo
 from fpslink.payments import repository as payments_repo
 from fpslink.settlement import coordinator
-from fpslink.settlement.states import State, recovery_action
+from fpslink.settlement.states import recovery_action
+from fpslink.vocabulary import State
 
 log = logging.getLogger("fpslink.recovery")
 

@@ -12,24 +12,7 @@ same transaction that records it. A payment rejected at acceptance goes straight
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class State(StrEnum):
-    ACCEPTED = "ACCEPTED"
-    COMMITTING = "COMMITTING"
-    ABORTING = "ABORTING"
-    SETTLED = "SETTLED"
-    REJECTED = "REJECTED"
-
-
-class Status(StrEnum):
-    """What clients see."""
-
-    PENDING = "PENDING"
-    SETTLED = "SETTLED"
-    REJECTED = "REJECTED"
-
+from fpslink.vocabulary import State, Status
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.ACCEPTED: frozenset({State.COMMITTING, State.ABORTING, State.REJECTED}),

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
-from fpslink.settlement.states import State
+from fpslink.vocabulary import State
 
 EVENTS = {State.SETTLED: "payment.settled", State.REJECTED: "payment.rejected"}
 PENDING = "PENDING"

@@ -24,7 +24,8 @@ from fpslink.errors import Conflict, InvalidRequest, NotFound
 from fpslink.money import Currency, format_minor
 from fpslink.participants import service as participants_service
 from fpslink.payments import repository as payments_repo
-from fpslink.settlement.states import State, status_of
+from fpslink.settlement.states import status_of
+from fpslink.vocabulary import State
 from fpslink.webhooks import policy, signing
 from fpslink.webhooks import repository as repo
 
