@@ -40,8 +40,8 @@ from ibps_wire.schemas import (
     AccountOut,
     BatchIn,
     BatchItem,
-    BatchOut,
-    BatchResultOut,
+    BatchVerdict,
+    BatchVerdicts,
     CommitItemIn,
     FaultIn,
     FaultOut,
@@ -342,7 +342,7 @@ class IbpsClient:
         )
         return await self._answer(PrepareOut, "POST", "/transfers/prepare", name="prepare", body=body)
 
-    async def batch(self, items: Sequence[BatchItem]) -> list[BatchResultOut]:
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchVerdict]:
         """Many prepare/commit/abort calls in one exchange, one answer per item, in order.
 
         Not retried: an item without an answer, or a batch without one, is repeated alone by the
@@ -362,7 +362,7 @@ class IbpsClient:
             self.batching = False
         if response.status_code >= 400:
             raise _refusal(response)
-        results = _parse(BatchOut, response, "batch").results
+        results = _parse(BatchVerdicts, response, "batch").results
         if len(results) != len(items):
             raise IbpsBadAnswer(f"IBPS batch answered {len(results)} results for {len(items)} items")
         return results
@@ -482,7 +482,7 @@ def _refusal(response: httpx.Response) -> IbpsRefused:
     return IbpsRefused(response.status_code, str(body.get("code", "IBPS_ERROR")), str(body.get("detail", "")))
 
 
-def refusal_of(answer: BatchResultOut) -> IbpsRefused:
+def refusal_of(answer: BatchVerdict) -> IbpsRefused:
     """A batch item's 4xx as the IbpsRefused its single call would have raised."""
     if isinstance(answer.body, Problem):
         return IbpsRefused(answer.status, answer.body.code, answer.body.detail)

@@ -18,7 +18,7 @@ import pytest
 
 from fpslink.ibps_client import IbpsBadAnswer, IbpsClient, IbpsRefused, IbpsUnavailable
 from ibps_wire.enums import TransferKind
-from ibps_wire.schemas import BatchIn, PrepareIn, PrepareOut, TransferOut
+from ibps_wire.schemas import BatchIn, Moved, PrepareIn, Verdict
 
 PAYMENT = str(uuid.uuid4())
 TRANSFER = {
@@ -124,8 +124,8 @@ async def test_a_batch_answer_is_read_whole() -> None:
         client.finish_item(str(uuid.uuid4()), commit=True),
     ]
     first, second = await client.batch(items)
-    assert isinstance(first.body, PrepareOut) and first.body.prepared and not first.unknown
-    assert isinstance(second.body, TransferOut) and second.unknown
+    assert isinstance(first.body, Verdict) and first.body.prepared and not first.unknown
+    assert isinstance(second.body, Moved) and second.unknown
 
 
 @pytest.mark.parametrize(

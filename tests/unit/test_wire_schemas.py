@@ -24,11 +24,14 @@ from ibps_wire.schemas import (
     AccountOut,
     BatchIn,
     BatchOut,
+    BatchVerdicts,
+    Moved,
     PrepareIn,
     PrepareItemIn,
     PrepareOut,
     Problem,
     TransferOut,
+    Verdict,
     trusted,
 )
 from mock_ibps import schemas as mock_schemas
@@ -229,3 +232,41 @@ def test_trusted_builds_what_model_construct_builds_and_refuses_a_wrong_field_na
         trusted(AbortItemIn, op=Operation.ABORT)  # payment_id missing
     with pytest.raises(TypeError):  # "amount" is the name on the wire, not the field's
         trusted(PrepareItemIn, **_prepare(op=Operation.PREPARE))
+
+
+def test_settlement_reads_every_batch_answer_as_its_verdict() -> None:
+    """`BatchVerdicts` is a view of `BatchOut`: what mock_ibps answers must read into it, each body
+    as the verdict the full model carries (the view skips the transfer, never the decision)."""
+    refused = PrepareResult(Outcome.REFUSED, Reason.AM04, _transfer(status=TransferStatus.VOIDED))
+    prepared = PrepareResult(Outcome.PREPARED, None, _transfer(status=TransferStatus.PENDING))
+    results = [
+        (201, mock_schemas.prepare_out(prepared)),
+        (200, mock_schemas.prepare_out(refused)),
+        (200, mock_schemas.transfer_out(_transfer(status=TransferStatus.POSTED))),
+        (409, mock_schemas.problem(TransferVoided("transfer is voided", payment_id="p-4"))),
+        (503, mock_schemas.problem(TransferVoided("try again", payment_id="p-5"))),
+    ]
+    wire = json.dumps(
+        {
+            "results": [
+                {
+                    "payment_id": f"p-{i}",
+                    "op": "prepare",
+                    "status": status,
+                    "body": body.model_dump(mode="json"),
+                }
+                for i, (status, body) in enumerate(results, 1)
+            ]
+        }
+    )
+    full = BatchOut.model_validate_json(wire).results
+    view = BatchVerdicts.model_validate_json(wire).results
+    assert [v.status for v in view] == [f.status for f in full]
+    assert [v.unknown for v in view] == [f.unknown for f in full] == [False, False, False, False, True]
+    ok, no, moved, voided, unknown = (v.body for v in view)
+    assert isinstance(ok, Verdict) and ok.prepared
+    assert isinstance(no, Verdict) and not no.prepared and no.reason_code is Reason.AM04
+    assert no.reason == "insufficient available funds"
+    assert isinstance(moved, Moved) and moved.status is TransferStatus.POSTED
+    assert isinstance(voided, Problem) and voided.code == "TRANSFER_VOIDED"
+    assert isinstance(unknown, Problem)

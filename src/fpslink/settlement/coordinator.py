@@ -35,7 +35,7 @@ from fpslink.settlement.states import outcome
 from fpslink.vocabulary import Direction, Period, State
 from fpslink.webhooks import outbox as webhook_outbox
 from ibps_wire.enums import TransferKind
-from ibps_wire.schemas import BatchItem, BatchResultOut, LegKind, PrepareOut
+from ibps_wire.schemas import BatchItem, BatchVerdict, LegKind, Verdict
 
 log = logging.getLogger("fpslink.settlement")
 
@@ -137,7 +137,7 @@ async def drive_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
         await finish_many(gw, batch)
 
 
-async def _exchange(gw: Gateway, ops: Sequence[BatchItem]) -> list[BatchResultOut | None]:
+async def _exchange(gw: Gateway, ops: Sequence[BatchItem]) -> list[BatchVerdict | None]:
     """One batch exchange; None for every item whose outcome is unknown (to repeat alone)."""
     if len(ops) < 2 or not gw.ibps.batching:
         return [None] * len(ops)
@@ -164,7 +164,7 @@ async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort 
             alone.append(i)
         elif answer.status >= 400:
             verdicts[i] = _refused(refusal_of(answer))
-        elif isinstance(answer.body, PrepareOut):
+        elif isinstance(answer.body, Verdict):
             verdicts[i] = _verdict(answer.body)
         else:  # a 2xx that does not answer a prepare: as unknown as no answer
             alone.append(i)
@@ -193,7 +193,7 @@ def _refused(exc: IbpsRefused) -> Abort:
     return Abort(exc.code, f"IBPS refused the prepare: {exc.detail}")
 
 
-def _verdict(outcome: PrepareOut) -> Abort | None:
+def _verdict(outcome: Verdict) -> Abort | None:
     if outcome.prepared:
         return None
     code = "IBPS_REFUSED" if outcome.reason_code is None else outcome.reason_code.value
