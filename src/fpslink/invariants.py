@@ -79,15 +79,27 @@ async def _ibps_transfers(gw: Gateway) -> dict[str, TransferOut]:
             return found
 
 
+@dataclass
+class Snapshot:
+    """What the check reads, once: the gateway's payments, both ledgers' transfers by payment id,
+    the limit usage rows and the payments bound to more than one idempotency key."""
+
+    payments: list[dict[str, Any]]
+    fps: dict[str, dict[str, Any]]
+    ibps: dict[str, TransferOut]
+    ibps_reachable: bool
+    usage: list[dict[str, Any]]
+    shared_keys: list[tuple[str, int]]
+
+
 async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> InvariantReport:
+    """Read both ledgers and the gateway's records, then judge them (`judge`, pure)."""
     now = now or gw.clock()
     report = InvariantReport()
-    v = report.violations
-
     async with gw.engine.connect() as conn:
         # I1 on the FPS ledger
         fps_violations, report.fps_balances = await fps_ledger_violations(conn)
-        v.extend(fps_violations)
+        report.violations.extend(fps_violations)
         rows = (
             (await conn.execute(select(payments).where(payments.c.state.in_([s.value for s in State]))))
             .mappings()
@@ -99,16 +111,16 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
                 await conn.execute(select(ledger_transfers).where(ledger_transfers.c.payment_id.is_not(None)))
             ).mappings()
         }
-        usage_rows = (await conn.execute(select(limit_usage))).mappings().all()
-        shared_keys = (
-            await conn.execute(
+        usage_rows = [dict(u) for u in (await conn.execute(select(limit_usage))).mappings()]
+        shared_keys = [
+            (str(pid), int(count))
+            for pid, count in await conn.execute(
                 select(idempotency_keys.c.payment_id, func.count())
                 .where(idempotency_keys.c.payment_id.is_not(None))
                 .group_by(idempotency_keys.c.payment_id)
                 .having(func.count() > 1)
             )
-        ).all()
-
+        ]
     # I1 on the IBPS ledger
     ibps_transfers: dict[str, TransferOut] = {}
     try:
@@ -116,82 +128,129 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
         ibps_transfers = await _ibps_transfers(gw)
     except IbpsError as exc:
         report.ibps_reachable = False
-        v.append(f"IBPS: ledger could not be read ({exc}); I1-I3 checked on FPS only")
+        report.violations.append(f"IBPS: ledger could not be read ({exc}); I1-I3 checked on FPS only")
     else:
-        v.extend(f"IBPS: {text}" for text in ibps_check.violations)
+        report.violations.extend(f"IBPS: {text}" for text in ibps_check.violations)
         report.ibps_balances = dict(ibps_check.balances)
-
-    by_state: dict[str, int] = defaultdict(int)
+    snapshot = Snapshot(
+        payments=[dict(row) for row in rows],
+        fps=fps_transfers,
+        ibps=ibps_transfers,
+        ibps_reachable=report.ibps_reachable,
+        usage=usage_rows,
+        shared_keys=shared_keys,
+    )
     stale_before = now - timedelta(seconds=gw.settings.settlement_timeout_s + gw.settings.recovery_interval_s)
-    expected_usage: dict[tuple[str, str, str, str], int] = defaultdict(int)
-    gateway_ids = set()
-    for row in rows:
-        p = dict(row)
-        pid, state = p["payment_id"], State(p["state"])
-        gateway_ids.add(pid)
+    violations, report.payments_by_state = judge(snapshot, stale_before=stale_before)
+    report.violations.extend(violations)
+    return report
+
+
+def judge(snapshot: Snapshot, *, stale_before: datetime) -> tuple[list[str], dict[str, int]]:
+    """I2-I6 and the transfers without a payment, from what was read; and the payments by state."""
+    violations: list[str] = []
+    by_state: dict[str, int] = defaultdict(int)
+    for p in snapshot.payments:
+        state = State(p["state"])
         by_state[state.value] += 1
-        fps = fps_transfers.get(pid)
-        ibps = ibps_transfers.get(pid)
-        if state is State.SETTLED:
-            # I2
-            debit, credit, amount = _fps_leg(p)
-            if fps is None or fps["status"] != "POSTED":
-                v.append(f"I2 {pid}: SETTLED but FPS transfer is {fps and fps['status']}")
-            elif (fps["debit_account_id"], fps["credit_account_id"], fps["amount_minor"]) != (
-                debit,
-                credit,
-                amount,
-            ):
-                v.append(f"I2 {pid}: FPS transfer does not match the payment's FX record")
-            kind, account, ibps_amount = _ibps_leg(p)
-            if report.ibps_reachable:
-                if ibps is None or ibps.status is not TransferStatus.POSTED:
-                    v.append(f"I2 {pid}: SETTLED but IBPS transfer is {ibps and ibps.status.value}")
-                elif (ibps.kind, ibps.account_id, ibps.amount_minor) != (
-                    kind,
-                    account,
-                    ibps_amount,
-                ):
-                    v.append(f"I2 {pid}: IBPS transfer does not match the payment's FX record")
-        elif state is State.REJECTED:
-            # I3
-            if fps is not None and fps["status"] != "VOIDED":
-                v.append(f"I3 {pid}: REJECTED but FPS transfer is {fps['status']}")
-            if ibps is not None and ibps.status is not TransferStatus.VOIDED:
-                v.append(f"I3 {pid}: REJECTED but IBPS transfer is {ibps.status.value}")
-        elif p["updated_at"] < stale_before and report.ibps_reachable:
-            # I4
-            v.append(f"I4 {pid}: {state.value} since {p['updated_at'].isoformat()}")
-        if state not in (State.REJECTED, State.ABORTING):  # an ABORT decision released its usage
-            day = p["business_date"]
-            for period, key in ((Period.DAY, day), (Period.YEAR, day[:4])):
-                expected_usage[(p["debtor_account_id"], p["direction"], period.value, key)] += p[
-                    "limit_minor"
-                ]
+        violations.extend(_payment_violations(p, state, snapshot, stale_before))
+    violations.extend(_orphans(snapshot))
+    violations.extend(_usage_violations(snapshot.usage, _expected_usage(snapshot.payments)))
+    violations.extend(f"I6 {pid}: bound to {count} idempotency keys" for pid, count in snapshot.shared_keys)
+    return violations, dict(by_state)
 
-    for pid, ibps_transfer in ibps_transfers.items():
-        if pid not in gateway_ids and ibps_transfer.status is not TransferStatus.VOIDED:
-            v.append(f"IBPS {pid}: {ibps_transfer.status.value} transfer without a gateway payment")
-    for pid, transfer in fps_transfers.items():
-        if pid not in gateway_ids:
-            v.append(f"FPS {pid}: {transfer['status']} transfer without a gateway payment")
 
-    # I5
+def _payment_violations(
+    p: dict[str, Any], state: State, snapshot: Snapshot, stale_before: datetime
+) -> list[str]:
+    """I2 for a settled payment, I3 for a rejected one, I4 for one left undecided or unfinished."""
+    pid = p["payment_id"]
+    fps, ibps = snapshot.fps.get(pid), snapshot.ibps.get(pid)
+    if state is State.SETTLED:
+        return _settled(p, fps, ibps, ibps_read=snapshot.ibps_reachable)
+    if state is State.REJECTED:
+        return _rejected(pid, fps, ibps)
+    if p["updated_at"] < stale_before and snapshot.ibps_reachable:
+        return [f"I4 {pid}: {state.value} since {p['updated_at'].isoformat()}"]
+    return []
+
+
+def _settled(
+    p: dict[str, Any], fps: dict[str, Any] | None, ibps: TransferOut | None, *, ibps_read: bool
+) -> list[str]:
+    """I2: both legs posted, each as the payment's FX record says (IBPS's only if it could be read)."""
+    pid = p["payment_id"]
+    found: list[str] = []
+    if fps is None or fps["status"] != "POSTED":
+        found.append(f"I2 {pid}: SETTLED but FPS transfer is {fps and fps['status']}")
+    elif (fps["debit_account_id"], fps["credit_account_id"], fps["amount_minor"]) != _fps_leg(p):
+        found.append(f"I2 {pid}: FPS transfer does not match the payment's FX record")
+    if not ibps_read:
+        return found
+    if ibps is None or ibps.status is not TransferStatus.POSTED:
+        found.append(f"I2 {pid}: SETTLED but IBPS transfer is {ibps and ibps.status.value}")
+    elif (ibps.kind, ibps.account_id, ibps.amount_minor) != _ibps_leg(p):
+        found.append(f"I2 {pid}: IBPS transfer does not match the payment's FX record")
+    return found
+
+
+def _rejected(pid: str, fps: dict[str, Any] | None, ibps: TransferOut | None) -> list[str]:
+    """I3: whatever either ledger holds of a rejected payment is voided."""
+    found: list[str] = []
+    if fps is not None and fps["status"] != "VOIDED":
+        found.append(f"I3 {pid}: REJECTED but FPS transfer is {fps['status']}")
+    if ibps is not None and ibps.status is not TransferStatus.VOIDED:
+        found.append(f"I3 {pid}: REJECTED but IBPS transfer is {ibps.status.value}")
+    return found
+
+
+def _orphans(snapshot: Snapshot) -> list[str]:
+    """Transfers on either ledger that no gateway payment accounts for (a voided IBPS one may be the
+    tombstone of an abort that reached IBPS before the prepare did)."""
+    ids = {p["payment_id"] for p in snapshot.payments}
+    found = [
+        f"IBPS {pid}: {transfer.status.value} transfer without a gateway payment"
+        for pid, transfer in snapshot.ibps.items()
+        if pid not in ids and transfer.status is not TransferStatus.VOIDED
+    ]
+    found += [
+        f"FPS {pid}: {transfer['status']} transfer without a gateway payment"
+        for pid, transfer in snapshot.fps.items()
+        if pid not in ids
+    ]
+    return found
+
+
+def _expected_usage(payments_: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], int]:
+    """What the payments reserve on each usage row: all but those rejected or being aborted (an
+    abort decision releases its usage)."""
+    expected: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    for p in payments_:
+        if State(p["state"]) in (State.REJECTED, State.ABORTING):
+            continue
+        day = p["business_date"]
+        for period, key in ((Period.DAY, day), (Period.YEAR, day[:4])):
+            expected[(p["debtor_account_id"], p["direction"], period.value, key)] += p["limit_minor"]
+    return expected
+
+
+def _usage_violations(
+    usage_rows: list[dict[str, Any]], expected: dict[tuple[str, str, str, str], int]
+) -> list[str]:
+    """I5: no usage over its cap, and every usage row equal to what its payments reserve."""
+    found: list[str] = []
+    left = dict(expected)
     for u in usage_rows:
         ident = (u["account_id"], u["direction"], u["period"], u["period_key"])
         cap = u["cap_minor"]
         if cap is not None and u["used_minor"] > cap:
-            v.append(f"I5 {ident}: usage {u['used_minor']} over the limit {cap}")
-        expected = expected_usage.pop(ident, 0)
-        if u["used_minor"] != expected:
-            v.append(f"I5 {ident}: usage {u['used_minor']} but payments reserve {expected}")
-    for ident, expected in expected_usage.items():
-        if expected:
-            v.append(f"I5 {ident}: payments reserve {expected} but no usage is recorded")
-
-    # I6
-    for pid, count in shared_keys:
-        v.append(f"I6 {pid}: bound to {count} idempotency keys")
-
-    report.payments_by_state = dict(by_state)
-    return report
+            found.append(f"I5 {ident}: usage {u['used_minor']} over the limit {cap}")
+        reserved = left.pop(ident, 0)
+        if u["used_minor"] != reserved:
+            found.append(f"I5 {ident}: usage {u['used_minor']} but payments reserve {reserved}")
+    found += [
+        f"I5 {ident}: payments reserve {amount} but no usage is recorded"
+        for ident, amount in left.items()
+        if amount
+    ]
+    return found
