@@ -44,7 +44,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> int:
 
 def run_to_its_end(*args: str) -> int:
     """Run a command that Ctrl-C stops: the terminal sends SIGINT to it as well as to us, and we
-    wait while it shuts down (the sandbox stops its PostgreSQL), instead of killing it at once."""
+    wait while it shuts down (the sandbox and the tests stop their PostgreSQL), instead of killing
+    it at once."""
     print("$", " ".join(args), flush=True)
     process = subprocess.Popen(args, cwd=ROOT)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -66,8 +67,9 @@ def test(extra: list[str]) -> int:
     ):
         if code := run(*step, env=env):
             return code
-    # pytest's exit code 5 (no tests collected) is a failure here like any other non-zero code.
-    return run(py, "-m", "pytest", *extra, env=env)
+    # pytest's exit code 5 (no tests collected) is a failure here like any other non-zero code. On
+    # Ctrl-C pytest is let finish its clean-up, which stops the embedded PostgreSQL it may have started.
+    return run_to_its_end(py, "-m", "pytest", *extra)
 
 
 def main(argv: list[str]) -> int:

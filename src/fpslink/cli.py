@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -32,13 +34,30 @@ EMBEDDED = f"the embedded PostgreSQL in {DEFAULT_DATA_DIR}/pg"
 
 
 @contextlib.contextmanager
-def database(configured: str, name: str = "fpslink", *, create: bool = True) -> Iterator[str]:
+def database(
+    configured: str, name: str = "fpslink", *, create: bool = True, existing: bool = False
+) -> Iterator[str]:
     """`configured`, else database `name` on the embedded server (started for the command and
-    stopped after, unless it was running already), created if missing unless told not to."""
+    stopped after, unless it was running already), created if missing unless told not to.
+
+    `existing`: the command reads what a sandbox wrote, so an embedded server that was never
+    initialized here is an error that says so, not a new empty one.
+    """
     from fpslink_tools import embedded_pg
     from fpslink_tools.pgadmin import ensure_database
 
-    with embedded_pg.database_url(configured, Path(DEFAULT_DATA_DIR) / "pg", name) as url:
+    root = Path(DEFAULT_DATA_DIR) / "pg"
+    if existing and not configured and not embedded_pg.EmbeddedPostgres(root).initialized():
+        print(
+            f"fpslink: no sandbox data in {root.resolve()}: run this command where `fpslink sandbox` "
+            "ran, or set FPSLINK_DATABASE_URL",
+            file=sys.stderr,
+        )
+        raise typer.Exit(2)
+    # uvicorn re-raises a SIGTERM it handled once it has shut down; as SystemExit it reaches the
+    # `with` below, which stops an embedded server this command started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with embedded_pg.database_url(configured, root, name) as url:
         if create and not configured:
             asyncio.run(ensure_database(url))
         yield url
@@ -59,8 +78,8 @@ def sandbox(
 
     settings = Settings()
     logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
-    # uvicorn re-raises the Ctrl-C it handled once it has shut down; by then the gateway, mock_ibps
-    # and the embedded PostgreSQL have stopped, so it is a clean end, not an abort.
+    # With one worker uvicorn re-raises the Ctrl-C it handled once it has shut down; by then the
+    # gateway, mock_ibps and the embedded PostgreSQL have stopped: a clean end, not an abort.
     with contextlib.suppress(KeyboardInterrupt):
         run_sandbox(settings, host=host, port=port, ibps_port=ibps_port, workers=workers)
     print("fpslink sandbox stopped", flush=True)
@@ -77,7 +96,7 @@ def serve(
     FPSLINK_DATABASE_URL, on the embedded PostgreSQL."""
     from fpslink import serving
 
-    with database(Settings().database_url) as url:
+    with contextlib.suppress(KeyboardInterrupt), database(Settings().database_url) as url:
         os.environ["FPSLINK_DATABASE_URL"] = url  # the workers read their settings from it
         if migrate:
             from fpslink.migrate import upgrade
@@ -143,7 +162,7 @@ def check(
         return 0 if report.ok else 1
 
     settings = Settings()
-    with database(settings.database_url) as url:
+    with database(settings.database_url, create=False, existing=True) as url:
         code = asyncio.run(run(settings.model_copy(update={"database_url": url})))
     raise typer.Exit(code)
 
@@ -163,7 +182,7 @@ def recon(
         raise typer.BadParameter("--format must be json, csv or html")
     fmt = cast(Format, report_format)
     settings = Settings()
-    with database(settings.database_url) as url:
+    with database(settings.database_url, create=False, existing=True) as url:
         code = asyncio.run(
             run_command(
                 settings.model_copy(update={"database_url": url}),

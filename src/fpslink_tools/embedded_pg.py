@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,20 +159,24 @@ class EmbeddedPostgres:
         self._own(self.root)
         if not self.initialized():
             self._initdb()
-        self._write_settings()
         socket_dir = self._socket_dir()
-        args = ["-c", f"unix_socket_directories={socket_dir}", "-c", "listen_addresses="]
-        port = SOCKET_PORT
+        where = {"unix_socket_directories": str(socket_dir), "listen_addresses": "", "port": str(SOCKET_PORT)}
         if socket_dir is None:
-            port = _free_port()
-            args = ["-c", "listen_addresses=127.0.0.1"]
-        args += ["-p", str(port)]
-        self._pg_ctl("start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log), "-o", " ".join(args))
+            where = {
+                "unix_socket_directories": "",
+                "listen_addresses": "127.0.0.1",
+                "port": str(_free_port()),
+            }
+        # In the configuration file, quoted, rather than on pg_ctl's -o, which a shell splits: a data
+        # directory under "/Users/Jane Doe" must start as well as any other.
+        self._write_settings(where)
+        self._pg_ctl("start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log))
         self._started_here = True
         for _ in range(100):
             if (endpoint := self.running()) is not None:
                 return endpoint
             time.sleep(0.05)
+        self.stop()  # started, but not ready: leave nothing running behind the error
         raise EmbeddedPostgresError(f"PostgreSQL started but is not ready; see {self.log}")
 
     def stop(self, timeout_s: float = 120.0) -> None:
@@ -204,10 +208,9 @@ class EmbeddedPostgres:
     def _postmaster_pid(self) -> int | None:
         """The pid of a postmaster running on our data directory, from postmaster.pid."""
         try:
-            first = (self.data / "postmaster.pid").read_text().split("\n", 1)[0]
-        except (FileNotFoundError, PermissionError):
+            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (FileNotFoundError, PermissionError, ValueError):  # gone, or half-written at a start
             return None
-        pid = int(first)
         return pid if _alive(pid) and _is_postgres(pid) else None
 
     @property
@@ -232,9 +235,9 @@ class EmbeddedPostgres:
             str(self.data),
         )
 
-    def _write_settings(self) -> None:
+    def _write_settings(self, where: dict[str, str]) -> None:
         lines = [f"# Written by fpslink at every start: {__name__}.SETTINGS says why.\n"]
-        lines += [f"{name} = '{value}'\n" for name, value in SETTINGS.items()]
+        lines += [f"{name} = {_quoted(value)}\n" for name, value in {**SETTINGS, **where}.items()]
         conf = self.data / "fpslink.conf"
         conf.write_text("".join(lines))
         main = self.data / "postgresql.conf"
@@ -267,12 +270,8 @@ class EmbeddedPostgres:
         entry = _ensure_user()
         os.chown(path, entry.pw_uid, entry.pw_gid)
         path.chmod(0o700 if path == self.data else 0o755)
-        for parent in path.parents:
-            if parent == self.data:
-                continue  # PostgreSQL refuses a data directory that others may enter
-            mode = parent.stat().st_mode
-            if mode & 0o011 != 0o011:
-                parent.chmod(mode | 0o011)  # traverse only: nothing above becomes readable
+        # the data directory itself stays closed: PostgreSQL refuses one that others may enter
+        _traversable(parent for parent in path.parents if parent != self.data)
 
     def _pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", str(self.data), *args)
@@ -281,6 +280,8 @@ class EmbeddedPostgres:
         command = [str(_bin_dir() / _exe(program)), *args]
         kwargs: dict[str, object] = {}
         if _as_root():
+            # the server's user must reach the binaries too: a virtualenv under /root is 0700
+            _traversable(_bin_dir().parents)
             kwargs["user"] = RUN_AS
             kwargs["group"] = _ensure_user().pw_gid
             kwargs["extra_groups"] = []
@@ -316,9 +317,26 @@ def _is_postgres(pid: int) -> bool:
     try:
         return "postgres" in Path(f"/proc/{pid}/comm").read_text()
     except FileNotFoundError:
-        return platform.system() != "Linux"  # no /proc: trust the pid file, as pg_ctl does
+        if platform.system() == "Linux":
+            return False
     except OSError:
         return False
+    # no /proc (macOS): ask ps for the program's name
+    found = subprocess.run(["ps", "-p", str(pid), "-o", "comm="], capture_output=True, text=True, check=False)
+    return "postgres" in found.stdout
+
+
+def _traversable(directories: Iterable[Path]) -> None:
+    """Let others traverse (not read) these directories, as root, for the server's user."""
+    for directory in directories:
+        mode = directory.stat().st_mode
+        if mode & 0o011 != 0o011:
+            directory.chmod(mode | 0o011)
+
+
+def _quoted(value: str) -> str:
+    """A value as postgresql.conf quotes it."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _alive(pid: int) -> bool:

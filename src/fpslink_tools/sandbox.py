@@ -114,7 +114,12 @@ def start_mock_ibps(
         [sys.executable, "-m", "mock_ibps.cli", "serve", "--host", host, "--port", str(port), "--no-migrate"],
         env=env,
     )
-    wait_healthy(f"http://{host}:{port}/healthz", process=process, timeout_s=30)
+    try:
+        wait_healthy(f"http://{host}:{port}/healthz", process=process, timeout_s=30)
+    except BaseException:
+        process.terminate()
+        process.wait(timeout=10)
+        raise
     return process
 
 
@@ -171,6 +176,9 @@ def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int, wor
     `.fpslink/pg`, which runs for as long as the sandbox does (Ctrl-C stops both)."""
     data_dir = Path(DEFAULT_DATA_DIR)
     started = time.monotonic()
+    # A SIGTERM at any step (migrations, seeding, serving) ends in the cleanup below, which stops
+    # mock_ibps and the embedded PostgreSQL; with one worker uvicorn re-raises it after its shutdown.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with embedded_pg.database_url(settings.database_url, data_dir / "pg", "fpslink") as url:
         timings = {"database": time.monotonic() - started}
         _run(
@@ -219,8 +227,6 @@ def _run(
         threading.Thread(
             target=_announce, args=(f"http://{host}:{port}/healthz", text, timings), daemon=True
         ).start()
-        # uvicorn re-raises SIGTERM after its shutdown; as SystemExit it reaches the cleanup below.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         serving.serve(
             "fpslink.app:app_from_env",
             host=host,

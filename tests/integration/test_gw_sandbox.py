@@ -13,9 +13,11 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from gw_support import free_port
 
 from fpslink.demo import demo_key
@@ -27,10 +29,10 @@ START_TIMEOUT_S = 120.0
 class Sandbox:
     """The command in a directory of its own, its output collected as it comes."""
 
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, *, workers: int | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fpslink.cli", "sandbox", "--port", str(port), *self.options()],
+            [sys.executable, "-m", "fpslink.cli", "sandbox", "--port", str(port), *self.options(workers)],
             cwd=workdir,
             env=env,
             stdout=subprocess.PIPE,
@@ -42,8 +44,9 @@ class Sandbox:
         threading.Thread(target=self._read, daemon=True).start()
 
     @staticmethod
-    def options() -> list[str]:
-        return ["--ibps-port", str(free_port()), "--workers", "1"]
+    def options(workers: int | None) -> list[str]:
+        """A free port for mock_ibps; the default number of workers unless one is given."""
+        return ["--ibps-port", str(free_port()), *([] if workers is None else ["--workers", str(workers)])]
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -89,9 +92,21 @@ def pay_demo(port: int, operator_key: str) -> dict[str, object]:
     return body
 
 
-def test_the_sandbox_runs_on_its_embedded_postgresql_and_stops_it_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.fixture
+def sandbox_dir(tmp_path: Path) -> Iterator[Path]:
+    """Where the sandbox runs; whatever happens, no embedded PostgreSQL is left running there."""
+    yield tmp_path
+    server = EmbeddedPostgres(tmp_path / ".fpslink" / "pg")
+    if server.running() is not None:
+        server.stop()
+
+
+def test_the_sandbox_runs_on_its_embedded_postgresql_and_stops_it_on_ctrl_c(sandbox_dir: Path) -> None:
+    """One worker the first time (uvicorn in the sandbox's process), the default two the second
+    (the supervisor): Ctrl-C must end both cleanly."""
+    tmp_path = sandbox_dir
     port = free_port()
-    first = Sandbox(tmp_path, port)
+    first = Sandbox(tmp_path, port, workers=1)
     try:
         banner = first.wait_ready()
         operator_key = re.search(r"operator key\s+(\S+)", banner)

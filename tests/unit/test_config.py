@@ -125,5 +125,8 @@ def test_settings_refuses_out_of_range_values(field: str, value: object) -> None
         Settings(**{field: value})
 
 
-def test_the_database_is_unset_by_default_so_the_commands_use_the_embedded_server() -> None:
+def test_the_database_is_unset_by_default_so_the_commands_use_the_embedded_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FPSLINK_DATABASE_URL", raising=False)
     assert Settings().database_url == ""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from fpslink.limits.policy import UsageKey
 from fpslink.money import Currency, Money
-from fpslink.payments.reservation import Ask, LimitLine, Refusal, UsageKey, plan
+from fpslink.payments.reservation import Ask, LimitLine, Refusal, plan
 from fpslink.vocabulary import Direction, Period
 
 NOW = datetime(2026, 6, 22, 4, 0, tzinfo=UTC)

@@ -17,6 +17,9 @@ from fpslink.vocabulary import Period
 
 HK_TZ = timezone(timedelta(hours=8), "UTC+8")
 
+UsageKey = tuple[str, str, str, str]
+"""(account_id, direction, period, period_key): one row of limit usage."""
+
 
 @dataclass(frozen=True, slots=True)
 class LimitSet:

@@ -15,10 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fpslink import pg
 from fpslink.ledger import repository as ledger
 from fpslink.limits.models import limit_usage
+from fpslink.limits.policy import UsageKey
 from fpslink.vocabulary import Direction, Period
-
-UsageKey = tuple[str, str, str, str]
-"""(account_id, direction, period, period_key): one row of limit usage."""
 
 
 async def lock_usage(
@@ -31,7 +29,7 @@ async def lock_usage(
     """
     if not wanted:
         return {}
-    return await _lock_usage_pg(await pg.raw(conn), sorted(wanted), wanted)
+    return await _lock_usage_rows(await pg.raw(conn), sorted(wanted), wanted)
 
 
 _KEY_ARRAYS = "$1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]"
@@ -62,7 +60,7 @@ async def lock_usage_and_accounts(
     raw = await pg.raw(conn)
     keys = sorted(wanted)
     columns = _key_columns(keys)
-    await _create_usage_pg(raw, keys, columns, wanted)
+    await _create_usage_rows(raw, keys, columns, wanted)
     rows = await raw.fetch(_LOCK_BOTH, *columns, sorted(set(account_ids)))
     usage: dict[UsageKey, int] = {}
     funds: dict[str, tuple[str, int, int]] = {}
@@ -89,11 +87,11 @@ before it starts the second, so the locks come in the order every writer of thes
 The accounts' lock is `ledger.lock_balances`'s, FOR NO KEY UPDATE (the module says why)."""
 
 
-async def _lock_usage_pg(
+async def _lock_usage_rows(
     raw: asyncpg.Connection, keys: list[UsageKey], wanted: dict[UsageKey, tuple[str, int | None]]
 ) -> dict[UsageKey, int]:
     columns = _key_columns(keys)
-    await _create_usage_pg(raw, keys, columns, wanted)
+    await _create_usage_rows(raw, keys, columns, wanted)
     rows = await raw.fetch(
         _LOCK_USAGE,
         *columns,
@@ -101,7 +99,7 @@ async def _lock_usage_pg(
     return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
 
 
-async def _create_usage_pg(
+async def _create_usage_rows(
     raw: asyncpg.Connection,
     keys: list[UsageKey],
     columns: list[list[str]],

@@ -17,12 +17,10 @@ from typing import Any
 
 from fpslink.ledger import repository as ledger
 from fpslink.ledger.repository import link_account
-from fpslink.limits.policy import fits
+from fpslink.limits.policy import UsageKey, fits
 from fpslink.money import Currency, Money
 from fpslink.vocabulary import Direction, Period, TransferKind
 
-UsageKey = tuple[str, str, str, str]
-"""(account_id, direction, period, period_key): one row of limit usage."""
 Funds = tuple[str, int, int]
 """(currency, balance, held) of a debtor account, in minor units."""
 
