@@ -2,7 +2,8 @@
 """Developer entry point: `python3 tasks.py sandbox` runs the sandbox, `python3 tasks.py test` the tests.
 
 Both create `.venv` and install the project into it the first time (and again whenever
-pyproject.toml changes), so a machine needs nothing but Python 3.11 or newer.
+pyproject.toml or requirements.lock changes), at the versions requirements.lock pins, so a machine
+needs nothing but Python 3.11 or newer.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".fpslink-installed"
+LOCK = ROOT / "requirements.lock"
 
 
 def bootstrap() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - this file may run under an older python3
         sys.exit(f"fpslink needs Python 3.11 or newer; this is {sys.version.split()[0]}")
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + LOCK.read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "fpslink").exists():
         return
     if not (BIN / "python").exists():
@@ -33,7 +35,7 @@ def bootstrap() -> None:
     print("installing fpslink and its dependencies into .venv ...", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    subprocess.run([*pip, "--constraint", str(LOCK), "-e", f"{ROOT}[dev]"], check=True)
     STAMP.write_text(wanted)
 
 
