@@ -26,15 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -50,6 +46,7 @@ from benchmarks.throughput import (  # noqa: E402
     process_cpu_s,
     seed_fpslink,
 )
+from fpslink_tools.sandbox import SandboxProcess  # noqa: E402
 
 WINDOW_S = 5.0
 READY = "fpslink sandbox is running"
@@ -80,61 +77,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class Sandbox:
-    """`fpslink sandbox` in a directory of its own, its output read as it comes."""
+class Sandbox(SandboxProcess):
+    """The sandbox with the load test's environment, and its processes for the CPU probe."""
 
     def __init__(self, workdir: Path, port: int, operator_key: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
-        env.update(LIMITS_RAISED, FPSLINK_OPERATOR_KEY=operator_key, FPSLINK_LOG_LEVEL="WARNING")
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fpslink.cli",
-                "sandbox",
-                "--port",
-                str(port),
-                "--ibps-port",
-                str(port + 1),
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.ready_s: float | None = None
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        env = {**LIMITS_RAISED, "FPSLINK_OPERATOR_KEY": operator_key, "FPSLINK_LOG_LEVEL": "WARNING"}
+        super().__init__(workdir, ["--port", str(port), "--ibps-port", str(port + 1)], env)
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            if READY in line and self.ready_s is None:
-                self.ready_s = time.monotonic() - self.started
-            if line.strip().startswith("ready:"):
-                self._ready.set()
-        self._ready.set()
-
-    def wait_ready(self) -> float:
-        if not self._ready.wait(START_TIMEOUT_S) or self.ready_s is None:
-            tail = "\n".join(self.lines[-30:])
-            raise RuntimeError(f"the sandbox did not start in {START_TIMEOUT_S:.0f} s:\n{tail}")
-        return self.ready_s
-
-    def parts(self) -> str:
-        return next((line.strip() for line in self.lines if line.strip().startswith("ready:")), "")
-
-    def interrupt(self, timeout_s: float = 60.0) -> int:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return -9
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> str:
+        banner = super().wait_ready(timeout_s)
+        if READY not in banner:
+            raise RuntimeError(f"no sandbox banner:\n{banner[-3000:]}")
+        return banner
 
     def gateway_pids(self) -> list[int]:
         """The sandbox's process and its gateway workers."""
@@ -244,7 +198,8 @@ async def main(args: argparse.Namespace) -> int:
     code = 0
     sandbox = Sandbox(workdir, args.port, operator_key)
     try:
-        ready_s = await asyncio.to_thread(sandbox.wait_ready)
+        await asyncio.to_thread(sandbox.wait_ready)
+        ready_s = sandbox.ready_s or 0.0
         status, paid_s = await first_payment(args.port, operator_key)
         lines.append(
             f"first start: banner after {ready_s:.1f} s ({sandbox.parts()}); the first payment "
@@ -267,7 +222,8 @@ async def main(args: argparse.Namespace) -> int:
     code = code or int(exit_code != 0 or not stopped)
     again = Sandbox(workdir, args.port, operator_key)
     try:
-        ready_s = await asyncio.to_thread(again.wait_ready)
+        await asyncio.to_thread(again.wait_ready)
+        ready_s = again.ready_s or 0.0
         status, paid_s = await first_payment(args.port, operator_key)
         lines.append(
             f"second start on the same data: banner after {ready_s:.1f} s ({again.parts()}); {status}"

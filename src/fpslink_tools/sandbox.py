@@ -257,3 +257,62 @@ def _announce(health_url: str, text: str, timings: dict[str, float]) -> None:
     timings["gateway"] = time.monotonic() - mark
     parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items())
     print(f"{text}\n  ready: {parts}\n", flush=True)
+
+
+class SandboxProcess:
+    """`fpslink sandbox` as a child process in a directory of its own, its output read as it comes:
+    how the tests and benchmarks run the sandbox as a new user does, and stop it with Ctrl-C."""
+
+    READY = "ready:"
+    """The banner's last line, printed once the gateway answers."""
+
+    def __init__(self, workdir: Path, options: list[str], env: dict[str, str] | None = None) -> None:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fpslink.cli", "sandbox", *options],
+            cwd=workdir,
+            env={**clean, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.ready_s: float | None = None
+        """Seconds from the command to the banner's last line."""
+        self._done = threading.Event()
+        threading.Thread(target=self._read, name="sandbox-output", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.strip().startswith(self.READY) and self.ready_s is None:
+                self.ready_s = time.monotonic() - self.started
+                self._done.set()
+        self._done.set()  # the process ended: waiting longer is pointless
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_ready(self, timeout_s: float = 180.0) -> str:
+        """The banner, once the sandbox is ready; RuntimeError with its last output otherwise."""
+        if not self._done.wait(timeout_s) or self.ready_s is None:
+            raise RuntimeError(
+                f"the sandbox did not become ready in {timeout_s:.0f} s:\n{self.output[-3000:]}"
+            )
+        return self.output
+
+    def parts(self) -> str:
+        """The banner's line of start-up parts and their seconds."""
+        return next((line.strip() for line in self.lines if line.strip().startswith(self.READY)), "")
+
+    def interrupt(self, timeout_s: float = 60.0) -> int:
+        """Ctrl-C, then its exit code (-9 when it had to be killed)."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return -9

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,53 +20,22 @@ from gw_support import free_port
 
 from fpslink.demo import demo_key
 from fpslink_tools.embedded_pg import EmbeddedPostgres
+from fpslink_tools.sandbox import SandboxProcess
 
 START_TIMEOUT_S = 120.0
 
 
-class Sandbox:
-    """The command in a directory of its own, its output collected as it comes."""
+class Sandbox(SandboxProcess):
+    """The sandbox on free ports, with the default number of workers unless one is given."""
 
     def __init__(self, workdir: Path, port: int, *, workers: int | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "fpslink.cli", "sandbox", "--port", str(port), *self.options(workers)],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        options = ["--port", str(port), "--ibps-port", str(free_port())]
+        super().__init__(workdir, options + ([] if workers is None else ["--workers", str(workers)]))
 
-    @staticmethod
-    def options(workers: int | None) -> list[str]:
-        """A free port for mock_ibps; the default number of workers unless one is given."""
-        return ["--ibps-port", str(free_port()), *([] if workers is None else ["--workers", str(workers)])]
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if line.strip().startswith("ready:"):
-                self.ready.set()
-        self.ready.set()
-
-    def wait_ready(self) -> str:
-        assert self.ready.wait(START_TIMEOUT_S), "".join(self.output)[-3000:]
-        text = "".join(self.output)
-        assert "fpslink sandbox is running" in text, text[-3000:]
-        return text
-
-    def interrupt(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return -9
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> str:
+        banner = super().wait_ready(timeout_s)
+        assert "fpslink sandbox is running" in banner, banner[-3000:]
+        return banner
 
 
 def pay_demo(port: int, operator_key: str) -> dict[str, object]:
@@ -137,7 +104,7 @@ def test_the_sandbox_runs_on_its_embedded_postgresql_and_stops_it_on_ctrl_c(sand
         assert server.running() is not None
     finally:
         code = first.interrupt()
-    assert code == 0, "".join(first.output)[-3000:]
+    assert code == 0, first.output[-3000:]
     assert EmbeddedPostgres(tmp_path / ".fpslink" / "pg").running() is None, "Ctrl-C left PostgreSQL running"
 
     again = Sandbox(tmp_path, port)
@@ -153,4 +120,4 @@ def test_the_sandbox_runs_on_its_embedded_postgresql_and_stops_it_on_ctrl_c(sand
         assert [p["payment_id"] for p in listed.json()["items"]] == [paid["payment_id"]]
     finally:
         code = again.interrupt()
-    assert code == 0, "".join(again.output)[-3000:]
+    assert code == 0, again.output[-3000:]
