@@ -13,28 +13,10 @@ from fpslink.config import Settings
 from fpslink.db import utcnow
 from fpslink.fx.domain import RateSheet
 from fpslink.ibps_client import IbpsClient
+from fpslink.principal import OPERATOR, Principal
 from fpslink.settlement.batcher import Batcher
-from fpslink.vocabulary import System
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: one bank, or the scheme operator (participant_id None)."""
-
-    participant_id: str | None
-    system: System | None = None
-
-    @property
-    def is_operator(self) -> bool:
-        return self.participant_id is None
-
-    @property
-    def scope(self) -> str:
-        """The namespace of this caller's idempotency keys."""
-        return self.participant_id or "~operator"
-
-
-OPERATOR = Principal(participant_id=None)
+__all__ = ["OPERATOR", "Gateway", "Principal"]
 
 
 def _no_crash(point: str) -> None:
