@@ -1,20 +1,27 @@
-"""The gateway's runtime: what every service needs, built once per process by the app's lifespan."""
+"""The gateway's runtime and composition root, built once per process by the app's lifespan.
+
+`Gateway` holds what the process owns (settings, engine, IBPS client, clock, caches, batcher) and
+makes each service with only what that service uses: a unit-of-work factory, the IBPS client or the
+part of it it calls, the clock, the settings. Routes reach a service through a FastAPI dependency
+(`fpslink.api.deps`); the payment path (payments, settlement, invariants) still takes the Gateway.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fpslink.config import Settings
-from fpslink.db import utcnow
+from fpslink.db import Clock, utcnow
 from fpslink.fx.domain import RateSheet
 from fpslink.ibps_client import IbpsClient
+from fpslink.participants.service import ParticipantsService
 from fpslink.principal import OPERATOR, Principal
 from fpslink.settlement.batcher import Batcher
+from fpslink.uow import UnitsOfWork, units_of_work
 
 __all__ = ["OPERATOR", "Gateway", "Principal"]
 
@@ -28,16 +35,20 @@ class Gateway:
     settings: Settings
     engine: AsyncEngine
     ibps: IbpsClient
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock = utcnow
     crash_hook: Callable[[str], None] = _no_crash
     """Called at each named settlement step; tests make it raise to stop the flow there."""
-    principals: dict[str, Principal] = field(default_factory=dict)
-    """API key hash -> participant. Keys never change once issued, so caching is safe."""
     accounts: dict[str, Any] = field(default_factory=dict)
     """Account id -> AccountRecord. An account's owner, system and currency never change."""
     batcher: Batcher[Any] | None = None
     """The payment batcher of this process, made on first use (fpslink.payments.service.pipeline,
     which knows its items' type: naming it here would make this module import the payment path)."""
+    uow: UnitsOfWork = field(init=False, repr=False)
+    participants: ParticipantsService = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.uow = units_of_work(self.engine)
+        self.participants = ParticipantsService(self.uow, self.ibps, clock=self.clock, settings=self.settings)
 
     @property
     def rates(self) -> RateSheet:

@@ -6,6 +6,7 @@ statements per step on an `AsyncConnection`, and every durable step is its own s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, DateTime, MetaData
@@ -48,6 +49,10 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+Clock = Callable[[], datetime]
+"""What a service asks the time of: `utcnow` in a process, a fake clock in tests."""
 
 
 class DatabaseNotConfigured(RuntimeError):

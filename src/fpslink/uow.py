@@ -26,6 +26,8 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fpslink import pg
+from fpslink.ledger.repository import LedgerRepository
+from fpslink.participants.repository import ParticipantsRepository
 
 
 class UnitOfWork:
@@ -85,6 +87,16 @@ class UnitOfWork:
     async def raw(self) -> asyncpg.Connection:
         """The asyncpg connection under `conn`, inside this transaction (the hot path's lane)."""
         return await pg.raw(self.conn)
+
+    # the repositories, on this unit of work's connection
+
+    @property
+    def participants(self) -> ParticipantsRepository:
+        return ParticipantsRepository(self.conn)
+
+    @property
+    def ledger(self) -> LedgerRepository:
+        return LedgerRepository(self.conn)
 
     async def commit(self) -> None:
         """Make the writes durable; the unit of work ends here, and its block only closes it."""

@@ -22,8 +22,7 @@ from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
 from fpslink.directory import service as directory
 from fpslink.errors import Conflict
 from fpslink.ibps_client import client_from_settings
-from fpslink.participants import repository as participants_repo
-from fpslink.participants import service as participants_service
+from fpslink.participants.service import hash_key
 from fpslink_tools import embedded_pg
 from fpslink_tools.pgadmin import ensure_database, ibps_database_url
 
@@ -47,12 +46,11 @@ async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
     warnings: list[str] = []
     for bank in DEMO_BANKS:
         key = demo_key(op_key, bank.participant_id)
-        async with gw.engine.connect() as conn:
-            existing = await participants_repo.participant(conn, bank.participant_id)
-            by_key = await participants_repo.participant_by_key_hash(conn, participants_service.hash_key(key))
+        async with gw.uow() as tx:
+            existing = await tx.participants.participant(bank.participant_id)
+            by_key = await tx.participants.participant_by_key_hash(hash_key(key))
         if existing is None:
-            await participants_service.create_participant(
-                gw,
+            await gw.participants.create_participant(
                 participant_id=bank.participant_id,
                 name=bank.name,
                 system=bank.system,
@@ -64,11 +62,10 @@ async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
                 "will not work (delete the sandbox data to start afresh)"
             )
     for acc in DEMO_ACCOUNTS:
-        async with gw.engine.connect() as conn:
-            exists = await participants_repo.account(conn, acc.account_id) is not None
+        async with gw.uow() as tx:
+            exists = await tx.participants.account(acc.account_id) is not None
         if not exists:
-            await participants_service.open_account(
-                gw,
+            await gw.participants.open_account(
                 participant_id=acc.participant_id,
                 holder_name=acc.holder_name,
                 currency=acc.currency,

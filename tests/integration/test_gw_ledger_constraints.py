@@ -196,7 +196,7 @@ async def test_acceptance_may_write_a_transfer_before_its_payment_in_one_stateme
     assert (
         await conn.execute(select(ledger_transfers.c.status).where(ledger_transfers.c.payment_id == paid))
     ).scalar_one() == "PENDING"
-    assert await ledger.balances(conn, account) == (10_000, 500)
+    assert await ledger.LedgerRepository(conn).balances(account) == (10_000, 500)
     await savepoint.rollback()
     with pytest.raises(asyncpg.ForeignKeyViolationError, match="fk_ledger_transfers_payment_id_payments"):
         await write([transfer(paid), transfer(absent)])
@@ -210,7 +210,7 @@ async def test_a_hold_on_an_unknown_account_raises(harness: Harness, account: st
             await ledger.add_held(conn, {account: 500, GHOST: 500})
         await transaction.rollback()
     async with gw.engine.connect() as conn:
-        assert await ledger.balances(conn, account) == (10_000, 0)
+        assert await ledger.LedgerRepository(conn).balances(account) == (10_000, 0)
 
 
 async def test_acceptance_raises_when_a_hold_misses_its_account(

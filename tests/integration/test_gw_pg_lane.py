@@ -27,10 +27,10 @@ async def test_a_first_statement_through_the_lane_rolls_back_with_the_transactio
         transaction = await conn.begin()
         # nothing has run through SQLAlchemy yet: the lane must open the transaction itself
         await ledger.add_held(conn, {account: 4_000})
-        assert await ledger.balances(conn, account) == (10_000, 4_000)
+        assert await ledger.LedgerRepository(conn).balances(account) == (10_000, 4_000)
         await transaction.rollback()
     async with gw.engine.connect() as conn:
-        assert await ledger.balances(conn, account) == (10_000, 0)
+        assert await ledger.LedgerRepository(conn).balances(account) == (10_000, 0)
 
 
 async def test_a_committed_lane_statement_is_durable_and_a_repeat_is_seen(harness: Harness) -> None:

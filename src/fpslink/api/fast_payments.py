@@ -74,7 +74,7 @@ class FastPayments:
         if credentials is None:
             return False
         try:
-            principal = await participants_service.authenticate(gw, credentials.credentials)
+            principal = await gw.participants.authenticate(credentials.credentials)
             participants_service.require_participant(principal)
             key = idempotency.parse_key(request.headers.get("idempotency-key"), required=True)
         except FpslinkError:

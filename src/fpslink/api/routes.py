@@ -84,8 +84,8 @@ async def create_participant(
     participants_service.require_operator(principal)
 
     async def action() -> tuple[int, Any]:
-        created = await participants_service.create_participant(
-            gw, participant_id=body.participant_id, name=body.name, system=body.system
+        created = await gw.participants.create_participant(
+            participant_id=body.participant_id, name=body.name, system=body.system
         )
         out = s.ParticipantOut(
             participant_id=created.participant.participant_id,
@@ -129,8 +129,7 @@ async def open_account(
     participants_service.require_operator(principal)
 
     async def action() -> tuple[int, Any]:
-        view = await participants_service.open_account(
-            gw,
+        view = await gw.participants.open_account(
             participant_id=body.participant_id,
             holder_name=body.holder_name,
             currency=body.currency,
@@ -143,7 +142,7 @@ async def open_account(
 
 @router.get("/accounts/{account_id}", response_model=s.AccountOut, tags=["accounts"])
 async def get_account(account_id: str, gw: GatewayDep, principal: PrincipalDep) -> s.AccountOut:
-    return _account_out(await participants_service.account_view(gw, principal, account_id))
+    return _account_out(await gw.participants.account_view(principal, account_id))
 
 
 @router.get("/accounts/{account_id}/limits", response_model=s.LimitsOut, tags=["accounts"])

@@ -7,11 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from fpslink.api.deps import GatewayDep, PrincipalDep
+from fpslink.api.deps import ParticipantsDep, PrincipalDep, SettingsDep
 from fpslink.api.routes import PROBLEMS
 from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
-from fpslink.participants import repository as participants_repo
-from fpslink.participants import service as participants_service
+from fpslink.participants.service import hash_key
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"], responses=PROBLEMS)
 
@@ -115,39 +114,37 @@ def magic_values() -> list[MagicValue]:
     response_model=Fixtures,
     summary="The demo world: banks, accounts, proxies, magic values and a first payment",
 )
-async def fixtures(gw: GatewayDep, principal: PrincipalDep) -> Fixtures:
-    operator_key = gw.settings.operator_key
+async def fixtures(participants: ParticipantsDep, settings: SettingsDep, principal: PrincipalDep) -> Fixtures:
+    operator_key = settings.operator_key
+    keys = {b.participant_id: demo_key(operator_key, b.participant_id) for b in DEMO_BANKS if operator_key}
+    seeded_keys, seeded_accounts = await participants.present(
+        key_hashes=[hash_key(key) for key in keys.values()],
+        account_ids=[acc.account_id for acc in DEMO_ACCOUNTS],
+    )
     banks = []
-    async with gw.engine.connect() as conn:
-        for bank in DEMO_BANKS:
-            key = demo_key(operator_key, bank.participant_id) if operator_key else None
-            seeded = (
-                key is not None
-                and (
-                    await participants_repo.participant_by_key_hash(conn, participants_service.hash_key(key))
-                )
-                is not None
+    for bank in DEMO_BANKS:
+        key = keys.get(bank.participant_id)
+        seeded = key is not None and hash_key(key) in seeded_keys
+        shown = principal.is_operator or principal.participant_id == bank.participant_id
+        banks.append(
+            FixtureBank(
+                participant_id=bank.participant_id,
+                name=bank.name,
+                system=bank.system.value,
+                present=seeded,
+                api_key=key if seeded and shown else None,
             )
-            shown = principal.is_operator or principal.participant_id == bank.participant_id
-            banks.append(
-                FixtureBank(
-                    participant_id=bank.participant_id,
-                    name=bank.name,
-                    system=bank.system.value,
-                    present=seeded,
-                    api_key=key if seeded and shown else None,
-                )
-            )
-        accounts = [
-            FixtureAccount(
-                account_id=acc.account_id,
-                participant_id=acc.participant_id,
-                holder_name=acc.holder_name,
-                currency=acc.currency.value,
-                opening_balance=f"{acc.opening_balance:.2f}",
-                proxy=acc.proxy,
-                present=(await participants_repo.account(conn, acc.account_id)) is not None,
-            )
-            for acc in DEMO_ACCOUNTS
-        ]
+        )
+    accounts = [
+        FixtureAccount(
+            account_id=acc.account_id,
+            participant_id=acc.participant_id,
+            holder_name=acc.holder_name,
+            currency=acc.currency.value,
+            opening_balance=f"{acc.opening_balance:.2f}",
+            proxy=acc.proxy,
+            present=acc.account_id in seeded_accounts,
+        )
+        for acc in DEMO_ACCOUNTS
+    ]
     return Fixtures(banks=banks, accounts=accounts, magic_values=magic_values(), first_payment=FIRST_PAYMENT)

@@ -35,7 +35,6 @@ from fpslink.errors import Forbidden, FpslinkError, InvalidRequest, NotFound, Up
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.limits import service as limits_service
 from fpslink.limits.policy import HK_TZ, business_date
-from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
 from fpslink.reconciliation import render as recon_render
@@ -252,7 +251,7 @@ async def login(request: Request) -> Response:
     if not _same_origin(request):
         return _error(request, None, Forbidden("log in from this console's own page"))
     try:
-        principal = await participants_service.authenticate(gw, form.get("api_key", "").strip() or None)
+        principal = await gw.participants.authenticate(form.get("api_key", "").strip() or None)
     except FpslinkError:
         return render(request, "login.html.j2", status_code=401, next=target, failed=True)
     token, _ = sessions.issue(_key(gw), scope=principal.scope, now=gw.clock())
@@ -376,7 +375,7 @@ async def accounts_page(request: Request) -> Response:
 @router.get("/accounts/{account_id}")
 async def account_page(request: Request, account_id: str) -> Response:
     async def page(ctx: Ctx) -> Response:
-        view = await participants_service.account_view(ctx.gw, ctx.principal, account_id[:40])
+        view = await ctx.gw.participants.account_view(ctx.principal, account_id[:40])
         limits = await limits_service.account_limits(ctx.gw, ctx.principal, view.record.account_id)
         async with ctx.gw.engine.connect() as conn:
             rows = await console_repo.search_payments(
@@ -490,8 +489,7 @@ async def _sandbox(ctx: Ctx, *, status: int = 200, **values: Any) -> Response:
         faults_error = None
     except FpslinkError as exc:
         faults, faults_error = FaultsOut(rules=[], injected={}), exc.detail
-    async with ctx.gw.engine.connect() as conn:
-        banks = await participants_repo.list_participants(conn)
+    banks = await ctx.gw.participants.list_participants()
     return render(
         ctx.request,
         "sandbox.html.j2",
@@ -566,8 +564,8 @@ async def create_participant(request: Request) -> Response:
 
         async def action() -> str:
             body = s.ParticipantCreate.model_validate(_fields(form, "participant_id", "name", "system"))
-            made = await participants_service.create_participant(
-                ctx.gw, participant_id=body.participant_id, name=body.name, system=body.system
+            made = await ctx.gw.participants.create_participant(
+                participant_id=body.participant_id, name=body.name, system=body.system
             )
             shown["created"] = {"participant_id": made.participant.participant_id, "api_key": made.api_key}
             return f"bank {made.participant.participant_id} created in {made.participant.system.value}"
@@ -584,8 +582,7 @@ async def open_account(request: Request) -> Response:
             body = s.AccountCreate.model_validate(
                 _fields(form, "participant_id", "holder_name", "currency", "opening_balance")
             )
-            view = await participants_service.open_account(
-                ctx.gw,
+            view = await ctx.gw.participants.open_account(
                 participant_id=body.participant_id,
                 holder_name=body.holder_name,
                 currency=body.currency,

@@ -15,7 +15,6 @@ from fpslink.errors import Conflict, InvalidRequest, NotFound, UpstreamUnavailab
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.money import Currency
 from fpslink.participants import repository as participants_repo
-from fpslink.participants import service as participants_service
 from fpslink.vocabulary import System
 
 REGION_OF_SYSTEM = {System.FPS: "HK", System.IBPS: "CN"}
@@ -53,7 +52,7 @@ def parse_proxy(value: str, *, default_region: str | None) -> str:
 async def register(
     gw: Gateway, principal: Principal, *, proxy_type: str, proxy_value: str, account_id: str
 ) -> ResolvedProxy:
-    account = await participants_service.owned_account(gw, principal, account_id)
+    account = await gw.participants.owned_account(principal, account_id)
     e164 = parse_proxy(proxy_value, default_region=REGION_OF_SYSTEM[account.system])
     if SYSTEM_OF_REGION[region_of(e164)] is not account.system:
         raise InvalidRequest(

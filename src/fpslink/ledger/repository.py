@@ -37,45 +37,53 @@ def funding_account(currency: Currency | str) -> str:
     return f"FPS-FUNDING-{currency}"
 
 
-async def open_account(
-    conn: AsyncConnection, *, account_id: str, currency: Currency, opening_minor: int, now: datetime
-) -> None:
-    """A customer account, funded by a posted OPENING transfer from the funding account."""
-    await conn.execute(
-        insert(ledger_accounts).values(
-            account_id=account_id,
-            currency=currency.value,
-            kind=AccountKind.CUSTOMER.value,
-            balance_minor=opening_minor,
-            held_minor=0,
-        )
-    )
-    if opening_minor:
-        await conn.execute(
-            insert(ledger_transfers).values(
-                payment_id=None,
-                kind=TransferKind.OPENING.value,
-                debit_account_id=funding_account(currency),
-                credit_account_id=account_id,
+class LedgerRepository:
+    """The ledger as a unit of work hands it to a service: opening a customer account and reading its
+    balances. Settlement's batch statements are the functions below, on the caller's transaction."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def open_account(
+        self, *, account_id: str, currency: Currency, opening_minor: int, now: datetime
+    ) -> None:
+        """A customer account, funded by a posted OPENING transfer from the funding account."""
+        await self._conn.execute(
+            insert(ledger_accounts).values(
+                account_id=account_id,
                 currency=currency.value,
-                amount_minor=opening_minor,
-                status=TransferStatus.POSTED.value,
-                created_at=now,
-                resolved_at=now,
+                kind=AccountKind.CUSTOMER.value,
+                balance_minor=opening_minor,
+                held_minor=0,
             )
         )
-
-
-async def balances(conn: AsyncConnection, account_id: str) -> tuple[int, int] | None:
-    """(balance, held) in minor units of a customer account, or None."""
-    row = (
-        await conn.execute(
-            select(ledger_accounts.c.balance_minor, ledger_accounts.c.held_minor).where(
-                ledger_accounts.c.account_id == account_id
+        if opening_minor:
+            await self._conn.execute(
+                insert(ledger_transfers).values(
+                    payment_id=None,
+                    kind=TransferKind.OPENING.value,
+                    debit_account_id=funding_account(currency),
+                    credit_account_id=account_id,
+                    currency=currency.value,
+                    amount_minor=opening_minor,
+                    status=TransferStatus.POSTED.value,
+                    created_at=now,
+                    resolved_at=now,
+                )
             )
-        )
-    ).first()
-    return None if row is None else (int(row[0]), int(row[1]))
+
+    async def balances(self, account_id: str) -> tuple[int, int] | None:
+        """(balance, held) in minor units of a customer account, or None."""
+        row = (
+            await self._conn.execute(
+                select(ledger_accounts.c.balance_minor, ledger_accounts.c.held_minor).where(
+                    ledger_accounts.c.account_id == account_id
+                )
+            )
+        ).first()
+        return None if row is None else (int(row[0]), int(row[1]))
 
 
 async def lock_balances(conn: AsyncConnection, account_ids: Sequence[str]) -> dict[str, tuple[str, int, int]]:

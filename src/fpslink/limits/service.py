@@ -11,7 +11,6 @@ from fpslink.context import Gateway, Principal
 from fpslink.limits import repository as repo
 from fpslink.limits.policy import LimitSet, business_date, period_key
 from fpslink.money import Currency, from_minor, to_minor
-from fpslink.participants import service as participants_service
 from fpslink.vocabulary import Direction, Period, System
 
 
@@ -66,7 +65,7 @@ class AccountLimits:
 
 
 async def account_limits(gw: Gateway, principal: Principal, account_id: str) -> AccountLimits:
-    account = await participants_service.owned_account(gw, principal, account_id)
+    account = await gw.participants.owned_account(principal, account_id)
     direction = direction_of(account.system)
     limits = limits_for(gw.settings, direction)
     now = gw.clock()

@@ -1,4 +1,9 @@
-"""Participants and the account directory: who owns which account, in which system."""
+"""Participants and the account directory: who owns which account, in which system.
+
+`ParticipantsRepository` is what a unit of work hands a service, on its connection. The functions
+`participant` and `account` below run the same statements for callers that still hold a connection
+of their own (the payment path, the console's explorer).
+"""
 
 from __future__ import annotations
 
@@ -29,96 +34,72 @@ class ParticipantRecord:
     system: System
 
 
+_PARTICIPANT = (participants.c.participant_id, participants.c.name, participants.c.system)
+_ACCOUNT = (
+    accounts.c.account_id,
+    accounts.c.participant_id,
+    accounts.c.system,
+    accounts.c.currency,
+    accounts.c.holder_name,
+)
+
+
+class ParticipantsRepository:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def participant(self, participant_id: str) -> ParticipantRecord | None:
+        query = select(*_PARTICIPANT).where(participants.c.participant_id == participant_id)
+        row = (await self._conn.execute(query)).first()
+        return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]))
+
+    async def participant_by_key_hash(self, key_hash: str) -> ParticipantRecord | None:
+        row = (
+            await self._conn.execute(select(*_PARTICIPANT).where(participants.c.api_key_hash == key_hash))
+        ).first()
+        return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]))
+
+    async def insert_participant(
+        self, *, participant_id: str, name: str, system: System, key_hash: str, now: datetime
+    ) -> None:
+        await self._conn.execute(
+            insert(participants).values(
+                participant_id=participant_id,
+                name=name,
+                system=system.value,
+                api_key_hash=key_hash,
+                created_at=now,
+            )
+        )
+
+    async def list_participants(self) -> list[ParticipantRecord]:
+        rows = await self._conn.execute(select(*_PARTICIPANT).order_by(participants.c.participant_id))
+        return [ParticipantRecord(r[0], r[1], System(r[2])) for r in rows]
+
+    async def account(self, account_id: str) -> AccountRecord | None:
+        row = (await self._conn.execute(select(*_ACCOUNT).where(accounts.c.account_id == account_id))).first()
+        if row is None:
+            return None
+        return AccountRecord(row[0], row[1], System(row[2]), Currency(row[3]), row[4])
+
+    async def insert_account(self, record: AccountRecord, *, now: datetime) -> None:
+        await self._conn.execute(
+            insert(accounts).values(
+                account_id=record.account_id,
+                participant_id=record.participant_id,
+                system=record.system.value,
+                currency=record.currency.value,
+                holder_name=record.holder_name,
+                created_at=now,
+            )
+        )
+
+
 async def participant(conn: AsyncConnection, participant_id: str) -> ParticipantRecord | None:
-    row = (
-        await conn.execute(
-            select(participants.c.participant_id, participants.c.name, participants.c.system).where(
-                participants.c.participant_id == participant_id
-            )
-        )
-    ).first()
-    return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]))
-
-
-async def participant_by_key_hash(conn: AsyncConnection, key_hash: str) -> ParticipantRecord | None:
-    row = (
-        await conn.execute(
-            select(participants.c.participant_id, participants.c.name, participants.c.system).where(
-                participants.c.api_key_hash == key_hash
-            )
-        )
-    ).first()
-    return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]))
-
-
-async def insert_participant(
-    conn: AsyncConnection,
-    *,
-    participant_id: str,
-    name: str,
-    system: System,
-    key_hash: str,
-    now: datetime,
-) -> None:
-    await conn.execute(
-        insert(participants).values(
-            participant_id=participant_id,
-            name=name,
-            system=system.value,
-            api_key_hash=key_hash,
-            created_at=now,
-        )
-    )
-
-
-async def list_participants(conn: AsyncConnection) -> list[ParticipantRecord]:
-    rows = await conn.execute(
-        select(participants.c.participant_id, participants.c.name, participants.c.system).order_by(
-            participants.c.participant_id
-        )
-    )
-    return [ParticipantRecord(r[0], r[1], System(r[2])) for r in rows]
+    return await ParticipantsRepository(conn).participant(participant_id)
 
 
 async def account(conn: AsyncConnection, account_id: str) -> AccountRecord | None:
-    row = (
-        await conn.execute(
-            select(
-                accounts.c.account_id,
-                accounts.c.participant_id,
-                accounts.c.system,
-                accounts.c.currency,
-                accounts.c.holder_name,
-            ).where(accounts.c.account_id == account_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    return AccountRecord(row[0], row[1], System(row[2]), Currency(row[3]), row[4])
-
-
-async def insert_account(conn: AsyncConnection, record: AccountRecord, *, now: datetime) -> None:
-    await conn.execute(
-        insert(accounts).values(
-            account_id=record.account_id,
-            participant_id=record.participant_id,
-            system=record.system.value,
-            currency=record.currency.value,
-            holder_name=record.holder_name,
-            created_at=now,
-        )
-    )
-
-
-async def accounts_of(conn: AsyncConnection, participant_id: str | None) -> list[AccountRecord]:
-    query = select(
-        accounts.c.account_id,
-        accounts.c.participant_id,
-        accounts.c.system,
-        accounts.c.currency,
-        accounts.c.holder_name,
-    ).order_by(accounts.c.created_at, accounts.c.account_id)
-    if participant_id is not None:
-        query = query.where(accounts.c.participant_id == participant_id)
-    rows = await conn.execute(query)
-    return [AccountRecord(r[0], r[1], System(r[2]), Currency(r[3]), r[4]) for r in rows]
+    return await ParticipantsRepository(conn).account(account_id)

@@ -1,0 +1,182 @@
+"""In-memory stand-ins for the unit of work and for IBPS: services tested without a database or HTTP.
+
+`FakeDatabase` holds the committed rows. Each `FakeUnitOfWork` works on a copy of them and hands
+the copy back only on `commit()`, so a service that forgets to commit, or raises after writing,
+leaves nothing behind, as on PostgreSQL. The fake repositories have the real ones' methods, with
+the same signatures (test_fakes.py checks it), and keep the same unique keys.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from fpslink.ibps_client import IbpsError
+from fpslink.money import Currency
+from fpslink.participants.repository import AccountRecord, ParticipantRecord
+from fpslink.vocabulary import System
+from ibps_wire.amounts import format_amount
+from ibps_wire.schemas import AccountOut, ParticipantOut
+
+
+def duplicate(what: str) -> IntegrityError:
+    """What asyncpg's unique violation arrives as."""
+    return IntegrityError(f"INSERT {what}", {}, Exception(f"duplicate key value violates {what}"))
+
+
+@dataclass
+class Rows:
+    participants: dict[str, tuple[ParticipantRecord, str]] = field(default_factory=dict)
+    """participant id -> (record, API key hash)"""
+    accounts: dict[str, AccountRecord] = field(default_factory=dict)
+    ledger: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """customer account id -> (balance, held) in minor units"""
+    opening_transfers: list[tuple[str, int]] = field(default_factory=list)
+
+
+class FakeParticipantsRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def participant(self, participant_id: str) -> ParticipantRecord | None:
+        found = self._rows.participants.get(participant_id)
+        return None if found is None else found[0]
+
+    async def participant_by_key_hash(self, key_hash: str) -> ParticipantRecord | None:
+        return next((r for r, h in self._rows.participants.values() if h == key_hash), None)
+
+    async def insert_participant(
+        self, *, participant_id: str, name: str, system: System, key_hash: str, now: datetime
+    ) -> None:
+        if participant_id in self._rows.participants or any(
+            h == key_hash for _, h in self._rows.participants.values()
+        ):
+            raise duplicate("participants")
+        self._rows.participants[participant_id] = (ParticipantRecord(participant_id, name, system), key_hash)
+
+    async def list_participants(self) -> list[ParticipantRecord]:
+        return [r for _, (r, _) in sorted(self._rows.participants.items())]
+
+    async def account(self, account_id: str) -> AccountRecord | None:
+        return self._rows.accounts.get(account_id)
+
+    async def insert_account(self, record: AccountRecord, *, now: datetime) -> None:
+        if record.account_id in self._rows.accounts:
+            raise duplicate("accounts")
+        if record.participant_id not in self._rows.participants:
+            raise IntegrityError("INSERT accounts", {}, Exception("foreign key violation"))
+        self._rows.accounts[record.account_id] = record
+
+
+class FakeLedgerRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def open_account(
+        self, *, account_id: str, currency: Currency, opening_minor: int, now: datetime
+    ) -> None:
+        if account_id in self._rows.ledger:
+            raise duplicate("ledger_accounts")
+        self._rows.ledger[account_id] = (opening_minor, 0)
+        if opening_minor:
+            self._rows.opening_transfers.append((account_id, opening_minor))
+
+    async def balances(self, account_id: str) -> tuple[int, int] | None:
+        return self._rows.ledger.get(account_id)
+
+
+class FakeDatabase:
+    """The committed state, and how many units of work were opened and committed on it."""
+
+    def __init__(self) -> None:
+        self.rows = Rows()
+        self.opened = 0
+        self.commits = 0
+
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
+
+class FakeUnitOfWork:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+        self._rows: Rows | None = None
+
+    async def __aenter__(self) -> FakeUnitOfWork:
+        self._db.opened += 1
+        self._rows = copy.deepcopy(self._db.rows)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._rows = None  # not committed: the copy and what was written to it are dropped
+
+    def _open(self) -> Rows:
+        if self._rows is None:
+            raise RuntimeError("this unit of work is not open: it has committed or its block has ended")
+        return self._rows
+
+    @property
+    def participants(self) -> FakeParticipantsRepository:
+        return FakeParticipantsRepository(self._open())
+
+    @property
+    def ledger(self) -> FakeLedgerRepository:
+        return FakeLedgerRepository(self._open())
+
+    async def commit(self) -> None:
+        self._db.rows = self._open()
+        self._db.commits += 1
+        self._rows = None
+
+
+class FakeIbps:
+    """IBPS as the services see it: answers from memory, or the refusal a test asks for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.accounts: dict[str, AccountOut] = {}
+        self.fail_with: IbpsError | None = None
+
+    def _call(self, call: str, /, **args: Any) -> None:
+        self.calls.append((call, args))
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    async def create_participant(self, *, participant_id: str, name: str) -> ParticipantOut:
+        self._call("create_participant", participant_id=participant_id, name=name)
+        return ParticipantOut(participant_id=participant_id, name=name)
+
+    async def open_account(
+        self, *, account_id: str, participant_id: str, holder_name: str, opening_balance_minor: int
+    ) -> AccountOut:
+        self._call(
+            "open_account",
+            account_id=account_id,
+            participant_id=participant_id,
+            holder_name=holder_name,
+            opening_balance_minor=opening_balance_minor,
+        )
+        account = AccountOut.model_validate(
+            {
+                "account_id": account_id,
+                "participant_id": participant_id,
+                "holder_name": holder_name,
+                "currency": "CNY",
+                "balance": format_amount(opening_balance_minor),
+                "held": format_amount(0),
+                "available_balance": format_amount(opening_balance_minor),
+            }
+        )
+        self.accounts[account_id] = account
+        return account
+
+    async def get_account(self, account_id: str) -> AccountOut | None:
+        self._call("get_account", account_id=account_id)
+        return self.accounts.get(account_id)
