@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fpslink.config import Settings
 from fpslink.db import Clock, utcnow
 from fpslink.fx.domain import RateSheet
+from fpslink.fx.service import FxService
 from fpslink.ibps_client import IbpsClient
 from fpslink.participants.service import ParticipantsService
 from fpslink.principal import OPERATOR, Principal
@@ -45,11 +46,13 @@ class Gateway:
     which knows its items' type: naming it here would make this module import the payment path)."""
     uow: UnitsOfWork = field(init=False, repr=False)
     participants: ParticipantsService = field(init=False, repr=False)
+    fx: FxService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
         self.participants = ParticipantsService(self.uow, self.ibps, clock=self.clock, settings=self.settings)
+        self.fx = FxService(self.uow, clock=self.clock, settings=self.settings)
 
     @property
     def rates(self) -> RateSheet:
-        return RateSheet(mid_hkd_cny=self.settings.fx_mid_hkd_cny, spread_bps=self.settings.fx_spread_bps)
+        return self.fx.rates

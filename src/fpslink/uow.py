@@ -26,6 +26,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fpslink import pg
+from fpslink.fx.repository import QuotesRepository
 from fpslink.ledger.repository import LedgerRepository
 from fpslink.participants.repository import ParticipantsRepository
 
@@ -97,6 +98,10 @@ class UnitOfWork:
     @property
     def ledger(self) -> LedgerRepository:
         return LedgerRepository(self.conn)
+
+    @property
+    def quotes(self) -> QuotesRepository:
+        return QuotesRepository(self.conn)
 
     async def commit(self) -> None:
         """Make the writes durable; the unit of work ends here, and its block only closes it."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from fpslink.fx.repository import Quote
 from fpslink.ibps_client import IbpsError
 from fpslink.money import Currency
 from fpslink.participants.repository import AccountRecord, ParticipantRecord
@@ -37,6 +38,7 @@ class Rows:
     ledger: dict[str, tuple[int, int]] = field(default_factory=dict)
     """customer account id -> (balance, held) in minor units"""
     opening_transfers: list[tuple[str, int]] = field(default_factory=list)
+    quotes: dict[str, Quote] = field(default_factory=dict)
 
 
 class FakeParticipantsRepository:
@@ -90,6 +92,19 @@ class FakeLedgerRepository:
         return self._rows.ledger.get(account_id)
 
 
+class FakeQuotesRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def insert(self, quote: Quote) -> None:
+        if quote.quote_id in self._rows.quotes:
+            raise duplicate("quotes")
+        self._rows.quotes[quote.quote_id] = quote
+
+    async def get(self, quote_id: str) -> Quote | None:
+        return self._rows.quotes.get(quote_id)
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -129,6 +144,10 @@ class FakeUnitOfWork:
     @property
     def ledger(self) -> FakeLedgerRepository:
         return FakeLedgerRepository(self._open())
+
+    @property
+    def quotes(self) -> FakeQuotesRepository:
+        return FakeQuotesRepository(self._open())
 
     async def commit(self) -> None:
         self._db.rows = self._open()

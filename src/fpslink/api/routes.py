@@ -19,7 +19,6 @@ from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
 from fpslink.context import Gateway, Principal
 from fpslink.directory import service as directory
 from fpslink.errors import InvalidRequest
-from fpslink.fx import service as fx_service
 from fpslink.idempotency import service as idempotency
 from fpslink.limits import service as limits_service
 from fpslink.money import Currency, format_minor
@@ -232,10 +231,10 @@ async def lookup_proxy(
 
 @router.get("/fx/rates", response_model=s.RatesOut, tags=["fx"], summary="Indicative rates")
 async def rates(gw: GatewayDep, principal: PrincipalDep) -> s.RatesOut:
-    sheet = gw.rates
+    as_of, sheet = gw.fx.indicative()
     pairs = [(Currency.HKD, Currency.CNY), (Currency.CNY, Currency.HKD)]
     return s.RatesOut(
-        as_of=gw.clock(),
+        as_of=as_of,
         rates=[
             s.RateOut(
                 source_currency=a,
@@ -266,8 +265,7 @@ async def create_quote(
     participant_id = participants_service.require_participant(principal)
 
     async def action() -> tuple[int, Any]:
-        quote = await fx_service.create_quote(
-            gw,
+        quote = await gw.fx.create_quote(
             participant_id=participant_id,
             source=body.source_currency,
             target=body.target_currency,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
 from fpslink.context import Gateway
-from fpslink.fx import service as fx_service
+from fpslink.fx import repository as fx_repo
 from fpslink.fx.domain import Conversion
 from fpslink.idempotency import repository as idem_repo
 from fpslink.limits import repository as limits_repo
@@ -75,7 +75,7 @@ async def accept_many(gw: Gateway, batch: list[Admission]) -> list[Tracked]:
     async with gw.engine.begin() as conn:
         live = await _bind_keys(gw, conn, batch)
         for a in live:
-            if a.quote_id is not None and not await fx_service.use_quote(
+            if a.quote_id is not None and not await fx_repo.use_quote(
                 conn, quote_id=a.quote_id, payment_id=a.payment_id, now=a.now
             ):
                 a.rejection = Rejection("QUOTE_USED", f"quote {a.quote_id} was used or expired meanwhile")

@@ -22,7 +22,6 @@ from fpslink.context import Gateway, Principal
 from fpslink.directory import service as directory
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.errors import InvalidRequest, NotFound
-from fpslink.fx import service as fx_service
 from fpslink.fx.domain import AmountType, Conversion
 from fpslink.ibps_client import deadline as ibps_deadline
 from fpslink.idempotency import repository as idem_repo
@@ -344,14 +343,13 @@ async def _conversion(
     now: datetime,
 ) -> Conversion:
     if command.quote_id is None:
-        return fx_service.fresh_conversion(
-            gw,
+        return gw.fx.fresh_conversion(
             source=debtor.currency,
             target=creditor.currency,
             amount=command.amount,
             amount_type=amount_type,
         )
-    quote = await fx_service.get_quote(gw, participant_id=participant_id, quote_id=command.quote_id)
+    quote = await gw.fx.get_quote(participant_id=participant_id, quote_id=command.quote_id)
     conv = quote.conversion
     fixed = conv.source if conv.amount_type is AmountType.SEND else conv.target
     if (
