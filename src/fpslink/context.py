@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fpslink.config import Settings
 from fpslink.db import Clock, utcnow
+from fpslink.directory.service import DirectoryService
 from fpslink.fx.domain import RateSheet
 from fpslink.fx.service import FxService
 from fpslink.ibps_client import IbpsClient
@@ -47,11 +48,15 @@ class Gateway:
     uow: UnitsOfWork = field(init=False, repr=False)
     participants: ParticipantsService = field(init=False, repr=False)
     fx: FxService = field(init=False, repr=False)
+    directory: DirectoryService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
         self.participants = ParticipantsService(self.uow, self.ibps, clock=self.clock, settings=self.settings)
         self.fx = FxService(self.uow, clock=self.clock, settings=self.settings)
+        self.directory = DirectoryService(
+            self.uow, self.ibps, clock=self.clock, participants=self.participants
+        )
 
     @property
     def rates(self) -> RateSheet:

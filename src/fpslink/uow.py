@@ -26,6 +26,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fpslink import pg
+from fpslink.directory.repository import ProxiesRepository
 from fpslink.fx.repository import QuotesRepository
 from fpslink.ledger.repository import LedgerRepository
 from fpslink.participants.repository import ParticipantsRepository
@@ -102,6 +103,10 @@ class UnitOfWork:
     @property
     def quotes(self) -> QuotesRepository:
         return QuotesRepository(self.conn)
+
+    @property
+    def proxies(self) -> ProxiesRepository:
+        return ProxiesRepository(self.conn)
 
     async def commit(self) -> None:
         """Make the writes durable; the unit of work ends here, and its block only closes it."""

@@ -19,7 +19,6 @@ from fpslink.config import DEFAULT_DATA_DIR, Settings
 from fpslink.context import OPERATOR, Gateway
 from fpslink.db import create_engine
 from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
-from fpslink.directory import service as directory
 from fpslink.errors import Conflict
 from fpslink.ibps_client import client_from_settings
 from fpslink.participants.service import hash_key
@@ -74,8 +73,7 @@ async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
             )
         if acc.proxy:
             with contextlib.suppress(Conflict):
-                await directory.register(
-                    gw,
+                await gw.directory.register(
                     OPERATOR,
                     proxy_type="MOBILE",
                     proxy_value=acc.proxy,

@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from fpslink.fx.repository import Quote
-from fpslink.ibps_client import IbpsError
+from fpslink.ibps_client import IbpsError, IbpsRefused
 from fpslink.money import Currency
 from fpslink.participants.repository import AccountRecord, ParticipantRecord
 from fpslink.vocabulary import System
 from ibps_wire.amounts import format_amount
-from ibps_wire.schemas import AccountOut, ParticipantOut
+from ibps_wire.schemas import AccountOut, ParticipantOut, ProxyOut, ProxyRegistered
 
 
 def duplicate(what: str) -> IntegrityError:
@@ -39,6 +39,8 @@ class Rows:
     """customer account id -> (balance, held) in minor units"""
     opening_transfers: list[tuple[str, int]] = field(default_factory=list)
     quotes: dict[str, Quote] = field(default_factory=dict)
+    proxies: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    """(type, number) -> (account id, participant id)"""
 
 
 class FakeParticipantsRepository:
@@ -105,6 +107,22 @@ class FakeQuotesRepository:
         return self._rows.quotes.get(quote_id)
 
 
+class FakeProxiesRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def insert(
+        self, *, proxy_type: str, proxy_value: str, account_id: str, participant_id: str, now: datetime
+    ) -> None:
+        if (proxy_type, proxy_value) in self._rows.proxies:
+            raise duplicate("proxies")
+        self._rows.proxies[proxy_type, proxy_value] = (account_id, participant_id)
+
+    async def account_id_of(self, *, proxy_type: str, proxy_value: str) -> str | None:
+        found = self._rows.proxies.get((proxy_type, proxy_value))
+        return None if found is None else found[0]
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -149,6 +167,10 @@ class FakeUnitOfWork:
     def quotes(self) -> FakeQuotesRepository:
         return FakeQuotesRepository(self._open())
 
+    @property
+    def proxies(self) -> FakeProxiesRepository:
+        return FakeProxiesRepository(self._open())
+
     async def commit(self) -> None:
         self._db.rows = self._open()
         self._db.commits += 1
@@ -161,6 +183,7 @@ class FakeIbps:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.accounts: dict[str, AccountOut] = {}
+        self.proxies: dict[str, ProxyOut] = {}
         self.fail_with: IbpsError | None = None
 
     def _call(self, call: str, /, **args: Any) -> None:
@@ -199,3 +222,23 @@ class FakeIbps:
     async def get_account(self, account_id: str) -> AccountOut | None:
         self._call("get_account", account_id=account_id)
         return self.accounts.get(account_id)
+
+    async def register_proxy(self, *, proxy_value: str, account_id: str) -> ProxyRegistered:
+        self._call("register_proxy", proxy_value=proxy_value, account_id=account_id)
+        account = self.accounts[account_id]
+        if proxy_value in self.proxies:
+            raise IbpsRefused(409, "PROXY_ALREADY_REGISTERED", f"{proxy_value} is registered")
+        found = ProxyOut(
+            proxy_type="MOBILE",
+            proxy_value=proxy_value,
+            account_id=account_id,
+            participant_id=account.participant_id,
+            holder_name=account.holder_name,
+            currency=account.currency,
+        )
+        self.proxies[proxy_value] = found
+        return found
+
+    async def lookup_proxy(self, proxy_value: str) -> ProxyOut | None:
+        self._call("lookup_proxy", proxy_value=proxy_value)
+        return self.proxies.get(proxy_value)

@@ -200,8 +200,7 @@ async def register_proxy(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     async def action() -> tuple[int, Any]:
-        found = await directory.register(
-            gw,
+        found = await gw.directory.register(
             principal,
             proxy_type=body.proxy_type,
             proxy_value=body.proxy_value,
@@ -222,7 +221,7 @@ async def register_proxy(
 async def lookup_proxy(
     proxy_type: str, proxy_value: str, gw: GatewayDep, principal: PrincipalDep
 ) -> s.ProxyOut:
-    found = await directory.lookup(gw, proxy_type=proxy_type, proxy_value=proxy_value)
+    found = await gw.directory.lookup(proxy_type=proxy_type, proxy_value=proxy_value)
     return _proxy_out(found, with_account=False)
 
 

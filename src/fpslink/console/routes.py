@@ -30,7 +30,6 @@ from fpslink.console import repository as console_repo
 from fpslink.console import service as console
 from fpslink.console import session as sessions
 from fpslink.context import Gateway, Principal
-from fpslink.directory import service as directory
 from fpslink.errors import Forbidden, FpslinkError, InvalidRequest, NotFound, UpstreamUnavailable
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.limits import service as limits_service
@@ -604,8 +603,7 @@ async def register_proxy(request: Request) -> Response:
             body = s.ProxyCreate.model_validate(
                 {"proxy_type": "MOBILE", **_fields(form, "proxy_value", "account_id")}
             )
-            found = await directory.register(
-                ctx.gw,
+            found = await ctx.gw.directory.register(
                 ctx.principal,
                 proxy_type=body.proxy_type,
                 proxy_value=body.proxy_value,

@@ -313,7 +313,7 @@ async def _resolve_creditor(
 ) -> directory.ResolvedProxy:
     if proxy is not None:
         try:
-            found = await directory.resolve(gw, proxy)
+            found = await gw.directory.resolve(proxy)
         except directory.ProxyLookupUnavailable as exc:
             raise Rejection("AB06", f"IBPS did not answer the proxy look-up ({exc})") from exc
         if found is None:
