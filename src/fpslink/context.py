@@ -20,6 +20,7 @@ from fpslink.directory.service import DirectoryService
 from fpslink.fx.domain import RateSheet
 from fpslink.fx.service import FxService
 from fpslink.ibps_client import IbpsClient
+from fpslink.limits.service import LimitsService
 from fpslink.participants.service import ParticipantsService
 from fpslink.principal import OPERATOR, Principal
 from fpslink.settlement.batcher import Batcher
@@ -49,6 +50,7 @@ class Gateway:
     participants: ParticipantsService = field(init=False, repr=False)
     fx: FxService = field(init=False, repr=False)
     directory: DirectoryService = field(init=False, repr=False)
+    limits: LimitsService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
@@ -56,6 +58,9 @@ class Gateway:
         self.fx = FxService(self.uow, clock=self.clock, settings=self.settings)
         self.directory = DirectoryService(
             self.uow, self.ibps, clock=self.clock, participants=self.participants
+        )
+        self.limits = LimitsService(
+            self.uow, clock=self.clock, settings=self.settings, participants=self.participants
         )
 
     @property

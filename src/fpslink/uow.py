@@ -29,6 +29,7 @@ from fpslink import pg
 from fpslink.directory.repository import ProxiesRepository
 from fpslink.fx.repository import QuotesRepository
 from fpslink.ledger.repository import LedgerRepository
+from fpslink.limits.repository import LimitsRepository
 from fpslink.participants.repository import ParticipantsRepository
 
 
@@ -107,6 +108,10 @@ class UnitOfWork:
     @property
     def proxies(self) -> ProxiesRepository:
         return ProxiesRepository(self.conn)
+
+    @property
+    def limits(self) -> LimitsRepository:
+        return LimitsRepository(self.conn)
 
     async def commit(self) -> None:
         """Make the writes durable; the unit of work ends here, and its block only closes it."""

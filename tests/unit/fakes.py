@@ -20,7 +20,7 @@ from fpslink.fx.repository import Quote
 from fpslink.ibps_client import IbpsError, IbpsRefused
 from fpslink.money import Currency
 from fpslink.participants.repository import AccountRecord, ParticipantRecord
-from fpslink.vocabulary import System
+from fpslink.vocabulary import Direction, Period, System
 from ibps_wire.amounts import format_amount
 from ibps_wire.schemas import AccountOut, ParticipantOut, ProxyOut, ProxyRegistered
 
@@ -41,6 +41,8 @@ class Rows:
     quotes: dict[str, Quote] = field(default_factory=dict)
     proxies: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     """(type, number) -> (account id, participant id)"""
+    limit_usage: dict[tuple[str, Direction, Period, str], int] = field(default_factory=dict)
+    """(account id, direction, period, period key) -> minor units used"""
 
 
 class FakeParticipantsRepository:
@@ -123,6 +125,16 @@ class FakeProxiesRepository:
         return None if found is None else found[0]
 
 
+class FakeLimitsRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def usage(
+        self, *, account_id: str, direction: Direction, keys: dict[Period, str]
+    ) -> dict[Period, int]:
+        return {p: self._rows.limit_usage.get((account_id, direction, p, k), 0) for p, k in keys.items()}
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -170,6 +182,10 @@ class FakeUnitOfWork:
     @property
     def proxies(self) -> FakeProxiesRepository:
         return FakeProxiesRepository(self._open())
+
+    @property
+    def limits(self) -> FakeLimitsRepository:
+        return FakeLimitsRepository(self._open())
 
     async def commit(self) -> None:
         self._db.rows = self._open()

@@ -20,7 +20,6 @@ from fpslink.context import Gateway, Principal
 from fpslink.directory import service as directory
 from fpslink.errors import InvalidRequest
 from fpslink.idempotency import service as idempotency
-from fpslink.limits import service as limits_service
 from fpslink.money import Currency, format_minor
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
@@ -146,7 +145,7 @@ async def get_account(account_id: str, gw: GatewayDep, principal: PrincipalDep) 
 
 @router.get("/accounts/{account_id}/limits", response_model=s.LimitsOut, tags=["accounts"])
 async def get_limits(account_id: str, gw: GatewayDep, principal: PrincipalDep) -> s.LimitsOut:
-    found = await limits_service.account_limits(gw, principal, account_id)
+    found = await gw.limits.account_limits(principal, account_id)
     cur = found.currency
 
     def text_or_none(value: Any) -> str | None:

@@ -32,7 +32,6 @@ from fpslink.console import session as sessions
 from fpslink.context import Gateway, Principal
 from fpslink.errors import Forbidden, FpslinkError, InvalidRequest, NotFound, UpstreamUnavailable
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
-from fpslink.limits import service as limits_service
 from fpslink.limits.policy import HK_TZ, business_date
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
@@ -375,7 +374,7 @@ async def accounts_page(request: Request) -> Response:
 async def account_page(request: Request, account_id: str) -> Response:
     async def page(ctx: Ctx) -> Response:
         view = await ctx.gw.participants.account_view(ctx.principal, account_id[:40])
-        limits = await limits_service.account_limits(ctx.gw, ctx.principal, view.record.account_id)
+        limits = await ctx.gw.limits.account_limits(ctx.principal, view.record.account_id)
         async with ctx.gw.engine.connect() as conn:
             rows = await console_repo.search_payments(
                 conn,

@@ -152,16 +152,25 @@ async def release_many(conn: AsyncConnection, releases: dict[UsageKey, int]) -> 
     )
 
 
-async def usage(
-    conn: AsyncConnection, *, account_id: str, direction: Direction, keys: dict[Period, str]
-) -> dict[Period, int]:
-    found = {period: 0 for period in keys}
-    rows = await conn.execute(
-        select(limit_usage.c.period, limit_usage.c.period_key, limit_usage.c.used_minor).where(
-            limit_usage.c.account_id == account_id, limit_usage.c.direction == direction.value
+class LimitsRepository:
+    """Limit usage as the limits service reads it, on a unit of work's connection."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def usage(
+        self, *, account_id: str, direction: Direction, keys: dict[Period, str]
+    ) -> dict[Period, int]:
+        """Minor units used in each period the keys name (0 where nothing is booked yet)."""
+        found = {period: 0 for period in keys}
+        rows = await self._conn.execute(
+            select(limit_usage.c.period, limit_usage.c.period_key, limit_usage.c.used_minor).where(
+                limit_usage.c.account_id == account_id, limit_usage.c.direction == direction.value
+            )
         )
-    )
-    for period, key, used in rows:
-        if keys.get(Period(period)) == key:
-            found[Period(period)] = int(used)
-    return found
+        for period, key, used in rows:
+            if keys.get(Period(period)) == key:
+                found[Period(period)] = int(used)
+        return found

@@ -7,10 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from fpslink.config import Settings
-from fpslink.context import Gateway, Principal
-from fpslink.limits import repository as repo
+from fpslink.db import Clock
 from fpslink.limits.policy import LimitSet, business_date, period_key
 from fpslink.money import Currency, from_minor, to_minor
+from fpslink.participants.service import ParticipantsService
+from fpslink.principal import Principal
+from fpslink.uow import UnitsOfWork
 from fpslink.vocabulary import Direction, Period, System
 
 
@@ -64,32 +66,44 @@ class AccountLimits:
     lines: list[UsageLine]
 
 
-async def account_limits(gw: Gateway, principal: Principal, account_id: str) -> AccountLimits:
-    account = await gw.participants.owned_account(principal, account_id)
-    direction = direction_of(account.system)
-    limits = limits_for(gw.settings, direction)
-    now = gw.clock()
-    keys = period_keys(now)
-    async with gw.engine.connect() as conn:
-        used = await repo.usage(conn, account_id=account_id, direction=direction, keys=keys)
-    lines = []
-    for period, key in keys.items():
-        limit = limits.for_period(period)
-        used_amount = from_minor(used[period], limits.currency)
-        lines.append(
-            UsageLine(
-                period=period,
-                period_key=key,
-                limit=limit,
-                used=used_amount,
-                remaining=None if limit is None else max(limit - used_amount, Decimal(0)),
+class LimitsService:
+    """An account's limits and their usage; built once per process (`fpslink.context.Gateway`).
+    Acceptance reserves usage in its own batch transaction (`fpslink.payments.acceptance`)."""
+
+    def __init__(
+        self, uow: UnitsOfWork, *, clock: Clock, settings: Settings, participants: ParticipantsService
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._settings = settings
+        self._participants = participants
+
+    async def account_limits(self, principal: Principal, account_id: str) -> AccountLimits:
+        account = await self._participants.owned_account(principal, account_id)
+        direction = direction_of(account.system)
+        limits = limits_for(self._settings, direction)
+        now = self._clock()
+        keys = period_keys(now)
+        async with self._uow() as tx:
+            used = await tx.limits.usage(account_id=account_id, direction=direction, keys=keys)
+        lines = []
+        for period, key in keys.items():
+            limit = limits.for_period(period)
+            used_amount = from_minor(used[period], limits.currency)
+            lines.append(
+                UsageLine(
+                    period=period,
+                    period_key=key,
+                    limit=limit,
+                    used=used_amount,
+                    remaining=None if limit is None else max(limit - used_amount, Decimal(0)),
+                )
             )
+        return AccountLimits(
+            account_id=account_id,
+            direction=direction,
+            currency=limits.currency,
+            per_transaction=limits.per_transaction,
+            business_date=business_date(now).isoformat(),
+            lines=lines,
         )
-    return AccountLimits(
-        account_id=account_id,
-        direction=direction,
-        currency=limits.currency,
-        per_transaction=limits.per_transaction,
-        business_date=business_date(now).isoformat(),
-        lines=lines,
-    )
