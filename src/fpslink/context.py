@@ -20,6 +20,7 @@ from fpslink.directory.service import DirectoryService
 from fpslink.fx.domain import RateSheet
 from fpslink.fx.service import FxService
 from fpslink.ibps_client import IbpsClient
+from fpslink.idempotency.service import IdempotencyService
 from fpslink.limits.service import LimitsService
 from fpslink.participants.service import ParticipantsService
 from fpslink.principal import OPERATOR, Principal
@@ -51,6 +52,7 @@ class Gateway:
     fx: FxService = field(init=False, repr=False)
     directory: DirectoryService = field(init=False, repr=False)
     limits: LimitsService = field(init=False, repr=False)
+    idempotency: IdempotencyService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
@@ -62,6 +64,7 @@ class Gateway:
         self.limits = LimitsService(
             self.uow, clock=self.clock, settings=self.settings, participants=self.participants
         )
+        self.idempotency = IdempotencyService(self.uow, clock=self.clock, settings=self.settings)
 
     @property
     def rates(self) -> RateSheet:

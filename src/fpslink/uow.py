@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from fpslink import pg
 from fpslink.directory.repository import ProxiesRepository
 from fpslink.fx.repository import QuotesRepository
+from fpslink.idempotency.repository import IdempotencyRepository
 from fpslink.ledger.repository import LedgerRepository
 from fpslink.limits.repository import LimitsRepository
 from fpslink.participants.repository import ParticipantsRepository
@@ -112,6 +113,10 @@ class UnitOfWork:
     @property
     def limits(self) -> LimitsRepository:
         return LimitsRepository(self.conn)
+
+    @property
+    def idempotency(self) -> IdempotencyRepository:
+        return IdempotencyRepository(self.conn)
 
     async def commit(self) -> None:
         """Make the writes durable; the unit of work ends here, and its block only closes it."""

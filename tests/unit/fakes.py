@@ -9,7 +9,7 @@ the same signatures (test_fakes.py checks it), and keep the same unique keys.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fpslink.fx.repository import Quote
 from fpslink.ibps_client import IbpsError, IbpsRefused
+from fpslink.idempotency.repository import KeyRecord
 from fpslink.money import Currency
 from fpslink.participants.repository import AccountRecord, ParticipantRecord
 from fpslink.vocabulary import Direction, Period, System
@@ -42,6 +43,8 @@ class Rows:
     proxies: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     """(type, number) -> (account id, participant id)"""
     limit_usage: dict[tuple[str, Direction, Period, str], int] = field(default_factory=dict)
+    idempotency_keys: dict[tuple[str, str], tuple[KeyRecord, datetime]] = field(default_factory=dict)
+    """(scope, key) -> (record, expires at)"""
     """(account id, direction, period, period key) -> minor units used"""
 
 
@@ -135,6 +138,54 @@ class FakeLimitsRepository:
         return {p: self._rows.limit_usage.get((account_id, direction, p, k), 0) for p, k in keys.items()}
 
 
+class FakeIdempotencyRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._keys = rows.idempotency_keys
+
+    async def bind(
+        self,
+        *,
+        scope: str,
+        key: str,
+        endpoint: str,
+        fingerprint: str,
+        payment_id: str | None,
+        now: datetime,
+        lease_until: datetime,
+        expires_at: datetime,
+        completed: bool = False,
+    ) -> bool:
+        if (scope, key) in self._keys:  # bound, expired or not, until the purge deletes it
+            return False
+        record = KeyRecord(
+            scope, key, endpoint, fingerprint, payment_id, None, None, lease_until, now if completed else None
+        )
+        self._keys[scope, key] = (record, expires_at)
+        return True
+
+    async def find(self, *, scope: str, key: str, now: datetime) -> KeyRecord | None:
+        found = self._keys.get((scope, key))
+        return None if found is None or found[1] <= now else found[0]
+
+    async def complete(
+        self, *, scope: str, key: str, now: datetime, status: int | None = None, body: str | None = None
+    ) -> None:
+        if (scope, key) in self._keys:
+            record, expires_at = self._keys[scope, key]
+            done = replace(record, completed_at=now, response_status=status, response_body=body)
+            self._keys[scope, key] = (done, expires_at)
+
+    async def take_over(self, *, scope: str, key: str, now: datetime, lease_until: datetime) -> bool:
+        found = self._keys.get((scope, key))
+        if found is None or found[0].completed_at is not None or found[0].lease_until > now:
+            return False
+        self._keys[scope, key] = (replace(found[0], lease_until=lease_until), found[1])
+        return True
+
+    async def release(self, *, scope: str, key: str) -> None:
+        self._keys.pop((scope, key), None)
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -186,6 +237,10 @@ class FakeUnitOfWork:
     @property
     def limits(self) -> FakeLimitsRepository:
         return FakeLimitsRepository(self._open())
+
+    @property
+    def idempotency(self) -> FakeIdempotencyRepository:
+        return FakeIdempotencyRepository(self._open())
 
     async def commit(self) -> None:
         self._db.rows = self._open()

@@ -51,8 +51,7 @@ async def _idempotent(
     action: Any,
 ) -> JSONResponse:
     key = idempotency.parse_key(raw_key, required=False)
-    stored = await idempotency.run_idempotent(
-        gw,
+    stored = await gw.idempotency.run_idempotent(
         principal,
         key=key,
         endpoint=f"POST {request.url.path}",

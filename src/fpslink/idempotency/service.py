@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from fpslink.context import Gateway, Principal
+from fpslink.config import Settings
+from fpslink.db import Clock
 from fpslink.errors import Conflict, FpslinkError, InvalidRequest
-from fpslink.idempotency import repository as repo
+from fpslink.principal import Principal
+from fpslink.uow import UnitsOfWork
 
 KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -67,59 +69,65 @@ class StoredResponse:
     replayed: bool
 
 
-async def run_idempotent(
-    gw: Gateway,
-    principal: Principal,
-    *,
-    key: str | None,
-    endpoint: str,
-    request_fingerprint: str,
-    action: Callable[[], Awaitable[tuple[int, Any]]],
-) -> StoredResponse:
-    """Run `action` once per key; replay its stored response for the same request."""
-    if key is None:
-        status, body = await action()
+class IdempotencyService:
+    """The stored responses of POST endpoints other than payments; built once per process
+    (`fpslink.context.Gateway`). Payments bind their keys in their acceptance batch instead."""
+
+    def __init__(self, uow: UnitsOfWork, *, clock: Clock, settings: Settings) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._settings = settings
+
+    async def run_idempotent(
+        self,
+        principal: Principal,
+        *,
+        key: str | None,
+        endpoint: str,
+        request_fingerprint: str,
+        action: Callable[[], Awaitable[tuple[int, Any]]],
+    ) -> StoredResponse:
+        """Run `action` once per key; replay its stored response for the same request."""
+        if key is None:
+            status, body = await action()
+            return StoredResponse(status, body, replayed=False)
+        scope = principal.scope
+        now = self._clock()
+        lease_until = now + timedelta(seconds=self._settings.request_lease_s)
+        async with self._uow() as tx:
+            keys = tx.idempotency
+            bound = await keys.bind(
+                scope=scope,
+                key=key,
+                endpoint=endpoint,
+                fingerprint=request_fingerprint,
+                payment_id=None,
+                now=now,
+                lease_until=lease_until,
+                expires_at=now + timedelta(hours=self._settings.idempotency_ttl_h),
+            )
+            if not bound:
+                existing = await keys.find(scope=scope, key=key, now=now)
+                if existing is None:
+                    raise in_progress()
+                if existing.fingerprint != request_fingerprint or existing.endpoint != endpoint:
+                    raise reused()
+                if existing.completed_at is not None and existing.response_status is not None:
+                    body = json.loads(existing.response_body) if existing.response_body else None
+                    return StoredResponse(existing.response_status, body, replayed=True)
+                if not await keys.take_over(scope=scope, key=key, now=now, lease_until=lease_until):
+                    raise in_progress()
+            await tx.commit()
+        try:
+            status, body = await action()
+        except FpslinkError:
+            async with self._uow() as tx:
+                await tx.idempotency.release(scope=scope, key=key)
+                await tx.commit()
+            raise
+        async with self._uow() as tx:
+            await tx.idempotency.complete(
+                scope=scope, key=key, now=self._clock(), status=status, body=json.dumps(body, default=str)
+            )
+            await tx.commit()
         return StoredResponse(status, body, replayed=False)
-    now = gw.clock()
-    lease_until = now + timedelta(seconds=gw.settings.request_lease_s)
-    async with gw.engine.begin() as conn:
-        bound = await repo.bind(
-            conn,
-            scope=principal.scope,
-            key=key,
-            endpoint=endpoint,
-            fingerprint=request_fingerprint,
-            payment_id=None,
-            now=now,
-            lease_until=lease_until,
-            expires_at=now + timedelta(hours=gw.settings.idempotency_ttl_h),
-        )
-        if not bound:
-            existing = await repo.find(conn, scope=principal.scope, key=key, now=now)
-            if existing is None:
-                raise in_progress()
-            if existing.fingerprint != request_fingerprint or existing.endpoint != endpoint:
-                raise reused()
-            if existing.completed_at is not None and existing.response_status is not None:
-                body = json.loads(existing.response_body) if existing.response_body else None
-                return StoredResponse(existing.response_status, body, replayed=True)
-            if not await repo.take_over(
-                conn, scope=principal.scope, key=key, now=now, lease_until=lease_until
-            ):
-                raise in_progress()
-    try:
-        status, body = await action()
-    except FpslinkError:
-        async with gw.engine.begin() as conn:
-            await repo.release(conn, scope=principal.scope, key=key)
-        raise
-    async with gw.engine.begin() as conn:
-        await repo.complete(
-            conn,
-            scope=principal.scope,
-            key=key,
-            now=gw.clock(),
-            status=status,
-            body=json.dumps(body, default=str),
-        )
-    return StoredResponse(status, body, replayed=False)
