@@ -76,7 +76,7 @@ def create_app(
             if settings.recovery_enabled
             else None
         )
-        dispatcher = webhooks_service.start(gateway)
+        dispatcher = gateway.webhook_dispatcher.start()
         try:
             yield
         finally:

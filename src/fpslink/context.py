@@ -26,6 +26,7 @@ from fpslink.participants.service import ParticipantsService
 from fpslink.principal import OPERATOR, Principal
 from fpslink.settlement.batcher import Batcher
 from fpslink.uow import UnitsOfWork, units_of_work
+from fpslink.webhooks.service import WebhookDispatcher, WebhooksService
 
 __all__ = ["OPERATOR", "Gateway", "Principal"]
 
@@ -53,6 +54,8 @@ class Gateway:
     directory: DirectoryService = field(init=False, repr=False)
     limits: LimitsService = field(init=False, repr=False)
     idempotency: IdempotencyService = field(init=False, repr=False)
+    webhooks: WebhooksService = field(init=False, repr=False)
+    webhook_dispatcher: WebhookDispatcher = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
@@ -65,6 +68,8 @@ class Gateway:
             self.uow, clock=self.clock, settings=self.settings, participants=self.participants
         )
         self.idempotency = IdempotencyService(self.uow, clock=self.clock, settings=self.settings)
+        self.webhooks = WebhooksService(self.uow, clock=self.clock, settings=self.settings)
+        self.webhook_dispatcher = WebhookDispatcher(self.uow, clock=self.clock, settings=self.settings)
 
     @property
     def rates(self) -> RateSheet:

@@ -32,6 +32,7 @@ from fpslink.idempotency.repository import IdempotencyRepository
 from fpslink.ledger.repository import LedgerRepository
 from fpslink.limits.repository import LimitsRepository
 from fpslink.participants.repository import ParticipantsRepository
+from fpslink.webhooks.repository import WebhooksRepository
 
 
 class UnitOfWork:
@@ -117,6 +118,10 @@ class UnitOfWork:
     @property
     def idempotency(self) -> IdempotencyRepository:
         return IdempotencyRepository(self.conn)
+
+    @property
+    def webhooks(self) -> WebhooksRepository:
+        return WebhooksRepository(self.conn)
 
     async def commit(self) -> None:
         """Make the writes durable; the unit of work ends here, and its block only closes it."""

@@ -9,6 +9,7 @@ the same signatures (test_fakes.py checks it), and keep the same unique keys.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -45,6 +46,8 @@ class Rows:
     limit_usage: dict[tuple[str, Direction, Period, str], int] = field(default_factory=dict)
     idempotency_keys: dict[tuple[str, str], tuple[KeyRecord, datetime]] = field(default_factory=dict)
     """(scope, key) -> (record, expires at)"""
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)
     """(account id, direction, period, period key) -> minor units used"""
 
 
@@ -186,6 +189,100 @@ class FakeIdempotencyRepository:
         self._keys.pop((scope, key), None)
 
 
+class FakeWebhooksRepository:
+    """Webhooks and their deliveries as rows of dicts, like the real one's answers."""
+
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def insert_webhook(self, row: dict[str, Any]) -> None:
+        if row["webhook_id"] in self._rows.webhooks:
+            raise duplicate("webhooks")
+        self._rows.webhooks[row["webhook_id"]] = dict(row)
+
+    async def count_active(self, participant_id: str) -> int:
+        return len(self._active(participant_id))
+
+    async def active_webhooks(self, participant_id: str) -> Sequence[dict[str, Any]]:
+        found = sorted(self._active(participant_id), key=lambda w: (w["created_at"], w["webhook_id"]))
+        return [{k: w[k] for k in ("webhook_id", "url", "created_at")} for w in found]
+
+    def _active(self, participant_id: str) -> list[dict[str, Any]]:
+        return [
+            w for w in self._rows.webhooks.values() if w["participant_id"] == participant_id and w["active"]
+        ]
+
+    async def deactivate(self, *, participant_id: str, webhook_id: str) -> bool:
+        found = self._rows.webhooks.get(webhook_id)
+        if found is None or found["participant_id"] != participant_id or not found["active"]:
+            return False
+        found["active"] = False
+        return True
+
+    async def deliveries_page(
+        self, *, participant_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> Sequence[dict[str, Any]]:
+        mine = [
+            {**d, "url": self._rows.webhooks[d["webhook_id"]]["url"]}
+            for d in self._rows.deliveries.values()
+            if d["participant_id"] == participant_id
+        ]
+        mine.sort(key=lambda d: (d["created_at"], d["delivery_id"]), reverse=True)
+        if after is not None:
+            mine = [d for d in mine if (d["created_at"], d["delivery_id"]) < after]
+        return mine[:limit]
+
+    async def due(self, *, now: datetime, limit: int) -> Sequence[dict[str, Any]]:
+        found = [
+            d
+            for d in self._rows.deliveries.values()
+            if d["status"] == "PENDING" and d["next_attempt_at"] <= now
+        ]
+        found.sort(key=lambda d: d["next_attempt_at"])
+        return [{k: d[k] for k in ("delivery_id", "next_attempt_at", "attempts")} for d in found[:limit]]
+
+    async def claim(
+        self, *, delivery_id: str, seen_next_attempt_at: datetime, attempts: int, lease_until: datetime
+    ) -> bool:
+        d = self._rows.deliveries.get(delivery_id)
+        if d is None or (d["status"], d["next_attempt_at"], d["attempts"]) != (
+            "PENDING",
+            seen_next_attempt_at,
+            attempts,
+        ):
+            return False
+        d.update(next_attempt_at=lease_until, attempts=attempts + 1)
+        return True
+
+    async def attempt_target(self, delivery_id: str) -> dict[str, Any] | None:
+        d = self._rows.deliveries.get(delivery_id)
+        if d is None:
+            return None
+        w = self._rows.webhooks[d["webhook_id"]]
+        return {**d, "url": w["url"], "secret": w["secret"], "active": w["active"]}
+
+    async def record_attempt(
+        self,
+        *,
+        delivery_id: str,
+        attempts: int,
+        status: str,
+        next_attempt_at: datetime,
+        status_code: int | None,
+        error: str | None,
+        delivered_at: datetime | None,
+    ) -> None:
+        d = self._rows.deliveries.get(delivery_id)
+        if d is not None and d["status"] == "PENDING" and d["attempts"] == attempts:
+            d.update(
+                status=status,
+                next_attempt_at=next_attempt_at,
+                last_status_code=status_code,
+                last_error=error[:300] if error else None,
+                delivered_at=delivered_at,
+            )
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -241,6 +338,10 @@ class FakeUnitOfWork:
     @property
     def idempotency(self) -> FakeIdempotencyRepository:
         return FakeIdempotencyRepository(self._open())
+
+    @property
+    def webhooks(self) -> FakeWebhooksRepository:
+        return FakeWebhooksRepository(self._open())
 
     async def commit(self) -> None:
         self._db.rows = self._open()

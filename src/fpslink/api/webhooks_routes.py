@@ -11,7 +11,6 @@ from fpslink.api import schemas as s
 from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
 from fpslink.api.routes import PROBLEMS, _idempotent
 from fpslink.webhooks import schemas as ws
-from fpslink.webhooks import service
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEMS)
 
@@ -47,7 +46,7 @@ async def create_webhook(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     async def action() -> tuple[int, Any]:
-        created = await service.register(gw, principal, url=body.url)
+        created = await gw.webhooks.register(principal, url=body.url)
         out = ws.WebhookOut(
             webhook_id=created.webhook_id,
             url=created.url,
@@ -61,7 +60,7 @@ async def create_webhook(
 
 @router.get("", response_model=ws.WebhookList, summary="This bank's webhooks (secrets are not shown again)")
 async def list_webhooks(gw: GatewayDep, principal: PrincipalDep) -> ws.WebhookList:
-    rows = await service.list_webhooks(gw, principal)
+    rows = await gw.webhooks.list_webhooks(principal)
     return ws.WebhookList(
         items=[
             ws.WebhookOut(webhook_id=r["webhook_id"], url=r["url"], created_at=r["created_at"]) for r in rows
@@ -80,7 +79,7 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ws.DeliveryPage:
-    rows, next_cursor = await service.deliveries(gw, principal, cursor=cursor, limit=limit)
+    rows, next_cursor = await gw.webhooks.deliveries(principal, cursor=cursor, limit=limit)
     return ws.DeliveryPage(items=[_delivery(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -91,5 +90,5 @@ async def list_deliveries(
     summary="Remove a webhook; its undelivered events are cancelled",
 )
 async def delete_webhook(webhook_id: str, gw: GatewayDep, principal: PrincipalDep) -> Response:
-    await service.remove(gw, principal, webhook_id)
+    await gw.webhooks.remove(principal, webhook_id)
     return Response(status_code=204)

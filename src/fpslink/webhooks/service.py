@@ -19,18 +19,21 @@ from typing import Any
 import httpx
 
 from fpslink import metrics
-from fpslink.context import Gateway, Principal
+from fpslink.config import Settings
+from fpslink.db import Clock
 from fpslink.errors import Conflict, InvalidRequest, NotFound
 from fpslink.money import Currency, format_minor
-from fpslink.participants import service as participants_service
+from fpslink.participants.service import require_participant
 from fpslink.payments import repository as payments_repo
+from fpslink.principal import Principal
 from fpslink.settlement.states import status_of
+from fpslink.uow import UnitsOfWork
 from fpslink.vocabulary import State
 from fpslink.webhooks import policy, signing
-from fpslink.webhooks import repository as repo
 
 log = logging.getLogger("fpslink.webhooks")
 USER_AGENT = "fpslink-webhooks/1"
+STATUS_OF_OUTCOME = {"delivered": "DELIVERED", "failed": "FAILED", "cancelled": "CANCELLED"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,48 +44,70 @@ class Registered:
     created_at: datetime
 
 
-async def register(gw: Gateway, principal: Principal, *, url: str) -> Registered:
-    participant_id = participants_service.require_participant(principal)
-    try:
-        policy.check_url(url, policy.parse_allow_list(gw.settings.webhook_allow_hosts))
-    except policy.UrlNotAllowed as exc:
-        raise InvalidRequest(str(exc), code="WEBHOOK_URL_NOT_ALLOWED") from exc
-    now = gw.clock()
-    registered = Registered(
-        webhook_id=str(uuid.uuid4()), url=url, secret="whsec_" + secrets.token_hex(24), created_at=now
-    )
-    async with gw.engine.begin() as conn:
-        if await repo.count_active(conn, participant_id) >= gw.settings.webhooks_per_participant:
-            raise Conflict(
-                f"a bank may register at most {gw.settings.webhooks_per_participant} webhooks; "
-                "delete one first",
-                code="WEBHOOK_LIMIT_REACHED",
-            )
-        await repo.insert_webhook(
-            conn,
-            {
-                "webhook_id": registered.webhook_id,
-                "participant_id": participant_id,
-                "url": url,
-                "secret": registered.secret,
-                "active": True,
-                "created_at": now,
-            },
+class WebhooksService:
+    """A bank's webhooks and its delivery log; built once per process (`fpslink.context.Gateway`)."""
+
+    def __init__(self, uow: UnitsOfWork, *, clock: Clock, settings: Settings) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._settings = settings
+
+    async def register(self, principal: Principal, *, url: str) -> Registered:
+        participant_id = require_participant(principal)
+        settings = self._settings
+        try:
+            policy.check_url(url, policy.parse_allow_list(settings.webhook_allow_hosts))
+        except policy.UrlNotAllowed as exc:
+            raise InvalidRequest(str(exc), code="WEBHOOK_URL_NOT_ALLOWED") from exc
+        now = self._clock()
+        registered = Registered(
+            webhook_id=str(uuid.uuid4()), url=url, secret="whsec_" + secrets.token_hex(24), created_at=now
         )
-    return registered
+        async with self._uow() as tx:
+            if await tx.webhooks.count_active(participant_id) >= settings.webhooks_per_participant:
+                raise Conflict(
+                    f"a bank may register at most {settings.webhooks_per_participant} webhooks; "
+                    "delete one first",
+                    code="WEBHOOK_LIMIT_REACHED",
+                )
+            await tx.webhooks.insert_webhook(
+                {
+                    "webhook_id": registered.webhook_id,
+                    "participant_id": participant_id,
+                    "url": url,
+                    "secret": registered.secret,
+                    "active": True,
+                    "created_at": now,
+                }
+            )
+            await tx.commit()
+        return registered
 
+    async def list_webhooks(self, principal: Principal) -> Sequence[dict[str, Any]]:
+        participant_id = require_participant(principal)
+        async with self._uow() as tx:
+            return await tx.webhooks.active_webhooks(participant_id)
 
-async def list_webhooks(gw: Gateway, principal: Principal) -> Sequence[dict[str, Any]]:
-    participant_id = participants_service.require_participant(principal)
-    async with gw.engine.connect() as conn:
-        return await repo.active_webhooks(conn, participant_id)
+    async def remove(self, principal: Principal, webhook_id: str) -> None:
+        participant_id = require_participant(principal)
+        async with self._uow() as tx:
+            if not await tx.webhooks.deactivate(participant_id=participant_id, webhook_id=webhook_id):
+                raise NotFound(f"webhook {webhook_id} not found", code="WEBHOOK_NOT_FOUND")
+            await tx.commit()
 
-
-async def remove(gw: Gateway, principal: Principal, webhook_id: str) -> None:
-    participant_id = participants_service.require_participant(principal)
-    async with gw.engine.begin() as conn:
-        if not await repo.deactivate(conn, participant_id=participant_id, webhook_id=webhook_id):
-            raise NotFound(f"webhook {webhook_id} not found", code="WEBHOOK_NOT_FOUND")
+    async def deliveries(
+        self, principal: Principal, *, cursor: str | None, limit: int
+    ) -> tuple[Sequence[dict[str, Any]], str | None]:
+        """A page of this bank's delivery log, newest first, and the cursor of the next page."""
+        participant_id = require_participant(principal)
+        after = decode_cursor(cursor) if cursor else None
+        async with self._uow() as tx:
+            rows = await tx.webhooks.deliveries_page(
+                participant_id=participant_id, after=after, limit=limit + 1
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1]) if more and rows else None
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
@@ -96,19 +121,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 def encode_cursor(row: dict[str, Any]) -> str:
     raw = f"{row['created_at'].isoformat()}|{row['delivery_id']}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-async def deliveries(
-    gw: Gateway, principal: Principal, *, cursor: str | None, limit: int
-) -> tuple[Sequence[dict[str, Any]], str | None]:
-    """A page of this bank's delivery log, newest first, and the cursor of the next page."""
-    participant_id = participants_service.require_participant(principal)
-    after = decode_cursor(cursor) if cursor else None
-    async with gw.engine.connect() as conn:
-        rows = await repo.deliveries_page(conn, participant_id=participant_id, after=after, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]) if more and rows else None
 
 
 def payload(delivery: dict[str, Any], payment: dict[str, Any]) -> bytes:
@@ -142,111 +154,120 @@ def payload(delivery: dict[str, Any], payment: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def dispatch_once(gw: Gateway, client: httpx.AsyncClient) -> Counter[str]:
-    """Claim the due deliveries (compare-and-set) and attempt each once; returns outcomes."""
-    settings = gw.settings
-    now = gw.clock()
-    outcomes: Counter[str] = Counter()
-    async with gw.engine.connect() as conn:
-        candidates = await repo.due(conn, now=now, limit=settings.webhook_batch_size)
-    lease = timedelta(seconds=settings.webhook_timeout_s * 2 + 5)
-    claimed: list[tuple[str, int]] = []
-    for row in candidates:
-        async with gw.engine.begin() as conn:
-            if await repo.claim(
-                conn,
-                delivery_id=row["delivery_id"],
-                seen_next_attempt_at=row["next_attempt_at"],
-                attempts=row["attempts"],
-                lease_until=now + lease,
-            ):
-                claimed.append((row["delivery_id"], row["attempts"] + 1))
-    results = await asyncio.gather(*(_attempt(gw, client, d_id, n) for d_id, n in claimed))
-    outcomes.update(results)
-    return outcomes
+class WebhookDispatcher:
+    """Delivers the outbox at least once, signed, with back-off: each gateway worker runs one."""
 
+    def __init__(self, uow: UnitsOfWork, *, clock: Clock, settings: Settings) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._settings = settings
 
-async def _attempt(gw: Gateway, client: httpx.AsyncClient, delivery_id: str, attempts: int) -> str:
-    settings = gw.settings
-    async with gw.engine.connect() as conn:
-        target = await repo.attempt_target(conn, delivery_id)
-        payment = await payments_repo.get(conn, target["payment_id"]) if target else None
-    if target is None or payment is None:
-        return "missing"
-    if not target["active"]:
-        outcome, status_code, error = "cancelled", None, "the webhook was deleted"
-    else:
-        body = payload(target, dict(payment))
-        timestamp = int(gw.clock().timestamp())
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            signing.HEADER: signing.sign(target["secret"], timestamp, body),
-            signing.EVENT_ID_HEADER: delivery_id,
-        }
-        status_code, error = None, None
-        try:
-            response = await client.post(target["url"], content=body, headers=headers)
-            status_code = response.status_code
-            delivered = 200 <= status_code < 300
-            error = None if delivered else f"HTTP {status_code}"
-        except httpx.HTTPError as exc:
-            delivered, error = False, f"{type(exc).__name__}: {exc}"[:300]
-        if delivered:
-            outcome = "delivered"
-        elif attempts >= settings.webhook_max_attempts:
-            outcome = "failed"
+    async def dispatch_once(self, client: httpx.AsyncClient) -> Counter[str]:
+        """Claim the due deliveries (compare-and-set) and attempt each once; returns outcomes."""
+        settings = self._settings
+        now = self._clock()
+        outcomes: Counter[str] = Counter()
+        async with self._uow() as tx:
+            candidates = await tx.webhooks.due(now=now, limit=settings.webhook_batch_size)
+        lease = timedelta(seconds=settings.webhook_timeout_s * 2 + 5)
+        claimed: list[tuple[str, int]] = []
+        for row in candidates:
+            async with self._uow() as tx:
+                if await tx.webhooks.claim(
+                    delivery_id=row["delivery_id"],
+                    seen_next_attempt_at=row["next_attempt_at"],
+                    attempts=row["attempts"],
+                    lease_until=now + lease,
+                ):
+                    await tx.commit()
+                    claimed.append((row["delivery_id"], row["attempts"] + 1))
+        results = await asyncio.gather(*(self._attempt(client, d_id, n) for d_id, n in claimed))
+        outcomes.update(results)
+        return outcomes
+
+    async def _attempt(self, client: httpx.AsyncClient, delivery_id: str, attempts: int) -> str:
+        settings = self._settings
+        async with self._uow() as tx:
+            target = await tx.webhooks.attempt_target(delivery_id)
+            payment = await payments_repo.get(tx.conn, target["payment_id"]) if target else None
+        if target is None or payment is None:
+            return "missing"
+        if not target["active"]:
+            outcome, status_code, error = "cancelled", None, "the webhook was deleted"
         else:
-            outcome = "retry"
-    now = gw.clock()
-    next_at = now
-    if outcome == "retry":
-        delay = policy.backoff_s(
-            attempts, base_s=settings.webhook_backoff_s, max_s=settings.webhook_backoff_max_s
-        )
-        next_at = now + timedelta(seconds=delay)
-    status = {"delivered": "DELIVERED", "failed": "FAILED", "cancelled": "CANCELLED"}.get(outcome, "PENDING")
-    async with gw.engine.begin() as conn:
-        await repo.record_attempt(
-            conn,
-            delivery_id=delivery_id,
-            attempts=attempts,
-            status=status,
-            next_attempt_at=next_at,
-            status_code=status_code,
-            error=error,
-            delivered_at=now if outcome == "delivered" else None,
-        )
-    metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
-    log.info(
-        "webhook delivery %s attempt %d: %s",
-        delivery_id,
-        attempts,
-        outcome,
-        extra={"payment_id": target["payment_id"]},
-    )
-    return outcome
-
-
-async def run_forever(gw: Gateway) -> None:
-    """The background dispatcher each gateway worker runs; errors are logged and the loop goes on."""
-    interval = gw.settings.webhook_interval_s
-    async with httpx.AsyncClient(timeout=gw.settings.webhook_timeout_s, follow_redirects=False) as client:
-        while True:
+            body = payload(target, dict(payment))
+            timestamp = int(self._clock().timestamp())
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                signing.HEADER: signing.sign(target["secret"], timestamp, body),
+                signing.EVENT_ID_HEADER: delivery_id,
+            }
+            status_code, error = None, None
             try:
-                await dispatch_once(gw, client)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook dispatch failed; retrying in %.1f s", interval)
-            await asyncio.sleep(interval)
+                response = await client.post(target["url"], content=body, headers=headers)
+                status_code = response.status_code
+                delivered = 200 <= status_code < 300
+                error = None if delivered else f"HTTP {status_code}"
+            except httpx.HTTPError as exc:
+                delivered, error = False, f"{type(exc).__name__}: {exc}"[:300]
+            if delivered:
+                outcome = "delivered"
+            elif attempts >= settings.webhook_max_attempts:
+                outcome = "failed"
+            else:
+                outcome = "retry"
+        now = self._clock()
+        next_at = now
+        if outcome == "retry":
+            delay = policy.backoff_s(
+                attempts, base_s=settings.webhook_backoff_s, max_s=settings.webhook_backoff_max_s
+            )
+            next_at = now + timedelta(seconds=delay)
+        status = {"delivered": "DELIVERED", "failed": "FAILED", "cancelled": "CANCELLED"}.get(
+            outcome, "PENDING"
+        )
+        async with self._uow() as tx:
+            await tx.webhooks.record_attempt(
+                delivery_id=delivery_id,
+                attempts=attempts,
+                status=status,
+                next_attempt_at=next_at,
+                status_code=status_code,
+                error=error,
+                delivered_at=now if outcome == "delivered" else None,
+            )
+            await tx.commit()
+        metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
+        log.info(
+            "webhook delivery %s attempt %d: %s",
+            delivery_id,
+            attempts,
+            outcome,
+            extra={"payment_id": target["payment_id"]},
+        )
+        return outcome
 
+    async def run_forever(self) -> None:
+        """The background loop of a gateway worker; errors are logged and the loop goes on."""
+        interval = self._settings.webhook_interval_s
+        async with httpx.AsyncClient(
+            timeout=self._settings.webhook_timeout_s, follow_redirects=False
+        ) as client:
+            while True:
+                try:
+                    await self.dispatch_once(client)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("webhook dispatch failed; retrying in %.1f s", interval)
+                await asyncio.sleep(interval)
 
-def start(gw: Gateway) -> asyncio.Task[None] | None:
-    """The dispatcher task for this process, unless FPSLINK_WEBHOOKS_ENABLED is false."""
-    if not gw.settings.webhooks_enabled:
-        return None
-    return asyncio.create_task(run_forever(gw), name="fpslink-webhooks")
+    def start(self) -> asyncio.Task[None] | None:
+        """The dispatcher task for this process, unless FPSLINK_WEBHOOKS_ENABLED is false."""
+        if not self._settings.webhooks_enabled:
+            return None
+        return asyncio.create_task(self.run_forever(), name="fpslink-webhooks")
 
 
 async def stop(task: asyncio.Task[None] | None) -> None:
