@@ -41,7 +41,6 @@ from fpslink.db import create_engine  # noqa: E402
 from fpslink.fx.domain import RateSheet  # noqa: E402
 from fpslink.ibps_client import client_from_settings  # noqa: E402
 from fpslink.money import Currency  # noqa: E402
-from fpslink.reconciliation import service as recon_service  # noqa: E402
 from fpslink.reconciliation.domain import business_date_of, business_day_bounds  # noqa: E402
 from mock_ibps import migrate as ibps_migrate  # noqa: E402
 
@@ -373,9 +372,9 @@ async def main() -> None:
         rss_before = peak_rss_mb()
         try:
             mark = time.perf_counter()
-            run_id = await recon_service.reconcile(gw, business_date=day)
+            run_id = await gw.reconciliation.reconcile(business_date=day)
             elapsed = time.perf_counter() - mark
-            run = await recon_service.get_run(gw, run_id)
+            run = await gw.reconciliation.get_run(run_id)
         finally:
             await ibps.aclose()
             await engine.dispose()

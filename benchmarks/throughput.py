@@ -569,15 +569,10 @@ async def audit_fpslink(settings: Any, days: list[date]) -> tuple[list[str], lis
         report = await check_invariants(gw)
         breaks += [f"invariant: {line}" for line in report.violations]
         notes.append(f"payments by state: {dict(report.payments_by_state)}")
-        try:
-            from fpslink.reconciliation import service as recon_service
-        except ImportError:
-            notes.append("reconciliation: no service in this version")
-            return breaks, notes
         for day in days:
             mark = time.perf_counter()
-            run_id = await recon_service.reconcile(gw, business_date=day)
-            run = await recon_service.get_run(gw, run_id)
+            run_id = await gw.reconciliation.reconcile(business_date=day)
+            run = await gw.reconciliation.get_run(run_id)
             found = {k: v for k, v in run.summary.get("breaks_by_type", {}).items() if v}
             notes.append(
                 f"reconciliation of {day}: {run.break_count} breaks {found or ''}"

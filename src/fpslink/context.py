@@ -24,6 +24,7 @@ from fpslink.idempotency.service import IdempotencyService
 from fpslink.limits.service import LimitsService
 from fpslink.participants.service import ParticipantsService
 from fpslink.principal import OPERATOR, Principal
+from fpslink.reconciliation.service import ReconciliationService
 from fpslink.settlement.batcher import Batcher
 from fpslink.uow import UnitsOfWork, units_of_work
 from fpslink.webhooks.service import WebhookDispatcher, WebhooksService
@@ -56,6 +57,7 @@ class Gateway:
     idempotency: IdempotencyService = field(init=False, repr=False)
     webhooks: WebhooksService = field(init=False, repr=False)
     webhook_dispatcher: WebhookDispatcher = field(init=False, repr=False)
+    reconciliation: ReconciliationService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
@@ -70,6 +72,9 @@ class Gateway:
         self.idempotency = IdempotencyService(self.uow, clock=self.clock, settings=self.settings)
         self.webhooks = WebhooksService(self.uow, clock=self.clock, settings=self.settings)
         self.webhook_dispatcher = WebhookDispatcher(self.uow, clock=self.clock, settings=self.settings)
+        self.reconciliation = ReconciliationService(
+            self.uow, self.engine.connect, self.ibps, clock=self.clock, settings=self.settings
+        )
 
     @property
     def rates(self) -> RateSheet:

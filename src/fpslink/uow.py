@@ -32,6 +32,7 @@ from fpslink.idempotency.repository import IdempotencyRepository
 from fpslink.ledger.repository import LedgerRepository
 from fpslink.limits.repository import LimitsRepository
 from fpslink.participants.repository import ParticipantsRepository
+from fpslink.reconciliation.repository import ReconciliationRepository
 from fpslink.webhooks.repository import WebhooksRepository
 
 
@@ -123,6 +124,10 @@ class UnitOfWork:
     def webhooks(self) -> WebhooksRepository:
         return WebhooksRepository(self.conn)
 
+    @property
+    def reconciliation(self) -> ReconciliationRepository:
+        return ReconciliationRepository(self.conn)
+
     async def commit(self) -> None:
         """Make the writes durable; the unit of work ends here, and its block only closes it."""
         await self.conn.commit()
@@ -131,6 +136,11 @@ class UnitOfWork:
 
 UnitsOfWork = Callable[[], UnitOfWork]
 """Opens a unit of work: what a service holds instead of the engine."""
+
+
+Connections = Callable[[], AsyncConnection]
+"""A connection of its own that the holder begins and commits transactions on (`engine.connect`):
+only for work whose temporary tables must outlive one transaction, the reconciliation's matcher."""
 
 
 def units_of_work(engine: AsyncEngine) -> UnitsOfWork:

@@ -405,18 +405,17 @@ def business_dates(start: datetime, end: datetime) -> list[date]:
 
 async def reconcile_dates(settings: Settings, dates: list[date], output: Path) -> list[ReconResult]:
     """Reconcile each date and write its report as JSON and HTML into `output`."""
-    from fpslink.reconciliation import service as recon_service
     from fpslink.reconciliation.command import write_report
 
     results = []
     async with offline_gateway(settings) as gw:
         for day in dates:
-            run_id = await recon_service.reconcile(gw, business_date=day)
+            run_id = await gw.reconciliation.reconcile(business_date=day)
             json_path = output / f"recon-{day.isoformat()}.json"
             html_path = output / f"recon-{day.isoformat()}.html"
-            await write_report(gw, run_id, "json", json_path)
-            await write_report(gw, run_id, "html", html_path)
-            run = await recon_service.get_run(gw, run_id)
+            await write_report(gw.reconciliation, run_id, "json", json_path)
+            await write_report(gw.reconciliation, run_id, "html", html_path)
+            run = await gw.reconciliation.get_run(run_id)
             results.append(
                 ReconResult(
                     business_date=day.isoformat(),

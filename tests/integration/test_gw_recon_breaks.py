@@ -303,13 +303,13 @@ async def test_duplicate_in_the_ibps_statement(harness: Harness) -> None:
     today = await real_time(h)
     day = await a_day(h)
 
-    async def twice(gw: Gateway, business_date: date) -> AsyncIterator[recon_service.StatementPage]:
-        async for page in recon_service.ibps_statement(gw, business_date):
+    async def twice(business_date: date) -> AsyncIterator[recon_service.StatementPage]:
+        async for page in h.gw.reconciliation.ibps_statement(business_date):
             rows = page.rows()
             extra = [(row[0] + 1_000_000, *row[1:]) for row in rows if row[1] == day.southbound_hkd]
             yield recon_service.StatementPage.of_rows(rows + extra, total=page.total)
 
-    run_id = await recon_service.reconcile(h.gw, business_date=today, statement=twice)
+    run_id = await h.gw.reconciliation.reconcile(business_date=today, statement=twice)
     response = await h.http.get(f"/v1/reconciliations/{run_id}", headers=h.operator)
     found = only_break(response.json(), "DUPLICATE", "IBPS", day.southbound_hkd)
     assert found["expected"] == "one entry, found 2"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any
 
@@ -22,6 +22,7 @@ from fpslink.ibps_client import IbpsError, IbpsRefused
 from fpslink.idempotency.repository import KeyRecord
 from fpslink.money import Currency
 from fpslink.participants.repository import AccountRecord, ParticipantRecord
+from fpslink.reconciliation.repository import Run
 from fpslink.vocabulary import Direction, Period, System
 from ibps_wire.amounts import format_amount
 from ibps_wire.schemas import AccountOut, ParticipantOut, ProxyOut, ProxyRegistered
@@ -48,6 +49,8 @@ class Rows:
     """(scope, key) -> (record, expires at)"""
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recon_runs: dict[str, Run] = field(default_factory=dict)
+    recon_breaks: list[dict[str, Any]] = field(default_factory=list)
     """(account id, direction, period, period key) -> minor units used"""
 
 
@@ -283,6 +286,43 @@ class FakeWebhooksRepository:
             )
 
 
+class FakeReconciliationRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def insert_run(self, *, run_id: str, business_date: date, now: datetime) -> None:
+        if run_id in self._rows.recon_runs:
+            raise duplicate("recon_runs")
+        self._rows.recon_runs[run_id] = Run(
+            run_id, business_date.isoformat(), "RUNNING", now, now, None, None, {}, None
+        )
+
+    async def complete_run(
+        self, *, run_id: str, completed_at: datetime, break_count: int, summary: dict[str, Any]
+    ) -> None:
+        run = self._rows.recon_runs[run_id]
+        self._rows.recon_runs[run_id] = replace(
+            run, status="COMPLETED", completed_at=completed_at, break_count=break_count, summary=summary
+        )
+
+    async def fail_run(self, *, run_id: str, completed_at: datetime, error: str) -> None:
+        run = self._rows.recon_runs[run_id]
+        self._rows.recon_runs[run_id] = replace(
+            run, status="FAILED", completed_at=completed_at, error=error[:500]
+        )
+
+    async def run(self, run_id: str) -> Run | None:
+        return self._rows.recon_runs.get(run_id)
+
+    async def runs(self, *, limit: int) -> Sequence[dict[str, Any]]:
+        newest = sorted(self._rows.recon_runs.values(), key=lambda r: r.run_id)
+        newest.sort(key=lambda r: r.created_at, reverse=True)
+        return [{"run_id": r.run_id, "status": r.status} for r in newest[:limit]]
+
+    async def breaks_page(self, run_id: str, *, after: int, limit: int) -> Sequence[dict[str, Any]]:
+        return [b for b in self._rows.recon_breaks if b["run_id"] == run_id and b["seq"] > after][:limit]
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -342,6 +382,10 @@ class FakeUnitOfWork:
     @property
     def webhooks(self) -> FakeWebhooksRepository:
         return FakeWebhooksRepository(self._open())
+
+    @property
+    def reconciliation(self) -> FakeReconciliationRepository:
+        return FakeReconciliationRepository(self._open())
 
     async def commit(self) -> None:
         self._db.rows = self._open()

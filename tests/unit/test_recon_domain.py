@@ -25,7 +25,7 @@ from fpslink.reconciliation.domain import (
 )
 from fpslink.reconciliation.render import CSV_COLUMNS, bar_chart, column_chart, timing_lines
 from fpslink.reconciliation.report import fold_totals, timing_rows
-from fpslink.reconciliation.service import Run
+from fpslink.reconciliation.repository import Run
 from ibps_wire.schemas import TransferOut
 
 SHEET = RateSheet(mid_hkd_cny=Decimal("0.92"), spread_bps=Decimal("25"))

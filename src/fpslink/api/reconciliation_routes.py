@@ -12,7 +12,6 @@ from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
 from fpslink.api.routes import PROBLEMS, _idempotent
 from fpslink.participants import service as participants_service
 from fpslink.reconciliation import render
-from fpslink.reconciliation import service as recon_service
 from fpslink.reconciliation.schemas import ReconciliationCreate, ReconciliationOut
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["reconciliation"])
@@ -34,8 +33,8 @@ async def create_reconciliation(
     participants_service.require_operator(principal)
 
     async def action() -> tuple[int, Any]:
-        run_id = await recon_service.reconcile(gw, business_date=body.business_date)
-        run = await recon_service.get_run(gw, run_id)
+        run_id = await gw.reconciliation.reconcile(business_date=body.business_date)
+        run = await gw.reconciliation.get_run(run_id)
         return 201, run.as_json()
 
     return await _idempotent(gw, principal, request, idempotency_key, body, action)
@@ -59,12 +58,12 @@ async def get_reconciliation(
     format: Annotated[Literal["json", "csv", "html"], Query(description="json, csv or html")] = "json",
 ) -> Response:
     participants_service.require_operator(principal)
-    run = await recon_service.get_run(gw, reconciliation_id)
+    run = await gw.reconciliation.get_run(reconciliation_id)
     name = f"reconciliation-{run.business_date}-{run.run_id[:8]}"
     if format == "html":
-        breaks = recon_service.iter_breaks(gw, run.run_id, limit=render.HTML_MAX_BREAKS)
+        breaks = gw.reconciliation.iter_breaks(run.run_id, limit=render.HTML_MAX_BREAKS)
         return HTMLResponse(await render.html(run, breaks))
-    breaks = recon_service.iter_breaks(gw, run.run_id)
+    breaks = gw.reconciliation.iter_breaks(run.run_id)
     if format == "csv":
         return StreamingResponse(
             _encoded(render.csv_chunks(run, breaks)),

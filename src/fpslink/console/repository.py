@@ -1,4 +1,4 @@
-"""The console's read queries: searches, dashboard aggregates, run and account lists. Reads only.
+"""The console's read queries: searches, dashboard aggregates, the account list. Reads only.
 
 Every query is bounded by a limit and, for a bank, filtered to the payments it is party to (as
 debtor or creditor bank) and the accounts it owns, the same rule as the API's.
@@ -17,7 +17,6 @@ from fpslink.idempotency.models import idempotency_keys
 from fpslink.limits.models import limit_usage
 from fpslink.participants.models import accounts
 from fpslink.payments.models import payments
-from fpslink.reconciliation.models import recon_runs
 from fpslink.vocabulary import State
 
 PENDING_STATES = (State.ACCEPTED.value, State.COMMITTING.value, State.ABORTING.value)
@@ -155,24 +154,6 @@ async def busiest_accounts(
     )
     if participant_id is not None:
         query = query.where(accounts.c.participant_id == participant_id)
-    return (await conn.execute(query)).mappings().all()
-
-
-async def runs(conn: AsyncConnection, *, limit: int) -> Sequence[RowMapping]:
-    """Reconciliation runs, newest first."""
-    query = (
-        select(
-            recon_runs.c.run_id,
-            recon_runs.c.business_date,
-            recon_runs.c.status,
-            recon_runs.c.created_at,
-            recon_runs.c.completed_at,
-            recon_runs.c.break_count,
-            recon_runs.c.error,
-        )
-        .order_by(recon_runs.c.created_at.desc(), recon_runs.c.run_id)
-        .limit(limit)
-    )
     return (await conn.execute(query)).mappings().all()
 
 

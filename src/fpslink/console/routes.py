@@ -36,7 +36,6 @@ from fpslink.limits.policy import HK_TZ, business_date
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
 from fpslink.reconciliation import render as recon_render
-from fpslink.reconciliation import service as recon_service
 from fpslink.vocabulary import Direction, Status, System
 from ibps_wire.enums import FaultCall, FaultKind
 from ibps_wire.schemas import FaultIn, FaultsOut
@@ -416,8 +415,7 @@ async def dashboard_data(request: Request, window: int = 60) -> Response:
 @router.get("/reconciliations")
 async def runs_page(request: Request) -> Response:
     async def page(ctx: Ctx) -> Response:
-        async with ctx.gw.engine.connect() as conn:
-            rows = await console_repo.runs(conn, limit=RUNS_SHOWN)
+        rows = await ctx.gw.reconciliation.runs(limit=RUNS_SHOWN)
         today = business_date(ctx.gw.clock()).isoformat()
         return render(request, "reconciliations.html.j2", ctx=ctx, runs=rows, today=today)
 
@@ -431,7 +429,7 @@ async def start_run(request: Request) -> Response:
             day = date.fromisoformat(form.get("business_date", "").strip())
         except ValueError as exc:
             raise InvalidRequest("business_date must be a date, YYYY-MM-DD") from exc
-        run_id = await recon_service.reconcile(ctx.gw, business_date=day)
+        run_id = await ctx.gw.reconciliation.reconcile(business_date=day)
         return RedirectResponse(f"/console/reconciliations/{run_id}", status_code=303)
 
     return await _guard_post(request, page, operator=True)
@@ -440,7 +438,7 @@ async def start_run(request: Request) -> Response:
 @router.get("/reconciliations/{run_id}")
 async def run_page(request: Request, run_id: str) -> Response:
     async def page(ctx: Ctx) -> Response:
-        run = await recon_service.get_run(ctx.gw, run_id[:36])
+        run = await ctx.gw.reconciliation.get_run(run_id[:36])
         return render(request, "reconciliation.html.j2", ctx=ctx, run=run, summary=run.as_json())
 
     return await _guard(request, page, operator=True)
@@ -461,8 +459,8 @@ def _report_csp(html: str) -> str:
 @router.get("/reconciliations/{run_id}/report")
 async def run_report(request: Request, run_id: str) -> Response:
     async def page(ctx: Ctx) -> Response:
-        run = await recon_service.get_run(ctx.gw, run_id[:36])
-        breaks = recon_service.iter_breaks(ctx.gw, run.run_id, limit=recon_render.HTML_MAX_BREAKS)
+        run = await ctx.gw.reconciliation.get_run(run_id[:36])
+        breaks = ctx.gw.reconciliation.iter_breaks(run.run_id, limit=recon_render.HTML_MAX_BREAKS)
         html = await recon_render.html(run, breaks)
         return _secure_headers(HTMLResponse(html), csp=_report_csp(html))
 

@@ -14,21 +14,21 @@ from fpslink.context import Gateway
 from fpslink.db import create_engine
 from fpslink.ibps_client import client_from_settings
 from fpslink.reconciliation import render
-from fpslink.reconciliation import service as recon_service
+from fpslink.reconciliation.service import ReconciliationService
 
 Format = Literal["json", "csv", "html"]
 
 
-async def write_report(gw: Gateway, run_id: str, fmt: Format, output: Path) -> None:
+async def write_report(recon: ReconciliationService, run_id: str, fmt: Format, output: Path) -> None:
     """Render a stored run into `output`, streaming JSON and CSV so a large run stays small in memory."""
-    run = await recon_service.get_run(gw, run_id)
+    run = await recon.get_run(run_id)
     with output.open("w", encoding="utf-8", newline="") as handle:
         if fmt == "html":
-            breaks = recon_service.iter_breaks(gw, run_id, limit=render.HTML_MAX_BREAKS)
+            breaks = recon.iter_breaks(run_id, limit=render.HTML_MAX_BREAKS)
             handle.write(await render.html(run, breaks))
             return
         chunks = render.csv_chunks if fmt == "csv" else render.json_chunks
-        async for chunk in chunks(run, recon_service.iter_breaks(gw, run_id)):
+        async for chunk in chunks(run, recon.iter_breaks(run_id)):
             handle.write(chunk)
 
 
@@ -58,9 +58,9 @@ async def run_command(settings: Settings, *, business_date: date, fmt: Format, o
                         bar.update(loading, total=bar.tasks[loading].completed)
                     bar.update(matching, completed=done, total=total, visible=True)
 
-            run_id = await recon_service.reconcile(gw, business_date=business_date, progress=progress)
-        await write_report(gw, run_id, fmt, output)
-        run = await recon_service.get_run(gw, run_id)
+            run_id = await gw.reconciliation.reconcile(business_date=business_date, progress=progress)
+        await write_report(gw.reconciliation, run_id, fmt, output)
+        run = await gw.reconciliation.get_run(run_id)
     finally:
         await ibps.aclose()
         await engine.dispose()

@@ -20,7 +20,7 @@ from typing import Any, Final
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from fpslink.reconciliation.domain import BreakType, age_text, describe
-from fpslink.reconciliation.service import Run
+from fpslink.reconciliation.repository import Run
 
 HTML_MAX_BREAKS: Final = 1_000
 CSV_COLUMNS: Final = (
