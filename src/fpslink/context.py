@@ -19,6 +19,7 @@ from fpslink.db import Clock, utcnow
 from fpslink.directory.service import DirectoryService
 from fpslink.fx.domain import RateSheet
 from fpslink.fx.service import FxService
+from fpslink.health import HealthService
 from fpslink.ibps_client import IbpsClient
 from fpslink.idempotency.service import IdempotencyService
 from fpslink.limits.service import LimitsService
@@ -58,6 +59,7 @@ class Gateway:
     webhooks: WebhooksService = field(init=False, repr=False)
     webhook_dispatcher: WebhookDispatcher = field(init=False, repr=False)
     reconciliation: ReconciliationService = field(init=False, repr=False)
+    health: HealthService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
@@ -75,6 +77,7 @@ class Gateway:
         self.reconciliation = ReconciliationService(
             self.uow, self.engine.connect, self.ibps, clock=self.clock, settings=self.settings
         )
+        self.health = HealthService(self.uow, self.ibps)
 
     @property
     def rates(self) -> RateSheet:

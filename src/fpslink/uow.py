@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fpslink import pg
@@ -127,6 +128,10 @@ class UnitOfWork:
     @property
     def reconciliation(self) -> ReconciliationRepository:
         return ReconciliationRepository(self.conn)
+
+    async def ping(self) -> None:
+        """Raises unless the database answers a statement on this connection."""
+        await self.conn.execute(text("SELECT 1"))
 
     async def commit(self) -> None:
         """Make the writes durable; the unit of work ends here, and its block only closes it."""

@@ -330,6 +330,8 @@ class FakeDatabase:
         self.rows = Rows()
         self.opened = 0
         self.commits = 0
+        self.down = False
+        """Refuse every connection, as a database out of reach does."""
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
@@ -341,6 +343,8 @@ class FakeUnitOfWork:
         self._rows: Rows | None = None
 
     async def __aenter__(self) -> FakeUnitOfWork:
+        if self._db.down:
+            raise ConnectionRefusedError("connect call failed")
         self._db.opened += 1
         self._rows = copy.deepcopy(self._db.rows)
         return self
@@ -386,6 +390,9 @@ class FakeUnitOfWork:
     @property
     def reconciliation(self) -> FakeReconciliationRepository:
         return FakeReconciliationRepository(self._open())
+
+    async def ping(self) -> None:
+        self._open()
 
     async def commit(self) -> None:
         self._db.rows = self._open()
@@ -434,6 +441,9 @@ class FakeIbps:
         )
         self.accounts[account_id] = account
         return account
+
+    async def healthy(self) -> bool:
+        return self.fail_with is None
 
     async def get_account(self, account_id: str) -> AccountOut | None:
         self._call("get_account", account_id=account_id)

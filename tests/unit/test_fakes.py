@@ -33,10 +33,11 @@ def _parameters(function: Any) -> list[tuple[str, Any, Any]]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
 
-def test_the_fake_unit_of_work_has_every_repository_and_commits_alike() -> None:
+def test_the_fake_unit_of_work_has_every_repository_and_method() -> None:
     assert REAL, "the unit of work hands out repositories"
     assert _repositories(FakeUnitOfWork).keys() == REAL.keys()
-    assert _parameters(FakeUnitOfWork.commit) == _parameters(UnitOfWork.commit)
+    for method in ("commit", "ping"):
+        assert _parameters(getattr(FakeUnitOfWork, method)) == _parameters(getattr(UnitOfWork, method))
 
 
 @pytest.mark.parametrize("name", sorted(REAL))

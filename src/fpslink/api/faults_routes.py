@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
+from fpslink.api.deps import IbpsDep, IdempotencyKeyHeader, PrincipalDep
 from fpslink.api.schemas import Problem
 from fpslink.errors import InvalidRequest, UpstreamUnavailable
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
@@ -91,23 +91,23 @@ async def _ibps(call: Awaitable[T]) -> T:
 @router.post("", status_code=201, response_model=FaultOut, summary="Inject a fault rule (operator)")
 async def add_fault(
     body: FaultCreate,
-    gw: GatewayDep,
+    ibps: IbpsDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> FaultOut:
     participants_service.require_operator(principal)
-    added = await _ibps(gw.ibps.add_fault(wire.FaultIn.model_validate(body.model_dump())))
+    added = await _ibps(ibps.add_fault(wire.FaultIn.model_validate(body.model_dump())))
     return FaultOut.model_validate(added.model_dump())
 
 
 @router.get("", response_model=FaultsOut, summary="The fault rules in force and what they did (operator)")
-async def list_faults(gw: GatewayDep, principal: PrincipalDep) -> FaultsOut:
+async def list_faults(ibps: IbpsDep, principal: PrincipalDep) -> FaultsOut:
     participants_service.require_operator(principal)
-    return FaultsOut.model_validate((await _ibps(gw.ibps.list_faults())).model_dump())
+    return FaultsOut.model_validate((await _ibps(ibps.list_faults())).model_dump())
 
 
 @router.delete("", status_code=204, summary="Remove every fault rule (operator)")
-async def clear_faults(gw: GatewayDep, principal: PrincipalDep) -> Response:
+async def clear_faults(ibps: IbpsDep, principal: PrincipalDep) -> Response:
     participants_service.require_operator(principal)
-    await _ibps(gw.ibps.clear_faults())
+    await _ibps(ibps.clear_faults())
     return Response(status_code=204)

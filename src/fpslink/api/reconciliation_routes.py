@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
+from fpslink.api.deps import IdempotencyDep, IdempotencyKeyHeader, PrincipalDep, ReconciliationDep
 from fpslink.api.routes import PROBLEMS, _idempotent
 from fpslink.participants import service as participants_service
 from fpslink.reconciliation import render
@@ -26,18 +26,19 @@ router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["reconciliation"])
 async def create_reconciliation(
     body: ReconciliationCreate,
     request: Request,
-    gw: GatewayDep,
+    reconciliation: ReconciliationDep,
+    idempotent: IdempotencyDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     participants_service.require_operator(principal)
 
     async def action() -> tuple[int, Any]:
-        run_id = await gw.reconciliation.reconcile(business_date=body.business_date)
-        run = await gw.reconciliation.get_run(run_id)
+        run_id = await reconciliation.reconcile(business_date=body.business_date)
+        run = await reconciliation.get_run(run_id)
         return 201, run.as_json()
 
-    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
 
 
 @router.get(
@@ -53,17 +54,17 @@ async def create_reconciliation(
 )
 async def get_reconciliation(
     reconciliation_id: str,
-    gw: GatewayDep,
+    reconciliation: ReconciliationDep,
     principal: PrincipalDep,
     format: Annotated[Literal["json", "csv", "html"], Query(description="json, csv or html")] = "json",
 ) -> Response:
     participants_service.require_operator(principal)
-    run = await gw.reconciliation.get_run(reconciliation_id)
+    run = await reconciliation.get_run(reconciliation_id)
     name = f"reconciliation-{run.business_date}-{run.run_id[:8]}"
     if format == "html":
-        breaks = gw.reconciliation.iter_breaks(run.run_id, limit=render.HTML_MAX_BREAKS)
+        breaks = reconciliation.iter_breaks(run.run_id, limit=render.HTML_MAX_BREAKS)
         return HTMLResponse(await render.html(run, breaks))
-    breaks = gw.reconciliation.iter_breaks(run.run_id)
+    breaks = reconciliation.iter_breaks(run.run_id)
     if format == "csv":
         return StreamingResponse(
             _encoded(render.csv_chunks(run, breaks)),

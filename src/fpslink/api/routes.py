@@ -11,15 +11,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from fpslink import metrics
 from fpslink.api import schemas as s
-from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
+from fpslink.api.deps import (
+    DirectoryDep,
+    FxDep,
+    GatewayDep,
+    HealthDep,
+    IdempotencyDep,
+    IdempotencyKeyHeader,
+    LimitsDep,
+    ParticipantsDep,
+    PrincipalDep,
+)
 from fpslink.context import Gateway, Principal
 from fpslink.directory import service as directory
 from fpslink.errors import InvalidRequest
 from fpslink.idempotency import service as idempotency
+from fpslink.idempotency.service import IdempotencyService
 from fpslink.money import Currency, format_minor
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
@@ -43,7 +53,7 @@ def replayable(
 
 
 async def _idempotent(
-    gw: Gateway,
+    idempotency_service: IdempotencyService,
     principal: Principal,
     request: Request,
     raw_key: str | None,
@@ -51,7 +61,7 @@ async def _idempotent(
     action: Any,
 ) -> JSONResponse:
     key = idempotency.parse_key(raw_key, required=False)
-    stored = await gw.idempotency.run_idempotent(
+    stored = await idempotency_service.run_idempotent(
         principal,
         key=key,
         endpoint=f"POST {request.url.path}",
@@ -74,14 +84,15 @@ async def _idempotent(
 async def create_participant(
     body: s.ParticipantCreate,
     request: Request,
-    gw: GatewayDep,
+    participants: ParticipantsDep,
+    idempotent: IdempotencyDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     participants_service.require_operator(principal)
 
     async def action() -> tuple[int, Any]:
-        created = await gw.participants.create_participant(
+        created = await participants.create_participant(
             participant_id=body.participant_id, name=body.name, system=body.system
         )
         out = s.ParticipantOut(
@@ -92,7 +103,7 @@ async def create_participant(
         )
         return 201, s.dump(out)
 
-    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
 
 
 def _account_out(view: participants_service.AccountView) -> s.AccountOut:
@@ -119,14 +130,15 @@ def _account_out(view: participants_service.AccountView) -> s.AccountOut:
 async def open_account(
     body: s.AccountCreate,
     request: Request,
-    gw: GatewayDep,
+    participants: ParticipantsDep,
+    idempotent: IdempotencyDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     participants_service.require_operator(principal)
 
     async def action() -> tuple[int, Any]:
-        view = await gw.participants.open_account(
+        view = await participants.open_account(
             participant_id=body.participant_id,
             holder_name=body.holder_name,
             currency=body.currency,
@@ -134,17 +146,19 @@ async def open_account(
         )
         return 201, s.dump(_account_out(view))
 
-    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
 
 
 @router.get("/accounts/{account_id}", response_model=s.AccountOut, tags=["accounts"])
-async def get_account(account_id: str, gw: GatewayDep, principal: PrincipalDep) -> s.AccountOut:
-    return _account_out(await gw.participants.account_view(principal, account_id))
+async def get_account(
+    account_id: str, participants: ParticipantsDep, principal: PrincipalDep
+) -> s.AccountOut:
+    return _account_out(await participants.account_view(principal, account_id))
 
 
 @router.get("/accounts/{account_id}/limits", response_model=s.LimitsOut, tags=["accounts"])
-async def get_limits(account_id: str, gw: GatewayDep, principal: PrincipalDep) -> s.LimitsOut:
-    found = await gw.limits.account_limits(principal, account_id)
+async def get_limits(account_id: str, limits: LimitsDep, principal: PrincipalDep) -> s.LimitsOut:
+    found = await limits.account_limits(principal, account_id)
     cur = found.currency
 
     def text_or_none(value: Any) -> str | None:
@@ -193,12 +207,13 @@ def _proxy_out(found: directory.ResolvedProxy, *, with_account: bool) -> s.Proxy
 async def register_proxy(
     body: s.ProxyCreate,
     request: Request,
-    gw: GatewayDep,
+    directory: DirectoryDep,
+    idempotent: IdempotencyDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     async def action() -> tuple[int, Any]:
-        found = await gw.directory.register(
+        found = await directory.register(
             principal,
             proxy_type=body.proxy_type,
             proxy_value=body.proxy_value,
@@ -206,7 +221,7 @@ async def register_proxy(
         )
         return 201, s.dump(_proxy_out(found, with_account=True))
 
-    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
 
 
 @router.get(
@@ -217,9 +232,9 @@ async def register_proxy(
     summary="Resolve a proxy to its bank and masked name (E.164; + raw or %2B)",
 )
 async def lookup_proxy(
-    proxy_type: str, proxy_value: str, gw: GatewayDep, principal: PrincipalDep
+    proxy_type: str, proxy_value: str, directory: DirectoryDep, principal: PrincipalDep
 ) -> s.ProxyOut:
-    found = await gw.directory.lookup(proxy_type=proxy_type, proxy_value=proxy_value)
+    found = await directory.lookup(proxy_type=proxy_type, proxy_value=proxy_value)
     return _proxy_out(found, with_account=False)
 
 
@@ -227,8 +242,8 @@ async def lookup_proxy(
 
 
 @router.get("/fx/rates", response_model=s.RatesOut, tags=["fx"], summary="Indicative rates")
-async def rates(gw: GatewayDep, principal: PrincipalDep) -> s.RatesOut:
-    as_of, sheet = gw.fx.indicative()
+async def rates(fx: FxDep, principal: PrincipalDep) -> s.RatesOut:
+    as_of, sheet = fx.indicative()
     pairs = [(Currency.HKD, Currency.CNY), (Currency.CNY, Currency.HKD)]
     return s.RatesOut(
         as_of=as_of,
@@ -255,14 +270,15 @@ async def rates(gw: GatewayDep, principal: PrincipalDep) -> s.RatesOut:
 async def create_quote(
     body: s.QuoteCreate,
     request: Request,
-    gw: GatewayDep,
+    fx: FxDep,
+    idempotent: IdempotencyDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     participant_id = participants_service.require_participant(principal)
 
     async def action() -> tuple[int, Any]:
-        quote = await gw.fx.create_quote(
+        quote = await fx.create_quote(
             participant_id=participant_id,
             source=body.source_currency,
             target=body.target_currency,
@@ -285,7 +301,7 @@ async def create_quote(
         )
         return 201, s.dump(out)
 
-    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
 
 
 # payments -------------------------------------------------------------------------------------
@@ -441,14 +457,8 @@ async def list_payments(
 
 
 @health_router.get("/healthz", response_model=s.Health, tags=["health"])
-async def healthz(gw: GatewayDep, response: Response) -> s.Health:
-    try:
-        async with gw.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        database = "ok"
-    except Exception as exc:
-        database = f"error: {type(exc).__name__}"
-    ibps = "ok" if await gw.ibps.healthy() else "unreachable"
-    if database != "ok":
+async def healthz(health: HealthDep, response: Response) -> s.Health:
+    found = await health.check()
+    if not found.ok:
         response.status_code = 503
-    return s.Health(status="ok" if database == "ok" else "degraded", database=database, ibps=ibps)
+    return s.Health(status="ok" if found.ok else "degraded", database=found.database, ibps=found.ibps)

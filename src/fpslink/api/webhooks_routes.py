@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from fpslink.api import schemas as s
-from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
+from fpslink.api.deps import IdempotencyDep, IdempotencyKeyHeader, PrincipalDep, WebhooksDep
 from fpslink.api.routes import PROBLEMS, _idempotent
 from fpslink.webhooks import schemas as ws
 
@@ -41,12 +41,13 @@ def _delivery(row: dict[str, Any]) -> ws.DeliveryOut:
 async def create_webhook(
     body: ws.WebhookCreate,
     request: Request,
-    gw: GatewayDep,
+    webhooks: WebhooksDep,
+    idempotent: IdempotencyDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     async def action() -> tuple[int, Any]:
-        created = await gw.webhooks.register(principal, url=body.url)
+        created = await webhooks.register(principal, url=body.url)
         out = ws.WebhookOut(
             webhook_id=created.webhook_id,
             url=created.url,
@@ -55,12 +56,12 @@ async def create_webhook(
         )
         return 201, s.dump(out)
 
-    return await _idempotent(gw, principal, request, idempotency_key, body, action)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
 
 
 @router.get("", response_model=ws.WebhookList, summary="This bank's webhooks (secrets are not shown again)")
-async def list_webhooks(gw: GatewayDep, principal: PrincipalDep) -> ws.WebhookList:
-    rows = await gw.webhooks.list_webhooks(principal)
+async def list_webhooks(webhooks: WebhooksDep, principal: PrincipalDep) -> ws.WebhookList:
+    rows = await webhooks.list_webhooks(principal)
     return ws.WebhookList(
         items=[
             ws.WebhookOut(webhook_id=r["webhook_id"], url=r["url"], created_at=r["created_at"]) for r in rows
@@ -74,12 +75,12 @@ async def list_webhooks(gw: GatewayDep, principal: PrincipalDep) -> ws.WebhookLi
     summary="This bank's delivery log, newest first: attempts, last status code, next attempt",
 )
 async def list_deliveries(
-    gw: GatewayDep,
+    webhooks: WebhooksDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ws.DeliveryPage:
-    rows, next_cursor = await gw.webhooks.deliveries(principal, cursor=cursor, limit=limit)
+    rows, next_cursor = await webhooks.deliveries(principal, cursor=cursor, limit=limit)
     return ws.DeliveryPage(items=[_delivery(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -89,6 +90,6 @@ async def list_deliveries(
     response_class=Response,
     summary="Remove a webhook; its undelivered events are cancelled",
 )
-async def delete_webhook(webhook_id: str, gw: GatewayDep, principal: PrincipalDep) -> Response:
-    await gw.webhooks.remove(principal, webhook_id)
+async def delete_webhook(webhook_id: str, webhooks: WebhooksDep, principal: PrincipalDep) -> Response:
+    await webhooks.remove(principal, webhook_id)
     return Response(status_code=204)

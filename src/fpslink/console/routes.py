@@ -26,7 +26,6 @@ from pydantic import ValidationError
 
 from fpslink.api import schemas as s
 from fpslink.api.faults_routes import FaultCreate
-from fpslink.console import repository as console_repo
 from fpslink.console import service as console
 from fpslink.console import session as sessions
 from fpslink.context import Gateway, Principal
@@ -360,10 +359,7 @@ async def payment_page(request: Request, payment_id: str) -> Response:
 @router.get("/accounts")
 async def accounts_page(request: Request) -> Response:
     async def page(ctx: Ctx) -> Response:
-        async with ctx.gw.engine.connect() as conn:
-            rows = await console_repo.account_list(
-                conn, participant_id=ctx.principal.participant_id, limit=ACCOUNTS_SHOWN
-            )
+        rows = await console.accounts(ctx.gw, ctx.principal, limit=ACCOUNTS_SHOWN)
         return render(request, "accounts.html.j2", ctx=ctx, accounts=rows, shown=ACCOUNTS_SHOWN)
 
     return await _guard(request, page)
@@ -374,14 +370,7 @@ async def account_page(request: Request, account_id: str) -> Response:
     async def page(ctx: Ctx) -> Response:
         view = await ctx.gw.participants.account_view(ctx.principal, account_id[:40])
         limits = await ctx.gw.limits.account_limits(ctx.principal, view.record.account_id)
-        async with ctx.gw.engine.connect() as conn:
-            rows = await console_repo.search_payments(
-                conn,
-                participant_id=ctx.principal.participant_id,
-                account_id=view.record.account_id,
-                limit=console.SEARCH_LIMIT,
-            )
-        payments = [console.payment_summary(r) for r in rows]
+        payments = await console.account_payments(ctx.gw, ctx.principal, view.record.account_id)
         return render(request, "account.html.j2", ctx=ctx, view=view, limits=limits, payments=payments)
 
     return await _guard(request, page)

@@ -10,17 +10,18 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import RowMapping, select
 
 from fpslink import metrics
 from fpslink.console import repository as repo
 from fpslink.console import words
-from fpslink.context import OPERATOR, Gateway, Principal
+from fpslink.context import Gateway
 from fpslink.directory.masking import mask_name
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.errors import NotFound
@@ -32,11 +33,11 @@ from fpslink.iso20022.pacs008 import CreditTransfer
 from fpslink.ledger import repository as ledger
 from fpslink.limits.policy import business_date
 from fpslink.money import Currency, format_minor
-from fpslink.participants import repository as participants_repo
 from fpslink.participants.repository import AccountRecord
 from fpslink.payments import service as payments_service
 from fpslink.payments.repository import PaymentRow
 from fpslink.payments.service import PaymentCommand
+from fpslink.principal import OPERATOR, Principal
 from fpslink.settlement.states import status_of
 from fpslink.vocabulary import State
 from ibps_wire.amounts import format_amount
@@ -57,8 +58,8 @@ async def principal_of(gw: Gateway, scope: str) -> Principal | None:
     """The principal a session names, or None when its bank no longer exists."""
     if scope == "~operator":
         return OPERATOR
-    async with gw.engine.connect() as conn:
-        found = await participants_repo.participant(conn, scope)
+    async with gw.uow() as tx:
+        found = await tx.participants.participant(scope)
     return None if found is None else Principal(participant_id=found.participant_id, system=found.system)
 
 
@@ -113,7 +114,8 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
         return found
     rows: dict[str, PaymentRow] = {}
     participant_id = principal.participant_id
-    async with gw.engine.connect() as conn:
+    async with gw.uow() as tx:
+        conn = tx.conn
         if UUID_TEXT.fullmatch(text):
             payment_id = str(uuid.UUID(text))
             hits = await repo.search_payments(
@@ -122,7 +124,7 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
             if hits:
                 found.matched.append("payment id")
                 rows.update((r["payment_id"], r) for r in hits)
-        account = await participants_repo.account(conn, text.upper())
+        account = await tx.participants.account(text.upper())
         if account is not None and (principal.is_operator or account.participant_id == participant_id):
             hits = await repo.search_payments(
                 conn, participant_id=participant_id, account_id=account.account_id, limit=SEARCH_LIMIT
@@ -153,6 +155,24 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
     ordered = sorted(rows.values(), key=lambda r: (r["created_at"], r["payment_id"]), reverse=True)
     found.payments = [payment_summary(r) for r in ordered[:SEARCH_LIMIT]]
     return found
+
+
+# accounts ------------------------------------------------------------------------------------
+
+
+async def accounts(gw: Gateway, principal: Principal, *, limit: int) -> Sequence[RowMapping]:
+    """The accounts this principal may see, oldest first."""
+    async with gw.uow() as tx:
+        return await repo.account_list(tx.conn, participant_id=principal.participant_id, limit=limit)
+
+
+async def account_payments(gw: Gateway, principal: Principal, account_id: str) -> list[dict[str, Any]]:
+    """The latest payments of an account the caller may see (`owned_account` checked that)."""
+    async with gw.uow() as tx:
+        rows = await repo.search_payments(
+            tx.conn, participant_id=principal.participant_id, account_id=account_id, limit=SEARCH_LIMIT
+        )
+    return [payment_summary(r) for r in rows]
 
 
 # one payment ---------------------------------------------------------------------------------
@@ -238,16 +258,16 @@ async def payment_page(gw: Gateway, principal: Principal, payment_id: str) -> di
         raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND") from exc
     result = await payments_service.get_payment(gw, principal, payment_id)
     payment = result.payment
-    async with gw.engine.connect() as conn:
-        debtor = await participants_repo.account(conn, payment["debtor_account_id"])
+    async with gw.uow() as tx:
+        debtor = await tx.participants.account(payment["debtor_account_id"])
         creditor = (
-            await participants_repo.account(conn, payment["creditor_account_id"])
+            await tx.participants.account(payment["creditor_account_id"])
             if payment["creditor_account_id"]
             else None
         )
-        fps = await ledger.transfer_of(conn, payment_id)
+        fps = await ledger.transfer_of(tx.conn, payment_id)
         key_row = (
-            await conn.execute(
+            await tx.conn.execute(
                 select(idempotency_keys.c.key).where(
                     idempotency_keys.c.participant_id == payment["participant_id"],
                     idempotency_keys.c.payment_id == payment_id,
@@ -338,7 +358,8 @@ async def dashboard(gw: Gateway, principal: Principal, *, window_s: int) -> dict
     now = gw.clock()
     since = now - timedelta(seconds=window_s)
     pid = principal.participant_id
-    async with gw.engine.connect() as conn:
+    async with gw.uow() as tx:
+        conn = tx.conn
         per_second = await repo.finals_per_second(conn, since=since, participant_id=pid)
         times = await repo.settle_times(conn, since=since, participant_id=pid, limit=LATENCY_SAMPLE)
         pending_count, oldest = await repo.pending(conn, participant_id=pid, limit=PENDING_SHOWN)
