@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fpslink import pg
 from fpslink.errors import LedgerStateError
 from fpslink.ledger import repository as ledger
+from fpslink.ledger.domain import Transfer
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.money import Currency
 from fpslink.payments import repository as payments_repo
@@ -170,8 +171,8 @@ async def test_acceptance_may_write_a_transfer_before_its_payment_in_one_stateme
     now = harness.clock()
     paid, absent = str(uuid.uuid4()), str(uuid.uuid4())
 
-    def transfer(payment_id: str) -> dict[str, Any]:
-        return ledger.pending_row(
+    def transfer(payment_id: str) -> Transfer:
+        return ledger.pending_transfer(
             payment_id=payment_id,
             kind=TransferKind.DEBIT,
             debit=account,
@@ -181,7 +182,7 @@ async def test_acceptance_may_write_a_transfer_before_its_payment_in_one_stateme
             now=now,
         )
 
-    async def write(transfers: list[dict[str, Any]]) -> None:
+    async def write(transfers: list[Transfer]) -> None:
         await payments_repo.write_accepted(
             await pg.raw(conn),
             usage={},
@@ -241,7 +242,7 @@ async def test_a_commit_decision_that_misses_an_account_changes_nothing(harness:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(
             insert(ledger_transfers).values(
-                ledger.pending_row(
+                ledger.pending_transfer(
                     payment_id=payment_id,
                     kind=TransferKind.DEBIT,
                     debit=GHOST,
@@ -249,7 +250,7 @@ async def test_a_commit_decision_that_misses_an_account_changes_nothing(harness:
                     currency=Currency.HKD,
                     amount_minor=500,
                     now=now,
-                )
+                ).values()
             )
         )
     try:

@@ -30,6 +30,7 @@ from fpslink.idempotency.models import idempotency_keys
 from fpslink.iso20022 import pacs002
 from fpslink.iso20022.pacs008 import CreditTransfer
 from fpslink.ledger import repository as ledger
+from fpslink.ledger.domain import Transfer
 from fpslink.limits.policy import business_date
 from fpslink.money import Currency, format_minor
 from fpslink.participants import repository as participants_repo
@@ -158,17 +159,17 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
 # one payment ---------------------------------------------------------------------------------
 
 
-def _ledger_side(transfer: dict[str, Any] | None) -> dict[str, Any] | None:
+def _ledger_side(transfer: Transfer | None) -> dict[str, Any] | None:
     """The FPS ledger's transfer of a payment, as the payment page shows a ledger's side."""
     if transfer is None:
         return None
-    currency = Currency(str(transfer["currency"]))
+    currency = transfer.currency
     return {
-        "kind": transfer.get("kind"),
-        "status": transfer.get("status"),
-        "debit_account_id": transfer.get("debit_account_id"),
-        "credit_account_id": transfer.get("credit_account_id"),
-        "amount": f"{format_minor(int(transfer['amount_minor']), currency)} {currency.value}",
+        "kind": transfer.kind.value,
+        "status": transfer.status.value,
+        "debit_account_id": transfer.debit_account_id,
+        "credit_account_id": transfer.credit_account_id,
+        "amount": f"{format_minor(transfer.amount_minor, currency)} {currency.value}",
     }
 
 

@@ -20,6 +20,7 @@ from fpslink.context import Gateway
 from fpslink.fx import service as fx_service
 from fpslink.fx.domain import Conversion
 from fpslink.idempotency import repository as idem_repo
+from fpslink.ledger.domain import Transfer
 from fpslink.limits import repository as limits_repo
 from fpslink.limits import service as limits_service
 from fpslink.limits.policy import UsageKey
@@ -136,7 +137,7 @@ async def _bind_keys(gw: Gateway, conn: AsyncConnection, batch: list[Admission])
 
 async def _reserve(
     gw: Gateway, conn: AsyncConnection, batch: list[Admission]
-) -> tuple[dict[UsageKey, tuple[int, int | None]], dict[str, int], list[dict[str, Any]]]:
+) -> tuple[dict[UsageKey, tuple[int, int | None]], dict[str, int], list[Transfer]]:
     """Lock the batch's usage rows and debtor balances, let `reservation.plan` decide in arrival
     order, and mark the refused admissions; returns what to write (usage, holds, pending transfers)."""
     asks = [_ask(gw, a) for a in batch]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
 from fpslink.errors import LedgerStateError
+from fpslink.ledger.domain import Transfer
 from fpslink.ledger.models import ledger_transfers
 from fpslink.payments.models import payment_events, payments
 from fpslink.settlement.states import check_transition
@@ -338,7 +339,7 @@ async def write_accepted(
     *,
     usage: Mapping[tuple[str, str, str, str], tuple[int, int | None]],
     holds: Mapping[str, int],
-    transfers: Sequence[Mapping[str, Any]],
+    transfers: Sequence[Transfer],
     rows: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
 ) -> None:
@@ -355,6 +356,7 @@ async def write_accepted(
     if not rows or not stored:
         raise ValueError("an accepted batch has payment rows and timeline rows")
     transfer_columns = _TRANSFER_COLUMNS
+    pending = [t.values() for t in transfers]
     payment_columns, event_columns = tuple(rows[0]), tuple(stored[0])
     keys = sorted(usage)
     accounts = sorted(holds)
@@ -365,7 +367,7 @@ async def write_accepted(
         [usage[k][1] for k in keys],
         accounts,
         [holds[a] for a in accounts],
-        *([t[c] for t in transfers] for c in transfer_columns),
+        *([t[c] for t in pending] for c in transfer_columns),
         *([r[c] for r in rows] for c in payment_columns),
         *([e[c] for e in stored] for c in event_columns),
     )
@@ -383,7 +385,7 @@ _TRANSFER_COLUMNS = (
     "status",
     "created_at",
 )
-"""The columns of `ledger.pending_row`."""
+"""The columns of a pending transfer (`ledger.pending_transfer`) that acceptance writes."""
 
 
 @functools.cache
