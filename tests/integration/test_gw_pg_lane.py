@@ -133,8 +133,8 @@ async def test_the_commit_decision_locks_accounts_in_account_order(harness: Harn
             )
         ).all()
         batch = [
-            coordinator.Tracked(dict(row))
-            for row in (await repository.get_many(conn, [r[0] for r in rows])).values()
+            coordinator.Tracked(payment)
+            for payment in (await repository.get_many(conn, [r[0] for r in rows])).values()
         ]
     async with gw.engine.connect() as holder, gw.engine.connect() as probe:
         held = await holder.begin()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +28,9 @@ from fpslink.context import Gateway
 from fpslink.ibps_client import IbpsError, IbpsRefused, IbpsUnavailable, refusal_of
 from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
+from fpslink.limits.policy import period_key
 from fpslink.payments import repository as payments_repo
-from fpslink.payments.repository import PaymentRow
+from fpslink.payments.domain import Payment, TimelineEntry, TimelineRow
 from fpslink.settlement import batcher
 from fpslink.settlement.states import outcome
 from fpslink.vocabulary import Direction, Period, State
@@ -39,28 +40,26 @@ from ibps_wire.schemas import BatchItem, BatchVerdict, LegKind, Verdict
 
 log = logging.getLogger("fpslink.settlement")
 
-Event = tuple[str, str | None]
-
 
 @dataclass(slots=True)
 class Tracked:
     """One payment on its way through the steps, with the timeline its answer shows.
 
-    `payment` is the row as this process last wrote it; `events` are the timeline rows it wrote.
+    `payment` is the payment as this process last wrote it; `events` are the timeline it wrote.
     `stale` marks a payment another actor (the recovery sweep) moved first: its answer is read back.
     """
 
-    payment: dict[str, Any]
-    events: list[dict[str, Any]] = field(default_factory=list)
+    payment: Payment
+    events: list[TimelineEntry] = field(default_factory=list)
     stale: bool = False
 
     @property
     def payment_id(self) -> str:
-        return str(self.payment["payment_id"])
+        return self.payment.payment_id
 
     @property
     def state(self) -> State:
-        return State(self.payment["state"])
+        return self.payment.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,49 +71,54 @@ class Abort:
 
 
 class _Writes:
-    """What one transaction records, applied to the tracked payments only once it has committed."""
+    """What one transaction records, applied to the tracked payments only once it has committed:
+    a transaction that fails leaves every `Tracked` as it was, which is what the database holds."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        self.events: list[tuple[Tracked, Event]] = []
+        self.events: list[tuple[Tracked, TimelineEntry]] = []
         self.changes: list[tuple[Tracked, dict[str, Any]]] = []
 
     def event(self, tracked: Tracked, event: str, detail: str | None = None) -> None:
-        self.events.append((tracked, (event, detail)))
+        self.events.append((tracked, TimelineEntry(self.now, event, detail)))
 
     def change(self, tracked: Tracked, **values: Any) -> None:
+        """Fields of the payment the transaction sets, replaced by `apply`."""
         self.changes.append((tracked, values))
 
-    def rows(self) -> list[dict[str, Any]]:
-        """The timeline events recorded so far, as `payments.repository` takes them."""
-        return [
-            {"payment_id": t.payment_id, "at": self.now, "event": e, "detail": d} for t, (e, d) in self.events
-        ]
+    def rows(self) -> list[TimelineRow]:
+        """The timeline entries recorded so far, as `payments.repository` takes them."""
+        return [(t.payment_id, entry) for t, entry in self.events]
 
     def keep(self, payment_ids: set[str]) -> None:
         """Forget what was recorded for other payments: a single statement moved only these."""
         self.changes = [(t, values) for t, values in self.changes if t.payment_id in payment_ids]
-        self.events = [(t, event) for t, event in self.events if t.payment_id in payment_ids]
+        self.events = [(t, entry) for t, entry in self.events if t.payment_id in payment_ids]
 
     async def flush(self, conn: AsyncConnection) -> None:
         await payments_repo.insert_events(conn, self.rows())
 
     def apply(self) -> None:
         for tracked, values in self.changes:
-            tracked.payment.update(values)
-        for tracked, (event, detail) in self.events:
-            tracked.events.append({"at": self.now, "event": event, "detail": detail})
+            tracked.payment = replace(tracked.payment, **values)
+        for tracked, entry in self.events:
+            tracked.events.append(entry)
 
 
 Leg = tuple[LegKind, str, int]
 """An IBPS leg: the kind, the mainland account and the CNY amount in minor units."""
 
 
-def ibps_leg(payment: PaymentRow) -> Leg:
+def ibps_leg(payment: Payment) -> Leg:
     """Northbound IBPS credits the payee the target amount; southbound it debits the payer."""
-    if payment["direction"] == Direction.NORTHBOUND.value:
-        return TransferKind.CREDIT, payment["creditor_account_id"], payment["target_minor"]
-    return TransferKind.DEBIT, payment["debtor_account_id"], payment["source_minor"]
+    kind: LegKind
+    if payment.direction is Direction.NORTHBOUND:
+        kind, account, amount = TransferKind.CREDIT, payment.creditor_account_id, payment.target_minor
+    else:
+        kind, account, amount = TransferKind.DEBIT, payment.debtor_account_id, payment.source_minor
+    if account is None or amount is None:  # a bound payment has both: this one was never bound
+        raise ValueError(f"payment {payment.payment_id} has no IBPS leg")
+    return kind, account, amount
 
 
 async def drive_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
@@ -223,7 +227,7 @@ async def decide_many(
 
 
 def _decided(tracked: Tracked, writes: _Writes) -> None:
-    writes.change(tracked, state=State.COMMITTING.value, updated_at=writes.now, decided_at=writes.now)
+    writes.change(tracked, state=State.COMMITTING, updated_at=writes.now, decided_at=writes.now)
     writes.event(tracked, "PREPARED_AT_IBPS")
     writes.event(tracked, "DECIDED_COMMIT", "both ledgers prepared")
     writes.event(tracked, "POSTED_AT_FPS")
@@ -266,7 +270,7 @@ async def _decide(
             **values,
         ):
             aborted.append((tracked, abort))
-            writes.change(tracked, state=target.value, updated_at=now, **values)
+            writes.change(tracked, state=target, updated_at=now, **values)
     await release_limits_many(conn, [t.payment for t, _ in aborted])
     await ledger.resolve_many(
         conn,
@@ -295,14 +299,14 @@ async def _decide(
     return won, aborted
 
 
-async def release_limits_many(conn: AsyncConnection, payments: Sequence[PaymentRow]) -> None:
+async def release_limits_many(conn: AsyncConnection, payments: Sequence[Payment]) -> None:
     """Give back the limit usage of aborted payments, one statement for all of them."""
     releases: dict[tuple[str, str, str, str], int] = {}
     for payment in payments:
-        day = payment["business_date"]
-        for period, key in ((Period.DAY, day), (Period.YEAR, day[:4])):
-            ident = (payment["debtor_account_id"], payment["direction"], period.value, key)
-            releases[ident] = releases.get(ident, 0) + int(payment["limit_minor"])
+        for period in (Period.DAY, Period.YEAR):
+            key = period_key(period, payment.business_date)
+            ident = (payment.debtor_account_id, payment.direction.value, period.value, key)
+            releases[ident] = releases.get(ident, 0) + payment.limit_minor
     await limits_repo.release_many(conn, releases)
 
 
@@ -350,7 +354,7 @@ _FINALS = {
 def _finalized(tracked: Tracked, writes: _Writes) -> None:
     target, ibps_event = _FINALS[tracked.state]
     extra = {"settled_at": writes.now} if target is State.SETTLED else {}
-    writes.change(tracked, state=target.value, updated_at=writes.now, **extra)
+    writes.change(tracked, state=target, updated_at=writes.now, **extra)
     writes.event(tracked, ibps_event)
     writes.event(tracked, target.value)
 
@@ -410,43 +414,43 @@ async def _finish_alone(gw: Gateway, tracked: Tracked) -> str | None:
 
 
 async def _refresh_lost(gw: Gateway, lost: Sequence[Tracked]) -> None:
-    """Payments another actor moved first: take their rows as they are now."""
+    """Payments another actor moved first: take them as they are now."""
     if not lost:
         return
     async with gw.engine.connect() as conn:
-        rows = await payments_repo.get_many(conn, [t.payment_id for t in lost])
+        found = await payments_repo.get_many(conn, [t.payment_id for t in lost])
     for tracked in lost:
-        row = rows.get(tracked.payment_id)
-        if row is None:
+        payment = found.get(tracked.payment_id)
+        if payment is None:
             raise LookupError(f"payment {tracked.payment_id} vanished")
-        tracked.payment = dict(row)
+        tracked.payment = payment
         tracked.stale = True
 
 
 # one payment at a time: the recovery sweep and tests ---------------------------------------------
 
 
-async def decide_commit(gw: Gateway, payment: PaymentRow) -> State:
-    tracked = Tracked(dict(payment))
+async def decide_commit(gw: Gateway, payment: Payment) -> State:
+    tracked = Tracked(payment)
     await decide_many(gw, commits=[tracked], aborts=[])
     return tracked.state
 
 
 async def decide_abort(
     gw: Gateway,
-    payment: PaymentRow,
+    payment: Payment,
     *,
     reason_code: str,
     reason: str,
     ibps_void: bool = False,
 ) -> State:
     """Record ABORT, void the FPS side and release the limit usage, in one transaction."""
-    tracked = Tracked(dict(payment))
+    tracked = Tracked(payment)
     await decide_many(gw, commits=[], aborts=[(tracked, Abort(reason_code, reason, ibps_void))])
     return tracked.state
 
 
-async def finish(gw: Gateway, payment: PaymentRow, state: State) -> State:
-    tracked = Tracked({**payment, "state": state.value})
+async def finish(gw: Gateway, payment: Payment, state: State) -> State:
+    tracked = Tracked(replace(payment, state=state))
     await finish_many(gw, [tracked])
     return tracked.state

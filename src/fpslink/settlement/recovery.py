@@ -30,8 +30,7 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     async with gw.engine.connect() as conn:
         candidates = await payments_repo.stale(conn, cutoff=cutoff, limit=gw.settings.recovery_batch_size)
-    for payment_id, state_value in candidates:
-        state = State(state_value)
+    for payment_id, state in candidates:
         async with gw.engine.begin() as conn:
             claimed = await payments_repo.claim(
                 conn, payment_id=payment_id, state=state, cutoff=cutoff, now=gw.clock()

@@ -24,8 +24,8 @@ from fpslink.errors import Conflict, InvalidRequest, NotFound
 from fpslink.money import Currency, format_minor
 from fpslink.participants import service as participants_service
 from fpslink.payments import repository as payments_repo
+from fpslink.payments.domain import Payment, decimal_text
 from fpslink.settlement.states import status_of
-from fpslink.vocabulary import State
 from fpslink.webhooks import policy, signing
 from fpslink.webhooks import repository as repo
 
@@ -111,32 +111,33 @@ async def deliveries(
     return rows, encode_cursor(rows[-1]) if more and rows else None
 
 
-def payload(delivery: dict[str, Any], payment: dict[str, Any]) -> bytes:
+def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
     """The event body: stable across attempts, because a final payment no longer changes."""
 
-    def amount(minor: int | None, currency: str | None) -> str | None:
-        return None if minor is None or currency is None else format_minor(minor, Currency(currency))
+    def amount(minor: int | None, currency: Currency | None) -> str | None:
+        return None if minor is None or currency is None else format_minor(minor, currency)
 
+    target_currency = payment.target_currency
     body = {
         "event_id": delivery["delivery_id"],
         "event": delivery["event"],
         "created_at": delivery["created_at"].isoformat(),
         "payment": {
-            "payment_id": payment["payment_id"],
-            "end_to_end_id": payment["end_to_end_id"],
-            "status": status_of(State(payment["state"])).value,
-            "direction": payment["direction"],
-            "debtor_account_id": payment["debtor_account_id"],
-            "creditor_account_id": payment["creditor_account_id"],
-            "source_amount": amount(payment["source_minor"], payment["source_currency"]),
-            "source_currency": payment["source_currency"],
-            "target_amount": amount(payment["target_minor"], payment["target_currency"]),
-            "target_currency": payment["target_currency"],
-            "rate": payment["rate"],
-            "reason_code": payment["reason_code"],
-            "reason": payment["reason"],
-            "created_at": payment["created_at"].isoformat(),
-            "settled_at": payment["settled_at"].isoformat() if payment["settled_at"] else None,
+            "payment_id": payment.payment_id,
+            "end_to_end_id": payment.end_to_end_id,
+            "status": status_of(payment.state).value,
+            "direction": payment.direction.value,
+            "debtor_account_id": payment.debtor_account_id,
+            "creditor_account_id": payment.creditor_account_id,
+            "source_amount": amount(payment.source_minor, payment.source_currency),
+            "source_currency": payment.source_currency.value,
+            "target_amount": amount(payment.target_minor, target_currency),
+            "target_currency": None if target_currency is None else target_currency.value,
+            "rate": decimal_text(payment.rate),
+            "reason_code": payment.reason_code,
+            "reason": payment.reason,
+            "created_at": payment.created_at.isoformat(),
+            "settled_at": payment.settled_at.isoformat() if payment.settled_at else None,
         },
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -176,7 +177,7 @@ async def _attempt(gw: Gateway, client: httpx.AsyncClient, delivery_id: str, att
     if not target["active"]:
         outcome, status_code, error = "cancelled", None, "the webhook was deleted"
     else:
-        body = payload(target, dict(payment))
+        body = payload(target, payment)
         timestamp = int(gw.clock().timestamp())
         headers = {
             "Content-Type": "application/json",
