@@ -39,6 +39,7 @@ from fpslink.payments.domain import Payment, TimelineEntry
 from fpslink.settlement import coordinator
 from fpslink.settlement.batcher import Batcher
 from fpslink.settlement.states import FINAL
+from fpslink.settlement.wiring import settlement
 from fpslink.vocabulary import Direction, State, Status, System
 from fpslink.webhooks import outbox as webhook_outbox
 
@@ -213,7 +214,7 @@ async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
             accepted = await accept_many(gw, batch)
         gw.crash_hook("accepted")
         if accepted:
-            await coordinator.drive_many(gw, accepted)
+            await coordinator.drive_many(settlement(gw), accepted)
     unfinished = [
         (a.scope, a.key)
         for a in batch

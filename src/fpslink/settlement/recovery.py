@@ -18,6 +18,7 @@ from fpslink.idempotency import repository as idem_repo
 from fpslink.payments import repository as payments_repo
 from fpslink.settlement import coordinator
 from fpslink.settlement.states import recovery_action
+from fpslink.settlement.wiring import settlement
 from fpslink.vocabulary import State
 
 log = logging.getLogger("fpslink.recovery")
@@ -45,12 +46,12 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
             continue
         if action is State.ABORTING:
             state = await coordinator.decide_abort(
-                gw,
+                settlement(gw),
                 payment,
                 reason_code="AB05",
                 reason="settlement timed out before both ledgers were prepared",
             )
-        final = await coordinator.finish(gw, payment, state)
+        final = await coordinator.finish(settlement(gw), payment, state)
         outcomes[final.value] += 1
         metrics.RECOVERY.labels(state=final.value).inc()
     return outcomes
