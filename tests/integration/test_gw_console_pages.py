@@ -179,6 +179,22 @@ async def test_a_rejection_is_explained_in_words(harness: Harness) -> None:
     assert "RJCT" in page.text
 
 
+async def test_a_receive_payment_rejected_before_its_creditor_was_known_has_a_page(harness: Harness) -> None:
+    """Such a payment has no target currency, the currency its pacs.002 would state: the page
+    shows the payment without a pacs.002."""
+    h = harness
+    fps = await h.bank("FPS")
+    debtor = await h.account(fps)
+    paid = await h.pay(fps, debtor=debtor, proxy="+8613900000001", amount="10.00", currency="CNY")
+    assert paid.json()["reason_code"] == "BE23", paid.text
+    assert paid.json()["target_currency"] is None
+    async with browser(h, fps.api_key) as client:
+        page = await client.get(f"/console/payments/{paid.json()['payment_id']}")
+    assert page.status_code == 200
+    assert "No account is registered for the proxy." in page.text
+    assert "RJCT" not in page.text
+
+
 async def test_banks_see_only_their_own_payments_and_accounts(harness: Harness) -> None:
     h = harness
     fps, debtor, _ibps, creditor, proxy = await northbound_world(h)

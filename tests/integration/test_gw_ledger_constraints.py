@@ -17,13 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
 from fpslink.errors import LedgerStateError
+from fpslink.fx.domain import AmountType
 from fpslink.ledger import repository as ledger
+from fpslink.ledger.domain import Transfer
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.money import Currency
 from fpslink.payments import repository as payments_repo
-from fpslink.payments.acceptance import BLANK_ROW
+from fpslink.payments.domain import Payment, TimelineEntry
 from fpslink.payments.models import payment_events, payments
-from fpslink.vocabulary import TransferKind
+from fpslink.vocabulary import Direction, State, TransferKind
 
 GHOST = "FPS-NO-SUCH-ACCOUNT"
 
@@ -45,26 +47,41 @@ async def conn(harness: Harness) -> AsyncIterator[AsyncConnection]:
             await connection.rollback()
 
 
-def payment_row(payment_id: str, now: datetime, state: str = "ACCEPTED") -> dict[str, Any]:
-    """A northbound payment row with every column, as acceptance writes it."""
-    return {
-        **BLANK_ROW,
-        "payment_id": payment_id,
-        "participant_id": "HKLEDGERTEST",
-        "direction": "NORTHBOUND",
-        "state": state,
-        "debtor_account_id": GHOST,
-        "source_minor": 500,
-        "source_currency": "HKD",
-        "amount_type": "SEND",
-        "purpose": "FAMILY_SUPPORT",
-        "business_date": now.date().isoformat(),
-        "limit_minor": 500,
-        "limit_currency": "HKD",
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
+def payment(payment_id: str, now: datetime) -> Payment:
+    """An accepted northbound payment, as acceptance writes it."""
+    return Payment(
+        payment_id=payment_id,
+        participant_id="HKLEDGERTEST",
+        creditor_participant_id=None,
+        direction=Direction.NORTHBOUND,
+        state=State.ACCEPTED,
+        debtor_account_id=GHOST,
+        creditor_account_id=None,
+        creditor_proxy=None,
+        creditor_masked_name=None,
+        source_minor=500,
+        source_currency=Currency.HKD,
+        target_minor=None,
+        target_currency=None,
+        amount_type=AmountType.SEND,
+        mid_rate=None,
+        rate=None,
+        spread_bps=None,
+        quote_id=None,
+        purpose="FAMILY_SUPPORT",
+        remittance_info=None,
+        end_to_end_id=None,
+        reason_code=None,
+        reason=None,
+        business_date=now.date(),
+        limit_minor=500,
+        limit_currency=Currency.HKD,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+        decided_at=None,
+        settled_at=None,
+    )
 
 
 def opening(account: str, now: datetime, **changes: Any) -> dict[str, Any]:
@@ -159,7 +176,8 @@ async def test_an_account_with_transfers_cannot_be_deleted(account: str, conn: A
 
 async def test_an_unknown_payment_state_is_refused(harness: Harness, conn: AsyncConnection) -> None:
     with pytest.raises(IntegrityError, match="ck_payments_state"):
-        await conn.execute(insert(payments).values(payment_row(str(uuid.uuid4()), harness.clock(), "LOST")))
+        row = payment(str(uuid.uuid4()), harness.clock()).values()
+        await conn.execute(insert(payments).values({**row, "state": "LOST"}))
 
 
 async def test_acceptance_may_write_a_transfer_before_its_payment_in_one_statement(
@@ -170,8 +188,8 @@ async def test_acceptance_may_write_a_transfer_before_its_payment_in_one_stateme
     now = harness.clock()
     paid, absent = str(uuid.uuid4()), str(uuid.uuid4())
 
-    def transfer(payment_id: str) -> dict[str, Any]:
-        return ledger.pending_row(
+    def transfer(payment_id: str) -> Transfer:
+        return ledger.pending_transfer(
             payment_id=payment_id,
             kind=TransferKind.DEBIT,
             debit=account,
@@ -181,14 +199,14 @@ async def test_acceptance_may_write_a_transfer_before_its_payment_in_one_stateme
             now=now,
         )
 
-    async def write(transfers: list[dict[str, Any]]) -> None:
+    async def write(transfers: list[Transfer]) -> None:
         await payments_repo.write_accepted(
             await pg.raw(conn),
             usage={},
             holds={account: 500},
             transfers=transfers,
-            rows=[payment_row(paid, now)],
-            events=[{"payment_id": paid, "at": now, "event": "ACCEPTED", "detail": None}],
+            rows=[payment(paid, now)],
+            events=[(paid, TimelineEntry(now, "ACCEPTED"))],
         )
 
     savepoint = await conn.begin_nested()
@@ -224,8 +242,8 @@ async def test_acceptance_raises_when_a_hold_misses_its_account(
             usage={},
             holds={GHOST: 500},
             transfers=[],
-            rows=[payment_row(paid, now)],
-            events=[{"payment_id": paid, "at": now, "event": "ACCEPTED", "detail": None}],
+            rows=[payment(paid, now)],
+            events=[(paid, TimelineEntry(now, "ACCEPTED"))],
         )
 
 
@@ -237,11 +255,11 @@ async def test_a_commit_decision_that_misses_an_account_changes_nothing(harness:
     now = harness.clock()
     payment_id = str(uuid.uuid4())
     async with gw.engine.begin() as conn:
-        await conn.execute(insert(payments).values(payment_row(payment_id, now)))
+        await payments_repo.insert_payment(conn, payment(payment_id, now))
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(
             insert(ledger_transfers).values(
-                ledger.pending_row(
+                ledger.pending_transfer(
                     payment_id=payment_id,
                     kind=TransferKind.DEBIT,
                     debit=GHOST,
@@ -249,7 +267,7 @@ async def test_a_commit_decision_that_misses_an_account_changes_nothing(harness:
                     currency=Currency.HKD,
                     amount_minor=500,
                     now=now,
-                )
+                ).values()
             )
         )
     try:
@@ -258,7 +276,7 @@ async def test_a_commit_decision_that_misses_an_account_changes_nothing(harness:
                 await payments_repo.decide_commits(
                     await pg.raw(conn),
                     [payment_id],
-                    [{"payment_id": payment_id, "at": now, "event": "DECIDED_COMMIT", "detail": None}],
+                    [(payment_id, TimelineEntry(now, "DECIDED_COMMIT"))],
                     now,
                 )
         async with gw.engine.connect() as conn:

@@ -18,6 +18,7 @@ from gw_support import Harness
 from fpslink.ibps_client import IbpsUnavailable
 from fpslink.payments import repository
 from fpslink.settlement import coordinator, recovery
+from fpslink.settlement.wiring import settlement
 from fpslink.vocabulary import State
 from ibps_wire.enums import TransferKind
 
@@ -129,9 +130,10 @@ async def test_a_live_request_that_lost_the_race_to_recovery_defers_to_it(harnes
     async with h.gw.engine.connect() as conn:
         from fpslink.payments import repository
 
-        row = await repository.get(conn, pending["payment_id"])
-    assert row is not None
-    assert await coordinator.decide_commit(h.gw, row) is State.REJECTED  # the late COMMIT loses
+        payment = await repository.get(conn, pending["payment_id"])
+    assert payment is not None
+    # the late COMMIT loses
+    assert await coordinator.decide_commit(settlement(h.gw), payment) is State.REJECTED
     assert await h.balance(w["debtor"]) == ("1000.00", "0.00")
 
 
@@ -257,12 +259,12 @@ async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness)
         assert await repository.transition(
             conn, payment_id=theirs, current=State.COMMITTING, target=State.SETTLED, now=h.gw.clock()
         )
-    batch = [coordinator.Tracked(dict(rows[ours])), coordinator.Tracked(dict(rows[theirs]))]
+    batch = [coordinator.Tracked(rows[ours]), coordinator.Tracked(rows[theirs])]
 
-    await coordinator.finish_many(h.gw, batch)
+    await coordinator.finish_many(settlement(h.gw), batch)
 
     assert [t.state for t in batch] == [State.SETTLED, State.SETTLED]
-    assert [e["event"] for e in batch[0].events] == ["COMMITTED_AT_IBPS", "SETTLED"]
+    assert [e.event for e in batch[0].events] == ["COMMITTED_AT_IBPS", "SETTLED"]
     assert (await _timeline(h, w, ours))[-2:] == ["COMMITTED_AT_IBPS", "SETTLED"]
     assert "COMMITTED_AT_IBPS" not in await _timeline(h, w, theirs)
     deliveries = (await h.http.get("/v1/webhooks/deliveries", headers=w["bank"].headers)).json()["items"]
@@ -280,16 +282,16 @@ async def test_the_decision_commits_only_what_is_still_accepted(harness: Harness
         rows = await repository.get_many(conn, [ours, theirs])
     # another actor (the recovery sweep) decided this one first
     assert (
-        await coordinator.decide_abort(h.gw, rows[theirs], reason_code="AB05", reason="timed out")
+        await coordinator.decide_abort(settlement(h.gw), rows[theirs], reason_code="AB05", reason="timed out")
         is State.ABORTING
     )
-    batch = [coordinator.Tracked(dict(rows[ours])), coordinator.Tracked(dict(rows[theirs]))]
+    batch = [coordinator.Tracked(rows[ours]), coordinator.Tracked(rows[theirs])]
 
-    await coordinator.decide_many(h.gw, commits=batch, aborts=[])
+    await coordinator.decide_many(settlement(h.gw), commits=batch, aborts=[])
 
     decision = ["PREPARED_AT_IBPS", "DECIDED_COMMIT", "POSTED_AT_FPS"]
     assert [t.state for t in batch] == [State.COMMITTING, State.ABORTING]
-    assert [e["event"] for e in batch[0].events][-3:] == decision
+    assert [e.event for e in batch[0].events][-3:] == decision
     assert (await _timeline(h, w, ours))[-3:] == decision
     assert "DECIDED_COMMIT" not in await _timeline(h, w, theirs)
     assert await h.balance(w["debtor"]) == ("990.00", "0.00")  # ours posted, theirs voided once

@@ -8,7 +8,7 @@ from decimal import Decimal
 from fpslink.limits.policy import UsageKey
 from fpslink.money import Currency, Money
 from fpslink.payments.reservation import Ask, LimitLine, Refusal, plan
-from fpslink.vocabulary import Direction, Period
+from fpslink.vocabulary import Direction, Period, TransferKind, TransferStatus
 
 NOW = datetime(2026, 6, 22, 4, 0, tzinfo=UTC)
 DAILY_CAP = 1_000_000  # HKD 10,000.00
@@ -71,9 +71,14 @@ def test_a_payment_that_fits_reserves_its_limits_holds_its_debit_and_prepares_it
     assert result.usage == {day_key("HK1"): (100_000, DAILY_CAP), year_key("HK1"): (100_000, YEARLY_CAP)}
     assert result.holds == {"HK1": 100_000}
     [transfer] = result.pending
-    assert transfer["payment_id"] == "p1" and transfer["kind"] == "DEBIT"
-    assert (transfer["debit_account_id"], transfer["credit_account_id"]) == ("HK1", "FPS-LINK-HKD")
-    assert (transfer["amount_minor"], transfer["currency"], transfer["status"]) == (100_000, "HKD", "PENDING")
+    assert transfer.payment_id == "p1" and transfer.kind is TransferKind.DEBIT
+    assert (transfer.debit_account_id, transfer.credit_account_id) == ("HK1", "FPS-LINK-HKD")
+    assert (transfer.amount_minor, transfer.currency, transfer.status) == (
+        100_000,
+        Currency.HKD,
+        TransferStatus.PENDING,
+    )
+    assert transfer.resolved_at is None
 
 
 def test_payments_are_decided_in_arrival_order_on_the_usage_the_earlier_ones_left() -> None:
@@ -83,7 +88,7 @@ def test_payments_are_decided_in_arrival_order_on_the_usage_the_earlier_ones_lef
     }
     assert result.usage[day_key("HK1")] == (DAILY_CAP, DAILY_CAP)  # exactly at the cap fits
     assert result.holds == {"HK1": 1_000_000}
-    assert [t["payment_id"] for t in result.pending] == ["p1", "p2"]
+    assert [t.payment_id for t in result.pending] == ["p1", "p2"]
 
 
 def test_usage_already_booked_counts_and_a_refused_payment_changes_nothing() -> None:
@@ -126,9 +131,9 @@ def test_southbound_needs_no_fps_funds_and_credits_the_fps_creditor_from_the_lin
     result = plan([south("s1", 50_000)], {}, {})
     assert result.refused == {} and result.holds == {}
     [transfer] = result.pending
-    assert transfer["kind"] == "CREDIT"
-    assert (transfer["debit_account_id"], transfer["credit_account_id"]) == ("FPS-LINK-HKD", "HK9")
-    assert (transfer["amount_minor"], transfer["currency"]) == (54_000, "HKD")
+    assert transfer.kind is TransferKind.CREDIT
+    assert (transfer.debit_account_id, transfer.credit_account_id) == ("FPS-LINK-HKD", "HK9")
+    assert (transfer.amount_minor, transfer.currency) == (54_000, Currency.HKD)
     assert result.usage[day_key("CN1", Direction.SOUTHBOUND)] == (50_000, None)
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fpslink.payments.domain import TimelineEntry
 from fpslink.payments.repository import expanded_events, grouped_events
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -26,26 +27,20 @@ events = st.lists(
 def test_each_payment_reads_back_its_events_in_order(written: list[tuple[str, int, str, str | None]]) -> None:
     # a step writes one instant; later steps write later instants
     written.sort(key=lambda e: e[1])
-    rows = [
-        {"payment_id": p, "at": T0 + timedelta(seconds=s), "event": e, "detail": d} for p, s, e, d in written
-    ]
+    rows = [(p, TimelineEntry(T0 + timedelta(seconds=s), e, d)) for p, s, e, d in written]
     stored = grouped_events(rows)
 
-    assert len(stored) == len({(r["payment_id"], r["at"]) for r in rows})
-    for payment in {r["payment_id"] for r in rows}:
+    assert len(stored) == len({(p, entry.at) for p, entry in rows})
+    for payment in {p for p, _ in rows}:
         timeline = expanded_events(r for r in stored if r["payment_id"] == payment)
-        assert timeline == [
-            {"at": r["at"], "event": r["event"], "detail": r["detail"]}
-            for r in rows
-            if r["payment_id"] == payment
-        ]
+        assert timeline == [entry for p, entry in rows if p == payment]
 
 
 def test_a_row_written_before_grouping_reads_as_one_event() -> None:
     old = {"at": T0, "event": "RECOVERY", "detail": "found ACCEPTED", "more": None}
-    assert expanded_events([old]) == [{"at": T0, "event": "RECOVERY", "detail": "found ACCEPTED"}]
+    assert expanded_events([old]) == [TimelineEntry(T0, "RECOVERY", "found ACCEPTED")]
 
 
 def test_a_single_event_stores_no_list() -> None:
-    (row,) = grouped_events([{"payment_id": "p", "at": T0, "event": "REJECTED", "detail": "AM04: short"}])
+    (row,) = grouped_events([("p", TimelineEntry(T0, "REJECTED", "AM04: short"))])
     assert row["more"] is None

@@ -16,7 +16,6 @@ from fpslink.iso20022 import examples, pacs002, pacs008, schema
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
 from fpslink.settlement.states import status_of
-from fpslink.vocabulary import State
 
 XML = "application/xml"
 XML_TYPES = ("application/xml", "text/xml")
@@ -130,10 +129,10 @@ async def post_pacs008(
     result = await payments_service.submit(gw, principal, key=key, command=message.command)
     payment = result.payment
     if not result.replayed:
-        status = status_of(State(payment["state"])).value
-        metrics.PAYMENTS.labels(status=status, direction=payment["direction"]).inc()
+        status = status_of(payment.state).value
+        metrics.PAYMENTS.labels(status=status, direction=payment.direction.value).inc()
         metrics.SETTLEMENT_SECONDS.observe(time.perf_counter() - started)
-    headers = {"Location": f"/v1/payments/{payment['payment_id']}"}
+    headers = {"Location": f"/v1/payments/{payment.payment_id}"}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(

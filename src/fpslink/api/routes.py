@@ -33,9 +33,9 @@ from fpslink.idempotency.service import IdempotencyService
 from fpslink.money import Currency, format_minor
 from fpslink.participants import service as participants_service
 from fpslink.payments import service as payments_service
-from fpslink.payments.repository import PaymentRow
+from fpslink.payments.domain import Payment, TimelineEntry, decimal_text
 from fpslink.settlement.states import status_of
-from fpslink.vocabulary import Direction, State, Status
+from fpslink.vocabulary import Direction, Status
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": s.Problem, "content": {"application/problem+json": {}}}
@@ -307,36 +307,35 @@ async def create_quote(
 # payments -------------------------------------------------------------------------------------
 
 
-def payment_out(payment: PaymentRow, events: Sequence[PaymentRow] = ()) -> s.PaymentOut:
-    timeline = [s.PaymentEvent(at=e["at"], event=e["event"], detail=e["detail"]) for e in events]
-    source_cur = Currency(payment["source_currency"])
-    target_cur = Currency(payment["target_currency"]) if payment["target_currency"] else None
+def payment_out(payment: Payment, events: Sequence[TimelineEntry] = ()) -> s.PaymentOut:
+    timeline = [s.PaymentEvent(at=e.at, event=e.event, detail=e.detail) for e in events]
+    target_cur = payment.target_currency
     return s.PaymentOut(
-        payment_id=payment["payment_id"],
-        end_to_end_id=payment["end_to_end_id"],
-        status=status_of(State(payment["state"])),
-        direction=Direction(payment["direction"]),
-        debtor_account_id=payment["debtor_account_id"],
-        creditor_account_id=payment["creditor_account_id"],
-        creditor_masked_name=payment["creditor_masked_name"],
+        payment_id=payment.payment_id,
+        end_to_end_id=payment.end_to_end_id,
+        status=status_of(payment.state),
+        direction=payment.direction,
+        debtor_account_id=payment.debtor_account_id,
+        creditor_account_id=payment.creditor_account_id,
+        creditor_masked_name=payment.creditor_masked_name,
         source_amount=None
-        if payment["source_minor"] is None
-        else format_minor(payment["source_minor"], source_cur),
-        source_currency=source_cur,
+        if payment.source_minor is None
+        else format_minor(payment.source_minor, payment.source_currency),
+        source_currency=payment.source_currency,
         target_amount=None
-        if payment["target_minor"] is None or target_cur is None
-        else format_minor(payment["target_minor"], target_cur),
+        if payment.target_minor is None or target_cur is None
+        else format_minor(payment.target_minor, target_cur),
         target_currency=target_cur,
-        rate=payment["rate"],
-        mid_rate=payment["mid_rate"],
-        spread_bps=payment["spread_bps"],
-        quote_id=payment["quote_id"],
-        purpose=payment["purpose"],
-        remittance_info=payment["remittance_info"],
-        reason_code=payment["reason_code"],
-        reason=payment["reason"],
-        created_at=payment["created_at"],
-        settled_at=payment["settled_at"],
+        rate=decimal_text(payment.rate),
+        mid_rate=decimal_text(payment.mid_rate),
+        spread_bps=decimal_text(payment.spread_bps),
+        quote_id=payment.quote_id,
+        purpose=payment.purpose,
+        remittance_info=payment.remittance_info,
+        reason_code=payment.reason_code,
+        reason=payment.reason,
+        created_at=payment.created_at,
+        settled_at=payment.settled_at,
         events=timeline,
         last_event=timeline[-1] if timeline else None,
     )
@@ -389,7 +388,7 @@ async def submit_payment(gw: Gateway, principal: Principal, key: str, body: s.Pa
         metrics.PAYMENTS.labels(status=out.status.value, direction=out.direction.value).inc()
         metrics.SETTLEMENT_SECONDS.observe(time.perf_counter() - started)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    headers["Location"] = f"/v1/payments/{result.payment['payment_id']}"
+    headers["Location"] = f"/v1/payments/{result.payment.payment_id}"
     # serialised by pydantic in one pass (same JSON as JSONResponse(s.dump(out)), a third of the cost)
     return Response(
         out.model_dump_json(), status_code=result.http_status, headers=headers, media_type="application/json"
@@ -411,8 +410,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidRequest("cursor is not one this API returned", code="INVALID_CURSOR") from exc
 
 
-def _encode_cursor(payment: PaymentRow) -> str:
-    raw = f"{payment['created_at'].isoformat()}|{payment['payment_id']}"
+def _encode_cursor(payment: Payment) -> str:
+    raw = f"{payment.created_at.isoformat()}|{payment.payment_id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fpslink.idempotency.models import idempotency_keys
 from fpslink.limits.models import limit_usage
 from fpslink.participants.models import accounts
+from fpslink.payments.domain import Payment
 from fpslink.payments.models import payments
 from fpslink.vocabulary import State
 
@@ -55,7 +56,7 @@ async def search_payments(
     account_id: str | None = None,
     proxy: str | None = None,
     limit: int,
-) -> Sequence[RowMapping]:
+) -> list[Payment]:
     """Payments by id, by account (either side) or by creditor proxy, newest first."""
     query = select(payments)
     if payment_ids:
@@ -68,7 +69,7 @@ async def search_payments(
         query = query.where(payments.c.creditor_proxy == proxy)
     query = _scoped(query, participant_id)
     query = query.order_by(payments.c.created_at.desc(), payments.c.payment_id.desc()).limit(limit)
-    return (await conn.execute(query)).mappings().all()
+    return [Payment.from_row(row) for row in (await conn.execute(query)).mappings()]
 
 
 _SECOND = cast(func.floor(extract("epoch", payments.c.updated_at)), BigInteger)

@@ -338,7 +338,7 @@ async def payments_page(
             payments=[console.payment_summary(r) for r in rows],
             status=status_filter.value if status_filter else "",
             direction=direction_filter.value if direction_filter else "",
-            next_cursor=_encode_cursor(rows[-1]["created_at"], rows[-1]["payment_id"]) if more else None,
+            next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].payment_id) if more else None,
         )
 
     return await _guard(request, page)

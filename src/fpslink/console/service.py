@@ -25,17 +25,19 @@ from fpslink.context import Gateway
 from fpslink.directory.masking import mask_name
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.errors import NotFound
+from fpslink.fx.domain import AmountType
 from fpslink.ibps_client import IbpsError
 from fpslink.ibps_client import deadline as ibps_deadline
 from fpslink.idempotency.models import idempotency_keys
 from fpslink.iso20022 import pacs002
 from fpslink.iso20022.pacs008 import CreditTransfer
 from fpslink.ledger import repository as ledger
+from fpslink.ledger.domain import Transfer
 from fpslink.limits.policy import business_date
 from fpslink.money import Currency, format_minor
 from fpslink.participants.repository import AccountRecord
 from fpslink.payments import service as payments_service
-from fpslink.payments.repository import PaymentRow
+from fpslink.payments.domain import Payment, decimal_text
 from fpslink.payments.service import PaymentCommand
 from fpslink.principal import OPERATOR, Principal
 from fpslink.settlement.states import status_of
@@ -83,26 +85,25 @@ class Search:
     payments: list[dict[str, Any]] = field(default_factory=list)
 
 
-def payment_summary(row: PaymentRow) -> dict[str, Any]:
+def payment_summary(payment: Payment) -> dict[str, Any]:
     """One line of a payment list."""
-    status = status_of(State(row["state"])).value
-    source_cur = Currency(row["source_currency"])
-    target_cur = Currency(row["target_currency"]) if row["target_currency"] else None
+    source_cur = payment.source_currency
+    target_cur = payment.target_currency
     return {
-        "payment_id": row["payment_id"],
-        "status": status,
-        "direction": row["direction"],
-        "debtor_account_id": row["debtor_account_id"],
-        "creditor_account_id": row["creditor_account_id"],
-        "creditor_masked_name": row["creditor_masked_name"],
+        "payment_id": payment.payment_id,
+        "status": status_of(payment.state).value,
+        "direction": payment.direction.value,
+        "debtor_account_id": payment.debtor_account_id,
+        "creditor_account_id": payment.creditor_account_id,
+        "creditor_masked_name": payment.creditor_masked_name,
         "source": None
-        if row["source_minor"] is None
-        else f"{format_minor(row['source_minor'], source_cur)} {source_cur.value}",
+        if payment.source_minor is None
+        else f"{format_minor(payment.source_minor, source_cur)} {source_cur.value}",
         "target": None
-        if row["target_minor"] is None or target_cur is None
-        else f"{format_minor(row['target_minor'], target_cur)} {target_cur.value}",
-        "reason_code": row["reason_code"],
-        "created_at": row["created_at"],
+        if payment.target_minor is None or target_cur is None
+        else f"{format_minor(payment.target_minor, target_cur)} {target_cur.value}",
+        "reason_code": payment.reason_code,
+        "created_at": payment.created_at,
     }
 
 
@@ -112,7 +113,7 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
     found = Search(query=text)
     if not text:
         return found
-    rows: dict[str, PaymentRow] = {}
+    rows: dict[str, Payment] = {}
     participant_id = principal.participant_id
     async with gw.uow() as tx:
         conn = tx.conn
@@ -123,14 +124,14 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
             )
             if hits:
                 found.matched.append("payment id")
-                rows.update((r["payment_id"], r) for r in hits)
+                rows.update((p.payment_id, p) for p in hits)
         account = await tx.participants.account(text.upper())
         if account is not None and (principal.is_operator or account.participant_id == participant_id):
             hits = await repo.search_payments(
                 conn, participant_id=participant_id, account_id=account.account_id, limit=SEARCH_LIMIT
             )
             found.matched.append(f"account {account.account_id}")
-            rows.update((r["payment_id"], r) for r in hits)
+            rows.update((p.payment_id, p) for p in hits)
         if PHONE_LIKE.fullmatch(text):
             try:
                 e164 = normalize_mobile(text)
@@ -141,7 +142,7 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
                     conn, participant_id=participant_id, proxy=e164, limit=SEARCH_LIMIT
                 )
                 found.matched.append(f"proxy {e164}")
-                rows.update((r["payment_id"], r) for r in hits)
+                rows.update((p.payment_id, p) for p in hits)
         ids = await repo.payment_ids_for_key(
             conn, scope=None if principal.is_operator else principal.scope, key=text, limit=SEARCH_LIMIT
         )
@@ -151,8 +152,8 @@ async def search(gw: Gateway, principal: Principal, query: str) -> Search:
             )
             if hits:
                 found.matched.append("Idempotency-Key")
-                rows.update((r["payment_id"], r) for r in hits)
-    ordered = sorted(rows.values(), key=lambda r: (r["created_at"], r["payment_id"]), reverse=True)
+                rows.update((p.payment_id, p) for p in hits)
+    ordered = sorted(rows.values(), key=lambda p: (p.created_at, p.payment_id), reverse=True)
     found.payments = [payment_summary(r) for r in ordered[:SEARCH_LIMIT]]
     return found
 
@@ -178,17 +179,17 @@ async def account_payments(gw: Gateway, principal: Principal, account_id: str) -
 # one payment ---------------------------------------------------------------------------------
 
 
-def _ledger_side(transfer: dict[str, Any] | None) -> dict[str, Any] | None:
+def _ledger_side(transfer: Transfer | None) -> dict[str, Any] | None:
     """The FPS ledger's transfer of a payment, as the payment page shows a ledger's side."""
     if transfer is None:
         return None
-    currency = Currency(str(transfer["currency"]))
+    currency = transfer.currency
     return {
-        "kind": transfer.get("kind"),
-        "status": transfer.get("status"),
-        "debit_account_id": transfer.get("debit_account_id"),
-        "credit_account_id": transfer.get("credit_account_id"),
-        "amount": f"{format_minor(int(transfer['amount_minor']), currency)} {currency.value}",
+        "kind": transfer.kind.value,
+        "status": transfer.status.value,
+        "debit_account_id": transfer.debit_account_id,
+        "credit_account_id": transfer.credit_account_id,
+        "amount": f"{format_minor(transfer.amount_minor, currency)} {currency.value}",
     }
 
 
@@ -217,31 +218,33 @@ async def _ibps_side(gw: Gateway, payment_id: str) -> tuple[dict[str, Any] | Non
     return _ibps_ledger_side(found), None
 
 
-def pacs002_for(payment: PaymentRow, *, msg_id: str | None) -> str | None:
+def pacs002_for(payment: Payment, *, msg_id: str | None) -> str | None:
     """The pacs.002 the gateway would report for this payment now (the original pacs.008 is not kept).
 
     The original message id is known only for payments sent as pacs.008 without their own key; the
     others report NOTPROVIDED, and the original instruction and transaction ids are absent.
     """
-    source_cur = Currency(payment["source_currency"])
-    minor = payment["source_minor"] if payment["amount_type"] == "SEND" else payment["target_minor"]
-    currency = source_cur if payment["amount_type"] == "SEND" else Currency(payment["target_currency"])
+    sent = payment.amount_type is AmountType.SEND
+    minor = payment.source_minor if sent else payment.target_minor
+    currency = payment.source_currency if sent else payment.target_currency
+    if currency is None:  # a RECEIVE payment rejected before its creditor was known
+        return None
     message = CreditTransfer(
         msg_id=msg_id or "NOTPROVIDED",
         instr_id=None,
-        end_to_end_id=payment["end_to_end_id"],
+        end_to_end_id=payment.end_to_end_id,
         tx_id=None,
         uetr=None,
         command=PaymentCommand(
-            debtor_account_id=payment["debtor_account_id"],
-            creditor_proxy=payment["creditor_proxy"],
-            creditor_account_id=payment["creditor_account_id"],
+            debtor_account_id=payment.debtor_account_id,
+            creditor_proxy=payment.creditor_proxy,
+            creditor_account_id=payment.creditor_account_id,
             amount=Decimal(format_minor(minor, currency)) if minor is not None else Decimal(0),
             currency=currency,
-            quote_id=payment["quote_id"],
-            purpose=payment["purpose"],
-            remittance_info=payment["remittance_info"],
-            end_to_end_id=payment["end_to_end_id"],
+            quote_id=payment.quote_id,
+            purpose=payment.purpose,
+            remittance_info=payment.remittance_info,
+            end_to_end_id=payment.end_to_end_id,
         ),
     )
     try:
@@ -259,71 +262,71 @@ async def payment_page(gw: Gateway, principal: Principal, payment_id: str) -> di
     result = await payments_service.get_payment(gw, principal, payment_id)
     payment = result.payment
     async with gw.uow() as tx:
-        debtor = await tx.participants.account(payment["debtor_account_id"])
+        debtor = await tx.participants.account(payment.debtor_account_id)
         creditor = (
-            await tx.participants.account(payment["creditor_account_id"])
-            if payment["creditor_account_id"]
+            await tx.participants.account(payment.creditor_account_id)
+            if payment.creditor_account_id
             else None
         )
         fps = await ledger.transfer_of(tx.conn, payment_id)
         key_row = (
             await tx.conn.execute(
                 select(idempotency_keys.c.key).where(
-                    idempotency_keys.c.participant_id == payment["participant_id"],
+                    idempotency_keys.c.participant_id == payment.participant_id,
                     idempotency_keys.c.payment_id == payment_id,
                 )
             )
         ).first()
     key = str(key_row[0]) if key_row is not None else None
-    debtor_bank_view = principal.is_operator or principal.participant_id == payment["participant_id"]
-    if any(e["event"] == "ACCEPTED" for e in result.events):
+    debtor_bank_view = principal.is_operator or principal.participant_id == payment.participant_id
+    if any(e.event == "ACCEPTED" for e in result.events):
         ibps, ibps_note = await _ibps_side(gw, payment_id)
     else:
         ibps, ibps_note = None, "rejected at acceptance: the payment never reached IBPS"
     summary = payment_summary(payment)
-    first_at = result.events[0]["at"] if result.events else payment["created_at"]
+    first_at = result.events[0].at if result.events else payment.created_at
     timeline = [
         {
-            "at": e["at"],
-            "offset_ms": round((e["at"] - first_at).total_seconds() * 1000),
-            "event": e["event"],
-            "label": words.event_label(e["event"]),
-            "kind": words.event_kind(e["event"]),
-            "detail": e["detail"],
+            "at": e.at,
+            "offset_ms": round((e.at - first_at).total_seconds() * 1000),
+            "event": e.event,
+            "label": words.event_label(e.event),
+            "kind": words.event_kind(e.event),
+            "detail": e.detail,
         }
         for e in result.events
     ]
     msg_id = key[len("pacs.008/") :] if key and key.startswith("pacs.008/") else None
     settled_ms = (
-        round((payment["settled_at"] - payment["created_at"]).total_seconds() * 1000)
-        if payment["settled_at"]
+        round((payment.settled_at - payment.created_at).total_seconds() * 1000)
+        if payment.settled_at
         else None
     )
     return {
         **summary,
-        "state": payment["state"],
-        "end_to_end_id": payment["end_to_end_id"],
-        "amount_type": payment["amount_type"],
-        "rate": payment["rate"],
-        "mid_rate": payment["mid_rate"],
-        "spread_bps": payment["spread_bps"],
-        "quote_id": payment["quote_id"],
-        "purpose": payment["purpose"],
-        "remittance_info": payment["remittance_info"],
-        "reason": payment["reason"],
-        "reason_words": words.reason_in_words(payment["reason_code"], payment["reason"]),
-        "business_date": payment["business_date"],
-        "settled_at": payment["settled_at"],
+        "state": payment.state.value,
+        "end_to_end_id": payment.end_to_end_id,
+        "amount_type": payment.amount_type.value,
+        "rate": decimal_text(payment.rate),
+        "mid_rate": decimal_text(payment.mid_rate),
+        "spread_bps": decimal_text(payment.spread_bps),
+        "quote_id": payment.quote_id,
+        "purpose": payment.purpose,
+        "remittance_info": payment.remittance_info,
+        "reason": payment.reason,
+        "reason_words": words.reason_in_words(payment.reason_code, payment.reason),
+        "business_date": payment.business_date.isoformat(),
+        "settled_at": payment.settled_at,
         "settle_ms": settled_ms,
-        "attempts": payment["attempts"],
-        "debtor_bank": payment["participant_id"],
-        "creditor_bank": payment["creditor_participant_id"],
+        "attempts": payment.attempts,
+        "debtor_bank": payment.participant_id,
+        "creditor_bank": payment.creditor_participant_id,
         "debtor_name": name_for(principal, debtor),
-        "creditor_name": name_for(principal, creditor, payment["creditor_masked_name"]),
-        "creditor_proxy": payment["creditor_proxy"],
+        "creditor_name": name_for(principal, creditor, payment.creditor_masked_name),
+        "creditor_proxy": payment.creditor_proxy,
         "idempotency_key": key if debtor_bank_view else None,
         "timeline": timeline,
-        "recovery_actions": sum(1 for e in result.events if e["event"] == "RECOVERY"),
+        "recovery_actions": sum(1 for e in result.events if e.event == "RECOVERY"),
         "fps": _ledger_side(fps),
         "ibps": ibps,
         "ibps_note": ibps_note,

@@ -26,9 +26,9 @@ from xsdata.models.datatype import XmlDateTime
 from fpslink.iso20022 import schema
 from fpslink.iso20022.pacs008 import MESSAGE_NAME as PACS008
 from fpslink.iso20022.pacs008 import NOT_PROVIDED, CreditTransfer
-from fpslink.payments.repository import PaymentRow
+from fpslink.payments.domain import Payment
 from fpslink.settlement.states import status_of
-from fpslink.vocabulary import State, Status
+from fpslink.vocabulary import Status
 
 NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"
 ISO_REASON = re.compile(r"[A-Z]{2}[0-9]{2}")
@@ -51,8 +51,8 @@ def iso_reason(code: str) -> str:
     return NEAREST_ISO.get(code, "NARR")
 
 
-def tx_status(payment: PaymentRow) -> str:
-    return TX_STATUS[status_of(State(payment["state"]))]
+def tx_status(payment: Payment) -> str:
+    return TX_STATUS[status_of(payment.state)]
 
 
 def _xml_time(at: datetime) -> XmlDateTime:
@@ -63,15 +63,15 @@ def _chunks(text: str, size: int, limit: int) -> list[str]:
     return [text[i : i + size] for i in range(0, min(len(text), size * limit), size)]
 
 
-def build(message: CreditTransfer, payment: PaymentRow) -> Document:
+def build(message: CreditTransfer, payment: Payment) -> Document:
     """The status report for `message`, as the payment stands now."""
-    payment_ref = payment["payment_id"].replace("-", "")
-    reported_at = payment["settled_at"] or payment["decided_at"] or payment["created_at"]
+    payment_ref = payment.payment_id.replace("-", "")
+    reported_at = payment.settled_at or payment.decided_at or payment.created_at
     status = tx_status(payment)
     reasons: list[StatusReasonInformation12] = []
-    if status == "RJCT" and payment["reason_code"]:
-        code = payment["reason_code"]
-        detail = f"{code}: {payment['reason'] or ''}".strip()
+    if status == "RJCT" and payment.reason_code:
+        code = payment.reason_code
+        detail = f"{code}: {payment.reason or ''}".strip()
         reasons.append(
             StatusReasonInformation12(
                 rsn=StatusReason6Choice(cd=iso_reason(code)),
@@ -85,7 +85,7 @@ def build(message: CreditTransfer, payment: PaymentRow) -> Document:
         orgnl_uetr=message.uetr,
         tx_sts=status,
         sts_rsn_inf=reasons,
-        accptnc_dt_tm=_xml_time(payment["created_at"]),
+        accptnc_dt_tm=_xml_time(payment.created_at),
         clr_sys_ref=payment_ref,
     )
     return Document(
@@ -99,7 +99,7 @@ def build(message: CreditTransfer, payment: PaymentRow) -> Document:
     )
 
 
-def render(message: CreditTransfer, payment: PaymentRow) -> bytes:
+def render(message: CreditTransfer, payment: Payment) -> bytes:
     return schema.serialize(build(message, payment))
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
 from fpslink.errors import LedgerStateError
+from fpslink.ledger.domain import Transfer
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.money import Currency
 from fpslink.vocabulary import AccountKind, TransferKind, TransferStatus
@@ -111,7 +112,7 @@ async def add_held(conn: AsyncConnection, holds: dict[str, int]) -> None:
         )
 
 
-def pending_row(
+def pending_transfer(
     *,
     payment_id: str,
     kind: TransferKind,
@@ -120,22 +121,23 @@ def pending_row(
     currency: Currency,
     amount_minor: int,
     now: datetime,
-) -> dict[str, Any]:
-    return {
-        "payment_id": payment_id,
-        "kind": kind.value,
-        "debit_account_id": debit,
-        "credit_account_id": credit,
-        "currency": currency.value,
-        "amount_minor": amount_minor,
-        "status": TransferStatus.PENDING.value,
-        "created_at": now,
-    }
+) -> Transfer:
+    """A payment's FPS transfer as acceptance prepares it: pending until the decision."""
+    return Transfer(
+        payment_id=payment_id,
+        kind=kind,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        currency=currency,
+        amount_minor=amount_minor,
+        status=TransferStatus.PENDING,
+        created_at=now,
+    )
 
 
-async def insert_pending_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await pg.insert_rows(await pg.raw(conn), ledger_transfers, rows)
+async def insert_pending_many(conn: AsyncConnection, transfers: Sequence[Transfer]) -> None:
+    if transfers:
+        await pg.insert_rows(await pg.raw(conn), ledger_transfers, [t.values() for t in transfers])
 
 
 async def resolve_many(
@@ -207,10 +209,10 @@ async def _move(raw: asyncpg.Connection, moves: dict[str, tuple[int, int]], *, l
         raise LedgerStateError(f"FPS balance update missed accounts {missed}: the ledger has no such rows")
 
 
-async def transfer_of(conn: AsyncConnection, payment_id: str) -> dict[str, object] | None:
+async def transfer_of(conn: AsyncConnection, payment_id: str) -> Transfer | None:
     row = (
         (await conn.execute(select(ledger_transfers).where(ledger_transfers.c.payment_id == payment_id)))
         .mappings()
         .first()
     )
-    return None if row is None else dict(row)
+    return None if row is None else Transfer.from_row(row)

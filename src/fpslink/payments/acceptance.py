@@ -9,9 +9,8 @@ written back with a fixed number of statements, whatever the batch's size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,20 +19,19 @@ from fpslink.context import Gateway
 from fpslink.fx import repository as fx_repo
 from fpslink.fx.domain import Conversion
 from fpslink.idempotency import repository as idem_repo
+from fpslink.ledger.domain import Transfer
 from fpslink.limits import repository as limits_repo
 from fpslink.limits import service as limits_service
 from fpslink.limits.policy import UsageKey
 from fpslink.money import Money
 from fpslink.payments import repository as payments_repo
 from fpslink.payments import reservation
-from fpslink.payments.models import payments
+from fpslink.payments.domain import Payment, TimelineEntry, TimelineRow
 from fpslink.settlement.coordinator import Tracked
 from fpslink.vocabulary import Direction, Period, State
 from fpslink.webhooks import outbox as webhook_outbox
 
 ENDPOINT = "POST /v1/payments"
-
-BLANK_ROW: dict[str, Any] = {column.name: None for column in payments.c}
 
 
 class Rejection(Exception):
@@ -45,19 +43,31 @@ class Rejection(Exception):
         self.reason = reason
 
 
+def as_rejected(payment: Payment, rejection: Rejection, now: datetime) -> Payment:
+    """The payment as recorded when acceptance refuses it: decided at once, no limit usage kept."""
+    return replace(
+        payment,
+        state=State.REJECTED,
+        reason_code=rejection.code,
+        reason=rejection.reason[:300],
+        limit_minor=0,
+        decided_at=now,
+    )
+
+
 @dataclass(slots=True)
 class Admission:
-    """A payment the request has bound (creditor, FX, per-transaction limit), ready to accept."""
+    """A payment the request has bound (creditor, FX, per-transaction limit), ready to accept.
+
+    `payment` is built once, in state ACCEPTED, as it is written if the batch accepts it;
+    `conversion` keeps the bound amounts as `Money` for the reservation and the timeline.
+    """
 
     scope: str
     key: str
     fingerprint: str
-    row: dict[str, Any]
+    payment: Payment
     conversion: Conversion
-    direction: Direction
-    quote_id: str | None
-    creditor_masked_name: str
-    now: datetime
     key_taken: bool = False
     """Another request holds the idempotency key: answer as a replay of it."""
     tracked: Tracked | None = None
@@ -66,7 +76,20 @@ class Admission:
 
     @property
     def payment_id(self) -> str:
-        return str(self.row["payment_id"])
+        return self.payment.payment_id
+
+    @property
+    def direction(self) -> Direction:
+        return self.payment.direction
+
+    @property
+    def quote_id(self) -> str | None:
+        return self.payment.quote_id
+
+    @property
+    def now(self) -> datetime:
+        """When the request was received: the payment's creation."""
+        return self.payment.created_at
 
 
 async def accept_many(gw: Gateway, batch: list[Admission]) -> list[Tracked]:
@@ -80,17 +103,17 @@ async def accept_many(gw: Gateway, batch: list[Admission]) -> list[Tracked]:
             ):
                 a.rejection = Rejection("QUOTE_USED", f"quote {a.quote_id} was used or expired meanwhile")
         usage, holds, pending = await _reserve(gw, conn, [a for a in live if a.rejection is None])
-        rows: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
+        written: list[Payment] = []
+        events: list[TimelineRow] = []
         for a in live:
-            row, timeline = _accepted(gw, a) if a.rejection is None else _rejected(a)
-            rows.append(row)
-            events.extend({"payment_id": a.payment_id, **e} for e in timeline)
-            a.tracked = Tracked(row, timeline)
-        if rows:
+            payment, timeline = _accepted(gw, a) if a.rejection is None else _rejected(a)
+            written.append(payment)
+            events.extend((a.payment_id, e) for e in timeline)
+            a.tracked = Tracked(payment, timeline)
+        if written:
             # one statement, rather than five round trips each waiting for a CPU
             await payments_repo.write_accepted(
-                await pg.raw(conn), usage=usage, holds=holds, transfers=pending, rows=rows, events=events
+                await pg.raw(conn), usage=usage, holds=holds, transfers=pending, rows=written, events=events
             )
         rejected = [a for a in live if a.rejection is not None]
         await idem_repo.complete_many(conn, [(a.scope, a.key) for a in rejected], now=now)
@@ -136,7 +159,7 @@ async def _bind_keys(gw: Gateway, conn: AsyncConnection, batch: list[Admission])
 
 async def _reserve(
     gw: Gateway, conn: AsyncConnection, batch: list[Admission]
-) -> tuple[dict[UsageKey, tuple[int, int | None]], dict[str, int], list[dict[str, Any]]]:
+) -> tuple[dict[UsageKey, tuple[int, int | None]], dict[str, int], list[Transfer]]:
     """Lock the batch's usage rows and debtor balances, let `reservation.plan` decide in arrival
     order, and mark the refused admissions; returns what to write (usage, holds, pending transfers)."""
     asks = [_ask(gw, a) for a in batch]
@@ -153,12 +176,12 @@ async def _reserve(
 def _ask(gw: Gateway, a: Admission) -> reservation.Ask:
     limits = limits_service.limits_for(gw.settings, a.direction)
     keys = limits_service.period_keys(a.now)
-    debtor = str(a.row["debtor_account_id"])
+    debtor = a.payment.debtor_account_id
     return reservation.Ask(
         payment_id=a.payment_id,
         direction=a.direction,
         limit_currency=limits.currency,
-        limit_minor=int(a.row["limit_minor"]),
+        limit_minor=a.payment.limit_minor,
         lines=tuple(
             reservation.LimitLine(
                 period=period,
@@ -169,51 +192,35 @@ def _ask(gw: Gateway, a: Admission) -> reservation.Ask:
             for period in Period
         ),
         debtor_account_id=debtor,
-        creditor_account_id=a.row["creditor_account_id"],
+        creditor_account_id=a.payment.creditor_account_id,
         source=a.conversion.source,
         target=a.conversion.target,
         now=a.now,
     )
 
 
-def _accepted(gw: Gateway, a: Admission) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _accepted(gw: Gateway, a: Admission) -> tuple[Payment, list[TimelineEntry]]:
     conv = a.conversion
+    payment = a.payment
     limits = limits_service.limits_for(gw.settings, a.direction)
     at = a.now
-    row = {**BLANK_ROW, **a.row, "state": State.ACCEPTED.value}
     timeline = [
-        {"at": at, "event": "ACCEPTED", "detail": f"{a.direction.value} to {a.creditor_masked_name}"},
-        {
-            "at": at,
-            "event": "FX_FIXED",
-            "detail": f"{conv.source} -> {conv.target} at {conv.rate} "
+        TimelineEntry(at, "ACCEPTED", f"{a.direction.value} to {payment.creditor_masked_name}"),
+        TimelineEntry(
+            at,
+            "FX_FIXED",
+            f"{conv.source} -> {conv.target} at {conv.rate} "
             f"(mid {conv.mid_rate}, spread {conv.spread_bps} bps"
             + (f", quote {a.quote_id})" if a.quote_id else ")"),
-        },
-        {
-            "at": at,
-            "event": "LIMITS_RESERVED",
-            "detail": f"{Money.from_minor(int(a.row['limit_minor']), limits.currency)}",
-        },
-        {
-            "at": at,
-            "event": "PREPARED_AT_FPS",
-            "detail": "funds held" if a.direction is Direction.NORTHBOUND else None,
-        },
+        ),
+        TimelineEntry(at, "LIMITS_RESERVED", f"{Money.from_minor(payment.limit_minor, limits.currency)}"),
+        TimelineEntry(at, "PREPARED_AT_FPS", "funds held" if a.direction is Direction.NORTHBOUND else None),
     ]
-    return row, timeline
+    return payment, timeline
 
 
-def _rejected(a: Admission) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _rejected(a: Admission) -> tuple[Payment, list[TimelineEntry]]:
     assert a.rejection is not None
     code, reason = a.rejection.code, a.rejection.reason
-    row = {
-        **BLANK_ROW,
-        **a.row,
-        "state": State.REJECTED.value,
-        "reason_code": code,
-        "reason": reason[:300],
-        "limit_minor": 0,
-        "decided_at": a.now,
-    }
-    return row, [{"at": a.now, "event": "REJECTED", "detail": f"{code}: {reason}"}]
+    payment = as_rejected(a.payment, a.rejection, a.now)
+    return payment, [TimelineEntry(a.now, "REJECTED", f"{code}: {reason}")]

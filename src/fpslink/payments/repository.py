@@ -1,4 +1,8 @@
-"""Payment rows and their timelines. State changes are compare-and-set on the current state."""
+"""Payments and their timelines. State changes are compare-and-set on the current state.
+
+Reads return `Payment`s and `TimelineEntry`s (`payments.domain`) and writes take them: the
+callers never handle a payment's stored form.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,22 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import RowMapping, Table, and_, insert, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
 from fpslink.errors import LedgerStateError
+from fpslink.ledger.domain import Transfer
 from fpslink.ledger.models import ledger_transfers
+from fpslink.payments.domain import Payment, TimelineEntry, TimelineRow
 from fpslink.payments.models import payment_events, payments
 from fpslink.settlement.states import check_transition
 from fpslink.vocabulary import State, TransferKind, TransferStatus
 from fpslink.webhooks import outbox
 
-PaymentRow = Mapping[str, Any] | RowMapping
 
-
-async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(payments).values(**values))
+async def insert_payment(conn: AsyncConnection, payment: Payment) -> None:
+    await conn.execute(insert(payments).values(payment.values()))
 
 
 async def add_events(
@@ -33,74 +37,68 @@ async def add_events(
     now: datetime,
     events: Iterable[tuple[str, str | None]],
 ) -> None:
-    await insert_events(
-        conn,
-        [{"payment_id": payment_id, "at": now, "event": event, "detail": detail} for event, detail in events],
-    )
+    await insert_events(conn, [(payment_id, TimelineEntry(now, event, detail)) for event, detail in events])
 
 
-def grouped_events(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def grouped_events(rows: Sequence[TimelineRow]) -> list[dict[str, Any]]:
     """Timeline rows as stored: one per payment and instant, the events after the first in `more`.
 
     Each payment's events keep their order; a payment's rows come in the order of their first event.
     """
-    steps: dict[tuple[str, datetime], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        steps.setdefault((row["payment_id"], row["at"]), []).append(row)
+    steps: dict[tuple[str, datetime], list[TimelineEntry]] = {}
+    for payment_id, entry in rows:
+        steps.setdefault((payment_id, entry.at), []).append(entry)
     return [
         {
             "payment_id": payment_id,
             "at": at,
-            "event": first["event"],
-            "detail": first["detail"],
-            "more": json.dumps([[e["event"], e["detail"]] for e in rest]) if rest else None,
+            "event": first.event,
+            "detail": first.detail,
+            "more": json.dumps([[e.event, e.detail] for e in rest]) if rest else None,
         }
         for (payment_id, at), (first, *rest) in steps.items()
     ]
 
 
-def expanded_events(rows: Iterable[PaymentRow]) -> list[dict[str, Any]]:
+def expanded_events(rows: Iterable[Mapping[Any, Any]]) -> list[TimelineEntry]:
     """The stored rows of one payment (in `seq` order) as its timeline, one entry per event."""
-    timeline: list[dict[str, Any]] = []
+    timeline: list[TimelineEntry] = []
     for row in rows:
         at = row["at"]
-        timeline.append({"at": at, "event": row["event"], "detail": row["detail"]})
+        timeline.append(TimelineEntry(at, row["event"], row["detail"]))
         if row["more"]:
-            timeline.extend(
-                {"at": at, "event": event, "detail": detail} for event, detail in json.loads(row["more"])
-            )
+            timeline.extend(TimelineEntry(at, event, detail) for event, detail in json.loads(row["more"]))
     return timeline
 
 
-async def insert_payments(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Many payment rows in one statement; every row carries every column."""
+async def insert_payments(conn: AsyncConnection, rows: Sequence[Payment]) -> None:
+    """Many payments in one statement."""
     if rows:
-        await pg.insert_rows(await pg.raw(conn), payments, rows)
+        await pg.insert_rows(await pg.raw(conn), payments, [p.values() for p in rows])
 
 
-async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Timeline events of any number of payments ({payment_id, at, event, detail}) in one
-    statement, a row per payment and instant (`grouped_events`)."""
+async def insert_events(conn: AsyncConnection, rows: Sequence[TimelineRow]) -> None:
+    """Timeline entries of any number of payments in one statement, a row per payment and
+    instant (`grouped_events`)."""
     if not rows:
         return
     await pg.insert_rows(await pg.raw(conn), payment_events, grouped_events(rows))
 
 
-async def get_many(conn: AsyncConnection, payment_ids: Sequence[str]) -> dict[str, RowMapping]:
+async def get_many(conn: AsyncConnection, payment_ids: Sequence[str]) -> dict[str, Payment]:
     if not payment_ids:
         return {}
     rows = (await conn.execute(select(payments).where(payments.c.payment_id.in_(payment_ids)))).mappings()
-    return {row["payment_id"]: row for row in rows}
+    return {row["payment_id"]: Payment.from_row(row) for row in rows}
 
 
-async def get(conn: AsyncConnection, payment_id: str) -> RowMapping | None:
-    return (
-        (await conn.execute(select(payments).where(payments.c.payment_id == payment_id))).mappings().first()
-    )
+async def get(conn: AsyncConnection, payment_id: str) -> Payment | None:
+    row = (await conn.execute(select(payments).where(payments.c.payment_id == payment_id))).mappings().first()
+    return None if row is None else Payment.from_row(row)
 
 
-async def events_of(conn: AsyncConnection, payment_id: str) -> list[dict[str, Any]]:
-    """The payment's timeline ({at, event, detail}), oldest first."""
+async def events_of(conn: AsyncConnection, payment_id: str) -> list[TimelineEntry]:
+    """The payment's timeline, oldest first."""
     rows = (
         await conn.execute(
             select(
@@ -155,7 +153,7 @@ async def transition_many(
 
 
 def _one_row_each(
-    ids: Sequence[str], events: Sequence[Mapping[str, Any]]
+    ids: Sequence[str], events: Sequence[TimelineRow]
 ) -> tuple[list[str], list[str | None], list[str | None]]:
     """The `event`, `detail` and `more` columns of one stored timeline row per payment, in `ids`
     order: the form the single-statement steps below take their timeline in."""
@@ -194,7 +192,7 @@ SELECT payment_id FROM moved
 async def finalize_many(
     raw: asyncpg.Connection,
     moves: Sequence[tuple[str, State, State]],
-    events: Sequence[Mapping[str, Any]],
+    events: Sequence[TimelineRow],
     now: datetime,
 ) -> set[str]:
     """Final states in one statement, so outside any transaction and in one round trip.
@@ -263,7 +261,7 @@ statement changes nothing, unless the balance update changed every account the p
 
 
 async def decide_commits(
-    raw: asyncpg.Connection, payment_ids: Sequence[str], events: Sequence[Mapping[str, Any]], now: datetime
+    raw: asyncpg.Connection, payment_ids: Sequence[str], events: Sequence[TimelineRow], now: datetime
 ) -> set[str]:
     """The commit decision of many ACCEPTED payments in one statement and so with no
     transaction around it: each payment still ACCEPTED moves to COMMITTING with its timeline row
@@ -338,9 +336,9 @@ async def write_accepted(
     *,
     usage: Mapping[tuple[str, str, str, str], tuple[int, int | None]],
     holds: Mapping[str, int],
-    transfers: Sequence[Mapping[str, Any]],
-    rows: Sequence[Mapping[str, Any]],
-    events: Sequence[Mapping[str, Any]],
+    transfers: Sequence[Transfer],
+    rows: Sequence[Payment],
+    events: Sequence[TimelineRow],
 ) -> None:
     """Every write of the acceptance transaction in one statement: the new limit
     usage (`limits.repository.write_usage`), the FPS holds (`ledger.add_held`), the pending FPS
@@ -355,7 +353,9 @@ async def write_accepted(
     if not rows or not stored:
         raise ValueError("an accepted batch has payment rows and timeline rows")
     transfer_columns = _TRANSFER_COLUMNS
-    payment_columns, event_columns = tuple(rows[0]), tuple(stored[0])
+    pending = [t.values() for t in transfers]
+    accepted = [p.values() for p in rows]
+    payment_columns, event_columns = tuple(accepted[0]), tuple(stored[0])
     keys = sorted(usage)
     accounts = sorted(holds)
     held = await raw.fetchval(
@@ -365,8 +365,8 @@ async def write_accepted(
         [usage[k][1] for k in keys],
         accounts,
         [holds[a] for a in accounts],
-        *([t[c] for t in transfers] for c in transfer_columns),
-        *([r[c] for r in rows] for c in payment_columns),
+        *([t[c] for t in pending] for c in transfer_columns),
+        *([r[c] for r in accepted] for c in payment_columns),
         *([e[c] for e in stored] for c in event_columns),
     )
     if held != len(accounts):
@@ -383,7 +383,7 @@ _TRANSFER_COLUMNS = (
     "status",
     "created_at",
 )
-"""The columns of `ledger.pending_row`."""
+"""The columns of a pending transfer (`ledger.pending_transfer`) that acceptance writes."""
 
 
 @functools.cache
@@ -396,7 +396,7 @@ def _transition_sql(names: tuple[str, ...]) -> str:
     )
 
 
-async def stale(conn: AsyncConnection, *, cutoff: datetime, limit: int) -> Sequence[tuple[str, str]]:
+async def stale(conn: AsyncConnection, *, cutoff: datetime, limit: int) -> list[tuple[str, State]]:
     """Non-final payments untouched since `cutoff`, oldest first."""
     rows = await conn.execute(
         select(payments.c.payment_id, payments.c.state)
@@ -407,7 +407,7 @@ async def stale(conn: AsyncConnection, *, cutoff: datetime, limit: int) -> Seque
         .order_by(payments.c.updated_at)
         .limit(limit)
     )
-    return [(r[0], r[1]) for r in rows]
+    return [(r[0], State(r[1])) for r in rows]
 
 
 async def claim(
@@ -436,7 +436,7 @@ async def page(
     created_to: datetime | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> Sequence[RowMapping]:
+) -> list[Payment]:
     """Newest first; keyset-paged on (created_at, payment_id)."""
     query = select(payments)
     if participant_id is not None:
@@ -463,4 +463,4 @@ async def page(
             )
         )
     query = query.order_by(payments.c.created_at.desc(), payments.c.payment_id.desc()).limit(limit)
-    return (await conn.execute(query)).mappings().all()
+    return [Payment.from_row(row) for row in (await conn.execute(query)).mappings()]

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from fpslink.ledger import repository as ledger
+from fpslink.ledger.domain import Transfer
 from fpslink.ledger.repository import link_account
 from fpslink.limits.policy import UsageKey, fits
 from fpslink.money import Currency, Money
@@ -66,7 +66,7 @@ class Plan:
 
     usage: dict[UsageKey, tuple[int, int | None]] = field(default_factory=dict)
     holds: dict[str, int] = field(default_factory=dict)
-    pending: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[Transfer] = field(default_factory=list)
     refused: dict[str, Refusal] = field(default_factory=dict)
 
 
@@ -92,7 +92,7 @@ def plan(asks: Sequence[Ask], usage: Mapping[UsageKey, int], funds: Mapping[str,
                 result.holds.get(ask.debtor_account_id, 0) + ask.source.minor
             )
             result.pending.append(
-                ledger.pending_row(
+                ledger.pending_transfer(
                     payment_id=ask.payment_id,
                     kind=TransferKind.DEBIT,
                     debit=ask.debtor_account_id,
@@ -106,7 +106,7 @@ def plan(asks: Sequence[Ask], usage: Mapping[UsageKey, int], funds: Mapping[str,
             if ask.creditor_account_id is None:
                 raise ValueError(f"southbound payment {ask.payment_id} has no FPS creditor account")
             result.pending.append(
-                ledger.pending_row(
+                ledger.pending_transfer(
                     payment_id=ask.payment_id,
                     kind=TransferKind.CREDIT,
                     debit=link_account(ask.target.currency),

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from fpslink import logs, metrics
 from fpslink.context import Gateway, Principal
@@ -34,11 +33,12 @@ from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
 from fpslink.participants.repository import AccountRecord
 from fpslink.payments import repository as payments_repo
-from fpslink.payments.acceptance import ENDPOINT, Admission, Rejection, accept_many
-from fpslink.payments.repository import PaymentRow
+from fpslink.payments.acceptance import ENDPOINT, Admission, Rejection, accept_many, as_rejected
+from fpslink.payments.domain import Payment, TimelineEntry
 from fpslink.settlement import coordinator
 from fpslink.settlement.batcher import Batcher
 from fpslink.settlement.states import FINAL
+from fpslink.settlement.wiring import settlement
 from fpslink.vocabulary import Direction, State, Status, System
 from fpslink.webhooks import outbox as webhook_outbox
 
@@ -58,8 +58,8 @@ class PaymentCommand:
 
 @dataclass(frozen=True, slots=True)
 class PaymentResult:
-    payment: PaymentRow
-    events: Sequence[PaymentRow]
+    payment: Payment
+    events: Sequence[TimelineEntry]
     http_status: int
     replayed: bool
 
@@ -68,17 +68,14 @@ class _KeyTaken(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Binding:
-    """What acceptance fixed before the transaction: creditor, FX and limit usage."""
+    """What binding fixed before the transaction (creditor, FX, limit usage), as far as it got: a
+    payment rejected on the way is recorded with the creditor and FX it had already bound."""
 
-    creditor_account_id: str
-    creditor_participant_id: str
-    creditor_masked_name: str
-    creditor_system: System
-    conversion: Conversion
-    quote_id: str | None
-    limit_minor: int
+    creditor: directory.ResolvedProxy | None = None
+    conversion: Conversion | None = None
+    limit_minor: int = 0
 
 
 def _counterparty_region(debtor_system: System) -> str:
@@ -104,57 +101,29 @@ async def _submit(gw: Gateway, principal: Principal, *, key: str, command: Payme
     logs.bind_payment(payment_id)
     direction = limits_service.direction_of(debtor.system)
     amount_type = AmountType.SEND if command.currency is debtor.currency else AmountType.RECEIVE
-    row: dict[str, Any] = {
-        "payment_id": payment_id,
-        "participant_id": participant_id,
-        "direction": direction.value,
-        "debtor_account_id": debtor.account_id,
-        "creditor_proxy": proxy,
-        "creditor_account_id": command.creditor_account_id,
-        "source_currency": debtor.currency.value,
-        "source_minor": to_minor(command.amount, command.currency)
-        if amount_type is AmountType.SEND
-        else None,
-        "amount_type": amount_type.value,
-        "quote_id": command.quote_id,
-        "purpose": command.purpose,
-        "remittance_info": command.remittance_info,
-        "end_to_end_id": command.end_to_end_id,
-        "business_date": business_date(now).isoformat(),
-        "limit_minor": 0,
-        "limit_currency": limits_service.limits_for(gw.settings, direction).currency.value,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
+    binding = _Binding()
+    rejection: Rejection | None = None
     try:
-        binding = await _bind(gw, participant_id, debtor, direction, command, proxy, row, now)
-    except Rejection as rejection:
-        return await _record_rejection(gw, principal, key, fp, row, rejection, now)
-
-    conv = binding.conversion
-    row.update(
-        creditor_account_id=binding.creditor_account_id,
-        creditor_participant_id=binding.creditor_participant_id,
-        creditor_masked_name=binding.creditor_masked_name,
-        source_minor=conv.source.minor,
-        target_minor=conv.target.minor,
-        target_currency=conv.target.currency.value,
-        mid_rate=str(conv.mid_rate),
-        rate=str(conv.rate),
-        spread_bps=str(conv.spread_bps),
-        limit_minor=binding.limit_minor,
-    )
-    admission = Admission(
-        scope=principal.scope,
-        key=key,
-        fingerprint=fp,
-        row=row,
-        conversion=conv,
+        await _bind(gw, participant_id, debtor, direction, command, proxy, binding, now)
+    except Rejection as refused:
+        rejection = refused
+    payment = _payment(
+        gw,
+        payment_id=payment_id,
+        participant_id=participant_id,
+        debtor=debtor,
         direction=direction,
-        quote_id=binding.quote_id,
-        creditor_masked_name=binding.creditor_masked_name,
+        amount_type=amount_type,
+        command=command,
+        proxy=proxy,
+        binding=binding,
         now=now,
+    )
+    if rejection is not None:
+        return await _record_rejection(gw, principal, key, fp, payment, rejection, now)
+    assert binding.conversion is not None  # bound without a rejection
+    admission = Admission(
+        scope=principal.scope, key=key, fingerprint=fp, payment=payment, conversion=binding.conversion
     )
     answered = await pipeline(gw).run(admission, wait_s=gw.settings.payment_deadline_s + ANSWER_GRACE_S)
     if admission.key_taken:
@@ -163,6 +132,61 @@ async def _submit(gw: Gateway, principal: Principal, *, key: str, command: Payme
     if not answered or tracked is None or tracked.stale:
         return await _result(gw, payment_id, replayed=False)
     return PaymentResult(tracked.payment, tracked.events, 201 if tracked.state in FINAL else 202, False)
+
+
+def _payment(
+    gw: Gateway,
+    *,
+    payment_id: str,
+    participant_id: str,
+    debtor: AccountRecord,
+    direction: Direction,
+    amount_type: AmountType,
+    command: PaymentCommand,
+    proxy: str | None,
+    binding: _Binding,
+    now: datetime,
+) -> Payment:
+    """The payment as far as it is bound, in state ACCEPTED: built once, whatever comes of it."""
+    creditor, conv = binding.creditor, binding.conversion
+    if conv is not None:
+        source_minor: int | None = conv.source.minor
+    else:
+        sent = amount_type is AmountType.SEND
+        source_minor = to_minor(command.amount, command.currency) if sent else None
+    return Payment(
+        payment_id=payment_id,
+        participant_id=participant_id,
+        creditor_participant_id=None if creditor is None else creditor.participant_id,
+        direction=direction,
+        state=State.ACCEPTED,
+        debtor_account_id=debtor.account_id,
+        creditor_account_id=command.creditor_account_id if creditor is None else creditor.account_id,
+        creditor_proxy=proxy,
+        creditor_masked_name=None if creditor is None else creditor.masked_name,
+        source_minor=source_minor,
+        source_currency=debtor.currency,
+        target_minor=None if conv is None else conv.target.minor,
+        target_currency=None if creditor is None else creditor.currency,
+        amount_type=amount_type,
+        mid_rate=None if conv is None else conv.mid_rate,
+        rate=None if conv is None else conv.rate,
+        spread_bps=None if conv is None else conv.spread_bps,
+        quote_id=command.quote_id,
+        purpose=command.purpose,
+        remittance_info=command.remittance_info,
+        end_to_end_id=command.end_to_end_id,
+        reason_code=None,
+        reason=None,
+        business_date=business_date(now),
+        limit_minor=binding.limit_minor,
+        limit_currency=limits_service.limits_for(gw.settings, direction).currency,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+        decided_at=None,
+        settled_at=None,
+    )
 
 
 ANSWER_GRACE_S = 1.0
@@ -189,7 +213,7 @@ async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
             accepted = await accept_many(gw, batch)
         gw.crash_hook("accepted")
         if accepted:
-            await coordinator.drive_many(gw, accepted)
+            await coordinator.drive_many(settlement(gw), accepted)
     unfinished = [
         (a.scope, a.key)
         for a in batch
@@ -247,10 +271,13 @@ async def _bind(
     direction: Direction,
     command: PaymentCommand,
     proxy: str | None,
-    row: dict[str, Any],
+    binding: _Binding,
     now: datetime,
-) -> _Binding:
-    """Every check that needs no lock: hours, creditor, currency, quote, per-transaction limit."""
+) -> None:
+    """Every check that needs no lock: hours, creditor, currency, quote, per-transaction limit.
+
+    Fills `binding` as it goes, so that a `Rejection` leaves in it what was bound before.
+    """
     if gw.ibps.circuit_open:
         # nothing is held for a payment that cannot reach IBPS now
         raise Rejection("AB06", "IBPS is not answering (circuit open); retry in a few seconds")
@@ -260,12 +287,7 @@ async def _bind(
             f"southbound payments run {gw.settings.southbound_hours} (UTC+8)",
         )
     creditor = await _resolve_creditor(gw, proxy, command.creditor_account_id)
-    row.update(
-        creditor_account_id=creditor.account_id,
-        creditor_participant_id=creditor.participant_id,
-        creditor_masked_name=creditor.masked_name,
-        target_currency=creditor.currency.value,
-    )
+    binding.creditor = creditor
     if creditor.system is debtor.system:
         raise Rejection(
             "NOT_CROSS_BORDER",
@@ -283,13 +305,7 @@ async def _bind(
             code="CURRENCY_MISMATCH",
         )
     conversion = await _conversion(gw, participant_id, debtor, creditor, command, amount_type, now)
-    row.update(
-        source_minor=conversion.source.minor,
-        target_minor=conversion.target.minor,
-        mid_rate=str(conversion.mid_rate),
-        rate=str(conversion.rate),
-        spread_bps=str(conversion.spread_bps),
-    )
+    binding.conversion = conversion
     limits = limits_service.limits_for(gw.settings, direction)
     usage = _limit_usage(gw, conversion, limits.currency)
     if check_per_transaction(limits, usage.amount) is not None:
@@ -297,15 +313,7 @@ async def _bind(
             "AM02",
             f"{usage} exceeds the per-transaction limit of {limits.per_transaction} {limits.currency.value}",
         )
-    return _Binding(
-        creditor_account_id=creditor.account_id,
-        creditor_participant_id=creditor.participant_id,
-        creditor_masked_name=creditor.masked_name,
-        creditor_system=creditor.system,
-        conversion=conversion,
-        quote_id=command.quote_id,
-        limit_minor=usage.minor,
-    )
+    binding.limit_minor = usage.minor
 
 
 async def _resolve_creditor(
@@ -388,18 +396,11 @@ async def _record_rejection(
     principal: Principal,
     key: str,
     fp: str,
-    row: dict[str, Any],
+    payment: Payment,
     rejection: Rejection,
     now: datetime,
 ) -> PaymentResult:
-    row = {
-        **row,
-        "state": State.REJECTED.value,
-        "reason_code": rejection.code,
-        "reason": rejection.reason[:300],
-        "limit_minor": 0,
-        "decided_at": now,
-    }
+    payment_id = payment.payment_id
     async with gw.engine.begin() as conn:
         if not await idem_repo.bind(
             conn,
@@ -407,7 +408,7 @@ async def _record_rejection(
             key=key,
             endpoint=ENDPOINT,
             fingerprint=fp,
-            payment_id=row["payment_id"],
+            payment_id=payment_id,
             now=now,
             lease_until=now,
             expires_at=now + timedelta(hours=gw.settings.idempotency_ttl_h),
@@ -415,12 +416,12 @@ async def _record_rejection(
         ):
             await conn.rollback()
             return await _replay_race(gw, principal, key, fp)
-        await payments_repo.insert_payment(conn, row)
+        await payments_repo.insert_payment(conn, as_rejected(payment, rejection, now))
         await payments_repo.add_events(
-            conn, row["payment_id"], now, [("REJECTED", f"{rejection.code}: {rejection.reason}")]
+            conn, payment_id, now, [("REJECTED", f"{rejection.code}: {rejection.reason}")]
         )
-        await webhook_outbox.payment_changed(conn, row["payment_id"], now)
-    return await _result(gw, row["payment_id"], replayed=False)
+        await webhook_outbox.payment_changed(conn, payment_id, now)
+    return await _result(gw, payment_id, replayed=False)
 
 
 async def _replay_race(gw: Gateway, principal: Principal, key: str, fp: str) -> PaymentResult:
@@ -442,7 +443,7 @@ async def _replay(gw: Gateway, existing: KeyRecord, fp: str, now: datetime) -> P
         payment = await payments_repo.get(conn, existing.payment_id)
     if payment is None:
         raise idempotency.in_progress()
-    final = State(payment["state"]) in FINAL
+    final = payment.state in FINAL
     if not final and existing.completed_at is None and existing.lease_until > now:
         raise idempotency.in_progress()
     return await _result(gw, existing.payment_id, replayed=True)
@@ -454,7 +455,7 @@ async def _result(gw: Gateway, payment_id: str, *, replayed: bool) -> PaymentRes
         events = await payments_repo.events_of(conn, payment_id)
     if payment is None:
         raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND")
-    status = 201 if State(payment["state"]) in FINAL else 202
+    status = 201 if payment.state in FINAL else 202
     return PaymentResult(payment, events, status, replayed)
 
 
@@ -465,10 +466,10 @@ async def get_payment(gw: Gateway, principal: Principal, payment_id: str) -> Pay
     return result
 
 
-def visible_to(principal: Principal, payment: PaymentRow) -> bool:
+def visible_to(principal: Principal, payment: Payment) -> bool:
     return principal.is_operator or principal.participant_id in (
-        payment["participant_id"],
-        payment["creditor_participant_id"],
+        payment.participant_id,
+        payment.creditor_participant_id,
     )
 
 
@@ -489,7 +490,7 @@ async def list_payments(
     created_to: datetime | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> Sequence[PaymentRow]:
+) -> list[Payment]:
     async with gw.engine.connect() as conn:
         return await payments_repo.page(
             conn,

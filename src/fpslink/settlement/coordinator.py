@@ -15,52 +15,80 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
-import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from fpslink import metrics, pg
-from fpslink.context import Gateway
+from fpslink import metrics
 from fpslink.ibps_client import IbpsError, IbpsRefused, IbpsUnavailable, refusal_of
-from fpslink.ledger import repository as ledger
-from fpslink.limits import repository as limits_repo
-from fpslink.payments import repository as payments_repo
-from fpslink.payments.repository import PaymentRow
+from fpslink.payments.domain import Payment, TimelineEntry
 from fpslink.settlement import batcher
 from fpslink.settlement.states import outcome
-from fpslink.vocabulary import Direction, Period, State
-from fpslink.webhooks import outbox as webhook_outbox
+from fpslink.settlement.store import Failure, Move, SettlementStore
+from fpslink.vocabulary import Direction, State
 from ibps_wire.enums import TransferKind
 from ibps_wire.schemas import BatchItem, BatchVerdict, LegKind, Verdict
 
 log = logging.getLogger("fpslink.settlement")
 
-Event = tuple[str, str | None]
+
+class SettlementIbps(Protocol):
+    """The part of the IBPS client settlement calls (`fpslink.ibps_client.IbpsClient`)."""
+
+    batching: bool
+
+    def prepare_item(
+        self, *, payment_id: str, kind: LegKind, account_id: str, amount_minor: int
+    ) -> BatchItem: ...
+
+    def finish_item(self, payment_id: str, *, commit: bool) -> BatchItem: ...
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchVerdict]: ...
+
+    async def prepare(
+        self, *, payment_id: str, kind: LegKind, account_id: str, amount_minor: int
+    ) -> Verdict: ...
+
+    async def commit(self, payment_id: str) -> object: ...
+
+    async def abort(self, payment_id: str) -> object: ...
+
+
+def _no_crash(point: str) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What the coordinator uses: where it writes, IBPS, the clock, and the crash hook it calls at
+    each named step (tests make it raise to stop the flow there)."""
+
+    store: SettlementStore
+    ibps: SettlementIbps
+    clock: Callable[[], datetime]
+    crash_hook: Callable[[str], None] = _no_crash
 
 
 @dataclass(slots=True)
 class Tracked:
     """One payment on its way through the steps, with the timeline its answer shows.
 
-    `payment` is the row as this process last wrote it; `events` are the timeline rows it wrote.
+    `payment` is the payment as this process last wrote it; `events` are the timeline it wrote.
     `stale` marks a payment another actor (the recovery sweep) moved first: its answer is read back.
     """
 
-    payment: dict[str, Any]
-    events: list[dict[str, Any]] = field(default_factory=list)
+    payment: Payment
+    events: list[TimelineEntry] = field(default_factory=list)
     stale: bool = False
 
     @property
     def payment_id(self) -> str:
-        return str(self.payment["payment_id"])
+        return self.payment.payment_id
 
     @property
     def state(self) -> State:
-        return State(self.payment["state"])
+        return self.payment.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,92 +99,135 @@ class Abort:
     """IBPS refused the prepare and recorded it void: nothing is left to undo there."""
 
 
-class _Writes:
-    """What one transaction records, applied to the tracked payments only once it has committed."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.events: list[tuple[Tracked, Event]] = []
-        self.changes: list[tuple[Tracked, dict[str, Any]]] = []
-
-    def event(self, tracked: Tracked, event: str, detail: str | None = None) -> None:
-        self.events.append((tracked, (event, detail)))
-
-    def change(self, tracked: Tracked, **values: Any) -> None:
-        self.changes.append((tracked, values))
-
-    def rows(self) -> list[dict[str, Any]]:
-        """The timeline events recorded so far, as `payments.repository` takes them."""
-        return [
-            {"payment_id": t.payment_id, "at": self.now, "event": e, "detail": d} for t, (e, d) in self.events
-        ]
-
-    def keep(self, payment_ids: set[str]) -> None:
-        """Forget what was recorded for other payments: a single statement moved only these."""
-        self.changes = [(t, values) for t, values in self.changes if t.payment_id in payment_ids]
-        self.events = [(t, event) for t, event in self.events if t.payment_id in payment_ids]
-
-    async def flush(self, conn: AsyncConnection) -> None:
-        await payments_repo.insert_events(conn, self.rows())
-
-    def apply(self) -> None:
-        for tracked, values in self.changes:
-            tracked.payment.update(values)
-        for tracked, (event, detail) in self.events:
-            tracked.events.append({"at": self.now, "event": event, "detail": detail})
-
-
 Leg = tuple[LegKind, str, int]
 """An IBPS leg: the kind, the mainland account and the CNY amount in minor units."""
 
 
-def ibps_leg(payment: PaymentRow) -> Leg:
+def ibps_leg(payment: Payment) -> Leg:
     """Northbound IBPS credits the payee the target amount; southbound it debits the payer."""
-    if payment["direction"] == Direction.NORTHBOUND.value:
-        return TransferKind.CREDIT, payment["creditor_account_id"], payment["target_minor"]
-    return TransferKind.DEBIT, payment["debtor_account_id"], payment["source_minor"]
+    kind: LegKind
+    if payment.direction is Direction.NORTHBOUND:
+        kind, account, amount = TransferKind.CREDIT, payment.creditor_account_id, payment.target_minor
+    else:
+        kind, account, amount = TransferKind.DEBIT, payment.debtor_account_id, payment.source_minor
+    if account is None or amount is None:  # a bound payment has both: this one was never bound
+        raise ValueError(f"payment {payment.payment_id} has no IBPS leg")
+    return kind, account, amount
 
 
-async def drive_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
+# the moves, in pure code ------------------------------------------------------------------------
+
+
+def commit_move(payment: Payment, now: datetime) -> Move:
+    """Both ledgers prepared: the durable commit decision, which posts the FPS side."""
+    return Move(
+        payment,
+        State.COMMITTING,
+        {"decided_at": now},
+        (
+            TimelineEntry(now, "PREPARED_AT_IBPS", None),
+            TimelineEntry(now, "DECIDED_COMMIT", "both ledgers prepared"),
+            TimelineEntry(now, "POSTED_AT_FPS", None),
+        ),
+    )
+
+
+def abort_move(payment: Payment, abort: Abort, now: datetime) -> Move:
+    """The abort decision: the FPS side is voided and the limits released; a payment IBPS already
+    voided is REJECTED at once, any other waits in ABORTING for IBPS's abort."""
+    code = abort.reason_code
+    target = State.REJECTED if abort.ibps_void else State.ABORTING
+    events = [
+        TimelineEntry(
+            now, "REFUSED_AT_IBPS" if abort.ibps_void else "IBPS_PREPARE_FAILED", f"{code}: {abort.reason}"
+        ),
+        TimelineEntry(now, "DECIDED_ABORT", code),
+        TimelineEntry(now, "VOIDED_AT_FPS", None),
+        TimelineEntry(now, "LIMITS_RELEASED", None),
+    ]
+    if abort.ibps_void:
+        events.append(TimelineEntry(now, "REJECTED", code))
+    values = {"decided_at": now, "reason_code": code[:40], "reason": abort.reason[:300]}
+    return Move(payment, target, values, tuple(events))
+
+
+_IBPS_DONE = {State.COMMITTING: "COMMITTED_AT_IBPS", State.ABORTING: "ABORTED_AT_IBPS"}
+"""The event that says IBPS did its part of a decision."""
+
+
+def final_move(payment: Payment, now: datetime) -> Move:
+    """IBPS did its part of the decision: the payment takes the decision's final state."""
+    target = outcome(payment.state)
+    values = {"settled_at": now} if target is State.SETTLED else {}
+    events = (TimelineEntry(now, _IBPS_DONE[payment.state], None), TimelineEntry(now, target.value, None))
+    return Move(payment, target, values, events)
+
+
+def failure_of(payment: Payment, failure: str, now: datetime) -> Failure:
+    """IBPS refused the decision's phase two: recorded, and the payment stays decided for recovery."""
+    step = "COMMIT" if payment.state is State.COMMITTING else "ABORT"
+    return payment.payment_id, TimelineEntry(now, f"IBPS_{step}_FAILED", failure[:500])
+
+
+def _applied(
+    batch: Sequence[Tracked], moves: Sequence[Move], moved: set[str], now: datetime
+) -> list[Tracked]:
+    """Give the tracked payments the moves that applied; returns those whose move did not."""
+    by_id = {t.payment_id: t for t in batch}
+    lost = []
+    for move in moves:
+        tracked = by_id[move.payment_id]
+        if move.payment_id in moved:
+            tracked.payment = move.moved(now)
+            tracked.events.extend(move.events)
+        else:
+            lost.append(tracked)
+    return lost
+
+
+# the steps --------------------------------------------------------------------------------------
+
+
+async def drive_many(s: Settlement, batch: Sequence[Tracked]) -> None:
     """Take ACCEPTED payments through IBPS prepare, the decision and phase two."""
     with metrics.BATCH_STEP_SECONDS.labels(step="prepare").time():
-        verdicts = await _prepare_at_ibps(gw, batch)
-    gw.crash_hook("ibps_prepared")
+        verdicts = await prepare_at_ibps(s, batch)
+    s.crash_hook("ibps_prepared")
     with metrics.BATCH_STEP_SECONDS.labels(step="decide").time():
         await decide_many(
-            gw,
+            s,
             commits=[t for t, v in zip(batch, verdicts, strict=True) if v is None],
             aborts=[(t, v) for t, v in zip(batch, verdicts, strict=True) if v is not None],
         )
-    gw.crash_hook("decided")
+    s.crash_hook("decided")
     # The decisions are durable, and phase two and the final states lock nothing the next batch's
     # acceptance needs: let the next batch start now. Payments then wait for a batch about a third
     # less; the batches are smaller, which costs about 5% more CPU per payment.
     batcher.detach()
     with metrics.BATCH_STEP_SECONDS.labels(step="finish").time():
-        await finish_many(gw, batch)
+        await finish_many(s, batch)
 
 
-async def _exchange(gw: Gateway, ops: Sequence[BatchItem]) -> list[BatchVerdict | None]:
+async def _exchange(s: Settlement, ops: Sequence[BatchItem]) -> list[BatchVerdict | None]:
     """One batch exchange; None for every item whose outcome is unknown (to repeat alone)."""
-    if len(ops) < 2 or not gw.ibps.batching:
+    if len(ops) < 2 or not s.ibps.batching:
         return [None] * len(ops)
     try:
-        answers = await gw.ibps.batch(ops)
+        answers = await s.ibps.batch(ops)
     except IbpsError as exc:
         log.warning("IBPS batch of %d failed (%s); repeating its items alone", len(ops), exc)
         return [None] * len(ops)
     return [None if answer.unknown else answer for answer in answers]
 
 
-async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort | None]:
+async def prepare_at_ibps(s: Settlement, batch: Sequence[Tracked]) -> list[Abort | None]:
     """None where IBPS prepared the payment, else why it is to be aborted."""
     legs = [ibps_leg(t.payment) for t in batch]
     ops: list[BatchItem] = [
-        gw.ibps.prepare_item(payment_id=t.payment_id, kind=kind, account_id=account, amount_minor=amount)
+        s.ibps.prepare_item(payment_id=t.payment_id, kind=kind, account_id=account, amount_minor=amount)
         for t, (kind, account, amount) in zip(batch, legs, strict=True)
     ]
-    answers = await _exchange(gw, ops)
+    answers = await _exchange(s, ops)
     verdicts: list[Abort | None] = [None] * len(batch)
     alone: list[int] = []
     for i, answer in enumerate(answers):
@@ -170,16 +241,16 @@ async def _prepare_at_ibps(gw: Gateway, batch: Sequence[Tracked]) -> list[Abort 
             alone.append(i)
     if alone and len(batch) > 1:
         batcher.detach()  # repeats of a batch are the slow path: do not hold up the next batch
-    repeated = await asyncio.gather(*(_prepare_alone(gw, batch[i], legs[i]) for i in alone))
+    repeated = await asyncio.gather(*(_prepare_alone(s, batch[i], legs[i]) for i in alone))
     for i, verdict in zip(alone, repeated, strict=True):
         verdicts[i] = verdict
     return verdicts
 
 
-async def _prepare_alone(gw: Gateway, tracked: Tracked, leg: Leg) -> Abort | None:
+async def _prepare_alone(s: Settlement, tracked: Tracked, leg: Leg) -> Abort | None:
     kind, account_id, amount = leg
     try:
-        outcome = await gw.ibps.prepare(
+        outcome = await s.ibps.prepare(
             payment_id=tracked.payment_id, kind=kind, account_id=account_id, amount_minor=amount
         )
     except IbpsUnavailable as exc:
@@ -201,118 +272,25 @@ def _verdict(outcome: Verdict) -> Abort | None:
 
 
 async def decide_many(
-    gw: Gateway, *, commits: Sequence[Tracked], aborts: Sequence[tuple[Tracked, Abort]]
+    s: Settlement, *, commits: Sequence[Tracked], aborts: Sequence[tuple[Tracked, Abort]]
 ) -> None:
-    """Record the decisions in one transaction that also posts or voids the FPS side.
-
-    Locks are taken in one global order (limit usage rows, then ledger accounts, each sorted) in
-    every transaction of the payment path, so concurrent batches queue instead of deadlocking.
-    """
-    writes = _Writes(gw.clock())
-    async with gw.engine.connect() as conn:
-        aborted: list[tuple[Tracked, Abort]] = []
-        if not aborts:
-            # the usual case: one statement, so one round trip and no BEGIN/COMMIT
-            won = await _decide_commits(await pg.raw(conn), commits, writes)
-        else:
-            async with conn.begin():
-                won, aborted = await _decide(conn, commits, aborts, writes)
-    writes.apply()
-    moved = won | {t.payment_id for t, _ in aborted}
-    await _refresh_lost(gw, [t for t in [*commits, *(t for t, _ in aborts)] if t.payment_id not in moved])
+    """Record the decisions, with the FPS side posted or voided, in one atomic step."""
+    now = s.clock()
+    moves = [
+        *(commit_move(t.payment, now) for t in commits),
+        *(abort_move(t.payment, abort, now) for t, abort in aborts),
+    ]
+    moved = await s.store.decide(moves, now)
+    await _refresh_lost(s, _applied([*commits, *(t for t, _ in aborts)], moves, moved, now))
 
 
-def _decided(tracked: Tracked, writes: _Writes) -> None:
-    writes.change(tracked, state=State.COMMITTING.value, updated_at=writes.now, decided_at=writes.now)
-    writes.event(tracked, "PREPARED_AT_IBPS")
-    writes.event(tracked, "DECIDED_COMMIT", "both ledgers prepared")
-    writes.event(tracked, "POSTED_AT_FPS")
-
-
-async def _decide_commits(raw: asyncpg.Connection, commits: Sequence[Tracked], writes: _Writes) -> set[str]:
-    for tracked in commits:
-        _decided(tracked, writes)
-    won = await payments_repo.decide_commits(raw, [t.payment_id for t in commits], writes.rows(), writes.now)
-    writes.keep(won)
-    return won
-
-
-async def _decide(
-    conn: AsyncConnection,
-    commits: Sequence[Tracked],
-    aborts: Sequence[tuple[Tracked, Abort]],
-    writes: _Writes,
-) -> tuple[set[str], list[tuple[Tracked, Abort]]]:
-    """The decision transaction's statements on any database; returns who moved."""
-    now = writes.now
-    won = await payments_repo.transition_many(
-        conn,
-        payment_ids=[t.payment_id for t in commits],
-        current=State.ACCEPTED,
-        target=State.COMMITTING,
-        now=now,
-        decided_at=now,
-    )
-    aborted: list[tuple[Tracked, Abort]] = []
-    for tracked, abort in aborts:
-        target = State.REJECTED if abort.ibps_void else State.ABORTING
-        values = {"decided_at": now, "reason_code": abort.reason_code[:40], "reason": abort.reason[:300]}
-        if await payments_repo.transition(
-            conn,
-            payment_id=tracked.payment_id,
-            current=State.ACCEPTED,
-            target=target,
-            now=now,
-            **values,
-        ):
-            aborted.append((tracked, abort))
-            writes.change(tracked, state=target.value, updated_at=now, **values)
-    await release_limits_many(conn, [t.payment for t, _ in aborted])
-    await ledger.resolve_many(
-        conn,
-        post=[t.payment_id for t in commits if t.payment_id in won],
-        void=[t.payment_id for t, _ in aborted],
-        now=now,
-    )
-    for tracked in commits:
-        if tracked.payment_id in won:
-            _decided(tracked, writes)
-    for tracked, abort in aborted:
-        code = abort.reason_code
-        writes.event(
-            tracked,
-            "REFUSED_AT_IBPS" if abort.ibps_void else "IBPS_PREPARE_FAILED",
-            f"{code}: {abort.reason}",
-        )
-        writes.event(tracked, "DECIDED_ABORT", code)
-        writes.event(tracked, "VOIDED_AT_FPS")
-        writes.event(tracked, "LIMITS_RELEASED")
-        if abort.ibps_void:
-            writes.event(tracked, "REJECTED", code)
-    await writes.flush(conn)
-    rejected = [t.payment_id for t, a in aborted if a.ibps_void]
-    await webhook_outbox.payments_changed(conn, rejected, now)
-    return won, aborted
-
-
-async def release_limits_many(conn: AsyncConnection, payments: Sequence[PaymentRow]) -> None:
-    """Give back the limit usage of aborted payments, one statement for all of them."""
-    releases: dict[tuple[str, str, str, str], int] = {}
-    for payment in payments:
-        day = payment["business_date"]
-        for period, key in ((Period.DAY, day), (Period.YEAR, day[:4])):
-            ident = (payment["debtor_account_id"], payment["direction"], period.value, key)
-            releases[ident] = releases.get(ident, 0) + int(payment["limit_minor"])
-    await limits_repo.release_many(conn, releases)
-
-
-async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
+async def finish_many(s: Settlement, batch: Sequence[Tracked]) -> None:
     """Phase two at IBPS, then the final states. On no answer a payment stays decided (PENDING)."""
     todo = [t for t in batch if t.state in (State.COMMITTING, State.ABORTING) and not t.stale]
     if not todo:
         return
-    ops = [gw.ibps.finish_item(t.payment_id, commit=t.state is State.COMMITTING) for t in todo]
-    answers = await _exchange(gw, ops)
+    ops = [s.ibps.finish_item(t.payment_id, commit=t.state is State.COMMITTING) for t in todo]
+    answers = await _exchange(s, ops)
     failures: dict[str, str] = {}
     alone: list[Tracked] = []
     for tracked, answer in zip(todo, answers, strict=True):
@@ -322,131 +300,74 @@ async def finish_many(gw: Gateway, batch: Sequence[Tracked]) -> None:
             failures[tracked.payment_id] = str(refusal_of(answer))
     if alone and len(todo) > 1:
         batcher.detach()
-    repeated = await asyncio.gather(*(_finish_alone(gw, t) for t in alone))
+    repeated = await asyncio.gather(*(_finish_alone(s, t) for t in alone))
     for tracked, failure in zip(alone, repeated, strict=True):
         if failure is not None:
             failures[tracked.payment_id] = failure
     if len(failures) < len(todo):
-        gw.crash_hook("ibps_finished")
-    writes = _Writes(gw.clock())
-    async with gw.engine.connect() as conn:
-        if not failures:
-            # the usual case: one statement, so one round trip and no BEGIN/COMMIT
-            done = await _finalize_all(await pg.raw(conn), todo, writes)
-        else:
-            async with conn.begin():
-                done = await _finalize(conn, todo, failures, writes)
-    writes.apply()
-    await _refresh_lost(gw, [t for t in todo if t.payment_id not in done and t.payment_id not in failures])
+        s.crash_hook("ibps_finished")
+    now = s.clock()
+    moves = [final_move(t.payment, now) for t in todo if t.payment_id not in failures]
+    failed = [t for t in todo if t.payment_id in failures]
+    for tracked in failed:
+        step = "commit" if tracked.state is State.COMMITTING else "abort"
+        log.warning("IBPS %s of %s failed: %s", step, tracked.payment_id, failures[tracked.payment_id])
+    recorded = [failure_of(t.payment, failures[t.payment_id], now) for t in failed]
+    moved = await s.store.finish(moves, recorded, now)
+    for tracked, (_, entry) in zip(failed, recorded, strict=True):
+        tracked.events.append(entry)
+    await _refresh_lost(s, _applied(todo, moves, moved, now))
 
 
-_FINALS = {
-    State.COMMITTING: (outcome(State.COMMITTING), "COMMITTED_AT_IBPS"),
-    State.ABORTING: (outcome(State.ABORTING), "ABORTED_AT_IBPS"),
-}
-"""What phase two moves a decided payment to, and the event that says IBPS did its part."""
-
-
-def _finalized(tracked: Tracked, writes: _Writes) -> None:
-    target, ibps_event = _FINALS[tracked.state]
-    extra = {"settled_at": writes.now} if target is State.SETTLED else {}
-    writes.change(tracked, state=target.value, updated_at=writes.now, **extra)
-    writes.event(tracked, ibps_event)
-    writes.event(tracked, target.value)
-
-
-async def _finalize_all(raw: asyncpg.Connection, todo: Sequence[Tracked], writes: _Writes) -> set[str]:
-    moves = [(t.payment_id, t.state, _FINALS[t.state][0]) for t in todo]
-    for tracked in todo:
-        _finalized(tracked, writes)
-    done = await payments_repo.finalize_many(raw, moves, writes.rows(), writes.now)
-    writes.keep(done)
-    return done
-
-
-async def _finalize(
-    conn: AsyncConnection, todo: Sequence[Tracked], failures: dict[str, str], writes: _Writes
-) -> set[str]:
-    """The final transaction when IBPS refused some phase two: the refusal is recorded, and the
-    payment stays decided for the recovery sweep."""
-    now = writes.now
-    done: set[str] = set()
-    for current, (target, _) in _FINALS.items():
-        extra = {"settled_at": now} if target is State.SETTLED else {}
-        group = [t for t in todo if t.state is current and t.payment_id not in failures]
-        won = await payments_repo.transition_many(
-            conn,
-            payment_ids=[t.payment_id for t in group],
-            current=current,
-            target=target,
-            now=now,
-            **extra,
-        )
-        for tracked in group:
-            if tracked.payment_id in won:
-                _finalized(tracked, writes)
-        done |= won
-    for tracked in todo:
-        if tracked.payment_id in failures:
-            failure = failures[tracked.payment_id]
-            step = "COMMIT" if tracked.state is State.COMMITTING else "ABORT"
-            log.warning("IBPS %s of %s failed: %s", step.lower(), tracked.payment_id, failure)
-            writes.event(tracked, f"IBPS_{step}_FAILED", failure[:500])
-    await writes.flush(conn)
-    await webhook_outbox.payments_changed(conn, sorted(done), now)
-    return done
-
-
-async def _finish_alone(gw: Gateway, tracked: Tracked) -> str | None:
+async def _finish_alone(s: Settlement, tracked: Tracked) -> str | None:
     """Phase two for one payment with the client's retries; the failure, or None."""
     try:
         if tracked.state is State.COMMITTING:
-            await gw.ibps.commit(tracked.payment_id)
+            await s.ibps.commit(tracked.payment_id)
         else:
-            await gw.ibps.abort(tracked.payment_id)
+            await s.ibps.abort(tracked.payment_id)
     except (IbpsUnavailable, IbpsRefused) as exc:
         return str(exc)
     return None
 
 
-async def _refresh_lost(gw: Gateway, lost: Sequence[Tracked]) -> None:
-    """Payments another actor moved first: take their rows as they are now."""
+async def _refresh_lost(s: Settlement, lost: Sequence[Tracked]) -> None:
+    """Payments another actor moved first: take them as they are now."""
     if not lost:
         return
-    async with gw.engine.connect() as conn:
-        rows = await payments_repo.get_many(conn, [t.payment_id for t in lost])
+    found = await s.store.payments([t.payment_id for t in lost])
     for tracked in lost:
-        row = rows.get(tracked.payment_id)
-        if row is None:
+        payment = found.get(tracked.payment_id)
+        if payment is None:
             raise LookupError(f"payment {tracked.payment_id} vanished")
-        tracked.payment = dict(row)
+        tracked.payment = payment
         tracked.stale = True
 
 
 # one payment at a time: the recovery sweep and tests ---------------------------------------------
 
 
-async def decide_commit(gw: Gateway, payment: PaymentRow) -> State:
-    tracked = Tracked(dict(payment))
-    await decide_many(gw, commits=[tracked], aborts=[])
+async def decide_commit(s: Settlement, payment: Payment) -> State:
+    tracked = Tracked(payment)
+    await decide_many(s, commits=[tracked], aborts=[])
     return tracked.state
 
 
 async def decide_abort(
-    gw: Gateway,
-    payment: PaymentRow,
+    s: Settlement,
+    payment: Payment,
     *,
     reason_code: str,
     reason: str,
     ibps_void: bool = False,
 ) -> State:
     """Record ABORT, void the FPS side and release the limit usage, in one transaction."""
-    tracked = Tracked(dict(payment))
-    await decide_many(gw, commits=[], aborts=[(tracked, Abort(reason_code, reason, ibps_void))])
+    tracked = Tracked(payment)
+    await decide_many(s, commits=[], aborts=[(tracked, Abort(reason_code, reason, ibps_void))])
     return tracked.state
 
 
-async def finish(gw: Gateway, payment: PaymentRow, state: State) -> State:
-    tracked = Tracked({**payment, "state": state.value})
-    await finish_many(gw, [tracked])
+async def finish(s: Settlement, payment: Payment, state: State) -> State:
+    tracked = Tracked(replace(payment, state=state))
+    await finish_many(s, [tracked])
     return tracked.state

@@ -18,6 +18,7 @@ from fpslink.idempotency import repository as idem_repo
 from fpslink.payments import repository as payments_repo
 from fpslink.settlement import coordinator
 from fpslink.settlement.states import recovery_action
+from fpslink.settlement.wiring import settlement
 from fpslink.vocabulary import State
 
 log = logging.getLogger("fpslink.recovery")
@@ -30,8 +31,7 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     async with gw.engine.connect() as conn:
         candidates = await payments_repo.stale(conn, cutoff=cutoff, limit=gw.settings.recovery_batch_size)
-    for payment_id, state_value in candidates:
-        state = State(state_value)
+    for payment_id, state in candidates:
         async with gw.engine.begin() as conn:
             claimed = await payments_repo.claim(
                 conn, payment_id=payment_id, state=state, cutoff=cutoff, now=gw.clock()
@@ -46,12 +46,12 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
             continue
         if action is State.ABORTING:
             state = await coordinator.decide_abort(
-                gw,
+                settlement(gw),
                 payment,
                 reason_code="AB05",
                 reason="settlement timed out before both ledgers were prepared",
             )
-        final = await coordinator.finish(gw, payment, state)
+        final = await coordinator.finish(settlement(gw), payment, state)
         outcomes[final.value] += 1
         metrics.RECOVERY.labels(state=final.value).inc()
     return outcomes

@@ -25,10 +25,10 @@ from fpslink.errors import Conflict, InvalidRequest, NotFound
 from fpslink.money import Currency, format_minor
 from fpslink.participants.service import require_participant
 from fpslink.payments import repository as payments_repo
+from fpslink.payments.domain import Payment, decimal_text
 from fpslink.principal import Principal
 from fpslink.settlement.states import status_of
 from fpslink.uow import UnitsOfWork
-from fpslink.vocabulary import State
 from fpslink.webhooks import policy, signing
 
 log = logging.getLogger("fpslink.webhooks")
@@ -123,32 +123,33 @@ def encode_cursor(row: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def payload(delivery: dict[str, Any], payment: dict[str, Any]) -> bytes:
+def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
     """The event body: stable across attempts, because a final payment no longer changes."""
 
-    def amount(minor: int | None, currency: str | None) -> str | None:
-        return None if minor is None or currency is None else format_minor(minor, Currency(currency))
+    def amount(minor: int | None, currency: Currency | None) -> str | None:
+        return None if minor is None or currency is None else format_minor(minor, currency)
 
+    target_currency = payment.target_currency
     body = {
         "event_id": delivery["delivery_id"],
         "event": delivery["event"],
         "created_at": delivery["created_at"].isoformat(),
         "payment": {
-            "payment_id": payment["payment_id"],
-            "end_to_end_id": payment["end_to_end_id"],
-            "status": status_of(State(payment["state"])).value,
-            "direction": payment["direction"],
-            "debtor_account_id": payment["debtor_account_id"],
-            "creditor_account_id": payment["creditor_account_id"],
-            "source_amount": amount(payment["source_minor"], payment["source_currency"]),
-            "source_currency": payment["source_currency"],
-            "target_amount": amount(payment["target_minor"], payment["target_currency"]),
-            "target_currency": payment["target_currency"],
-            "rate": payment["rate"],
-            "reason_code": payment["reason_code"],
-            "reason": payment["reason"],
-            "created_at": payment["created_at"].isoformat(),
-            "settled_at": payment["settled_at"].isoformat() if payment["settled_at"] else None,
+            "payment_id": payment.payment_id,
+            "end_to_end_id": payment.end_to_end_id,
+            "status": status_of(payment.state).value,
+            "direction": payment.direction.value,
+            "debtor_account_id": payment.debtor_account_id,
+            "creditor_account_id": payment.creditor_account_id,
+            "source_amount": amount(payment.source_minor, payment.source_currency),
+            "source_currency": payment.source_currency.value,
+            "target_amount": amount(payment.target_minor, target_currency),
+            "target_currency": None if target_currency is None else target_currency.value,
+            "rate": decimal_text(payment.rate),
+            "reason_code": payment.reason_code,
+            "reason": payment.reason,
+            "created_at": payment.created_at.isoformat(),
+            "settled_at": payment.settled_at.isoformat() if payment.settled_at else None,
         },
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -195,7 +196,7 @@ class WebhookDispatcher:
         if not target["active"]:
             outcome, status_code, error = "cancelled", None, "the webhook was deleted"
         else:
-            body = payload(target, dict(payment))
+            body = payload(target, payment)
             timestamp = int(self._clock().timestamp())
             headers = {
                 "Content-Type": "application/json",
@@ -224,9 +225,7 @@ class WebhookDispatcher:
                 attempts, base_s=settings.webhook_backoff_s, max_s=settings.webhook_backoff_max_s
             )
             next_at = now + timedelta(seconds=delay)
-        status = {"delivered": "DELIVERED", "failed": "FAILED", "cancelled": "CANCELLED"}.get(
-            outcome, "PENDING"
-        )
+        status = STATUS_OF_OUTCOME.get(outcome, "PENDING")
         async with self._uow() as tx:
             await tx.webhooks.record_attempt(
                 delivery_id=delivery_id,

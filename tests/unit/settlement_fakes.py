@@ -1,0 +1,205 @@
+"""In-memory stand-ins for settlement's store and IBPS, for the coordinator's unit tests.
+
+`FakeStore` keeps the contract `fpslink.settlement.store.SettlementStore` states: every move is a
+compare-and-set on the payment's state, a step applies whole or not at all, and the FPS side, the
+limits and the webhooks follow the decision. `FakeIbps` answers from a script per payment and
+records every call, so a test can say how many exchanges a batch cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from fpslink.fx.domain import AmountType
+from fpslink.ibps_client import IbpsClient, IbpsRefused, IbpsUnavailable
+from fpslink.money import Currency
+from fpslink.payments.domain import Payment, TimelineRow
+from fpslink.settlement.states import check_transition
+from fpslink.settlement.store import Failure, Move, limit_releases
+from fpslink.vocabulary import Direction, State
+from ibps_wire.enums import Operation, Outcome, Reason, TransferStatus
+from ibps_wire.schemas import BatchItem, BatchVerdict, Moved, Problem, Verdict
+
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+
+
+def accepted(payment_id: str, *, direction: Direction = Direction.NORTHBOUND) -> Payment:
+    """An accepted payment of 1000.00 HKD to 917.70 CNY (or the other way round southbound)."""
+    north = direction is Direction.NORTHBOUND
+    return Payment(
+        payment_id=payment_id,
+        participant_id="HKBANK01" if north else "CNBANK01",
+        creditor_participant_id="CNBANK01" if north else "HKBANK01",
+        direction=direction,
+        state=State.ACCEPTED,
+        debtor_account_id="HK0001" if north else "CN0001",
+        creditor_account_id="CN0001" if north else "HK0001",
+        creditor_proxy=None,
+        creditor_masked_name="Z*** M***",
+        source_minor=100_000 if north else 91_770,
+        source_currency=Currency.HKD if north else Currency.CNY,
+        target_minor=91_770 if north else 100_000,
+        target_currency=Currency.CNY if north else Currency.HKD,
+        amount_type=AmountType.SEND,
+        mid_rate=Decimal("0.920000"),
+        rate=Decimal("0.917700"),
+        spread_bps=Decimal("25"),
+        quote_id=None,
+        purpose="FAMILY_SUPPORT",
+        remittance_info=None,
+        end_to_end_id=None,
+        reason_code=None,
+        reason=None,
+        business_date=date(2026, 11, 27),
+        limit_minor=100_000,
+        limit_currency=Currency.HKD,
+        attempts=0,
+        created_at=T0,
+        updated_at=T0,
+        decided_at=None,
+        settled_at=None,
+    )
+
+
+class StoreDown(Exception):
+    """The database went away in the middle of a step."""
+
+
+@dataclass
+class FakeStore:
+    rows: dict[str, Payment] = field(default_factory=dict)
+    timeline: list[TimelineRow] = field(default_factory=list)
+    posted: list[str] = field(default_factory=list)
+    voided: list[str] = field(default_factory=list)
+    released: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    webhooks: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    down: bool = False
+
+    @classmethod
+    def holding(cls, payments: Iterable[Payment]) -> FakeStore:
+        return cls(rows={p.payment_id: p for p in payments})
+
+    def _step(self, name: str) -> None:
+        self.steps.append(name)
+        if self.down:
+            raise StoreDown(name)
+
+    def _move(self, move: Move, current: State, now: datetime) -> bool:
+        check_transition(current, move.target)
+        if self.rows[move.payment_id].state is not current:
+            return False
+        self.rows[move.payment_id] = replace(
+            self.rows[move.payment_id], state=move.target, updated_at=now, **move.values
+        )
+        self.timeline.extend((move.payment_id, entry) for entry in move.events)
+        return True
+
+    async def decide(self, moves: Sequence[Move], now: datetime) -> set[str]:
+        self._step("decide")
+        moved = {m.payment_id for m in moves if self._move(m, State.ACCEPTED, now)}
+        aborted = [m.payment for m in moves if m.payment_id in moved and m.target is not State.COMMITTING]
+        self.posted += [m.payment_id for m in moves if m.payment_id in moved and m.target is State.COMMITTING]
+        self.voided += [p.payment_id for p in aborted]
+        for key, amount in limit_releases(aborted).items():
+            self.released[key] = self.released.get(key, 0) + amount
+        self.webhooks += [m.payment_id for m in moves if m.payment_id in moved and m.target is State.REJECTED]
+        return moved
+
+    async def finish(self, moves: Sequence[Move], failures: Sequence[Failure], now: datetime) -> set[str]:
+        self._step("finish")
+        moved = {m.payment_id for m in moves if self._move(m, m.payment.state, now)}
+        self.timeline.extend(failures)
+        self.webhooks += sorted(moved)
+        return moved
+
+    async def payments(self, payment_ids: Sequence[str]) -> dict[str, Payment]:
+        self._step("read")
+        return {i: self.rows[i] for i in payment_ids if i in self.rows}
+
+    def events(self, payment_id: str) -> list[str]:
+        return [entry.event for pid, entry in self.timeline if pid == payment_id]
+
+
+Behaviour = Literal["ok", "refuse", "problem", "unknown", "unavailable", "wrong_body"]
+"""How IBPS answers one call: prepared (or done), refused with a reason (a prepare's 200 REFUSED),
+a 4xx problem, a 5xx inside a batch (unknown), no answer at all, or a 2xx that answers no prepare."""
+
+
+@dataclass
+class FakeIbps:
+    """IBPS as the coordinator sees it; `prepare_item` and `finish_item` are the real client's."""
+
+    prepares: dict[str, Behaviour] = field(default_factory=dict)
+    finishes: dict[str, Behaviour] = field(default_factory=dict)
+    alone: dict[str, Behaviour] = field(default_factory=dict)
+    """How a single call (a repeat outside a batch) answers, where it differs from the batch."""
+    batching: bool = True
+    batch_down: bool = False
+    calls: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    prepare_item = staticmethod(IbpsClient.prepare_item)
+    finish_item = staticmethod(IbpsClient.finish_item)
+
+    def _behaviour(self, op: Operation, payment_id: str, *, alone: bool) -> Behaviour:
+        if alone and payment_id in self.alone:
+            return self.alone[payment_id]
+        table = self.prepares if op is Operation.PREPARE else self.finishes
+        return table.get(payment_id, "ok")
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchVerdict]:
+        self.calls.append(("batch", [f"{item.op.value}:{item.payment_id}" for item in items]))
+        if self.batch_down:
+            raise IbpsUnavailable("IBPS batch: no answer")
+        return [self._item(item) for item in items]
+
+    def _item(self, item: BatchItem) -> BatchVerdict:
+        payment_id = str(item.payment_id)
+        behaviour = self._behaviour(item.op, payment_id, alone=False)
+        status, body = 200, _body(item.op, behaviour)
+        if behaviour in ("problem", "unknown", "unavailable"):
+            status = 409 if behaviour == "problem" else 503
+            body = Problem(type="about:blank", title="no", status=status, detail="refused", code="CONFLICT")
+        return BatchVerdict(payment_id=payment_id, op=item.op, status=status, body=body)
+
+    async def prepare(self, *, payment_id: str, kind: object, account_id: str, amount_minor: int) -> Verdict:
+        self.calls.append(("prepare", [payment_id]))
+        behaviour = self._behaviour(Operation.PREPARE, payment_id, alone=True)
+        _raise_for(behaviour)
+        return _verdict(behaviour)
+
+    async def commit(self, payment_id: str) -> object:
+        self.calls.append(("commit", [payment_id]))
+        _raise_for(self._behaviour(Operation.COMMIT, payment_id, alone=True))
+        return None
+
+    async def abort(self, payment_id: str) -> object:
+        self.calls.append(("abort", [payment_id]))
+        _raise_for(self._behaviour(Operation.ABORT, payment_id, alone=True))
+        return None
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.calls]
+
+
+def _verdict(behaviour: Behaviour) -> Verdict:
+    if behaviour == "refuse":
+        return Verdict(outcome=Outcome.REFUSED, reason_code=Reason.AM04, reason="insufficient funds")
+    return Verdict(outcome=Outcome.PREPARED, reason_code=None, reason=None)
+
+
+def _body(op: Operation, behaviour: Behaviour) -> Verdict | Moved:
+    if op is Operation.PREPARE and behaviour != "wrong_body":
+        return _verdict(behaviour)
+    return Moved(status=TransferStatus.VOIDED if op is Operation.ABORT else TransferStatus.POSTED)
+
+
+def _raise_for(behaviour: Behaviour) -> None:
+    if behaviour in ("unavailable", "unknown"):
+        raise IbpsUnavailable("IBPS: no answer within 2.00 s")
+    if behaviour == "problem":
+        raise IbpsRefused(409, "CONFLICT", "refused")
