@@ -39,6 +39,13 @@ def _no_crash(point: str) -> None:
 
 @dataclass
 class Gateway:
+    """What one gateway process owns, and the services made from it.
+
+    The services are made once, here, each with what it uses; nothing else constructs them. The
+    payment path reads the process's own parts (engine, IBPS client, crash hook, account cache,
+    batcher) until it too moves onto units of work.
+    """
+
     settings: Settings
     engine: AsyncEngine
     ibps: IbpsClient
@@ -51,6 +58,7 @@ class Gateway:
     """The payment batcher of this process, made on first use (fpslink.payments.service.pipeline,
     which knows its items' type: naming it here would make this module import the payment path)."""
     uow: UnitsOfWork = field(init=False, repr=False)
+    """Units of work on this engine: the services', the console's and the tools'."""
     participants: ParticipantsService = field(init=False, repr=False)
     fx: FxService = field(init=False, repr=False)
     directory: DirectoryService = field(init=False, repr=False)
@@ -81,4 +89,5 @@ class Gateway:
 
     @property
     def rates(self) -> RateSheet:
+        """The FX service's rates in force, as the payment path reads them."""
         return self.fx.rates

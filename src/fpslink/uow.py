@@ -95,6 +95,15 @@ class UnitOfWork:
         """The asyncpg connection under `conn`, inside this transaction (the hot path's lane)."""
         return await pg.raw(self.conn)
 
+    async def ping(self) -> None:
+        """Raises unless the database answers a statement on this connection."""
+        await self.conn.execute(text("SELECT 1"))
+
+    async def commit(self) -> None:
+        """Make the writes durable; the unit of work ends here, and its block only closes it."""
+        await self.conn.commit()
+        self._committed = True
+
     # the repositories, on this unit of work's connection
 
     @property
@@ -128,15 +137,6 @@ class UnitOfWork:
     @property
     def reconciliation(self) -> ReconciliationRepository:
         return ReconciliationRepository(self.conn)
-
-    async def ping(self) -> None:
-        """Raises unless the database answers a statement on this connection."""
-        await self.conn.execute(text("SELECT 1"))
-
-    async def commit(self) -> None:
-        """Make the writes durable; the unit of work ends here, and its block only closes it."""
-        await self.conn.commit()
-        self._committed = True
 
 
 UnitsOfWork = Callable[[], UnitOfWork]
