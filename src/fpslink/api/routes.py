@@ -26,7 +26,7 @@ from fpslink.api.deps import (
     PrincipalDep,
 )
 from fpslink.context import Gateway, Principal
-from fpslink.directory import service as directory
+from fpslink.directory.service import ResolvedProxy
 from fpslink.errors import InvalidRequest
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.service import IdempotencyService
@@ -53,7 +53,7 @@ def replayable(
 
 
 async def _idempotent(
-    idempotency_service: IdempotencyService,
+    idempotent: IdempotencyService,
     principal: Principal,
     request: Request,
     raw_key: str | None,
@@ -61,7 +61,7 @@ async def _idempotent(
     action: Any,
 ) -> JSONResponse:
     key = idempotency.parse_key(raw_key, required=False)
-    stored = await idempotency_service.run_idempotent(
+    stored = await idempotent.run_idempotent(
         principal,
         key=key,
         endpoint=f"POST {request.url.path}",
@@ -186,7 +186,7 @@ async def get_limits(account_id: str, limits: LimitsDep, principal: PrincipalDep
 # proxies --------------------------------------------------------------------------------------
 
 
-def _proxy_out(found: directory.ResolvedProxy, *, with_account: bool) -> s.ProxyOut:
+def _proxy_out(found: ResolvedProxy, *, with_account: bool) -> s.ProxyOut:
     return s.ProxyOut(
         proxy_value=found.proxy_value,
         participant_id=found.participant_id,
