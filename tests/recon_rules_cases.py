@@ -342,6 +342,32 @@ def cases() -> list[Case]:
         )
     )
 
+    # the rule's arithmetic at its edges: each row is consistent, so none may break
+    edges = {
+        # an exact quotient is not rounded up a further cent: 500.00 CNY at 0.5 costs 1,000.00 HKD
+        "fx-receive-exact-quotient": ("NB-RECEIVE", "0.500000", 100_000, 50_000),
+        # one millionth over a whole cent is a cent more: 0.01 CNY at 0.999999 costs 0.02 HKD
+        "fx-receive-one-millionth-over": ("NB-RECEIVE", "0.999999", 2, 1),
+        # the smallest positive rate is a rate: 1,000.00 HKD at 0.000001 buys nothing
+        "fx-smallest-rate": ("NB-SEND", "0.000001", 100_000, 0),
+        # RECEIVE 0.12 HKD at 1.08424 costs 0.12 CNY, though 0.12 CNY sent would buy 0.13 HKD
+        "fx-receive-is-not-held-to-the-send-rule": ("SB-RECEIVE", "1.084240", 12, 12),
+        # SEND 1.01 HKD at 0.5 pays 0.50 CNY, though 0.50 CNY received would cost 1.00 HKD
+        "fx-send-is-not-held-to-the-receive-rule": ("NB-SEND", "0.500000", 101, 50),
+    }
+    for name, (kind, rate, source_minor, target_minor) in edges.items():
+        north = PAYMENTS[kind]["direction"] == "NORTHBOUND"
+        fps_minor, ibps_minor = (source_minor, target_minor) if north else (target_minor, source_minor)
+        values = row(
+            kind,
+            rate=rate,
+            source_minor=source_minor,
+            target_minor=target_minor,
+            fps_amount_minor=fps_minor,
+            ibps_amount_minor=ibps_minor,
+        )
+        add(_case(name, values))
+
     # STUCK_PENDING: not final more than the settlement time-out after acceptance
     for state in IN_FLIGHT:
         add(
@@ -365,6 +391,7 @@ def cases() -> list[Case]:
         {"fps_amount_minor": 1},
         {"ibps_currency": "HKD"},
         {"fps_status": None},
+        {"ibps_status": None},
         {"ibps_status": "PENDING"},
         {"rate": "0"},
         {"gateway_state": "COMMITTING", "created_at": AS_OF - timedelta(days=1)},

@@ -6,7 +6,10 @@ broke, in that leg's currency, and the age and action must be the break's own.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -17,12 +20,14 @@ from fpslink.reconciliation.domain import (
     BreakType,
     Side,
     age_text,
+    business_day_bounds,
     describe,
     expected_legs,
     hour_of_day,
     latency_labels,
     money_text,
 )
+from ibps_wire.schemas import TransferOut
 
 AS_OF = datetime(2026, 6, 22, 5, 0, tzinfo=UTC)
 
@@ -86,6 +91,39 @@ def stored(break_type: str, side: str, direction: str = "NORTHBOUND", **changes:
             "source 538.97 HKD at 0.927700",  # ceil(500.00 / 0.9277) = 538.9673...
         ),
         ("FX_MISMATCH", "GATEWAY", "SOUTHBOUND", {"rate": "0"}, "a positive rate, not 0"),
+        # the smallest positive rate is a rate: 100.00 HKD at 0.000001 buys nothing
+        ("FX_MISMATCH", "GATEWAY", "NORTHBOUND", {"rate": "0.000001"}, "target 0.00 CNY at 0.000001"),
+        # an exact quotient is not rounded up a further cent: 500.00 CNY at 0.5 costs 1,000.00 HKD
+        (
+            "FX_MISMATCH",
+            "GATEWAY",
+            "NORTHBOUND",
+            {"amount_type": "RECEIVE", "target_minor": 50_000, "rate": "0.500000"},
+            "source 1000.00 HKD at 0.500000",
+        ),
+        # one millionth over a whole cent is a cent more: 0.01 CNY at 0.999999 costs 0.02 HKD
+        (
+            "FX_MISMATCH",
+            "GATEWAY",
+            "NORTHBOUND",
+            {"amount_type": "RECEIVE", "target_minor": 1, "rate": "0.999999"},
+            "source 0.02 HKD at 0.999999",
+        ),
+        # the largest amounts, in integers: a float would be a cent out
+        (
+            "FX_MISMATCH",
+            "GATEWAY",
+            "NORTHBOUND",
+            {"amount_type": "RECEIVE", "target_minor": 100_000_000_000_000, "rate": "0.500000"},
+            "source 2000000000000.00 HKD at 0.500000",
+        ),
+        (
+            "FX_MISMATCH",
+            "GATEWAY",
+            "NORTHBOUND",
+            {"source_minor": 10_000_000_627_699, "rate": "0.917701"},
+            "target 91770105760.39 CNY at 0.917701",
+        ),
         ("FX_MISMATCH", "GATEWAY", "NORTHBOUND", {"rate": None}, "-"),
         ("FX_MISMATCH", "GATEWAY", "NORTHBOUND", {"source_minor": None}, "-"),
         ("FX_MISMATCH", "GATEWAY", "NORTHBOUND", {"target_minor": None}, "-"),
@@ -218,3 +256,106 @@ def test_latency_buckets_are_labelled_from_zero_to_the_slower_rest() -> None:
 )
 def test_hour_of_day_is_utc_plus_8(moment: datetime, hour: int) -> None:
     assert hour_of_day(moment) == hour
+
+
+@pytest.mark.parametrize(
+    ("amount_type", "source_minor", "target_minor", "rate", "consistent"),
+    [
+        ("SEND", 100, 0, "0", False),  # no rate at all is never consistent
+        ("RECEIVE", 100, 0, "0", False),
+        ("SEND", 100, 0, "0.000001", True),  # the smallest rate: 1.00 buys nothing
+        ("SEND", 101, 50, "0.500000", True),  # 1.01 at 0.5 pays 0.50 (0.505, rounded down) ...
+        ("RECEIVE", 101, 50, "0.500000", False),  # ... but 0.50 received costs 1.00, not 1.01
+        ("RECEIVE", 100, 50, "0.500000", True),
+        ("RECEIVE", 2, 1, "0.999999", True),  # 0.01 at 0.999999 costs 0.010000010...: 0.02
+        ("RECEIVE", 1, 1, "0.999999", False),
+        ("SEND", 10_000_000_627_699, 9_177_010_576_039, "0.917701", True),
+    ],
+)
+def test_fx_consistent_on_integers(
+    amount_type: str, source_minor: int, target_minor: int, rate: str, consistent: bool
+) -> None:
+    assert (
+        domain.fx_consistent(
+            amount_type=amount_type, source_minor=source_minor, target_minor=target_minor, rate=rate
+        )
+        is consistent
+    )
+
+
+@pytest.mark.parametrize(
+    ("rate", "micro"),
+    [("0.917700", 917_700), (".5", 500_000), ("2", 2_000_000), ("0.0000019", 1), ("1.08424", 1_084_240)],
+)
+def test_rate_micro_reads_what_postgresql_reads(rate: str, micro: int) -> None:
+    assert domain.rate_micro(rate) == micro
+
+
+def _transfer(created_at: datetime) -> TransferOut:
+    return TransferOut.model_validate(
+        {
+            "seq": 7,
+            "payment_id": "p-1",
+            "kind": "CREDIT",
+            "account_id": "CN1",
+            "debit_account_id": "IBPS-LINK-CNY",
+            "credit_account_id": "CN1",
+            "amount": "917.70",
+            "currency": "CNY",
+            "status": "POSTED",
+            "reason_code": None,
+            "created_at": created_at,
+            "resolved_at": None,
+        }
+    )
+
+
+def test_a_neighbouring_entry_keeps_its_payment_and_currency() -> None:
+    day = date(2026, 11, 27)
+    _, end = business_day_bounds(day)
+    entry = domain.neighbour_entry(day, _transfer(end + timedelta(seconds=1)))
+    assert entry is not None
+    assert (entry.payment_id, entry.currency, entry.amount_minor) == ("p-1", "CNY", 91_770)
+
+
+@pytest.mark.usefixtures("machine_clock_in_another_zone")
+def test_an_entry_stamped_in_another_offset_is_dated_by_its_instant() -> None:
+    """00:30 on the 28th in Hong Kong is 16:30 UTC on the 27th: the next day's statement."""
+    day = date(2026, 11, 27)
+    hkt = timezone(timedelta(hours=8))
+    entry = domain.neighbour_entry(day, _transfer(datetime(2026, 11, 28, 0, 30, tzinfo=hkt)))
+    assert entry is not None and entry.day_offset == 1
+    assert entry.created_at == datetime(2026, 11, 27, 16, 30, tzinfo=UTC)
+    assert entry.created_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.usefixtures("machine_clock_in_another_zone")
+def test_a_naive_entry_time_is_utc_whatever_the_machines_zone() -> None:
+    day = date(2026, 11, 27)
+    entry = domain.neighbour_entry(day, _transfer(datetime(2026, 11, 27, 16, 30)))
+    assert entry is not None and entry.day_offset == 1
+    assert entry.created_at == datetime(2026, 11, 27, 16, 30, tzinfo=UTC)
+    assert domain.neighbour_entry(day, _transfer(datetime(2026, 11, 27, 15, 59))) is None
+
+
+@pytest.fixture
+def machine_clock_in_another_zone() -> Iterator[None]:
+    """The process's local time zone far from UTC (POSIX TZ, no zone files needed)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "EST+5"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.mark.usefixtures("machine_clock_in_another_zone")
+def test_a_business_day_is_bounded_in_utc_whatever_the_machines_zone() -> None:
+    start, end = business_day_bounds(date(2026, 11, 27))
+    assert (start, end) == (datetime(2026, 11, 26, 16, tzinfo=UTC), datetime(2026, 11, 27, 16, tzinfo=UTC))
+    assert start.utcoffset() == end.utcoffset() == timedelta(0)

@@ -43,7 +43,12 @@ from fpslink.reconciliation.domain import BreakType, Side, business_day_bounds, 
 from fpslink.reconciliation.models import match
 
 m = match.c
-RULES = matching.break_rules(m, as_of=AS_OF, timeout_s=TIMEOUT_S)
+
+
+def rules() -> list[tuple[BreakType, Side, Any]]:
+    """The rules of a run at AS_OF, built afresh by each test (never once at import, so that the
+    code each test exercises is the code under test at that moment, as mutation testing needs)."""
+    return matching.break_rules(m, as_of=AS_OF, timeout_s=TIMEOUT_S)
 
 
 # --- a SQL evaluator for the expressions the rules use ----------------------------------------------
@@ -171,11 +176,11 @@ def derived(values: dict[str, Any]) -> dict[str, Any]:
 
 def breaks_of(values: dict[str, Any]) -> set[tuple[BreakType, Side]]:
     full = derived(values)
-    return {(kind, side) for kind, side, condition in RULES if evaluate(condition, full) is True}
+    return {(kind, side) for kind, side, condition in rules() if evaluate(condition, full) is True}
 
 
 def expected_mask(case: Case) -> int:
-    return sum(1 << n for n, (kind, side, _) in enumerate(RULES) if (kind, side) in case.breaks)
+    return sum(1 << n for n, (kind, side, _) in enumerate(rules()) if (kind, side) in case.breaks)
 
 
 # --- the table ---------------------------------------------------------------------------------------
@@ -188,11 +193,11 @@ def test_each_row_gives_exactly_its_breaks(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_the_mask_has_one_bit_per_break_in_rule_order(case: Case) -> None:
-    assert evaluate(matching.break_mask(RULES), derived(case.row)) == expected_mask(case)
+    assert evaluate(matching.break_mask(rules()), derived(case.row)) == expected_mask(case)
 
 
 def test_the_table_covers_every_rule_on_every_side() -> None:
-    per_row = {(kind, side) for kind, side, _ in RULES}
+    per_row = {(kind, side) for kind, side, _ in rules()}
     assert per_row == {pair for case in CASES for pair in case.breaks}
     assert {kind for kind, _ in per_row} == set(BreakType) - {BreakType.DUPLICATE}
     for kind in (BreakType.AMOUNT_MISMATCH, BreakType.CURRENCY_MISMATCH, BreakType.STATUS_MISMATCH):
@@ -201,11 +206,11 @@ def test_the_table_covers_every_rule_on_every_side() -> None:
 
 def test_every_rule_has_a_row_that_breaks_it_alone() -> None:
     alone = {next(iter(case.breaks)) for case in CASES if len(case.breaks) == 1}
-    assert alone == {(kind, side) for kind, side, _ in RULES}
+    assert alone == {(kind, side) for kind, side, _ in rules()}
 
 
 def test_the_rules_come_in_report_order() -> None:
-    assert [(kind.value, side.value) for kind, side, _ in RULES] == [
+    assert [(kind.value, side.value) for kind, side, _ in rules()] == [
         ("MISSING_AT_FPS", "FPS"),
         ("MISSING_AT_IBPS", "IBPS"),
         ("UNEXPECTED_AT_IBPS", "IBPS"),
@@ -300,7 +305,7 @@ def test_the_evaluator_uses_sql_nulls() -> None:
     """A NULL state is neither REJECTED nor not: `~rejected` must not make a row with no payment break."""
     values = {"gateway_state": None, "in_day": 1, "fps_status": None}
     assert evaluate(m.gateway_state != "REJECTED", values) is None
-    assert evaluate(RULES[0][2], values) is None
+    assert evaluate(rules()[0][2], values) is None
     assert evaluate(m.gateway_state.in_(("SETTLED",)), values) is None
     assert evaluate(m.gateway_state.is_(None), values) is True
     assert _int_divide(-7, 2) == -3 and _int_divide(7, 2) == 3
