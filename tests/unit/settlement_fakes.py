@@ -1,14 +1,17 @@
-"""In-memory stand-ins for settlement's store and IBPS, for the coordinator's unit tests.
+"""In-memory stand-ins for the payment path's stores and IBPS, for acceptance's and the coordinator's
+unit tests.
 
 `FakeStore` keeps the contract `fpslink.settlement.store.SettlementStore` states: every move is a
 compare-and-set on the payment's state, a step applies whole or not at all, and the FPS side, the
-limits and the webhooks follow the decision. `FakeIbps` answers from a script per payment and
+limits and the webhooks follow the decision; `FakeAcceptanceStore` keeps a transaction's writes until
+it commits. `FakeIbps` answers from a script per payment and
 records every call, so a test can say how many exchanges a batch cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,6 +19,7 @@ from typing import Literal
 
 from fpslink.fx.domain import AmountType
 from fpslink.ibps_client import IbpsClient, IbpsRefused, IbpsUnavailable
+from fpslink.ledger.domain import Transfer
 from fpslink.money import Currency
 from fpslink.payments.domain import Payment, TimelineRow
 from fpslink.settlement.states import check_transition
@@ -203,3 +207,111 @@ def _raise_for(behaviour: Behaviour) -> None:
         raise IbpsUnavailable("IBPS: no answer within 2.00 s")
     if behaviour == "problem":
         raise IbpsRefused(409, "CONFLICT", "refused")
+
+
+# acceptance ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeQuote:
+    expires_at: datetime
+    payment_id: str | None = None
+
+
+@dataclass
+class FakeAcceptanceStore:
+    """Keys, quotes, limit usage and FPS funds in memory. A transaction stages its writes and
+    applies them at `commit()`, so a batch that fails leaves the store as it was."""
+
+    keys: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+    quotes: dict[str, FakeQuote] = field(default_factory=dict)
+    usage: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    funds: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    payments: dict[str, Payment] = field(default_factory=dict)
+    timeline: list[TimelineRow] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+    completed: list[tuple[str, str]] = field(default_factory=list)
+    webhooks: list[str] = field(default_factory=list)
+    fail_write: bool = False
+    commits: int = 0
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[FakeAcceptanceTx]:
+        yield FakeAcceptanceTx(self)
+
+
+class FakeAcceptanceTx:
+    def __init__(self, store: FakeAcceptanceStore) -> None:
+        self.store = store
+        self.staged: list[Callable[[], None]] = []
+        self.keys: dict[tuple[str, str], dict[str, object]] = {}
+        self.used_quotes: set[str] = set()
+
+    async def bind_keys(self, claims: Sequence[dict[str, object]]) -> set[tuple[str, str]]:
+        bound = set()
+        for claim in claims:
+            ident = (str(claim["participant_id"]), str(claim["key"]))
+            if ident not in self.store.keys and ident not in self.keys:
+                self.keys[ident] = claim
+                bound.add(ident)
+        self.staged.append(lambda: self.store.keys.update(self.keys))
+        return bound
+
+    async def use_quote(self, *, quote_id: str, payment_id: str, now: datetime) -> bool:
+        quote = self.store.quotes.get(quote_id)
+        if (
+            quote is None
+            or quote.payment_id is not None
+            or quote.expires_at <= now
+            or quote_id in self.used_quotes
+        ):
+            return False
+        self.used_quotes.add(quote_id)
+        self.staged.append(lambda: setattr(quote, "payment_id", payment_id))
+        return True
+
+    async def lock(
+        self, wanted: dict[tuple[str, str, str, str], tuple[str, int | None]], debtors: Sequence[str]
+    ) -> tuple[dict[tuple[str, str, str, str], int], dict[str, tuple[str, int, int]]]:
+        usage = {key: self.store.usage.get(key, 0) for key in wanted}
+        return usage, {a: self.store.funds[a] for a in debtors if a in self.store.funds}
+
+    async def write(
+        self,
+        *,
+        usage: Mapping[tuple[str, str, str, str], tuple[int, int | None]],
+        holds: Mapping[str, int],
+        transfers: Sequence[Transfer],
+        payments: Sequence[Payment],
+        events: Sequence[TimelineRow],
+    ) -> None:
+        if self.store.fail_write:
+            raise StoreDown("write")
+        missing = set(holds) - set(self.store.funds)
+        if missing:
+            raise LookupError(f"holds on accounts the ledger lacks: {sorted(missing)}")
+
+        def apply() -> None:
+            for key, (used, _) in usage.items():
+                self.store.usage[key] = used
+            for account, amount in holds.items():
+                currency, balance, held = self.store.funds[account]
+                self.store.funds[account] = (currency, balance, held + amount)
+            self.store.transfers.extend(transfers)
+            self.store.payments.update((p.payment_id, p) for p in payments)
+            self.store.timeline.extend(events)
+
+        self.staged.append(apply)
+
+    async def rejected(
+        self, keys: Sequence[tuple[str, str]], payment_ids: Sequence[str], now: datetime
+    ) -> None:
+        self.staged.append(
+            lambda: (self.store.completed.extend(keys), self.store.webhooks.extend(payment_ids))
+        )
+
+    async def commit(self) -> None:
+        for apply in self.staged:
+            apply()
+        self.staged.clear()
+        self.store.commits += 1

@@ -7,6 +7,7 @@ import importlib.util
 import re
 import struct
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 from types import ModuleType
 
@@ -267,3 +268,33 @@ def test_roundtrips_options(roundtrips: ModuleType) -> None:
     with pytest.raises(SystemExit):
         roundtrips.parse_args(["--warmup", "21"])
     assert roundtrips.verb("/* x */ with a as (select 1) select 1") == "WITH"
+
+
+@pytest.fixture(scope="module")
+def mutation() -> ModuleType:
+    return _load(BENCHMARKS / "mutation.py", "fpslink_bench_mutation")
+
+
+def test_mutation_runs_one_worker_over_every_module_by_default(mutation: ModuleType) -> None:
+    args = mutation.parse_args([])
+    assert (args.max_children, args.module, args.keep) == (1, None, False)
+    assert mutation.parse_args(["--module", "money", "--module", "breaker"]).module == ["money", "breaker"]
+    with pytest.raises(SystemExit):
+        mutation.parse_args(["--module", "nowhere"])
+
+
+def test_mutation_targets_and_tests_exist(mutation: ModuleType) -> None:
+    for target in mutation.TARGETS:
+        assert (ROOT / target.path).is_file(), target
+    for name in (*mutation.TESTS, *mutation.SUPPORT):
+        assert (ROOT / name).is_file(), name
+    config = mutation.mutmut_config(mutation.TARGETS, mutation.TESTS)
+    assert '"src/fpslink/money.py"' in config and '"tests/unit/test_money.py"' in config
+
+
+def test_every_equivalent_mutant_listed_is_of_a_mutated_function(mutation: ModuleType) -> None:
+    """docs/mutation.md names each equivalent mutant; a name no target matches is a stale line."""
+    listed = mutation.explained()
+    assert listed, "docs/mutation.md lists its equivalent mutants as '- `name`: reason'"
+    globs = [glob for target in mutation.TARGETS for glob in target.globs()]
+    assert [name for name in listed if not any(fnmatch(name, glob) for glob in globs)] == []

@@ -414,3 +414,122 @@ async def test_only_the_trial_cut_short_frees_the_trial(rig: Callable[..., Rig])
     trial_answer.set()
     assert await trial is not None
     assert not r.client.circuit_open
+
+
+# --- the whole state machine, and the calls after a recovery ---------------------------------------
+
+
+def test_the_whole_cycle_closed_open_half_open_closed_and_round_again() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(threshold=3, reset_s=RESET, clock=clock)
+    for _round in range(3):
+        # closed: failures short of the threshold change nothing a caller sees
+        breaker.failure()
+        breaker.failure()
+        assert breaker.allow() and breaker.allow() and not breaker.is_open
+        # open: the threshold-th consecutive failure
+        breaker.failure()
+        assert breaker.is_open and not breaker.allow()
+        clock.advance(RESET - 1)
+        assert breaker.is_open and not breaker.allow()
+        # half-open: the reset time has passed, one trial at a time
+        clock.advance(1)
+        assert not breaker.is_open
+        assert breaker.allow(), "the trial"
+        assert breaker.is_open and not breaker.allow(), "a second call while the trial is out"
+        # closed again: the trial succeeded
+        breaker.success()
+        assert not breaker.is_open
+        assert all(breaker.allow() for _ in range(10)), "every call, at once, with no trial"
+        assert not breaker.is_open
+        for _ in range(10):
+            breaker.success()
+            assert not breaker.is_open and breaker.allow()
+        clock.advance(3600)
+        assert not breaker.is_open and breaker.allow()
+
+
+def test_after_a_recovery_calls_in_flight_never_make_it_read_open() -> None:
+    """A closed breaker has no trial: concurrent calls each ask allow() before any of them answers."""
+    breaker, clock = opened(threshold=2)
+    clock.advance(RESET)
+    assert breaker.allow()
+    breaker.success()
+    for _ in range(5):
+        assert breaker.allow()
+        assert not breaker.is_open
+    for _ in range(5):
+        breaker.success()
+    assert not breaker.is_open and breaker.allow()
+
+
+def test_after_a_recovery_one_failure_does_not_reopen_it() -> None:
+    breaker, clock = opened(threshold=3)
+    clock.advance(RESET)
+    assert breaker.allow()
+    breaker.success()
+    breaker.failure()
+    assert not breaker.is_open and breaker.allow()
+    breaker.success()
+    breaker.failure()
+    breaker.failure()
+    assert not breaker.is_open and breaker.allow(), "two failures after a success: still short of three"
+
+
+def test_a_trial_that_times_out_is_a_failed_trial() -> None:
+    """The client reports a time-out as a failure: the circuit opens for a full reset time from it."""
+    breaker, clock = opened()
+    clock.advance(RESET)
+    assert breaker.allow()
+    clock.advance(2.0)  # the trial's time-out
+    breaker.failure()
+    assert breaker.is_open and not breaker.allow()
+    clock.advance(RESET - 0.5)
+    assert breaker.is_open and not breaker.allow()
+    clock.advance(0.5)
+    assert not breaker.is_open and breaker.allow()
+
+
+async def test_concurrent_calls_after_a_recovery_all_reach_ibps(rig: Callable[..., Rig]) -> None:
+    """After a successful trial the circuit is closed: several payments at once all go out, and none
+    is turned away AB06 while the others are still waiting for IBPS."""
+    r = rig(threshold=2, retries=1)
+    await r.open_circuit()
+    r.clock.advance(RESET)
+    assert await r.guarded() is not None, "the trial"
+    assert not r.client.circuit_open
+    r.ibps.hold = asyncio.Event()
+    calls = r.calls
+    concurrent = [r.spawn() for _ in range(5)]
+    await turns()
+    assert r.calls == calls + 5, "every call is at IBPS at once"
+    assert not any(call.done() for call in concurrent), "none was refused"
+    assert not r.client.circuit_open, "calls in flight after a recovery are not trials"
+    r.ibps.hold.set()
+    assert [answered(t) for t in await asyncio.gather(*concurrent)] == [("P1", "PENDING")] * 5
+    assert not r.client.circuit_open
+    assert r.client.breaker.failures == 0
+
+
+async def test_a_trial_that_times_out_reopens_the_circuit(rig: Callable[..., Rig]) -> None:
+    r = rig(threshold=2, retries=2)
+    await r.open_circuit()
+    r.clock.advance(RESET)
+    calls = r.calls
+    r.ibps.script = [httpx.ReadTimeout("no answer")]
+    with pytest.raises(IbpsUnavailable, match="circuit open"):
+        await r.guarded()
+    assert r.calls == calls + 1, "the trial timed out; its retries met the reopened circuit"
+    assert r.client.circuit_open
+    assert await r.refused_at_once()
+    r.clock.advance(RESET - 0.5)
+    assert await r.refused_at_once()
+    r.clock.advance(0.5)
+    assert await r.guarded() is not None, "the next trial, a full reset time after the time-out"
+    assert not r.client.circuit_open
+    r.ibps.hold = asyncio.Event()
+    concurrent = [r.spawn() for _ in range(3)]
+    await turns()
+    assert r.calls == calls + 5 and not r.client.circuit_open
+    r.ibps.hold.set()
+    await asyncio.gather(*concurrent)

@@ -115,7 +115,7 @@ def test_same_currency_is_one_to_one_without_spread(currency: Currency, kind: Am
 
 def test_amount_too_small_to_convert_raises() -> None:
     # 0.01 HKD * 0.9177 = 0.009177 CNY: rounds down to nothing
-    with pytest.raises(InvalidAmount):
+    with pytest.raises(InvalidAmount, match=r"^amount is too small to convert to a whole minor unit$"):
         _convert(SHEET, HKD, CNY, "0.01", AmountType.SEND)
     with pytest.raises(InvalidAmount):
         _convert(SHEET, HKD, CNY, "0.00", AmountType.SEND)

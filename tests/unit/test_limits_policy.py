@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import time as time_module
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
@@ -206,3 +209,27 @@ def test_enums() -> None:
     assert {p.value for p in Period} == {"DAY", "YEAR"}
     assert LimitBreach.DAILY.value == "daily"
     assert HK_TZ.utcoffset(None) == timedelta(hours=8)
+
+
+@pytest.fixture
+def machine_clock_in_another_zone() -> Iterator[None]:
+    """The process's local time zone far from UTC (POSIX TZ, no zone files needed)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "EST+5"
+    time_module.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time_module.tzset()
+
+
+@pytest.mark.usefixtures("machine_clock_in_another_zone")
+def test_a_naive_datetime_is_utc_whatever_the_machines_zone() -> None:
+    assert business_date(datetime(2026, 11, 27, 15, 59, 59)) == date(2026, 11, 27)
+    assert business_date(datetime(2026, 11, 27, 16, 0, 0)) == date(2026, 11, 28)
+    assert in_service_hours(datetime(2026, 11, 27, 23, 0, 0), WINDOW) is True  # 07:00 HKT
+    assert in_service_hours(datetime(2026, 11, 27, 22, 59, 59), WINDOW) is False

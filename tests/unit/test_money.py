@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 
 import pytest
@@ -248,3 +249,38 @@ def test_money_is_frozen() -> None:
 def test_max_amount_constant() -> None:
     assert Decimal("1e12") == MAX_AMOUNT
     assert parse_amount(str(MAX_AMOUNT), Currency.HKD) == MAX_AMOUNT
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (1.5, 'amounts are decimal strings such as "100.00", not floats'),
+        ("1e3", "'1e3' is not a decimal amount such as \"100.00\""),
+        (Decimal("NaN"), "amount must be a finite number"),
+        (Decimal("Infinity"), "amount must be a finite number"),
+        ("0.00", "amount must be greater than zero"),
+        (-5, "amount must be greater than zero"),
+        ("1000000000000.01", "amount must not exceed 1000000000000.00"),
+        ("1.005", "HKD amounts have at most 2 decimal places"),
+    ],
+)
+def test_parse_amount_says_why_it_refuses(value: object, message: str) -> None:
+    """The message reaches the bank as the problem's detail: it must name what is wrong."""
+    with pytest.raises(InvalidAmount) as refused:
+        parse_amount(value, Currency.HKD)  # type: ignore[arg-type]
+    assert str(refused.value) == message
+
+
+def test_to_minor_says_why_it_refuses() -> None:
+    with pytest.raises(InvalidAmount, match=r"^1\.005 has more than 2 decimal places$"):
+        to_minor(Decimal("1.005"), Currency.CNY)
+
+
+@pytest.mark.parametrize("rounding", [decimal.ROUND_HALF_UP, decimal.ROUND_CEILING, decimal.ROUND_FLOOR])
+def test_quantize_rate_is_half_even_whatever_the_decimal_context(rounding: str) -> None:
+    """A thread's decimal context may round otherwise; the rate rule must not follow it."""
+    with decimal.localcontext(rounding=rounding):
+        assert str(quantize_rate(Decimal("0.0000005"))) == "0.000000"
+        assert str(quantize_rate(Decimal("0.0000025"))) == "0.000002"
+        assert str(quantize_rate(Decimal("0.0000035"))) == "0.000004"
+        assert str(quantize_rate(Decimal("0.91770049"))) == "0.917700"

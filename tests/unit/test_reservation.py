@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from fpslink.limits.policy import UsageKey
 from fpslink.money import Currency, Money
 from fpslink.payments.reservation import Ask, LimitLine, Refusal, plan
@@ -143,3 +145,28 @@ def test_the_inputs_are_left_as_they_were() -> None:
     plan([north("p1", 100), north("p2", 100, debtor="HK2")], booked, funds)
     assert booked == {day_key("HK1"): 1}
     assert funds == FUNDED
+
+
+def test_a_first_payment_exactly_at_the_cap_fits_with_no_usage_row_yet() -> None:
+    """No usage booked yet counts as zero: a payment of exactly the daily cap fits."""
+    result = plan([north("p1", DAILY_CAP)], {}, {"HK1": ("HKD", DAILY_CAP, 0)})
+    assert result.refused == {}
+    assert result.usage[day_key("HK1")] == (DAILY_CAP, DAILY_CAP)
+    assert result.holds == {"HK1": DAILY_CAP}, "the whole balance, exactly"
+
+
+def test_the_refusal_names_the_limit_that_would_be_exceeded() -> None:
+    booked = {year_key("HK1"): YEARLY_CAP}
+    result = plan([north("p1", 1)], booked, FUNDED)
+    reason = "the yearly northbound limit of 200000 HKD would be exceeded"
+    assert result.refused["p1"] == Refusal("AM14", reason)
+
+
+def test_the_pending_transfers_carry_the_payment_and_its_time() -> None:
+    result = plan([north("p1", 100), south("s1", 200)], {}, FUNDED)
+    assert [(t.payment_id, t.created_at) for t in result.pending] == [("p1", NOW), ("s1", NOW)]
+
+
+def test_a_southbound_payment_without_an_fps_creditor_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="southbound payment s1 has no FPS creditor account"):
+        plan([south("s1", 200, creditor=None)], {}, {})

@@ -128,3 +128,13 @@ def test_a_decision_has_one_outcome_and_it_is_a_legal_step(decision: State, fina
 def test_only_a_decision_has_an_outcome(state: State) -> None:
     with pytest.raises(IllegalTransition):
         outcome(state)
+
+
+def test_an_illegal_step_names_both_states() -> None:
+    with pytest.raises(IllegalTransition, match=r"^SETTLED -> ABORTING is not a settlement step$"):
+        check_transition(State.SETTLED, State.ABORTING)
+
+
+def test_asking_an_undecided_payment_for_its_outcome_names_its_state() -> None:
+    with pytest.raises(IllegalTransition, match=r"^ACCEPTED is not a decision$"):
+        outcome(State.ACCEPTED)

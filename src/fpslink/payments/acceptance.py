@@ -9,13 +9,16 @@ written back with a fixed number of statements, whatever the batch's size.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fpslink import pg
-from fpslink.context import Gateway
+from fpslink.config import Settings
 from fpslink.fx import repository as fx_repo
 from fpslink.fx.domain import Conversion
 from fpslink.idempotency import repository as idem_repo
@@ -92,40 +95,166 @@ class Admission:
         return self.payment.created_at
 
 
-async def accept_many(gw: Gateway, batch: list[Admission]) -> list[Tracked]:
-    """Accept or reject every admission; returns the accepted payments (FPS side prepared)."""
-    now = gw.clock()
-    async with gw.engine.begin() as conn:
-        live = await _bind_keys(gw, conn, batch)
+KeyClaim = dict[str, object]
+"""An idempotency key's row as acceptance binds it (`idempotency.repository.bind_many`)."""
+
+Funds = dict[str, tuple[str, int, int]]
+"""Account id -> (currency, balance, held) of the locked debtor accounts, in minor units."""
+
+
+class AcceptanceTx(Protocol):
+    """One acceptance transaction, in the order `accept_many` uses it; nothing of it is kept
+    unless `commit()` is called."""
+
+    async def bind_keys(self, claims: Sequence[KeyClaim]) -> set[tuple[str, str]]:
+        """Bind the keys no one holds; returns the (scope, key) pairs this call bound."""
+        ...
+
+    async def use_quote(self, *, quote_id: str, payment_id: str, now: datetime) -> bool:
+        """Mark the quote used by the payment if it is unused and unexpired."""
+        ...
+
+    async def lock(
+        self, wanted: dict[UsageKey, tuple[str, int | None]], debtors: Sequence[str]
+    ) -> tuple[dict[UsageKey, int], Funds]:
+        """Create the missing usage rows, then lock them and the debtors' accounts, in the one order
+        every writer of them takes; returns what they hold."""
+        ...
+
+    async def write(
+        self,
+        *,
+        usage: Mapping[UsageKey, tuple[int, int | None]],
+        holds: Mapping[str, int],
+        transfers: Sequence[Transfer],
+        payments: Sequence[Payment],
+        events: Sequence[TimelineRow],
+    ) -> None:
+        """Write the decided batch: usage, holds, pending FPS transfers, payments and timeline."""
+        ...
+
+    async def rejected(
+        self, keys: Sequence[tuple[str, str]], payment_ids: Sequence[str], now: datetime
+    ) -> None:
+        """Complete the keys of payments rejected here and queue their webhooks."""
+        ...
+
+    async def commit(self) -> None: ...
+
+
+class AcceptanceStore(Protocol):
+    def begin(self) -> AbstractAsyncContextManager[AcceptanceTx]:
+        """A new acceptance transaction, rolled back unless committed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """What acceptance uses: its store, the settings (limits, key leases) and the clock."""
+
+    store: AcceptanceStore
+    settings: Settings
+    clock: Callable[[], datetime]
+
+
+async def accept_many(acceptance: Acceptance, batch: list[Admission]) -> list[Tracked]:
+    """Accept or reject every admission; returns the accepted payments (FPS side prepared).
+
+    Read and lock, decide in pure code (`reservation.plan`), write: the admissions learn their
+    outcome only once the transaction has committed."""
+    settings = acceptance.settings
+    now = acceptance.clock()
+    async with acceptance.store.begin() as tx:
+        live = await _bind_keys(settings, tx, batch)
         for a in live:
-            if a.quote_id is not None and not await fx_repo.use_quote(
-                conn, quote_id=a.quote_id, payment_id=a.payment_id, now=a.now
+            if a.quote_id is not None and not await tx.use_quote(
+                quote_id=a.quote_id, payment_id=a.payment_id, now=a.now
             ):
                 a.rejection = Rejection("QUOTE_USED", f"quote {a.quote_id} was used or expired meanwhile")
-        usage, holds, pending = await _reserve(gw, conn, [a for a in live if a.rejection is None])
-        written: list[Payment] = []
-        events: list[TimelineRow] = []
-        for a in live:
-            payment, timeline = _accepted(gw, a) if a.rejection is None else _rejected(a)
-            written.append(payment)
-            events.extend((a.payment_id, e) for e in timeline)
-            a.tracked = Tracked(payment, timeline)
-        if written:
+        usage, holds, pending = await _reserve(settings, tx, [a for a in live if a.rejection is None])
+        outcomes = [_accepted(settings, a) if a.rejection is None else _rejected(a) for a in live]
+        if outcomes:
             # one statement, rather than five round trips each waiting for a CPU
-            await payments_repo.write_accepted(
-                await pg.raw(conn), usage=usage, holds=holds, transfers=pending, rows=written, events=events
+            await tx.write(
+                usage=usage,
+                holds=holds,
+                transfers=pending,
+                payments=[payment for payment, _ in outcomes],
+                events=[
+                    (a.payment_id, e)
+                    for a, (_, timeline) in zip(live, outcomes, strict=True)
+                    for e in timeline
+                ],
             )
         rejected = [a for a in live if a.rejection is not None]
-        await idem_repo.complete_many(conn, [(a.scope, a.key) for a in rejected], now=now)
-        await webhook_outbox.payments_changed(conn, [a.payment_id for a in rejected], now)
+        await tx.rejected([(a.scope, a.key) for a in rejected], [a.payment_id for a in rejected], now)
+        await tx.commit()
+    for a, (payment, timeline) in zip(live, outcomes, strict=True):
+        a.tracked = Tracked(payment, timeline)
     return [a.tracked for a in live if a.rejection is None and a.tracked is not None]
 
 
-async def _bind_keys(gw: Gateway, conn: AsyncConnection, batch: list[Admission]) -> list[Admission]:
+class _PgAcceptanceTx:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def bind_keys(self, claims: Sequence[KeyClaim]) -> set[tuple[str, str]]:
+        return await idem_repo.bind_many(self._conn, claims)
+
+    async def use_quote(self, *, quote_id: str, payment_id: str, now: datetime) -> bool:
+        return await fx_repo.use_quote(self._conn, quote_id=quote_id, payment_id=payment_id, now=now)
+
+    async def lock(
+        self, wanted: dict[UsageKey, tuple[str, int | None]], debtors: Sequence[str]
+    ) -> tuple[dict[UsageKey, int], Funds]:
+        return await limits_repo.lock_usage_and_accounts(self._conn, wanted, debtors)
+
+    async def write(
+        self,
+        *,
+        usage: Mapping[UsageKey, tuple[int, int | None]],
+        holds: Mapping[str, int],
+        transfers: Sequence[Transfer],
+        payments: Sequence[Payment],
+        events: Sequence[TimelineRow],
+    ) -> None:
+        await payments_repo.write_accepted(
+            await pg.raw(self._conn),
+            usage=usage,
+            holds=holds,
+            transfers=transfers,
+            rows=payments,
+            events=events,
+        )
+
+    async def rejected(
+        self, keys: Sequence[tuple[str, str]], payment_ids: Sequence[str], now: datetime
+    ) -> None:
+        await idem_repo.complete_many(self._conn, keys, now=now)
+        await webhook_outbox.payments_changed(self._conn, payment_ids, now)
+
+    async def commit(self) -> None:
+        await self._conn.commit()
+
+
+class PgAcceptanceStore:
+    """Acceptance on PostgreSQL: one connection and one transaction per batch."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AcceptanceTx]:
+        async with self._engine.connect() as conn:
+            # begun here, so that the asyncpg lane's statements join it (closing rolls back)
+            await conn.begin()
+            yield _PgAcceptanceTx(conn)
+
+
+async def _bind_keys(settings: Settings, tx: AcceptanceTx, batch: list[Admission]) -> list[Admission]:
     """Claim every key once; admissions whose key is taken (here or before) drop out."""
-    settings = gw.settings
     seen: set[tuple[str, str]] = set()
-    rows = []
+    rows: list[KeyClaim] = []
     for a in batch:
         ident = (a.scope, a.key)
         if ident in seen:
@@ -145,7 +274,7 @@ async def _bind_keys(gw: Gateway, conn: AsyncConnection, batch: list[Admission])
                 "expires_at": a.now + timedelta(hours=settings.idempotency_ttl_h),
             }
         )
-    bound = await idem_repo.bind_many(conn, rows)
+    bound = await tx.bind_keys(rows)
     live = []
     for a in batch:
         if a.key_taken:
@@ -158,14 +287,14 @@ async def _bind_keys(gw: Gateway, conn: AsyncConnection, batch: list[Admission])
 
 
 async def _reserve(
-    gw: Gateway, conn: AsyncConnection, batch: list[Admission]
+    settings: Settings, tx: AcceptanceTx, batch: list[Admission]
 ) -> tuple[dict[UsageKey, tuple[int, int | None]], dict[str, int], list[Transfer]]:
     """Lock the batch's usage rows and debtor balances, let `reservation.plan` decide in arrival
     order, and mark the refused admissions; returns what to write (usage, holds, pending transfers)."""
-    asks = [_ask(gw, a) for a in batch]
+    asks = [_ask(settings, a) for a in batch]
     wanted = {line.key: (ask.limit_currency.value, line.cap_minor) for ask in asks for line in ask.lines}
     debtors = [ask.debtor_account_id for ask in asks if ask.direction is Direction.NORTHBOUND]
-    usage, funds = await limits_repo.lock_usage_and_accounts(conn, wanted, debtors)
+    usage, funds = await tx.lock(wanted, debtors)
     decided = reservation.plan(asks, usage, funds)
     for a in batch:
         if (refusal := decided.refused.get(a.payment_id)) is not None:
@@ -173,8 +302,8 @@ async def _reserve(
     return decided.usage, decided.holds, decided.pending
 
 
-def _ask(gw: Gateway, a: Admission) -> reservation.Ask:
-    limits = limits_service.limits_for(gw.settings, a.direction)
+def _ask(settings: Settings, a: Admission) -> reservation.Ask:
+    limits = limits_service.limits_for(settings, a.direction)
     keys = limits_service.period_keys(a.now)
     debtor = a.payment.debtor_account_id
     return reservation.Ask(
@@ -199,10 +328,10 @@ def _ask(gw: Gateway, a: Admission) -> reservation.Ask:
     )
 
 
-def _accepted(gw: Gateway, a: Admission) -> tuple[Payment, list[TimelineEntry]]:
+def _accepted(settings: Settings, a: Admission) -> tuple[Payment, list[TimelineEntry]]:
     conv = a.conversion
     payment = a.payment
-    limits = limits_service.limits_for(gw.settings, a.direction)
+    limits = limits_service.limits_for(settings, a.direction)
     at = a.now
     timeline = [
         TimelineEntry(at, "ACCEPTED", f"{a.direction.value} to {payment.creditor_masked_name}"),

@@ -38,7 +38,7 @@ from fpslink.payments.domain import Payment, TimelineEntry
 from fpslink.settlement import coordinator
 from fpslink.settlement.batcher import Batcher
 from fpslink.settlement.states import FINAL
-from fpslink.settlement.wiring import settlement
+from fpslink.settlement.wiring import acceptance, settlement
 from fpslink.vocabulary import Direction, State, Status, System
 from fpslink.webhooks import outbox as webhook_outbox
 
@@ -210,7 +210,7 @@ async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
     metrics.BATCH_SIZE.observe(len(batch))
     with metrics.BATCH_SECONDS.time(), ibps_deadline(gw.settings.payment_deadline_s):
         with metrics.BATCH_STEP_SECONDS.labels(step="accept").time():
-            accepted = await accept_many(gw, batch)
+            accepted = await accept_many(acceptance(gw), batch)
         gw.crash_hook("accepted")
         if accepted:
             await coordinator.drive_many(settlement(gw), accepted)

@@ -1,10 +1,16 @@
-"""The coordinator's dependencies, taken from the gateway's runtime."""
+"""The payment path's parts (acceptance and settlement), made from the gateway's runtime."""
 
 from __future__ import annotations
 
 from fpslink.context import Gateway
+from fpslink.payments.acceptance import Acceptance, PgAcceptanceStore
 from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.store import PgSettlementStore
+
+
+def acceptance(gw: Gateway) -> Acceptance:
+    """Acceptance on this gateway's database, with its settings and clock."""
+    return Acceptance(store=PgAcceptanceStore(gw.engine), settings=gw.settings, clock=lambda: gw.clock())
 
 
 def settlement(gw: Gateway) -> Settlement:
