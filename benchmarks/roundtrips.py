@@ -539,7 +539,7 @@ async def _pay(relay: Relay, gateway_db: str, ibps_url: URL, warmup: int) -> lis
 
 
 def _batches(gateway: Any) -> tuple[int, int]:
-    batcher = gateway.batcher
+    batcher = gateway.payments.batcher
     return (batcher.batches, batcher.items) if batcher is not None else (0, 0)
 
 

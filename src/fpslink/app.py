@@ -80,8 +80,8 @@ def create_app(
         try:
             yield
         finally:
-            if gateway.batcher is not None:
-                await gateway.batcher.aclose()
+            if gateway.payments.batcher is not None:
+                await gateway.payments.batcher.aclose()
             await webhooks_service.stop(dispatcher)
             if sweeper is not None:
                 sweeper.cancel()

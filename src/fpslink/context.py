@@ -1,16 +1,15 @@
 """The gateway's runtime and composition root, built once per process by the app's lifespan.
 
-`Gateway` holds what the process owns (settings, engine, IBPS client, clock, caches, batcher) and
-makes each service with only what that service uses: a unit-of-work factory, the IBPS client or the
-part of it it calls, the clock, the settings. Routes reach a service through a FastAPI dependency
-(`fpslink.api.deps`); the payment path (payments, settlement, invariants) still takes the Gateway.
+`Gateway` holds what the process owns (settings, engine, IBPS client, clock, crash hook) and makes
+each service with only what that service uses: a unit-of-work factory or a store of its own, the IBPS
+client or the part of it it calls, the clock, the settings. Routes reach a service through a FastAPI
+dependency (`fpslink.api.deps`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,9 +23,13 @@ from fpslink.ibps_client import IbpsClient
 from fpslink.idempotency.service import IdempotencyService
 from fpslink.limits.service import LimitsService
 from fpslink.participants.service import ParticipantsService
+from fpslink.payments.acceptance import Acceptance, PgAcceptanceStore
+from fpslink.payments.service import PaymentsService
+from fpslink.payments.store import PgPaymentsStore
 from fpslink.principal import OPERATOR, Principal
 from fpslink.reconciliation.service import ReconciliationService
-from fpslink.settlement.batcher import Batcher
+from fpslink.settlement.coordinator import Settlement
+from fpslink.settlement.store import PgSettlementStore
 from fpslink.uow import UnitsOfWork, units_of_work
 from fpslink.webhooks.service import WebhookDispatcher, WebhooksService
 
@@ -42,8 +45,8 @@ class Gateway:
     """What one gateway process owns, and the services made from it.
 
     The services are made once, here, each with what it uses; nothing else constructs them. The
-    payment path reads the process's own parts (engine, IBPS client, crash hook, account cache,
-    batcher) until it too moves onto units of work.
+    payment path reads the clock and the crash hook at each use, so that a test can change them on
+    a running gateway.
     """
 
     settings: Settings
@@ -52,11 +55,6 @@ class Gateway:
     clock: Clock = utcnow
     crash_hook: Callable[[str], None] = _no_crash
     """Called at each named settlement step; tests make it raise to stop the flow there."""
-    accounts: dict[str, Any] = field(default_factory=dict)
-    """Account id -> AccountRecord. An account's owner, system and currency never change."""
-    batcher: Batcher[Any] | None = None
-    """The payment batcher of this process, made on first use (fpslink.payments.service.pipeline,
-    which knows its items' type: naming it here would make this module import the payment path)."""
     uow: UnitsOfWork = field(init=False, repr=False)
     """Units of work on this engine: the services', the console's and the tools'."""
     participants: ParticipantsService = field(init=False, repr=False)
@@ -68,6 +66,9 @@ class Gateway:
     webhook_dispatcher: WebhookDispatcher = field(init=False, repr=False)
     reconciliation: ReconciliationService = field(init=False, repr=False)
     health: HealthService = field(init=False, repr=False)
+    settlement: Settlement = field(init=False, repr=False)
+    """The two-phase coordinator's dependencies: the payment batches' and the recovery sweep's."""
+    payments: PaymentsService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
@@ -86,6 +87,25 @@ class Gateway:
             self.uow, self.engine.connect, self.ibps, clock=self.clock, settings=self.settings
         )
         self.health = HealthService(self.uow, self.ibps)
+        self.settlement = Settlement(
+            store=PgSettlementStore(self.engine),
+            ibps=self.ibps,
+            clock=lambda: self.clock(),
+            crash_hook=lambda point: self.crash_hook(point),
+        )
+        self.payments = PaymentsService(
+            PgPaymentsStore(self.engine),
+            directory=self.directory,
+            fx=self.fx,
+            ibps=self.ibps,
+            acceptance=Acceptance(
+                store=PgAcceptanceStore(self.engine), settings=self.settings, clock=lambda: self.clock()
+            ),
+            settlement=self.settlement,
+            settings=self.settings,
+            clock=lambda: self.clock(),
+            crash_hook=lambda point: self.crash_hook(point),
+        )
 
     @property
     def rates(self) -> RateSheet:

@@ -44,7 +44,7 @@ async def _pay(
 
 
 def _batched(h: Harness) -> tuple[int, int]:
-    batcher = h.gw.batcher
+    batcher = h.gw.payments.batcher
     assert batcher is not None
     return batcher.batches, batcher.items
 
@@ -178,7 +178,7 @@ async def test_each_batch_times_its_four_steps(harness: Harness) -> None:
             for s in steps
         }
 
-    before, batches_before = counts(), _batched(h)[0] if h.gw.batcher else 0
+    before, batches_before = counts(), _batched(h)[0] if h.gw.payments.batcher else 0
     answers = await asyncio.gather(*(_pay(h, w, f"{20 + i}.00") for i in range(5)))
     assert {a.json()["status"] for a in answers} == {"SETTLED"}
     batches = _batched(h)[0] - batches_before

@@ -16,7 +16,6 @@ from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
 from fpslink.payments import repository
 from fpslink.settlement import coordinator
-from fpslink.settlement.wiring import settlement
 from fpslink.vocabulary import State
 
 
@@ -142,14 +141,14 @@ async def test_the_commit_decision_locks_accounts_in_account_order(harness: Harn
         await holder.execute(
             text("SELECT 1 FROM ledger_accounts WHERE account_id = :a FOR UPDATE"), {"a": second}
         )
-        waiting = asyncio.create_task(coordinator.decide_many(settlement(gw), commits=batch, aborts=[]))
+        waiting = asyncio.create_task(coordinator.decide_many(gw.settlement, commits=batch, aborts=[]))
         await _until_waiting_for_a_lock(probe)
         await _assert_locked(probe, "SELECT 1 FROM ledger_accounts WHERE account_id = :a", first)
         await held.rollback()
         await asyncio.wait_for(waiting, 10)
     assert {t.state for t in batch} == {State.COMMITTING}
     assert await harness.balance(first) == await harness.balance(second) == ("90.00", "0.00")
-    await coordinator.finish_many(settlement(gw), batch)
+    await coordinator.finish_many(gw.settlement, batch)
     assert {t.state for t in batch} == {State.SETTLED}
 
 

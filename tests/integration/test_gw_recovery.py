@@ -18,7 +18,6 @@ from gw_support import Harness
 from fpslink.ibps_client import IbpsUnavailable
 from fpslink.payments import repository
 from fpslink.settlement import coordinator, recovery
-from fpslink.settlement.wiring import settlement
 from fpslink.vocabulary import State
 from ibps_wire.enums import TransferKind
 
@@ -133,7 +132,7 @@ async def test_a_live_request_that_lost_the_race_to_recovery_defers_to_it(harnes
         payment = await repository.get(conn, pending["payment_id"])
     assert payment is not None
     # the late COMMIT loses
-    assert await coordinator.decide_commit(settlement(h.gw), payment) is State.REJECTED
+    assert await coordinator.decide_commit(h.gw.settlement, payment) is State.REJECTED
     assert await h.balance(w["debtor"]) == ("1000.00", "0.00")
 
 
@@ -261,7 +260,7 @@ async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness)
         )
     batch = [coordinator.Tracked(rows[ours]), coordinator.Tracked(rows[theirs])]
 
-    await coordinator.finish_many(settlement(h.gw), batch)
+    await coordinator.finish_many(h.gw.settlement, batch)
 
     assert [t.state for t in batch] == [State.SETTLED, State.SETTLED]
     assert [e.event for e in batch[0].events] == ["COMMITTED_AT_IBPS", "SETTLED"]
@@ -282,12 +281,12 @@ async def test_the_decision_commits_only_what_is_still_accepted(harness: Harness
         rows = await repository.get_many(conn, [ours, theirs])
     # another actor (the recovery sweep) decided this one first
     assert (
-        await coordinator.decide_abort(settlement(h.gw), rows[theirs], reason_code="AB05", reason="timed out")
+        await coordinator.decide_abort(h.gw.settlement, rows[theirs], reason_code="AB05", reason="timed out")
         is State.ABORTING
     )
     batch = [coordinator.Tracked(rows[ours]), coordinator.Tracked(rows[theirs])]
 
-    await coordinator.decide_many(settlement(h.gw), commits=batch, aborts=[])
+    await coordinator.decide_many(h.gw.settlement, commits=batch, aborts=[])
 
     decision = ["PREPARED_AT_IBPS", "DECIDED_COMMIT", "POSTED_AT_FPS"]
     assert [t.state for t in batch] == [State.COMMITTING, State.ABORTING]

@@ -17,11 +17,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 
-from fpslink.fx.domain import AmountType
+from fpslink.directory.service import ProxyLookupUnavailable, ResolvedProxy
+from fpslink.errors import NotFound
+from fpslink.fx.domain import AmountType, Conversion, RateSheet, convert
+from fpslink.fx.service import Quote
 from fpslink.ibps_client import IbpsClient, IbpsRefused, IbpsUnavailable
+from fpslink.idempotency.repository import KeyRecord
 from fpslink.ledger.domain import Transfer
 from fpslink.money import Currency
-from fpslink.payments.domain import Payment, TimelineRow
+from fpslink.participants.repository import AccountRecord
+from fpslink.payments.domain import Payment, TimelineEntry, TimelineRow
+from fpslink.payments.store import KeyClaim, PaymentPage
 from fpslink.settlement.states import check_transition
 from fpslink.settlement.store import Failure, Move, limit_releases
 from fpslink.vocabulary import Direction, State
@@ -149,11 +155,15 @@ class FakeIbps:
     prepare_item = staticmethod(IbpsClient.prepare_item)
     finish_item = staticmethod(IbpsClient.finish_item)
 
+    default_prepare: Behaviour = "ok"
+    """How a prepare of a payment the script does not name answers."""
+
     def _behaviour(self, op: Operation, payment_id: str, *, alone: bool) -> Behaviour:
         if alone and payment_id in self.alone:
             return self.alone[payment_id]
-        table = self.prepares if op is Operation.PREPARE else self.finishes
-        return table.get(payment_id, "ok")
+        if op is Operation.PREPARE:
+            return self.prepares.get(payment_id, self.default_prepare)
+        return self.finishes.get(payment_id, "ok")
 
     async def batch(self, items: Sequence[BatchItem]) -> list[BatchVerdict]:
         self.calls.append(("batch", [f"{item.op.value}:{item.payment_id}" for item in items]))
@@ -315,3 +325,114 @@ class FakeAcceptanceTx:
             apply()
         self.staged.clear()
         self.store.commits += 1
+
+
+# the payment service -----------------------------------------------------------------------------
+
+
+@dataclass
+class FakePaymentsStore:
+    """The payment service's own store, on the same dicts as the batch's fakes (`FakeWorld`)."""
+
+    accounts: dict[str, AccountRecord]
+    keys: dict[tuple[str, str], dict[str, object]]
+    payments: dict[str, Payment]
+    timeline: list[TimelineRow]
+    webhooks: list[str]
+    completed: list[tuple[str, str]]
+
+    async def account(self, account_id: str) -> AccountRecord | None:
+        return self.accounts.get(account_id)
+
+    async def record_rejected(self, claim: KeyClaim, payment: Payment, event: TimelineEntry) -> bool:
+        ident = (claim.scope, claim.key)
+        if ident in self.keys:
+            return False
+        self.keys[ident] = {
+            "participant_id": claim.scope,
+            "key": claim.key,
+            "endpoint": claim.endpoint,
+            "fingerprint": claim.fingerprint,
+            "payment_id": claim.payment_id,
+            "lease_until": claim.lease_until,
+            "completed_at": event.at,
+        }
+        self.payments[payment.payment_id] = payment
+        self.timeline.append((payment.payment_id, event))
+        self.webhooks.append(payment.payment_id)
+        return True
+
+    async def find_key(self, scope: str, key: str, now: datetime) -> KeyRecord | None:
+        row = self.keys.get((scope, key))
+        if row is None:
+            return None
+        completed = row.get("completed_at") or (now if (scope, key) in self.completed else None)
+        return KeyRecord(
+            scope=scope,
+            key=key,
+            endpoint=str(row["endpoint"]),
+            fingerprint=str(row["fingerprint"]),
+            payment_id=str(row["payment_id"]),
+            response_status=None,
+            response_body=None,
+            lease_until=row["lease_until"],  # type: ignore[arg-type]
+            completed_at=completed,  # type: ignore[arg-type]
+        )
+
+    async def complete_keys(self, idents: Sequence[tuple[str, str]], now: datetime) -> None:
+        self.completed.extend(idents)
+
+    async def payment(self, payment_id: str) -> Payment | None:
+        return self.payments.get(payment_id)
+
+    async def payment_with_timeline(self, payment_id: str) -> tuple[Payment, list[TimelineEntry]] | None:
+        payment = self.payments.get(payment_id)
+        if payment is None:
+            return None
+        return payment, [entry for pid, entry in self.timeline if pid == payment_id]
+
+    async def page(self, page: PaymentPage) -> list[Payment]:
+        found = [
+            p
+            for p in self.payments.values()
+            if page.participant_id in (None, p.participant_id, p.creditor_participant_id)
+            and (not page.states or p.state in page.states)
+        ]
+        return sorted(found, key=lambda p: (p.created_at, p.payment_id), reverse=True)[: page.limit]
+
+
+@dataclass
+class FakeDirectory:
+    proxies: dict[str, ResolvedProxy] = field(default_factory=dict)
+    down: bool = False
+
+    async def resolve(self, e164: str) -> ResolvedProxy | None:
+        if self.down:
+            raise ProxyLookupUnavailable("no answer")
+        return self.proxies.get(e164)
+
+
+@dataclass
+class FakeFx:
+    rates: RateSheet = field(
+        default_factory=lambda: RateSheet(mid_hkd_cny=Decimal("0.920000"), spread_bps=Decimal("25"))
+    )
+    quotes: dict[str, Quote] = field(default_factory=dict)
+
+    def fresh_conversion(
+        self, *, source: Currency, target: Currency, amount: Decimal, amount_type: AmountType
+    ) -> Conversion:
+        return convert(
+            self.rates, source_currency=source, target_currency=target, amount=amount, amount_type=amount_type
+        )
+
+    async def get_quote(self, *, participant_id: str, quote_id: str) -> Quote:
+        quote = self.quotes.get(quote_id)
+        if quote is None or quote.participant_id != participant_id:
+            raise NotFound(f"quote {quote_id} not found", code="QUOTE_NOT_FOUND")
+        return quote
+
+
+@dataclass
+class FakeCircuit:
+    circuit_open: bool = False

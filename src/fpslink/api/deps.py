@@ -1,6 +1,5 @@
 """FastAPI dependencies: the services the composition root built (`fpslink.context.Gateway`), the
-settings, and the caller. A route names the services it uses; only the payment routes take the
-whole Gateway, whose path still does.
+settings, and the caller. A route names the services it uses.
 
 Every getter is async on purpose: FastAPI runs a sync dependency in its thread pool, a hop per
 request.
@@ -22,6 +21,7 @@ from fpslink.ibps_client import IbpsClient
 from fpslink.idempotency.service import IdempotencyService
 from fpslink.limits.service import LimitsService
 from fpslink.participants.service import ParticipantsService
+from fpslink.payments.service import PaymentsService
 from fpslink.reconciliation.service import ReconciliationService
 from fpslink.webhooks.service import WebhooksService
 
@@ -77,6 +77,10 @@ async def get_health(request: Request) -> HealthService:
     return gateway_of(request).health
 
 
+async def get_payments(request: Request) -> PaymentsService:
+    return gateway_of(request).payments
+
+
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IbpsDep = Annotated[IbpsClient, Depends(get_ibps)]
@@ -88,6 +92,7 @@ IdempotencyDep = Annotated[IdempotencyService, Depends(get_idempotency)]
 WebhooksDep = Annotated[WebhooksService, Depends(get_webhooks)]
 ReconciliationDep = Annotated[ReconciliationService, Depends(get_reconciliation)]
 HealthDep = Annotated[HealthService, Depends(get_health)]
+PaymentsDep = Annotated[PaymentsService, Depends(get_payments)]
 
 
 async def get_principal(

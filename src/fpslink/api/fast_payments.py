@@ -80,7 +80,7 @@ class FastPayments:
         except FpslinkError:
             return False
         assert key is not None
-        response = await routes.submit_payment(gw, principal, key, body)
+        response = await routes.submit_payment(gw.payments, principal, key, body)
         await response(scope, receive, send)
         return True
 

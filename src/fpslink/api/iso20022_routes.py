@@ -9,12 +9,11 @@ from fastapi import APIRouter, Header, Request, Response
 
 from fpslink import metrics
 from fpslink.api import schemas as s
-from fpslink.api.deps import GatewayDep, IdempotencyKeyHeader, PrincipalDep
+from fpslink.api.deps import IdempotencyKeyHeader, PaymentsDep, PrincipalDep
 from fpslink.errors import FpslinkError, InvalidRequest
 from fpslink.idempotency import service as idempotency
 from fpslink.iso20022 import examples, pacs002, pacs008, schema
 from fpslink.participants import service as participants_service
-from fpslink.payments import service as payments_service
 from fpslink.settlement.states import status_of
 
 XML = "application/xml"
@@ -97,7 +96,7 @@ PACS002_RESPONSE = {"content": {XML: {"schema": {"type": "string"}, "example": e
 )
 async def post_pacs008(
     request: Request,
-    gw: GatewayDep,
+    payments: PaymentsDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
     content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -126,7 +125,7 @@ async def post_pacs008(
     key = idempotency.parse_key(idempotency_key or f"pacs.008/{message.msg_id}", required=True)
     assert key is not None
     started = time.perf_counter()
-    result = await payments_service.submit(gw, principal, key=key, command=message.command)
+    result = await payments.submit(principal, key=key, command=message.command)
     payment = result.payment
     if not result.replayed:
         status = status_of(payment.state).value

@@ -17,23 +17,23 @@ from fpslink.api import schemas as s
 from fpslink.api.deps import (
     DirectoryDep,
     FxDep,
-    GatewayDep,
     HealthDep,
     IdempotencyDep,
     IdempotencyKeyHeader,
     LimitsDep,
     ParticipantsDep,
+    PaymentsDep,
     PrincipalDep,
 )
-from fpslink.context import Gateway, Principal
+from fpslink.context import Principal
 from fpslink.directory.service import ResolvedProxy
 from fpslink.errors import InvalidRequest
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.service import IdempotencyService
 from fpslink.money import Currency, format_minor
 from fpslink.participants import service as participants_service
-from fpslink.payments import service as payments_service
 from fpslink.payments.domain import Payment, TimelineEntry, decimal_text
+from fpslink.payments.service import PaymentCommand, PaymentsService
 from fpslink.settlement.states import status_of
 from fpslink.vocabulary import Direction, Status
 
@@ -353,25 +353,26 @@ def payment_out(payment: Payment, events: Sequence[TimelineEntry] = ()) -> s.Pay
 )
 async def create_payment(
     body: s.PaymentCreate,
-    gw: GatewayDep,
+    payments: PaymentsDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     participants_service.require_participant(principal)
     key = idempotency.parse_key(idempotency_key, required=True)
     assert key is not None
-    return await submit_payment(gw, principal, key, body)
+    return await submit_payment(payments, principal, key, body)
 
 
-async def submit_payment(gw: Gateway, principal: Principal, key: str, body: s.PaymentCreate) -> Response:
+async def submit_payment(
+    payments: PaymentsService, principal: Principal, key: str, body: s.PaymentCreate
+) -> Response:
     """Submit a checked request and answer it: shared by the route and `fast_payments`, so both
     count the same metrics and send the same bytes and headers."""
     started = time.perf_counter()
-    result = await payments_service.submit(
-        gw,
+    result = await payments.submit(
         principal,
         key=key,
-        command=payments_service.PaymentCommand(
+        command=PaymentCommand(
             debtor_account_id=body.debtor_account_id,
             creditor_proxy=body.creditor.proxy_value,
             creditor_account_id=body.creditor.account_id,
@@ -396,8 +397,8 @@ async def submit_payment(gw: Gateway, principal: Principal, key: str, body: s.Pa
 
 
 @router.get("/payments/{payment_id}", response_model=s.PaymentOut, tags=["payments"])
-async def get_payment(payment_id: str, gw: GatewayDep, principal: PrincipalDep) -> s.PaymentOut:
-    result = await payments_service.get_payment(gw, principal, payment_id)
+async def get_payment(payment_id: str, payments: PaymentsDep, principal: PrincipalDep) -> s.PaymentOut:
+    result = await payments.get_payment(principal, payment_id)
     return payment_out(result.payment, result.events)
 
 
@@ -422,7 +423,7 @@ def _encode_cursor(payment: Payment) -> str:
     summary="Your payments (as debtor or creditor bank), newest first; the operator sees all",
 )
 async def list_payments(
-    gw: GatewayDep,
+    payments: PaymentsDep,
     principal: PrincipalDep,
     status: Status | None = None,
     direction: Direction | None = None,
@@ -434,8 +435,7 @@ async def list_payments(
     for bound in (created_from, created_to):
         if bound is not None and bound.tzinfo is None:
             raise InvalidRequest("from and to need a time zone, e.g. 2026-11-27T00:00:00+08:00")
-    rows = await payments_service.list_payments(
-        gw,
+    rows = await payments.list_payments(
         principal,
         status=status,
         direction=direction,

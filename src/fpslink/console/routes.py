@@ -33,7 +33,6 @@ from fpslink.errors import Forbidden, FpslinkError, InvalidRequest, NotFound, Up
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.limits.policy import HK_TZ, business_date
 from fpslink.participants import service as participants_service
-from fpslink.payments import service as payments_service
 from fpslink.reconciliation import render as recon_render
 from fpslink.vocabulary import Direction, Status, System
 from ibps_wire.enums import FaultCall, FaultKind
@@ -317,8 +316,7 @@ async def payments_page(
             )
         status_filter = Status(status) if status in Status.__members__ else None
         direction_filter = Direction(direction) if direction in Direction.__members__ else None
-        rows = await payments_service.list_payments(
-            ctx.gw,
+        rows = await ctx.gw.payments.list_payments(
             ctx.principal,
             status=status_filter,
             direction=direction_filter,

@@ -36,7 +36,6 @@ from fpslink.ledger.domain import Transfer
 from fpslink.limits.policy import business_date
 from fpslink.money import Currency, format_minor
 from fpslink.participants.repository import AccountRecord
-from fpslink.payments import service as payments_service
 from fpslink.payments.domain import Payment, decimal_text
 from fpslink.payments.service import PaymentCommand
 from fpslink.principal import OPERATOR, Principal
@@ -259,7 +258,7 @@ async def payment_page(gw: Gateway, principal: Principal, payment_id: str) -> di
         payment_id = str(uuid.UUID(payment_id))
     except ValueError as exc:
         raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND") from exc
-    result = await payments_service.get_payment(gw, principal, payment_id)
+    result = await gw.payments.get_payment(principal, payment_id)
     payment = result.payment
     async with gw.uow() as tx:
         debtor = await tx.participants.account(payment.debtor_account_id)

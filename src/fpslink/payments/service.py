@@ -9,38 +9,37 @@ anything is bound; a key already bound answers as a replay of its payment.
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from fpslink import logs, metrics
-from fpslink.context import Gateway, Principal
+from fpslink.config import Settings
 from fpslink.directory import service as directory
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.errors import InvalidRequest, NotFound
-from fpslink.fx.domain import AmountType, Conversion
+from fpslink.fx.domain import AmountType, Conversion, RateSheet
+from fpslink.fx.repository import Quote
 from fpslink.ibps_client import deadline as ibps_deadline
-from fpslink.idempotency import repository as idem_repo
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.repository import KeyRecord
 from fpslink.limits import service as limits_service
 from fpslink.limits.policy import business_date, check_per_transaction, in_service_hours
 from fpslink.money import Currency, Money, round_up, to_minor
-from fpslink.participants import repository as participants_repo
 from fpslink.participants import service as participants_service
 from fpslink.participants.repository import AccountRecord
-from fpslink.payments import repository as payments_repo
-from fpslink.payments.acceptance import ENDPOINT, Admission, Rejection, accept_many, as_rejected
+from fpslink.payments.acceptance import ENDPOINT, Acceptance, Admission, Rejection, accept_many, as_rejected
 from fpslink.payments.domain import Payment, TimelineEntry
+from fpslink.payments.store import KeyClaim, PaymentPage, PaymentsStore
+from fpslink.principal import Principal
 from fpslink.settlement import coordinator
 from fpslink.settlement.batcher import Batcher
+from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.states import FINAL
-from fpslink.settlement.wiring import acceptance, settlement
 from fpslink.vocabulary import Direction, State, Status, System
-from fpslink.webhooks import outbox as webhook_outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +63,6 @@ class PaymentResult:
     replayed: bool
 
 
-class _KeyTaken(Exception):
-    pass
-
-
 @dataclass(slots=True)
 class _Binding:
     """What binding fixed before the transaction (creditor, FX, limit usage), as far as it got: a
@@ -82,60 +77,364 @@ def _counterparty_region(debtor_system: System) -> str:
     return "CN" if debtor_system is System.FPS else "HK"
 
 
-async def submit(gw: Gateway, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
-    """Accept and settle a payment, answering within the payment deadline (PENDING if need be)."""
-    with ibps_deadline(gw.settings.payment_deadline_s):
-        return await _submit(gw, principal, key=key, command=command)
+class Directory(Protocol):
+    """The proxy directory as the payment path asks it (`directory.service.DirectoryService`)."""
+
+    async def resolve(self, e164: str) -> directory.ResolvedProxy | None: ...
 
 
-async def _submit(gw: Gateway, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
-    participant_id = participants_service.require_participant(principal)
-    now = gw.clock()
-    debtor = await _account(gw, command.debtor_account_id)
-    if debtor is None or debtor.participant_id != participant_id:
-        raise NotFound(f"debtor account {command.debtor_account_id} not found", code="ACCOUNT_NOT_FOUND")
-    proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
-    fp = _fingerprint(command, proxy)
-    # No look-up of the key first: the batch binds it, and a taken key answers as a replay below.
-    payment_id = str(uuid.uuid4())
-    logs.bind_payment(payment_id)
-    direction = limits_service.direction_of(debtor.system)
-    amount_type = AmountType.SEND if command.currency is debtor.currency else AmountType.RECEIVE
-    binding = _Binding()
-    rejection: Rejection | None = None
-    try:
-        await _bind(gw, participant_id, debtor, direction, command, proxy, binding, now)
-    except Rejection as refused:
-        rejection = refused
-    payment = _payment(
-        gw,
-        payment_id=payment_id,
-        participant_id=participant_id,
-        debtor=debtor,
-        direction=direction,
-        amount_type=amount_type,
-        command=command,
-        proxy=proxy,
-        binding=binding,
-        now=now,
-    )
-    if rejection is not None:
-        return await _record_rejection(gw, principal, key, fp, payment, rejection, now)
-    assert binding.conversion is not None  # bound without a rejection
-    admission = Admission(
-        scope=principal.scope, key=key, fingerprint=fp, payment=payment, conversion=binding.conversion
-    )
-    answered = await pipeline(gw).run(admission, wait_s=gw.settings.payment_deadline_s + ANSWER_GRACE_S)
-    if admission.key_taken:
-        return await _replay_race(gw, principal, key, fp)
-    tracked = admission.tracked
-    if not answered or tracked is None or tracked.stale:
-        return await _result(gw, payment_id, replayed=False)
-    return PaymentResult(tracked.payment, tracked.events, 201 if tracked.state in FINAL else 202, False)
+class Fx(Protocol):
+    """FX as the payment path uses it (`fx.service.FxService`)."""
+
+    @property
+    def rates(self) -> RateSheet: ...
+
+    def fresh_conversion(
+        self, *, source: Currency, target: Currency, amount: Decimal, amount_type: AmountType
+    ) -> Conversion: ...
+
+    async def get_quote(self, *, participant_id: str, quote_id: str) -> Quote: ...
+
+
+class Circuit(Protocol):
+    """Whether IBPS is answering (`ibps_client.IbpsClient`)."""
+
+    @property
+    def circuit_open(self) -> bool: ...
+
+
+ANSWER_GRACE_S = 1.0
+"""How long past the payment deadline a request waits for its batch's database work."""
+
+ACCOUNT_CACHE_MAX = 100_000
+
+
+class PaymentsService:
+    """Submitting a payment, and answering for it afterwards.
+
+    Built once per process with what it uses: its store, the directory, FX, whether IBPS answers,
+    acceptance and settlement (each with its own store), the settings, the clock and the crash hook.
+    It owns the process's batcher (made on first use, inside the running loop) and its cache of
+    accounts, whose owner, system and currency never change.
+    """
+
+    def __init__(
+        self,
+        store: PaymentsStore,
+        *,
+        directory: Directory,
+        fx: Fx,
+        ibps: Circuit,
+        acceptance: Acceptance,
+        settlement: Settlement,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        crash_hook: Callable[[str], None],
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._fx = fx
+        self._ibps = ibps
+        self._acceptance = acceptance
+        self._settlement = settlement
+        self._settings = settings
+        self._clock = clock
+        self._crash_hook = crash_hook
+        self._accounts: dict[str, AccountRecord] = {}
+        self.batcher: Batcher[Admission] | None = None
+        """The process's batcher of payments, once the first payment made it."""
+
+    # submitting ----------------------------------------------------------------------------------
+
+    async def submit(self, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
+        """Accept and settle a payment, answering within the payment deadline (PENDING if need be)."""
+        with ibps_deadline(self._settings.payment_deadline_s):
+            return await self._submit(principal, key=key, command=command)
+
+    async def _submit(self, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
+        participant_id = participants_service.require_participant(principal)
+        now = self._clock()
+        debtor = await self.account(command.debtor_account_id)
+        if debtor is None or debtor.participant_id != participant_id:
+            raise NotFound(f"debtor account {command.debtor_account_id} not found", code="ACCOUNT_NOT_FOUND")
+        proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
+        fp = _fingerprint(command, proxy)
+        # No look-up of the key first: the batch binds it, and a taken key answers as a replay below.
+        payment_id = str(uuid.uuid4())
+        logs.bind_payment(payment_id)
+        direction = limits_service.direction_of(debtor.system)
+        amount_type = AmountType.SEND if command.currency is debtor.currency else AmountType.RECEIVE
+        binding = _Binding()
+        rejection: Rejection | None = None
+        try:
+            await self._bind(participant_id, debtor, direction, command, proxy, binding, now)
+        except Rejection as refused:
+            rejection = refused
+        payment = _payment(
+            self._settings,
+            payment_id=payment_id,
+            participant_id=participant_id,
+            debtor=debtor,
+            direction=direction,
+            amount_type=amount_type,
+            command=command,
+            proxy=proxy,
+            binding=binding,
+            now=now,
+        )
+        if rejection is not None:
+            return await self._record_rejection(principal, key, fp, payment, rejection, now)
+        assert binding.conversion is not None  # bound without a rejection
+        admission = Admission(
+            scope=principal.scope, key=key, fingerprint=fp, payment=payment, conversion=binding.conversion
+        )
+        wait_s = self._settings.payment_deadline_s + ANSWER_GRACE_S
+        answered = await self.pipeline().run(admission, wait_s=wait_s)
+        if admission.key_taken:
+            return await self._replay_race(principal, key, fp)
+        tracked = admission.tracked
+        if not answered or tracked is None or tracked.stale:
+            return await self._result(payment_id, replayed=False)
+        return PaymentResult(tracked.payment, tracked.events, 201 if tracked.state in FINAL else 202, False)
+
+    def pipeline(self) -> Batcher[Admission]:
+        """This process's batcher of payments, made on first use inside the running loop."""
+        if self.batcher is None:
+            self.batcher = Batcher[Admission](
+                self._settle_batch,
+                max_size=self._settings.batch_max_size,
+                max_inflight=self._settings.batch_max_inflight,
+            )
+        return self.batcher
+
+    async def _settle_batch(self, batch: list[Admission]) -> None:
+        """Accept, prepare at IBPS, decide, finish: each step once for the whole batch."""
+        metrics.BATCH_SIZE.observe(len(batch))
+        with metrics.BATCH_SECONDS.time(), ibps_deadline(self._settings.payment_deadline_s):
+            with metrics.BATCH_STEP_SECONDS.labels(step="accept").time():
+                accepted = await accept_many(self._acceptance, batch)
+            self._crash_hook("accepted")
+            if accepted:
+                await coordinator.drive_many(self._settlement, accepted)
+        unfinished = [
+            (a.scope, a.key)
+            for a in batch
+            if a.tracked is not None and not a.tracked.stale and a.tracked.state not in FINAL
+        ]
+        if unfinished:
+            # replays of a payment left pending answer 202 from now on, not "in progress"
+            await self._store.complete_keys(unfinished, self._clock())
+
+    async def account(self, account_id: str) -> AccountRecord | None:
+        """The account, from this process's cache when seen before (its fields never change)."""
+        found = self._accounts.get(account_id)
+        if found is None:
+            found = await self._store.account(account_id)
+            if found is not None:
+                if len(self._accounts) >= ACCOUNT_CACHE_MAX:
+                    self._accounts.clear()
+                self._accounts[account_id] = found
+        return found
+
+    async def _bind(
+        self,
+        participant_id: str,
+        debtor: AccountRecord,
+        direction: Direction,
+        command: PaymentCommand,
+        proxy: str | None,
+        binding: _Binding,
+        now: datetime,
+    ) -> None:
+        """Every check that needs no lock: hours, creditor, currency, quote, per-transaction limit.
+
+        Fills `binding` as it goes, so that a `Rejection` leaves in it what was bound before.
+        """
+        settings = self._settings
+        if self._ibps.circuit_open:
+            # nothing is held for a payment that cannot reach IBPS now
+            raise Rejection("AB06", "IBPS is not answering (circuit open); retry in a few seconds")
+        if direction is Direction.SOUTHBOUND and not in_service_hours(now, settings.southbound_window):
+            raise Rejection(
+                "OUTSIDE_SERVICE_HOURS",
+                f"southbound payments run {settings.southbound_hours} (UTC+8)",
+            )
+        creditor = await self._resolve_creditor(proxy, command.creditor_account_id)
+        binding.creditor = creditor
+        if creditor.system is debtor.system:
+            raise Rejection(
+                "NOT_CROSS_BORDER",
+                f"the creditor is in {creditor.system.value} like the debtor; "
+                "this link carries only FPS <-> IBPS payments",
+            )
+        if command.currency is debtor.currency:
+            amount_type = AmountType.SEND
+        elif command.currency is creditor.currency:
+            amount_type = AmountType.RECEIVE
+        else:
+            raise InvalidRequest(
+                f"currency {command.currency.value} is neither the debtor account's "
+                f"({debtor.currency.value}) nor the creditor account's ({creditor.currency.value})",
+                code="CURRENCY_MISMATCH",
+            )
+        conversion = await self._conversion(participant_id, debtor, creditor, command, amount_type, now)
+        binding.conversion = conversion
+        limits = limits_service.limits_for(settings, direction)
+        usage = _limit_usage(self._fx.rates, conversion, limits.currency)
+        if check_per_transaction(limits, usage.amount) is not None:
+            raise Rejection(
+                "AM02",
+                f"{usage} exceeds the per-transaction limit of {limits.per_transaction} "
+                f"{limits.currency.value}",
+            )
+        binding.limit_minor = usage.minor
+
+    async def _resolve_creditor(self, proxy: str | None, account_id: str | None) -> directory.ResolvedProxy:
+        if proxy is not None:
+            try:
+                found = await self._directory.resolve(proxy)
+            except directory.ProxyLookupUnavailable as exc:
+                raise Rejection("AB06", f"IBPS did not answer the proxy look-up ({exc})") from exc
+            if found is None:
+                raise Rejection("BE23", f"no account is registered for {proxy}")
+            return found
+        assert account_id is not None  # the request schema requires one of the two
+        account = await self.account(account_id)
+        if account is None:
+            raise Rejection("AC01", f"creditor account {account_id} does not exist")
+        return directory.ResolvedProxy(
+            proxy_value="",
+            account_id=account.account_id,
+            participant_id=account.participant_id,
+            system=account.system,
+            currency=account.currency,
+            holder_name=account.holder_name,
+        )
+
+    async def _conversion(
+        self,
+        participant_id: str,
+        debtor: AccountRecord,
+        creditor: directory.ResolvedProxy,
+        command: PaymentCommand,
+        amount_type: AmountType,
+        now: datetime,
+    ) -> Conversion:
+        if command.quote_id is None:
+            return self._fx.fresh_conversion(
+                source=debtor.currency,
+                target=creditor.currency,
+                amount=command.amount,
+                amount_type=amount_type,
+            )
+        quote = await self._fx.get_quote(participant_id=participant_id, quote_id=command.quote_id)
+        conv = quote.conversion
+        fixed = conv.source if conv.amount_type is AmountType.SEND else conv.target
+        if (
+            conv.source.currency is not debtor.currency
+            or conv.target.currency is not creditor.currency
+            or conv.amount_type is not amount_type
+            or fixed.amount != command.amount
+        ):
+            raise Rejection(
+                "QUOTE_MISMATCH",
+                f"quote {quote.quote_id} is for {conv.amount_type.value} {fixed} "
+                f"({conv.source.currency.value}->{conv.target.currency.value}); the payment is for "
+                f"{amount_type.value} {command.amount} {command.currency.value} "
+                f"({debtor.currency.value}->{creditor.currency.value})",
+            )
+        if quote.payment_id is not None:
+            raise Rejection("QUOTE_USED", f"quote {quote.quote_id} was already used by a payment")
+        if quote.expires_at <= now:
+            raise Rejection("QUOTE_EXPIRED", f"quote {quote.quote_id} expired at {quote.expires_at}")
+        return conv
+
+    async def _record_rejection(
+        self,
+        principal: Principal,
+        key: str,
+        fp: str,
+        payment: Payment,
+        rejection: Rejection,
+        now: datetime,
+    ) -> PaymentResult:
+        claim = KeyClaim(
+            scope=principal.scope,
+            key=key,
+            endpoint=ENDPOINT,
+            fingerprint=fp,
+            payment_id=payment.payment_id,
+            lease_until=now,
+            expires_at=now + timedelta(hours=self._settings.idempotency_ttl_h),
+        )
+        rejected = as_rejected(payment, rejection, now)
+        event = TimelineEntry(now, "REJECTED", f"{rejection.code}: {rejection.reason}")
+        if not await self._store.record_rejected(claim, rejected, event):
+            return await self._replay_race(principal, key, fp)
+        return await self._result(payment.payment_id, replayed=False)
+
+    # answering -----------------------------------------------------------------------------------
+
+    async def _replay_race(self, principal: Principal, key: str, fp: str) -> PaymentResult:
+        """Another request bound the key while this one was working: answer as a replay of it."""
+        now = self._clock()
+        existing = await self._store.find_key(principal.scope, key, now)
+        if existing is None:
+            raise idempotency.in_progress()
+        return await self._replay(existing, fp, now)
+
+    async def _replay(self, existing: KeyRecord, fp: str, now: datetime) -> PaymentResult:
+        if existing.endpoint != ENDPOINT or existing.fingerprint != fp:
+            raise idempotency.reused()
+        if existing.payment_id is None:
+            raise idempotency.in_progress()
+        payment = await self._store.payment(existing.payment_id)
+        if payment is None:
+            raise idempotency.in_progress()
+        final = payment.state in FINAL
+        if not final and existing.completed_at is None and existing.lease_until > now:
+            raise idempotency.in_progress()
+        return await self._result(existing.payment_id, replayed=True)
+
+    async def _result(self, payment_id: str, *, replayed: bool) -> PaymentResult:
+        found = await self._store.payment_with_timeline(payment_id)
+        if found is None:
+            raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND")
+        payment, events = found
+        return PaymentResult(payment, events, 201 if payment.state in FINAL else 202, replayed)
+
+    async def get_payment(self, principal: Principal, payment_id: str) -> PaymentResult:
+        result = await self._result(payment_id, replayed=False)
+        if not visible_to(principal, result.payment):
+            raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND")
+        return result
+
+    async def list_payments(
+        self,
+        principal: Principal,
+        *,
+        status: Status | None,
+        direction: Direction | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Payment]:
+        return await self._store.page(
+            PaymentPage(
+                participant_id=principal.participant_id,
+                states=STATES_OF_STATUS[status] if status else None,
+                direction=direction.value if direction else None,
+                created_from=created_from,
+                created_to=created_to,
+                after=after,
+                limit=limit,
+            )
+        )
 
 
 def _payment(
-    gw: Gateway,
+    settings: Settings,
     *,
     payment_id: str,
     participant_id: str,
@@ -180,65 +479,13 @@ def _payment(
         reason=None,
         business_date=business_date(now),
         limit_minor=binding.limit_minor,
-        limit_currency=limits_service.limits_for(gw.settings, direction).currency,
+        limit_currency=limits_service.limits_for(settings, direction).currency,
         attempts=0,
         created_at=now,
         updated_at=now,
         decided_at=None,
         settled_at=None,
     )
-
-
-ANSWER_GRACE_S = 1.0
-"""How long past the payment deadline a request waits for its batch's database work."""
-
-
-def pipeline(gw: Gateway) -> Batcher[Admission]:
-    """This process's batcher of payments, made on first use inside the running loop."""
-    if gw.batcher is None:
-        gw.batcher = Batcher[Admission](
-            functools.partial(_settle_batch, gw),
-            max_size=gw.settings.batch_max_size,
-            max_inflight=gw.settings.batch_max_inflight,
-        )
-    batcher: Batcher[Admission] = gw.batcher
-    return batcher
-
-
-async def _settle_batch(gw: Gateway, batch: list[Admission]) -> None:
-    """Accept, prepare at IBPS, decide, finish: each step once for the whole batch."""
-    metrics.BATCH_SIZE.observe(len(batch))
-    with metrics.BATCH_SECONDS.time(), ibps_deadline(gw.settings.payment_deadline_s):
-        with metrics.BATCH_STEP_SECONDS.labels(step="accept").time():
-            accepted = await accept_many(acceptance(gw), batch)
-        gw.crash_hook("accepted")
-        if accepted:
-            await coordinator.drive_many(settlement(gw), accepted)
-    unfinished = [
-        (a.scope, a.key)
-        for a in batch
-        if a.tracked is not None and not a.tracked.stale and a.tracked.state not in FINAL
-    ]
-    if unfinished:
-        # replays of a payment left pending answer 202 from now on, not "in progress"
-        async with gw.engine.begin() as conn:
-            await idem_repo.complete_many(conn, unfinished, now=gw.clock())
-
-
-ACCOUNT_CACHE_MAX = 100_000
-
-
-async def _account(gw: Gateway, account_id: str) -> AccountRecord | None:
-    """The account, from this process's cache when seen before (its fields never change)."""
-    found: AccountRecord | None = gw.accounts.get(account_id)
-    if found is None:
-        async with gw.engine.connect() as conn:
-            found = await participants_repo.account(conn, account_id)
-        if found is not None:
-            if len(gw.accounts) >= ACCOUNT_CACHE_MAX:
-                gw.accounts.clear()
-            gw.accounts[account_id] = found
-    return found
 
 
 def _normalise_proxy(raw: str | None, debtor_system: System) -> str | None:
@@ -264,206 +511,15 @@ def _fingerprint(command: PaymentCommand, proxy: str | None) -> str:
     return idempotency.fingerprint("POST", "/v1/payments", body)
 
 
-async def _bind(
-    gw: Gateway,
-    participant_id: str,
-    debtor: AccountRecord,
-    direction: Direction,
-    command: PaymentCommand,
-    proxy: str | None,
-    binding: _Binding,
-    now: datetime,
-) -> None:
-    """Every check that needs no lock: hours, creditor, currency, quote, per-transaction limit.
-
-    Fills `binding` as it goes, so that a `Rejection` leaves in it what was bound before.
-    """
-    if gw.ibps.circuit_open:
-        # nothing is held for a payment that cannot reach IBPS now
-        raise Rejection("AB06", "IBPS is not answering (circuit open); retry in a few seconds")
-    if direction is Direction.SOUTHBOUND and not in_service_hours(now, gw.settings.southbound_window):
-        raise Rejection(
-            "OUTSIDE_SERVICE_HOURS",
-            f"southbound payments run {gw.settings.southbound_hours} (UTC+8)",
-        )
-    creditor = await _resolve_creditor(gw, proxy, command.creditor_account_id)
-    binding.creditor = creditor
-    if creditor.system is debtor.system:
-        raise Rejection(
-            "NOT_CROSS_BORDER",
-            f"the creditor is in {creditor.system.value} like the debtor; "
-            "this link carries only FPS <-> IBPS payments",
-        )
-    if command.currency is debtor.currency:
-        amount_type = AmountType.SEND
-    elif command.currency is creditor.currency:
-        amount_type = AmountType.RECEIVE
-    else:
-        raise InvalidRequest(
-            f"currency {command.currency.value} is neither the debtor account's "
-            f"({debtor.currency.value}) nor the creditor account's ({creditor.currency.value})",
-            code="CURRENCY_MISMATCH",
-        )
-    conversion = await _conversion(gw, participant_id, debtor, creditor, command, amount_type, now)
-    binding.conversion = conversion
-    limits = limits_service.limits_for(gw.settings, direction)
-    usage = _limit_usage(gw, conversion, limits.currency)
-    if check_per_transaction(limits, usage.amount) is not None:
-        raise Rejection(
-            "AM02",
-            f"{usage} exceeds the per-transaction limit of {limits.per_transaction} {limits.currency.value}",
-        )
-    binding.limit_minor = usage.minor
-
-
-async def _resolve_creditor(
-    gw: Gateway, proxy: str | None, account_id: str | None
-) -> directory.ResolvedProxy:
-    if proxy is not None:
-        try:
-            found = await gw.directory.resolve(proxy)
-        except directory.ProxyLookupUnavailable as exc:
-            raise Rejection("AB06", f"IBPS did not answer the proxy look-up ({exc})") from exc
-        if found is None:
-            raise Rejection("BE23", f"no account is registered for {proxy}")
-        return found
-    assert account_id is not None  # the request schema requires one of the two
-    account = await _account(gw, account_id)
-    if account is None:
-        raise Rejection("AC01", f"creditor account {account_id} does not exist")
-    return directory.ResolvedProxy(
-        proxy_value="",
-        account_id=account.account_id,
-        participant_id=account.participant_id,
-        system=account.system,
-        currency=account.currency,
-        holder_name=account.holder_name,
-    )
-
-
-async def _conversion(
-    gw: Gateway,
-    participant_id: str,
-    debtor: AccountRecord,
-    creditor: directory.ResolvedProxy,
-    command: PaymentCommand,
-    amount_type: AmountType,
-    now: datetime,
-) -> Conversion:
-    if command.quote_id is None:
-        return gw.fx.fresh_conversion(
-            source=debtor.currency,
-            target=creditor.currency,
-            amount=command.amount,
-            amount_type=amount_type,
-        )
-    quote = await gw.fx.get_quote(participant_id=participant_id, quote_id=command.quote_id)
-    conv = quote.conversion
-    fixed = conv.source if conv.amount_type is AmountType.SEND else conv.target
-    if (
-        conv.source.currency is not debtor.currency
-        or conv.target.currency is not creditor.currency
-        or conv.amount_type is not amount_type
-        or fixed.amount != command.amount
-    ):
-        raise Rejection(
-            "QUOTE_MISMATCH",
-            f"quote {quote.quote_id} is for {conv.amount_type.value} {fixed} "
-            f"({conv.source.currency.value}->{conv.target.currency.value}); the payment is for "
-            f"{amount_type.value} {command.amount} {command.currency.value} "
-            f"({debtor.currency.value}->{creditor.currency.value})",
-        )
-    if quote.payment_id is not None:
-        raise Rejection("QUOTE_USED", f"quote {quote.quote_id} was already used by a payment")
-    if quote.expires_at <= now:
-        raise Rejection("QUOTE_EXPIRED", f"quote {quote.quote_id} expired at {quote.expires_at}")
-    return conv
-
-
-def _limit_usage(gw: Gateway, conversion: Conversion, currency: Currency) -> Money:
+def _limit_usage(rates: RateSheet, conversion: Conversion, currency: Currency) -> Money:
     """The payment's amount in the limit's currency, at the payment's bound rates
     (docs/architecture.md#rulings, R5)."""
     if conversion.source.currency is currency:
         return conversion.source
     if conversion.target.currency is currency:
         return conversion.target
-    mid = gw.rates.mid(conversion.source.currency, currency)
+    mid = rates.mid(conversion.source.currency, currency)
     return Money(round_up(conversion.source.amount * mid, currency), currency)
-
-
-async def _record_rejection(
-    gw: Gateway,
-    principal: Principal,
-    key: str,
-    fp: str,
-    payment: Payment,
-    rejection: Rejection,
-    now: datetime,
-) -> PaymentResult:
-    payment_id = payment.payment_id
-    async with gw.engine.begin() as conn:
-        if not await idem_repo.bind(
-            conn,
-            scope=principal.scope,
-            key=key,
-            endpoint=ENDPOINT,
-            fingerprint=fp,
-            payment_id=payment_id,
-            now=now,
-            lease_until=now,
-            expires_at=now + timedelta(hours=gw.settings.idempotency_ttl_h),
-            completed=True,
-        ):
-            await conn.rollback()
-            return await _replay_race(gw, principal, key, fp)
-        await payments_repo.insert_payment(conn, as_rejected(payment, rejection, now))
-        await payments_repo.add_events(
-            conn, payment_id, now, [("REJECTED", f"{rejection.code}: {rejection.reason}")]
-        )
-        await webhook_outbox.payment_changed(conn, payment_id, now)
-    return await _result(gw, payment_id, replayed=False)
-
-
-async def _replay_race(gw: Gateway, principal: Principal, key: str, fp: str) -> PaymentResult:
-    """Another request bound the key while this one was working: answer as a replay of it."""
-    now = gw.clock()
-    async with gw.engine.connect() as conn:
-        existing = await idem_repo.find(conn, scope=principal.scope, key=key, now=now)
-    if existing is None:
-        raise idempotency.in_progress()
-    return await _replay(gw, existing, fp, now)
-
-
-async def _replay(gw: Gateway, existing: KeyRecord, fp: str, now: datetime) -> PaymentResult:
-    if existing.endpoint != ENDPOINT or existing.fingerprint != fp:
-        raise idempotency.reused()
-    if existing.payment_id is None:
-        raise idempotency.in_progress()
-    async with gw.engine.connect() as conn:
-        payment = await payments_repo.get(conn, existing.payment_id)
-    if payment is None:
-        raise idempotency.in_progress()
-    final = payment.state in FINAL
-    if not final and existing.completed_at is None and existing.lease_until > now:
-        raise idempotency.in_progress()
-    return await _result(gw, existing.payment_id, replayed=True)
-
-
-async def _result(gw: Gateway, payment_id: str, *, replayed: bool) -> PaymentResult:
-    async with gw.engine.connect() as conn:
-        payment = await payments_repo.get(conn, payment_id)
-        events = await payments_repo.events_of(conn, payment_id)
-    if payment is None:
-        raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND")
-    status = 201 if payment.state in FINAL else 202
-    return PaymentResult(payment, events, status, replayed)
-
-
-async def get_payment(gw: Gateway, principal: Principal, payment_id: str) -> PaymentResult:
-    result = await _result(gw, payment_id, replayed=False)
-    if not visible_to(principal, result.payment):
-        raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND")
-    return result
 
 
 def visible_to(principal: Principal, payment: Payment) -> bool:
@@ -478,27 +534,3 @@ STATES_OF_STATUS = {
     Status.SETTLED: [State.SETTLED],
     Status.REJECTED: [State.REJECTED],
 }
-
-
-async def list_payments(
-    gw: Gateway,
-    principal: Principal,
-    *,
-    status: Status | None,
-    direction: Direction | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-    after: tuple[datetime, str] | None,
-    limit: int,
-) -> list[Payment]:
-    async with gw.engine.connect() as conn:
-        return await payments_repo.page(
-            conn,
-            participant_id=principal.participant_id,
-            states=STATES_OF_STATUS[status] if status else None,
-            direction=direction.value if direction else None,
-            created_from=created_from,
-            created_to=created_to,
-            after=after,
-            limit=limit,
-        )

@@ -18,7 +18,6 @@ from fpslink.idempotency import repository as idem_repo
 from fpslink.payments import repository as payments_repo
 from fpslink.settlement import coordinator
 from fpslink.settlement.states import recovery_action
-from fpslink.settlement.wiring import settlement
 from fpslink.vocabulary import State
 
 log = logging.getLogger("fpslink.recovery")
@@ -46,12 +45,12 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
             continue
         if action is State.ABORTING:
             state = await coordinator.decide_abort(
-                settlement(gw),
+                gw.settlement,
                 payment,
                 reason_code="AB05",
                 reason="settlement timed out before both ledgers were prepared",
             )
-        final = await coordinator.finish(settlement(gw), payment, state)
+        final = await coordinator.finish(gw.settlement, payment, state)
         outcomes[final.value] += 1
         metrics.RECOVERY.labels(state=final.value).inc()
     return outcomes

@@ -1,0 +1,143 @@
+"""What submitting and reading payments needs of the database, outside the batch.
+
+The batch's own transactions are acceptance's (`payments.acceptance.AcceptanceStore`) and
+settlement's (`settlement.store.SettlementStore`); this store is the rest of the payment service:
+accounts, a payment rejected before it reached a batch, idempotency keys, and reads. Each method is
+one atomic step; `PgPaymentsStore` is the one on PostgreSQL, and the service's unit tests use an
+in-memory one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fpslink.idempotency import repository as idem_repo
+from fpslink.idempotency.repository import KeyRecord
+from fpslink.participants import repository as participants_repo
+from fpslink.participants.repository import AccountRecord
+from fpslink.payments import repository as payments_repo
+from fpslink.payments.domain import Payment, TimelineEntry
+from fpslink.vocabulary import State
+from fpslink.webhooks import outbox as webhook_outbox
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """An idempotency key claimed for a payment until `lease_until` (or for good, `completed`)."""
+
+    scope: str
+    key: str
+    endpoint: str
+    fingerprint: str
+    payment_id: str
+    lease_until: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPage:
+    """What a page of payments is filtered on: whose, which states, direction and creation time,
+    after which (created_at, payment_id), newest first."""
+
+    participant_id: str | None
+    states: Sequence[State] | None
+    direction: str | None
+    created_from: datetime | None
+    created_to: datetime | None
+    after: tuple[datetime, str] | None
+    limit: int
+
+
+class PaymentsStore(Protocol):
+    async def account(self, account_id: str) -> AccountRecord | None:
+        """The account as the directory holds it, or None."""
+        ...
+
+    async def record_rejected(self, claim: KeyClaim, payment: Payment, event: TimelineEntry) -> bool:
+        """Bind the key (completed) to a payment rejected before its batch, write the payment and its
+        timeline entry and queue its webhooks, all or nothing; False (nothing written) if the key
+        is taken."""
+        ...
+
+    async def find_key(self, scope: str, key: str, now: datetime) -> KeyRecord | None:
+        """The key's record, unless it has expired."""
+        ...
+
+    async def complete_keys(self, idents: Sequence[tuple[str, str]], now: datetime) -> None:
+        """Mark keys completed: their payments are decided and replays answer from the payment."""
+        ...
+
+    async def payment(self, payment_id: str) -> Payment | None: ...
+
+    async def payment_with_timeline(self, payment_id: str) -> tuple[Payment, list[TimelineEntry]] | None:
+        """The payment and its timeline, read together."""
+        ...
+
+    async def page(self, page: PaymentPage) -> list[Payment]: ...
+
+
+class PgPaymentsStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def account(self, account_id: str) -> AccountRecord | None:
+        async with self._engine.connect() as conn:
+            return await participants_repo.account(conn, account_id)
+
+    async def record_rejected(self, claim: KeyClaim, payment: Payment, event: TimelineEntry) -> bool:
+        async with self._engine.connect() as conn, conn.begin():
+            if not await idem_repo.bind(
+                conn,
+                scope=claim.scope,
+                key=claim.key,
+                endpoint=claim.endpoint,
+                fingerprint=claim.fingerprint,
+                payment_id=claim.payment_id,
+                now=event.at,
+                lease_until=claim.lease_until,
+                expires_at=claim.expires_at,
+                completed=True,
+            ):
+                await conn.rollback()
+                return False
+            await payments_repo.insert_payment(conn, payment)
+            await payments_repo.add_events(conn, payment.payment_id, event.at, [(event.event, event.detail)])
+            await webhook_outbox.payment_changed(conn, payment.payment_id, event.at)
+        return True
+
+    async def find_key(self, scope: str, key: str, now: datetime) -> KeyRecord | None:
+        async with self._engine.connect() as conn:
+            return await idem_repo.find(conn, scope=scope, key=key, now=now)
+
+    async def complete_keys(self, idents: Sequence[tuple[str, str]], now: datetime) -> None:
+        async with self._engine.begin() as conn:
+            await idem_repo.complete_many(conn, idents, now=now)
+
+    async def payment(self, payment_id: str) -> Payment | None:
+        async with self._engine.connect() as conn:
+            return await payments_repo.get(conn, payment_id)
+
+    async def payment_with_timeline(self, payment_id: str) -> tuple[Payment, list[TimelineEntry]] | None:
+        async with self._engine.connect() as conn:
+            payment = await payments_repo.get(conn, payment_id)
+            if payment is None:
+                return None
+            return payment, await payments_repo.events_of(conn, payment_id)
+
+    async def page(self, page: PaymentPage) -> list[Payment]:
+        async with self._engine.connect() as conn:
+            return await payments_repo.page(
+                conn,
+                participant_id=page.participant_id,
+                states=page.states,
+                direction=page.direction,
+                created_from=page.created_from,
+                created_to=page.created_to,
+                after=page.after,
+                limit=page.limit,
+            )
