@@ -289,6 +289,25 @@ async def finish_many(s: Settlement, batch: Sequence[Tracked]) -> None:
     todo = [t for t in batch if t.state in (State.COMMITTING, State.ABORTING) and not t.stale]
     if not todo:
         return
+    failures = await _phase_two(s, todo)
+    if len(failures) < len(todo):
+        s.crash_hook("ibps_finished")
+    now = s.clock()
+    moves = [final_move(t.payment, now) for t in todo if t.payment_id not in failures]
+    failed = [t for t in todo if t.payment_id in failures]
+    for tracked in failed:
+        step = "commit" if tracked.state is State.COMMITTING else "abort"
+        log.warning("IBPS %s of %s failed: %s", step, tracked.payment_id, failures[tracked.payment_id])
+    recorded = [failure_of(t.payment, failures[t.payment_id], now) for t in failed]
+    moved = await s.store.finish(moves, recorded, now)
+    for tracked, (_, entry) in zip(failed, recorded, strict=True):
+        tracked.events.append(entry)
+    await _refresh_lost(s, _applied(todo, moves, moved, now))
+
+
+async def _phase_two(s: Settlement, todo: Sequence[Tracked]) -> dict[str, str]:
+    """Each decision's commit or abort at IBPS, in one exchange with repeats alone; returns why it
+    failed for each payment IBPS refused or never answered."""
     ops = [s.ibps.finish_item(t.payment_id, commit=t.state is State.COMMITTING) for t in todo]
     answers = await _exchange(s, ops)
     failures: dict[str, str] = {}
@@ -304,19 +323,7 @@ async def finish_many(s: Settlement, batch: Sequence[Tracked]) -> None:
     for tracked, failure in zip(alone, repeated, strict=True):
         if failure is not None:
             failures[tracked.payment_id] = failure
-    if len(failures) < len(todo):
-        s.crash_hook("ibps_finished")
-    now = s.clock()
-    moves = [final_move(t.payment, now) for t in todo if t.payment_id not in failures]
-    failed = [t for t in todo if t.payment_id in failures]
-    for tracked in failed:
-        step = "commit" if tracked.state is State.COMMITTING else "abort"
-        log.warning("IBPS %s of %s failed: %s", step, tracked.payment_id, failures[tracked.payment_id])
-    recorded = [failure_of(t.payment, failures[t.payment_id], now) for t in failed]
-    moved = await s.store.finish(moves, recorded, now)
-    for tracked, (_, entry) in zip(failed, recorded, strict=True):
-        tracked.events.append(entry)
-    await _refresh_lost(s, _applied(todo, moves, moved, now))
+    return failures
 
 
 async def _finish_alone(s: Settlement, tracked: Tracked) -> str | None:
