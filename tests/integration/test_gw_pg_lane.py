@@ -55,7 +55,7 @@ async def test_a_committed_lane_statement_is_durable_and_a_repeat_is_seen(harnes
         assert bound == {("LANE", "lane-key-2")}
         await idem_repo.complete_many(conn, [("LANE", "lane-key-1")], now=now)
     async with gw.engine.connect() as conn:
-        found = await idem_repo.find(conn, scope="LANE", key="lane-key-1", now=now)
+        found = await idem_repo.IdempotencyRepository(conn).find(scope="LANE", key="lane-key-1", now=now)
     assert found is not None and found.completed_at == now
 
 

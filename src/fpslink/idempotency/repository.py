@@ -114,36 +114,6 @@ class IdempotencyRepository:
         await self._conn.execute(delete(keys).where(keys.c.participant_id == scope, keys.c.key == key))
 
 
-async def bind(
-    conn: AsyncConnection,
-    *,
-    scope: str,
-    key: str,
-    endpoint: str,
-    fingerprint: str,
-    payment_id: str | None,
-    now: datetime,
-    lease_until: datetime,
-    expires_at: datetime,
-    completed: bool = False,
-) -> bool:
-    return await IdempotencyRepository(conn).bind(
-        scope=scope,
-        key=key,
-        endpoint=endpoint,
-        fingerprint=fingerprint,
-        payment_id=payment_id,
-        now=now,
-        lease_until=lease_until,
-        expires_at=expires_at,
-        completed=completed,
-    )
-
-
-async def find(conn: AsyncConnection, *, scope: str, key: str, now: datetime) -> KeyRecord | None:
-    return await IdempotencyRepository(conn).find(scope=scope, key=key, now=now)
-
-
 async def bind_many(conn: AsyncConnection, rows: Sequence[dict[str, object]]) -> set[tuple[str, str]]:
     """Claim many keys in one statement (in key order); the (scope, key) pairs this call bound."""
     if not rows:

@@ -17,7 +17,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fpslink.idempotency import repository as idem_repo
-from fpslink.idempotency.repository import KeyRecord
+from fpslink.idempotency.repository import IdempotencyRepository, KeyRecord
 from fpslink.participants import repository as participants_repo
 from fpslink.participants.repository import AccountRecord
 from fpslink.payments import repository as payments_repo
@@ -91,8 +91,7 @@ class PgPaymentsStore:
 
     async def record_rejected(self, claim: KeyClaim, payment: Payment, event: TimelineEntry) -> bool:
         async with self._engine.connect() as conn, conn.begin():
-            if not await idem_repo.bind(
-                conn,
+            if not await IdempotencyRepository(conn).bind(
                 scope=claim.scope,
                 key=claim.key,
                 endpoint=claim.endpoint,
@@ -112,7 +111,7 @@ class PgPaymentsStore:
 
     async def find_key(self, scope: str, key: str, now: datetime) -> KeyRecord | None:
         async with self._engine.connect() as conn:
-            return await idem_repo.find(conn, scope=scope, key=key, now=now)
+            return await IdempotencyRepository(conn).find(scope=scope, key=key, now=now)
 
     async def complete_keys(self, idents: Sequence[tuple[str, str]], now: datetime) -> None:
         async with self._engine.begin() as conn:
