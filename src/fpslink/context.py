@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fpslink.config import Settings
 from fpslink.db import Clock, utcnow
 from fpslink.directory.service import DirectoryService
-from fpslink.fx.domain import RateSheet
 from fpslink.fx.service import FxService
 from fpslink.health import HealthService
 from fpslink.ibps_client import IbpsClient
@@ -44,9 +44,9 @@ def _no_crash(point: str) -> None:
 class Gateway:
     """What one gateway process owns, and the services made from it.
 
-    The services are made once, here, each with what it uses; nothing else constructs them. The
-    payment path reads the clock and the crash hook at each use, so that a test can change them on
-    a running gateway.
+    The services are made once, here, each with what it uses; nothing else constructs them. Each
+    reads the clock (`now`) and the crash hook at each use, so that a test can change them on a
+    running gateway.
     """
 
     settings: Settings
@@ -70,27 +70,30 @@ class Gateway:
     """The two-phase coordinator's dependencies: the payment batches' and the recovery sweep's."""
     payments: PaymentsService = field(init=False, repr=False)
 
+    def now(self) -> datetime:
+        """The gateway's clock, read at each call: what every service is given, so that a test can
+        set `clock` on a running gateway and every part sees the same time."""
+        return self.clock()
+
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
-        self.participants = ParticipantsService(self.uow, self.ibps, clock=self.clock, settings=self.settings)
-        self.fx = FxService(self.uow, clock=self.clock, settings=self.settings)
-        self.directory = DirectoryService(
-            self.uow, self.ibps, clock=self.clock, participants=self.participants
-        )
+        self.participants = ParticipantsService(self.uow, self.ibps, clock=self.now, settings=self.settings)
+        self.fx = FxService(self.uow, clock=self.now, settings=self.settings)
+        self.directory = DirectoryService(self.uow, self.ibps, clock=self.now, participants=self.participants)
         self.limits = LimitsService(
-            self.uow, clock=self.clock, settings=self.settings, participants=self.participants
+            self.uow, clock=self.now, settings=self.settings, participants=self.participants
         )
-        self.idempotency = IdempotencyService(self.uow, clock=self.clock, settings=self.settings)
-        self.webhooks = WebhooksService(self.uow, clock=self.clock, settings=self.settings)
-        self.webhook_dispatcher = WebhookDispatcher(self.uow, clock=self.clock, settings=self.settings)
+        self.idempotency = IdempotencyService(self.uow, clock=self.now, settings=self.settings)
+        self.webhooks = WebhooksService(self.uow, clock=self.now, settings=self.settings)
+        self.webhook_dispatcher = WebhookDispatcher(self.uow, clock=self.now, settings=self.settings)
         self.reconciliation = ReconciliationService(
-            self.uow, self.engine.connect, self.ibps, clock=self.clock, settings=self.settings
+            self.uow, self.engine.connect, self.ibps, clock=self.now, settings=self.settings
         )
         self.health = HealthService(self.uow, self.ibps)
         self.settlement = Settlement(
             store=PgSettlementStore(self.engine),
             ibps=self.ibps,
-            clock=lambda: self.clock(),
+            clock=self.now,
             crash_hook=lambda point: self.crash_hook(point),
         )
         self.payments = PaymentsService(
@@ -99,15 +102,10 @@ class Gateway:
             fx=self.fx,
             ibps=self.ibps,
             acceptance=Acceptance(
-                store=PgAcceptanceStore(self.engine), settings=self.settings, clock=lambda: self.clock()
+                store=PgAcceptanceStore(self.engine), settings=self.settings, clock=self.now
             ),
             settlement=self.settlement,
             settings=self.settings,
-            clock=lambda: self.clock(),
+            clock=self.now,
             crash_hook=lambda point: self.crash_hook(point),
         )
-
-    @property
-    def rates(self) -> RateSheet:
-        """The FX service's rates in force, as the payment path reads them."""
-        return self.fx.rates

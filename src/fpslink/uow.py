@@ -73,6 +73,7 @@ class UnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        late = self._committed and conn.in_transaction()
         try:
             if conn.in_transaction():
                 await conn.rollback()
@@ -82,6 +83,10 @@ class UnitOfWork:
             # the body's own error says what went wrong; closing below discards the connection
         finally:
             await conn.close()
+        if late and exc is None:
+            # a repository taken before commit() ran a statement after it: that write is lost, so
+            # say so rather than let the block end as if it had been kept
+            raise RuntimeError("a statement ran after commit(); it was rolled back")
 
     @property
     def conn(self) -> AsyncConnection:

@@ -137,3 +137,13 @@ async def test_each_call_of_the_factory_is_its_own_connection() -> None:
     async with factory() as first, factory() as second:
         assert first.conn is not second.conn
     assert [c.calls[-1] for c in engine.connections] == ["close", "close"]
+
+
+async def test_a_statement_after_commit_through_a_connection_taken_before_is_refused_loudly() -> None:
+    engine = FakeEngine()
+    with pytest.raises(RuntimeError, match="after commit"):
+        async with open_uow(engine) as tx:
+            conn = tx.conn  # a repository holds its connection from here
+            await tx.commit()
+            conn.open_transaction = True  # what SQLAlchemy's autobegin does on its next statement
+    assert engine.connections[0].calls == ["start", "begin", "commit", "rollback", "close"]

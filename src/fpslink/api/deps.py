@@ -33,10 +33,6 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
-async def get_gateway(request: Request) -> Gateway:
-    return gateway_of(request)
-
-
 async def get_settings(request: Request) -> Settings:
     return gateway_of(request).settings
 
@@ -81,7 +77,6 @@ async def get_payments(request: Request) -> PaymentsService:
     return gateway_of(request).payments
 
 
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IbpsDep = Annotated[IbpsClient, Depends(get_ibps)]
 ParticipantsDep = Annotated[ParticipantsService, Depends(get_participants)]

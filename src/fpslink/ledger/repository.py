@@ -135,11 +135,6 @@ def pending_transfer(
     )
 
 
-async def insert_pending_many(conn: AsyncConnection, transfers: Sequence[Transfer]) -> None:
-    if transfers:
-        await pg.insert_rows(await pg.raw(conn), ledger_transfers, [t.values() for t in transfers])
-
-
 async def resolve_many(
     conn: AsyncConnection, *, post: Sequence[str], void: Sequence[str], now: datetime
 ) -> None:

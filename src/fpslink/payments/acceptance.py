@@ -95,7 +95,7 @@ class Admission:
         return self.payment.created_at
 
 
-KeyClaim = dict[str, object]
+KeyRow = dict[str, object]
 """An idempotency key's row as acceptance binds it (`idempotency.repository.bind_many`)."""
 
 Funds = dict[str, tuple[str, int, int]]
@@ -106,7 +106,7 @@ class AcceptanceTx(Protocol):
     """One acceptance transaction, in the order `accept_many` uses it; nothing of it is kept
     unless `commit()` is called."""
 
-    async def bind_keys(self, claims: Sequence[KeyClaim]) -> set[tuple[str, str]]:
+    async def bind_keys(self, claims: Sequence[KeyRow]) -> set[tuple[str, str]]:
         """Bind the keys no one holds; returns the (scope, key) pairs this call bound."""
         ...
 
@@ -160,8 +160,8 @@ class Acceptance:
 async def accept_many(acceptance: Acceptance, batch: list[Admission]) -> list[Tracked]:
     """Accept or reject every admission; returns the accepted payments (FPS side prepared).
 
-    Read and lock, decide in pure code (`reservation.plan`), write: the admissions learn their
-    outcome only once the transaction has committed."""
+    Read and lock, decide in pure code (`reservation.plan`), write. Each admission gets its
+    tracked payment only once the transaction has committed; a failure raises for the whole batch."""
     settings = acceptance.settings
     now = acceptance.clock()
     async with acceptance.store.begin() as tx:
@@ -198,7 +198,7 @@ class _PgAcceptanceTx:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def bind_keys(self, claims: Sequence[KeyClaim]) -> set[tuple[str, str]]:
+    async def bind_keys(self, claims: Sequence[KeyRow]) -> set[tuple[str, str]]:
         return await idem_repo.bind_many(self._conn, claims)
 
     async def use_quote(self, *, quote_id: str, payment_id: str, now: datetime) -> bool:
@@ -254,7 +254,7 @@ class PgAcceptanceStore:
 async def _bind_keys(settings: Settings, tx: AcceptanceTx, batch: list[Admission]) -> list[Admission]:
     """Claim every key once; admissions whose key is taken (here or before) drop out."""
     seen: set[tuple[str, str]] = set()
-    rows: list[KeyClaim] = []
+    rows: list[KeyRow] = []
     for a in batch:
         ident = (a.scope, a.key)
         if ident in seen:
