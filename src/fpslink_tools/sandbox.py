@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,11 +160,24 @@ def banner(*, host: str, port: int, ibps_port: int, op_key: str, warnings: list[
         '"proxy_value": "+8613800138000"}, "amount": "1000.00", "currency": "HKD", '
         '"purpose": "FAMILY_SUPPORT"}\'',
         "",
-        "  check every ledger invariant:  fpslink check",
+        f"  check every ledger invariant:  {runnable('fpslink')} check",
         "",
     ]
     lines += [f"  warning: {w}" for w in warnings]
     return "\n".join(lines)
+
+
+def runnable(command: str) -> str:
+    """How to type `command` from this shell: its bare name when it is on PATH, else its path in
+    this virtualenv (what `python3 tasks.py sandbox` users have: the venv is not activated)."""
+    script = Path(sys.executable).with_name(command + (".exe" if os.name == "nt" else ""))
+    found = shutil.which(command)
+    if found is not None and Path(found).resolve() == script.resolve():
+        return command
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int, workers: int = 2) -> None:

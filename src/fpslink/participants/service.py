@@ -123,7 +123,10 @@ class ParticipantsService:
         async with self._uow() as tx:
             found = await tx.participants.participant_by_key_hash(key_hash)
         if found is None:
-            raise Unauthorized("unknown API key")
+            raise Unauthorized(
+                "unknown API key: use a bank key the sandbox printed when it started, or create a "
+                "bank with POST /v1/participants and the operator key"
+            )
         principal = Principal(participant_id=found.participant_id, system=found.system)
         self._principals[key_hash] = principal
         return principal
