@@ -97,13 +97,11 @@ class Gateway:
             crash_hook=lambda point: self.crash_hook(point),
         )
         self.payments = PaymentsService(
-            PgPaymentsStore(self.engine),
+            PgPaymentsStore(self.uow),
             directory=self.directory,
             fx=self.fx,
             ibps=self.ibps,
-            acceptance=Acceptance(
-                store=PgAcceptanceStore(self.engine), settings=self.settings, clock=self.now
-            ),
+            acceptance=Acceptance(store=PgAcceptanceStore(self.uow), settings=self.settings, clock=self.now),
             settlement=self.settlement,
             settings=self.settings,
             clock=self.now,

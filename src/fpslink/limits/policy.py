@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from fpslink.money import Currency
-from fpslink.vocabulary import Period
+from fpslink.vocabulary import Direction, Period
 
 HK_TZ = timezone(timedelta(hours=8), "UTC+8")
 
@@ -41,6 +41,11 @@ def business_date(at: datetime) -> date:
 
 def period_key(period: Period, day: date) -> str:
     return day.isoformat() if period is Period.DAY else f"{day.year:04d}"
+
+
+def usage_key(account_id: str, direction: Direction, period: Period, day: date) -> UsageKey:
+    """The usage row a payment of business date `day` counts against in `period`."""
+    return account_id, direction.value, period.value, period_key(period, day)
 
 
 def in_service_hours(at: datetime, window: tuple[time, time]) -> bool:

@@ -95,11 +95,3 @@ class ParticipantsRepository:
                 created_at=now,
             )
         )
-
-
-async def participant(conn: AsyncConnection, participant_id: str) -> ParticipantRecord | None:
-    return await ParticipantsRepository(conn).participant(participant_id)
-
-
-async def account(conn: AsyncConnection, account_id: str) -> AccountRecord | None:
-    return await ParticipantsRepository(conn).account(account_id)

@@ -15,8 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from fpslink import pg
 from fpslink.config import Settings
 from fpslink.fx import repository as fx_repo
@@ -25,12 +23,13 @@ from fpslink.idempotency import repository as idem_repo
 from fpslink.ledger.domain import Transfer
 from fpslink.limits import repository as limits_repo
 from fpslink.limits import service as limits_service
-from fpslink.limits.policy import UsageKey
+from fpslink.limits.policy import UsageKey, usage_key
 from fpslink.money import Money
 from fpslink.payments import repository as payments_repo
 from fpslink.payments import reservation
 from fpslink.payments.domain import Payment, TimelineEntry, TimelineRow
 from fpslink.settlement.coordinator import Tracked
+from fpslink.uow import UnitOfWork, UnitsOfWork
 from fpslink.vocabulary import Direction, Period, State
 from fpslink.webhooks import outbox as webhook_outbox
 
@@ -195,8 +194,9 @@ async def accept_many(acceptance: Acceptance, batch: list[Admission]) -> list[Tr
 
 
 class _PgAcceptanceTx:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, tx: UnitOfWork) -> None:
+        self._tx = tx
+        self._conn = tx.conn
 
     async def bind_keys(self, claims: Sequence[KeyRow]) -> set[tuple[str, str]]:
         return await idem_repo.bind_many(self._conn, claims)
@@ -234,21 +234,19 @@ class _PgAcceptanceTx:
         await webhook_outbox.payments_changed(self._conn, payment_ids, now)
 
     async def commit(self) -> None:
-        await self._conn.commit()
+        await self._tx.commit()
 
 
 class PgAcceptanceStore:
-    """Acceptance on PostgreSQL: one connection and one transaction per batch."""
+    """Acceptance on PostgreSQL: a unit of work per batch."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, uow: UnitsOfWork) -> None:
+        self._uow = uow
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AcceptanceTx]:
-        async with self._engine.connect() as conn:
-            # begun here, so that the asyncpg lane's statements join it (closing rolls back)
-            await conn.begin()
-            yield _PgAcceptanceTx(conn)
+        async with self._uow() as tx:
+            yield _PgAcceptanceTx(tx)
 
 
 async def _bind_keys(settings: Settings, tx: AcceptanceTx, batch: list[Admission]) -> list[Admission]:
@@ -304,7 +302,6 @@ async def _reserve(
 
 def _ask(settings: Settings, a: Admission) -> reservation.Ask:
     limits = limits_service.limits_for(settings, a.direction)
-    keys = limits_service.period_keys(a.now)
     debtor = a.payment.debtor_account_id
     return reservation.Ask(
         payment_id=a.payment_id,
@@ -314,7 +311,7 @@ def _ask(settings: Settings, a: Admission) -> reservation.Ask:
         lines=tuple(
             reservation.LimitLine(
                 period=period,
-                key=(debtor, a.direction.value, period.value, keys[period]),
+                key=usage_key(debtor, a.direction, period, a.payment.business_date),
                 cap_minor=limits_service.limit_minor(limits, period),
                 limit=limits.for_period(period),
             )

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from fpslink.idempotency import repository as idem_repo
-from fpslink.idempotency.repository import IdempotencyRepository, KeyRecord
-from fpslink.participants import repository as participants_repo
+from fpslink.idempotency.repository import KeyRecord
 from fpslink.participants.repository import AccountRecord
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.domain import Payment, TimelineEntry
+from fpslink.uow import UnitsOfWork
 from fpslink.vocabulary import State
 from fpslink.webhooks import outbox as webhook_outbox
 
@@ -82,16 +80,18 @@ class PaymentsStore(Protocol):
 
 
 class PgPaymentsStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    """The payment service's store on PostgreSQL, each method on a unit of work of its own."""
+
+    def __init__(self, uow: UnitsOfWork) -> None:
+        self._uow = uow
 
     async def account(self, account_id: str) -> AccountRecord | None:
-        async with self._engine.connect() as conn:
-            return await participants_repo.account(conn, account_id)
+        async with self._uow() as tx:
+            return await tx.participants.account(account_id)
 
     async def record_rejected(self, claim: KeyClaim, payment: Payment, event: TimelineEntry) -> bool:
-        async with self._engine.connect() as conn, conn.begin():
-            if not await IdempotencyRepository(conn).bind(
+        async with self._uow() as tx:
+            if not await tx.idempotency.bind(
                 scope=claim.scope,
                 key=claim.key,
                 endpoint=claim.endpoint,
@@ -102,36 +102,39 @@ class PgPaymentsStore:
                 expires_at=claim.expires_at,
                 completed=True,
             ):
-                await conn.rollback()
-                return False
-            await payments_repo.insert_payment(conn, payment)
-            await payments_repo.add_events(conn, payment.payment_id, event.at, [(event.event, event.detail)])
-            await webhook_outbox.payment_changed(conn, payment.payment_id, event.at)
+                return False  # nothing written: the unit of work rolls back
+            await payments_repo.insert_payment(tx.conn, payment)
+            await payments_repo.add_events(
+                tx.conn, payment.payment_id, event.at, [(event.event, event.detail)]
+            )
+            await webhook_outbox.payment_changed(tx.conn, payment.payment_id, event.at)
+            await tx.commit()
         return True
 
     async def find_key(self, scope: str, key: str, now: datetime) -> KeyRecord | None:
-        async with self._engine.connect() as conn:
-            return await IdempotencyRepository(conn).find(scope=scope, key=key, now=now)
+        async with self._uow() as tx:
+            return await tx.idempotency.find(scope=scope, key=key, now=now)
 
     async def complete_keys(self, idents: Sequence[tuple[str, str]], now: datetime) -> None:
-        async with self._engine.begin() as conn:
-            await idem_repo.complete_many(conn, idents, now=now)
+        async with self._uow() as tx:
+            await idem_repo.complete_many(tx.conn, idents, now=now)
+            await tx.commit()
 
     async def payment(self, payment_id: str) -> Payment | None:
-        async with self._engine.connect() as conn:
-            return await payments_repo.get(conn, payment_id)
+        async with self._uow() as tx:
+            return await payments_repo.get(tx.conn, payment_id)
 
     async def payment_with_timeline(self, payment_id: str) -> tuple[Payment, list[TimelineEntry]] | None:
-        async with self._engine.connect() as conn:
-            payment = await payments_repo.get(conn, payment_id)
+        async with self._uow() as tx:
+            payment = await payments_repo.get(tx.conn, payment_id)
             if payment is None:
                 return None
-            return payment, await payments_repo.events_of(conn, payment_id)
+            return payment, await payments_repo.events_of(tx.conn, payment_id)
 
     async def page(self, page: PaymentPage) -> list[Payment]:
-        async with self._engine.connect() as conn:
+        async with self._uow() as tx:
             return await payments_repo.page(
-                conn,
+                tx.conn,
                 participant_id=page.participant_id,
                 states=page.states,
                 direction=page.direction,

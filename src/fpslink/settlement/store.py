@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from fpslink import pg
 from fpslink.ledger import repository as ledger
 from fpslink.limits import repository as limits_repo
-from fpslink.limits.policy import UsageKey, period_key
+from fpslink.limits.policy import UsageKey, usage_key
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.domain import Payment, TimelineEntry, TimelineRow
 from fpslink.vocabulary import Period, State
@@ -73,10 +73,9 @@ def limit_releases(payments: Sequence[Payment]) -> dict[UsageKey, int]:
     """The limit usage aborted payments give back, summed per usage row."""
     releases: dict[UsageKey, int] = {}
     for payment in payments:
-        for period in (Period.DAY, Period.YEAR):
-            key = period_key(period, payment.business_date)
-            ident = (payment.debtor_account_id, payment.direction.value, period.value, key)
-            releases[ident] = releases.get(ident, 0) + payment.limit_minor
+        for period in Period:
+            key = usage_key(payment.debtor_account_id, payment.direction, period, payment.business_date)
+            releases[key] = releases.get(key, 0) + payment.limit_minor
     return releases
 
 
