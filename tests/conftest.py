@@ -12,6 +12,9 @@ from pgtest import DEFAULT_SERVER, DSN_ENV, SERVER_ENV, server_answers
 
 from fpslink_tools.embedded_pg import EmbeddedPostgres
 
+pytest_plugins = ("gateway_stack",)
+"""The gateway's fixtures (stack, harness, faults), for every directory of tests."""
+
 _embedded: list[tuple[EmbeddedPostgres, Path]] = []
 
 

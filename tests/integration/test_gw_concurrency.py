@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Stack, settings_for
+from gateway_stack import Stack, settings_for
 from gw_support import IBPS_TOKEN, OPERATOR_KEY, bank_code, free_port, start_process, stop_process
 
 from fpslink.context import Gateway

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Stack
+from gateway_stack import Stack
 from gw_support import IBPS_TOKEN, OPERATOR_KEY, bank_code, free_port, start_process, stop_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

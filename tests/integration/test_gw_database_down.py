@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from conftest import OPERATOR_KEY
+from gateway_stack import OPERATOR_KEY
 from gw_support import unreachable_database_settings
 
 from fpslink.app import create_app

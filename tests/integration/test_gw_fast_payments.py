@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import OPERATOR_KEY, Stack, settings_for
+from gateway_stack import OPERATOR_KEY, Stack, settings_for
 from gw_support import Bank, FakeClock, Harness, unreachable_database_settings
 from prometheus_client import REGISTRY
 from starlette.types import ASGIApp, Receive, Scope, Send

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 import pytest
-from conftest import Harness, Stack
+from gateway_stack import Harness, Stack
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection

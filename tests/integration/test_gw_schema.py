@@ -12,7 +12,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import Stack
+from gateway_stack import Stack
 from gw_support import Harness
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError

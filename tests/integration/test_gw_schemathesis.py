@@ -17,7 +17,7 @@ import httpx
 import pytest
 import schemathesis
 import uvicorn
-from conftest import Stack, settings_for
+from gateway_stack import Stack, settings_for
 from gw_support import OPERATOR_KEY, bank_code, free_port
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Stack
+from gateway_stack import Stack
 from gw_support import IBPS_TOKEN, Bank, Harness
 from sqlalchemy import select
 

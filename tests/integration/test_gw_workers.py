@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import psutil
 import pytest
-from conftest import IBPS_TOKEN, OPERATOR_KEY, Stack
+from gateway_stack import IBPS_TOKEN, OPERATOR_KEY, Stack
 from gw_support import free_port, start_process, stop_process
 
 pytestmark = pytest.mark.skipif(

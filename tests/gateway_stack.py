@@ -1,4 +1,5 @@
-"""Integration fixtures: the gateway in-process on PostgreSQL, mock_ibps as a real HTTP server.
+"""Gateway fixtures (a pytest plugin of the whole suite): the gateway in-process on PostgreSQL, mock_ibps as a
+real HTTP server. tests/integration and tests/security use them; nothing starts until a test asks.
 
 The session has one pair of databases on the test server (tests/pgtest.py) and one mock_ibps
 process. Every scenario ends with the invariant check (I1-I6).
