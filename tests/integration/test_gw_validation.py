@@ -163,9 +163,16 @@ async def test_malformed_quotes_accounts_proxies_participants(
 async def test_proxy_registration_and_lookup(harness: Harness, world: dict[str, Any]) -> None:
     h = harness
     hk, cn = world["hk"], world["cn"]
-    registered = await h.http.post(
+    unguessed = await h.http.post(
         "/v1/proxies",
         json={"proxy_type": "MOBILE", "proxy_value": "9612 3456", "account_id": world["debtor"]},
+        headers=hk.headers,
+    )
+    assert unguessed.status_code == 422 and unguessed.json()["code"] == "INVALID_PROXY"
+    assert "+852 9123 4567" in unguessed.json()["detail"]
+    registered = await h.http.post(
+        "/v1/proxies",
+        json={"proxy_type": "MOBILE", "proxy_value": "+852 9612 3456", "account_id": world["debtor"]},
         headers=hk.headers,
     )
     if registered.status_code == 409:  # the number is shared by every test run on this database
@@ -180,7 +187,8 @@ async def test_proxy_registration_and_lookup(harness: Harness, world: dict[str, 
     )
     assert again.json()["code"] == "PROXY_ALREADY_REGISTERED"
     number = world["proxy"]
-    for written in (number, number.replace("+", "%2B"), "00" + number[1:]):
+    spaced = f"{number[:3]} {number[3:6]} {number[6:10]} {number[10:]}"  # +86 138 0013 8000
+    for written in (number, number.replace("+", "%2B"), "00" + number[1:], spaced, spaced.replace(" ", "-")):
         found = await h.http.get(f"/v1/proxies/MOBILE/{written}", headers=hk.headers)
         assert found.status_code == 200, found.text
         assert found.json() == {
@@ -229,3 +237,29 @@ async def test_a_body_that_is_not_json_says_so_and_where(harness: Harness, world
     assert (response.status_code, body["code"]) == (422, "VALIDATION_ERROR")
     assert body["detail"] == "body: not valid JSON at character 22: Expecting value"
     assert body["errors"] == [{"field": "body", "message": "not valid JSON at character 22: Expecting value"}]
+
+
+async def test_one_rule_for_numbers_on_every_endpoint(harness: Harness, world: dict[str, Any]) -> None:
+    """A payment to a number without its country code is refused like its look-up, never sent to +86."""
+    h = harness
+    hk = world["hk"]
+    local = world["proxy"][3:]  # 13800138000
+    before = (await h.http.get("/v1/payments", headers=hk.headers)).json()["items"]
+    lookup = await h.http.get(f"/v1/proxies/MOBILE/{local}", headers=hk.headers)
+    payment = await h.http.post(
+        "/v1/payments",
+        json={
+            "debtor_account_id": world["debtor"],
+            "creditor": {"proxy_type": "MOBILE", "proxy_value": local},
+            "amount": "10.00",
+            "currency": "HKD",
+            "purpose": "FAMILY_SUPPORT",
+        },
+        headers={**hk.headers, "Idempotency-Key": "no-country-code"},
+    )
+    for answer in (lookup, payment):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["code"] == "INVALID_PROXY"
+        assert "+86 138 0013 8000 or +852 9123 4567" in answer.json()["detail"]
+    after = (await h.http.get("/v1/payments", headers=hk.headers)).json()["items"]
+    assert after == before, "nothing was accepted"

@@ -213,19 +213,27 @@ class LimitsOut(BaseModel):
     )
 
 
+PROXY_VALUE = (
+    "A mobile number with its country code, +852 or +86 (or 00852, 0086), in any common written form: "
+    '"+86 138 0013 8000", "+852-9123-4567". A number without its country code is refused (INVALID_PROXY).'
+)
+
+
 # proxies --------------------------------------------------------------------------------------
 
 
 class ProxyCreate(Request):
     proxy_type: Literal["MOBILE"]
-    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)] = Field(
+        description=PROXY_VALUE
+    )
     account_id: Id
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "proxy_type": "MOBILE",
-                    "proxy_value": "9123 4567",
+                    "proxy_value": "+852 9123 4567",
                     "account_id": "HK3F9A0C21B7D4E5F6",
                 }
             ]
@@ -372,7 +380,9 @@ class QuoteOut(BaseModel):
 
 class Creditor(Request):
     proxy_type: Literal["MOBILE"] | None = None
-    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = Field(
+        default=None, description=PROXY_VALUE
+    )
     account_id: Id | None = None
 
     @model_validator(mode="after")

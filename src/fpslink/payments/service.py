@@ -39,7 +39,7 @@ from fpslink.settlement import coordinator
 from fpslink.settlement.batcher import Batcher
 from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.states import FINAL
-from fpslink.vocabulary import Direction, State, Status, System
+from fpslink.vocabulary import Direction, State, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +71,6 @@ class _Binding:
     creditor: directory.ResolvedProxy | None = None
     conversion: Conversion | None = None
     limit_minor: int = 0
-
-
-def _counterparty_region(debtor_system: System) -> str:
-    return "CN" if debtor_system is System.FPS else "HK"
 
 
 class Directory(Protocol):
@@ -157,7 +153,7 @@ class PaymentsService:
         debtor = await self.account(command.debtor_account_id)
         if debtor is None or debtor.participant_id != participant_id:
             raise NotFound(f"debtor account {command.debtor_account_id} not found", code="ACCOUNT_NOT_FOUND")
-        proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
+        proxy = _normalise_proxy(command.creditor_proxy)
         fp = _fingerprint(command, proxy)
         # No look-up of the key first: the batch binds it, and a taken key answers as a replay below.
         payment_id = str(uuid.uuid4())
@@ -488,11 +484,11 @@ def _payment(
     )
 
 
-def _normalise_proxy(raw: str | None, debtor_system: System) -> str | None:
+def _normalise_proxy(raw: str | None) -> str | None:
     if raw is None:
         return None
     try:
-        return normalize_mobile(raw, _counterparty_region(debtor_system))
+        return normalize_mobile(raw)
     except InvalidProxy as exc:
         raise InvalidRequest(str(exc), code="INVALID_PROXY") from exc
 
