@@ -153,6 +153,10 @@ async def test_rejections_are_delivered_and_the_log_pages(harness: Harness, rece
     h.clock.advance(5)
     await _until(lambda: len(receiver.on("/r")) >= 4)
     assert {json.loads(r.body)["event"] for r in receiver.on("/r")} == {"payment.rejected"}
+    for delivered in receiver.on("/r"):  # nothing debited or credited; the amount asked is quoted
+        event = json.loads(delivered.body)["payment"]
+        assert (event["source_amount"], event["target_amount"]) == (None, None)
+        assert event["quoted_source_amount"] == "10.00"
     seen, cursor = [], None
     for _ in range(5):
         params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}

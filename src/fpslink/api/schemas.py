@@ -447,11 +447,25 @@ class PaymentOut(BaseModel):
     debtor_account_id: str
     creditor_account_id: str | None
     creditor_masked_name: str | None
-    source_amount: str | None
+    source_amount: str | None = Field(
+        description="Debited (SETTLED) or held (PENDING); null when REJECTED: nothing was debited"
+    )
     source_currency: Currency
-    target_amount: str | None
+    target_amount: str | None = Field(
+        description="Credited (SETTLED) or on its way (PENDING); null when REJECTED: nothing was credited"
+    )
     target_currency: Currency | None
-    rate: str | None
+    quoted_source_amount: str | None = Field(
+        default=None,
+        description="The source amount at the bound rate, whatever the status: for a REJECTED payment, "
+        "what it would have debited (null if it was refused before its amounts were bound)",
+    )
+    quoted_target_amount: str | None = Field(
+        default=None,
+        description="The target amount at the bound rate, whatever the status: for a REJECTED payment, "
+        "what it would have credited",
+    )
+    rate: str | None = Field(description="Customer rate bound to the payment, six decimal places")
     mid_rate: str | None
     spread_bps: str | None
     quote_id: str | None

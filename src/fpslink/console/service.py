@@ -86,8 +86,7 @@ class Search:
 
 def payment_summary(payment: Payment) -> dict[str, Any]:
     """One line of a payment list."""
-    source_cur = payment.source_currency
-    target_cur = payment.target_currency
+    source, target = payment.source_text(), payment.target_text()
     return {
         "payment_id": payment.payment_id,
         "status": status_of(payment.state).value,
@@ -95,12 +94,11 @@ def payment_summary(payment: Payment) -> dict[str, Any]:
         "debtor_account_id": payment.debtor_account_id,
         "creditor_account_id": payment.creditor_account_id,
         "creditor_masked_name": payment.creditor_masked_name,
-        "source": None
-        if payment.source_minor is None
-        else f"{format_minor(payment.source_minor, source_cur)} {source_cur.value}",
-        "target": None
-        if payment.target_minor is None or target_cur is None
-        else f"{format_minor(payment.target_minor, target_cur)} {target_cur.value}",
+        # what moved: a rejected payment's amounts were only quoted (the payment page shows them so)
+        "source": f"{source} {payment.source_currency.value}" if source and payment.moved else None,
+        "target": f"{target} {payment.target_currency.value}"
+        if target and payment.target_currency and payment.moved
+        else None,
         "reason_code": payment.reason_code,
         "created_at": payment.created_at,
     }
@@ -301,8 +299,17 @@ async def payment_page(gw: Gateway, principal: Principal, payment_id: str) -> di
         if payment.settled_at
         else None
     )
+    quoted_source, quoted_target = payment.source_text(), payment.target_text()
     return {
         **summary,
+        # a rejected payment's bound amounts, shown as what it would have sent and received: only
+        # where they say something (both bound, so a rate was applied), and never as paid
+        "would_send": f"{quoted_source} {payment.source_currency.value}"
+        if not payment.moved and quoted_source and quoted_target
+        else None,
+        "would_receive": f"{quoted_target} {payment.target_currency.value}"
+        if not payment.moved and quoted_target and payment.target_currency and quoted_source
+        else None,
         "state": payment.state.value,
         "end_to_end_id": payment.end_to_end_id,
         "amount_type": payment.amount_type.value,

@@ -22,7 +22,6 @@ from fpslink import metrics
 from fpslink.config import Settings
 from fpslink.db import Clock
 from fpslink.errors import Conflict, InvalidRequest, NotFound
-from fpslink.money import Currency, format_minor
 from fpslink.participants.service import require_participant
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.domain import Payment, decimal_text
@@ -126,9 +125,6 @@ def encode_cursor(row: dict[str, Any]) -> str:
 def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
     """The event body: stable across attempts, because a final payment no longer changes."""
 
-    def amount(minor: int | None, currency: Currency | None) -> str | None:
-        return None if minor is None or currency is None else format_minor(minor, currency)
-
     target_currency = payment.target_currency
     body = {
         "event_id": delivery["delivery_id"],
@@ -141,10 +137,12 @@ def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
             "direction": payment.direction.value,
             "debtor_account_id": payment.debtor_account_id,
             "creditor_account_id": payment.creditor_account_id,
-            "source_amount": amount(payment.source_minor, payment.source_currency),
+            "source_amount": payment.source_text() if payment.moved else None,
             "source_currency": payment.source_currency.value,
-            "target_amount": amount(payment.target_minor, target_currency),
+            "target_amount": payment.target_text() if payment.moved else None,
             "target_currency": None if target_currency is None else target_currency.value,
+            "quoted_source_amount": payment.source_text(),
+            "quoted_target_amount": payment.target_text(),
             "rate": decimal_text(payment.rate),
             "reason_code": payment.reason_code,
             "reason": payment.reason,
