@@ -263,3 +263,76 @@ async def test_one_rule_for_numbers_on_every_endpoint(harness: Harness, world: d
         assert "+86 138 0013 8000 or +852 9123 4567" in answer.json()["detail"]
     after = (await h.http.get("/v1/payments", headers=hk.headers)).json()["items"]
     assert after == before, "nothing was accepted"
+
+
+@pytest.mark.parametrize(
+    ("amount", "says"),
+    [
+        ("10.005", "decimal places"),
+        ("0.00", "greater than zero"),
+        ("-5.00", "greater than zero"),
+        ("ten", "not a decimal"),
+    ],
+)
+async def test_amount_errors_are_on_amount_in_plain_words(
+    harness: Harness, world: dict[str, Any], amount: str, says: str
+) -> None:
+    """Checked against the currency's minor units, yet reported on `amount`, not on the body."""
+    h = harness
+    paid = await h.pay(
+        world["hk"], debtor=world["debtor"], proxy=world["proxy"], amount=amount, currency="HKD"
+    )
+    quoted = await h.http.post(
+        "/v1/quotes",
+        json={"source_currency": "HKD", "target_currency": "CNY", "amount": amount, "amount_type": "SEND"},
+        headers=world["hk"].headers,
+    )
+    for response in (paid, quoted):
+        body = _problem_4xx(response)
+        assert body["code"] == "VALIDATION_ERROR"
+        assert [e["field"] for e in body["errors"]] == ["amount"], body
+        message = body["errors"][0]["message"]
+        assert says in message.lower() and "Value error" not in message, message
+        assert body["detail"] == f"amount: {message}"
+
+
+async def test_an_opening_balance_error_names_opening_balance(harness: Harness) -> None:
+    h = harness
+    hk = await h.bank("FPS")
+    response = await h.http.post(
+        "/v1/accounts",
+        json={
+            "participant_id": hk.participant_id,
+            "holder_name": "CHAN Tai Man",
+            "currency": "HKD",
+            "opening_balance": "1.234",
+        },
+        headers=h.operator,
+    )
+    body = _problem_4xx(response)
+    assert [e["field"] for e in body["errors"]] == ["opening_balance"], body
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b"debtor_account_id=HK1&amount=10.00", "application/x-www-form-urlencoded", "send the body as JSON"),
+        (b'{"amount": "10.00"}', "text/plain", "send the body as JSON"),
+        (b'[{"amount": "10.00"}]', "application/json", "the body must be a JSON object"),
+        (b'"a string"', "application/json", "the body must be a JSON object"),
+    ],
+)
+async def test_a_body_that_is_not_a_json_object_says_what_to_send(
+    harness: Harness, world: dict[str, Any], content: bytes, content_type: str, message: str
+) -> None:
+    h = harness
+    response = await h.http.post(
+        "/v1/payments",
+        content=content,
+        headers={**world["hk"].headers, "Idempotency-Key": "not-an-object", "Content-Type": content_type},
+    )
+    body = _problem_4xx(response)
+    assert (response.status_code, body["code"]) == (422, "VALIDATION_ERROR")
+    assert body["errors"][0]["field"] == "body" and body["errors"][0]["message"].startswith(message), body
+    if "JSON," in message or "as JSON" in message:
+        assert "Content-Type: application/json" in body["detail"]

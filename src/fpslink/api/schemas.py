@@ -44,13 +44,15 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _amount(value: str, currency: Currency, *, allow_zero: bool = False) -> Decimal:
+def _amount(value: str, currency: Currency, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
+    """The amount in `currency`. Checked once the currency is known (a model validator), the error
+    still names its own field (`ctx.field`, read by api/problems.py), not the whole body."""
     if allow_zero and value.strip() in {"0", "0.0", "0.00"}:
         return Decimal("0.00")
     try:
         return parse_amount(value, currency)
     except InvalidAmount as exc:
-        raise ValueError(str(exc)) from exc
+        raise PydanticCustomError("invalid_amount", "{reason}", {"field": field, "reason": str(exc)}) from exc
 
 
 class Problem(BaseModel):
@@ -132,12 +134,12 @@ class AccountCreate(Request):
 
     @model_validator(mode="after")
     def _check(self) -> AccountCreate:
-        _amount(self.opening_balance, self.currency, allow_zero=True)
+        _amount(self.opening_balance, self.currency, field="opening_balance", allow_zero=True)
         return self
 
     @property
     def opening(self) -> Decimal:
-        return _amount(self.opening_balance, self.currency, allow_zero=True)
+        return _amount(self.opening_balance, self.currency, field="opening_balance", allow_zero=True)
 
 
 class AccountOut(BaseModel):
