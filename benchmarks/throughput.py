@@ -487,7 +487,7 @@ def fpslink_request(world: World) -> Callable[[random.Random], Request]:
             "creditor": {"account_id": creditor},
             "amount": f"{rng.randint(100, 9_999) / 100:.2f}",
             "currency": currency,
-            "purpose": "BENCH",
+            "purpose": "OTHER",
         }
         headers = {"Authorization": f"Bearer {world.keys[bank]}", "Idempotency-Key": str(uuid.uuid4())}
         return "/v1/payments", json.dumps(body).encode(), headers

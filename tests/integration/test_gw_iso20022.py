@@ -184,6 +184,11 @@ async def test_bad_messages_are_refused_before_anything_is_created(harness: Harn
     problem(await h.http.post(url, content=usd, headers=hdrs), 422, "CURRENCY_NOT_SUPPORTED")
     no_purpose = good.replace(b"<Purp>\n        <Prtry>FAMILY_SUPPORT</Prtry>\n      </Purp>", b"")
     problem(await h.http.post(url, content=no_purpose, headers=hdrs), 422, "ISO20022_NOT_SUPPORTED")
+    unknown_purpose = good.replace(b"<Prtry>FAMILY_SUPPORT</Prtry>", b"<Prtry>TUITION</Prtry>")
+    body = problem(
+        await h.http.post(url, content=unknown_purpose, headers=hdrs), 422, "ISO20022_NOT_SUPPORTED"
+    )
+    assert "FAMI (FAMILY_SUPPORT)" in body["detail"], body
     email = good.replace(b"<Cd>TELE</Cd>", b"<Cd>EMAL</Cd>")
     problem(await h.http.post(url, content=email, headers=hdrs), 422, "PROXY_TYPE_NOT_SUPPORTED")
     problem(

@@ -73,7 +73,7 @@ def _payment_cases(w: dict[str, Any]) -> list[dict[str, Any]]:
         )
     ]
     cases += [{**good, "quote_id": q} for q in ("not-a-uuid", 12, "")]
-    cases += [{**good, "purpose": p} for p in ("", None, "x" * 36)]
+    cases += [{**good, "purpose": p} for p in ("", None, "x" * 36, "GIFTS", "fami", "TUITION", "FAMI")]
     cases += [
         {**good, "remittance_info": "x" * 141},
         {**good, "end_to_end_id": "x" * 36},

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from fpslink.fx.domain import AmountType
 from fpslink.money import Currency, InvalidAmount, parse_amount
-from fpslink.vocabulary import Direction, Period, Status, System
+from fpslink.vocabulary import Direction, Period, Purpose, Status, System
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140)]
@@ -407,7 +407,10 @@ class PaymentCreate(Request):
         description="The debtor account's currency: amount is sent; the creditor's: amount is received"
     )
     quote_id: UuidText | None = None
-    purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=35)]
+    purpose: Purpose = Field(
+        description="Why the payment is made, one of the link's named purposes; pacs.008 carries it as "
+        "the ISO 20022 purpose code beside each name (docs/concepts.md#purposes)"
+    )
     remittance_info: Annotated[str, StringConstraints(max_length=140)] | None = None
     end_to_end_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,35}$")] | None = None
     model_config = ConfigDict(

@@ -40,7 +40,7 @@ from fpslink.payments.domain import Payment, decimal_text
 from fpslink.payments.service import PaymentCommand
 from fpslink.principal import OPERATOR, Principal
 from fpslink.settlement.states import status_of
-from fpslink.vocabulary import State
+from fpslink.vocabulary import Purpose, State
 from ibps_wire.amounts import format_amount
 from ibps_wire.schemas import TransferOut
 
@@ -239,7 +239,8 @@ def pacs002_for(payment: Payment, *, msg_id: str | None) -> str | None:
             amount=Decimal(format_minor(minor, currency)) if minor is not None else Decimal(0),
             currency=currency,
             quote_id=payment.quote_id,
-            purpose=payment.purpose,
+            # a payment stored before purposes became a closed list keeps its text; pacs.002 omits it
+            purpose=Purpose(payment.purpose) if payment.purpose in Purpose.__members__ else Purpose.OTHER,
             remittance_info=payment.remittance_info,
             end_to_end_id=payment.end_to_end_id,
         ),

@@ -27,6 +27,7 @@ from pyiso20022.pacs.pacs_008_001_08 import CashAccount38, CreditTransferTransac
 from fpslink.iso20022 import schema
 from fpslink.money import Currency, InvalidAmount, parse_amount
 from fpslink.payments.service import PaymentCommand
+from fpslink.vocabulary import Purpose
 
 NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
 MESSAGE_NAME = "pacs.008.001.08"
@@ -145,11 +146,16 @@ def _creditor(account: CashAccount38 | None) -> tuple[str | None, str | None]:
     return None, found
 
 
-def _purpose(tx: CreditTransferTransaction39) -> str:
+def _purpose(tx: CreditTransferTransaction39) -> Purpose:
+    """Purp/Cd (an ISO 20022 code: FAMI) or Purp/Prtry (a name: FAMILY_SUPPORT), read alike."""
     purpose = tx.purp.cd or tx.purp.prtry if tx.purp is not None else None
     if not purpose:
         raise Unsupported("Purp/Cd or Purp/Prtry is required: Payment Connect needs a remittance purpose")
-    return str(purpose)
+    try:
+        return Purpose.read(str(purpose))
+    except ValueError as exc:
+        codes = ", ".join(f"{p.iso_code} ({p})" for p in Purpose)
+        raise Unsupported(f"Purp {purpose!r} is not a purpose of the link: use one of {codes}") from exc
 
 
 def _remittance(tx: CreditTransferTransaction39) -> str | None:

@@ -39,7 +39,7 @@ from fpslink.settlement import coordinator
 from fpslink.settlement.batcher import Batcher
 from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.states import FINAL
-from fpslink.vocabulary import Direction, State, Status
+from fpslink.vocabulary import Direction, Purpose, State, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class PaymentCommand:
     amount: Decimal
     currency: Currency
     quote_id: str | None
-    purpose: str
+    purpose: Purpose
     remittance_info: str | None
     end_to_end_id: str | None
 
