@@ -71,6 +71,7 @@ def create_app(
         if settings.crash_at:
             gateway.crash_hook = kill_at(settings.crash_at)
         app.state.gateway = gateway
+        clock_follower = await gateway.start_sandbox_clock()
         sweeper = (
             asyncio.create_task(recovery.run_forever(gateway), name="fpslink-recovery")
             if settings.recovery_enabled
@@ -87,10 +88,11 @@ def create_app(
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            await gateway.stop_sandbox_clock(clock_follower)
             await ibps.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    app = observability.ObservedApp(
         title="fpslink",
         version=__version__,
         description=DESCRIPTION,
@@ -110,7 +112,6 @@ def create_app(
     app.include_router(console_routes.router)
     if fast_path:
         fast_payments.install(app)
-    observability.install(app)
 
     @app.get(
         "/metrics",

@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from fpslink.clock.service import ClockService
 from fpslink.config import Settings
 from fpslink.context import Gateway, Principal
 from fpslink.directory.service import DirectoryService
@@ -56,6 +57,7 @@ WebhooksDep = Annotated[WebhooksService, Depends(_part(lambda gw: gw.webhooks))]
 ReconciliationDep = Annotated[ReconciliationService, Depends(_part(lambda gw: gw.reconciliation))]
 HealthDep = Annotated[HealthService, Depends(_part(lambda gw: gw.health))]
 PaymentsDep = Annotated[PaymentsService, Depends(_part(lambda gw: gw.payments))]
+ClockDep = Annotated[ClockService, Depends(_part(lambda gw: gw.sandbox_clock))]
 
 
 async def get_principal(

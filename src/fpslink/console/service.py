@@ -365,7 +365,7 @@ def _counter(counter: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
 async def dashboard(gw: Gateway, principal: Principal, *, window_s: int) -> dict[str, Any]:
     """Throughput, latency, pending payments, IBPS outcomes and limit usage, as of now."""
     window_s = min(DASHBOARD_WINDOWS_S, key=lambda w: abs(w - window_s))
-    now = gw.clock()
+    now = gw.now()
     since = now - timedelta(seconds=window_s)
     pid = principal.participant_id
     async with gw.uow() as tx:
