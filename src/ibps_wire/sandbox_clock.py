@@ -40,10 +40,6 @@ ADAPTER_ONLY: Final = ("async_creator_fn", "prepared_statement_cache_size", "pre
 """Connect arguments that SQLAlchemy's asyncpg adapter takes for itself; asyncpg.connect refuses them."""
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def offset_of(micros: int | None) -> timedelta:
     """The stored offset as a timedelta; no row (a database before its migration) is no offset."""
     return timedelta(microseconds=micros or 0)
