@@ -272,7 +272,8 @@ LAYOUT_CHECK = """() => {
     const text = node.textContent.trim();
     const parent = node.parentElement;
     // one word (ids and code may break: they are marked so)
-    if (!text || /\\s/.test(text) || !parent || parent.closest(".break, code, .mono, pre, svg, script, style")) continue;
+    if (!text || /\\s/.test(text) || !parent) continue;
+    if (parent.closest(".break, code, .mono, pre, svg, script, style")) continue;
     const range = document.createRange();
     range.selectNodeContents(node);
     const rects = [...range.getClientRects()].filter(r => r.width > 0).sort((a, b) => a.top - b.top);
@@ -284,7 +285,8 @@ LAYOUT_CHECK = """() => {
       .map(t => [t.textContent.trim(), t.getBoundingClientRect()]);
     for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
       const [a, ra] = boxes[i], [b, rb] = boxes[j];
-      const apart = ra.right <= rb.left + 1 || rb.right <= ra.left + 1 || ra.bottom <= rb.top + 1 || rb.bottom <= ra.top + 1;
+      const apart = ra.right <= rb.left + 1 || rb.right <= ra.left + 1
+        || ra.bottom <= rb.top + 1 || rb.bottom <= ra.top + 1;
       if (!apart) overlapping.push(`${a} / ${b}`);
     }
   }
@@ -339,7 +341,9 @@ async def test_every_console_page_fits_a_phone_and_a_desktop(server: str, tmp_pa
     }
     faults: list[str] = []
     async with async_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             for key, paths in pages.items():
                 context = await browser.new_context(viewport={"width": WIDTHS["desktop"], "height": 900})
@@ -353,7 +357,9 @@ async def test_every_console_page_fits_a_phone_and_a_desktop(server: str, tmp_pa
                         await page.set_viewport_size({"width": width, "height": 900})
                         await page.goto(f"{server}{path}")
                         if path.endswith("/dashboard"):
-                            await wait_until(page, "Number(document.getElementById('live').dataset.updates) >= 1")
+                            await wait_until(
+                                page, "Number(document.getElementById('live').dataset.updates) >= 1"
+                            )
                         shot = tmp_path / f"{path.strip('/').replace('/', '_')}-{name}.png"
                         await page.screenshot(path=str(shot), full_page=True)
                         found = await page.evaluate(LAYOUT_CHECK)
