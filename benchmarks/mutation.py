@@ -77,7 +77,7 @@ TARGETS: tuple[Target, ...] = (
         ),
     ),
     Target("signing", "src/fpslink/webhooks/signing.py"),
-    Target("breaker", "src/fpslink/ibps_client.py", ("xǁCircuitBreakerǁ*",)),
+    Target("breaker", "src/fpslink/circuit.py", ("xǁCircuitBreakerǁ*", "xǁLinkCircuitǁ*", "xǁCircuitsǁ*")),
 )
 
 TESTS: tuple[str, ...] = (

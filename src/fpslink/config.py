@@ -51,10 +51,26 @@ class Settings(BaseSettings):
     ibps_retries: int = Field(default=2, ge=0, le=10, description="Retries of an idempotent IBPS call.")
     ibps_backoff_s: float = Field(default=0.05, ge=0, le=5, description="First retry pause (doubles).")
     ibps_breaker_threshold: int = Field(
-        default=5, ge=1, le=1000, description="Consecutive IBPS failures that open the circuit."
+        default=5,
+        ge=1,
+        le=1000,
+        description="Consecutive IBPS failures of one bank's calls that open that bank's circuit.",
     )
     ibps_breaker_reset_s: float = Field(
-        default=5.0, gt=0, le=600, description="How long an open circuit waits before one trial call."
+        default=5.0, gt=0, le=600, description="How long an open circuit waits before trial calls."
+    )
+    ibps_breaker_trials: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Trial calls a half-open circuit lets out at once; further calls wait for their verdict.",
+    )
+    ibps_breaker_quorum: int = Field(
+        default=3,
+        ge=2,
+        le=1000,
+        description="Banks (the gateway's own calls count as one) whose circuits must be open at once "
+        "for the link's circuit to open and refuse every bank; at least 2, so no single bank can.",
     )
     ibps_max_connections: int = Field(default=100, ge=1, le=10_000)
     payment_deadline_s: float = Field(
