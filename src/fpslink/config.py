@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fpslink.webhooks import policy as webhook_policy
+
 DEFAULT_DATA_DIR = ".fpslink"
 HOURS_PATTERN = re.compile(r"\d{2}:\d{2}\s*-\s*\d{2}:\d{2}")
 
@@ -133,7 +135,17 @@ class Settings(BaseSettings):
     # Webhooks and logs
     webhooks_enabled: bool = Field(default=True, description="Run the webhook dispatcher in this process.")
     webhook_allow_hosts: str = Field(
-        default="", description="Comma-separated hosts besides loopback that webhooks may target."
+        default="",
+        max_length=4000,
+        description="Comma-separated public hosts webhooks may target on any port (at most 50); every "
+        "address each resolves to must be public.",
+    )
+    webhook_allow: str = Field(
+        default="",
+        max_length=4000,
+        description="Comma-separated host:port pairs webhooks may target even on loopback or private "
+        "addresses (at most 50), for local receivers: e.g. 127.0.0.1:9000,localhost:8080. `fpslink "
+        "sandbox` allows 127.0.0.1:9000 and localhost:9000 when this is unset.",
     )
     webhook_interval_s: float = Field(default=1.0, gt=0, le=3600, description="Dispatcher poll interval.")
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Per-delivery HTTP time-out.")
@@ -148,6 +160,18 @@ class Settings(BaseSettings):
     @classmethod
     def _check_hours(cls, value: str) -> str:
         parse_hours(value)
+        return value
+
+    @field_validator("webhook_allow_hosts")
+    @classmethod
+    def _check_webhook_hosts(cls, value: str) -> str:
+        webhook_policy.parse_allow_list(value)
+        return value
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _check_webhook_endpoints(cls, value: str) -> str:
+        webhook_policy.parse_endpoints(value)
         return value
 
     @model_validator(mode="after")
