@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,6 +41,7 @@ from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.store import PgSettlementStore
 from fpslink.uow import UnitsOfWork, units_of_work
 from fpslink.webhooks.service import WebhookDispatcher, WebhooksService
+from fpslink.webhooks.targets import Resolver, system_resolver
 from ibps_wire import sandbox_clock
 
 __all__ = ["OPERATOR", "Gateway", "Principal"]
@@ -74,6 +75,8 @@ class Gateway:
     """Called at each named settlement step; tests make it raise to stop the flow there."""
     sandbox_offset: sandbox_clock.SandboxOffset = field(default_factory=sandbox_clock.SandboxOffset)
     """How far the sandbox's time runs ahead of `clock` (the test clock); zero until moved."""
+    resolver: Resolver = system_resolver
+    """Host names to addresses for webhook targets; tests set a fake one on a running gateway."""
     uow: UnitsOfWork = field(init=False, repr=False)
     """Units of work on this engine: the services', the console's and the tools'."""
     participants: ParticipantsService = field(init=False, repr=False)
@@ -129,6 +132,10 @@ class Gateway:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def resolve(self, host: str, port: int) -> Sequence[str]:
+        """The resolver, read at each call: what the webhook services are given."""
+        return await self.resolver(host, port)
+
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
         self.participants = ParticipantsService(self.uow, self.ibps, clock=self.now, settings=self.settings)
@@ -138,9 +145,11 @@ class Gateway:
             self.uow, clock=self.now, settings=self.settings, participants=self.participants
         )
         self.idempotency = IdempotencyService(self.uow, clock=self.now, settings=self.settings)
-        self.webhooks = WebhooksService(self.uow, clock=self.now, settings=self.settings)
+        self.webhooks = WebhooksService(
+            self.uow, clock=self.now, settings=self.settings, resolve=self.resolve
+        )
         self.webhook_dispatcher = WebhookDispatcher(
-            self.uow, clock=self.now, wall=self.wall_now, settings=self.settings
+            self.uow, clock=self.now, wall=self.wall_now, settings=self.settings, resolve=self.resolve
         )
         self.reconciliation = ReconciliationService(
             self.uow, self.engine.connect, self.ibps, clock=self.now, settings=self.settings

@@ -505,6 +505,7 @@ async def test_a_webhook_retry_falls_due_on_the_sandbox_time_but_is_signed_with_
     clocked: Harness, receiver: Receiver
 ) -> None:
     h = clocked
+    h.allow_webhooks(receiver.base.removeprefix("http://"))
     await next_noon(h)
     w = await world(h)
     made = await h.http.post("/v1/webhooks", json={"url": receiver.base + "/hook"}, headers=w["hk"].headers)

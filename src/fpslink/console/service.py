@@ -353,9 +353,9 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
 
 
 def _counter(counter: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
-    """A Prometheus counter's current values in this process, one row per label set."""
+    """A Prometheus counter's current values over every worker, one row per label set."""
     rows = []
-    for family in counter.collect():
+    for family in metrics.families(counter):
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 rows.append({**{k: sample.labels.get(k, "") for k in labels}, "count": int(sample.value)})

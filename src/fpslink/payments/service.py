@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from fpslink import logs, metrics
+from fpslink.circuit import acting_for
 from fpslink.config import Settings
 from fpslink.directory import service as directory
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
@@ -93,10 +94,9 @@ class Fx(Protocol):
 
 
 class Circuit(Protocol):
-    """Whether IBPS is answering (`ibps_client.IbpsClient`)."""
+    """Whether IBPS is answering a bank's calls (`ibps_client.IbpsClient`)."""
 
-    @property
-    def circuit_open(self) -> bool: ...
+    def circuit_open_for(self, participant_id: str | None) -> bool: ...
 
 
 ANSWER_GRACE_S = 1.0
@@ -143,8 +143,11 @@ class PaymentsService:
     # submitting ----------------------------------------------------------------------------------
 
     async def submit(self, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
-        """Accept and settle a payment, answering within the payment deadline (PENDING if need be)."""
-        with ibps_deadline(self._settings.payment_deadline_s):
+        """Accept and settle a payment, answering within the payment deadline (PENDING if need be).
+
+        Its IBPS calls (the creditor's look-up) count towards the bank's own circuit.
+        """
+        with ibps_deadline(self._settings.payment_deadline_s), acting_for(principal.participant_id):
             return await self._submit(principal, key=key, command=command)
 
     async def _submit(self, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
@@ -247,7 +250,7 @@ class PaymentsService:
         Fills `binding` as it goes, so that a `Rejection` leaves in it what was bound before.
         """
         settings = self._settings
-        if self._ibps.circuit_open:
+        if self._ibps.circuit_open_for(participant_id):
             # nothing is held for a payment that cannot reach IBPS now
             raise Rejection("AB06", "IBPS is not answering (circuit open); retry in a few seconds")
         if direction is Direction.SOUTHBOUND and not in_service_hours(now, settings.southbound_window):
