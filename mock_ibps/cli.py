@@ -81,6 +81,7 @@ def serve(
     MOCK_IBPS_TOKEN must be a secret of the install's own (ibps_wire/credentials.py): checked
     before the migrations, so a refused start changes nothing.
     """
+    url = _database_url()
     settings = Settings()
     if insecure_local:
         settings = settings.model_copy(update={"insecure_local": True})
@@ -92,7 +93,6 @@ def serve(
         raise typer.Exit(2) from None
     for warning in warnings:
         print(warning, file=sys.stderr)
-    url = _database_url()
     if not no_migrate:
         migrations.upgrade(url)
     import uvicorn  # only the serve command needs it

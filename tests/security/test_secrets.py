@@ -333,3 +333,20 @@ def test_the_insecure_local_mode_serves_on_loopback_with_a_warning(tmp_path: Pat
         os.killpg(process.pid, signal.SIGTERM)
         out, _ = process.communicate(timeout=30)
     assert "INSECURE local mode" in out and "MOCK_IBPS_TOKEN" in out, out
+
+
+def test_a_refused_mock_ibps_start_migrates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token is judged before the migrations run: a refused start leaves the database as it was."""
+    from typer.testing import CliRunner
+
+    from mock_ibps import cli
+
+    migrated: list[str] = []
+    served: list[str] = []
+    monkeypatch.setattr("mock_ibps.migrate.upgrade", migrated.append)
+    monkeypatch.setattr("uvicorn.run", lambda app, **_: served.append(app))
+    monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", NOT_A_DATABASE)
+    monkeypatch.setenv("MOCK_IBPS_TOKEN", "ibps-sandbox-token")
+    result = CliRunner().invoke(cli.app, ["serve"])
+    assert result.exit_code == 2, result.output
+    assert migrated == [] and served == []
