@@ -467,6 +467,13 @@ def test_compose_build_targets_exist(compose: dict[str, Any]) -> None:
     assert service(compose, "gateway")["image"] == service(compose, "mock_ibps")["image"]
 
 
+def test_the_deployment_secrets_stay_out_of_git_and_the_image() -> None:
+    """.env holds the deployment's secrets: never committed, never copied into a build context."""
+    for ignore_file in (ROOT / ".gitignore", DOCKERIGNORE):
+        lines = {line.strip() for line in ignore_file.read_text(encoding="utf-8").splitlines()}
+        assert ".env" in lines, f"{ignore_file.name} lets .env through"
+
+
 def test_dockerfile_installs_the_locked_versions() -> None:
     """Every pip that installs or builds in the image is held to requirements.lock, which the build
     copies in: the image runs what CI tested, not whatever PyPI has that day."""
