@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from fpslink import __version__, logs
 from fpslink import metrics as metrics_text
 from fpslink.api import (
+    docs_routes,
     fast_payments,
     faults_routes,
     iso20022_routes,
@@ -96,6 +97,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # served by docs_routes from files in the package, not by FastAPI from a CDN
+        docs_url=None,
+        redoc_url=None,
         # Prometheus (/metrics) is the sandbox's telemetry; FastAPI's OpenTelemetry hook would look
         # up its providers on every request (about 3% of a worker under load) to find none
         telemetry=NO_OPENTELEMETRY,
@@ -109,6 +113,7 @@ def create_app(
     app.include_router(sandbox_routes.router)
     app.include_router(reconciliation_routes.router)
     app.include_router(console_routes.router)
+    app.include_router(docs_routes.router)
     if fast_path:
         fast_payments.install(app)
     observability.install(app)
