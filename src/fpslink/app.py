@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fpslink import __version__, logs
 from fpslink import metrics as metrics_text
@@ -117,6 +118,9 @@ def create_app(
     if fast_path:
         fast_payments.install(app)
     observability.install(app)
+    if settings.trusted_proxy_list:
+        # outermost, so every part of the app sees the client's address and scheme, not the proxy's
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
     @app.get(
         "/metrics",

@@ -8,11 +8,18 @@ in `notice` that the secret was shown at creation and how to get a new one.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 
 import asyncpg
+import pgtest
 from gateway_stack import Stack
 from gw_support import Harness, bank_code
+
+from fpslink import migrate
+
+SCRATCH = f"fpslink_t_sec_secrets_{pgtest.RUN}"
 
 
 async def _stored_responses(stack: Stack, scope: str, key: str) -> list[str]:
@@ -94,3 +101,46 @@ async def test_a_webhook_replay_does_not_repeat_the_signing_secret(harness: Harn
     assert [w["webhook_id"] for w in listed] == [first.json()["webhook_id"]], "created once"
     removed = await h.http.delete(f"/v1/webhooks/{first.json()['webhook_id']}", headers=bank.headers)
     assert removed.status_code == 204
+
+
+async def test_the_upgrade_redacts_secrets_stored_before_it() -> None:
+    """Responses stored by the code before migration 0009 held the secret; 0009 blanks it, as a
+    replay now answers, and leaves the other endpoints' responses alone."""
+    url = await pgtest.recreate(SCRATCH)
+    try:
+        await asyncio.to_thread(migrate.upgrade, url, "0008_ledger_constraints")
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            stored = {
+                "bank": (
+                    "POST /v1/participants",
+                    {"participant_id": "HKOLD", "api_key": "fpsl_hkold_s3cret"},
+                ),
+                "hook": ("POST /v1/webhooks", {"webhook_id": "w-1", "secret": "whsec_s3cret"}),
+                "acct": ("POST /v1/accounts", {"account_id": "HK1", "balance": "10.00"}),
+            }
+            for key, (endpoint, body) in stored.items():
+                await conn.execute(
+                    "INSERT INTO idempotency_keys (participant_id, key, endpoint, fingerprint,"
+                    " response_status, response_body, created_at, lease_until, completed_at, expires_at)"
+                    " VALUES ('~operator', $1, $2, 'f', 201, $3, now(), now(), now(),"
+                    " now() + interval '1 day')",
+                    key,
+                    endpoint,
+                    json.dumps(body),
+                )
+            await asyncio.to_thread(migrate.upgrade, url)
+            rows = {
+                r["key"]: json.loads(r["response_body"])
+                for r in await conn.fetch("SELECT key, response_body FROM idempotency_keys")
+            }
+        finally:
+            await conn.close()
+    finally:
+        await pgtest.drop(SCRATCH)
+    assert "s3cret" not in json.dumps(rows)
+    assert rows["bank"]["participant_id"] == "HKOLD" and rows["bank"]["api_key"] is None
+    assert "shown once" in rows["bank"]["notice"]
+    assert rows["hook"]["webhook_id"] == "w-1" and rows["hook"]["secret"] is None
+    assert "shown once" in rows["hook"]["notice"]
+    assert rows["acct"] == {"account_id": "HK1", "balance": "10.00"}

@@ -12,8 +12,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
+import pgtest
 from console_support import browser
 from gw_support import Bank, Harness, problem
+
+from fpslink import migrate
+
+SCRATCH = f"fpslink_t_sec_visibility_{pgtest.RUN}"
 
 UNREACHABLE = "http://127.0.0.1:9/fpslink-events"
 """Nothing listens there: deliveries are queued (what is checked), their attempts fail."""
@@ -127,3 +133,60 @@ async def test_a_payment_refused_after_acceptance_is_still_the_creditor_banks(ha
     assert refused in await _delivered_payments(h, cn)
     async with browser(h, cn.api_key) as console:
         assert (await console.get(f"/console/payments/{refused}")).status_code == 200
+
+
+async def test_the_upgrade_takes_such_payments_from_their_would_be_creditor_banks() -> None:
+    """Payments recorded by the code before migration 0009 named the would-be creditor's bank; 0009
+    clears it where the payment never reached acceptance (no ACCEPTED event) and drops that bank's
+    deliveries of it, and leaves every other payment and delivery as it was."""
+    url = await pgtest.recreate(SCRATCH)
+    try:
+        await asyncio.to_thread(migrate.upgrade, url, "0008_ledger_constraints")
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            for payment_id, state, creditor, events in (
+                ("refused-early", "REJECTED", "HKOTHER", ["REJECTED"]),
+                ("refused-by-ibps", "REJECTED", "CNBANK", ["ACCEPTED", "DECIDED_ABORT", "REJECTED"]),
+                ("settled", "SETTLED", "CNBANK", ["ACCEPTED", "SETTLED"]),
+            ):
+                await conn.execute(
+                    "INSERT INTO payments (payment_id, participant_id, creditor_participant_id, direction,"
+                    " state, debtor_account_id, source_currency, amount_type, purpose, business_date,"
+                    " limit_minor, limit_currency, attempts, created_at, updated_at) VALUES ($1, 'HKBANK',"
+                    " $2, 'NORTHBOUND', $3, 'HK1', 'HKD', 'SEND', 'FAMILY_SUPPORT', '2026-06-22', 0, 'HKD',"
+                    " 0, now(), now())",
+                    payment_id,
+                    creditor,
+                    state,
+                )
+                for event in events:
+                    await conn.execute(
+                        "INSERT INTO payment_events (payment_id, at, event) VALUES ($1, now(), $2)",
+                        payment_id,
+                        event,
+                    )
+                for bank in ("HKBANK", creditor):
+                    await conn.execute(
+                        "INSERT INTO webhook_deliveries (delivery_id, webhook_id, participant_id, event,"
+                        " payment_id, status, attempts, next_attempt_at, created_at)"
+                        " VALUES ($1, $2, $3, 'payment.rejected', $4, 'PENDING', 0, now(), now())",
+                        f"{payment_id}:{bank}",
+                        f"hook-{bank}",
+                        bank,
+                        payment_id,
+                    )
+            await asyncio.to_thread(migrate.upgrade, url)
+            creditors = dict(await conn.fetch("SELECT payment_id, creditor_participant_id FROM payments"))
+            deliveries = {r[0] for r in await conn.fetch("SELECT delivery_id FROM webhook_deliveries")}
+        finally:
+            await conn.close()
+    finally:
+        await pgtest.drop(SCRATCH)
+    assert creditors == {"refused-early": None, "refused-by-ibps": "CNBANK", "settled": "CNBANK"}
+    assert deliveries == {
+        "refused-early:HKBANK",
+        "refused-by-ibps:HKBANK",
+        "refused-by-ibps:CNBANK",
+        "settled:HKBANK",
+        "settled:CNBANK",
+    }

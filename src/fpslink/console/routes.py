@@ -154,7 +154,7 @@ async def _context(request: Request) -> Ctx | None:
     found = sessions.verify(key, request.cookies.get(sessions.COOKIE), now=gw.clock())
     if found is None:
         return None
-    principal = await console.principal_of(gw, found.scope)
+    principal = await console.principal_of(gw, found)
     if principal is None:
         return None
     circuit.act_for(principal.participant_id)  # this request's IBPS reads count towards its bank
@@ -232,10 +232,21 @@ async def login(request: Request) -> Response:
     target = _safe_next(form.get("next"))
     if not _same_origin(request):
         return _error(request, None, Forbidden("log in from this console's own page"))
+    api_key = form.get("api_key", "").strip()
+    attempt = await console.count_login(
+        gw, host=request.client.host if request.client else None, api_key=api_key
+    )
+    if attempt.retry_after_s is not None:
+        refused = render(
+            request, "login.html.j2", status_code=429, next=target, throttled=attempt.retry_after_s
+        )
+        refused.headers["Retry-After"] = str(attempt.retry_after_s)
+        return refused
     try:
-        principal = await gw.participants.authenticate(form.get("api_key", "").strip() or None)
+        principal = await gw.participants.authenticate(api_key or None)
     except FpslinkError:
         return render(request, "login.html.j2", status_code=401, next=target, failed=True)
+    await console.logged_in(gw, attempt)
     token, _ = sessions.issue(_key(gw), scope=principal.scope, now=gw.clock())
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -245,16 +256,25 @@ async def login(request: Request) -> Response:
         path="/console",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_https(request),
     )
     return secure_headers(response)
+
+
+def _https(request: Request) -> bool:
+    """Whether the browser reached us over https: the request's own scheme, or X-Forwarded-Proto
+    from a trusted proxy (FPSLINK_TRUSTED_PROXIES; applied by the app before any route runs)."""
+    return request.url.scheme == "https"
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     async def page(ctx: Ctx, form: Form) -> Response:
+        await console.end_session(ctx.gw, ctx.session)
         response = RedirectResponse("/console/login", status_code=303)
-        response.delete_cookie(sessions.COOKIE, path="/console", httponly=True, samesite="strict")
+        response.delete_cookie(
+            sessions.COOKIE, path="/console", httponly=True, samesite="strict", secure=_https(request)
+        )
         return secure_headers(response)
 
     return await _guard_post(request, page)
