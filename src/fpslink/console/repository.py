@@ -21,6 +21,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -216,11 +217,19 @@ def _expired(now: datetime) -> Any:
     return select(ended.c.nonce).where(ended.c.expires_at <= now).with_for_update(skip_locked=True)
 
 
+async def _relaxed(conn: AsyncConnection) -> None:
+    """This transaction's commit does not wait for its WAL flush: a count lost to a database crash
+    gives an attacker back a guess or two, while a flushed commit took about 7 ms here against
+    0.4 ms for one that writes nothing (50 commits each), and a log-in makes two."""
+    await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 async def count_attempt(
     conn: AsyncConnection, *, buckets: Sequence[str], window_start: datetime
 ) -> dict[str, int]:
     """Count one log-in attempt in each bucket's current window; each bucket's count after it.
     Earlier windows' rows go in the same transaction."""
+    await _relaxed(conn)
     earlier = (
         select(tries.c.bucket, tries.c.window_start)
         .where(tries.c.window_start < window_start)
@@ -242,6 +251,7 @@ async def count_attempt(
 
 async def forgive_attempt(conn: AsyncConnection, *, buckets: Sequence[str], window_start: datetime) -> None:
     """Take back a counted attempt that logged in."""
+    await _relaxed(conn)
     await conn.execute(
         update(tries)
         .where(
