@@ -14,6 +14,7 @@ import uuid
 
 import asyncpg
 import pgtest
+import pytest
 from gateway_stack import Stack
 from gw_support import Harness, bank_code
 
@@ -70,6 +71,7 @@ async def test_a_participant_replay_does_not_repeat_the_api_key(harness: Harness
     assert me.status_code == 200, me.text
 
 
+@pytest.mark.settings(webhook_allow="127.0.0.1:9")
 async def test_a_webhook_replay_does_not_repeat_the_signing_secret(harness: Harness, stack: Stack) -> None:
     h = harness
     bank = await h.bank("IBPS")

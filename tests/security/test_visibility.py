@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pgtest
+import pytest
 from console_support import browser
 from gw_support import Bank, Harness, problem
 
@@ -23,6 +24,7 @@ SCRATCH = f"fpslink_t_sec_visibility_{pgtest.RUN}"
 
 UNREACHABLE = "http://127.0.0.1:9/fpslink-events"
 """Nothing listens there: deliveries are queued (what is checked), their attempts fail."""
+ALLOW_UNREACHABLE = pytest.mark.settings(webhook_allow="127.0.0.1:9")
 
 
 async def _subscribe(h: Harness, bank: Bank) -> None:
@@ -50,6 +52,7 @@ async def _rejected(response: Any, code: str) -> str:
     return payment_id
 
 
+@ALLOW_UNREACHABLE
 async def test_a_payment_rejected_before_the_creditor_was_a_party_is_not_shown_to_its_bank(
     harness: Harness,
 ) -> None:
@@ -113,6 +116,7 @@ async def test_a_payment_rejected_before_the_creditor_was_a_party_is_not_shown_t
             assert (await console.get(f"/console/payments/{payment_id}")).status_code == 200
 
 
+@ALLOW_UNREACHABLE
 async def test_a_payment_refused_after_acceptance_is_still_the_creditor_banks(harness: Harness) -> None:
     """IBPS refused the credit (the RR04 magic value) after both sides were asked: the payee's bank
     was a party to it, and sees it and is told of it."""
