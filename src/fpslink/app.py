@@ -16,10 +16,12 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fpslink import __version__, logs
 from fpslink import metrics as metrics_text
 from fpslink.api import (
+    docs_routes,
     fast_payments,
     faults_routes,
     iso20022_routes,
@@ -96,6 +98,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # served by docs_routes from files in the package, not by FastAPI from a CDN
+        docs_url=None,
+        redoc_url=None,
         # Prometheus (/metrics) is the sandbox's telemetry; FastAPI's OpenTelemetry hook would look
         # up its providers on every request (about 3% of a worker under load) to find none
         telemetry=NO_OPENTELEMETRY,
@@ -109,9 +114,13 @@ def create_app(
     app.include_router(sandbox_routes.router)
     app.include_router(reconciliation_routes.router)
     app.include_router(console_routes.router)
+    app.include_router(docs_routes.router)
     if fast_path:
         fast_payments.install(app)
     observability.install(app)
+    if settings.trusted_proxy_list:
+        # outermost, so every part of the app sees the client's address and scheme, not the proxy's
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
     @app.get(
         "/metrics",

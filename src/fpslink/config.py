@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import time
@@ -17,6 +18,11 @@ from ibps_wire import credentials
 
 DEFAULT_DATA_DIR = ".fpslink"
 HOURS_PATTERN = re.compile(r"\d{2}:\d{2}\s*-\s*\d{2}:\d{2}")
+
+
+def split_list(value: str) -> list[str]:
+    """The entries of a comma-separated setting, blanks dropped."""
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 def parse_hours(window: str) -> tuple[time, time]:
@@ -168,6 +174,38 @@ class Settings(BaseSettings):
     webhooks_per_participant: int = Field(default=5, ge=1, le=100)
     log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or JSON.")
 
+    # The network in front, and the console
+    trusted_proxies: str = Field(
+        default="",
+        max_length=2000,
+        description="Comma-separated addresses or networks (CIDR) of the reverse proxies in front of the "
+        "gateway. Only a request that arrives from one of them has its X-Forwarded-For (the client's "
+        "address) and X-Forwarded-Proto (https, which makes the console's cookie Secure) believed. "
+        "Empty: none, for clients that connect directly (http://127.0.0.1 in the sandbox).",
+    )
+    console_login_window_s: int = Field(
+        default=300,
+        ge=10,
+        le=86_400,
+        description="The fixed window in which the console counts log-in attempts that fail; a "
+        "throttled client may try again when it ends (Retry-After).",
+    )
+    console_login_failures_per_address: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Failed console log-ins one client address (an IPv6 /64) may make per window; "
+        "past it, log-ins from that address answer 429 until the window ends.",
+    )
+    console_login_failures_per_key_prefix: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="Failed console log-ins per window with keys of one prefix (a bank's fpsl_<bank>_), "
+        "from every address together; past it, log-ins with that prefix answer 429 until the window "
+        "ends, even with the right key.",
+    )
+
     @field_validator("southbound_hours")
     @classmethod
     def _check_hours(cls, value: str) -> str:
@@ -186,12 +224,28 @@ class Settings(BaseSettings):
         webhook_policy.parse_endpoints(value)
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for entry in split_list(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"FPSLINK_TRUSTED_PROXIES: {entry!r} is not an IP address or network (CIDR)"
+                ) from exc
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
         if self.settlement_timeout_s <= self.payment_deadline_s:
             # recovery must not take a payment from the live request that still owns it
             raise ValueError("FPSLINK_SETTLEMENT_TIMEOUT_S must exceed FPSLINK_PAYMENT_DEADLINE_S")
         return self
+
+    @cached_property
+    def trusted_proxy_list(self) -> list[str]:
+        return split_list(self.trusted_proxies)
 
     @cached_property
     def southbound_window(self) -> tuple[time, time]:
