@@ -16,10 +16,12 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fpslink import __version__, logs
 from fpslink import metrics as metrics_text
 from fpslink.api import (
+    docs_routes,
     fast_payments,
     faults_routes,
     iso20022_routes,
@@ -30,7 +32,7 @@ from fpslink.api import (
     webhooks_routes,
 )
 from fpslink.api.routes import health_router, router
-from fpslink.config import Settings
+from fpslink.config import Settings, ready_to_serve
 from fpslink.console import routes as console_routes
 from fpslink.context import Gateway
 from fpslink.db import create_engine, utcnow
@@ -98,6 +100,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # served by docs_routes from files in the package, not by FastAPI from a CDN
+        docs_url=None,
+        redoc_url=None,
         # Prometheus (/metrics) is the sandbox's telemetry; FastAPI's OpenTelemetry hook would look
         # up its providers on every request (about 3% of a worker under load) to find none
         telemetry=NO_OPENTELEMETRY,
@@ -111,8 +116,13 @@ def create_app(
     app.include_router(sandbox_routes.router)
     app.include_router(reconciliation_routes.router)
     app.include_router(console_routes.router)
+    app.include_router(docs_routes.router)
     if fast_path:
         fast_payments.install(app)
+    if settings.trusted_proxy_list:
+        # outermost of the app's middleware, so every part of the app sees the client's address and
+        # scheme, not the proxy's (the request middleware around it, `ObservedApp`, reads neither)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
     @app.get(
         "/metrics",
@@ -165,9 +175,15 @@ def tune_gc() -> None:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory fpslink.app:app_from_env` (settings from FPSLINK_*)."""
-    settings = Settings()
+    """Factory for `uvicorn --factory fpslink.app:app_from_env` (settings from FPSLINK_*).
+
+    It refuses weak secrets itself (`ready_to_serve`), so that no way of serving skips the check;
+    `fpslink serve` checks first as well, to say so in one message rather than from every worker.
+    """
+    settings, warnings = ready_to_serve(Settings())
     logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
+    for warning in warnings:
+        log.warning("%s", warning)
     app = create_app(settings)
     tune_gc()
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
 from functools import cached_property
@@ -12,9 +14,15 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fpslink.webhooks import policy as webhook_policy
+from ibps_wire import credentials
 
 DEFAULT_DATA_DIR = ".fpslink"
 HOURS_PATTERN = re.compile(r"\d{2}:\d{2}\s*-\s*\d{2}:\d{2}")
+
+
+def split_list(value: str) -> list[str]:
+    """The entries of a comma-separated setting, blanks dropped."""
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 def parse_hours(window: str) -> tuple[time, time]:
@@ -45,10 +53,20 @@ class Settings(BaseSettings):
     )
     operator_key: str | None = Field(
         default=None,
-        description="API key of the scheme operator. `fpslink sandbox` generates one when unset.",
+        description="API key of the scheme operator, required to serve (32+ characters, never a "
+        f"published value). `fpslink sandbox` generates one into {DEFAULT_DATA_DIR}/operator_key.",
     )
     ibps_url: str = Field(default="http://127.0.0.1:8001", description="Base URL of mock_ibps.")
-    ibps_token: str = Field(default="ibps-sandbox-token", description="Bearer token for mock_ibps.")
+    ibps_token: str = Field(
+        default="",
+        description="Bearer token for mock_ibps (its MOCK_IBPS_TOKEN), required to serve, with the "
+        f"operator key's rules. `fpslink sandbox` generates one into {DEFAULT_DATA_DIR}/ibps_token.",
+    )
+    insecure_local: bool = Field(
+        default=False,
+        description="Serve with missing, short or published secrets, on loopback addresses only "
+        "(a throwaway local server); an unset IBPS token is then the published sandbox one.",
+    )
     ibps_timeout_s: float = Field(default=2.0, gt=0, le=60, description="Per-attempt IBPS time-out.")
     ibps_retries: int = Field(default=2, ge=0, le=10, description="Retries of an idempotent IBPS call.")
     ibps_backoff_s: float = Field(default=0.05, ge=0, le=5, description="First retry pause (doubles).")
@@ -156,6 +174,38 @@ class Settings(BaseSettings):
     webhooks_per_participant: int = Field(default=5, ge=1, le=100)
     log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or JSON.")
 
+    # The network in front, and the console
+    trusted_proxies: str = Field(
+        default="",
+        max_length=2000,
+        description="Comma-separated addresses or networks (CIDR) of the reverse proxies in front of the "
+        "gateway. Only a request that arrives from one of them has its X-Forwarded-For (the client's "
+        "address) and X-Forwarded-Proto (https, which makes the console's cookie Secure) believed. "
+        "Empty: none, for clients that connect directly (http://127.0.0.1 in the sandbox).",
+    )
+    console_login_window_s: int = Field(
+        default=300,
+        ge=10,
+        le=86_400,
+        description="The fixed window in which the console counts log-in attempts that fail; a "
+        "throttled client may try again when it ends (Retry-After).",
+    )
+    console_login_failures_per_address: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Failed console log-ins one client address (an IPv6 /64) may make per window; "
+        "past it, log-ins from that address answer 429 until the window ends.",
+    )
+    console_login_failures_per_key_prefix: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="Failed console log-ins per window with keys of one prefix (a bank's fpsl_<bank>_), "
+        "from every address together; past it, log-ins with that prefix answer 429 until the window "
+        "ends, even with the right key.",
+    )
+
     # The test clock
     sandbox_clock: bool = Field(
         default=False,
@@ -182,15 +232,66 @@ class Settings(BaseSettings):
         webhook_policy.parse_endpoints(value)
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for entry in split_list(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"FPSLINK_TRUSTED_PROXIES: {entry!r} is not an IP address or network (CIDR)"
+                ) from exc
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if self.operator_key is not None and len(self.operator_key) < 16:
-            raise ValueError("FPSLINK_OPERATOR_KEY must be at least 16 characters")
         if self.settlement_timeout_s <= self.payment_deadline_s:
             # recovery must not take a payment from the live request that still owns it
             raise ValueError("FPSLINK_SETTLEMENT_TIMEOUT_S must exceed FPSLINK_PAYMENT_DEADLINE_S")
         return self
 
     @cached_property
+    def trusted_proxy_list(self) -> list[str]:
+        return split_list(self.trusted_proxies)
+
+    @cached_property
     def southbound_window(self) -> tuple[time, time]:
         return parse_hours(self.southbound_hours)
+
+
+INSECURE_SWITCH = "FPSLINK_INSECURE_LOCAL=1 (or `fpslink serve --insecure-local`)"
+
+
+def ready_to_serve(
+    settings: Settings, *, hosts: Mapping[str, str] | None = None
+) -> tuple[Settings, list[str]]:
+    """The settings a gateway serves with and the warnings to print; `WeakSecrets` when its operator
+    key or IBPS token is missing, short or published (ibps_wire/credentials.py says why), or when the
+    insecure local mode would listen beyond loopback on one of `hosts` (what listens -> address).
+
+    Checked where a process starts serving (`fpslink serve` and `sandbox`, the app factory), not
+    when settings are read: `fpslink check` and the tests build settings without serving them.
+    """
+    if settings.insecure_local and not settings.ibps_token:
+        settings = settings.model_copy(update={"ibps_token": credentials.INSECURE_LOCAL_IBPS_TOKEN})
+    specs = [
+        credentials.SecretSpec("FPSLINK_OPERATOR_KEY", settings.operator_key),
+        credentials.SecretSpec(
+            "FPSLINK_IBPS_TOKEN", settings.ibps_token, note="mock_ibps's MOCK_IBPS_TOKEN must be the same"
+        ),
+    ]
+    warnings = credentials.check(
+        "fpslink",
+        specs,
+        insecure_local=settings.insecure_local,
+        insecure_switch=INSECURE_SWITCH,
+        hosts=hosts,
+    )
+    if settings.operator_key and settings.operator_key == settings.ibps_token:
+        shared = "FPSLINK_OPERATOR_KEY and FPSLINK_IBPS_TOKEN are the same value"
+        if not settings.insecure_local:
+            # mock_ibps holds its token in its environment: it would hold the operator key too
+            raise credentials.WeakSecrets(f"fpslink: {shared}; give each its own secret")
+        warnings.append(f"fpslink: INSECURE local mode: {shared}")
+    return settings, warnings

@@ -1,5 +1,6 @@
 """Imports every table so that `metadata` is complete (for Alembic and the invariant check)."""
 
+from fpslink.console.models import console_login_attempts, console_sessions_ended
 from fpslink.db import metadata
 from fpslink.directory.models import proxies
 from fpslink.fx.models import quotes
@@ -13,6 +14,8 @@ from fpslink.webhooks.models import webhook_deliveries, webhooks
 
 __all__ = [
     "accounts",
+    "console_login_attempts",
+    "console_sessions_ended",
     "idempotency_keys",
     "ledger_accounts",
     "ledger_transfers",

@@ -65,13 +65,19 @@ def access_log(log_level: str) -> bool:
 
 
 def _options(host: str, port: int, log_level: str) -> dict[str, Any]:
-    """uvicorn's settings for an app factory, the same with one process or several."""
+    """uvicorn's settings for an app factory, the same with one process or several.
+
+    uvicorn's own proxy headers are off: by default it believes X-Forwarded-For and
+    X-Forwarded-Proto from 127.0.0.1 (FORWARDED_ALLOW_IPS), so any local process could pose as
+    another client or as https. The app applies FPSLINK_TRUSTED_PROXIES instead (`fpslink.app`).
+    """
     return {
         "factory": True,
         "host": host,
         "port": port,
         "log_level": log_level,
         "access_log": access_log(log_level),
+        "proxy_headers": False,
     }
 
 

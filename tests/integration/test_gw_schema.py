@@ -23,6 +23,7 @@ from fpslink.invariants import check_invariants
 from fpslink.models import metadata
 
 BEFORE = "0007_fillfactor"
+AFTER = "0008_ledger_constraints"
 SCRATCH = f"fpslink_t_gw_schema_{pgtest.RUN}"
 
 _CONSTRAINTS = """
@@ -133,13 +134,13 @@ async def test_0008_refuses_a_ledger_that_breaks_it() -> None:
                 " VALUES ('FPS-OVERHELD', 'HKD', 'CUSTOMER', 100, 101)"
             )
             with pytest.raises(IntegrityError, match="ck_ledger_accounts_held_within_balance"):
-                await asyncio.to_thread(migrate.upgrade, url)
+                await asyncio.to_thread(migrate.upgrade, url, AFTER)
             assert await conn.fetchval("SELECT version_num FROM alembic_version") == BEFORE
             await conn.execute(
                 "UPDATE ledger_accounts SET held_minor = 100 WHERE account_id = 'FPS-OVERHELD'"
             )
-            await asyncio.to_thread(migrate.upgrade, url, "0008_ledger_constraints")
-            assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0008_ledger_constraints"
+            await asyncio.to_thread(migrate.upgrade, url, AFTER)
+            assert await conn.fetchval("SELECT version_num FROM alembic_version") == AFTER
         finally:
             await conn.close()
     finally:

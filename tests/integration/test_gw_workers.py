@@ -93,7 +93,7 @@ async def test_persistent_connections_opened_in_a_burst_spread_over_both_workers
     ]
     try:
         answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
-        assert all(a.status_code == 200 for a in answers)
+        assert all(a.status_code == 200 for a in answers), {(a.status_code, a.text[:200]) for a in answers}
         workers = _workers(process, 2)
         assert len(workers) == 2
         # a socket each, so the kernel (not a race to accept) decides where a connection goes
@@ -161,7 +161,7 @@ async def test_metrics_sum_every_worker_whichever_answers_the_scrape(
     ]
     try:
         answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
-        assert all(a.status_code == 200 for a in answers)
+        assert all(a.status_code == 200 for a in answers), {(a.status_code, a.text[:200]) for a in answers}
         workers = _workers(process, 2)
         served = [_established(w, port) for w in workers]
         assert min(served) > 0, served  # both workers answered some of them

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from fpslink.api.deps import IdempotencyDep, IdempotencyKeyHeader, PrincipalDep, ReconciliationDep
+from fpslink.api.page_security import report_csp, secure_headers
 from fpslink.api.routes import PROBLEMS, _idempotent
 from fpslink.participants import service as participants_service
 from fpslink.reconciliation import render
@@ -63,7 +64,9 @@ async def get_reconciliation(
     name = f"reconciliation-{run.business_date}-{run.run_id[:8]}"
     if format == "html":
         breaks = reconciliation.iter_breaks(run.run_id, limit=render.HTML_MAX_BREAKS)
-        return HTMLResponse(await render.html(run, breaks))
+        html = await render.html(run, breaks)
+        # the console's policy for the same page: opened in a browser it runs no script, loads nothing
+        return secure_headers(HTMLResponse(html), csp=report_csp(html))
     breaks = reconciliation.iter_breaks(run.run_id)
     if format == "csv":
         return StreamingResponse(

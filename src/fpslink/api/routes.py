@@ -52,6 +52,16 @@ def replayable(
     return JSONResponse(stored.body, status_code=stored.status, headers=headers)
 
 
+def shown_once(field: str, notice: str) -> idempotency.Redact:
+    """The stored form of a response that shows a secret in `field`: the secret blanked, and a
+    `notice` that says so (what a replay answers)."""
+
+    def redact(body: Any) -> Any:
+        return {**body, field: None, "notice": notice}
+
+    return redact
+
+
 async def _idempotent(
     idempotent: IdempotencyService,
     principal: Principal,
@@ -59,6 +69,7 @@ async def _idempotent(
     raw_key: str | None,
     body: s.Request,
     action: Any,
+    redact: idempotency.Redact | None = None,
 ) -> JSONResponse:
     key = idempotency.parse_key(raw_key, required=False)
     stored = await idempotent.run_idempotent(
@@ -67,6 +78,7 @@ async def _idempotent(
         endpoint=f"POST {request.url.path}",
         request_fingerprint=idempotency.fingerprint("POST", request.url.path, body.model_dump(mode="json")),
         action=action,
+        redact=redact,
     )
     return replayable(stored)
 
@@ -79,7 +91,7 @@ async def _idempotent(
     status_code=201,
     response_model=s.ParticipantOut,
     tags=["operator"],
-    summary="Create a bank (operator); its API key is returned once",
+    summary="Create a bank (operator); its API key is returned once (a replay answers without it)",
 )
 async def create_participant(
     body: s.ParticipantCreate,
@@ -103,7 +115,8 @@ async def create_participant(
         )
         return 201, s.dump(out)
 
-    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
+    redact = shown_once("api_key", s.API_KEY_SHOWN_ONCE)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action, redact)
 
 
 def _account_out(view: participants_service.AccountView) -> s.AccountOut:

@@ -95,11 +95,22 @@ class ParticipantCreate(Request):
     )
 
 
+API_KEY_SHOWN_ONCE = (
+    "api_key was shown once, in the answer that created this bank; the gateway keeps only its hash, "
+    "so this replay cannot repeat it. If it was lost, issue the bank a new key."
+)
+"""What a replay of `POST /v1/participants` says in place of the key."""
+
+
 class ParticipantOut(BaseModel):
     participant_id: str
     name: str
     system: System
     api_key: str | None = Field(default=None, description="Shown once, when the participant is created")
+    notice: str | None = Field(
+        default=None,
+        description="Set on a replay (Idempotent-Replayed: true): api_key is not repeated, and why",
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from fpslink.api import schemas as s
 from fpslink.api.deps import IdempotencyDep, IdempotencyKeyHeader, PrincipalDep, WebhooksDep
-from fpslink.api.routes import PROBLEMS, _idempotent
+from fpslink.api.routes import PROBLEMS, _idempotent, shown_once
 from fpslink.webhooks import schemas as ws
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEMS)
@@ -36,7 +36,8 @@ def _delivery(row: dict[str, Any]) -> ws.DeliveryOut:
     "",
     status_code=201,
     response_model=ws.WebhookOut,
-    summary="Register a URL for payment outcome events; the signing secret is returned once",
+    summary="Register a URL for payment outcome events; the signing secret is returned once (a replay "
+    "answers without it)",
 )
 async def create_webhook(
     body: ws.WebhookCreate,
@@ -56,7 +57,8 @@ async def create_webhook(
         )
         return 201, s.dump(out)
 
-    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
+    redact = shown_once("secret", ws.SECRET_SHOWN_ONCE)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action, redact)
 
 
 @router.get("", response_model=ws.WebhookList, summary="This bank's webhooks (secrets are not shown again)")

@@ -1,6 +1,7 @@
-"""The console's read queries: searches, dashboard aggregates, the account list. Reads only.
+"""The console's queries: searches, dashboard aggregates, the account list (reads only), and its own
+two tables, sessions ended by logging out and log-in attempts per bucket (`models.py`).
 
-Every query is bounded by a limit and, for a bank, filtered to the payments it is party to (as
+Every read is bounded by a limit and, for a bank, filtered to the payments it is party to (as
 debtor or creditor bank) and the accounts it owns, the same rule as the API's.
 """
 
@@ -10,9 +11,25 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, RowMapping, cast, extract, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    RowMapping,
+    cast,
+    delete,
+    extract,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink.console.models import console_login_attempts as tries
+from fpslink.console.models import console_sessions_ended as ended
 from fpslink.idempotency.models import idempotency_keys
 from fpslink.limits.models import limit_usage
 from fpslink.participants.models import accounts
@@ -173,3 +190,74 @@ async def account_list(
         query = query.where(accounts.c.participant_id == participant_id)
     query = query.order_by(accounts.c.created_at, accounts.c.account_id).limit(limit)
     return (await conn.execute(query)).mappings().all()
+
+
+# sessions and log-in attempts ------------------------------------------------------------------
+
+
+async def session_ended(conn: AsyncConnection, nonce: str) -> bool:
+    """Whether the session with this nonce was ended by logging out."""
+    found = await conn.execute(select(ended.c.nonce).where(ended.c.nonce == nonce))
+    return found.first() is not None
+
+
+async def end_session(conn: AsyncConnection, *, nonce: str, expires_at: datetime, now: datetime) -> None:
+    """Refuse the session from now on; forget the ended sessions that have expired anyway."""
+    await conn.execute(
+        postgresql.insert(ended)
+        .values(nonce=nonce, expires_at=expires_at)
+        .on_conflict_do_nothing(index_elements=[ended.c.nonce])
+    )
+    await conn.execute(delete(ended).where(ended.c.nonce.in_(_expired(now))))
+
+
+def _expired(now: datetime) -> Any:
+    """Ended sessions past their expiry that no other transaction is removing (SKIP LOCKED: two
+    purges never wait on, or deadlock with, each other)."""
+    return select(ended.c.nonce).where(ended.c.expires_at <= now).with_for_update(skip_locked=True)
+
+
+async def _relaxed(conn: AsyncConnection) -> None:
+    """This transaction's commit does not wait for its WAL flush: a count lost to a database crash
+    gives an attacker back a guess or two, while a flushed commit took about 7 ms here against
+    0.4 ms for one that writes nothing (50 commits each), and a log-in makes two."""
+    await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+async def count_attempt(
+    conn: AsyncConnection, *, buckets: Sequence[str], window_start: datetime
+) -> dict[str, int]:
+    """Count one log-in attempt in each bucket's current window; each bucket's count after it.
+    Earlier windows' rows go in the same transaction."""
+    await _relaxed(conn)
+    earlier = (
+        select(tries.c.bucket, tries.c.window_start)
+        .where(tries.c.window_start < window_start)
+        .with_for_update(skip_locked=True)
+    )
+    await conn.execute(delete(tries).where(tuple_(tries.c.bucket, tries.c.window_start).in_(earlier)))
+    rows = [{"bucket": b, "window_start": window_start, "attempts": 1} for b in sorted(buckets)]
+    counted = (
+        postgresql.insert(tries)
+        .values(rows)
+        .on_conflict_do_update(
+            index_elements=[tries.c.bucket, tries.c.window_start],
+            set_={"attempts": tries.c.attempts + 1},
+        )
+        .returning(tries.c.bucket, tries.c.attempts)
+    )
+    return {str(r[0]): int(r[1]) for r in await conn.execute(counted)}
+
+
+async def forgive_attempt(conn: AsyncConnection, *, buckets: Sequence[str], window_start: datetime) -> None:
+    """Take back a counted attempt that logged in."""
+    await _relaxed(conn)
+    await conn.execute(
+        update(tries)
+        .where(
+            tries.c.bucket.in_(sorted(buckets)),
+            tries.c.window_start == window_start,
+            tries.c.attempts > 0,
+        )
+        .values(attempts=tries.c.attempts - 1)
+    )

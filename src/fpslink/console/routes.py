@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,6 +25,7 @@ from pydantic import ValidationError
 from fpslink import circuit
 from fpslink.api import schemas as s
 from fpslink.api.faults_routes import FaultCreate
+from fpslink.api.page_security import report_csp, secure_headers
 from fpslink.clock.policy import MAX_STEP
 from fpslink.console import service as console
 from fpslink.console import session as sessions
@@ -47,17 +46,12 @@ MAX_FORM_BYTES: Final = 64 * 1024
 PAGE_SIZE: Final = 50
 RUNS_SHOWN: Final = 50
 ACCOUNTS_SHOWN: Final = 500
-CSP: Final = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 STATIC: Final = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
-STYLE_BLOCK = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -114,15 +108,6 @@ def _key(gw: Gateway) -> bytes:
     return sessions.signing_key(gw.settings.operator_key)
 
 
-def _secure_headers(response: Response, csp: str = CSP) -> Response:
-    response.headers["Content-Security-Policy"] = csp
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def ahead(offset: timedelta) -> str:
     """How far the test clock has moved the sandbox, in words: `1 d 2 h 30 min`."""
     minutes = int(offset.total_seconds() // 60)
@@ -152,7 +137,7 @@ def render(
         sandbox_ahead=ahead(offset) if offset > timedelta(0) else None,
         **values,
     )
-    return _secure_headers(HTMLResponse(html, status_code=status_code))
+    return secure_headers(HTMLResponse(html, status_code=status_code))
 
 
 def _error(request: Request, ctx: Ctx | None, exc: FpslinkError) -> Response:
@@ -193,7 +178,7 @@ async def _context(request: Request) -> Ctx | None:
     found = sessions.verify(key, request.cookies.get(sessions.COOKIE), now=gw.wall_now())
     if found is None:
         return None
-    principal = await console.principal_of(gw, found.scope)
+    principal = await console.principal_of(gw, found)
     if principal is None:
         return None
     circuit.act_for(principal.participant_id)  # this request's IBPS reads count towards its bank
@@ -271,10 +256,21 @@ async def login(request: Request) -> Response:
     target = _safe_next(form.get("next"))
     if not _same_origin(request):
         return _error(request, None, Forbidden("log in from this console's own page"))
+    api_key = form.get("api_key", "").strip()
+    attempt = await console.count_login(
+        gw, host=request.client.host if request.client else None, api_key=api_key
+    )
+    if attempt.retry_after_s is not None:
+        refused = render(
+            request, "login.html.j2", status_code=429, next=target, throttled=attempt.retry_after_s
+        )
+        refused.headers["Retry-After"] = str(attempt.retry_after_s)
+        return refused
     try:
-        principal = await gw.participants.authenticate(form.get("api_key", "").strip() or None)
+        principal = await gw.participants.authenticate(api_key or None)
     except FpslinkError:
         return render(request, "login.html.j2", status_code=401, next=target, failed=True)
+    await console.logged_in(gw, attempt)
     token, _ = sessions.issue(_key(gw), scope=principal.scope, now=gw.wall_now())
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -284,17 +280,26 @@ async def login(request: Request) -> Response:
         path="/console",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_https(request),
     )
-    return _secure_headers(response)
+    return secure_headers(response)
+
+
+def _https(request: Request) -> bool:
+    """Whether the browser reached us over https: the request's own scheme, or X-Forwarded-Proto
+    from a trusted proxy (FPSLINK_TRUSTED_PROXIES; applied by the app before any route runs)."""
+    return request.url.scheme == "https"
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     async def page(ctx: Ctx, form: Form) -> Response:
+        await console.end_session(ctx.gw, ctx.session)
         response = RedirectResponse("/console/login", status_code=303)
-        response.delete_cookie(sessions.COOKIE, path="/console", httponly=True, samesite="strict")
-        return _secure_headers(response)
+        response.delete_cookie(
+            sessions.COOKIE, path="/console", httponly=True, samesite="strict", secure=_https(request)
+        )
+        return secure_headers(response)
 
     return await _guard_post(request, page)
 
@@ -457,25 +462,13 @@ async def run_page(request: Request, run_id: str) -> Response:
     return await _guard(request, page, operator=True)
 
 
-def _report_csp(html: str) -> str:
-    """The report's own inline <style> blocks, allowed by hash: still no script and no network."""
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(block.encode()).digest()).decode() + "'"
-        for block in STYLE_BLOCK.findall(html)
-    )
-    return (
-        f"default-src 'none'; style-src {hashes or chr(39) + 'none' + chr(39)}; img-src data:; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
-    )
-
-
 @router.get("/reconciliations/{run_id}/report")
 async def run_report(request: Request, run_id: str) -> Response:
     async def page(ctx: Ctx) -> Response:
         run = await ctx.gw.reconciliation.get_run(run_id[:36])
         breaks = ctx.gw.reconciliation.iter_breaks(run.run_id, limit=recon_render.HTML_MAX_BREAKS)
         html = await recon_render.html(run, breaks)
-        return _secure_headers(HTMLResponse(html), csp=_report_csp(html))
+        return secure_headers(HTMLResponse(html), csp=report_csp(html))
 
     return await _guard(request, page, operator=True)
 

@@ -12,15 +12,17 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import RowMapping, select
 
 from fpslink import metrics
+from fpslink.config import Settings
 from fpslink.console import repository as repo
-from fpslink.console import words
+from fpslink.console import throttle, words
+from fpslink.console.session import Session
 from fpslink.context import Gateway
 from fpslink.directory.masking import mask_name
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
@@ -55,13 +57,66 @@ UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-f
 PHONE_LIKE = re.compile(r"(\+|00)[0-9 ()\-.]{6,40}")
 
 
-async def principal_of(gw: Gateway, scope: str) -> Principal | None:
-    """The principal a session names, or None when its bank no longer exists."""
-    if scope == "~operator":
-        return OPERATOR
+async def principal_of(gw: Gateway, session: Session) -> Principal | None:
+    """The principal a session names, or None when it was logged out or its bank no longer exists."""
     async with gw.uow() as tx:
-        found = await tx.participants.participant(scope)
+        if await repo.session_ended(tx.conn, session.nonce):
+            return None
+        if session.is_operator:
+            return OPERATOR
+        found = await tx.participants.participant(session.scope)
     return None if found is None else Principal(participant_id=found.participant_id, system=found.system)
+
+
+async def end_session(gw: Gateway, session: Session) -> None:
+    """Log the session out on the server: its cookie is refused from now on, by every worker."""
+    async with gw.uow() as tx:
+        await repo.end_session(
+            tx.conn,
+            nonce=session.nonce,
+            expires_at=datetime.fromtimestamp(session.expires_at_s, tz=UTC),
+            now=gw.wall_now(),
+        )
+        await tx.commit()
+
+
+def login_limits(settings: Settings) -> throttle.Limits:
+    return throttle.Limits(
+        window_s=settings.console_login_window_s,
+        per_address=settings.console_login_failures_per_address,
+        per_key_prefix=settings.console_login_failures_per_key_prefix,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """A counted log-in attempt: `retry_after_s` is set when it is refused unchecked."""
+
+    buckets: list[throttle.Bucket]
+    window_start: datetime
+    retry_after_s: int | None
+
+
+async def count_login(gw: Gateway, *, host: str | None, api_key: str) -> LoginAttempt:
+    """Count a log-in attempt before its key is checked, and say whether it may be checked."""
+    limits = login_limits(gw.settings)
+    now = gw.wall_now()  # real time: moving the sandbox's clock must not open a throttled window
+    buckets = throttle.buckets(limits, host=host, api_key=api_key)
+    start = throttle.window_start(now, limits.window_s)
+    async with gw.uow() as tx:
+        counts = await repo.count_attempt(tx.conn, buckets=[b.name for b in buckets], window_start=start)
+        await tx.commit()
+    wait = throttle.retry_after_s(counts, buckets, now=now, window_s=limits.window_s)
+    return LoginAttempt(buckets, start, wait)
+
+
+async def logged_in(gw: Gateway, attempt: LoginAttempt) -> None:
+    """The attempt's key was right: it is not a failure."""
+    async with gw.uow() as tx:
+        await repo.forgive_attempt(
+            tx.conn, buckets=[b.name for b in attempt.buckets], window_start=attempt.window_start
+        )
+        await tx.commit()
 
 
 def name_for(principal: Principal, account: AccountRecord | None, masked: str | None = None) -> str | None:

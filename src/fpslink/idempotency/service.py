@@ -2,7 +2,8 @@
 
 Payment keys are bound inside the payment's acceptance transaction and replays answer from the
 payment as it is now (docs/architecture.md#rulings, R7). Other POST endpoints store their response
-and replay it.
+and replay it; a response that carries a secret (a bank's API key, a webhook's signing secret) is
+stored redacted, so the secret is shown once and never rests in the key table.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class StoredResponse:
     replayed: bool
 
 
+Redact = Callable[[Any], Any]
+"""The response as it may be stored and replayed: the same, less any secret it shows."""
+
+
 class IdempotencyService:
     """The stored responses of POST endpoints other than payments; built once per process
     (`fpslink.context.Gateway`). Payments bind their keys in their acceptance batch instead."""
@@ -86,8 +91,13 @@ class IdempotencyService:
         endpoint: str,
         request_fingerprint: str,
         action: Callable[[], Awaitable[tuple[int, Any]]],
+        redact: Redact | None = None,
     ) -> StoredResponse:
-        """Run `action` once per key; replay its stored response for the same request."""
+        """Run `action` once per key; replay its stored response for the same request.
+
+        With `redact`, the first answer is `action`'s own and what is stored (and replayed) is
+        `redact` of it: a secret in the response is shown once.
+        """
         if key is None:
             status, body = await action()
             return StoredResponse(status, body, replayed=False)
@@ -125,9 +135,10 @@ class IdempotencyService:
                 await tx.idempotency.release(scope=scope, key=key)
                 await tx.commit()
             raise
+        stored = body if redact is None else redact(body)
         async with self._uow() as tx:
             await tx.idempotency.complete(
-                scope=scope, key=key, now=self._clock(), status=status, body=json.dumps(body, default=str)
+                scope=scope, key=key, now=self._clock(), status=status, body=json.dumps(stored, default=str)
             )
             await tx.commit()
         return StoredResponse(status, body, replayed=False)

@@ -46,9 +46,13 @@ class Rejection(Exception):
 
 
 def as_rejected(payment: Payment, rejection: Rejection, now: datetime) -> Payment:
-    """The payment as recorded when acceptance refuses it: decided at once, no limit usage kept."""
+    """The payment as recorded when it is refused before acceptance: decided at once, no limit
+    usage kept, and no creditor's bank. Nothing was asked of the creditor's side, so its bank is
+    not a party: it does not see the payment, nor is it told of it (webhooks); the creditor
+    account stays on the row for the debtor's bank and the operator."""
     return replace(
         payment,
+        creditor_participant_id=None,
         state=State.REJECTED,
         reason_code=rejection.code,
         reason=rejection.reason[:300],

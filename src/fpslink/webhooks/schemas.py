@@ -20,12 +20,24 @@ class WebhookCreate(Request):
     )
 
 
+SECRET_SHOWN_ONCE = (
+    "secret was shown once, in the answer that registered this webhook, and this replay does not "
+    "repeat it. If it was lost, delete the webhook and register the URL again (with a new "
+    "Idempotency-Key) for a new secret."
+)
+"""What a replay of `POST /v1/webhooks` says in place of the secret."""
+
+
 class WebhookOut(BaseModel):
     webhook_id: str
     url: str
     created_at: datetime
     secret: str | None = Field(
         default=None, description="Signs every delivery (HMAC-SHA256); shown once, when registered"
+    )
+    notice: str | None = Field(
+        default=None,
+        description="Set on a replay (Idempotent-Replayed: true): secret is not repeated, and why",
     )
     model_config = ConfigDict(
         json_schema_extra={

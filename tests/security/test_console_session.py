@@ -1,0 +1,124 @@
+"""Console sessions: logging out ends the session on the server (a copied cookie stops working,
+in every worker), and the cookie is Secure exactly when the browser is on https, which a proxy
+may say only when FPSLINK_TRUSTED_PROXIES names it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from console_support import COOKIE, browser, csrf_of, login
+from gateway_stack import Stack, settings_for
+from gw_support import IBPS_TOKEN, OPERATOR_KEY, Harness, free_port, start_process, stop_process
+
+from fpslink.app import create_app
+
+
+def _with_cookie(http: httpx.AsyncClient, token: str) -> None:
+    http.cookies.set(COOKIE, token, domain="gateway.test", path="/console")
+
+
+async def test_a_copied_cookie_stops_working_when_its_session_logs_out(
+    harness: Harness, stack: Stack
+) -> None:
+    h = harness
+    bank = await h.bank("FPS")
+    second_worker = create_app(settings_for(stack), clock=h.clock)
+    async with second_worker.router.lifespan_context(second_worker):
+        transport = httpx.ASGITransport(app=second_worker)
+        async with (
+            browser(h, bank.api_key) as victim,
+            browser(h) as thief,
+            httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as thief_elsewhere,
+        ):
+            token = victim.cookies[COOKIE]
+            _with_cookie(thief, token)
+            _with_cookie(thief_elsewhere, token)
+            assert (await thief.get("/console/payments")).status_code == 200, (
+                "a copied cookie works, until..."
+            )
+            assert (await thief_elsewhere.get("/console/payments")).status_code == 200
+
+            out = await victim.post("/console/logout", data={"csrf_token": await csrf_of(victim)})
+            assert out.status_code == 303 and out.headers["location"] == "/console/login"
+
+            for http in (thief, thief_elsewhere):
+                page = await http.get("/console/payments")
+                assert page.status_code == 303 and page.headers["location"].startswith("/console/login")
+                data = await http.get("/console/api/dashboard")
+                assert data.status_code == 401
+                refused = await http.post("/console/logout", data={"csrf_token": "0" * 64})
+                assert refused.status_code == 303, "a logged-out session cannot act either"
+
+            again = await login(victim, bank.api_key)
+            assert again.status_code == 303
+            assert (await victim.get("/console/payments")).status_code == 200, "a new session works"
+
+
+def _cookie_flags(response: httpx.Response) -> list[str]:
+    header = response.headers["set-cookie"]
+    assert header.startswith(f"{COOKIE}="), header
+    return [part.strip().lower() for part in header.split(";")[1:]]
+
+
+async def test_without_trusted_proxies_forwarded_https_is_not_believed(harness: Harness) -> None:
+    bank = await harness.bank("FPS")
+    async with browser(harness) as http:
+        answer = await login(http, bank.api_key, **{"X-Forwarded-Proto": "https"})
+    assert "secure" not in _cookie_flags(answer)
+
+
+@pytest.mark.settings(trusted_proxies="127.0.0.1, 192.0.2.0/24")
+async def test_behind_a_trusted_proxy_the_cookie_follows_the_browsers_scheme(harness: Harness) -> None:
+    h = harness
+    bank = await h.bank("IBPS")
+    async with browser(h) as via_proxy:
+        tls = await login(
+            via_proxy, bank.api_key, **{"X-Forwarded-Proto": "https", "Origin": "https://gateway.test"}
+        )
+        assert "secure" in _cookie_flags(tls)
+        assert "httponly" in _cookie_flags(tls) and "samesite=strict" in _cookie_flags(tls)
+    async with browser(h, client=("192.0.2.10", 443)) as via_proxy:
+        plain = await login(via_proxy, bank.api_key)
+        assert "secure" not in _cookie_flags(plain), "a plain-http browser behind the proxy"
+    async with browser(h, client=("198.51.100.1", 443)) as not_a_proxy:
+        posing = await login(not_a_proxy, bank.api_key, **{"X-Forwarded-Proto": "https"})
+        assert "secure" not in _cookie_flags(posing)
+
+
+@pytest.fixture(scope="module")
+async def served(stack: Stack) -> AsyncIterator[str]:
+    """`fpslink serve` as deployed, with no FPSLINK_TRUSTED_PROXIES."""
+    port = free_port()
+    env = {
+        "FPSLINK_DATABASE_URL": stack.gateway_db,
+        "FPSLINK_IBPS_URL": stack.ibps_url,
+        "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
+        "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
+    }
+    process = await asyncio.to_thread(
+        start_process,
+        ["-m", "fpslink.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"],
+        env=env,
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        log=stack.logs / f"session-gateway-{port}.log",
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await asyncio.to_thread(stop_process, process)
+
+
+async def test_the_server_believes_no_forwarded_header_by_default(served: str) -> None:
+    """uvicorn on its own believes X-Forwarded-* from 127.0.0.1, so any local process could claim
+    https (or another client address); `fpslink serve` leaves that to FPSLINK_TRUSTED_PROXIES."""
+    async with httpx.AsyncClient(base_url=served, timeout=30) as http:
+        answer = await http.post(
+            "/console/login",
+            data={"api_key": OPERATOR_KEY},
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.77"},
+        )
+    assert answer.status_code == 303, answer.text
+    assert "secure" not in _cookie_flags(answer)
