@@ -167,7 +167,7 @@ async def test_bad_messages_are_refused_before_anything_is_created(harness: Harn
     assert "Priority" in body["detail"]
     missing = good.replace(b"<ChrgBr>SLEV</ChrgBr>", b"")
     body = problem(await h.http.post(url, content=missing, headers=hdrs), 422, "ISO20022_SCHEMA_VIOLATION")
-    assert "chrg_br" in body["detail"]
+    assert "CdtTrfTxInf: missing element ChrgBr" in body["detail"]
     for old, new in (
         (b"<ChrgBr>SLEV", b"<ChrgBr>NONE"),
         (b">1000.00<", b">1,000.00<"),
