@@ -99,6 +99,12 @@ def bank_code(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10].upper()}"
 
 
+def fresh_bic(country: str) -> str:
+    """A fresh test BIC (location code ending in 0) in `country`, unique across a run's banks."""
+    letters = "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
+    return f"{letters}{country}{random.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}0XXX"
+
+
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """Assert an RFC 9457 answer with this status and code; return its body."""
     assert response.status_code == status, response.text
@@ -115,6 +121,7 @@ class Bank:
     participant_id: str
     system: str
     api_key: str
+    bic: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -135,15 +142,14 @@ class Harness:
         gateway: Gateway = self.app.state.gateway
         return gateway
 
-    async def bank(self, system: str) -> Bank:
+    async def bank(self, system: str, *, bic: str | None = None) -> Bank:
         code = bank_code("HK" if system == "FPS" else "CN")
-        response = await self.http.post(
-            "/v1/participants",
-            json={"participant_id": code, "name": f"Test {code}", "system": system},
-            headers=self.operator,
-        )
+        body = {"participant_id": code, "name": f"Test {code}", "system": system}
+        if bic is not None:
+            body["bic"] = bic
+        response = await self.http.post("/v1/participants", json=body, headers=self.operator)
         assert response.status_code == 201, response.text
-        return Bank(code, system, response.json()["api_key"])
+        return Bank(code, system, response.json()["api_key"], bic)
 
     async def account(
         self, bank: Bank, currency: str = "", opening: str = "100000.00", holder: str = ""

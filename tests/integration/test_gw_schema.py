@@ -138,7 +138,7 @@ async def test_0008_refuses_a_ledger_that_breaks_it() -> None:
             await conn.execute(
                 "UPDATE ledger_accounts SET held_minor = 100 WHERE account_id = 'FPS-OVERHELD'"
             )
-            await asyncio.to_thread(migrate.upgrade, url)
+            await asyncio.to_thread(migrate.upgrade, url, "0008_ledger_constraints")
             assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0008_ledger_constraints"
         finally:
             await conn.close()

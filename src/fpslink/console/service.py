@@ -61,7 +61,9 @@ async def principal_of(gw: Gateway, scope: str) -> Principal | None:
         return OPERATOR
     async with gw.uow() as tx:
         found = await tx.participants.participant(scope)
-    return None if found is None else Principal(participant_id=found.participant_id, system=found.system)
+    if found is None:
+        return None
+    return Principal(participant_id=found.participant_id, system=found.system, bic=found.bic)
 
 
 def name_for(principal: Principal, account: AccountRecord | None, masked: str | None = None) -> str | None:
