@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from fpslink.config import Settings
 from fpslink.context import Gateway
+from fpslink.iso20022 import pacs002
 
 IBPS_TOKEN = "test-ibps-token"
 OPERATOR_KEY = "test-operator-key-0123456789"
@@ -103,6 +104,30 @@ def fresh_bic(country: str) -> str:
     """A fresh test BIC (location code ending in 0) in `country`, unique across a run's banks."""
     letters = "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
     return f"{letters}{country}{random.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}0XXX"
+
+
+def iso_reasons(response: httpx.Response) -> list[str]:
+    """Every reason's AddtlInf in a pacs.002, each reason's pieces joined."""
+    report = pacs002.parse(response.content).fito_fipmt_sts_rpt
+    reasons = [r for g in report.orgnl_grp_inf_and_sts for r in g.sts_rsn_inf]
+    reasons += [r for t in report.tx_inf_and_sts for r in t.sts_rsn_inf]
+    return ["".join(r.addtl_inf) for r in reasons]
+
+
+def iso_rejection(response: httpx.Response, status: int) -> list[str]:
+    """Assert a pacs.002 refusing the whole message (GrpSts RJCT); return its reason codes."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/xml"), response.text
+    assert "location" not in response.headers
+    report = pacs002.parse(response.content).fito_fipmt_sts_rpt
+    (group,) = report.orgnl_grp_inf_and_sts
+    assert group.grp_sts == "RJCT"
+    reasons = list(group.sts_rsn_inf)
+    for tx in report.tx_inf_and_sts:
+        assert tx.tx_sts == "RJCT"
+        reasons += tx.sts_rsn_inf
+    assert reasons and all(r.addtl_inf for r in reasons)
+    return [r.rsn.cd for r in reasons if r.rsn is not None]
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

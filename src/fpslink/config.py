@@ -114,6 +114,27 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=3600, description="How long a running request owns its key."
     )
 
+    # ISO 20022 (docs/iso20022.md)
+    iso20022_bic: str | None = Field(
+        default="FPSLHKH0XXX",
+        pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$",
+        description="The link's BIC: a request's AppHdr/To names it (or the member id below), and "
+        "the answer's AppHdr/Fr. The default is a test BIC (location code ending in 0). Unset, "
+        "headers name the link by member id only.",
+    )
+    iso20022_member_id: str = Field(
+        default="FPSLINK",
+        pattern=r"^[A-Za-z0-9]{1,35}$",
+        description="The link's clearing system member id, the other way AppHdr/To may name it.",
+    )
+    iso20022_default_purpose: str = Field(
+        default="OTHR",
+        min_length=1,
+        max_length=35,
+        description="The purpose of a pacs.008 without Purp (ISO 20022's ExternalPurpose1Code "
+        "OTHR, 'other', by default). Payment Connect records a purpose for every payment.",
+    )
+
     # Webhooks and logs
     webhooks_enabled: bool = Field(default=True, description="Run the webhook dispatcher in this process.")
     webhook_allow_hosts: str = Field(
