@@ -347,3 +347,16 @@ def test_a_model_that_cannot_hold_a_checked_message_is_a_refusal_not_a_crash(
         Reason("FF01", "the message passed the pacs.008.001.08 schema check but could not be read")
     ]
     assert "could not be read into its model" in caplog.text
+
+
+def test_a_refused_document_is_answered_to_its_readable_header() -> None:
+    invalid = _sample("pacs008_v08_cbpr_envelope.xml").replace(
+        b"<ChrgBr>SHAR</ChrgBr>", b"<ChrgBr>SHA</ChrgBr>"
+    )
+    with pytest.raises(Refused) as refused:
+        inbound.read(invalid)
+    envelope = refused.value.original.envelope
+    assert envelope is not None and envelope.header is not None
+    answer = ET.fromstring(pacs002.render_refusal(refused.value, at=T0, addressing=TO))
+    ns = "{urn:iso:std:iso:20022:tech:xsd:head.001.001.02}"
+    assert answer[0].findtext(f"{ns}Rltd/{ns}BizMsgIdr") == "HRBR2026062200011"

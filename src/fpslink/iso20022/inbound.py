@@ -129,30 +129,33 @@ def read(xml: bytes) -> Inbound:
         _refuse(original, f"elements are nested deeper than {xmltree.MAX_DEPTH} levels")
     name = _document_name(document, original)
     findings: list[str] = []
-    header_schema = None
+    header = None
     if header_element is not None:
         assert envelope is not None
         if envelope.head is None:
             _refuse(original, _unsupported_header(header_element))
+        assert envelope.head is not None
         header_schema = schema.schema_of(envelope.head)
         findings += header_schema.validate(header_element)
+        if not findings:
+            # read now, so that even a refusal of the Document answers to the header (Rltd)
+            header = _model(header_element, header_schema, original)
+            original = Original(original.msg_id, original.name, Envelope(envelope.tag, envelope.head, header))
     document_schema = schema.schema_of(name)
     findings += document_schema.validate(document)
     if findings:
         _refuse(original, [f"the message does not conform to {name}: {findings[0]}", *findings[1:]])
-    header = None
+    return Inbound(name, _model(document, document_schema, original), header, original)
+
+
+def _model(element: Element, derived: structure.Schema, original: Original) -> Any:
     try:
-        if header_element is not None and header_schema is not None:
-            assert envelope is not None
-            header = schema.to_model(header_element, header_schema)
-            original = Original(original.msg_id, original.name, Envelope(envelope.tag, envelope.head, header))
-        model = schema.to_model(document, document_schema)
+        return schema.to_model(element, derived)
     except (ValueError, TypeError):
         # the check passed what the model cannot hold: a bug to fix, answered as a refusal, not a 500
-        log.exception("a schema-valid %s could not be read into its model", name)
-        _refuse(original, f"the message passed the {name} schema check but could not be read")
-    return Inbound(name, model, header, original)
-
+        log.exception("a schema-valid %s could not be read into its model", derived.name)
+        _refuse(original, f"the message passed the {original.name} schema check but could not be read")
+        raise  # pragma: no cover - _refuse raises
 
 def _refuse(original: Original, reasons: str | list[str]) -> None:
     texts = [reasons] if isinstance(reasons, str) else reasons
