@@ -76,7 +76,12 @@ PROBLEM: dict[int | str, dict[str, Any]] = {
         201: {"description": "pacs.002 with TxSts ACSC or RJCT", **PACS002_RESPONSE},
         202: {"description": "pacs.002 with TxSts PDNG: settlement is not final yet", **PACS002_RESPONSE},
         404: {"description": "pacs.002 RJCT AC02: the debtor account is not yours", **PACS002_RESPONSE},
-        422: {"description": "pacs.002 RJCT: the message was refused, no payment made", **PACS002_RESPONSE},
+        422: {
+            "description": "pacs.002 RJCT: the message was refused, no payment made (problem+json for an "
+            "invalid Idempotency-Key header)",
+            "model": s.Problem,
+            "content": {**PACS002_RESPONSE["content"], "application/problem+json": {}},
+        },
         **PROBLEM,
     },
     openapi_extra={

@@ -157,6 +157,7 @@ def _model(element: Element, derived: structure.Schema, original: Original) -> A
         _refuse(original, f"the message passed the {original.name} schema check but could not be read")
         raise  # pragma: no cover - _refuse raises
 
+
 def _refuse(original: Original, reasons: str | list[str]) -> None:
     texts = [reasons] if isinstance(reasons, str) else reasons
     # FF01 InvalidFileFormat: what the schema, or the envelope's form, refuses
