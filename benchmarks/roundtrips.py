@@ -516,7 +516,7 @@ async def _pay(relay: Relay, gateway_db: str, ibps_url: URL, warmup: int) -> lis
                     "creditor": creditor,
                     "amount": "1.00",
                     "currency": currency,
-                    "purpose": "BENCH",
+                    "purpose": "OTHER",
                 }
 
                 async def pay(bank: str = bank, payment: dict[str, Any] = payment) -> str:

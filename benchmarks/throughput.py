@@ -487,7 +487,7 @@ def fpslink_request(world: World) -> Callable[[random.Random], Request]:
             "creditor": {"account_id": creditor},
             "amount": f"{rng.randint(100, 9_999) / 100:.2f}",
             "currency": currency,
-            "purpose": "BENCH",
+            "purpose": "OTHER",
         }
         headers = {"Authorization": f"Bearer {world.keys[bank]}", "Idempotency-Key": str(uuid.uuid4())}
         return "/v1/payments", json.dumps(body).encode(), headers
@@ -529,7 +529,7 @@ async def batch_steps(port: int) -> list[str]:
 
 
 def batch_summary(metrics_text: str) -> str:
-    """The batch figures of one worker's /metrics text, in a line."""
+    """The batch figures of /metrics (every worker's, summed), in a line."""
     sums: dict[str, float] = {}
     for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
@@ -541,13 +541,13 @@ def batch_summary(metrics_text: str) -> str:
                 )
     batches = sums.get("fpslink_batch_size_count", 0.0)
     if not batches:
-        return "batch steps: no batch on the worker that answered /metrics"
+        return "batch steps: no batch in /metrics"
     steps = [
         f"{step} {1000 * sums.get(step + '_sum', 0.0) / max(sums.get(step + '_count', 0.0), 1):.0f}"
         for step in ("accept", "prepare", "decide", "finish")
     ]
     return (
-        f"one worker's {batches:.0f} batches: {sums['fpslink_batch_size_sum'] / batches:.0f} payments "
+        f"the workers' {batches:.0f} batches: {sums['fpslink_batch_size_sum'] / batches:.0f} payments "
         f"each on average; mean ms per step: {', '.join(steps)}"
     )
 

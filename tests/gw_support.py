@@ -167,6 +167,11 @@ class Harness:
         gateway: Gateway = self.app.state.gateway
         return gateway
 
+    def allow_webhooks(self, *endpoints: str) -> None:
+        """Let webhooks reach these host:port pairs (FPSLINK_WEBHOOK_ALLOW), such as a receiver
+        started on a free port of 127.0.0.1 after the gateway; read at each registration and delivery."""
+        self.gw.settings.webhook_allow = ",".join(endpoints)
+
     async def bank(self, system: str, *, bic: str | None = None) -> Bank:
         code = bank_code("HK" if system == "FPS" else "CN")
         body = {"participant_id": code, "name": f"Test {code}", "system": system}

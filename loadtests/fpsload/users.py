@@ -27,7 +27,7 @@ from fpsload.world import WORLD, Account, Bank, SetupFailed, mobile_number, worl
 CENT = Decimal("0.01")
 # (low, high) of ordinary payments, in the debtor's currency
 AMOUNTS = {"FPS": (Decimal("50.00"), Decimal("2000.00")), "IBPS": (Decimal("50.00"), Decimal("3000.00"))}
-PURPOSES = ("FAMILY_SUPPORT", "EDUCATION", "MEDICAL", "TRAVEL", "GOODS_TRADE", "SALARY")
+PURPOSES = ("FAMILY_SUPPORT", "EDUCATION", "MEDICAL", "GIFT", "GOODS_TRADE", "SALARY")
 
 
 def written_form(e164: str) -> str:

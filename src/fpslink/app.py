@@ -15,9 +15,10 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.telemetry import TelemetryConfig
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from fpslink import __version__, logs
+from fpslink import metrics as metrics_text
 from fpslink.api import (
     fast_payments,
     faults_routes,
@@ -129,7 +130,7 @@ def create_app(
     )
     async def metrics() -> PlainTextResponse:
         """Prometheus exposition of the gateway's metrics."""
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(metrics_text.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

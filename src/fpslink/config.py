@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fpslink.vocabulary import Purpose
+from fpslink.webhooks import policy as webhook_policy
+
 DEFAULT_DATA_DIR = ".fpslink"
 HOURS_PATTERN = re.compile(r"\d{2}:\d{2}\s*-\s*\d{2}:\d{2}")
 
@@ -51,10 +54,26 @@ class Settings(BaseSettings):
     ibps_retries: int = Field(default=2, ge=0, le=10, description="Retries of an idempotent IBPS call.")
     ibps_backoff_s: float = Field(default=0.05, ge=0, le=5, description="First retry pause (doubles).")
     ibps_breaker_threshold: int = Field(
-        default=5, ge=1, le=1000, description="Consecutive IBPS failures that open the circuit."
+        default=5,
+        ge=1,
+        le=1000,
+        description="Consecutive IBPS failures of one bank's calls that open that bank's circuit.",
     )
     ibps_breaker_reset_s: float = Field(
-        default=5.0, gt=0, le=600, description="How long an open circuit waits before one trial call."
+        default=5.0, gt=0, le=600, description="How long an open circuit waits before trial calls."
+    )
+    ibps_breaker_trials: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Trial calls a half-open circuit lets out at once; further calls wait for their verdict.",
+    )
+    ibps_breaker_quorum: int = Field(
+        default=3,
+        ge=2,
+        le=1000,
+        description="Banks (the gateway's own calls count as one) whose circuits must be open at once "
+        "for the link's circuit to open and refuse every bank; at least 2, so no single bank can.",
     )
     ibps_max_connections: int = Field(default=100, ge=1, le=10_000)
     payment_deadline_s: float = Field(
@@ -127,18 +146,27 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9]{1,35}$",
         description="The link's clearing system member id, the other way AppHdr/To may name it.",
     )
-    iso20022_default_purpose: str = Field(
-        default="OTHR",
-        min_length=1,
-        max_length=35,
-        description="The purpose of a pacs.008 without Purp (ISO 20022's ExternalPurpose1Code "
-        "OTHR, 'other', by default). Payment Connect records a purpose for every payment.",
+    iso20022_default_purpose: Purpose = Field(
+        default=Purpose.OTHER,
+        description="The purpose of a pacs.008 without Purp: one of the link's purposes "
+        "(docs/concepts.md#purposes); OTHER, ISO 20022's OTHR, by default. Payment Connect records "
+        "a purpose for every payment.",
     )
 
     # Webhooks and logs
     webhooks_enabled: bool = Field(default=True, description="Run the webhook dispatcher in this process.")
     webhook_allow_hosts: str = Field(
-        default="", description="Comma-separated hosts besides loopback that webhooks may target."
+        default="",
+        max_length=4000,
+        description="Comma-separated public hosts webhooks may target on any port (at most 50); every "
+        "address each resolves to must be public.",
+    )
+    webhook_allow: str = Field(
+        default="",
+        max_length=4000,
+        description="Comma-separated host:port pairs webhooks may target even on loopback or private "
+        "addresses (at most 50), for local receivers: e.g. 127.0.0.1:9000,localhost:8080. `fpslink "
+        "sandbox` allows 127.0.0.1:9000 and localhost:9000 when this is unset.",
     )
     webhook_interval_s: float = Field(default=1.0, gt=0, le=3600, description="Dispatcher poll interval.")
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Per-delivery HTTP time-out.")
@@ -153,6 +181,18 @@ class Settings(BaseSettings):
     @classmethod
     def _check_hours(cls, value: str) -> str:
         parse_hours(value)
+        return value
+
+    @field_validator("webhook_allow_hosts")
+    @classmethod
+    def _check_webhook_hosts(cls, value: str) -> str:
+        webhook_policy.parse_allow_list(value)
+        return value
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _check_webhook_endpoints(cls, value: str) -> str:
+        webhook_policy.parse_endpoints(value)
         return value
 
     @model_validator(mode="after")

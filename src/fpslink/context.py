@@ -8,7 +8,7 @@ dependency (`fpslink.api.deps`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,6 +32,7 @@ from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.store import PgSettlementStore
 from fpslink.uow import UnitsOfWork, units_of_work
 from fpslink.webhooks.service import WebhookDispatcher, WebhooksService
+from fpslink.webhooks.targets import Resolver, system_resolver
 
 __all__ = ["OPERATOR", "Gateway", "Principal"]
 
@@ -55,6 +56,8 @@ class Gateway:
     clock: Clock = utcnow
     crash_hook: Callable[[str], None] = _no_crash
     """Called at each named settlement step; tests make it raise to stop the flow there."""
+    resolver: Resolver = system_resolver
+    """Host names to addresses for webhook targets; tests set a fake one on a running gateway."""
     uow: UnitsOfWork = field(init=False, repr=False)
     """Units of work on this engine: the services', the console's and the tools'."""
     participants: ParticipantsService = field(init=False, repr=False)
@@ -75,6 +78,10 @@ class Gateway:
         set `clock` on a running gateway and every part sees the same time."""
         return self.clock()
 
+    async def resolve(self, host: str, port: int) -> Sequence[str]:
+        """The resolver, read at each call: what the webhook services are given."""
+        return await self.resolver(host, port)
+
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
         self.participants = ParticipantsService(self.uow, self.ibps, clock=self.now, settings=self.settings)
@@ -84,8 +91,12 @@ class Gateway:
             self.uow, clock=self.now, settings=self.settings, participants=self.participants
         )
         self.idempotency = IdempotencyService(self.uow, clock=self.now, settings=self.settings)
-        self.webhooks = WebhooksService(self.uow, clock=self.now, settings=self.settings)
-        self.webhook_dispatcher = WebhookDispatcher(self.uow, clock=self.now, settings=self.settings)
+        self.webhooks = WebhooksService(
+            self.uow, clock=self.now, settings=self.settings, resolve=self.resolve
+        )
+        self.webhook_dispatcher = WebhookDispatcher(
+            self.uow, clock=self.now, settings=self.settings, resolve=self.resolve
+        )
         self.reconciliation = ReconciliationService(
             self.uow, self.engine.connect, self.ibps, clock=self.now, settings=self.settings
         )

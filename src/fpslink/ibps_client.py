@@ -9,9 +9,10 @@
 
 Every call has an explicit time-out, capped by the caller's deadline when one is set (see
 `deadline`). Idempotent calls (prepare, commit and abort are idempotent by payment id; look-ups
-read) are retried a bounded number of times with exponential back-off and jitter. A circuit breaker
-opens after consecutive failures, so a dead IBPS answers at once instead of tying up requests, and
-lets one trial call through after its reset time.
+read) are retried a bounded number of times with exponential back-off and jitter. Circuits
+(`fpslink.circuit`), one per bank and one for the link, open after consecutive failures, so a dead
+IBPS answers at once instead of tying up requests, and let trial calls through after their reset
+time; each call counts towards the banks it is made for (`circuit.acting_for`).
 
 Answers are parsed from the raw bytes with `model_validate_json`, a whole batch at once.
 """
@@ -22,7 +23,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import date
 from typing import Any, Final, TypeVar
@@ -32,6 +33,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fpslink import metrics
+from fpslink.circuit import Circuits
 from ibps_wire.amounts import CURRENCY
 from ibps_wire.enums import Operation
 from ibps_wire.schemas import (
@@ -104,48 +106,6 @@ def deadline(seconds: float) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
-class CircuitBreaker:
-    """Closed -> open after `threshold` consecutive failures -> one trial after `reset_s` -> closed."""
-
-    def __init__(
-        self, *, threshold: int, reset_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.threshold = threshold
-        self.reset_s = reset_s
-        self.clock = clock
-        """Seconds on a monotonic scale; tests pass a fake one to move time without sleeping."""
-        self.failures = 0
-        self.opened_at: float | None = None
-        self.trial_in_flight = False
-
-    @property
-    def is_open(self) -> bool:
-        return self.opened_at is not None and (
-            self.trial_in_flight or self.clock() - self.opened_at < self.reset_s
-        )
-
-    def allow(self) -> bool:
-        if self.opened_at is None:
-            return True
-        if self.trial_in_flight or self.clock() - self.opened_at < self.reset_s:
-            return False
-        self.trial_in_flight = True
-        return True
-
-    def success(self) -> None:
-        self.failures, self.opened_at, self.trial_in_flight = 0, None, False
-
-    def abandon(self) -> None:
-        """The trial ended without an answer (cancelled): it proves nothing, so let another call try."""
-        self.trial_in_flight = False
-
-    def failure(self) -> None:
-        self.failures += 1
-        self.trial_in_flight = False
-        if self.opened_at is not None or self.failures >= self.threshold:
-            self.opened_at = self.clock()
-
-
 class IbpsClient:
     def __init__(
         self,
@@ -158,12 +118,16 @@ class IbpsClient:
         backoff_s: float = 0.05,
         breaker_threshold: int = 5,
         breaker_reset_s: float = 5.0,
+        breaker_trials: int = 3,
+        breaker_quorum: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
-        self.breaker = CircuitBreaker(threshold=breaker_threshold, reset_s=breaker_reset_s)
+        self.circuits = Circuits(
+            threshold=breaker_threshold, reset_s=breaker_reset_s, trials=breaker_trials, quorum=breaker_quorum
+        )
         self._root = base_url.rstrip("/")
         self.batching = True
         """False once IBPS has answered that it has no batch endpoint: singles from then on."""
@@ -191,8 +155,8 @@ class IbpsClient:
     ) -> httpx.Response:
         """One logical call: bounded attempts, each within the time-out and the caller's deadline.
 
-        `guarded=False` (operator and check calls) bypasses the circuit breaker and does not count
-        towards it: the operator must be able to clear faults while the circuit is open.
+        `guarded=False` (operator and check calls) bypasses the circuits and does not count towards
+        them: the operator must be able to clear faults while a circuit is open.
         """
         attempts = 1 + (self.retries if retries is None else retries)
         content = None if body is None else body.model_dump_json().encode()
@@ -202,10 +166,19 @@ class IbpsClient:
             if remaining is not None and remaining <= 0:
                 metrics.IBPS_CALLS.labels(name, "deadline").inc()
                 raise IbpsUnavailable(f"IBPS {name}: deadline passed ({last})")
-            if guarded and not self.breaker.allow():
-                metrics.IBPS_CALLS.labels(name, "circuit_open").inc()
-                raise IbpsUnavailable(f"IBPS {name}: circuit open after repeated failures")
-            trial = guarded and self.breaker.opened_at is not None  # through an open circuit: the trial
+            ticket = None
+            if guarded:
+                # a call behind the trials waits at most one attempt's time-out for their verdict
+                wait_s = self.timeout_s if remaining is None else min(self.timeout_s, remaining)
+                ticket = await self.circuits.enter(wait_s=wait_s)
+                if ticket is None:
+                    metrics.IBPS_CALLS.labels(name, "circuit_open").inc()
+                    raise IbpsUnavailable(f"IBPS {name}: circuit open after repeated failures")
+                remaining = _remaining()
+                if remaining is not None and remaining <= 0:  # spent waiting behind the trials
+                    self.circuits.abandoned(ticket)
+                    metrics.IBPS_CALLS.labels(name, "deadline").inc()
+                    raise IbpsUnavailable(f"IBPS {name}: deadline passed behind the circuit's trials")
             timeout = self.timeout_s if remaining is None else min(self.timeout_s, remaining)
             try:
                 response = await self._http.request(
@@ -221,18 +194,18 @@ class IbpsClient:
             except httpx.TransportError as exc:
                 last, outcome = f"{type(exc).__name__}", "error"
             except BaseException:
-                if trial:  # left unreported, the trial would keep the circuit open for good
-                    self.breaker.abandon()
+                if ticket is not None:  # left unreported, a trial would hold its slot for good
+                    self.circuits.abandoned(ticket)
                 raise
             else:
                 if response.status_code < 500:
-                    if guarded:
-                        self.breaker.success()
+                    if ticket is not None:
+                        self.circuits.answered(ticket)
                     metrics.IBPS_CALLS.labels(name, "ok" if response.status_code < 400 else "refused").inc()
                     return response
                 last, outcome = f"HTTP {response.status_code}", "error"
-            if guarded:
-                self.breaker.failure()
+            if ticket is not None:
+                self.circuits.failed(ticket)
             metrics.IBPS_CALLS.labels(name, outcome).inc()
             if attempt + 1 < attempts:
                 pause = min(self.backoff_s * 2**attempt * (1 + random.random()), 1.0)
@@ -271,9 +244,9 @@ class IbpsClient:
             raise _refusal(response)
         return _parse(model, response, name)
 
-    @property
-    def circuit_open(self) -> bool:
-        return self.breaker.is_open
+    def circuit_open_for(self, participant_id: str | None) -> bool:
+        """Whether this bank's calls are refused now: its own circuit, or the link's, is open."""
+        return self.circuits.is_open(participant_id)
 
     async def healthy(self) -> bool:
         try:
@@ -500,5 +473,7 @@ def client_from_settings(settings: Any, *, transport: httpx.AsyncBaseTransport |
         backoff_s=settings.ibps_backoff_s,
         breaker_threshold=settings.ibps_breaker_threshold,
         breaker_reset_s=settings.ibps_breaker_reset_s,
+        breaker_trials=settings.ibps_breaker_trials,
+        breaker_quorum=settings.ibps_breaker_quorum,
         transport=transport,
     )

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -24,6 +27,10 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess directory, as fpslink.metrics reads it. prometheus-client picks
+file-backed values when it is imported with this set: each spawned worker imports it afresh."""
 
 log = logging.getLogger("fpslink.serving")
 
@@ -79,6 +86,19 @@ def serve(app: str, *, host: str, port: int, workers: int, log_level: str) -> No
         uvicorn.run(app, workers=workers, **_options(host, port, log_level))
         return
     ensure_free(host, port)
+    # the workers count metrics in files here, and /metrics sums them (fpslink.metrics); a directory
+    # the operator chose is theirs to keep, ours is fresh for this run and removed at the end
+    own_metrics_dir = not os.environ.get(MULTIPROC_DIR)
+    if own_metrics_dir:
+        os.environ[MULTIPROC_DIR] = tempfile.mkdtemp(prefix="fpslink-metrics-")
+    try:
+        _supervise(app, host=host, port=port, workers=workers, log_level=log_level)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ.pop(MULTIPROC_DIR), ignore_errors=True)
+
+
+def _supervise(app: str, *, host: str, port: int, workers: int, log_level: str) -> None:
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
 

@@ -65,3 +65,57 @@ class TransferStatus(StrEnum):
     PENDING = "PENDING"
     POSTED = "POSTED"
     VOIDED = "VOIDED"
+
+
+class Purpose(StrEnum):
+    """Why a payment is made: the link's named purposes, each with the ISO 20022 purpose code
+    (ExternalPurpose1Code) it is carried as in pacs.008 `Purp/Cd` (`iso_code`).
+
+    A closed list: a purpose is reported with every cross-border remittance, so a typo ("GIFTS")
+    must be refused at once rather than stored. docs/concepts.md#purposes lists them.
+    """
+
+    FAMILY_SUPPORT = "FAMILY_SUPPORT"
+    SALARY = "SALARY"
+    EDUCATION = "EDUCATION"
+    MEDICAL = "MEDICAL"
+    GIFT = "GIFT"
+    GOODS_TRADE = "GOODS_TRADE"
+    INVOICE = "INVOICE"
+    RENT = "RENT"
+    INSURANCE = "INSURANCE"
+    CHARITY = "CHARITY"
+    SAVINGS = "SAVINGS"
+    OTHER = "OTHER"
+
+    @property
+    def iso_code(self) -> str:
+        return ISO_PURPOSE[self]
+
+    @classmethod
+    def read(cls, text: str) -> Purpose:
+        """A purpose by its name or its ISO 20022 code ("FAMILY_SUPPORT" or "FAMI"); ValueError
+        naming every accepted value otherwise."""
+        value = text.strip().upper()
+        if value in cls.__members__:
+            return cls[value]
+        for purpose, code in ISO_PURPOSE.items():
+            if code == value:
+                return purpose
+        raise ValueError(f"{text!r} is not a purpose of the link: use one of {', '.join(cls)}")
+
+
+ISO_PURPOSE: dict[Purpose, str] = {
+    Purpose.FAMILY_SUPPORT: "FAMI",
+    Purpose.SALARY: "SALA",
+    Purpose.EDUCATION: "EDUC",
+    Purpose.MEDICAL: "MDCS",
+    Purpose.GIFT: "GIFT",
+    Purpose.GOODS_TRADE: "GDDS",
+    Purpose.INVOICE: "IVPT",
+    Purpose.RENT: "RENT",
+    Purpose.INSURANCE: "INSU",
+    Purpose.CHARITY: "CHAR",
+    Purpose.SAVINGS: "SAVG",
+    Purpose.OTHER: "OTHR",
+}

@@ -140,7 +140,7 @@ def plan(cfg: ChaosConfig, accounts: dict[str, list[dict[str, Any]]]) -> list[Sp
             else {"account_id": creditor["account_id"]},
             "amount": amount,
             "currency": debtor["currency"],
-            "purpose": "CHAOS",
+            "purpose": "OTHER",
         }
         specs.append(Spec(str(uuid.UUID(int=rng.getrandbits(128), version=4)), debtor["bank"], body))
     return specs

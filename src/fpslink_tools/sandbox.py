@@ -26,6 +26,9 @@ from fpslink.participants.service import hash_key
 from fpslink_tools import embedded_pg
 from fpslink_tools.pgadmin import ensure_database, ibps_database_url
 
+SANDBOX_WEBHOOK_ALLOW = "127.0.0.1:9000,localhost:9000"
+"""The local receiver of docs/webhooks.md, allowed unless FPSLINK_WEBHOOK_ALLOW says otherwise."""
+
 
 def operator_key(settings: Settings, data_dir: Path) -> str:
     """FPSLINK_OPERATOR_KEY, else the key this data directory generated on its first run."""
@@ -233,6 +236,7 @@ def _run(
             FPSLINK_OPERATOR_KEY=op_key,
             FPSLINK_IBPS_URL=settings.ibps_url,
         )
+        os.environ.setdefault("FPSLINK_WEBHOOK_ALLOW", SANDBOX_WEBHOOK_ALLOW)
         text = banner(host=host, port=port, ibps_port=ibps_port, op_key=op_key, warnings=warnings)
         threading.Thread(
             target=_announce, args=(f"http://{host}:{port}/healthz", text, timings), daemon=True

@@ -156,7 +156,7 @@ async def test_concurrent_southbound_payments_never_overdraw_at_ibps(server: str
             "creditor": {"account_id": ids["FPS"]["account"]},
             "amount": "9000.00",
             "currency": "CNY",
-            "purpose": "TUITION",
+            "purpose": "EDUCATION",
         }
         responses = await asyncio.gather(
             *(

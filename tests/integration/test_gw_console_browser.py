@@ -261,3 +261,116 @@ async def test_console_in_chromium(server: str, tmp_path: Path) -> None:
             finally:
                 await context.close()
         assert not seen, seen
+
+
+WIDTHS = {"phone": 390, "desktop": 1400}
+LAYOUT_CHECK = """() => {
+  const root = document.documentElement;
+  const broken = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    const parent = node.parentElement;
+    // one word (ids and code may break: they are marked so)
+    if (!text || /\\s/.test(text) || !parent) continue;
+    if (parent.closest(".break, code, .mono, pre, svg, script, style")) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const rects = [...range.getClientRects()].filter(r => r.width > 0).sort((a, b) => a.top - b.top);
+    if (rects.some((r, i) => i > 0 && r.top >= rects[i - 1].bottom - 1)) broken.push(text);
+  }
+  const overlapping = [];
+  for (const svg of document.querySelectorAll("svg")) {
+    const boxes = [...svg.querySelectorAll("text")].filter(t => t.textContent.trim())
+      .map(t => [t.textContent.trim(), t.getBoundingClientRect()]);
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const [a, ra] = boxes[i], [b, rb] = boxes[j];
+      const apart = ra.right <= rb.left + 1 || rb.right <= ra.left + 1
+        || ra.bottom <= rb.top + 1 || rb.bottom <= ra.top + 1;
+      if (!apart) overlapping.push(`${a} / ${b}`);
+    }
+  }
+  return {overflow: root.scrollWidth - root.clientWidth, broken, overlapping};
+}"""
+
+
+async def test_every_console_page_fits_a_phone_and_a_desktop(server: str, tmp_path: Path) -> None:
+    """Screenshots of each page at a phone's and a desktop's width (kept in the test's directory): no
+    page wider than the screen, no word broken inside itself ("NORTHBO UND"), no chart label on
+    another."""
+    async_api = _need_browser()
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        world = await _world(http)
+        settled = (await _pay(http, world, "1000.00"))["payment_id"]
+        refused = await http.post(
+            "/v1/payments",
+            json={
+                "debtor_account_id": world["FPS_account"],
+                "creditor": {"proxy_type": "MOBILE", "proxy_value": world["proxy"]},
+                "amount": "20000.00",
+                "currency": "HKD",
+                "purpose": "FAMILY_SUPPORT",
+            },
+            headers={"Authorization": f"Bearer {world['FPS_key']}", "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert refused.json()["status"] == "REJECTED", refused.text
+        run = await http.post(
+            "/v1/reconciliations",
+            json={"business_date": datetime.now(HK).date().isoformat()},
+            headers=OPERATOR,
+        )
+        assert run.status_code in (200, 201), run.text
+        run_id = run.json()["reconciliation_id"]
+    pages = {
+        world["FPS_key"]: [
+            "/console/payments",
+            f"/console/payments/{settled}",
+            f"/console/payments/{refused.json()['payment_id']}",
+            "/console/accounts",
+            f"/console/accounts/{world['FPS_account']}",
+            "/console/dashboard",
+        ],
+        OPERATOR_KEY: [
+            "/console/payments",
+            "/console/reconciliations",
+            f"/console/reconciliations/{run_id}",
+            f"/console/reconciliations/{run_id}/report",
+            "/console/sandbox",
+            "/console/dashboard",
+        ],
+    }
+    faults: list[str] = []
+    async with async_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            for key, paths in pages.items():
+                context = await browser.new_context(viewport={"width": WIDTHS["desktop"], "height": 900})
+                page = await context.new_page()
+                await page.goto(f"{server}/console/login")
+                await page.fill("#api_key", key)
+                await page.click("#login")
+                await page.wait_for_url(f"{server}/console/payments")
+                for path in paths:
+                    for name, width in WIDTHS.items():
+                        await page.set_viewport_size({"width": width, "height": 900})
+                        await page.goto(f"{server}{path}")
+                        if path.endswith("/dashboard"):
+                            await wait_until(
+                                page, "Number(document.getElementById('live').dataset.updates) >= 1"
+                            )
+                        shot = tmp_path / f"{path.strip('/').replace('/', '_')}-{name}.png"
+                        await page.screenshot(path=str(shot), full_page=True)
+                        found = await page.evaluate(LAYOUT_CHECK)
+                        where = f"{path} at {width}px ({shot.name})"
+                        if found["overflow"] > 0:
+                            faults.append(f"{where}: {found['overflow']}px wider than the screen")
+                        if found["broken"]:
+                            faults.append(f"{where}: words broken inside: {found['broken']}")
+                        if found["overlapping"]:
+                            faults.append(f"{where}: chart labels overlap: {found['overlapping'][:5]}")
+                await context.close()
+        finally:
+            await browser.close()
+    assert not faults, "\n".join(faults)

@@ -179,6 +179,25 @@ async def test_a_rejection_is_explained_in_words(harness: Harness) -> None:
     assert "RJCT" in page.text
 
 
+async def test_a_rejected_payment_shows_nothing_as_credited(harness: Harness) -> None:
+    """Its bound amounts appear once, as what it would have sent and received, never as paid."""
+    h = harness
+    fps = await h.bank("FPS")
+    debtor = await h.account(fps, opening="5.00")
+    ibps = await h.bank("IBPS")
+    creditor = await h.account(ibps)
+    paid = await h.pay(fps, debtor=debtor, creditor_account=creditor, amount="100.00", currency="HKD")
+    assert paid.json()["reason_code"] == "AM04", paid.text
+    async with browser(h, fps.api_key) as client:
+        page = await client.get(f"/console/payments/{paid.json()['payment_id']}")
+        listed = await client.get("/console/payments")
+    assert page.status_code == 200 and listed.status_code == 200
+    assert re.search(r'id="target-amount">—<', page.text) and re.search(r'id="source-amount">—<', page.text)
+    assert re.search(r'id="would-send">100.00 HKD<', page.text)
+    assert re.search(r'id="would-receive">91.77 CNY<', page.text)
+    assert "91.77" not in listed.text and "100.00 HKD" not in listed.text
+
+
 async def test_a_receive_payment_rejected_before_its_creditor_was_known_has_a_page(harness: Harness) -> None:
     """Such a payment has no target currency, the currency its pacs.002 would state: the page
     shows the payment without a pacs.002."""

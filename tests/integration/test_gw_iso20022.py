@@ -182,6 +182,10 @@ async def test_bad_messages_are_refused_before_anything_is_created(harness: Harn
         assert iso_rejection(response, 422) == ["FF01"], (old, new)
     usd = good.replace(b'Ccy="HKD"', b'Ccy="USD"')
     assert iso_rejection(await h.http.post(url, content=usd, headers=hdrs), 422) == ["AM03"]
+    unknown_purpose = good.replace(b"<Prtry>FAMILY_SUPPORT</Prtry>", b"<Prtry>TUITION</Prtry>")
+    response = await h.http.post(url, content=unknown_purpose, headers=hdrs)
+    assert iso_rejection(response, 422) == ["FF07"]
+    assert "FAMI (FAMILY_SUPPORT)" in iso_reasons(response)[0]
     email = good.replace(b"<Cd>TELE</Cd>", b"<Cd>EMAL</Cd>")
     assert iso_rejection(await h.http.post(url, content=email, headers=hdrs), 422) == ["BE23"]
     problem(

@@ -188,7 +188,7 @@ async def test_without_purpose_the_links_default_is_recorded(harness: Harness) -
     response = await _post(h, world.hk, world.sample("pacs008_v08_cbpr_envelope.xml"))
     assert response.status_code == 201, response.text
     payment = (await h.http.get(response.headers["location"], headers=world.hk.headers)).json()
-    assert payment["purpose"] == "OTHR"
+    assert payment["purpose"] == "OTHER"  # ISO 20022 OTHR
     assert payment["remittance_info"] == "/INV/2026-0611 consulting fee"
 
 

@@ -242,6 +242,7 @@ async def _timeline(h: Harness, w: dict[str, Any], payment_id: str) -> list[str]
     return [e["event"] for e in answer.json()["events"]]
 
 
+@pytest.mark.settings(webhook_allow="127.0.0.1:9")
 async def test_the_final_step_moves_only_what_is_still_decided(harness: Harness) -> None:
     """Phase two's last write (one statement on PostgreSQL) must leave a payment another actor
     finished first as that actor left it: no second timeline entry and no second webhook."""

@@ -23,6 +23,8 @@ def _rejected(response_json: dict[str, object], code: str) -> None:
     assert response_json["reason_code"] == code, response_json
     assert response_json["reason"]
     assert response_json["settled_at"] is None
+    # nothing was debited or credited: amounts bound before the refusal are named as quoted only
+    assert response_json["source_amount"] is None and response_json["target_amount"] is None
 
 
 async def _limits_used(h: Harness, account: str, headers: dict[str, str]) -> list[str]:
@@ -73,6 +75,28 @@ async def test_insufficient_funds_northbound_is_am04_at_fps(harness: Harness) ->
     _rejected(response.json(), "AM04")
     assert await h.balance(ids["hk_acc"]) == ("99.99", "0.00")
     assert await _limits_used(h, ids["hk_acc"], hk.headers) == ["0.00", "0.00"]
+
+
+async def test_a_rejected_payment_names_its_amounts_as_quoted_and_its_rate_has_six_places(
+    harness: Harness,
+) -> None:
+    h = harness
+    ids = await _setup(h, hk_opening="99.99")
+    hk, _ = h.__dict__["banks"]
+    refused = (
+        await h.pay(hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="100.00", currency="HKD")
+    ).json()
+    _rejected(refused, "AM04")
+    assert (refused["quoted_source_amount"], refused["quoted_target_amount"]) == ("100.00", "91.77")
+    assert refused["rate"] == "0.917700"
+    fetched = (await h.http.get(f"/v1/payments/{refused['payment_id']}", headers=hk.headers)).json()
+    assert fetched["source_amount"] is None and fetched["quoted_target_amount"] == "91.77"
+    paid = (
+        await h.pay(hk, debtor=ids["hk_acc"], creditor_account=ids["cn_acc"], amount="10.00", currency="HKD")
+    ).json()
+    assert paid["status"] == "SETTLED"
+    assert (paid["source_amount"], paid["target_amount"]) == ("10.00", "9.17")
+    assert (paid["quoted_source_amount"], paid["quoted_target_amount"]) == ("10.00", "9.17")
 
 
 async def test_insufficient_funds_southbound_is_refused_by_ibps(harness: Harness) -> None:

@@ -74,7 +74,7 @@ async def test_northbound_from_an_fps_cny_account_needs_no_fx(harness: Harness) 
     ).json()
 
     assert body["status"] == "SETTLED", body
-    assert (body["source_amount"], body["target_amount"], body["rate"]) == ("2500.55", "2500.55", "1")
+    assert (body["source_amount"], body["target_amount"], body["rate"]) == ("2500.55", "2500.55", "1.000000")
     assert await h.balance(debtor) == ("499.45", "0.00")
     assert await h.balance(creditor) == ("2500.55", "0.00")
 

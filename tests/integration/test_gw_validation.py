@@ -73,7 +73,7 @@ def _payment_cases(w: dict[str, Any]) -> list[dict[str, Any]]:
         )
     ]
     cases += [{**good, "quote_id": q} for q in ("not-a-uuid", 12, "")]
-    cases += [{**good, "purpose": p} for p in ("", None, "x" * 36)]
+    cases += [{**good, "purpose": p} for p in ("", None, "x" * 36, "GIFTS", "fami", "TUITION", "FAMI")]
     cases += [
         {**good, "remittance_info": "x" * 141},
         {**good, "end_to_end_id": "x" * 36},
@@ -163,9 +163,16 @@ async def test_malformed_quotes_accounts_proxies_participants(
 async def test_proxy_registration_and_lookup(harness: Harness, world: dict[str, Any]) -> None:
     h = harness
     hk, cn = world["hk"], world["cn"]
-    registered = await h.http.post(
+    unguessed = await h.http.post(
         "/v1/proxies",
         json={"proxy_type": "MOBILE", "proxy_value": "9612 3456", "account_id": world["debtor"]},
+        headers=hk.headers,
+    )
+    assert unguessed.status_code == 422 and unguessed.json()["code"] == "INVALID_PROXY"
+    assert "+852 9123 4567" in unguessed.json()["detail"]
+    registered = await h.http.post(
+        "/v1/proxies",
+        json={"proxy_type": "MOBILE", "proxy_value": "+852 9612 3456", "account_id": world["debtor"]},
         headers=hk.headers,
     )
     if registered.status_code == 409:  # the number is shared by every test run on this database
@@ -180,7 +187,8 @@ async def test_proxy_registration_and_lookup(harness: Harness, world: dict[str, 
     )
     assert again.json()["code"] == "PROXY_ALREADY_REGISTERED"
     number = world["proxy"]
-    for written in (number, number.replace("+", "%2B"), "00" + number[1:]):
+    spaced = f"{number[:3]} {number[3:6]} {number[6:10]} {number[10:]}"  # +86 138 0013 8000
+    for written in (number, number.replace("+", "%2B"), "00" + number[1:], spaced, spaced.replace(" ", "-")):
         found = await h.http.get(f"/v1/proxies/MOBILE/{written}", headers=hk.headers)
         assert found.status_code == 200, found.text
         assert found.json() == {
@@ -229,3 +237,102 @@ async def test_a_body_that_is_not_json_says_so_and_where(harness: Harness, world
     assert (response.status_code, body["code"]) == (422, "VALIDATION_ERROR")
     assert body["detail"] == "body: not valid JSON at character 22: Expecting value"
     assert body["errors"] == [{"field": "body", "message": "not valid JSON at character 22: Expecting value"}]
+
+
+async def test_one_rule_for_numbers_on_every_endpoint(harness: Harness, world: dict[str, Any]) -> None:
+    """A payment to a number without its country code is refused like its look-up, never sent to +86."""
+    h = harness
+    hk = world["hk"]
+    local = world["proxy"][3:]  # 13800138000
+    before = (await h.http.get("/v1/payments", headers=hk.headers)).json()["items"]
+    lookup = await h.http.get(f"/v1/proxies/MOBILE/{local}", headers=hk.headers)
+    payment = await h.http.post(
+        "/v1/payments",
+        json={
+            "debtor_account_id": world["debtor"],
+            "creditor": {"proxy_type": "MOBILE", "proxy_value": local},
+            "amount": "10.00",
+            "currency": "HKD",
+            "purpose": "FAMILY_SUPPORT",
+        },
+        headers={**hk.headers, "Idempotency-Key": "no-country-code"},
+    )
+    for answer in (lookup, payment):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["code"] == "INVALID_PROXY"
+        assert "+86 138 0013 8000 or +852 9123 4567" in answer.json()["detail"]
+    after = (await h.http.get("/v1/payments", headers=hk.headers)).json()["items"]
+    assert after == before, "nothing was accepted"
+
+
+@pytest.mark.parametrize(
+    ("amount", "says"),
+    [
+        ("10.005", "decimal places"),
+        ("0.00", "greater than zero"),
+        ("-5.00", "greater than zero"),
+        ("ten", "not a decimal"),
+    ],
+)
+async def test_amount_errors_are_on_amount_in_plain_words(
+    harness: Harness, world: dict[str, Any], amount: str, says: str
+) -> None:
+    """Checked against the currency's minor units, yet reported on `amount`, not on the body."""
+    h = harness
+    paid = await h.pay(
+        world["hk"], debtor=world["debtor"], proxy=world["proxy"], amount=amount, currency="HKD"
+    )
+    quoted = await h.http.post(
+        "/v1/quotes",
+        json={"source_currency": "HKD", "target_currency": "CNY", "amount": amount, "amount_type": "SEND"},
+        headers=world["hk"].headers,
+    )
+    for response in (paid, quoted):
+        body = _problem_4xx(response)
+        assert body["code"] == "VALIDATION_ERROR"
+        assert [e["field"] for e in body["errors"]] == ["amount"], body
+        message = body["errors"][0]["message"]
+        assert says in message.lower() and "Value error" not in message, message
+        assert body["detail"] == f"amount: {message}"
+
+
+async def test_an_opening_balance_error_names_opening_balance(harness: Harness) -> None:
+    h = harness
+    hk = await h.bank("FPS")
+    response = await h.http.post(
+        "/v1/accounts",
+        json={
+            "participant_id": hk.participant_id,
+            "holder_name": "CHAN Tai Man",
+            "currency": "HKD",
+            "opening_balance": "1.234",
+        },
+        headers=h.operator,
+    )
+    body = _problem_4xx(response)
+    assert [e["field"] for e in body["errors"]] == ["opening_balance"], body
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b"debtor_account_id=HK1&amount=10.00", "application/x-www-form-urlencoded", "send the body as JSON"),
+        (b'{"amount": "10.00"}', "text/plain", "send the body as JSON"),
+        (b'[{"amount": "10.00"}]', "application/json", "the body must be a JSON object"),
+        (b'"a string"', "application/json", "the body must be a JSON object"),
+    ],
+)
+async def test_a_body_that_is_not_a_json_object_says_what_to_send(
+    harness: Harness, world: dict[str, Any], content: bytes, content_type: str, message: str
+) -> None:
+    h = harness
+    response = await h.http.post(
+        "/v1/payments",
+        content=content,
+        headers={**world["hk"].headers, "Idempotency-Key": "not-an-object", "Content-Type": content_type},
+    )
+    body = _problem_4xx(response)
+    assert (response.status_code, body["code"]) == (422, "VALIDATION_ERROR")
+    assert body["errors"][0]["field"] == "body" and body["errors"][0]["message"].startswith(message), body
+    if "JSON," in message or "as JSON" in message:
+        assert "Content-Type: application/json" in body["detail"]

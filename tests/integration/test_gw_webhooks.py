@@ -37,7 +37,8 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(harness: Harness) -> Iterator[Receiver]:
+    """A receiver on a free port of 127.0.0.1, which the gateway is allowed to reach."""
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -57,6 +58,7 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state["r"] = Receiver(base=f"http://127.0.0.1:{server.server_address[1]}")
+    harness.allow_webhooks(f"127.0.0.1:{server.server_address[1]}")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -153,6 +155,10 @@ async def test_rejections_are_delivered_and_the_log_pages(harness: Harness, rece
     h.clock.advance(5)
     await _until(lambda: len(receiver.on("/r")) >= 4)
     assert {json.loads(r.body)["event"] for r in receiver.on("/r")} == {"payment.rejected"}
+    for delivered in receiver.on("/r"):  # nothing debited or credited; the amount asked is quoted
+        event = json.loads(delivered.body)["payment"]
+        assert (event["source_amount"], event["target_amount"]) == (None, None)
+        assert event["quoted_source_amount"] == "10.00"
     seen, cursor = [], None
     for _ in range(5):
         params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
@@ -178,7 +184,8 @@ async def test_rejections_are_delivered_and_the_log_pages(harness: Harness, rece
     assert (await h.http.get("/v1/webhooks", headers=hk.headers)).json()["items"] == []
 
 
-async def test_webhook_urls_stay_on_loopback(harness: Harness) -> None:
+@pytest.mark.settings(webhook_allow="localhost:9,127.0.0.2:8443,[::1]:9,127.0.0.1:9")
+async def test_webhook_urls_stay_on_the_allowed_local_endpoints(harness: Harness) -> None:
     h = harness
     hk = await h.bank("FPS")
     for url in (
@@ -186,6 +193,8 @@ async def test_webhook_urls_stay_on_loopback(harness: Harness) -> None:
         "ftp://127.0.0.1/x",
         "http://10.0.0.1/x",
         "http://user:pw@127.0.0.1/",
+        "http://127.0.0.1:10/x",
+        "http://localhost:8080/x",
     ):
         problem(
             await h.http.post("/v1/webhooks", json={"url": url}, headers=hk.headers),
@@ -212,6 +221,12 @@ async def test_webhook_urls_stay_on_loopback(harness: Harness) -> None:
 @pytest.mark.settings(webhook_allow_hosts="hooks.bank.test")
 async def test_operator_can_allow_more_hosts(harness: Harness) -> None:
     h = harness
+
+    async def resolve(host: str, port: int) -> list[str]:  # no DNS in tests
+        assert (host, port) == ("hooks.bank.test", 443)
+        return ["93.184.215.14"]
+
+    h.gw.resolver = resolve
     hk = await h.bank("FPS")
     response = await h.http.post(
         "/v1/webhooks", json={"url": "https://hooks.bank.test/x"}, headers=hk.headers

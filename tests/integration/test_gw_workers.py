@@ -140,3 +140,34 @@ async def test_a_second_server_on_a_taken_port_fails_instead_of_sharing_it(
     )
     assert second.returncode != 0
     assert b"Address already in use" in second.stderr or b"address already in use" in second.stderr.lower()
+
+
+def _healthz_count(exposition: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("fpslink_http_requests_total{") and 'route="/healthz"' in line
+    )
+
+
+async def test_metrics_sum_every_worker_whichever_answers_the_scrape(
+    server: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    """A scrape answered by either worker counts the requests both served, not its own share."""
+    port, process = server
+    clients = [
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=httpx.Limits(max_connections=1))
+        for _ in range(CONNECTIONS)
+    ]
+    try:
+        answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
+        assert all(a.status_code == 200 for a in answers)
+        workers = _workers(process, 2)
+        served = [_established(w, port) for w in workers]
+        assert min(served) > 0, served  # both workers answered some of them
+        scrapes = await asyncio.gather(*(client.get("/metrics") for client in clients))
+        counts = {_healthz_count(scrape.text) for scrape in scrapes}
+        # every scrape the same total: these requests and the start-up's health checks
+        assert len(counts) == 1 and min(counts) >= CONNECTIONS, counts
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))

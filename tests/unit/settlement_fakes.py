@@ -436,3 +436,6 @@ class FakeFx:
 @dataclass
 class FakeCircuit:
     circuit_open: bool = False
+
+    def circuit_open_for(self, participant_id: str | None) -> bool:
+        return self.circuit_open

@@ -131,7 +131,7 @@ def test_throughput_ratio_per_round(throughput: ModuleType) -> None:
     assert throughput.parse_args(["--rounds", "3"]).rounds == 3
 
 
-def test_batch_summary_reads_one_workers_metrics(throughput: ModuleType) -> None:
+def test_batch_summary_reads_the_workers_metrics(throughput: ModuleType) -> None:
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
     registry = CollectorRegistry()
@@ -144,7 +144,7 @@ def test_batch_summary_reads_one_workers_metrics(throughput: ModuleType) -> None
         step.labels(step=name).observe(seconds * 3)
     line = throughput.batch_summary(generate_latest(registry).decode())
     assert line == (
-        "one worker's 2 batches: 20 payments each on average; "
+        "the workers' 2 batches: 20 payments each on average; "
         "mean ms per step: accept 40, prepare 20, decide 8, finish 12"
     )
     assert "no batch" in throughput.batch_summary("")

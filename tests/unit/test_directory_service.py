@@ -58,9 +58,9 @@ async def test_an_hk_number_is_kept_here_and_resolves_to_its_account(
 ) -> None:
     directory, hk_account, _ = world
     registered = await directory.register(
-        HK_BANK, proxy_type="MOBILE", proxy_value="9123 4567", account_id=hk_account
+        HK_BANK, proxy_type="MOBILE", proxy_value="+852 9123 4567", account_id=hk_account
     )
-    assert registered.proxy_value == "+85291234567"  # read in the account's own region
+    assert registered.proxy_value == "+85291234567"
     assert db.rows.proxies == {("MOBILE", "+85291234567"): (hk_account, "HKBANK")}
     found = await directory.lookup(proxy_type="MOBILE", proxy_value="+85291234567")
     assert (found.account_id, found.masked_name) == (hk_account, registered.masked_name)
@@ -81,7 +81,9 @@ async def test_a_cn_number_is_registered_and_resolved_at_ibps(
     world: tuple[DirectoryService, str, str], db: FakeDatabase, ibps: FakeIbps
 ) -> None:
     directory, _, cn_account = world
-    await directory.register(CN_BANK, proxy_type="MOBILE", proxy_value="13800138000", account_id=cn_account)
+    await directory.register(
+        CN_BANK, proxy_type="MOBILE", proxy_value="0086 138-0013-8000", account_id=cn_account
+    )
     assert db.rows.proxies == {}
     found = await directory.resolve("+8613800138000")
     assert found is not None and (found.account_id, found.system) == (cn_account, System.IBPS)
@@ -115,3 +117,17 @@ async def test_an_unknown_number_is_be23(world: tuple[DirectoryService, str, str
     with pytest.raises(NotFound) as unknown:
         await directory.lookup(proxy_type="MOBILE", proxy_value="+8613900000000")
     assert unknown.value.code == "BE23"
+
+
+@pytest.mark.parametrize("value", ["9123 4567", "91234567", "13800138000"])
+async def test_a_number_without_its_country_code_is_refused_by_registration_and_look_up(
+    world: tuple[DirectoryService, str, str], db: FakeDatabase, value: str
+) -> None:
+    """The same rule as the payment path's: the hint gives both written forms, nothing is guessed."""
+    directory, hk_account, _ = world
+    with pytest.raises(InvalidRequest, match=r"\+86 138 0013 8000 or \+852 9123 4567") as refused:
+        await directory.register(HK_BANK, proxy_type="MOBILE", proxy_value=value, account_id=hk_account)
+    assert refused.value.code == "INVALID_PROXY" and db.rows.proxies == {}
+    with pytest.raises(InvalidRequest, match=r"\+86 138 0013 8000 or \+852 9123 4567") as unread:
+        await directory.lookup(proxy_type="MOBILE", proxy_value=value)
+    assert unread.value.code == "INVALID_PROXY"

@@ -19,7 +19,7 @@ from fpslink.iso20022.examples import PACS008_NORTHBOUND
 from fpslink.iso20022.inbound import Envelope, Original, Reason, Refused, Transaction
 from fpslink.money import Currency
 from fpslink.payments.domain import Payment
-from fpslink.vocabulary import Direction, State
+from fpslink.vocabulary import Direction, Purpose, State
 
 T0 = datetime(2026, 6, 22, 4, 0, 0, 52_345, tzinfo=UTC)
 CALLER = apphdr.Party("HARBOURHK", "HRBRHKH0XXX")
@@ -290,9 +290,9 @@ def test_nbotxs_01_and_a_missing_purpose_are_taken() -> None:
         DOCUMENT.replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>01</NbOfTxs>").replace(
             b"<Purp>\n        <Prtry>FAMILY_SUPPORT</Prtry>\n      </Purp>\n", b""
         ),
-        default_purpose="GIFT",
+        default_purpose=Purpose.GIFT,
     )
-    assert taken.command.purpose == "GIFT"
+    assert taken.command.purpose is Purpose.GIFT
     assert taken.uetr == "8a562c67-ca16-48ba-b074-65581be6f011"
 
 

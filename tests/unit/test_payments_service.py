@@ -177,29 +177,31 @@ async def test_an_open_circuit_rejects_before_any_batch_with_the_key_completed()
 async def test_a_proxy_is_resolved_and_an_unknown_one_rejected() -> None:
     w = World()
     paid = await w.service.submit(
-        HK_BANK, key="k1", command=northbound(creditor_account_id=None, creditor_proxy="13800138000")
+        HK_BANK, key="k1", command=northbound(creditor_account_id=None, creditor_proxy="+86 138 0013 8000")
     )
     assert paid.payment.creditor_proxy == PROXY and paid.payment.creditor_account_id == "CN0001"
     assert paid.payment.state is State.SETTLED
 
     unknown = await w.service.submit(
-        HK_BANK, key="k2", command=northbound(creditor_account_id=None, creditor_proxy="13900139000")
+        HK_BANK, key="k2", command=northbound(creditor_account_id=None, creditor_proxy="0086 139 0013 9000")
     )
     assert (unknown.payment.state, unknown.payment.reason_code) == (State.REJECTED, "BE23")
     assert unknown.payment.creditor_masked_name is None
 
     w.directory.down = True
     silent = await w.service.submit(
-        HK_BANK, key="k3", command=northbound(creditor_account_id=None, creditor_proxy="13800138000")
+        HK_BANK, key="k3", command=northbound(creditor_account_id=None, creditor_proxy="+86 138 0013 8000")
     )
     assert silent.payment.reason_code == "AB06"
 
 
-async def test_a_malformed_proxy_is_a_bad_request_not_a_rejection() -> None:
+@pytest.mark.parametrize("proxy", ["12", "13800138000", "138 0013 8000"])
+async def test_a_malformed_proxy_is_a_bad_request_not_a_rejection(proxy: str) -> None:
+    """A number without its country code included: the payment path does not guess +86."""
     w = World()
     with pytest.raises(InvalidRequest) as bad:
         await w.service.submit(
-            HK_BANK, key="k1", command=northbound(creditor_account_id=None, creditor_proxy="12")
+            HK_BANK, key="k1", command=northbound(creditor_account_id=None, creditor_proxy=proxy)
         )
     assert bad.value.code == "INVALID_PROXY" and w.payments == {}
 

@@ -6,86 +6,76 @@ from fpslink.directory.phones import SUPPORTED_REGIONS, InvalidProxy, normalize_
 
 
 @pytest.mark.parametrize(
-    ("value", "region", "expected"),
+    ("value", "expected"),
     [
-        ("9123 4567", "HK", "+85291234567"),
-        ("91234567", "HK", "+85291234567"),
-        ("+852 9123 4567", None, "+85291234567"),
-        ("+852-9123-4567", None, "+85291234567"),
-        ("+85291234567", None, "+85291234567"),
-        ("0085291234567", None, "+85291234567"),
-        ("  +852 9123 4567  ", None, "+85291234567"),
-        ("+852 6123 4567", None, "+85261234567"),
-        ("+86 138-0013-8000", None, "+8613800138000"),
-        ("+86 138 0013 8000", None, "+8613800138000"),
-        ("13800138000", "CN", "+8613800138000"),
-        ("138-0013-8000", "CN", "+8613800138000"),
-        ("008613800138000", None, "+8613800138000"),
-        ("+8613900139000", None, "+8613900139000"),
-        # an explicit country code wins over the default region
-        ("+8613800138000", "HK", "+8613800138000"),
-        ("+85291234567", "CN", "+85291234567"),
-        ("0085291234567", "CN", "+85291234567"),
+        ("+852 9123 4567", "+85291234567"),
+        ("+852-9123-4567", "+85291234567"),
+        ("+852 (9123) 4567", "+85291234567"),
+        ("+85291234567", "+85291234567"),
+        ("0085291234567", "+85291234567"),
+        ("00852 9123 4567", "+85291234567"),
+        ("  +852 9123 4567  ", "+85291234567"),
+        ("+852 6123 4567", "+85261234567"),
+        ("+86 138-0013-8000", "+8613800138000"),
+        ("+86 138 0013 8000", "+8613800138000"),
+        ("+86.138.0013.8000", "+8613800138000"),
+        ("008613800138000", "+8613800138000"),
+        ("+8613900139000", "+8613900139000"),
     ],
 )
-def test_normalize_mobile_accepts(value: str, region: str | None, expected: str) -> None:
-    assert normalize_mobile(value, region) == expected
+def test_normalize_mobile_accepts(value: str, expected: str) -> None:
+    assert normalize_mobile(value) == expected
 
 
 @pytest.mark.parametrize(
-    ("value", "region"),
+    "value",
     [
-        ("+85221234567", None),  # HK landline
-        ("+852 2123 4567", "HK"),
-        ("2123 4567", "HK"),
-        ("+86 10 1234 5678", None),  # Beijing landline
-        ("+14155552671", None),  # US
-        ("+447911123456", None),  # UK mobile
-        ("+853 6612 3456", None),  # Macau
-        ("0014155552671", None),
-        ("91234567", None),  # local number without a region
-        ("13800138000", None),
-        ("9123 4567", "CN"),  # not a mainland number
-        ("13800138000", "HK"),  # not a Hong Kong number
-        ("abc", "HK"),
-        ("not a number", None),
-        ("", "HK"),
-        ("   ", "HK"),
-        ("+", None),
-        ("+852", None),
-        ("+852 9123", None),  # too short
-        ("+852 9123 45678", None),  # too long for HK
-        ("+86 138 0013 80001", None),
-        ("+852 " + "9" * 40, None),  # over 40 characters
-        ("1" * 41, "HK"),
+        "+85221234567",  # HK landline
+        "+852 2123 4567",
+        "+86 10 1234 5678",  # Beijing landline
+        "+14155552671",  # US
+        "+447911123456",  # UK mobile
+        "+853 6612 3456",  # Macau
+        "0014155552671",
+        "abc",
+        "not a number",
+        "",
+        "   ",
+        "+",
+        "+852",
+        "+852 9123",  # too short
+        "+852 9123 45678",  # too long for HK
+        "+86 138 0013 80001",
+        "+852 " + "9" * 40,  # over 40 characters
+        "1" * 41,
     ],
 )
-def test_normalize_mobile_rejects(value: str, region: str | None) -> None:
+def test_normalize_mobile_rejects(value: str) -> None:
     with pytest.raises(InvalidProxy):
-        normalize_mobile(value, region)
+        normalize_mobile(value)
+
+
+@pytest.mark.parametrize("value", ["91234567", "9123 4567", "13800138000", "138-0013-8000", "852 9123 4567"])
+def test_a_number_without_its_country_code_is_refused_with_a_hint(value: str) -> None:
+    """Never guessed: 91234567 is a Hong Kong mobile, and read as +86 it is another number."""
+    with pytest.raises(InvalidProxy, match=r"country code.*\+86 138 0013 8000 or \+852 9123 4567"):
+        normalize_mobile(value)
 
 
 @pytest.mark.parametrize("value", [None, 85291234567, b"+85291234567"])
 def test_normalize_mobile_rejects_non_strings(value: object) -> None:
     with pytest.raises(InvalidProxy):
-        normalize_mobile(value, "HK")  # type: ignore[arg-type]
+        normalize_mobile(value)  # type: ignore[arg-type]
 
 
 def test_invalid_proxy_is_a_value_error() -> None:
     assert issubclass(InvalidProxy, ValueError)
 
 
-def test_local_number_without_region_hints_at_country_code() -> None:
-    with pytest.raises(InvalidProxy, match=r"\+852 or \+86"):
-        normalize_mobile("91234567")
-
-
 def test_normalize_is_idempotent() -> None:
-    for value, region in [("9123 4567", "HK"), ("13800138000", "CN")]:
-        e164 = normalize_mobile(value, region)
+    for value in ("+852 9123 4567", "0086 138 0013 8000"):
+        e164 = normalize_mobile(value)
         assert normalize_mobile(e164) == e164
-        assert normalize_mobile(e164, "HK") == e164
-        assert normalize_mobile(e164, "CN") == e164
 
 
 def test_letters_are_not_read_as_keypad_digits() -> None:
@@ -103,6 +93,6 @@ def test_region_of(e164: str, region: str) -> None:
     assert e164.startswith(SUPPORTED_REGIONS[region])
 
 
-@pytest.mark.parametrize(("value", "region"), [("9123 4567", "HK"), ("13800138000", "CN")])
+@pytest.mark.parametrize(("value", "region"), [("+852 9123 4567", "HK"), ("0086 138 0013 8000", "CN")])
 def test_region_of_normalised_number_matches_its_region(value: str, region: str) -> None:
-    assert region_of(normalize_mobile(value, region)) == region
+    assert region_of(normalize_mobile(value)) == region

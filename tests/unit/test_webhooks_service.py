@@ -21,10 +21,17 @@ def db() -> FakeDatabase:
     return FakeDatabase()
 
 
+async def resolve(host: str, port: int) -> list[str]:
+    """A fake resolver (no DNS in unit tests): hooks.example.com has one public address."""
+    if host == "hooks.example.com":
+        return ["93.184.215.14"]
+    raise OSError(f"{host}: no such name")
+
+
 @pytest.fixture
 def webhooks(db: FakeDatabase) -> WebhooksService:
     settings = Settings(webhook_allow_hosts="hooks.example.com", webhooks_per_participant=2)
-    return WebhooksService(db.uow, clock=lambda: NOW, settings=settings)
+    return WebhooksService(db.uow, clock=lambda: NOW, settings=settings, resolve=resolve)
 
 
 async def test_a_webhook_is_registered_with_a_secret_of_its_own(
@@ -43,6 +50,27 @@ async def test_a_url_outside_the_allow_list_is_refused(webhooks: WebhooksService
         await webhooks.register(BANK, url="https://elsewhere.example.org/a")
     assert refused.value.code == "WEBHOOK_URL_NOT_ALLOWED"
     assert db.opened == 0
+
+
+async def test_a_host_that_resolves_to_a_private_address_is_refused_before_any_work(db: FakeDatabase) -> None:
+    async def private(host: str, port: int) -> list[str]:
+        return ["93.184.215.14", "10.0.0.7"]
+
+    settings = Settings(webhook_allow_hosts="hooks.example.com")
+    service = WebhooksService(db.uow, clock=lambda: NOW, settings=settings, resolve=private)
+    with pytest.raises(InvalidRequest) as refused:
+        await service.register(BANK, url="https://hooks.example.com/a")
+    assert refused.value.code == "WEBHOOK_URL_NOT_ALLOWED"
+    assert "resolves to a loopback or private address" in str(refused.value)
+    with pytest.raises(InvalidRequest) as unknown:
+        await webhooks_of(db).register(BANK, url="https://hooks.example.com.invalid/a")
+    assert unknown.value.code == "WEBHOOK_URL_NOT_ALLOWED"
+    assert db.opened == 0
+
+
+def webhooks_of(db: FakeDatabase) -> WebhooksService:
+    settings = Settings(webhook_allow_hosts="hooks.example.com.invalid")
+    return WebhooksService(db.uow, clock=lambda: NOW, settings=settings, resolve=resolve)
 
 
 async def test_a_bank_registers_up_to_its_cap(webhooks: WebhooksService, db: FakeDatabase) -> None:

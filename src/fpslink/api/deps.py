@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from fpslink import circuit
 from fpslink.config import Settings
 from fpslink.context import Gateway, Principal
 from fpslink.directory.service import DirectoryService
@@ -65,7 +66,10 @@ async def get_principal(
     participants: ParticipantsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    return await participants.authenticate(credentials.credentials if credentials else None)
+    """The caller; the IBPS calls made for the rest of the request count towards its circuit."""
+    principal = await participants.authenticate(credentials.credentials if credentials else None)
+    circuit.act_for(principal.participant_id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

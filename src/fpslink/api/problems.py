@@ -69,16 +69,41 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _error(error: Mapping[str, Any]) -> dict[str, str]:
-    """One validation error as a field and a message. A body that is not JSON at all gets a message
-    that says so and where, rather than pydantic's "1: JSON decode error" (1 being the offset)."""
+NOT_AN_OBJECT = {"model_attributes_type", "dict_type", "model_type"}
+"""pydantic's types for a body that is not a JSON object (a form, a list, a string)."""
+
+
+def _error(error: Mapping[str, Any], *, json_body: bool) -> dict[str, str]:
+    """One validation error as a field and a message in plain words.
+
+    A body that is not JSON at all says so and where, rather than pydantic's "1: JSON decode error"
+    (1 being the offset); a form or a body sent without a JSON content type says to send JSON with
+    it. A check that needs two fields (an amount and its currency) names its own field through
+    `ctx.field`; pydantic's "Value error, " prefix is dropped.
+    """
     loc = tuple(error.get("loc", ()))
-    if error.get("type") == "json_invalid":
+    kind = error.get("type")
+    ctx = error.get("ctx") or {}
+    if kind == "json_invalid":
         offset = loc[-1] if loc and isinstance(loc[-1], int) else None
-        reason = (error.get("ctx") or {}).get("error", "")
         where = f" at character {offset}" if offset is not None else ""
-        return {"field": "body", "message": f"not valid JSON{where}: {reason}".rstrip(": ")}
-    return {"field": _where(loc), "message": str(error.get("msg", ""))}
+        return {"field": "body", "message": f"not valid JSON{where}: {ctx.get('error', '')}".rstrip(": ")}
+    if kind in NOT_AN_OBJECT and _where(loc) == "body":
+        if not json_body:
+            return {"field": "body", "message": "send the body as JSON, with Content-Type: application/json"}
+        return {"field": "body", "message": "the body must be a JSON object ({...})"}
+    if isinstance(ctx.get("field"), str):
+        loc = (*loc, ctx["field"])
+    message = str(ctx["error"]) if kind == "value_error" and "error" in ctx else str(error.get("msg", ""))
+    return {"field": _where(loc), "message": message}
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI parses the body as JSON: no content type, or application/json or a +json type."""
+    if not content_type:
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def install(app: FastAPI) -> None:
@@ -95,7 +120,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_error(e) for e in exc.errors()]
+        json_body = _is_json(request.headers.get("content-type"))
+        errors = [_error(e, json_body=json_body) for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return problem_response(
             422,

@@ -30,7 +30,7 @@ from fpslink.directory.service import ResolvedProxy
 from fpslink.errors import InvalidRequest
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.service import IdempotencyService
-from fpslink.money import Currency, format_minor
+from fpslink.money import Currency
 from fpslink.participants import service as participants_service
 from fpslink.payments.domain import Payment, TimelineEntry, decimal_text
 from fpslink.payments.service import PaymentCommand, PaymentsService
@@ -310,7 +310,7 @@ async def create_quote(
 
 def payment_out(payment: Payment, events: Sequence[TimelineEntry] = ()) -> s.PaymentOut:
     timeline = [s.PaymentEvent(at=e.at, event=e.event, detail=e.detail) for e in events]
-    target_cur = payment.target_currency
+    source, target = payment.source_text(), payment.target_text()
     return s.PaymentOut(
         payment_id=payment.payment_id,
         end_to_end_id=payment.end_to_end_id,
@@ -319,14 +319,12 @@ def payment_out(payment: Payment, events: Sequence[TimelineEntry] = ()) -> s.Pay
         debtor_account_id=payment.debtor_account_id,
         creditor_account_id=payment.creditor_account_id,
         creditor_masked_name=payment.creditor_masked_name,
-        source_amount=None
-        if payment.source_minor is None
-        else format_minor(payment.source_minor, payment.source_currency),
+        source_amount=source if payment.moved else None,
         source_currency=payment.source_currency,
-        target_amount=None
-        if payment.target_minor is None or target_cur is None
-        else format_minor(payment.target_minor, target_cur),
-        target_currency=target_cur,
+        target_amount=target if payment.moved else None,
+        target_currency=payment.target_currency,
+        quoted_source_amount=source,
+        quoted_target_amount=target,
         rate=decimal_text(payment.rate),
         mid_rate=decimal_text(payment.mid_rate),
         spread_bps=decimal_text(payment.spread_bps),

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from fpslink.fx.domain import AmountType
 from fpslink.money import Currency, InvalidAmount, parse_amount
-from fpslink.vocabulary import Direction, Period, Status, System
+from fpslink.vocabulary import Direction, Period, Purpose, Status, System
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 BIC_PATTERN = r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$"
@@ -45,13 +45,15 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _amount(value: str, currency: Currency, *, allow_zero: bool = False) -> Decimal:
+def _amount(value: str, currency: Currency, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
+    """The amount in `currency`. Checked once the currency is known (a model validator), the error
+    still names its own field (`ctx.field`, read by api/problems.py), not the whole body."""
     if allow_zero and value.strip() in {"0", "0.0", "0.00"}:
         return Decimal("0.00")
     try:
         return parse_amount(value, currency)
     except InvalidAmount as exc:
-        raise ValueError(str(exc)) from exc
+        raise PydanticCustomError("invalid_amount", "{reason}", {"field": field, "reason": str(exc)}) from exc
 
 
 class Problem(BaseModel):
@@ -141,12 +143,12 @@ class AccountCreate(Request):
 
     @model_validator(mode="after")
     def _check(self) -> AccountCreate:
-        _amount(self.opening_balance, self.currency, allow_zero=True)
+        _amount(self.opening_balance, self.currency, field="opening_balance", allow_zero=True)
         return self
 
     @property
     def opening(self) -> Decimal:
-        return _amount(self.opening_balance, self.currency, allow_zero=True)
+        return _amount(self.opening_balance, self.currency, field="opening_balance", allow_zero=True)
 
 
 class AccountOut(BaseModel):
@@ -222,19 +224,27 @@ class LimitsOut(BaseModel):
     )
 
 
+PROXY_VALUE = (
+    "A mobile number with its country code, +852 or +86 (or 00852, 0086), in any common written form: "
+    '"+86 138 0013 8000", "+852-9123-4567". A number without its country code is refused (INVALID_PROXY).'
+)
+
+
 # proxies --------------------------------------------------------------------------------------
 
 
 class ProxyCreate(Request):
     proxy_type: Literal["MOBILE"]
-    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)] = Field(
+        description=PROXY_VALUE
+    )
     account_id: Id
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "proxy_type": "MOBILE",
-                    "proxy_value": "9123 4567",
+                    "proxy_value": "+852 9123 4567",
                     "account_id": "HK3F9A0C21B7D4E5F6",
                 }
             ]
@@ -381,7 +391,9 @@ class QuoteOut(BaseModel):
 
 class Creditor(Request):
     proxy_type: Literal["MOBILE"] | None = None
-    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    proxy_value: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = Field(
+        default=None, description=PROXY_VALUE
+    )
     account_id: Id | None = None
 
     @model_validator(mode="after")
@@ -404,7 +416,10 @@ class PaymentCreate(Request):
         description="The debtor account's currency: amount is sent; the creditor's: amount is received"
     )
     quote_id: UuidText | None = None
-    purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=35)]
+    purpose: Purpose = Field(
+        description="Why the payment is made, one of the link's named purposes; pacs.008 carries it as "
+        "the ISO 20022 purpose code beside each name (docs/concepts.md#purposes)"
+    )
     remittance_info: Annotated[str, StringConstraints(max_length=140)] | None = None
     end_to_end_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,35}$")] | None = None
     model_config = ConfigDict(
@@ -446,11 +461,25 @@ class PaymentOut(BaseModel):
     debtor_account_id: str
     creditor_account_id: str | None
     creditor_masked_name: str | None
-    source_amount: str | None
+    source_amount: str | None = Field(
+        description="Debited (SETTLED) or held (PENDING); null when REJECTED: nothing was debited"
+    )
     source_currency: Currency
-    target_amount: str | None
+    target_amount: str | None = Field(
+        description="Credited (SETTLED) or on its way (PENDING); null when REJECTED: nothing was credited"
+    )
     target_currency: Currency | None
-    rate: str | None
+    quoted_source_amount: str | None = Field(
+        default=None,
+        description="The source amount at the bound rate, whatever the status: for a REJECTED payment, "
+        "what it would have debited (null if it was refused before its amounts were bound)",
+    )
+    quoted_target_amount: str | None = Field(
+        default=None,
+        description="The target amount at the bound rate, whatever the status: for a REJECTED payment, "
+        "what it would have credited",
+    )
+    rate: str | None = Field(description="Customer rate bound to the payment, six decimal places")
     mid_rate: str | None
     spread_bps: str | None
     quote_id: str | None

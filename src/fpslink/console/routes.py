@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
+from fpslink import circuit
 from fpslink.api import schemas as s
 from fpslink.api.faults_routes import FaultCreate
 from fpslink.console import service as console
@@ -171,6 +172,7 @@ async def _context(request: Request) -> Ctx | None:
     principal = await console.principal_of(gw, found.scope)
     if principal is None:
         return None
+    circuit.act_for(principal.participant_id)  # this request's IBPS reads count towards its bank
     return Ctx(request, gw, principal, found, sessions.csrf_token(key, found))
 
 

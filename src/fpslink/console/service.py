@@ -40,7 +40,7 @@ from fpslink.payments.domain import Payment, decimal_text
 from fpslink.payments.service import PaymentCommand
 from fpslink.principal import OPERATOR, Principal
 from fpslink.settlement.states import status_of
-from fpslink.vocabulary import State
+from fpslink.vocabulary import Purpose, State
 from ibps_wire.amounts import format_amount
 from ibps_wire.schemas import TransferOut
 
@@ -88,8 +88,7 @@ class Search:
 
 def payment_summary(payment: Payment) -> dict[str, Any]:
     """One line of a payment list."""
-    source_cur = payment.source_currency
-    target_cur = payment.target_currency
+    source, target = payment.source_text(), payment.target_text()
     return {
         "payment_id": payment.payment_id,
         "status": status_of(payment.state).value,
@@ -97,12 +96,11 @@ def payment_summary(payment: Payment) -> dict[str, Any]:
         "debtor_account_id": payment.debtor_account_id,
         "creditor_account_id": payment.creditor_account_id,
         "creditor_masked_name": payment.creditor_masked_name,
-        "source": None
-        if payment.source_minor is None
-        else f"{format_minor(payment.source_minor, source_cur)} {source_cur.value}",
-        "target": None
-        if payment.target_minor is None or target_cur is None
-        else f"{format_minor(payment.target_minor, target_cur)} {target_cur.value}",
+        # what moved: a rejected payment's amounts were only quoted (the payment page shows them so)
+        "source": f"{source} {payment.source_currency.value}" if source and payment.moved else None,
+        "target": f"{target} {payment.target_currency.value}"
+        if target and payment.target_currency and payment.moved
+        else None,
         "reason_code": payment.reason_code,
         "created_at": payment.created_at,
     }
@@ -243,7 +241,8 @@ def pacs002_for(payment: Payment, *, msg_id: str | None) -> str | None:
             amount=Decimal(format_minor(minor, currency)) if minor is not None else Decimal(0),
             currency=currency,
             quote_id=payment.quote_id,
-            purpose=payment.purpose,
+            # a payment stored before purposes became a closed list keeps its text; pacs.002 omits it
+            purpose=Purpose(payment.purpose) if payment.purpose in Purpose.__members__ else Purpose.OTHER,
             remittance_info=payment.remittance_info,
             end_to_end_id=payment.end_to_end_id,
         ),
@@ -303,8 +302,17 @@ async def payment_page(gw: Gateway, principal: Principal, payment_id: str) -> di
         if payment.settled_at
         else None
     )
+    quoted_source, quoted_target = payment.source_text(), payment.target_text()
     return {
         **summary,
+        # a rejected payment's bound amounts, shown as what it would have sent and received: only
+        # where they say something (both bound, so a rate was applied), and never as paid
+        "would_send": f"{quoted_source} {payment.source_currency.value}"
+        if not payment.moved and quoted_source and quoted_target
+        else None,
+        "would_receive": f"{quoted_target} {payment.target_currency.value}"
+        if not payment.moved and quoted_target and payment.target_currency and quoted_source
+        else None,
         "state": payment.state.value,
         "end_to_end_id": payment.end_to_end_id,
         "amount_type": payment.amount_type.value,
@@ -347,9 +355,9 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
 
 
 def _counter(counter: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
-    """A Prometheus counter's current values in this process, one row per label set."""
+    """A Prometheus counter's current values over every worker, one row per label set."""
     rows = []
-    for family in counter.collect():
+    for family in metrics.families(counter):
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 rows.append({**{k: sample.labels.get(k, "") for k in labels}, "count": int(sample.value)})

@@ -15,11 +15,17 @@ class InvalidProxy(ValueError):
     """Not a mobile number of a supported region."""
 
 
-def normalize_mobile(value: str, default_region: str | None = None) -> str:
-    """Return the E.164 form; `default_region` reads numbers written without a country code.
+HINT = "write it with its country code, such as +86 138 0013 8000 or +852 9123 4567"
 
-    Accepts "+86 138-0013-8000", "9123 4567" (with region HK), "0085291234567" (international
-    prefix 00) and "+852-9123-4567".
+
+def normalize_mobile(value: str) -> str:
+    """Return the E.164 form of a number written with its country code (`+` or the international
+    prefix `00`), in any common written form: "+86 138-0013-8000", "+852 (9123) 4567", "0085291234567".
+
+    A number without its country code is refused, never guessed: a wrong guess pays whoever holds
+    those digits in the other country, and the payment path and a look-up must never disagree.
+    Every endpoint (payments, proxy registration and look-up, ISO 20022, the console's search) reads
+    numbers through here, so one written form works or fails the same way everywhere.
     """
     if not isinstance(value, str) or not value.strip() or len(value) > 40:
         raise InvalidProxy("a mobile number is required (at most 40 characters)")
@@ -28,16 +34,17 @@ def normalize_mobile(value: str, default_region: str | None = None) -> str:
         raise InvalidProxy(f"{value!r} is not a phone number: use digits, spaces, +, - and ( ) only")
     if text.startswith("00"):
         text = "+" + text[2:]
+    if not text.startswith("+"):
+        raise InvalidProxy(f"{value!r} has no country code: {HINT}")
     try:
-        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+        number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException as exc:
-        hint = "" if default_region or text.startswith("+") else " (write it with +852 or +86)"
-        raise InvalidProxy(f"{value!r} is not a phone number{hint}") from exc
+        raise InvalidProxy(f"{value!r} is not a phone number: {HINT}") from exc
     region = phonenumbers.region_code_for_number(number)
     if region not in SUPPORTED_REGIONS:
         raise InvalidProxy(f"{value!r} is not a Hong Kong (+852) or mainland (+86) number")
     if not phonenumbers.is_valid_number(number):
-        raise InvalidProxy(f"{value!r} is not a valid {SUPPORTED_REGIONS[region]} number")
+        raise InvalidProxy(f"{value!r} is not a valid {SUPPORTED_REGIONS[region]} number: {HINT}")
     kind = phonenumbers.number_type(number)
     if kind not in (
         phonenumbers.PhoneNumberType.MOBILE,

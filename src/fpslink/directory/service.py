@@ -19,7 +19,6 @@ from fpslink.uow import UnitsOfWork
 from fpslink.vocabulary import System
 from ibps_wire.schemas import ProxyOut, ProxyRegistered
 
-REGION_OF_SYSTEM = {System.FPS: "HK", System.IBPS: "CN"}
 SYSTEM_OF_REGION = {"HK": System.FPS, "CN": System.IBPS}
 MOBILE = "MOBILE"
 
@@ -44,9 +43,9 @@ class ProxyLookupUnavailable(Exception):
     """IBPS did not answer a +86 look-up in time."""
 
 
-def parse_proxy(value: str, *, default_region: str | None) -> str:
+def parse_proxy(value: str) -> str:
     try:
-        return normalize_mobile(value, default_region)
+        return normalize_mobile(value)
     except InvalidProxy as exc:
         raise InvalidRequest(str(exc), code="INVALID_PROXY") from exc
 
@@ -74,7 +73,7 @@ class DirectoryService:
         self, principal: Principal, *, proxy_type: str, proxy_value: str, account_id: str
     ) -> ResolvedProxy:
         account = await self._participants.owned_account(principal, account_id)
-        e164 = parse_proxy(proxy_value, default_region=REGION_OF_SYSTEM[account.system])
+        e164 = parse_proxy(proxy_value)
         if SYSTEM_OF_REGION[region_of(e164)] is not account.system:
             raise InvalidRequest(
                 f"{e164} belongs to the other system: register +852 numbers to FPS accounts "
@@ -152,12 +151,7 @@ class DirectoryService:
                 f"proxy type {proxy_type!r} is not supported; use MOBILE",
                 code="PROXY_TYPE_NOT_SUPPORTED",
             )
-        if not proxy_value.strip().startswith(("+", "00")):
-            raise InvalidRequest(
-                "look-ups take E.164 numbers, such as +8613800138000 (send + as %2B if you must)",
-                code="INVALID_PROXY",
-            )
-        e164 = parse_proxy(proxy_value, default_region=None)
+        e164 = parse_proxy(proxy_value)
         try:
             found = await self.resolve(e164)
         except ProxyLookupUnavailable as exc:

@@ -22,6 +22,10 @@ class AmountType(StrEnum):
     RECEIVE = "RECEIVE"
 
 
+ONE = quantize_rate(Decimal(1))
+"""The rate of a payment in one currency: six places like every other rate ("1.000000")."""
+
+
 @dataclass(frozen=True, slots=True)
 class RateSheet:
     """Mid rate (CNY per 1 HKD) and the spread the link charges on each conversion."""
@@ -31,7 +35,7 @@ class RateSheet:
 
     def mid(self, source: Currency, target: Currency) -> Decimal:
         if source == target:
-            return Decimal(1)
+            return ONE
         if (source, target) == (Currency.HKD, Currency.CNY):
             return quantize_rate(self.mid_hkd_cny)
         return quantize_rate(Decimal(1) / self.mid_hkd_cny)
@@ -39,7 +43,7 @@ class RateSheet:
     def applied(self, source: Currency, target: Currency) -> Decimal:
         """The customer rate: target units per source unit, the spread taken off the mid."""
         if source == target:
-            return Decimal(1)
+            return ONE
         return quantize_rate(self.mid(source, target) * (1 - self.spread_bps / BPS))
 
     def spread_for(self, source: Currency, target: Currency) -> Decimal:

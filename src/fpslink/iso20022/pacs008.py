@@ -12,7 +12,8 @@ elements), so one reading serves them all. What is mapped:
     DbtrAcct/Id/Othr/Id                   debtor_account_id
     CdtrAcct/Prxy/Id                      creditor by mobile number (Tp TELE / MBNO / Prtry MOBILE)
     CdtrAcct/Id/Othr/Id                   creditor by account, when there is no Prxy
-    Purp/Cd or Purp/Prtry                 purpose; the link's default purpose when absent
+    Purp/Cd or Purp/Prtry                 purpose, by ISO code (FAMI) or name (FAMILY_SUPPORT);
+                                          the link's default purpose when absent
     RmtInf/Ustrd                          remittance_info (joined by spaces, at most 140 characters)
 
 A schema-valid message outside these rules is `Refused` with the ISO 20022 status reason that fits.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -30,6 +32,7 @@ from fpslink.iso20022 import inbound as wire
 from fpslink.iso20022.inbound import Inbound, Reason, Refused, Transaction
 from fpslink.money import MAX_AMOUNT, Currency, InvalidAmount, parse_amount
 from fpslink.payments.service import PaymentCommand
+from fpslink.vocabulary import Purpose
 
 MESSAGE_NAME: Final = "pacs.008.001.08"
 """The version the examples are written in."""
@@ -37,8 +40,10 @@ NOT_PROVIDED: Final = wire.NOT_PROVIDED
 MOBILE_PROXY_CODES: Final = frozenset({"TELE", "MBNO"})
 END_TO_END_PATTERN: Final = re.compile(r"[\x21-\x7e]{1,35}")
 MAX_REMITTANCE: Final = 140
-DEFAULT_PURPOSE: Final = "OTHR"
-"""ISO 20022's ExternalPurpose1Code for "other"; the setting FPSLINK_ISO20022_DEFAULT_PURPOSE."""
+DEFAULT_PURPOSE: Final = Purpose.OTHER
+"""ISO 20022's OTHR ("other"); the setting FPSLINK_ISO20022_DEFAULT_PURPOSE."""
+Refuse = Callable[[str, str], Refused]
+"""A refusal of the transaction at hand, with its ISO 20022 code and words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +64,12 @@ class CreditTransfer:
         return Transaction(self.instr_id, self.end_to_end_id, self.tx_id, self.uetr)
 
 
-def parse(xml: bytes, *, default_purpose: str = DEFAULT_PURPOSE) -> CreditTransfer:
+def parse(xml: bytes, *, default_purpose: Purpose = DEFAULT_PURPOSE) -> CreditTransfer:
     """Read, schema-check and map a message; raises MalformedMessage or Refused."""
     return credit_transfer(wire.read(xml), default_purpose=default_purpose)
 
 
-def credit_transfer(message: Inbound, *, default_purpose: str = DEFAULT_PURPOSE) -> CreditTransfer:
+def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURPOSE) -> CreditTransfer:
     """Apply the link's rules to a schema-valid pacs.008; Refused (with its ISO code) if they fail."""
     body = message.document.fito_ficstmr_cdt_trf
     header = body.grp_hdr
@@ -114,7 +119,7 @@ def credit_transfer(message: Inbound, *, default_purpose: str = DEFAULT_PURPOSE)
             amount=amount,
             currency=currency,
             quote_id=None,
-            purpose=_purpose(tx, default_purpose),
+            purpose=_purpose(tx, default_purpose, refuse),
             remittance_info=_remittance(tx, refuse),
             end_to_end_id=end_to_end_id,
         ),
@@ -136,7 +141,7 @@ def _references(tx: Any) -> Transaction:
     )
 
 
-def _amount(tx: Any, refuse: Any) -> tuple[Decimal, Currency]:
+def _amount(tx: Any, refuse: Refuse) -> tuple[Decimal, Currency]:
     given = tx.instd_amt if tx.instd_amt is not None else tx.intr_bk_sttlm_amt
     where = "InstdAmt" if tx.instd_amt is not None else "IntrBkSttlmAmt"
     try:
@@ -162,14 +167,14 @@ def _other_id(account: Any) -> str | None:
     return str(account.id.othr.id)
 
 
-def _debtor(account: Any, refuse: Any) -> str:
+def _debtor(account: Any, refuse: Refuse) -> str:
     found = _other_id(account)
     if found is None or found == NOT_PROVIDED:
         raise refuse("AC02", "DbtrAcct/Id/Othr/Id must name the debtor account (the link does not use IBANs)")
     return found
 
 
-def _creditor(account: Any, refuse: Any) -> tuple[str | None, str | None]:
+def _creditor(account: Any, refuse: Refuse) -> tuple[str | None, str | None]:
     if account is None:
         raise refuse("AC03", "CdtrAcct is required: a proxy (CdtrAcct/Prxy) or an account (Id/Othr/Id)")
     if account.prxy is not None:
@@ -186,12 +191,20 @@ def _creditor(account: Any, refuse: Any) -> tuple[str | None, str | None]:
     return None, found
 
 
-def _purpose(tx: Any, default: str) -> str:
+def _purpose(tx: Any, default: Purpose, refuse: Refuse) -> Purpose:
+    """Purp/Cd (an ISO 20022 code: FAMI) or Purp/Prtry (a name: FAMILY_SUPPORT), read alike; the
+    link's default without Purp."""
     purpose = (tx.purp.cd or tx.purp.prtry) if tx.purp is not None else None
-    return str(purpose) if purpose else default
+    if not purpose:
+        return default
+    try:
+        return Purpose.read(str(purpose))
+    except ValueError as exc:
+        codes = ", ".join(f"{p.iso_code} ({p})" for p in Purpose)
+        raise refuse("FF07", f"Purp {purpose} is not a purpose of the link: use one of {codes}") from exc
 
 
-def _remittance(tx: Any, refuse: Any) -> str | None:
+def _remittance(tx: Any, refuse: Refuse) -> str | None:
     if tx.rmt_inf is None or not tx.rmt_inf.ustrd:
         return None
     text = " ".join(line.strip() for line in tx.rmt_inf.ustrd if line.strip())

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from fpslink.fx.domain import AmountType
-from fpslink.money import Currency
+from fpslink.money import Currency, format_minor
 from fpslink.vocabulary import Direction, State
 
 
@@ -64,6 +64,22 @@ class Payment:
     updated_at: datetime
     decided_at: datetime | None
     settled_at: datetime | None
+
+    def source_text(self) -> str | None:
+        """The source amount as text ("1000.00"), as bound: debited, held, or only quoted."""
+        return None if self.source_minor is None else format_minor(self.source_minor, self.source_currency)
+
+    def target_text(self) -> str | None:
+        """The target amount as text, as bound: credited, in flight, or only quoted."""
+        if self.target_minor is None or self.target_currency is None:
+            return None
+        return format_minor(self.target_minor, self.target_currency)
+
+    @property
+    def moved(self) -> bool:
+        """Whether the bound amounts are money that moved or is moving, not only a quote: a rejected
+        payment debited and credited nothing, so no client or page may show its amounts as paid."""
+        return self.state is not State.REJECTED
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Payment:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from fpslink import logs, metrics
+from fpslink.circuit import acting_for
 from fpslink.config import Settings
 from fpslink.directory import service as directory
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
@@ -39,7 +40,7 @@ from fpslink.settlement import coordinator
 from fpslink.settlement.batcher import Batcher
 from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.states import FINAL
-from fpslink.vocabulary import Direction, State, Status, System
+from fpslink.vocabulary import Direction, Purpose, State, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class PaymentCommand:
     amount: Decimal
     currency: Currency
     quote_id: str | None
-    purpose: str
+    purpose: Purpose
     remittance_info: str | None
     end_to_end_id: str | None
 
@@ -73,10 +74,6 @@ class _Binding:
     limit_minor: int = 0
 
 
-def _counterparty_region(debtor_system: System) -> str:
-    return "CN" if debtor_system is System.FPS else "HK"
-
-
 class Directory(Protocol):
     """The proxy directory as the payment path asks it (`directory.service.DirectoryService`)."""
 
@@ -97,10 +94,9 @@ class Fx(Protocol):
 
 
 class Circuit(Protocol):
-    """Whether IBPS is answering (`ibps_client.IbpsClient`)."""
+    """Whether IBPS is answering a bank's calls (`ibps_client.IbpsClient`)."""
 
-    @property
-    def circuit_open(self) -> bool: ...
+    def circuit_open_for(self, participant_id: str | None) -> bool: ...
 
 
 ANSWER_GRACE_S = 1.0
@@ -147,8 +143,11 @@ class PaymentsService:
     # submitting ----------------------------------------------------------------------------------
 
     async def submit(self, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
-        """Accept and settle a payment, answering within the payment deadline (PENDING if need be)."""
-        with ibps_deadline(self._settings.payment_deadline_s):
+        """Accept and settle a payment, answering within the payment deadline (PENDING if need be).
+
+        Its IBPS calls (the creditor's look-up) count towards the bank's own circuit.
+        """
+        with ibps_deadline(self._settings.payment_deadline_s), acting_for(principal.participant_id):
             return await self._submit(principal, key=key, command=command)
 
     async def _submit(self, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
@@ -157,7 +156,7 @@ class PaymentsService:
         debtor = await self.account(command.debtor_account_id)
         if debtor is None or debtor.participant_id != participant_id:
             raise NotFound(f"debtor account {command.debtor_account_id} not found", code="ACCOUNT_NOT_FOUND")
-        proxy = _normalise_proxy(command.creditor_proxy, debtor.system)
+        proxy = _normalise_proxy(command.creditor_proxy)
         fp = _fingerprint(command, proxy)
         # No look-up of the key first: the batch binds it, and a taken key answers as a replay below.
         payment_id = str(uuid.uuid4())
@@ -251,7 +250,7 @@ class PaymentsService:
         Fills `binding` as it goes, so that a `Rejection` leaves in it what was bound before.
         """
         settings = self._settings
-        if self._ibps.circuit_open:
+        if self._ibps.circuit_open_for(participant_id):
             # nothing is held for a payment that cannot reach IBPS now
             raise Rejection("AB06", "IBPS is not answering (circuit open); retry in a few seconds")
         if direction is Direction.SOUTHBOUND and not in_service_hours(now, settings.southbound_window):
@@ -488,11 +487,11 @@ def _payment(
     )
 
 
-def _normalise_proxy(raw: str | None, debtor_system: System) -> str | None:
+def _normalise_proxy(raw: str | None) -> str | None:
     if raw is None:
         return None
     try:
-        return normalize_mobile(raw, _counterparty_region(debtor_system))
+        return normalize_mobile(raw)
     except InvalidProxy as exc:
         raise InvalidRequest(str(exc), code="INVALID_PROXY") from exc
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from fpslink import metrics
+from fpslink.circuit import acting_for
 from fpslink.ibps_client import IbpsError, IbpsRefused, IbpsUnavailable, refusal_of
 from fpslink.payments.domain import Payment, TimelineEntry
 from fpslink.settlement import batcher
@@ -208,12 +209,19 @@ async def drive_many(s: Settlement, batch: Sequence[Tracked]) -> None:
         await finish_many(s, batch)
 
 
-async def _exchange(s: Settlement, ops: Sequence[BatchItem]) -> list[BatchVerdict | None]:
-    """One batch exchange; None for every item whose outcome is unknown (to repeat alone)."""
+async def _exchange(
+    s: Settlement, batch: Sequence[Tracked], ops: Sequence[BatchItem]
+) -> list[BatchVerdict | None]:
+    """One batch exchange; None for every item whose outcome is unknown (to repeat alone).
+
+    It counts towards the circuit of every bank in the batch: no single item can make a batch go
+    unanswered (an item that would hang answers 504 at once), so a batch without an answer is IBPS's.
+    """
     if len(ops) < 2 or not s.ibps.batching:
         return [None] * len(ops)
     try:
-        answers = await s.ibps.batch(ops)
+        with acting_for(*(t.payment.participant_id for t in batch)):
+            answers = await s.ibps.batch(ops)
     except IbpsError as exc:
         log.warning("IBPS batch of %d failed (%s); repeating its items alone", len(ops), exc)
         return [None] * len(ops)
@@ -227,7 +235,7 @@ async def prepare_at_ibps(s: Settlement, batch: Sequence[Tracked]) -> list[Abort
         s.ibps.prepare_item(payment_id=t.payment_id, kind=kind, account_id=account, amount_minor=amount)
         for t, (kind, account, amount) in zip(batch, legs, strict=True)
     ]
-    answers = await _exchange(s, ops)
+    answers = await _exchange(s, batch, ops)
     verdicts: list[Abort | None] = [None] * len(batch)
     alone: list[int] = []
     for i, answer in enumerate(answers):
@@ -248,11 +256,14 @@ async def prepare_at_ibps(s: Settlement, batch: Sequence[Tracked]) -> list[Abort
 
 
 async def _prepare_alone(s: Settlement, tracked: Tracked, leg: Leg) -> Abort | None:
+    """The prepare of one payment, counted towards its bank's circuit: a magic amount's time-out
+    is that bank's doing, not IBPS's."""
     kind, account_id, amount = leg
     try:
-        outcome = await s.ibps.prepare(
-            payment_id=tracked.payment_id, kind=kind, account_id=account_id, amount_minor=amount
-        )
+        with acting_for(tracked.payment.participant_id):
+            outcome = await s.ibps.prepare(
+                payment_id=tracked.payment_id, kind=kind, account_id=account_id, amount_minor=amount
+            )
     except IbpsUnavailable as exc:
         return Abort("AB06", f"IBPS did not answer the prepare ({exc})")
     except IbpsRefused as exc:
@@ -309,7 +320,7 @@ async def _phase_two(s: Settlement, todo: Sequence[Tracked]) -> dict[str, str]:
     """Each decision's commit or abort at IBPS, in one exchange with repeats alone; returns why it
     failed for each payment IBPS refused or never answered."""
     ops = [s.ibps.finish_item(t.payment_id, commit=t.state is State.COMMITTING) for t in todo]
-    answers = await _exchange(s, ops)
+    answers = await _exchange(s, todo, ops)
     failures: dict[str, str] = {}
     alone: list[Tracked] = []
     for tracked, answer in zip(todo, answers, strict=True):
@@ -327,12 +338,14 @@ async def _phase_two(s: Settlement, todo: Sequence[Tracked]) -> dict[str, str]:
 
 
 async def _finish_alone(s: Settlement, tracked: Tracked) -> str | None:
-    """Phase two for one payment with the client's retries; the failure, or None."""
+    """Phase two for one payment with the client's retries, counted towards its bank's circuit; the
+    failure, or None."""
     try:
-        if tracked.state is State.COMMITTING:
-            await s.ibps.commit(tracked.payment_id)
-        else:
-            await s.ibps.abort(tracked.payment_id)
+        with acting_for(tracked.payment.participant_id):
+            if tracked.state is State.COMMITTING:
+                await s.ibps.commit(tracked.payment_id)
+            else:
+                await s.ibps.abort(tracked.payment_id)
     except (IbpsUnavailable, IbpsRefused) as exc:
         return str(exc)
     return None

@@ -12,7 +12,8 @@ from fpslink.api.schemas import Request
 
 class WebhookCreate(Request):
     url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=500)] = Field(
-        description="http(s) URL; loopback hosts unless FPSLINK_WEBHOOK_ALLOW_HOSTS lists more"
+        description="http(s) URL to a host:port in FPSLINK_WEBHOOK_ALLOW or a public host in "
+        "FPSLINK_WEBHOOK_ALLOW_HOSTS"
     )
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"url": "http://127.0.0.1:9000/fpslink-events"}]}
@@ -68,7 +69,9 @@ class DeliveryOut(BaseModel):
     status: Literal["PENDING", "DELIVERED", "FAILED", "CANCELLED"]
     attempts: int
     last_status_code: int | None
-    last_error: str | None
+    last_error: str | None = Field(
+        description="`HTTP <status>` for an answer outside 2xx, `unreachable` for no answer at all"
+    )
     next_attempt_at: datetime | None = Field(description="When the next attempt is due; null once done")
     created_at: datetime
     delivered_at: datetime | None

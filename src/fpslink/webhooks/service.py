@@ -22,14 +22,13 @@ from fpslink import metrics
 from fpslink.config import Settings
 from fpslink.db import Clock
 from fpslink.errors import Conflict, InvalidRequest, NotFound
-from fpslink.money import Currency, format_minor
 from fpslink.participants.service import require_participant
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.domain import Payment, decimal_text
 from fpslink.principal import Principal
 from fpslink.settlement.states import status_of
 from fpslink.uow import UnitsOfWork
-from fpslink.webhooks import policy, signing
+from fpslink.webhooks import policy, signing, targets
 
 log = logging.getLogger("fpslink.webhooks")
 USER_AGENT = "fpslink-webhooks/1"
@@ -47,17 +46,22 @@ class Registered:
 class WebhooksService:
     """A bank's webhooks and its delivery log; built once per process (`fpslink.context.Gateway`)."""
 
-    def __init__(self, uow: UnitsOfWork, *, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self, uow: UnitsOfWork, *, clock: Clock, settings: Settings, resolve: targets.Resolver
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._settings = settings
+        self._resolve = resolve
 
     async def register(self, principal: Principal, *, url: str) -> Registered:
+        """A new webhook, once its URL is allowed and its host resolves to addresses it may reach
+        (`webhooks.policy`); each delivery checks again."""
         participant_id = require_participant(principal)
         settings = self._settings
         try:
-            policy.check_url(url, policy.parse_allow_list(settings.webhook_allow_hosts))
-        except policy.UrlNotAllowed as exc:
+            await targets.pin(url, rules(settings), self._resolve)
+        except (policy.UrlNotAllowed, targets.Unresolvable) as exc:
             raise InvalidRequest(str(exc), code="WEBHOOK_URL_NOT_ALLOWED") from exc
         now = self._clock()
         registered = Registered(
@@ -126,9 +130,6 @@ def encode_cursor(row: dict[str, Any]) -> str:
 def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
     """The event body: stable across attempts, because a final payment no longer changes."""
 
-    def amount(minor: int | None, currency: Currency | None) -> str | None:
-        return None if minor is None or currency is None else format_minor(minor, currency)
-
     target_currency = payment.target_currency
     body = {
         "event_id": delivery["delivery_id"],
@@ -141,10 +142,12 @@ def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
             "direction": payment.direction.value,
             "debtor_account_id": payment.debtor_account_id,
             "creditor_account_id": payment.creditor_account_id,
-            "source_amount": amount(payment.source_minor, payment.source_currency),
+            "source_amount": payment.source_text() if payment.moved else None,
             "source_currency": payment.source_currency.value,
-            "target_amount": amount(payment.target_minor, target_currency),
+            "target_amount": payment.target_text() if payment.moved else None,
             "target_currency": None if target_currency is None else target_currency.value,
+            "quoted_source_amount": payment.source_text(),
+            "quoted_target_amount": payment.target_text(),
             "rate": decimal_text(payment.rate),
             "reason_code": payment.reason_code,
             "reason": payment.reason,
@@ -155,13 +158,21 @@ def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def rules(settings: Settings) -> policy.Rules:
+    """The targets the settings allow, read at each use (FPSLINK_WEBHOOK_ALLOW_HOSTS and _ALLOW)."""
+    return policy.rules_of(settings.webhook_allow_hosts, settings.webhook_allow)
+
+
 class WebhookDispatcher:
     """Delivers the outbox at least once, signed, with back-off: each gateway worker runs one."""
 
-    def __init__(self, uow: UnitsOfWork, *, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self, uow: UnitsOfWork, *, clock: Clock, settings: Settings, resolve: targets.Resolver
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._settings = settings
+        self._resolve = resolve
 
     async def dispatch_once(self, client: httpx.AsyncClient) -> Counter[str]:
         """Claim the due deliveries (compare-and-set) and attempt each once; returns outcomes."""
@@ -193,6 +204,8 @@ class WebhookDispatcher:
             payment = await payments_repo.get(tx.conn, target["payment_id"]) if target else None
         if target is None or payment is None:
             return "missing"
+        status_code: int | None
+        error: str | None
         if not target["active"]:
             outcome, status_code, error = "cancelled", None, "the webhook was deleted"
         else:
@@ -204,14 +217,23 @@ class WebhookDispatcher:
                 signing.HEADER: signing.sign(target["secret"], timestamp, body),
                 signing.EVENT_ID_HEADER: delivery_id,
             }
-            status_code, error = None, None
-            try:
-                response = await client.post(target["url"], content=body, headers=headers)
-                status_code = response.status_code
-                delivered = 200 <= status_code < 300
-                error = None if delivered else f"HTTP {status_code}"
-            except httpx.HTTPError as exc:
-                delivered, error = False, f"{type(exc).__name__}: {exc}"[:300]
+            attempt = await targets.deliver(
+                client,
+                url=target["url"],
+                rules=rules(settings),
+                resolve=self._resolve,
+                body=body,
+                headers=headers,
+            )
+            delivered, status_code, error = attempt.delivered, attempt.status_code, attempt.error
+            if attempt.reason is not None:
+                log.info(
+                    "webhook delivery %s attempt %d: %s",
+                    delivery_id,
+                    attempts,
+                    attempt.reason,
+                    extra={"payment_id": target["payment_id"]},
+                )
             if delivered:
                 outcome = "delivered"
             elif attempts >= settings.webhook_max_attempts:
@@ -250,9 +272,7 @@ class WebhookDispatcher:
     async def run_forever(self) -> None:
         """The background loop of a gateway worker; errors are logged and the loop goes on."""
         interval = self._settings.webhook_interval_s
-        async with httpx.AsyncClient(
-            timeout=self._settings.webhook_timeout_s, follow_redirects=False
-        ) as client:
+        async with targets.client(self._settings.webhook_timeout_s) as client:
             while True:
                 try:
                     await self.dispatch_once(client)
