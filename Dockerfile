@@ -3,19 +3,23 @@
 # `runtime`:
 #   docker build -t fpslink .
 #   docker run --rm -p 127.0.0.1:8000:8000 fpslink fpslink sandbox --host 0.0.0.0
-# Everything is installed at build time from wheels built in the first stage; nothing is fetched when
-# a container runs.
+# Everything is installed at build time from wheels built in the first stage, at the versions
+# requirements.lock pins (what CI tested); nothing is fetched when a container runs. The image holds
+# no secret: FPSLINK_OPERATOR_KEY and FPSLINK_IBPS_TOKEN come from the environment (docker-compose.yml),
+# and `fpslink sandbox` generates its own into /app/.fpslink.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS wheels
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY src ./src
 COPY mock_ibps ./mock_ibps
 COPY migrations ./migrations
-RUN pip wheel --wheel-dir /wheels ".[load]"
+# the lock travels with the wheels, so the stages below install under the same constraint
+RUN pip wheel --wheel-dir /wheels --constraint requirements.lock ".[load]" \
+    && cp requirements.lock /wheels/requirements.lock
 
 FROM ${PYTHON_IMAGE} AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -31,7 +35,7 @@ WORKDIR /app
 
 FROM base AS load
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels "fpslink[load]"
+    pip install --no-index --find-links /wheels --constraint /wheels/requirements.lock "fpslink[load]"
 COPY --chown=fpslink:fpslink loadtests ./loadtests
 USER fpslink:fpslink
 EXPOSE 8089
@@ -40,7 +44,7 @@ CMD ["-f", "loadtests/locustfile.py"]
 
 FROM base AS runtime
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels fpslink
+    pip install --no-index --find-links /wheels --constraint /wheels/requirements.lock fpslink
 USER fpslink:fpslink
 EXPOSE 8000 8001
 CMD ["fpslink", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -42,11 +42,13 @@ from fpslink.fx.domain import RateSheet  # noqa: E402
 from fpslink.ibps_client import client_from_settings  # noqa: E402
 from fpslink.money import Currency  # noqa: E402
 from fpslink.reconciliation.domain import business_date_of, business_day_bounds  # noqa: E402
+from ibps_wire.credentials import new_secret  # noqa: E402
 from mock_ibps import migrate as ibps_migrate  # noqa: E402
 
 SERVER = os.environ.get("FPSLINK_BENCH_POSTGRES", "postgres@127.0.0.1:5432")
 GW_DB, IBPS_DB = "fpslink_bench_gw", "fpslink_bench_ibps"
-TOKEN = "bench-ibps-token"
+TOKEN = new_secret("bench_ibps_")
+"""This run's mock_ibps token: `mock-ibps serve` refuses a fixed one."""
 ACCOUNTS = 1000
 
 
@@ -364,7 +366,7 @@ async def main() -> None:
             ibps_token=TOKEN,
             ibps_timeout_s=30,
             settlement_timeout_s=120,
-            operator_key="bench-operator-key-0123456789",
+            operator_key=new_secret("bench_operator_"),
         )
         engine = create_engine(gw_url, pool_size=2)
         ibps = client_from_settings(settings)

@@ -47,6 +47,7 @@ from benchmarks.throughput import (  # noqa: E402
     seed_fpslink,
 )
 from fpslink_tools.sandbox import SandboxProcess  # noqa: E402
+from ibps_wire.credentials import new_secret  # noqa: E402
 
 WINDOW_S = 5.0
 READY = "fpslink sandbox is running"
@@ -193,7 +194,7 @@ def report(result: Result) -> list[str]:
 
 async def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fpslink-sandbox-bench-"))
-    operator_key = "bench-operator-" + secrets.token_hex(12)
+    operator_key = new_secret("bench_operator_")
     lines: list[str] = []
     code = 0
     sandbox = Sandbox(workdir, args.port, operator_key)

@@ -591,6 +591,7 @@ async def run_fpslink(args: argparse.Namespace) -> Result:
     from fpslink import migrate
     from fpslink.config import Settings
     from fpslink.reconciliation.domain import business_date_of
+    from ibps_wire.credentials import new_secret
     from mock_ibps import migrate as ibps_migrate
 
     pg = f"postgresql+asyncpg://{SERVER}"
@@ -599,8 +600,8 @@ async def run_fpslink(args: argparse.Namespace) -> Result:
     await recreate(GW_DB, IBPS_DB)
     await asyncio.to_thread(migrate.upgrade, gw_url)
     await asyncio.to_thread(ibps_migrate.upgrade, ibps_url)
-    operator_key = "bench-operator-" + secrets.token_hex(12)
-    token = "bench-ibps-" + secrets.token_hex(8)
+    operator_key = new_secret("bench_operator_")
+    token = new_secret("bench_ibps_")
     env = {
         "FPSLINK_DATABASE_URL": gw_url,
         "FPSLINK_IBPS_URL": f"http://{HOST}:{ibps_port}",

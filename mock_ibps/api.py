@@ -78,10 +78,15 @@ async def get_faults(request: Request) -> FaultInjector:
 
 
 async def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Bearer token check in constant time, so the token cannot be guessed byte by byte."""
+    """Bearer token check in constant time, so the token cannot be guessed byte by byte. An app
+    without a token (built, not served: serving refuses one) lets nobody in, not everybody."""
     expected: str = request.app.state.settings.token
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
+    if (
+        not expected
+        or scheme.lower() != "bearer"
+        or not secrets.compare_digest(token.strip().encode(), expected.encode())
+    ):
         raise Unauthorized("send Authorization: Bearer <token>")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,15 +11,21 @@ from fastapi import FastAPI
 
 from mock_ibps import camt053, statement
 from mock_ibps.api import health_router, router
-from mock_ibps.config import Settings
+from mock_ibps.config import Settings, ready_to_serve
 from mock_ibps.db import create_engine
 from mock_ibps.errors import install_error_handlers
 from mock_ibps.faults import FaultInjector
 from mock_ibps.service import IbpsLedger
 
+log = logging.getLogger("mock_ibps")
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the engine lives for the lifespan, so each app (and test) owns its own."""
+    """Build the app; the engine lives for the lifespan, so each app (and test) owns its own.
+
+    Every route but /healthz needs the token, so the app publishes no OpenAPI document or docs
+    pages: the wire contract is `ibps_wire.schemas`, and the gateway is the one caller.
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -36,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Simulated mainland IBPS for the fpslink sandbox",
         version="1",
         lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         # no OpenTelemetry here: FastAPI would look up its providers on every request to find none
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -51,11 +61,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def serve_app() -> FastAPI:
     """Factory for a serving process: the app, then the collector tuned for a long-running server.
 
+    It refuses a weak token itself (`ready_to_serve`), whichever way it is served.
+
     Start-up objects are frozen (never scanned again) and the young generation is collected every
     50,000 allocations instead of 700; a batch allocates many short-lived objects, and the default
     spent a noticeable share of the process's CPU in the collector.
     """
-    app = create_app()
+    settings, warnings = ready_to_serve(Settings())
+    for warning in warnings:
+        log.warning("%s", warning)
+    app = create_app(settings)
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
+from ibps_wire.credentials import WeakSecrets
 from mock_ibps import migrate as migrations
-from mock_ibps.config import Settings
+from mock_ibps.config import Settings, ready_to_serve
 from mock_ibps.db import DatabaseNotConfigured, require_database_url
 
 app = typer.Typer(
@@ -66,9 +67,32 @@ def serve(
     no_migrate: Annotated[
         bool, typer.Option("--no-migrate", help="do not run migrations before serving")
     ] = False,
+    insecure_local: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-local",
+            help="serve with a missing, short or published MOCK_IBPS_TOKEN, on a loopback address "
+            "only (MOCK_IBPS_INSECURE_LOCAL=1)",
+        ),
+    ] = False,
 ) -> None:
-    """Serve mock_ibps's API with uvicorn; the gateway's sandbox starts it with --no-migrate."""
+    """Serve mock_ibps's API with uvicorn; the gateway's sandbox starts it with --no-migrate.
+
+    MOCK_IBPS_TOKEN must be a secret of the install's own (ibps_wire/credentials.py): checked
+    before the migrations, so a refused start changes nothing.
+    """
     url = _database_url()
+    settings = Settings()
+    if insecure_local:
+        settings = settings.model_copy(update={"insecure_local": True})
+        os.environ["MOCK_IBPS_INSECURE_LOCAL"] = "1"  # the app factory reads its settings again
+    try:
+        _, warnings = ready_to_serve(settings, host=host)
+    except WeakSecrets as exc:
+        print(exc, file=sys.stderr)
+        raise typer.Exit(2) from None
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     if not no_migrate:
         migrations.upgrade(url)
     import uvicorn  # only the serve command needs it

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ibps_wire import credentials
 
 
 class Settings(BaseSettings):
@@ -16,7 +20,44 @@ class Settings(BaseSettings):
         default="",
         description="PostgreSQL 14+ URL, postgresql+asyncpg://user@host:port/db; empty: not configured",
     )
-    # An empty token would let any caller in; refuse it rather than run open.
-    token: str = Field(default="ibps-sandbox-token", min_length=1)
-    host: str = "127.0.0.1"
+    token: str = Field(
+        default="",
+        description="Bearer token of the one caller, the gateway (its FPSLINK_IBPS_TOKEN): required to "
+        "serve, 32+ characters and never a published value. Unset, every call but /healthz is refused.",
+    )
+    insecure_local: bool = Field(
+        default=False,
+        description="Serve with a missing, short or published token, on a loopback address only; an "
+        "unset token is then the published sandbox one.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to bind: loopback, since only the gateway on this machine calls it; a "
+        "gateway elsewhere needs it widened (`--host`), and then a private network.",
+    )
     port: int = Field(default=8001, ge=1, le=65535)
+
+
+INSECURE_SWITCH = "MOCK_IBPS_INSECURE_LOCAL=1 (or `mock-ibps serve --insecure-local`)"
+
+
+def ready_to_serve(settings: Settings, *, host: str | None = None) -> tuple[Settings, list[str]]:
+    """The settings mock_ibps serves with and the warnings to print; `WeakSecrets` when its token is
+    missing, short or published, or when the insecure local mode would listen on `host` beyond
+    loopback. Its token is the gateway's identity: a holder can credit any account (ibps_wire
+    /credentials.py)."""
+    if settings.insecure_local and not settings.token:
+        settings = settings.model_copy(update={"token": credentials.INSECURE_LOCAL_IBPS_TOKEN})
+    hosts: Mapping[str, str] | None = {"mock_ibps": host} if host is not None else None
+    warnings = credentials.check(
+        "mock-ibps",
+        [
+            credentials.SecretSpec(
+                "MOCK_IBPS_TOKEN", settings.token, note="the gateway's FPSLINK_IBPS_TOKEN must be the same"
+            )
+        ],
+        insecure_local=settings.insecure_local,
+        insecure_switch=INSECURE_SWITCH,
+        hosts=hosts,
+    )
+    return settings, warnings

@@ -20,9 +20,11 @@ from fastapi import FastAPI
 from fpslink.config import Settings
 from fpslink.context import Gateway
 from fpslink.iso20022 import pacs002
+from ibps_wire.credentials import new_secret
 
-IBPS_TOKEN = "test-ibps-token"
-OPERATOR_KEY = "test-operator-key-0123456789"
+IBPS_TOKEN = new_secret("test_ibps_")
+OPERATOR_KEY = new_secret("test_operator_")
+"""Generated per test process, as an install's are: the servers the tests start refuse fixed ones."""
 NOON_HKT = datetime(2026, 6, 22, 4, 0, tzinfo=UTC)
 """12:00 in Hong Kong on the day Payment Connect went live: inside every service window."""
 

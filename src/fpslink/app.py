@@ -30,7 +30,7 @@ from fpslink.api import (
     webhooks_routes,
 )
 from fpslink.api.routes import health_router, router
-from fpslink.config import Settings
+from fpslink.config import Settings, ready_to_serve
 from fpslink.console import routes as console_routes
 from fpslink.context import Gateway
 from fpslink.db import create_engine, utcnow
@@ -164,9 +164,15 @@ def tune_gc() -> None:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory fpslink.app:app_from_env` (settings from FPSLINK_*)."""
-    settings = Settings()
+    """Factory for `uvicorn --factory fpslink.app:app_from_env` (settings from FPSLINK_*).
+
+    It refuses weak secrets itself (`ready_to_serve`), so that no way of serving skips the check;
+    `fpslink serve` checks first as well, to say so in one message rather than from every worker.
+    """
+    settings, warnings = ready_to_serve(Settings())
     logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
+    for warning in warnings:
+        log.warning("%s", warning)
     app = create_app(settings)
     tune_gc()
     return app

@@ -21,7 +21,8 @@ import typer
 from pydantic import ValidationError
 
 from fpslink import logs
-from fpslink.config import DEFAULT_DATA_DIR, Settings
+from fpslink.config import DEFAULT_DATA_DIR, Settings, ready_to_serve
+from ibps_wire.credentials import WeakSecrets
 
 app = typer.Typer(
     help="fpslink: a sandbox of the FPS <-> IBPS cross-border payment link.",
@@ -31,6 +32,14 @@ app = typer.Typer(
 
 
 EMBEDDED = f"the embedded PostgreSQL in {DEFAULT_DATA_DIR}/pg"
+
+
+def local_settings() -> Settings:
+    """The settings from FPSLINK_*, with the operator key and IBPS token that a sandbox generated in
+    this directory's `.fpslink/` when the environment sets none."""
+    from fpslink_tools.local_secrets import with_local_secrets
+
+    return with_local_secrets(Settings(), Path(DEFAULT_DATA_DIR))
 
 
 @contextlib.contextmanager
@@ -68,12 +77,16 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Address to bind (keep it local)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Gateway port")] = 8000,
     ibps_port: Annotated[int, typer.Option(help="mock_ibps port")] = 8001,
+    ibps_host: Annotated[
+        str, typer.Option(help="Address mock_ibps binds (loopback: only the gateway calls it)")
+    ] = "127.0.0.1",
     workers: Annotated[
         int, typer.Option(min=1, max=16, help="Gateway worker processes (one batch pipeline each)")
     ] = 2,
 ) -> None:
     """Run the whole sandbox: PostgreSQL (embedded unless FPSLINK_DATABASE_URL is set), migrations,
-    mock_ibps, the demo world and the gateway."""
+    mock_ibps, the demo world and the gateway. Its operator key and mock_ibps token are generated
+    into .fpslink/ on the first start (unless FPSLINK_OPERATOR_KEY, FPSLINK_IBPS_TOKEN are set)."""
     from fpslink_tools.sandbox import run_sandbox
 
     settings = Settings()
@@ -81,7 +94,7 @@ def sandbox(
     # With one worker uvicorn re-raises the Ctrl-C it handled once it has shut down; by then the
     # gateway, mock_ibps and the embedded PostgreSQL have stopped: a clean end, not an abort.
     with contextlib.suppress(KeyboardInterrupt):
-        run_sandbox(settings, host=host, port=port, ibps_port=ibps_port, workers=workers)
+        run_sandbox(settings, host=host, port=port, ibps_host=ibps_host, ibps_port=ibps_port, workers=workers)
     print("fpslink sandbox stopped", flush=True)
 
 
@@ -91,13 +104,32 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
     migrate: Annotated[bool, typer.Option(help="Apply migrations first")] = True,
+    insecure_local: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-local",
+            help="Serve with missing, short or published secrets, on a loopback address only "
+            "(FPSLINK_INSECURE_LOCAL=1)",
+        ),
+    ] = False,
 ) -> None:
     """Serve the gateway only (mock_ibps runs elsewhere: FPSLINK_IBPS_URL). Without
-    FPSLINK_DATABASE_URL, on the embedded PostgreSQL."""
+    FPSLINK_DATABASE_URL, on the embedded PostgreSQL. Refuses a missing, short or published
+    FPSLINK_OPERATOR_KEY or FPSLINK_IBPS_TOKEN (a sandbox's in .fpslink/ serve when unset)."""
     from fpslink import serving
 
-    with contextlib.suppress(KeyboardInterrupt), database(Settings().database_url) as url:
-        os.environ["FPSLINK_DATABASE_URL"] = url  # the workers read their settings from it
+    settings = local_settings()
+    if insecure_local:
+        settings = settings.model_copy(update={"insecure_local": True})
+    settings, _ = ready_to_serve(settings, hosts={"the gateway": host})  # the workers log any warning
+    # the workers read their settings from the environment
+    os.environ["FPSLINK_IBPS_TOKEN"] = settings.ibps_token
+    if settings.operator_key:
+        os.environ["FPSLINK_OPERATOR_KEY"] = settings.operator_key
+    if settings.insecure_local:
+        os.environ["FPSLINK_INSECURE_LOCAL"] = "1"
+    with contextlib.suppress(KeyboardInterrupt), database(settings.database_url) as url:
+        os.environ["FPSLINK_DATABASE_URL"] = url
         if migrate:
             from fpslink.migrate import upgrade
 
@@ -161,7 +193,7 @@ def check(
                 print(f"VIOLATION {line}")
         return 0 if report.ok else 1
 
-    settings = Settings()
+    settings = local_settings()
     with database(settings.database_url, create=False, existing=True) as url:
         code = asyncio.run(run(settings.model_copy(update={"database_url": url})))
     raise typer.Exit(code)
@@ -181,7 +213,7 @@ def recon(
     if report_format not in ("json", "csv", "html"):
         raise typer.BadParameter("--format must be json, csv or html")
     fmt = cast(Format, report_format)
-    settings = Settings()
+    settings = local_settings()
     with database(settings.database_url, create=False, existing=True) as url:
         code = asyncio.run(
             run_command(
@@ -362,6 +394,9 @@ def main() -> None:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
         print("fpslink: invalid settings (FPSLINK_* environment variables):", *lines, sep="\n")
+        raise SystemExit(2) from None
+    except WeakSecrets as exc:
+        print(exc, file=sys.stderr)
         raise SystemExit(2) from None
 
 

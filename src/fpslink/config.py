@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
 from functools import cached_property
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fpslink.vocabulary import Purpose
 from fpslink.webhooks import policy as webhook_policy
+from ibps_wire import credentials
 
 DEFAULT_DATA_DIR = ".fpslink"
 HOURS_PATTERN = re.compile(r"\d{2}:\d{2}\s*-\s*\d{2}:\d{2}")
@@ -46,10 +48,20 @@ class Settings(BaseSettings):
     )
     operator_key: str | None = Field(
         default=None,
-        description="API key of the scheme operator. `fpslink sandbox` generates one when unset.",
+        description="API key of the scheme operator, required to serve (32+ characters, never a "
+        f"published value). `fpslink sandbox` generates one into {DEFAULT_DATA_DIR}/operator_key.",
     )
     ibps_url: str = Field(default="http://127.0.0.1:8001", description="Base URL of mock_ibps.")
-    ibps_token: str = Field(default="ibps-sandbox-token", description="Bearer token for mock_ibps.")
+    ibps_token: str = Field(
+        default="",
+        description="Bearer token for mock_ibps (its MOCK_IBPS_TOKEN), required to serve, with the "
+        f"operator key's rules. `fpslink sandbox` generates one into {DEFAULT_DATA_DIR}/ibps_token.",
+    )
+    insecure_local: bool = Field(
+        default=False,
+        description="Serve with missing, short or published secrets, on loopback addresses only "
+        "(a throwaway local server); an unset IBPS token is then the published sandbox one.",
+    )
     ibps_timeout_s: float = Field(default=2.0, gt=0, le=60, description="Per-attempt IBPS time-out.")
     ibps_retries: int = Field(default=2, ge=0, le=10, description="Retries of an idempotent IBPS call.")
     ibps_backoff_s: float = Field(default=0.05, ge=0, le=5, description="First retry pause (doubles).")
@@ -197,8 +209,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if self.operator_key is not None and len(self.operator_key) < 16:
-            raise ValueError("FPSLINK_OPERATOR_KEY must be at least 16 characters")
         if self.settlement_timeout_s <= self.payment_deadline_s:
             # recovery must not take a payment from the live request that still owns it
             raise ValueError("FPSLINK_SETTLEMENT_TIMEOUT_S must exceed FPSLINK_PAYMENT_DEADLINE_S")
@@ -207,3 +217,40 @@ class Settings(BaseSettings):
     @cached_property
     def southbound_window(self) -> tuple[time, time]:
         return parse_hours(self.southbound_hours)
+
+
+INSECURE_SWITCH = "FPSLINK_INSECURE_LOCAL=1 (or `fpslink serve --insecure-local`)"
+
+
+def ready_to_serve(
+    settings: Settings, *, hosts: Mapping[str, str] | None = None
+) -> tuple[Settings, list[str]]:
+    """The settings a gateway serves with and the warnings to print; `WeakSecrets` when its operator
+    key or IBPS token is missing, short or published (ibps_wire/credentials.py says why), or when the
+    insecure local mode would listen beyond loopback on one of `hosts` (what listens -> address).
+
+    Checked where a process starts serving (`fpslink serve` and `sandbox`, the app factory), not
+    when settings are read: `fpslink check` and the tests build settings without serving them.
+    """
+    if settings.insecure_local and not settings.ibps_token:
+        settings = settings.model_copy(update={"ibps_token": credentials.INSECURE_LOCAL_IBPS_TOKEN})
+    specs = [
+        credentials.SecretSpec("FPSLINK_OPERATOR_KEY", settings.operator_key),
+        credentials.SecretSpec(
+            "FPSLINK_IBPS_TOKEN", settings.ibps_token, note="mock_ibps's MOCK_IBPS_TOKEN must be the same"
+        ),
+    ]
+    warnings = credentials.check(
+        "fpslink",
+        specs,
+        insecure_local=settings.insecure_local,
+        insecure_switch=INSECURE_SWITCH,
+        hosts=hosts,
+    )
+    if settings.operator_key and settings.operator_key == settings.ibps_token:
+        shared = "FPSLINK_OPERATOR_KEY and FPSLINK_IBPS_TOKEN are the same value"
+        if not settings.insecure_local:
+            # mock_ibps holds its token in its environment: it would hold the operator key too
+            raise credentials.WeakSecrets(f"fpslink: {shared}; give each its own secret")
+        warnings.append(f"fpslink: INSECURE local mode: {shared}")
+    return settings, warnings

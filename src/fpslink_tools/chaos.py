@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 import time
 import uuid
 from collections import Counter
@@ -25,6 +24,7 @@ import httpx
 
 from fpslink.config import Settings
 from fpslink_tools.stack import Stack, drop_databases, fresh_databases, invariant_violations
+from ibps_wire.credentials import new_secret
 
 FAULT_CALLS = ("prepare", "commit", "abort", "lookup")
 FAULT_KINDS = ("error", "timeout", "lost_reply", "duplicate")
@@ -219,8 +219,8 @@ async def run(cfg: ChaosConfig, *, progress: Any = None) -> ChaosReport:
     started = time.monotonic()
     gateway_db = cfg.database_url
     ibps_db = await fresh_databases(gateway_db)
-    operator_key = "chaos-operator-" + secrets.token_hex(12)
-    token = "chaos-ibps-" + secrets.token_hex(8)
+    operator_key = new_secret("chaos_operator_")
+    token = new_secret("chaos_ibps_")
     env = {
         "FPSLINK_DATABASE_URL": gateway_db,
         "FPSLINK_IBPS_URL": f"http://{cfg.host}:{cfg.ibps_port}",

@@ -264,14 +264,18 @@ class EmbeddedPostgres:
         raise EmbeddedPostgresError(f"no socket directory short enough for {self.root}")
 
     def _own(self, path: Path) -> None:
-        """As root, hand the path to the server's user and let it reach its parents."""
+        """Keep the path to the server's user alone (a directory 0700, a file 0600); as root, hand
+        it to that user and let it reach the path through the parents outside our root.
+
+        The server trusts every connection on its socket (`--auth=trust`), so whoever can enter the
+        socket's directory is its superuser, and the data and the log hold the ledgers.
+        """
+        path.chmod(0o700 if path.is_dir() else 0o600)
         if not _as_root():
             return
         entry = _ensure_user()
         os.chown(path, entry.pw_uid, entry.pw_gid)
-        path.chmod(0o700 if path == self.data else 0o755)
-        # the data directory itself stays closed: PostgreSQL refuses one that others may enter
-        _traversable(parent for parent in path.parents if parent != self.data)
+        _traversable(parent for parent in path.parents if not parent.is_relative_to(self.root))
 
     def _pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", str(self.data), *args)

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from fpslink_tools.stack import (
     invariant_violations,
     offline_gateway,
 )
+from ibps_wire.credentials import new_secret
 
 INSTALL_HINT = "fpslink loadtest needs locust, which is not installed: pip install -e '.[load]'"
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/fpslink_loadtest"
@@ -490,8 +490,8 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
         where = make_url(gateway_db).render_as_string(hide_password=True)
         raise LoadtestError(f"cannot create the databases at {where}: {exc}") from exc
     say(f"fresh databases {make_url(gateway_db).database} and {make_url(ibps_db).database}")
-    operator_key = "loadtest-operator-" + secrets.token_hex(12)
-    token = "loadtest-ibps-" + secrets.token_hex(8)
+    operator_key = new_secret("loadtest_operator_")
+    token = new_secret("loadtest_ibps_")
     ibps_url = f"http://{cfg.host}:{cfg.ibps_port}"
     env = {
         "FPSLINK_DATABASE_URL": gateway_db,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from fpslink.config import DEFAULT_DATA_DIR, Settings
+from fpslink.config import DEFAULT_DATA_DIR, Settings, ready_to_serve
 from fpslink.context import OPERATOR, Gateway
 from fpslink.db import create_engine
 from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
@@ -24,24 +23,14 @@ from fpslink.errors import Conflict
 from fpslink.ibps_client import client_from_settings
 from fpslink.participants.service import hash_key
 from fpslink_tools import embedded_pg
+from fpslink_tools.local_secrets import private_dir, with_local_secrets
 from fpslink_tools.pgadmin import ensure_database, ibps_database_url
 
 SANDBOX_WEBHOOK_ALLOW = "127.0.0.1:9000,localhost:9000"
 """The local receiver of docs/webhooks.md, allowed unless FPSLINK_WEBHOOK_ALLOW says otherwise."""
-
-
-def operator_key(settings: Settings, data_dir: Path) -> str:
-    """FPSLINK_OPERATOR_KEY, else the key this data directory generated on its first run."""
-    if settings.operator_key:
-        return settings.operator_key
-    path = data_dir / "operator_key"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = "fpsl_operator_" + secrets.token_urlsafe(24)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
-    return key
+IBPS_HOST = "127.0.0.1"
+"""Where the sandbox's mock_ibps listens unless told otherwise, whatever address the gateway binds:
+only the gateway calls it, and its token mints money (docs/architecture.md#mock_ibps)."""
 
 
 async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
@@ -102,12 +91,19 @@ def wait_healthy(url: str, *, process: subprocess.Popen[bytes] | None, timeout_s
 
 
 def start_mock_ibps(
-    *, host: str, port: int, database_url: str, token: str, log_level: str = "warning"
+    *,
+    host: str,
+    port: int,
+    database_url: str,
+    token: str,
+    insecure_local: bool = False,
+    log_level: str = "warning",
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "MOCK_IBPS_DATABASE_URL": database_url,
         "MOCK_IBPS_TOKEN": token,
+        "MOCK_IBPS_INSECURE_LOCAL": "1" if insecure_local else "0",
         "MOCK_IBPS_LOG_LEVEL": log_level,
     }
     process = subprocess.Popen(
@@ -133,7 +129,7 @@ async def seed(settings: Settings, op_key: str) -> list[str]:
         await engine.dispose()
 
 
-def banner(*, host: str, port: int, ibps_port: int, op_key: str, warnings: list[str]) -> str:
+def banner(*, host: str, port: int, ibps_host: str, ibps_port: int, op_key: str, warnings: list[str]) -> str:
     base = f"http://{host}:{port}"
     keys = {bank.participant_id: demo_key(op_key, bank.participant_id) for bank in DEMO_BANKS}
     lines = [
@@ -141,7 +137,8 @@ def banner(*, host: str, port: int, ibps_port: int, op_key: str, warnings: list[
         "fpslink sandbox is running",
         f"  gateway   {base}   (API docs: {base}/docs)",
         f"  console   {base}/console   (log in with any key below)",
-        f"  mock_ibps http://{host}:{ibps_port}",
+        f"  mock_ibps http://{ibps_host}:{ibps_port}   (for the gateway only: its token is in "
+        f"{Path(DEFAULT_DATA_DIR) / 'ibps_token'})",
         "",
         f"  operator key   {op_key}",
     ]
@@ -184,10 +181,27 @@ def runnable(command: str) -> str:
         return str(script)
 
 
-def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int, workers: int = 2) -> None:
+def run_sandbox(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    ibps_port: int,
+    ibps_host: str = IBPS_HOST,
+    workers: int = 2,
+) -> None:
     """The sandbox on FPSLINK_DATABASE_URL's server, else on the embedded PostgreSQL in
-    `.fpslink/pg`, which runs for as long as the sandbox does (Ctrl-C stops both)."""
-    data_dir = Path(DEFAULT_DATA_DIR)
+    `.fpslink/pg`, which runs for as long as the sandbox does (Ctrl-C stops both).
+
+    Its operator key and IBPS token are this install's own, generated into `.fpslink/` on the first
+    start (unless the environment sets them) and reused after; a weak one set in the environment is
+    refused before anything starts (`ready_to_serve`), unless in the insecure local mode.
+    """
+    data_dir = private_dir(Path(DEFAULT_DATA_DIR))
+    settings, warnings = ready_to_serve(
+        with_local_secrets(settings, data_dir, generate=True),
+        hosts={"the gateway": host, "mock_ibps": ibps_host},
+    )
     started = time.monotonic()
     # A SIGTERM at any step (migrations, seeding, serving) ends in the cleanup below, which stops
     # mock_ibps and the embedded PostgreSQL; with one worker uvicorn re-raises it after its shutdown.
@@ -196,48 +210,61 @@ def run_sandbox(settings: Settings, *, host: str, port: int, ibps_port: int, wor
         timings = {"database": time.monotonic() - started}
         _run(
             settings.model_copy(update={"database_url": url}),
-            data_dir,
-            host,
-            port,
-            ibps_port,
-            workers,
-            timings,
+            host=host,
+            port=port,
+            ibps_host=ibps_host,
+            ibps_port=ibps_port,
+            workers=workers,
+            timings=timings,
+            warnings=warnings,
         )
 
 
 def _run(
     settings: Settings,
-    data_dir: Path,
+    *,
     host: str,
     port: int,
+    ibps_host: str,
     ibps_port: int,
     workers: int,
     timings: dict[str, float],
+    warnings: list[str],
 ) -> None:
     from fpslink import migrate, serving
     from mock_ibps import migrate as ibps_migrate
 
     mark = time.monotonic()
-    op_key = operator_key(settings, data_dir)
+    assert settings.operator_key is not None  # with_local_secrets(generate=True) always sets it
+    op_key = settings.operator_key
     ibps_url_db = ibps_database_url(settings.database_url, os.environ.get("MOCK_IBPS_DATABASE_URL"))
     for url in (settings.database_url, ibps_url_db):
         asyncio.run(ensure_database(url))
     migrate.upgrade(settings.database_url)
     ibps_migrate.upgrade(ibps_url_db)
     timings["migrations"], mark = time.monotonic() - mark, time.monotonic()
-    settings = settings.model_copy(update={"operator_key": op_key, "ibps_url": f"http://{host}:{ibps_port}"})
-    ibps = start_mock_ibps(host=host, port=ibps_port, database_url=ibps_url_db, token=settings.ibps_token)
+    settings = settings.model_copy(update={"ibps_url": f"http://{ibps_host}:{ibps_port}"})
+    ibps = start_mock_ibps(
+        host=ibps_host,
+        port=ibps_port,
+        database_url=ibps_url_db,
+        token=settings.ibps_token,
+        insecure_local=settings.insecure_local,
+    )
     try:
-        warnings = asyncio.run(seed(settings, op_key))
+        warnings = warnings + asyncio.run(seed(settings, op_key))
         timings["mock_ibps and seed"] = time.monotonic() - mark
         # The workers are processes of their own that read their settings from the environment.
         os.environ.update(
             FPSLINK_DATABASE_URL=settings.database_url,
             FPSLINK_OPERATOR_KEY=op_key,
             FPSLINK_IBPS_URL=settings.ibps_url,
+            FPSLINK_IBPS_TOKEN=settings.ibps_token,
+        )
+        text = banner(
+            host=host, port=port, ibps_host=ibps_host, ibps_port=ibps_port, op_key=op_key, warnings=warnings
         )
         os.environ.setdefault("FPSLINK_WEBHOOK_ALLOW", SANDBOX_WEBHOOK_ALLOW)
-        text = banner(host=host, port=port, ibps_port=ibps_port, op_key=op_key, warnings=warnings)
         threading.Thread(
             target=_announce, args=(f"http://{host}:{port}/healthz", text, timings), daemon=True
         ).start()

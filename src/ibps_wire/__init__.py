@@ -9,7 +9,9 @@ Both services import this package and nothing of each other's (mock_ibps imports
   and serialises and the gateway's client sends and parses;
 - `pg`: the raw asyncpg lane under a SQLAlchemy transaction (docs/decisions/0003-raw-asyncpg-lane.md);
 - `migrate`: Alembic's upgrade, run on a worker thread when called from an event loop.
+- `credentials`: the rule both services apply to the secrets they serve with (operator key, IBPS
+  token) before they listen.
 
-This package imports neither service; `enums` and `amounts` import nothing beyond the standard
-library.
+This package imports neither service; `enums`, `amounts` and `credentials` import nothing beyond
+the standard library.
 """

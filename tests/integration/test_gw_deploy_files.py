@@ -1,4 +1,5 @@
-"""The deployment files: docker-compose.yml, Dockerfile, .dockerignore and the locust load mix.
+"""The deployment files: docker-compose.yml, Dockerfile, .dockerignore, the lock file, the .env
+generator and the locust load mix.
 
 None of these tests needs a database or a Docker engine. Where `docker compose` is installed the
 compose file also goes through `docker compose config -q`; the structural checks run everywhere.
@@ -15,8 +16,11 @@ import os
 import py_compile
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +28,19 @@ import pytest
 import yaml
 
 from fpslink import cli as gateway_cli
-from fpslink.config import Settings
+from fpslink.config import Settings, ready_to_serve
+from ibps_wire.credentials import PUBLISHED, weakness
 from mock_ibps import cli as ibps_cli
 from mock_ibps.config import Settings as IbpsSettings
+from mock_ibps.config import ready_to_serve as ibps_ready_to_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+LOCK = ROOT / "requirements.lock"
+GENERATE_ENV = ROOT / "docker" / "generate_env.py"
+COMPOSE_SECRETS = ("FPSLINK_OPERATOR_KEY", "FPSLINK_IBPS_TOKEN", "POSTGRES_PASSWORD")
 LOADTESTS = ROOT / "loadtests"
 # scenario file -> the users it runs; the shared parts are in loadtests/fpsload
 SCENARIOS = {
@@ -69,9 +78,38 @@ def command_text(svc: dict[str, Any]) -> str:
     return " ".join(str(part) for part in command) if isinstance(command, list) else str(command)
 
 
-def interpolated(value: str) -> str:
-    """Replace ${NAME:-default} and ${NAME-default} by the default, ${NAME} by an empty string."""
-    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+def interpolated(value: str, env: Mapping[str, str] | None = None) -> str:
+    """As compose interpolates with `env` as the environment: ${NAME:-default} and ${NAME-default}
+    give the default when NAME is unset, ${NAME} an empty string, and ${NAME:?message} (required)
+    fails the way `docker compose` does when NAME is unset or empty."""
+    env = env or {}
+
+    def one(match: re.Match[str]) -> str:
+        name, how, rest = match.group(1), match.group(2) or "", match.group(3) or ""
+        if how.endswith("?"):
+            assert env.get(name), f"compose stops here: {name} {rest}"
+            return env[name]
+        if how.endswith("-"):
+            return env.get(name) or rest
+        return env.get(name, "")
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?])?([^}]*)\}", one, value)
+
+
+@pytest.fixture(scope="module")
+def dotenv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The variables a deployment's .env holds, as docker/generate_env.py writes them."""
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    done = subprocess.run(
+        [sys.executable, str(GENERATE_ENV), "--output", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs}
 
 
 def docker_compose() -> list[str] | None:
@@ -166,8 +204,76 @@ def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
             assert host_ip == "127.0.0.1", f"{name} publishes {target} on {host_ip or 'every address'}"
             seen[name] = target
     assert seen.get("gateway") == "8000"
-    assert seen.get("mock_ibps") == "8001"
     assert seen.get("locust") == "8089"
+    assert "mock_ibps" not in seen, "only the gateway calls mock_ibps: it publishes no port"
+
+
+def networks_of(svc: dict[str, Any]) -> set[str]:
+    """The compose networks a service joins (`default` when it names none)."""
+    networks = svc.get("networks")
+    if networks is None:
+        return {"default"}
+    return set(networks) if isinstance(networks, (list, dict)) else {str(networks)}
+
+
+def test_mock_ibps_is_reachable_by_the_gateway_only(compose: dict[str, Any]) -> None:
+    """Its token can credit any mainland account: only the gateway (and its own database) share a
+    network with it, that network has no way out, and the load generators cannot reach it."""
+    ibps = service(compose, "mock_ibps")
+    assert not ibps.get("ports") and "network_mode" not in ibps
+    shared = networks_of(ibps)
+    assert "default" not in shared, "mock_ibps must not sit on the network every service joins"
+    assert shared & networks_of(service(compose, "gateway")), "the gateway cannot reach mock_ibps"
+    for network in shared:
+        members = {name for name, svc in compose["services"].items() if network in networks_of(svc)}
+        assert members <= {"mock_ibps", "gateway", "postgres"}, f"{network} also reaches {members}"
+        assert (compose.get("networks") or {}).get(network, {}).get("internal") is True, network
+
+
+def test_compose_takes_every_secret_from_the_environment(
+    compose: dict[str, Any], dotenv: dict[str, str]
+) -> None:
+    """No secret is written in the file: each is ${NAME:?...}, so compose stops when .env lacks it,
+    and the services refuse a weak one; no published value appears anywhere in the file."""
+    text = COMPOSE.read_text(encoding="utf-8")
+    for value in PUBLISHED:
+        assert not re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text, re.IGNORECASE), value
+    for name in COMPOSE_SECRETS:
+        uses = re.findall(rf"\$\{{{name}(:?[-?]?)[^}}]*\}}", text)
+        assert uses and set(uses) == {":?"}, f"{name} must be required (${{{name}:?...}}), not {uses}"
+    for svc_name, svc in compose["services"].items():
+        for variable, raw in environment(svc).items():
+            if re.search(r"KEY|TOKEN|PASSWORD", variable):
+                assert raw and raw.startswith("${") and raw.endswith("}"), f"{svc_name}: {variable}={raw}"
+            assert "INSECURE_LOCAL" not in variable, f"{svc_name} serves beyond loopback: no insecure mode"
+    assert set(COMPOSE_SECRETS) <= set(dotenv)
+
+
+def test_the_generated_env_serves(compose: dict[str, Any], dotenv: dict[str, str]) -> None:
+    """With the secrets docker/generate_env.py wrote, both services accept what compose gives them."""
+    gateway = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "gateway")).items()}
+    ibps = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "mock_ibps")).items()}
+    settings = Settings(
+        operator_key=gateway["FPSLINK_OPERATOR_KEY"], ibps_token=gateway["FPSLINK_IBPS_TOKEN"]
+    )
+    assert ready_to_serve(settings) == (settings, [])
+    assert ibps_ready_to_serve(IbpsSettings(token=ibps["MOCK_IBPS_TOKEN"]))[1] == []
+
+
+def test_generate_env_writes_private_strong_secrets_once(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("GATEWAY_PORT=18000\nFPSLINK_OPERATOR_KEY=\n")
+    env_file.chmod(0o644)
+    run = [sys.executable, str(GENERATE_ENV), "--output", str(env_file)]
+    assert subprocess.run(run, capture_output=True, timeout=60, check=False).returncode == 0
+    first = env_file.read_text()
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    values = dict(line.split("=", 1) for line in first.splitlines() if line and not line.endswith("="))
+    assert values["GATEWAY_PORT"] == "18000"
+    generated = [values[name] for name in COMPOSE_SECRETS]
+    assert len(set(generated)) == 3 and all(weakness(v) is None for v in generated), generated
+    assert subprocess.run(run, capture_output=True, timeout=60, check=False).returncode == 0
+    assert env_file.read_text() == first, "a second run must keep the deployment's secrets"
 
 
 def test_gateway_serves_with_fpslink_serve(compose: dict[str, Any]) -> None:
@@ -212,24 +318,24 @@ def test_mock_ibps_environment_names_are_settings(compose: dict[str, Any]) -> No
         assert field in fields or f'"{name}"' in cli_source, f"{name} is not a mock_ibps setting"
 
 
-def test_services_agree_on_databases_tokens_and_keys(compose: dict[str, Any]) -> None:
-    gateway = {k: interpolated(v or "") for k, v in environment(service(compose, "gateway")).items()}
-    ibps = {k: interpolated(v or "") for k, v in environment(service(compose, "mock_ibps")).items()}
-    load = {k: interpolated(v or "") for k, v in environment(service(compose, "locust")).items()}
-    pg = {k: interpolated(v or "") for k, v in environment(service(compose, "postgres")).items()}
+def test_services_agree_on_databases_tokens_and_keys(compose: dict[str, Any], dotenv: dict[str, str]) -> None:
+    gateway = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "gateway")).items()}
+    ibps = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "mock_ibps")).items()}
+    load = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "locust")).items()}
+    pg = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "postgres")).items()}
 
     assert gateway["FPSLINK_DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert gateway["FPSLINK_DATABASE_URL"].endswith("@postgres:5432/fpslink")
     assert ibps["MOCK_IBPS_DATABASE_URL"].endswith("@postgres:5432/fpslink_ibps")
     assert pg["POSTGRES_DB"] == "fpslink"
     password = pg["POSTGRES_PASSWORD"]
+    assert password == dotenv["POSTGRES_PASSWORD"]
     assert f":{password}@" in gateway["FPSLINK_DATABASE_URL"]
     assert f":{password}@" in ibps["MOCK_IBPS_DATABASE_URL"]
 
     assert gateway["FPSLINK_IBPS_URL"] == "http://mock_ibps:8001"
-    assert gateway["FPSLINK_IBPS_TOKEN"] == ibps["MOCK_IBPS_TOKEN"]
-    assert len(gateway["FPSLINK_OPERATOR_KEY"]) >= 16
-    Settings(operator_key=gateway["FPSLINK_OPERATOR_KEY"])  # the sandbox default passes validation
+    assert gateway["FPSLINK_IBPS_TOKEN"] == ibps["MOCK_IBPS_TOKEN"] == dotenv["FPSLINK_IBPS_TOKEN"]
+    assert gateway["FPSLINK_OPERATOR_KEY"] == dotenv["FPSLINK_OPERATOR_KEY"]
     assert load["FPSLINK_OPERATOR_KEY"] == gateway["FPSLINK_OPERATOR_KEY"]
     assert load["LOCUST_HOST"] == "http://gateway:8000"
     assert load["LOCUST_LOCUSTFILE"].endswith("loadtests/locustfile.py")
@@ -255,8 +361,10 @@ def test_locust_environment_names_are_read_by_the_locustfile(compose: dict[str, 
         assert f'"{variable}"' in source, f"{name} sets {variable} but the locustfile never reads it"
 
 
-def test_the_locust_service_is_a_master_that_can_run_the_day_shape(compose: dict[str, Any]) -> None:
-    env = {k: interpolated(v or "") for k, v in environment(service(compose, "locust")).items()}
+def test_the_locust_service_is_a_master_that_can_run_the_day_shape(
+    compose: dict[str, Any], dotenv: dict[str, str]
+) -> None:
+    env = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "locust")).items()}
     # --processes N makes locust a master with N local workers; locust refuses --master beside it
     assert int(env["LOCUST_PROCESSES"]) >= 1
     assert "LOCUST_MODE_MASTER" not in env and "LOCUST_MODE_WORKER" not in env
@@ -265,13 +373,13 @@ def test_the_locust_service_is_a_master_that_can_run_the_day_shape(compose: dict
     assert "FPSLINK_SOUTHBOUND_HOURS" in env, "the shape closes southbound on the gateway's hours"
 
 
-def test_locust_workers_join_the_master(compose: dict[str, Any]) -> None:
+def test_locust_workers_join_the_master(compose: dict[str, Any], dotenv: dict[str, str]) -> None:
     worker = service(compose, "locust-worker")
     master = service(compose, "locust")
     assert worker.get("profiles") == ["load"]
     assert worker.get("build") == master.get("build") and worker.get("image") == master.get("image")
-    env = {k: interpolated(v or "") for k, v in environment(worker).items()}
-    master_env = {k: interpolated(v or "") for k, v in environment(master).items()}
+    env = {k: interpolated(v or "", dotenv) for k, v in environment(worker).items()}
+    master_env = {k: interpolated(v or "", dotenv) for k, v in environment(master).items()}
     assert env["LOCUST_MODE_WORKER"].lower() == "true"
     assert env["LOCUST_MASTER_NODE_HOST"] == "locust"
     assert "LOCUST_PROCESSES" not in env, "a worker container is one worker; scale the service instead"
@@ -359,13 +467,71 @@ def test_compose_build_targets_exist(compose: dict[str, Any]) -> None:
     assert service(compose, "gateway")["image"] == service(compose, "mock_ibps")["image"]
 
 
+def test_the_deployment_secrets_stay_out_of_git_and_the_image() -> None:
+    """.env holds the deployment's secrets: never committed, never copied into a build context."""
+    for ignore_file in (ROOT / ".gitignore", DOCKERIGNORE):
+        lines = {line.strip() for line in ignore_file.read_text(encoding="utf-8").splitlines()}
+        assert ".env" in lines, f"{ignore_file.name} lets .env through"
+
+
+def test_dockerfile_installs_the_locked_versions() -> None:
+    """Every pip that installs or builds in the image is held to requirements.lock, which the build
+    copies in: the image runs what CI tested, not whatever PyPI has that day."""
+    stages = dockerfile_stages()
+    pips = [line for _, ins in stages for line in ins if re.search(r"\bpip (install|wheel)\b", line)]
+    assert pips, "the Dockerfile installs nothing with pip"
+    for line in pips:
+        assert re.search(r"(--constraint|-c)[ =]\S*requirements\.lock\b", line), line
+    copies = [line for _, ins in stages for line in ins if line.upper().startswith("COPY ")]
+    assert any("requirements.lock" in line for line in copies), "the lock is never copied into the build"
+
+
+def test_the_lock_pins_every_declared_dependency() -> None:
+    """One exact pin per package, for every dependency and extra pyproject.toml declares."""
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    pins: dict[str, str] = {}
+    for line in LOCK.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line.strip())
+        assert match, f"requirements.lock: {line!r} is not an exact pin"
+        assert norm(match.group(1)) not in pins, f"{match.group(1)} is pinned twice"
+        pins[norm(match.group(1))] = match.group(2)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        declared += extra
+    for requirement in declared:
+        name = norm(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0])
+        assert name in pins, f"{requirement} is declared but requirements.lock does not pin it"
+
+
+def test_ci_installs_from_the_lock() -> None:
+    """.ci/run runs `python3 tasks.py test`, whose bootstrap installs under the lock's constraint."""
+    assert "python3 tasks.py test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    tasks = (ROOT / "tasks.py").read_text(encoding="utf-8")
+    assert re.search(r'LOCK = ROOT / "requirements\.lock"', tasks)
+    assert re.search(r'"--constraint", str\(LOCK\)', tasks)
+
+
 def test_dockerignore_keeps_what_the_build_needs() -> None:
     ignored = {
         line.strip().strip("/")
         for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     }
-    for needed in ("pyproject.toml", "README.md", "src", "mock_ibps", "migrations", "loadtests"):
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "requirements.lock",
+        "src",
+        "mock_ibps",
+        "migrations",
+        "loadtests",
+    ):
         assert needed not in ignored, f".dockerignore drops {needed}"
     for dropped in (".git", ".venv", ".fpslink"):
         assert dropped in ignored, f".dockerignore should drop {dropped}"

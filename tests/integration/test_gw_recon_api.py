@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from gw_support import IBPS_TOKEN, Harness, problem
+from gw_support import IBPS_TOKEN, OPERATOR_KEY, Harness, problem
 from recon_support import ReconStack, a_day, real_time, recon_stack
 
 from fpslink.reconciliation.matching import STAGING_COLUMNS
@@ -146,7 +146,7 @@ async def test_cli_writes_each_format(harness: Harness, stack: ReconStack, tmp_p
         "FPSLINK_DATABASE_URL": stack.gateway_db,
         "FPSLINK_IBPS_URL": stack.ibps_url,
         "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
-        "FPSLINK_OPERATOR_KEY": "test-operator-key-0123456789",
+        "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
     }
     for fmt in ("json", "csv", "html"):
         out = tmp_path / f"report.{fmt}"

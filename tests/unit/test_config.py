@@ -76,15 +76,11 @@ def test_settings_defaults() -> None:
     assert s.southbound_yearly_cny is None
 
 
-@pytest.mark.parametrize("key", ["", "x", "short-key", "a" * 15])
-def test_settings_refuses_short_operator_key(key: str) -> None:
-    with pytest.raises(ValidationError, match="at least 16"):
-        Settings(operator_key=key)
-
-
-@pytest.mark.parametrize("key", ["a" * 16, "fpsl_operator_" + "k" * 32])
-def test_settings_accepts_long_operator_key(key: str) -> None:
-    assert Settings(operator_key=key).operator_key == key
+def test_reading_settings_leaves_the_secrets_to_serving_time() -> None:
+    """`fpslink check` and the tests read settings without serving them; `ready_to_serve` judges the
+    secrets where a server starts (tests/security/test_secrets.py)."""
+    assert Settings(operator_key="short").operator_key == "short"
+    assert Settings().ibps_token == "" and Settings().insecure_local is False
 
 
 @pytest.mark.parametrize("hours", ["23:00-07:00", "garbage", "07:00", "07:00-25:00", ""])
@@ -99,13 +95,12 @@ def test_settings_all_day_southbound_window() -> None:
 
 
 def test_settings_reads_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FPSLINK_OPERATOR_KEY", "short")
-    with pytest.raises(ValidationError):
-        Settings()
     monkeypatch.setenv("FPSLINK_OPERATOR_KEY", "o" * 20)
+    monkeypatch.setenv("FPSLINK_IBPS_TOKEN", "t" * 20)
+    monkeypatch.setenv("FPSLINK_INSECURE_LOCAL", "1")
     monkeypatch.setenv("FPSLINK_SOUTHBOUND_HOURS", "08:00-20:00")
     s = Settings()
-    assert s.operator_key == "o" * 20
+    assert s.operator_key == "o" * 20 and s.ibps_token == "t" * 20 and s.insecure_local
     assert s.southbound_window == (time(8, 0), time(20, 0))
 
 

@@ -9,6 +9,8 @@ import sys
 PROBE = """
 import gc, json, os
 os.environ.setdefault("FPSLINK_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/unused")
+os.environ["FPSLINK_OPERATOR_KEY"] = "probe_operator_" + os.urandom(24).hex()
+os.environ["FPSLINK_IBPS_TOKEN"] = os.environ["MOCK_IBPS_TOKEN"] = "probe_ibps_" + os.urandom(24).hex()
 before = gc.get_threshold()
 from {module} import {factory}
 {factory}()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from ibps_wire.credentials import new_secret
 from mock_ibps import cli
 
 runner = CliRunner()
@@ -21,8 +22,10 @@ DATABASE = "postgresql+asyncpg://postgres@db.example/ibps"
 
 @pytest.fixture(autouse=True)
 def database(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both commands need MOCK_IBPS_DATABASE_URL; a test that wants it unset deletes it."""
+    """Both commands need MOCK_IBPS_DATABASE_URL, and `serve` a token of the install's own; a test
+    that wants either unset deletes it."""
     monkeypatch.setenv("MOCK_IBPS_DATABASE_URL", DATABASE)
+    monkeypatch.setenv("MOCK_IBPS_TOKEN", new_secret("cli_test_"))
     return DATABASE
 
 

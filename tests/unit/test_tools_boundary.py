@@ -23,6 +23,8 @@ CLI = re.compile(r"fpslink\.cli(?:[.:]|$)")
 PROBE = """
 import json, os, sys
 os.environ.setdefault("FPSLINK_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/unused")
+os.environ["FPSLINK_OPERATOR_KEY"] = "probe_operator_" + os.urandom(24).hex()
+os.environ["FPSLINK_IBPS_TOKEN"] = "probe_ibps_" + os.urandom(24).hex()
 import fpslink.app
 imported = sorted(m for m in sys.modules if m.startswith(("fpslink", "mock_ibps")))
 fpslink.app.app_from_env()
