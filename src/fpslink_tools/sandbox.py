@@ -47,6 +47,7 @@ async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
                 name=bank.name,
                 system=bank.system,
                 api_key=key,
+                bic=bank.bic,
             )
         elif by_key is None:
             warnings.append(

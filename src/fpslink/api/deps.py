@@ -8,6 +8,7 @@ request.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
@@ -47,6 +48,8 @@ def _part(get: Callable[[Gateway], T]) -> Callable[[Request], Awaitable[T]]:
 
 
 SettingsDep = Annotated[Settings, Depends(_part(lambda gw: gw.settings))]
+ClockDep = Annotated[Callable[[], datetime], Depends(_part(lambda gw: gw.now))]
+"""The gateway's clock, for a route that stamps what it answers without a service (ISO 20022)."""
 IbpsDep = Annotated[IbpsClient, Depends(_part(lambda gw: gw.ibps))]
 ParticipantsDep = Annotated[ParticipantsService, Depends(_part(lambda gw: gw.participants))]
 FxDep = Annotated[FxService, Depends(_part(lambda gw: gw.fx))]

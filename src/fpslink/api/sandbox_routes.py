@@ -28,6 +28,7 @@ class FixtureBank(BaseModel):
     participant_id: str
     name: str
     system: str
+    bic: str = Field(description="The BIC that ISO 20022 headers name the bank by")
     present: bool = Field(description="Seeded in this database with the demo key")
     api_key: str | None = Field(
         default=None, description="The operator sees every demo key; a bank sees only its own"
@@ -131,6 +132,7 @@ async def fixtures(participants: ParticipantsDep, settings: SettingsDep, princip
                 participant_id=bank.participant_id,
                 name=bank.name,
                 system=bank.system.value,
+                bic=bank.bic,
                 present=seeded,
                 api_key=key if seeded and shown else None,
             )
