@@ -67,6 +67,7 @@ from sqlalchemy import and_, case, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from xsdata.formats.dataclass.serializers import XmlSerializer
 from xsdata.formats.dataclass.serializers.config import SerializerConfig
+from xsdata.formats.dataclass.serializers.writers import XmlEventWriter
 from xsdata.models.datatype import XmlDate, XmlDateTime
 
 from ibps_wire.amounts import format_amount
@@ -109,7 +110,10 @@ _OPENING_CODES: Final = {
     CreditDebitCode.DBIT: ("ACMT", "MDOP", "OTHR"),
 }
 
-_SERIALIZER: Final = XmlSerializer(config=SerializerConfig(xml_declaration=True, encoding="UTF-8"))
+# the native writer, named: xsdata would switch to lxml's where lxml is installed (the tests install it)
+_SERIALIZER: Final = XmlSerializer(
+    config=SerializerConfig(xml_declaration=True, encoding="UTF-8"), writer=XmlEventWriter
+)
 
 
 @dataclass(frozen=True, slots=True)

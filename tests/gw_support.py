@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from fpslink.config import Settings
 from fpslink.context import Gateway
+from fpslink.iso20022 import pacs002
 from ibps_wire.credentials import new_secret
 
 IBPS_TOKEN = new_secret("test_ibps_")
@@ -101,6 +102,36 @@ def bank_code(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10].upper()}"
 
 
+def fresh_bic(country: str) -> str:
+    """A fresh test BIC (location code ending in 0) in `country`, unique across a run's banks."""
+    letters = "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
+    return f"{letters}{country}{random.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}0XXX"
+
+
+def iso_reasons(response: httpx.Response) -> list[str]:
+    """Every reason's AddtlInf in a pacs.002, each reason's pieces joined."""
+    report = pacs002.parse(response.content).fito_fipmt_sts_rpt
+    reasons = [r for g in report.orgnl_grp_inf_and_sts for r in g.sts_rsn_inf]
+    reasons += [r for t in report.tx_inf_and_sts for r in t.sts_rsn_inf]
+    return ["".join(r.addtl_inf) for r in reasons]
+
+
+def iso_rejection(response: httpx.Response, status: int) -> list[str]:
+    """Assert a pacs.002 refusing the whole message (GrpSts RJCT); return its reason codes."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/xml"), response.text
+    assert "location" not in response.headers
+    report = pacs002.parse(response.content).fito_fipmt_sts_rpt
+    (group,) = report.orgnl_grp_inf_and_sts
+    assert group.grp_sts == "RJCT"
+    reasons = list(group.sts_rsn_inf)
+    for tx in report.tx_inf_and_sts:
+        assert tx.tx_sts == "RJCT"
+        reasons += tx.sts_rsn_inf
+    assert reasons and all(r.addtl_inf for r in reasons)
+    return [r.rsn.cd for r in reasons if r.rsn is not None]
+
+
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """Assert an RFC 9457 answer with this status and code; return its body."""
     assert response.status_code == status, response.text
@@ -117,6 +148,7 @@ class Bank:
     participant_id: str
     system: str
     api_key: str
+    bic: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -142,15 +174,14 @@ class Harness:
         started on a free port of 127.0.0.1 after the gateway; read at each registration and delivery."""
         self.gw.settings.webhook_allow = ",".join(endpoints)
 
-    async def bank(self, system: str) -> Bank:
+    async def bank(self, system: str, *, bic: str | None = None) -> Bank:
         code = bank_code("HK" if system == "FPS" else "CN")
-        response = await self.http.post(
-            "/v1/participants",
-            json={"participant_id": code, "name": f"Test {code}", "system": system},
-            headers=self.operator,
-        )
+        body = {"participant_id": code, "name": f"Test {code}", "system": system}
+        if bic is not None:
+            body["bic"] = bic
+        response = await self.http.post("/v1/participants", json=body, headers=self.operator)
         assert response.status_code == 201, response.text
-        return Bank(code, system, response.json()["api_key"])
+        return Bank(code, system, response.json()["api_key"], bic)
 
     async def account(
         self, bank: Bank, currency: str = "", opening: str = "100000.00", holder: str = ""

@@ -25,21 +25,29 @@ from fpslink.config import DEFAULT_DATA_DIR, Settings, ready_to_serve
 from ibps_wire.credentials import WeakSecrets
 
 app = typer.Typer(
-    help="fpslink: a sandbox of the FPS <-> IBPS cross-border payment link.",
+    help="fpslink: a sandbox of the FPS <-> IBPS cross-border payment link. Exit codes: 0 fine, 1 "
+    "violations or breaks found, 2 could not run (add --debug for the traceback).",
     no_args_is_help=True,
     add_completion=False,
 )
 
 
 EMBEDDED = f"the embedded PostgreSQL in {DEFAULT_DATA_DIR}/pg"
+DEBUG_FLAG = "--debug"
+COULD_NOT_RUN = 2
+"""Every command's exit codes: 0 done and fine, 1 done and something found (invariant violations,
+reconciliation breaks, money lost in a chaos run), 2 could not run (bad settings or arguments, an
+unreachable database or mock_ibps), with one line that says why; the traceback only with --debug."""
 
 
 def local_settings() -> Settings:
-    """The settings from FPSLINK_*, with the operator key and IBPS token that a sandbox generated in
-    this directory's `.fpslink/` when the environment sets none."""
-    from fpslink_tools.local_secrets import with_local_secrets
+    """The settings from FPSLINK_*, with what a sandbox running from this directory recorded in
+    `.fpslink/` where the environment sets nothing: its operator key and IBPS token, its mock_ibps
+    (whatever `--ibps-port` it was given) and its database."""
+    from fpslink_tools.local_secrets import with_local_sandbox, with_local_secrets
 
-    return with_local_secrets(Settings(), Path(DEFAULT_DATA_DIR))
+    data_dir = Path(DEFAULT_DATA_DIR)
+    return with_local_sandbox(with_local_secrets(Settings(), data_dir), data_dir)
 
 
 @contextlib.contextmanager
@@ -193,6 +201,13 @@ def check(
                 print("all invariants hold (I1-I6)")
             for line in report.violations:
                 print(f"VIOLATION {line}")
+        if not report.ibps_reachable:  # a check that could not read both ledgers found nothing out
+            print(
+                f"fpslink check: could not read mock_ibps at {settings.ibps_url}; is the sandbox running "
+                "here, or FPSLINK_IBPS_URL set?",
+                file=sys.stderr,
+            )
+            return COULD_NOT_RUN
         return 0 if report.ok else 1
 
     settings = local_settings()
@@ -281,7 +296,7 @@ def chaos(
             report = asyncio.run(chaos_run.run(cfg, progress=lambda done: bar.update(task, completed=done)))
     except ForeignDatabase as exc:
         console.print(f"[red]fpslink chaos:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(COULD_NOT_RUN) from None
     table = Table(title=f"fpslink chaos: {payments} payments, fault rate {fault_rate}, seed {seed}")
     table.add_column("what")
     table.add_column("result", justify="right")
@@ -349,7 +364,7 @@ def loadtest(
 
     if load.locust_missing():
         print(load.INSTALL_HINT)
-        raise typer.Exit(1)
+        raise typer.Exit(COULD_NOT_RUN)
     try:
         duration_s = load.parse_duration(duration)
     except ValueError as exc:
@@ -372,7 +387,7 @@ def loadtest(
             report = asyncio.run(load.run_until_terminated(cfg, say=lambda line: console.log(line)))
     except load.LoadtestError as exc:
         console.print(f"[red]fpslink loadtest:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(COULD_NOT_RUN) from None
     except load.Terminated as exc:
         console.print(f"[red]fpslink loadtest:[/red] {exc}")
         raise typer.Exit(143) from None
@@ -391,15 +406,28 @@ def loadtest(
 
 
 def main() -> None:
+    debug = DEBUG_FLAG in sys.argv[1:]
+    if debug:
+        sys.argv.remove(DEBUG_FLAG)
     try:
         app()
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
         print("fpslink: invalid settings (FPSLINK_* environment variables):", *lines, sep="\n")
-        raise SystemExit(2) from None
+        raise SystemExit(COULD_NOT_RUN) from None
     except WeakSecrets as exc:
         print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(COULD_NOT_RUN) from None
+    except Exception as exc:
+        if debug:
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"fpslink: could not run: {type(exc).__name__}{': ' + reason if reason else ''} "
+            f"(run again with {DEBUG_FLAG} for the traceback)",
+            file=sys.stderr,
+        )
+        raise SystemExit(COULD_NOT_RUN) from None
 
 
 if __name__ == "__main__":

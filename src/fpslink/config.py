@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fpslink.vocabulary import Purpose
 from fpslink.webhooks import policy as webhook_policy
 from ibps_wire import credentials
 
@@ -148,6 +149,26 @@ class Settings(BaseSettings):
     idempotency_ttl_h: int = Field(default=48, ge=24, le=24 * 30, description="Key retention.")
     request_lease_s: float = Field(
         default=60.0, gt=0, le=3600, description="How long a running request owns its key."
+    )
+
+    # ISO 20022 (docs/iso20022.md)
+    iso20022_bic: str | None = Field(
+        default="FPSLHKH0XXX",
+        pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$",
+        description="The link's BIC: a request's AppHdr/To names it (or the member id below), and "
+        "the answer's AppHdr/Fr. The default is a test BIC (location code ending in 0). Unset, "
+        "headers name the link by member id only.",
+    )
+    iso20022_member_id: str = Field(
+        default="FPSLINK",
+        pattern=r"^[A-Za-z0-9]{1,35}$",
+        description="The link's clearing system member id, the other way AppHdr/To may name it.",
+    )
+    iso20022_default_purpose: Purpose = Field(
+        default=Purpose.OTHER,
+        description="The purpose of a pacs.008 without Purp: one of the link's purposes "
+        "(docs/concepts.md#purposes); OTHER, ISO 20022's OTHR, by default. Payment Connect records "
+        "a purpose for every payment.",
     )
 
     # Webhooks and logs

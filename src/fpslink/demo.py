@@ -20,6 +20,8 @@ class DemoBank:
     participant_id: str
     name: str
     system: System
+    bic: str
+    """A test BIC (location code ending in 0), by which ISO 20022 headers name the bank."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +35,10 @@ class DemoAccount:
 
 
 DEMO_BANKS = (
-    DemoBank("HARBOURHK", "Harbour Bank (demo)", System.FPS),
-    DemoBank("VICTORIAHK", "Victoria Bank (demo)", System.FPS),
-    DemoBank("PEARLCN", "Pearl River Bank (demo)", System.IBPS),
-    DemoBank("YANGTZECN", "Yangtze Bank (demo)", System.IBPS),
+    DemoBank("HARBOURHK", "Harbour Bank (demo)", System.FPS, "HRBRHKH0XXX"),
+    DemoBank("VICTORIAHK", "Victoria Bank (demo)", System.FPS, "VCTRHKH0XXX"),
+    DemoBank("PEARLCN", "Pearl River Bank (demo)", System.IBPS, "PRLRCNS0XXX"),
+    DemoBank("YANGTZECN", "Yangtze Bank (demo)", System.IBPS, "YNGZCNS0XXX"),
 )
 DEMO_ACCOUNTS = (
     DemoAccount(

@@ -17,6 +17,8 @@ class Principal:
 
     participant_id: str | None
     system: System | None = None
+    bic: str | None = None
+    """The bank's BIC, when it has one: ISO 20022 headers name the bank by it."""
 
     @property
     def is_operator(self) -> bool:

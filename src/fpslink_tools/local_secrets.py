@@ -12,6 +12,7 @@ alone too): a key readable by another local user is a key that user holds.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -80,4 +81,71 @@ def with_local_secrets(settings: Settings, data_dir: Path, *, generate: bool = F
         found = stored_secret(token_path, "ibps_") if generate else read_secret(token_path)
         if found:
             update["ibps_token"] = found
+    return settings.model_copy(update=update) if update else settings
+
+
+SANDBOX_FILE = "sandbox.json"
+"""Where a running sandbox says how to reach it: the gateway's and mock_ibps's URLs and its database,
+and where its key files are (never a key itself), so that `fpslink check`, `recon` and the other
+commands run in the same directory follow the sandbox's ports with no variable to set."""
+
+
+def write_sandbox(data_dir: Path, *, gateway_url: str, ibps_url: str, database_url: str) -> Path:
+    """Record the running sandbox (0600: a database URL may hold a password)."""
+    path = private_dir(data_dir) / SANDBOX_FILE
+    state = {
+        "pid": os.getpid(),
+        "gateway_url": gateway_url,
+        "ibps_url": ibps_url,
+        "database_url": database_url,
+        "operator_key_file": str((data_dir / OPERATOR_KEY_FILE).resolve()),
+        "ibps_token_file": str((data_dir / IBPS_TOKEN_FILE).resolve()),
+    }
+    partial = path.with_suffix(".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "w") as out:
+        json.dump(state, out, indent=2)
+    partial.replace(path)
+    return path
+
+
+def forget_sandbox(data_dir: Path) -> None:
+    """The sandbox stopped: commands no longer follow it."""
+    (data_dir / SANDBOX_FILE).unlink(missing_ok=True)
+
+
+def running_sandbox(data_dir: Path) -> dict[str, str] | None:
+    """What the sandbox running from `data_dir` recorded, or None (none recorded, or its process is
+    gone: a sandbox killed without its clean-up leaves a file that no longer speaks for anything)."""
+    try:
+        state = json.loads((data_dir / SANDBOX_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return None
+    return {k: v for k, v in state.items() if isinstance(v, str)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process of that number: not ours, but it exists
+        return True
+    return True
+
+
+def with_local_sandbox(settings: Settings, data_dir: Path) -> Settings:
+    """`settings` pointed at the sandbox running from `data_dir` (its mock_ibps and its database)
+    where the environment names none (FPSLINK_IBPS_URL and FPSLINK_DATABASE_URL always win)."""
+    state = running_sandbox(data_dir)
+    if state is None:
+        return settings
+    update: dict[str, str] = {}
+    if "FPSLINK_IBPS_URL" not in os.environ and state.get("ibps_url"):
+        update["ibps_url"] = state["ibps_url"]
+    if "FPSLINK_DATABASE_URL" not in os.environ and state.get("database_url"):
+        update["database_url"] = state["database_url"]
     return settings.model_copy(update=update) if update else settings

@@ -23,7 +23,7 @@ from fpslink.errors import Conflict
 from fpslink.ibps_client import client_from_settings
 from fpslink.participants.service import hash_key
 from fpslink_tools import embedded_pg
-from fpslink_tools.local_secrets import private_dir, with_local_secrets
+from fpslink_tools.local_secrets import forget_sandbox, private_dir, with_local_secrets, write_sandbox
 from fpslink_tools.pgadmin import ensure_database, ibps_database_url
 
 SANDBOX_WEBHOOK_ALLOW = "127.0.0.1:9000,localhost:9000"
@@ -47,6 +47,7 @@ async def seed_demo(gw: Gateway, op_key: str) -> list[str]:
                 name=bank.name,
                 system=bank.system,
                 api_key=key,
+                bic=bank.bic,
             )
         elif by_key is None:
             warnings.append(
@@ -207,10 +208,12 @@ def run_sandbox(
     # A SIGTERM at any step (migrations, seeding, serving) ends in the cleanup below, which stops
     # mock_ibps and the embedded PostgreSQL; with one worker uvicorn re-raises it after its shutdown.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    configured_database = settings.database_url  # "" for the embedded server, which commands find
     with embedded_pg.database_url(settings.database_url, data_dir / "pg", "fpslink") as url:
         timings = {"database": time.monotonic() - started}
         _run(
             settings.model_copy(update={"database_url": url}),
+            configured_database=configured_database,
             host=host,
             port=port,
             ibps_host=ibps_host,
@@ -224,6 +227,7 @@ def run_sandbox(
 def _run(
     settings: Settings,
     *,
+    configured_database: str,
     host: str,
     port: int,
     ibps_host: str,
@@ -268,6 +272,12 @@ def _run(
         os.environ.setdefault("FPSLINK_WEBHOOK_ALLOW", SANDBOX_WEBHOOK_ALLOW)
         # a single-user sandbox may move its own time (the test clock); =false keeps it still
         os.environ.setdefault("FPSLINK_SANDBOX_CLOCK", "true")
+        write_sandbox(
+            Path(DEFAULT_DATA_DIR),
+            gateway_url=f"http://{host}:{port}",
+            ibps_url=settings.ibps_url,
+            database_url=configured_database,
+        )
         threading.Thread(
             target=_announce, args=(f"http://{host}:{port}/healthz", text, timings), daemon=True
         ).start()
@@ -279,6 +289,7 @@ def _run(
             log_level=os.environ.get("FPSLINK_LOG_LEVEL", "warning").lower(),
         )
     finally:
+        forget_sandbox(Path(DEFAULT_DATA_DIR))
         ibps.terminate()
         try:
             ibps.wait(timeout=10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gw_support import Bank, Harness, cn_mobile, problem
+from gw_support import Bank, Harness, cn_mobile, iso_reasons, iso_rejection, problem
 
 from fpslink.iso20022 import pacs002
 
@@ -90,9 +90,8 @@ async def test_resending_a_message_replays_its_report(harness: Harness) -> None:
     assert again.content == first.content
     assert await h.balance(_ids(world)["HKDEMO0001"]) == ("49000.00", "0.00")
     changed = body.replace(b">1000.00<", b">999.00<")
-    problem(
-        await h.http.post(url, content=changed, headers={**hk.headers, **XML}), 422, "IDEMPOTENCY_KEY_REUSED"
-    )
+    refused = await h.http.post(url, content=changed, headers={**hk.headers, **XML})
+    assert iso_rejection(refused, 422) == ["DU01"]
     keyed = await h.http.post(url, content=changed, headers={**hk.headers, **XML, "Idempotency-Key": "k-1"})
     assert keyed.status_code == 201 and "Idempotent-Replayed" not in keyed.headers
 
@@ -150,6 +149,9 @@ async def test_business_rejections_carry_iso_reason_codes(harness: Harness) -> N
 
 
 async def test_bad_messages_are_refused_before_anything_is_created(harness: Harness) -> None:
+    """A schema error, an unsupported currency or proxy type: a pacs.002 RJCT with its ISO code (they
+    answered problem+json, and errors named Python fields such as `chrg_br`). Only bodies that are not
+    XML the gateway reads, and requests refused before the body is read, stay problem+json."""
     h = harness
     world = await _world(h)
     hk = world["hk"]
@@ -163,34 +165,29 @@ async def test_bad_messages_are_refused_before_anything_is_created(harness: Harn
     doctype = good.replace(b"<Document", b'<!DOCTYPE d [<!ENTITY x "y">]>\n<Document', 1)
     problem(await h.http.post(url, content=doctype, headers=hdrs), 400, "ISO20022_MALFORMED")
     unknown = good.replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>1</NbOfTxs><Priority>HIGH</Priority>")
-    body = problem(await h.http.post(url, content=unknown, headers=hdrs), 422, "ISO20022_SCHEMA_VIOLATION")
-    assert "Priority" in body["detail"]
+    response = await h.http.post(url, content=unknown, headers=hdrs)
+    assert iso_rejection(response, 422) == ["FF01"]
+    assert "GrpHdr: unexpected element Priority" in iso_reasons(response)[0]
     missing = good.replace(b"<ChrgBr>SLEV</ChrgBr>", b"")
-    body = problem(await h.http.post(url, content=missing, headers=hdrs), 422, "ISO20022_SCHEMA_VIOLATION")
-    assert "chrg_br" in body["detail"]
+    response = await h.http.post(url, content=missing, headers=hdrs)
+    assert iso_rejection(response, 422) == ["FF01"]
+    assert "CdtTrfTxInf: missing element ChrgBr" in iso_reasons(response)[0]
     for old, new in (
         (b"<ChrgBr>SLEV", b"<ChrgBr>NONE"),
         (b">1000.00<", b">1,000.00<"),
         (b'Ccy="HKD"', b'Ccy="hk"'),
+        (b"8a562c67-ca16-48ba-b074-65581be6f011", b"not-a-uuid"),
     ):
-        problem(
-            await h.http.post(url, content=good.replace(old, new), headers=hdrs),
-            422,
-            "ISO20022_SCHEMA_VIOLATION",
-        )
-    bad_uetr = good.replace(b"8a562c67-ca16-48ba-b074-65581be6f011", b"not-a-uuid")
-    problem(await h.http.post(url, content=bad_uetr, headers=hdrs), 422, "ISO20022_SCHEMA_VIOLATION")
+        response = await h.http.post(url, content=good.replace(old, new), headers=hdrs)
+        assert iso_rejection(response, 422) == ["FF01"], (old, new)
     usd = good.replace(b'Ccy="HKD"', b'Ccy="USD"')
-    problem(await h.http.post(url, content=usd, headers=hdrs), 422, "CURRENCY_NOT_SUPPORTED")
-    no_purpose = good.replace(b"<Purp>\n        <Prtry>FAMILY_SUPPORT</Prtry>\n      </Purp>", b"")
-    problem(await h.http.post(url, content=no_purpose, headers=hdrs), 422, "ISO20022_NOT_SUPPORTED")
+    assert iso_rejection(await h.http.post(url, content=usd, headers=hdrs), 422) == ["AM03"]
     unknown_purpose = good.replace(b"<Prtry>FAMILY_SUPPORT</Prtry>", b"<Prtry>TUITION</Prtry>")
-    body = problem(
-        await h.http.post(url, content=unknown_purpose, headers=hdrs), 422, "ISO20022_NOT_SUPPORTED"
-    )
-    assert "FAMI (FAMILY_SUPPORT)" in body["detail"], body
+    response = await h.http.post(url, content=unknown_purpose, headers=hdrs)
+    assert iso_rejection(response, 422) == ["FF07"]
+    assert "FAMI (FAMILY_SUPPORT)" in iso_reasons(response)[0]
     email = good.replace(b"<Cd>TELE</Cd>", b"<Cd>EMAL</Cd>")
-    problem(await h.http.post(url, content=email, headers=hdrs), 422, "PROXY_TYPE_NOT_SUPPORTED")
+    assert iso_rejection(await h.http.post(url, content=email, headers=hdrs), 422) == ["BE23"]
     problem(
         await h.http.post(url, content=good, headers={**hk.headers, "Content-Type": "application/json"}),
         415,

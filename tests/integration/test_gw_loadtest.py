@@ -161,7 +161,7 @@ async def test_a_database_the_load_test_did_not_make_is_never_dropped(tmp_path: 
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         result = await _run_loadtest(_loadtest_command(name, tmp_path, "5s"), tmp_path, timeout_s=120)
-        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.returncode == 2, result.stdout + result.stderr
         assert "was not made by fpslink loadtest or chaos" in result.stdout
         assert await _database_exists(name)
     finally:

@@ -253,7 +253,8 @@ async def test_a_rejected_payment_moves_nothing_and_releases_its_limits(
     body = response.json()
     assert (body["status"], body["reason_code"]) == ("REJECTED", "RR04"), body
     want = expected(source="HKD", target="CNY", amount="404.04", fixed="CNY", direction="NORTHBOUND")
-    assert (body["source_amount"], body["target_amount"]) == (f"{want.source:.2f}", "404.04")
+    assert (body["source_amount"], body["target_amount"]) == (None, None), "nothing moved"
+    assert (body["quoted_source_amount"], body["quoted_target_amount"]) == (f"{want.source:.2f}", "404.04")
     assert await h.balance(debtor) == ("20000.00", "0.00")
     assert await h.balance(creditor) == ("100.00", "0.00")
     fps = await _fps_entry(h, body["payment_id"])

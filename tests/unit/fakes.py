@@ -69,14 +69,27 @@ class FakeParticipantsRepository:
     async def participant_by_key_hash(self, key_hash: str) -> ParticipantRecord | None:
         return next((r for r, h in self._rows.participants.values() if h == key_hash), None)
 
+    async def participant_by_bic(self, bic: str) -> ParticipantRecord | None:
+        return next((r for r, _ in self._rows.participants.values() if r.bic == bic), None)
+
     async def insert_participant(
-        self, *, participant_id: str, name: str, system: System, key_hash: str, now: datetime
+        self,
+        *,
+        participant_id: str,
+        name: str,
+        system: System,
+        key_hash: str,
+        now: datetime,
+        bic: str | None = None,
     ) -> None:
-        if participant_id in self._rows.participants or any(
-            h == key_hash for _, h in self._rows.participants.values()
+        if (
+            participant_id in self._rows.participants
+            or any(h == key_hash for _, h in self._rows.participants.values())
+            or (bic is not None and any(r.bic == bic for r, _ in self._rows.participants.values()))
         ):
             raise duplicate("participants")
-        self._rows.participants[participant_id] = (ParticipantRecord(participant_id, name, system), key_hash)
+        record = ParticipantRecord(participant_id, name, system, bic)
+        self._rows.participants[participant_id] = (record, key_hash)
 
     async def list_participants(self) -> list[ParticipantRecord]:
         return [r for _, (r, _) in sorted(self._rows.participants.items())]

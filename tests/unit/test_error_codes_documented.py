@@ -13,6 +13,7 @@ PATTERNS = (
     re.compile(r"code=\"([A-Z][A-Z0-9_]+)\""),
     re.compile(r"default_code = \"([A-Z][A-Z0-9_]+)\""),
     re.compile(r"(?:Rejection|Refusal)\(\s*\"([A-Z][A-Z0-9_]+)\""),
+    re.compile(r"(?:Reason|refuse)\(\s*\"([A-Z][A-Z0-9_]+)\""),
     re.compile(r"reason_code=\"([A-Z][A-Z0-9_]+)\""),
     re.compile(r"problem_response\(\s*\d{3},\s*\"([A-Z][A-Z0-9_]+)\""),
 )
@@ -44,4 +45,7 @@ def test_the_scan_finds_the_codes_it_should() -> None:
         "NOT_CROSS_BORDER",
         "IDEMPOTENCY_KEY_REUSED",
         "ISO20022_MALFORMED",
+        "FF01",
+        "AG08",
+        "CH20",
     } <= codes_in_source()

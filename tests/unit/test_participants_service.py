@@ -223,3 +223,26 @@ async def test_another_banks_account_is_as_unknown_as_a_missing_one(service: Par
         with pytest.raises(NotFound) as hidden:
             await service.owned_account(principal, wanted)
         assert hidden.value.code == "ACCOUNT_NOT_FOUND"
+
+
+# a bank's BIC -----------------------------------------------------------------------------------
+
+
+async def test_a_banks_bic_is_kept_and_comes_with_its_key(service: ParticipantsService) -> None:
+    created = await service.create_participant(
+        participant_id="HKBANK", name="A bank", system=System.FPS, bic="HKBKHKH0XXX"
+    )
+    assert created.participant.bic == "HKBKHKH0XXX"
+    principal = await service.authenticate(created.api_key)
+    assert principal == Principal(participant_id="HKBANK", system=System.FPS, bic="HKBKHKH0XXX")
+    plain = await service.authenticate(await bank(service, "HKPLAIN", System.FPS))
+    assert plain.bic is None
+
+
+async def test_two_banks_cannot_share_a_bic(service: ParticipantsService) -> None:
+    await service.create_participant(participant_id="HKONE", name="One", system=System.FPS, bic="ONEBHKH0")
+    with pytest.raises(Conflict) as refused:
+        await service.create_participant(
+            participant_id="HKTWO", name="Two", system=System.FPS, bic="ONEBHKH0"
+        )
+    assert refused.value.code == "BIC_IN_USE"

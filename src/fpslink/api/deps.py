@@ -8,6 +8,7 @@ request.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
@@ -48,6 +49,8 @@ def _part(get: Callable[[Gateway], T]) -> Callable[[Request], Awaitable[T]]:
 
 
 SettingsDep = Annotated[Settings, Depends(_part(lambda gw: gw.settings))]
+ClockDep = Annotated[Callable[[], datetime], Depends(_part(lambda gw: gw.now))]
+"""The gateway's clock, for a route that stamps what it answers without a service (ISO 20022)."""
 IbpsDep = Annotated[IbpsClient, Depends(_part(lambda gw: gw.ibps))]
 ParticipantsDep = Annotated[ParticipantsService, Depends(_part(lambda gw: gw.participants))]
 FxDep = Annotated[FxService, Depends(_part(lambda gw: gw.fx))]
@@ -58,7 +61,7 @@ WebhooksDep = Annotated[WebhooksService, Depends(_part(lambda gw: gw.webhooks))]
 ReconciliationDep = Annotated[ReconciliationService, Depends(_part(lambda gw: gw.reconciliation))]
 HealthDep = Annotated[HealthService, Depends(_part(lambda gw: gw.health))]
 PaymentsDep = Annotated[PaymentsService, Depends(_part(lambda gw: gw.payments))]
-ClockDep = Annotated[ClockService, Depends(_part(lambda gw: gw.sandbox_clock))]
+SandboxClockDep = Annotated[ClockService, Depends(_part(lambda gw: gw.sandbox_clock))]
 
 
 async def get_principal(

@@ -105,12 +105,13 @@ async def create_participant(
 
     async def action() -> tuple[int, Any]:
         created = await participants.create_participant(
-            participant_id=body.participant_id, name=body.name, system=body.system
+            participant_id=body.participant_id, name=body.name, system=body.system, bic=body.bic
         )
         out = s.ParticipantOut(
             participant_id=created.participant.participant_id,
             name=created.participant.name,
             system=created.participant.system,
+            bic=created.participant.bic,
             api_key=created.api_key,
         )
         return 201, s.dump(out)

@@ -12,11 +12,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fpslink.api import schemas as s
 from fpslink.api.deps import (
-    ClockDep,
     IdempotencyDep,
     IdempotencyKeyHeader,
     ParticipantsDep,
     PrincipalDep,
+    SandboxClockDep,
     SettingsDep,
 )
 from fpslink.api.routes import PROBLEMS, _idempotent
@@ -41,6 +41,7 @@ class FixtureBank(BaseModel):
     participant_id: str
     name: str
     system: str
+    bic: str = Field(description="The BIC that ISO 20022 headers name the bank by")
     present: bool = Field(description="Seeded in this database with the demo key")
     api_key: str | None = Field(
         default=None, description="The operator sees every demo key; a bank sees only its own"
@@ -144,6 +145,7 @@ async def fixtures(participants: ParticipantsDep, settings: SettingsDep, princip
                 participant_id=bank.participant_id,
                 name=bank.name,
                 system=bank.system.value,
+                bic=bank.bic,
                 present=seeded,
                 api_key=key if seeded and shown else None,
             )
@@ -228,7 +230,7 @@ def _clock_out(status: ClockStatus) -> SandboxClockOut:
     response_model=SandboxClockOut,
     summary="The sandbox's time, its offset from real time, and whether the test clock may move (any key)",
 )
-async def get_clock(clock: ClockDep, principal: PrincipalDep) -> SandboxClockOut:
+async def get_clock(clock: SandboxClockDep, principal: PrincipalDep) -> SandboxClockOut:
     return _clock_out(await clock.status())
 
 
@@ -240,7 +242,7 @@ async def get_clock(clock: ClockDep, principal: PrincipalDep) -> SandboxClockOut
 async def advance_clock(
     body: ClockAdvance,
     request: Request,
-    clock: ClockDep,
+    clock: SandboxClockDep,
     idempotent: IdempotencyDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -263,7 +265,7 @@ async def advance_clock(
     response_model=SandboxClockOut,
     summary="Move the sandbox's time to a later instant (operator; off unless enabled)",
 )
-async def set_clock(body: ClockSet, clock: ClockDep, principal: PrincipalDep) -> SandboxClockOut:
+async def set_clock(body: ClockSet, clock: SandboxClockDep, principal: PrincipalDep) -> SandboxClockOut:
     """As `POST /v1/sandbox/clock/advance`, to an instant: `409 SANDBOX_CLOCK_BACKWARDS` unless it is
     later than the sandbox's time now."""
     return _clock_out(await clock.move_to(principal, to=body.now))

@@ -14,6 +14,7 @@ from fpslink.money import Currency, InvalidAmount, parse_amount
 from fpslink.vocabulary import Direction, Period, Purpose, Status, System
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+BIC_PATTERN = r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140)]
 
 
@@ -88,9 +89,15 @@ class ParticipantCreate(Request):
     )
     name: Name
     system: System
+    bic: Annotated[str, StringConstraints(pattern=BIC_PATTERN)] | None = Field(
+        default=None,
+        description="The bank's BIC (8 or 11 characters), by which ISO 20022 headers (AppHdr/Fr) name it",
+    )
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"participant_id": "DEMOHK3", "name": "Demo Bank HK 3", "system": "FPS"}]
+            "examples": [
+                {"participant_id": "DEMOHK3", "name": "Demo Bank HK 3", "system": "FPS", "bic": "DEMOHKH0"}
+            ]
         }
     )
 
@@ -106,6 +113,7 @@ class ParticipantOut(BaseModel):
     participant_id: str
     name: str
     system: System
+    bic: str | None = None
     api_key: str | None = Field(default=None, description="Shown once, when the participant is created")
     notice: str | None = Field(
         default=None,
@@ -118,6 +126,7 @@ class ParticipantOut(BaseModel):
                     "participant_id": "DEMOHK3",
                     "name": "Demo Bank HK 3",
                     "system": "FPS",
+                    "bic": "DEMOHKH0",
                     "api_key": "fpsl_demohk3_…",
                 }
             ]

@@ -65,7 +65,9 @@ async def principal_of(gw: Gateway, session: Session) -> Principal | None:
         if session.is_operator:
             return OPERATOR
         found = await tx.participants.participant(session.scope)
-    return None if found is None else Principal(participant_id=found.participant_id, system=found.system)
+    if found is None:
+        return None
+    return Principal(participant_id=found.participant_id, system=found.system, bic=found.bic)
 
 
 async def end_session(gw: Gateway, session: Session) -> None:

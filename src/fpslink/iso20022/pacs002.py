@@ -1,16 +1,26 @@
 """pacs.002.001.10 (FI-to-FI payment status report): the gateway's answer to a pacs.008.
 
-TxSts is ACSC for a settled payment, RJCT for a rejected one (with StsRsnInf/Rsn/Cd), PDNG while
+For a payment, TxSts is ACSC once settled, RJCT when rejected (with StsRsnInf/Rsn/Cd), PDNG while
 settlement has not finished. Reason codes that are ISO ExternalStatusReason1 codes (AM04, BE23, ...)
 go out as they are; the gateway's own codes map to the nearest ISO code (NARR when none fits) and
-travel in AddtlInf as `CODE: reason`. The report is derived from the message and the payment only,
+travel in AddtlInf as `CODE: reason`. That report is derived from the message and the payment only,
 so a replay of the same pacs.008 answers the same report while the payment is unchanged.
+
+A message refused before any payment exists (`inbound.Refused`) is answered by a report with
+GrpSts RJCT: each reason is a StsRsnInf with its ISO code and the words in AddtlInf, at group level,
+or in a TxInfAndSts when the refusal is about the transaction.
+
+A request that came in an envelope with an AppHdr is answered in the same envelope, with the
+answer's own AppHdr (`apphdr.reply`).
 """
 
 from __future__ import annotations
 
 import re
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Final
 
 from pyiso20022.pacs.pacs_002_001_10 import (
     Document,
@@ -23,15 +33,15 @@ from pyiso20022.pacs.pacs_002_001_10 import (
 )
 from xsdata.models.datatype import XmlDateTime
 
-from fpslink.iso20022 import schema
-from fpslink.iso20022.pacs008 import MESSAGE_NAME as PACS008
+from fpslink.iso20022 import apphdr, schema, xmltree
+from fpslink.iso20022.inbound import Envelope, Refused, Transaction
 from fpslink.iso20022.pacs008 import NOT_PROVIDED, CreditTransfer
 from fpslink.payments.domain import Payment
 from fpslink.settlement.states import status_of
 from fpslink.vocabulary import Status
 
-NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"
-ISO_REASON = re.compile(r"[A-Z]{2}[0-9]{2}")
+NAMESPACE: Final = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"
+ISO_REASON: Final = re.compile(r"[A-Z]{2}[0-9]{2}")
 NEAREST_ISO: dict[str, str] = {
     "OUTSIDE_SERVICE_HOURS": "TM01",
     "NOT_CROSS_BORDER": "NARR",
@@ -39,9 +49,19 @@ NEAREST_ISO: dict[str, str] = {
     "QUOTE_USED": "NARR",
     "QUOTE_MISMATCH": "NARR",
     "IBPS_REFUSED": "NARR",
+    # refusals before a payment exists (the JSON API answers these as problem+json)
+    "ACCOUNT_NOT_FOUND": "AC02",
+    "INVALID_PROXY": "BE23",
+    "CURRENCY_MISMATCH": "AM11",
+    "CURRENCY_NOT_SUPPORTED": "AM03",
+    "IDEMPOTENCY_KEY_REUSED": "DUPL",
+    "AMOUNT_TOO_SMALL": "AM06",
 }
 TX_STATUS = {Status.SETTLED: "ACSC", Status.REJECTED: "RJCT", Status.PENDING: "PDNG"}
-ADDITIONAL_INFO_MAX = 105
+ADDITIONAL_INFO_MAX: Final = 105
+ADDITIONAL_INFO_PIECES: Final = 3
+REJECTED: Final = "RJCT"
+ID_PREFIX: Final = "FPSLINK"
 
 
 def iso_reason(code: str) -> str:
@@ -59,8 +79,20 @@ def _xml_time(at: datetime) -> XmlDateTime:
     return XmlDateTime.from_datetime(at.replace(microsecond=(at.microsecond // 1000) * 1000))
 
 
-def _chunks(text: str, size: int, limit: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, min(len(text), size * limit), size)]
+def _chunks(text: str, size: int = ADDITIONAL_INFO_MAX, limit: int = ADDITIONAL_INFO_PIECES) -> list[str]:
+    """`text` in AddtlInf pieces (Max105Text), cut after a space where one is near, so that the pieces
+    read as words and join back into the text."""
+    pieces: list[str] = []
+    while text and len(pieces) < limit:
+        cut = len(text) if len(text) <= size else text.rfind(" ", size // 2, size) + 1 or size
+        pieces.append(text[:cut])
+        text = text[cut:]
+    return pieces
+
+
+def report_id(payment_id: str) -> str:
+    """The report's MsgId (and its AppHdr's BizMsgIdr): FPSLINK and 28 hex digits of the payment id."""
+    return f"{ID_PREFIX}{payment_id.replace('-', '')[:28]}"
 
 
 def build(message: CreditTransfer, payment: Payment) -> Document:
@@ -69,14 +101,11 @@ def build(message: CreditTransfer, payment: Payment) -> Document:
     reported_at = payment.settled_at or payment.decided_at or payment.created_at
     status = tx_status(payment)
     reasons: list[StatusReasonInformation12] = []
-    if status == "RJCT" and payment.reason_code:
+    if status == REJECTED and payment.reason_code:
         code = payment.reason_code
         detail = f"{code}: {payment.reason or ''}".strip()
         reasons.append(
-            StatusReasonInformation12(
-                rsn=StatusReason6Choice(cd=iso_reason(code)),
-                addtl_inf=_chunks(detail, ADDITIONAL_INFO_MAX, 3),
-            )
+            StatusReasonInformation12(rsn=StatusReason6Choice(cd=iso_reason(code)), addtl_inf=_chunks(detail))
         )
     transaction = PaymentTransaction110(
         orgnl_instr_id=message.instr_id,
@@ -90,19 +119,116 @@ def build(message: CreditTransfer, payment: Payment) -> Document:
     )
     return Document(
         fito_fipmt_sts_rpt=FitoFipaymentStatusReportV10(
-            grp_hdr=GroupHeader91(msg_id=f"FPSLINK{payment_ref[:28]}", cre_dt_tm=_xml_time(reported_at)),
+            grp_hdr=GroupHeader91(msg_id=report_id(payment.payment_id), cre_dt_tm=_xml_time(reported_at)),
             orgnl_grp_inf_and_sts=[
-                OriginalGroupHeader17(orgnl_msg_id=message.msg_id, orgnl_msg_nm_id=PACS008)
+                OriginalGroupHeader17(orgnl_msg_id=message.msg_id, orgnl_msg_nm_id=message.message_name)
             ],
             tx_inf_and_sts=[transaction],
         )
     )
 
 
-def render(message: CreditTransfer, payment: Payment) -> bytes:
-    return schema.serialize(build(message, payment))
+def build_refusal(refused: Refused, *, message_id: str, at: datetime) -> Document:
+    """The RJCT report of a message refused before any payment was made of it."""
+    reasons = [
+        StatusReasonInformation12(rsn=StatusReason6Choice(cd=r.code), addtl_inf=_chunks(r.text))
+        for r in refused.reasons
+    ]
+    transaction: Transaction | None = refused.transaction
+    original = refused.original
+    group = OriginalGroupHeader17(
+        orgnl_msg_id=original.msg_id,
+        orgnl_msg_nm_id=original.name,
+        grp_sts=REJECTED,
+        sts_rsn_inf=[] if transaction is not None else reasons,
+    )
+    statuses: list[PaymentTransaction110] = []
+    if transaction is not None:
+        statuses.append(
+            PaymentTransaction110(
+                orgnl_instr_id=transaction.instr_id,
+                orgnl_end_to_end_id=transaction.end_to_end_id or NOT_PROVIDED,
+                orgnl_tx_id=transaction.tx_id,
+                orgnl_uetr=transaction.uetr,
+                tx_sts=REJECTED,
+                sts_rsn_inf=reasons,
+            )
+        )
+    return Document(
+        fito_fipmt_sts_rpt=FitoFipaymentStatusReportV10(
+            grp_hdr=GroupHeader91(msg_id=message_id, cre_dt_tm=_xml_time(at)),
+            orgnl_grp_inf_and_sts=[group],
+            tx_inf_and_sts=statuses,
+        )
+    )
+
+
+def new_report_id() -> str:
+    """A report id for a refusal, which has no payment id to derive one from."""
+    return f"{ID_PREFIX}{uuid.uuid4().hex[:28]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Addressing:
+    """Who the answer's AppHdr names when the request's header could not be read."""
+
+    caller: apphdr.Party
+    link: apphdr.Party
+
+
+def render(message: CreditTransfer, payment: Payment, *, addressing: Addressing | None = None) -> bytes:
+    """The report of a payment, in the request's envelope when it came in one."""
+    document = build(message, payment)
+    envelope = message.original.envelope if message.original is not None else None
+    reported_at = payment.settled_at or payment.decided_at or payment.created_at
+    return _wrap(document, envelope, addressing, report_id(payment.payment_id), reported_at)
+
+
+def render_refusal(refused: Refused, *, at: datetime, addressing: Addressing | None = None) -> bytes:
+    """The RJCT report of a refused message, in the request's envelope when it came in one."""
+    message_id = new_report_id()
+    document = build_refusal(refused, message_id=message_id, at=at)
+    return _wrap(document, refused.original.envelope, addressing, message_id, at)
+
+
+def _wrap(
+    document: Document,
+    envelope: Envelope | None,
+    addressing: Addressing | None,
+    message_id: str,
+    at: datetime,
+) -> bytes:
+    if envelope is None or addressing is None:
+        return schema.serialize(document)
+    to = addressing
+    header = apphdr.reply(envelope, caller=to.caller, link=to.link, message_id=message_id, at=at)
+    if header is None:
+        return schema.serialize(document)
+    return envelop(envelope.tag, [header, document])
+
+
+def envelop(tag: str, parts: list[Any]) -> bytes:
+    """`parts` (models) as the children of an envelope element `tag` ({namespace}name or name)."""
+    if tag.startswith("{"):
+        namespace, _, local = tag[1:].partition("}")
+        opening = f'<{local} xmlns="{namespace}">'
+    else:
+        local = tag
+        opening = f"<{local}>"
+    inner = "".join(schema.fragment(part) for part in parts)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{opening}{inner}</{local}>\n'.encode()
 
 
 def parse(xml: bytes) -> Document:
-    """Read a pacs.002 back (tests and clients use it to prove a report is schema-valid)."""
-    return schema.parse(xml, Document)
+    """Read a pacs.002 back, bare or in its envelope, checked against its schema (tests and clients
+    use it to prove a report valid); MalformedMessage or SchemaViolation if it is not."""
+    tree = xmltree.read(xml, max_bytes=None)
+    root = tree.root
+    if not root.tag.endswith("}Document") and len(root) == 2:
+        root = root[1]  # an envelope: AppHdr, then the Document
+    derived = schema.schema_for(Document)
+    errors = derived.validate(root)
+    if errors:
+        raise schema.SchemaViolation(errors)
+    report: Document = schema.to_model(root, derived)
+    return report

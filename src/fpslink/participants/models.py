@@ -1,4 +1,4 @@
-from sqlalchemy import Column, String, Table
+from sqlalchemy import Column, Index, String, Table
 
 from fpslink.db import UtcDateTime, metadata
 
@@ -10,6 +10,8 @@ participants = Table(
     Column("system", String(4), nullable=False),
     Column("api_key_hash", String(64), nullable=False, unique=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("bic", String(11), nullable=True),
+    Index("ux_participants_bic", "bic", unique=True),
 )
 
 accounts = Table(

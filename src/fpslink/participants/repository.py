@@ -32,9 +32,16 @@ class ParticipantRecord:
     participant_id: str
     name: str
     system: System
+    bic: str | None = None
+    """The bank's BIC, which ISO 20022 messages name it by (8 or 11 characters, as registered)."""
 
 
-_PARTICIPANT = (participants.c.participant_id, participants.c.name, participants.c.system)
+_PARTICIPANT = (
+    participants.c.participant_id,
+    participants.c.name,
+    participants.c.system,
+    participants.c.bic,
+)
 _ACCOUNT = (
     accounts.c.account_id,
     accounts.c.participant_id,
@@ -53,16 +60,28 @@ class ParticipantsRepository:
     async def participant(self, participant_id: str) -> ParticipantRecord | None:
         query = select(*_PARTICIPANT).where(participants.c.participant_id == participant_id)
         row = (await self._conn.execute(query)).first()
-        return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]))
+        return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]), row[3])
 
     async def participant_by_key_hash(self, key_hash: str) -> ParticipantRecord | None:
         row = (
             await self._conn.execute(select(*_PARTICIPANT).where(participants.c.api_key_hash == key_hash))
         ).first()
-        return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]))
+        return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]), row[3])
+
+    async def participant_by_bic(self, bic: str) -> ParticipantRecord | None:
+        query = select(*_PARTICIPANT).where(participants.c.bic == bic)
+        row = (await self._conn.execute(query)).first()
+        return None if row is None else ParticipantRecord(row[0], row[1], System(row[2]), row[3])
 
     async def insert_participant(
-        self, *, participant_id: str, name: str, system: System, key_hash: str, now: datetime
+        self,
+        *,
+        participant_id: str,
+        name: str,
+        system: System,
+        key_hash: str,
+        now: datetime,
+        bic: str | None = None,
     ) -> None:
         await self._conn.execute(
             insert(participants).values(
@@ -71,12 +90,13 @@ class ParticipantsRepository:
                 system=system.value,
                 api_key_hash=key_hash,
                 created_at=now,
+                bic=bic,
             )
         )
 
     async def list_participants(self) -> list[ParticipantRecord]:
         rows = await self._conn.execute(select(*_PARTICIPANT).order_by(participants.c.participant_id))
-        return [ParticipantRecord(r[0], r[1], System(r[2])) for r in rows]
+        return [ParticipantRecord(r[0], r[1], System(r[2]), r[3]) for r in rows]
 
     async def account(self, account_id: str) -> AccountRecord | None:
         row = (await self._conn.execute(select(*_ACCOUNT).where(accounts.c.account_id == account_id))).first()

@@ -127,12 +127,18 @@ class ParticipantsService:
                 "unknown API key: use a bank key the sandbox printed when it started, or create a "
                 "bank with POST /v1/participants and the operator key"
             )
-        principal = Principal(participant_id=found.participant_id, system=found.system)
+        principal = Principal(participant_id=found.participant_id, system=found.system, bic=found.bic)
         self._principals[key_hash] = principal
         return principal
 
     async def create_participant(
-        self, *, participant_id: str, name: str, system: System, api_key: str | None = None
+        self,
+        *,
+        participant_id: str,
+        name: str,
+        system: System,
+        api_key: str | None = None,
+        bic: str | None = None,
     ) -> CreatedParticipant:
         api_key = api_key or new_api_key(participant_id)
         exists = Conflict(
@@ -141,6 +147,8 @@ class ParticipantsService:
         async with self._uow() as tx:
             if await tx.participants.participant(participant_id) is not None:
                 raise exists
+            if bic is not None and await tx.participants.participant_by_bic(bic) is not None:
+                raise Conflict(f"BIC {bic} belongs to another participant", code="BIC_IN_USE")
         if system is System.IBPS:
             try:
                 await self._ibps.create_participant(participant_id=participant_id, name=name)
@@ -164,11 +172,12 @@ class ParticipantsService:
                     system=system,
                     key_hash=hash_key(api_key),
                     now=self._clock(),
+                    bic=bic,
                 )
                 await tx.commit()
         except IntegrityError as exc:
             raise exists from exc
-        return CreatedParticipant(ParticipantRecord(participant_id, name, system), api_key)
+        return CreatedParticipant(ParticipantRecord(participant_id, name, system, bic), api_key)
 
     async def open_account(
         self,
