@@ -1,7 +1,7 @@
 """The test clock: the sandbox's offset from the wall clock, one row
 
-Revision ID: 0010_sandbox_clock
-Revises: 0009_console_sessions
+Revision ID: 0011_sandbox_clock
+Revises: 0010_participant_bic
 Create Date: 2026-12-08
 
 `sandbox_clock` holds how far the sandbox's time is ahead of the wall clock (microseconds, never
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_sandbox_clock"
-down_revision: str | Sequence[str] | None = "0009_console_sessions"
+revision: str = "0011_sandbox_clock"
+down_revision: str | Sequence[str] | None = "0010_participant_bic"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
