@@ -20,12 +20,15 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 
 from ibps_wire.amounts import format_amount
 from ibps_wire.enums import Operation
+from ibps_wire.sandbox_clock import micros_of
 from ibps_wire.schemas import (
     AccountIn,
     AccountOut,
     BatchIn,
     BatchOut,
     BatchResultOut,
+    ClockIn,
+    ClockOut,
     CommitItemIn,
     FaultIn,
     FaultOut,
@@ -45,6 +48,7 @@ from ibps_wire.schemas import (
     TransferPageOut,
     trusted,
 )
+from mock_ibps.clock import IbpsClock
 from mock_ibps.domain import (
     AbortRequest,
     Answer,
@@ -90,8 +94,14 @@ async def require_token(request: Request, authorization: Annotated[str | None, H
         raise Unauthorized("send Authorization: Bearer <token>")
 
 
+async def get_clock(request: Request) -> IbpsClock:
+    clock: IbpsClock = request.app.state.clock
+    return clock
+
+
 LedgerDep = Annotated[IbpsLedger, Depends(get_ledger)]
 FaultsDep = Annotated[FaultInjector, Depends(get_faults)]
+ClockDep = Annotated[IbpsClock, Depends(get_clock)]
 
 health_router = APIRouter()
 router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])
@@ -276,3 +286,21 @@ async def list_faults(faults: FaultsDep) -> FaultsOut:
 async def clear_faults(faults: FaultsDep) -> Response:
     faults.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _clock_out(clock: IbpsClock) -> ClockOut:
+    return ClockOut.model_construct(offset_us=micros_of(clock.offset.value), now=clock.now())
+
+
+@router.get("/sandbox/clock")
+async def get_clock_offset(clock: ClockDep) -> ClockOut:
+    """IBPS's time and its offset from the wall clock."""
+    return _clock_out(clock)
+
+
+@router.put("/sandbox/clock")
+async def set_clock_offset(body: ClockIn, clock: ClockDep) -> ClockOut:
+    """Run at this offset from the wall clock, as the gateway's test clock decided: an absolute value,
+    so a repeat changes nothing. Only the gateway holds the token that reaches it."""
+    await clock.set(body.offset_us)
+    return _clock_out(clock)

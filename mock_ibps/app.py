@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from mock_ibps import camt053, statement
 from mock_ibps.api import health_router, router
+from mock_ibps.clock import IbpsClock
 from mock_ibps.config import Settings, ready_to_serve
 from mock_ibps.db import create_engine
 from mock_ibps.errors import install_error_handlers
@@ -31,11 +32,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        app.state.ledger = IbpsLedger(engine)
+        clock = IbpsClock(engine)
+        await clock.start()
+        app.state.clock = clock
+        app.state.ledger = IbpsLedger(engine, clock=clock.now)
         app.state.faults = FaultInjector()
         try:
             yield
         finally:
+            await clock.stop()
             await engine.dispose()
 
     app = FastAPI(

@@ -73,7 +73,7 @@ from xsdata.models.datatype import XmlDate, XmlDateTime
 from ibps_wire.amounts import format_amount
 from ibps_wire.schemas import NEXT_AFTER_HEADER
 from mock_ibps.api import FaultsDep, require_token
-from mock_ibps.domain import TransferKind, TransferStatus, now_utc, utc
+from mock_ibps.domain import TransferKind, TransferStatus, utc
 from mock_ibps.errors import AccountNotFound, ParticipantNotFound
 from mock_ibps.faults import Call
 from mock_ibps.models import LINK_ACCOUNT_ID, accounts, participants, transfers
@@ -295,8 +295,10 @@ async def read_page(
     after: int,
     limit: int,
     page_number: int,
+    now: datetime,
 ) -> StatementPage:
-    """Accounts, totals and entries of one page, read on one connection (one snapshot)."""
+    """Accounts, totals and entries of one page, read on one connection (one snapshot); `now` (IBPS's
+    time) dates the message."""
     selected = await statement_accounts(conn, participant_id)
     if not selected:
         raise AccountNotFound(
@@ -319,7 +321,7 @@ async def read_page(
         entries=entries,
         page_number=page_number,
         next_after=entries[-1].seq if more else None,
-        created_at=now_utc(),
+        created_at=now,
     )
 
 
@@ -521,6 +523,7 @@ async def get_camt053(
                 after=after,
                 limit=limit,
                 page_number=page,
+                now=request.app.state.clock.now(),
             )
         return await asyncio.to_thread(render, statement_page), statement_page.next_after
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Identity,
     Index,
     MetaData,
+    SmallInteger,
     String,
     Table,
 )
@@ -120,3 +121,15 @@ transfers = Table(
     Index(None, "credit_account_id"),
     Index("ix_transfers_created_at", "created_at"),
 )
+
+sandbox_clock = Table(
+    "sandbox_clock",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("offset_us", BigInteger, nullable=False),
+    Column("moved_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("id = 1", name="one_row"),
+    CheckConstraint("offset_us >= 0", name="not_negative"),
+)
+"""How far IBPS's time runs ahead of its wall clock (microseconds), as the gateway's test clock set
+it: one row, read at start-up and followed by NOTIFY (`mock_ibps.clock`)."""

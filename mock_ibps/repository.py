@@ -20,6 +20,7 @@ from sqlalchemy import Column, Row, Select, Table, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ibps_wire import sandbox_clock
 from mock_ibps import pg
 from mock_ibps.domain import Account as AccountRecord
 from mock_ibps.domain import (
@@ -436,3 +437,17 @@ async def list_payment_transfers(conn: AsyncConnection, *, after_seq: int, limit
         .limit(limit)
     )
     return [_transfer(row) for row in rows]
+
+
+# the sandbox clock
+
+_SET_CLOCK: Final = (
+    "WITH moved AS (UPDATE sandbox_clock SET offset_us = $1, moved_at = $2 WHERE id = 1 RETURNING offset_us)"
+    f" SELECT pg_notify('{sandbox_clock.CHANNEL}', offset_us::text) FROM moved"
+)
+"""The new offset and its announcement to every mock_ibps process, delivered on commit."""
+
+
+async def set_clock_offset(conn: AsyncConnection, *, offset_us: int, now: datetime) -> bool:
+    """Store IBPS's offset; False if the row is missing (a database not migrated)."""
+    return await (await pg.raw(conn)).fetchrow(_SET_CLOCK, offset_us, now) is not None

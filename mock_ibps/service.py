@@ -7,7 +7,7 @@ Prepare, commit and abort have one implementation, ``IbpsLedger.apply_batch``: t
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -64,8 +64,10 @@ class TransferPage:
 class IbpsLedger:
     """Participants, accounts, proxies and the two-phase transfers of the mock IBPS."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = now_utc) -> None:
         self._engine = engine
+        self._clock = clock
+        """IBPS's time (`mock_ibps.clock.IbpsClock.now` in the app): what transfers are dated by."""
         # A read sees one snapshot, however many statements it takes (the ledger check, a camt.053
         # page's entries and balances), and cannot write: a write slipped into a read fails rather
         # than changing the ledger. Both ride on the BEGIN that asyncpg sends anyway.
@@ -81,8 +83,9 @@ class IbpsLedger:
     async def open_participant(self, *, participant_id: str, name: str) -> tuple[Participant, bool]:
         """Create a bank; the same request again answers the same bank (the bool says "created")."""
         wanted = Participant(participant_id, name)
+        now = self._clock()
         async with self._engine.begin() as conn:
-            if await repo.insert_participant(conn, participant_id=participant_id, name=name, now=now_utc()):
+            if await repo.insert_participant(conn, participant_id=participant_id, name=name, now=now):
                 return wanted, True
             existing = await repo.get_participant(conn, participant_id)
         if existing != wanted:
@@ -99,7 +102,7 @@ class IbpsLedger:
         opening_balance_minor: int,
     ) -> tuple[Account, bool]:
         """Open a customer account, paying its opening balance from the funding account at once."""
-        now = now_utc()
+        now = self._clock()
         async with self._engine.begin() as conn:
             if await repo.get_participant(conn, participant_id) is None:
                 raise ParticipantNotFound("no such participant", participant_id=participant_id)
@@ -159,7 +162,7 @@ class IbpsLedger:
                 proxy_type=PROXY_TYPE_MOBILE,
                 proxy_value=proxy_value,
                 account_id=account_id,
-                now=now_utc(),
+                now=self._clock(),
             ):
                 raise ProxyAlreadyRegistered("proxy value already registered", proxy_value=proxy_value)
         return Proxy(
@@ -218,7 +221,7 @@ class IbpsLedger:
             raise ValueError(f"at most {MAX_BATCH_REQUESTS} requests in a batch")
         if not requests:
             return []
-        now = now_utc()
+        now = self._clock()
         writers = first_writers(requests)
         async with self._engine.begin() as conn:
             named = {w.account_id for w in writers.values() if isinstance(w, PrepareRequest)}

@@ -8,6 +8,7 @@ process. Every scenario ends with the invariant check (I1-I6).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,11 +48,11 @@ GATEWAY_DB = f"fpslink_t_gw_{pgtest.RUN}"
 IBPS_DB = f"fpslink_t_gw_ibps_{pgtest.RUN}"
 
 
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    workdir = tmp_path_factory.mktemp("stack")
-    gateway_db = await pgtest.recreate(GATEWAY_DB)
-    ibps_db = await pgtest.recreate(IBPS_DB)
+@contextlib.asynccontextmanager
+async def stack_on(workdir: Path, gateway_name: str, ibps_name: str) -> AsyncIterator[Stack]:
+    """Fresh, migrated databases of these names and a mock_ibps process on the second; all gone after."""
+    gateway_db = await pgtest.recreate(gateway_name)
+    ibps_db = await pgtest.recreate(ibps_name)
     await asyncio.to_thread(migrate.upgrade, gateway_db)
     await asyncio.to_thread(ibps_migrate.upgrade, ibps_db)
     port = free_port()
@@ -67,8 +68,14 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         yield Stack(gateway_db, ibps_db, f"http://127.0.0.1:{port}", workdir, process)
     finally:
         await asyncio.to_thread(stop_process, process)
-        await pgtest.drop(GATEWAY_DB)
-        await pgtest.drop(IBPS_DB)
+        await pgtest.drop(gateway_name)
+        await pgtest.drop(ibps_name)
+
+
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with stack_on(tmp_path_factory.mktemp("stack"), GATEWAY_DB, IBPS_DB) as made:
+        yield made
 
 
 def settings_for(stack: Stack, **overrides: Any) -> Settings:

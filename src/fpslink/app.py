@@ -74,6 +74,7 @@ def create_app(
         if settings.crash_at:
             gateway.crash_hook = kill_at(settings.crash_at)
         app.state.gateway = gateway
+        clock_follower = await gateway.start_sandbox_clock()
         sweeper = (
             asyncio.create_task(recovery.run_forever(gateway), name="fpslink-recovery")
             if settings.recovery_enabled
@@ -90,10 +91,11 @@ def create_app(
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            await gateway.stop_sandbox_clock(clock_follower)
             await ibps.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    app = observability.ObservedApp(
         title="fpslink",
         version=__version__,
         description=DESCRIPTION,
@@ -117,9 +119,9 @@ def create_app(
     app.include_router(docs_routes.router)
     if fast_path:
         fast_payments.install(app)
-    observability.install(app)
     if settings.trusted_proxy_list:
-        # outermost, so every part of the app sees the client's address and scheme, not the proxy's
+        # outermost of the app's middleware, so every part of the app sees the client's address and
+        # scheme, not the proxy's (the request middleware around it, `ObservedApp`, reads neither)
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
     @app.get(

@@ -227,6 +227,14 @@ class Settings(BaseSettings):
         "ends, even with the right key.",
     )
 
+    # The test clock
+    sandbox_clock: bool = Field(
+        default=False,
+        description="Let the operator move the sandbox's time forward (POST /v1/sandbox/clock/advance, "
+        "PUT /v1/sandbox/clock), for the gateway and mock_ibps together and so for every bank of this "
+        "sandbox. `fpslink sandbox` turns it on; off, those calls answer 409 SANDBOX_CLOCK_DISABLED.",
+    )
+
     @field_validator("southbound_hours")
     @classmethod
     def _check_hours(cls, value: str) -> str:

@@ -4,16 +4,25 @@
 each service with only what that service uses: a unit-of-work factory or a store of its own, the IBPS
 client or the part of it it calls, the clock, the settings. Routes reach a service through a FastAPI
 dependency (`fpslink.api.deps`).
+
+Time is the sandbox's: the wall clock (`clock`) plus the test clock's offset (`sandbox_offset`),
+which this process keeps in memory and follows from the database (docs/architecture.md#the-test-clock).
+Only what must agree with the world outside the sandbox reads the wall clock alone: the webhook
+signature's `t=` and the console's sessions.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fpslink.clock.service import ClockService
 from fpslink.config import Settings
 from fpslink.db import Clock, utcnow
 from fpslink.directory.service import DirectoryService
@@ -33,8 +42,15 @@ from fpslink.settlement.store import PgSettlementStore
 from fpslink.uow import UnitsOfWork, units_of_work
 from fpslink.webhooks.service import WebhookDispatcher, WebhooksService
 from fpslink.webhooks.targets import Resolver, system_resolver
+from ibps_wire import sandbox_clock
 
 __all__ = ["OPERATOR", "Gateway", "Principal"]
+
+log = logging.getLogger("fpslink")
+
+FIRST_READ_S = 5.0
+"""How long start-up waits for the stored offset before serving on the wall clock (and reading it in
+the background): a database that does not answer must not keep a worker from answering 503."""
 
 
 def _no_crash(point: str) -> None:
@@ -54,8 +70,11 @@ class Gateway:
     engine: AsyncEngine
     ibps: IbpsClient
     clock: Clock = utcnow
+    """The wall clock: real time in a process, a fake one in tests."""
     crash_hook: Callable[[str], None] = _no_crash
     """Called at each named settlement step; tests make it raise to stop the flow there."""
+    sandbox_offset: sandbox_clock.SandboxOffset = field(default_factory=sandbox_clock.SandboxOffset)
+    """How far the sandbox's time runs ahead of `clock` (the test clock); zero until moved."""
     resolver: Resolver = system_resolver
     """Host names to addresses for webhook targets; tests set a fake one on a running gateway."""
     uow: UnitsOfWork = field(init=False, repr=False)
@@ -72,11 +91,46 @@ class Gateway:
     settlement: Settlement = field(init=False, repr=False)
     """The two-phase coordinator's dependencies: the payment batches' and the recovery sweep's."""
     payments: PaymentsService = field(init=False, repr=False)
+    sandbox_clock: ClockService = field(init=False, repr=False)
 
     def now(self) -> datetime:
-        """The gateway's clock, read at each call: what every service is given, so that a test can
-        set `clock` on a running gateway and every part sees the same time."""
+        """The sandbox's time, read at each call: what every service is given, so that a test can set
+        `clock` on a running gateway, or the test clock move it, and every part sees the same time.
+        No query: the offset is in memory."""
+        return self.clock() + self.sandbox_offset.value
+
+    def wall_now(self) -> datetime:
+        """The wall clock alone, for what a party outside the sandbox checks against its own clock."""
         return self.clock()
+
+    async def read_sandbox_offset(self) -> None:
+        """Read the test clock's offset once (start-up, and each command that works offline); raises
+        when the database cannot be read."""
+        async with self.uow() as tx:
+            self.sandbox_offset.set((await tx.clock.read()).offset)
+
+    async def start_sandbox_clock(self) -> asyncio.Task[None] | None:
+        """Read the offset before serving, then follow it: with the test clock on, for good (LISTEN on
+        a connection of its own); off, only until a first read succeeds, so that a gateway started
+        while its database was down still runs at the time the sandbox was left at."""
+        try:
+            await asyncio.wait_for(self.read_sandbox_offset(), FIRST_READ_S)
+        except Exception as exc:  # whatever it is, the worker serves; the follower reads it later
+            log.warning("sandbox clock: offset not read at start-up (%s); reading it in the background", exc)
+        if self.sandbox_offset.known and not self.settings.sandbox_clock:
+            return None
+        follow = sandbox_clock.follow(
+            sandbox_clock.connector(self.engine), self.sandbox_offset, listen=self.settings.sandbox_clock
+        )
+        return asyncio.create_task(follow, name="fpslink-sandbox-clock")
+
+    @staticmethod
+    async def stop_sandbox_clock(task: asyncio.Task[None] | None) -> None:
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def resolve(self, host: str, port: int) -> Sequence[str]:
         """The resolver, read at each call: what the webhook services are given."""
@@ -95,7 +149,7 @@ class Gateway:
             self.uow, clock=self.now, settings=self.settings, resolve=self.resolve
         )
         self.webhook_dispatcher = WebhookDispatcher(
-            self.uow, clock=self.now, settings=self.settings, resolve=self.resolve
+            self.uow, clock=self.now, wall=self.wall_now, settings=self.settings, resolve=self.resolve
         )
         self.reconciliation = ReconciliationService(
             self.uow, self.engine.connect, self.ibps, clock=self.now, settings=self.settings
@@ -106,6 +160,9 @@ class Gateway:
             ibps=self.ibps,
             clock=self.now,
             crash_hook=lambda point: self.crash_hook(point),
+        )
+        self.sandbox_clock = ClockService(
+            self.uow, self.ibps, wall=self.wall_now, offset=self.sandbox_offset, settings=self.settings
         )
         self.payments = PaymentsService(
             PgPaymentsStore(self.uow),

@@ -44,6 +44,8 @@ from ibps_wire.schemas import (
     BatchItem,
     BatchVerdict,
     BatchVerdicts,
+    ClockIn,
+    ClockOut,
     CommitItemIn,
     FaultIn,
     FaultOut,
@@ -425,6 +427,22 @@ class IbpsClient:
         response = await self._call("DELETE", "/sandbox/faults", name="faults", retries=0, guarded=False)
         if response.status_code >= 400:
             raise _refusal(response)
+
+    # the sandbox clock ------------------------------------------------------------------------
+
+    async def clock(self) -> ClockOut:
+        return await self._answer(ClockOut, "GET", "/sandbox/clock", name="clock", retries=0, guarded=False)
+
+    async def set_clock(self, offset_us: int) -> ClockOut:
+        """Set IBPS's offset from its wall clock: an absolute value, so a repeat is harmless and retried."""
+        return await self._answer(
+            ClockOut,
+            "PUT",
+            "/sandbox/clock",
+            name="clock",
+            body=ClockIn.model_construct(offset_us=offset_us),
+            guarded=False,
+        )
 
 
 def _remaining() -> float | None:

@@ -94,7 +94,7 @@ class Snapshot:
 
 async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> InvariantReport:
     """Read both ledgers and the gateway's records, then judge them (`judge`, pure)."""
-    now = now or gw.clock()
+    now = now or gw.now()
     report = InvariantReport()
     async with gw.engine.connect() as conn:
         # I1 on the FPS ledger

@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fpslink import pg
+from fpslink.clock.repository import ClockRepository
 from fpslink.directory.repository import ProxiesRepository
 from fpslink.fx.repository import QuotesRepository
 from fpslink.idempotency.repository import IdempotencyRepository
@@ -142,6 +143,10 @@ class UnitOfWork:
     @property
     def reconciliation(self) -> ReconciliationRepository:
         return ReconciliationRepository(self.conn)
+
+    @property
+    def clock(self) -> ClockRepository:
+        return ClockRepository(self.conn)
 
 
 UnitsOfWork = Callable[[], UnitOfWork]

@@ -123,7 +123,9 @@ async def seed(settings: Settings, op_key: str) -> list[str]:
     engine = create_engine(settings.database_url, pool_size=2)
     ibps = client_from_settings(settings)
     try:
-        return await seed_demo(Gateway(settings=settings, engine=engine, ibps=ibps), op_key)
+        gw = Gateway(settings=settings, engine=engine, ibps=ibps)
+        await gw.read_sandbox_offset()  # a sandbox started again runs at the time it was left at
+        return await seed_demo(gw, op_key)
     finally:
         await ibps.aclose()
         await engine.dispose()
@@ -268,6 +270,8 @@ def _run(
             host=host, port=port, ibps_host=ibps_host, ibps_port=ibps_port, op_key=op_key, warnings=warnings
         )
         os.environ.setdefault("FPSLINK_WEBHOOK_ALLOW", SANDBOX_WEBHOOK_ALLOW)
+        # a single-user sandbox may move its own time (the test clock); =false keeps it still
+        os.environ.setdefault("FPSLINK_SANDBOX_CLOCK", "true")
         write_sandbox(
             Path(DEFAULT_DATA_DIR),
             gateway_url=f"http://{host}:{port}",

@@ -166,7 +166,9 @@ async def offline_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     engine = create_engine(settings.database_url, pool_size=2)
     ibps = client_from_settings(settings)
     try:
-        yield context.Gateway(settings=settings, engine=engine, ibps=ibps)
+        gw = context.Gateway(settings=settings, engine=engine, ibps=ibps)
+        await gw.read_sandbox_offset()
+        yield gw
     finally:
         await ibps.aclose()
         await engine.dispose()

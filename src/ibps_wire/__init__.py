@@ -8,9 +8,11 @@ Both services import this package and nothing of each other's (mock_ibps imports
 - `schemas`: the pydantic request and response models of `/ibps/v1`, which mock_ibps validates
   and serialises and the gateway's client sends and parses;
 - `pg`: the raw asyncpg lane under a SQLAlchemy transaction (docs/decisions/0003-raw-asyncpg-lane.md);
-- `migrate`: Alembic's upgrade, run on a worker thread when called from an event loop.
+- `migrate`: Alembic's upgrade, run on a worker thread when called from an event loop;
 - `credentials`: the rule both services apply to the secrets they serve with (operator key, IBPS
-  token) before they listen.
+  token) before they listen;
+- `sandbox_clock`: the test clock's offset from the wall clock, kept in each service's database
+  and followed by LISTEN/NOTIFY (docs/architecture.md#the-test-clock).
 
 This package imports neither service; `enums`, `amounts` and `credentials` import nothing beyond
 the standard library.

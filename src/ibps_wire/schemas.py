@@ -479,3 +479,21 @@ class FaultsOut(Response):
     rules: list[FaultOut]
     injected: dict[str, dict[str, int]]
     """Faults injected so far, by call and kind."""
+
+
+# the sandbox clock --------------------------------------------------------------------------------
+
+MAX_CLOCK_OFFSET_US: Final = 3653 * 86_400 * 1_000_000
+"""Ten years in microseconds: the gateway's own bound on how far the sandbox runs ahead."""
+
+
+class ClockIn(Request):
+    """The sandbox's offset from the wall clock, set by the gateway (which alone decides it)."""
+
+    offset_us: int = Field(ge=0, le=MAX_CLOCK_OFFSET_US)
+
+
+class ClockOut(Response):
+    offset_us: int
+    now: datetime
+    """IBPS's time: its wall clock plus the offset."""

@@ -251,7 +251,13 @@ async def test_a_settled_payment_is_answered_alike_and_by_the_fast_path(twin: Tw
     assert fast.status == 201 and fast.json()["status"] == "SETTLED"
     assert twin.fast.spy.calls == 0, "a well-formed payment should not reach the route"
     names = [k for k, _ in fast.headers]
-    assert names == [b"location", b"content-length", b"content-type", b"x-request-id"]
+    assert names == [
+        b"location",
+        b"content-length",
+        b"content-type",
+        b"x-request-id",
+        b"fpslink-sandbox-time",
+    ]
     assert (b"x-request-id", REQUEST_ID.encode()) in fast.headers
     assert fast.counted[("fpslink_http_requests_total", (("route", "/v1/payments"), ("status", "201")))] == 1
     assert fast.counted[("fpslink_payments_total", (("direction", "NORTHBOUND"), ("status", "SETTLED")))] == 1
@@ -465,7 +471,10 @@ async def test_a_database_out_of_reach_is_answered_alike() -> None:
         twin = Twin(fast, route, bank, bank, "HKNOWHERE", "CNNOWHERE", "")
         fast_answer, _ = await both(twin, payment(twin))
     assert fast_answer.status == 503 and fast_answer.json()["code"] == "DATABASE_UNAVAILABLE"
+    # counted as answered: the request middleware wraps ServerErrorMiddleware, so it sees the 503
     assert fast_answer.counted == {
-        ("fpslink_http_requests_total", (("route", "/v1/payments"), ("status", "500"))): 1.0
+        ("fpslink_http_requests_total", (("route", "/v1/payments"), ("status", "503"))): 1.0
     }
+    names = [k for k, _ in fast_answer.headers]
+    assert b"x-request-id" in names and b"fpslink-sandbox-time" in names, names
     assert [(name, level) for name, level, *_ in fast_answer.logged] == [("fpslink.api", "WARNING")]

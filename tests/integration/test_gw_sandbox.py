@@ -10,8 +10,10 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -59,6 +61,29 @@ def pay_demo(port: int, operator_key: str) -> dict[str, object]:
     return body
 
 
+def assert_every_worker_runs_a_day_ahead(port: int, operator_key: str) -> None:
+    """The moved time survived the restart, and a move reaches every worker within a second: each
+    answer, over new connections that the kernel spreads over both workers, carries the new time."""
+    url = f"http://127.0.0.1:{port}"
+    seen = httpx.get(
+        f"{url}/v1/sandbox/clock", headers={"Authorization": f"Bearer {operator_key}"}, timeout=30
+    )
+    assert seen.json()["offset_seconds"] >= 86400, seen.json()
+    moved = httpx.post(
+        f"{url}/v1/sandbox/clock/advance",
+        headers={"Authorization": f"Bearer {operator_key}"},
+        json={"seconds": 3600},
+        timeout=30,
+    )
+    assert moved.status_code == 200, moved.text
+    expected = datetime.fromisoformat(moved.json()["now"])
+    time.sleep(1.0)
+    for _ in range(16):
+        with httpx.Client(base_url=url, timeout=30) as fresh:  # a new connection each time
+            shown = datetime.fromisoformat(fresh.get("/healthz").headers["Fpslink-Sandbox-Time"])
+        assert shown >= expected.replace(microsecond=0), (shown, expected)
+
+
 @pytest.fixture
 def sandbox_dir(tmp_path: Path) -> Iterator[Path]:
     """Where the sandbox runs; whatever happens, no embedded PostgreSQL is left running there."""
@@ -85,6 +110,15 @@ def test_the_sandbox_runs_on_its_embedded_postgresql_and_stops_it_on_ctrl_c(sand
         paid = pay_demo(port, operator_key.group(1))
         assert paid["status"] == "SETTLED", paid
         assert paid["target_amount"] == "917.70" and paid["target_currency"] == "CNY", paid
+        # the sandbox turns the test clock on: a day ahead, for the gateway and its mock_ibps
+        moved = httpx.post(
+            f"http://127.0.0.1:{port}/v1/sandbox/clock/advance",
+            headers={"Authorization": f"Bearer {operator_key.group(1)}"},
+            json={"seconds": 86400},
+            timeout=30,
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["offset_seconds"] == moved.json()["ibps_offset_seconds"] >= 86400, moved.json()
 
         # a second command beside the running sandbox attaches to its server and leaves it running
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
@@ -118,6 +152,7 @@ def test_the_sandbox_runs_on_its_embedded_postgresql_and_stops_it_on_ctrl_c(sand
         )
         assert listed.status_code == 200, listed.text
         assert [p["payment_id"] for p in listed.json()["items"]] == [paid["payment_id"]]
+        assert_every_worker_runs_a_day_ahead(port, operator_key.group(1))
     finally:
         code = again.interrupt()
     assert code == 0, again.output[-3000:]

@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mock_ibps import pg, service
+from mock_ibps import pg
 from mock_ibps import repository as repo
 from mock_ibps.db import create_engine
 from mock_ibps.domain import (
@@ -276,6 +276,16 @@ SCENARIO: list[list[Step]] = [
 PAYMENTS = 12
 
 
+class SteppedClock:
+    """The ledger's clock: the scenario's time for each step, the wall clock before the first."""
+
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.at or now_utc()
+
+
 @dataclass
 class World:
     """One run of the scenario: its own bank, accounts and payment ids, on one ledger."""
@@ -284,14 +294,16 @@ class World:
     engine: AsyncEngine
     accounts: list[str]
     payments: list[str]
+    clock: SteppedClock
 
     @classmethod
     async def create(cls, engine: AsyncEngine) -> World:
-        ledger = IbpsLedger(engine)
+        clock = SteppedClock()
+        ledger = IbpsLedger(engine, clock=clock)
         accounts = [await _customer(ledger), await _customer(ledger), "CN" + uuid.uuid4().hex[:16].upper()]
         # the ids sort in the same order in every world, so rows go in (and get seqs) alike
         prefix = str(uuid.uuid4())[:-4]
-        return cls(ledger, engine, accounts, [f"{prefix}{i:04x}" for i in range(PAYMENTS)])
+        return cls(ledger, engine, accounts, [f"{prefix}{i:04x}" for i in range(PAYMENTS)], clock)
 
     def requests(self, steps: Sequence[Step]) -> list[TransferRequest]:
         requests: list[TransferRequest] = []
@@ -311,10 +323,9 @@ class World:
         """The scenario's answers and the rows it left, with this world's ids named."""
         answers: list[Answer] = []
         for steps in SCENARIO:
-            service_now = next(clock)
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(service, "now_utc", lambda now=service_now: now)
-                answers += await self.ledger.apply_batch(self.requests(steps))
+            self.clock.at = next(clock)
+            answers += await self.ledger.apply_batch(self.requests(steps))
+        self.clock.at = None
         rows = await self.rows()
         seqs = {seq: rank for rank, seq in enumerate(sorted(row["seq"] for row in rows["transfers"]))}
         named = [self.answer(answer, seqs) for answer in answers]

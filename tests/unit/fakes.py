@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from fpslink.clock.repository import ClockRecord
 from fpslink.fx.repository import Quote
 from fpslink.ibps_client import IbpsError, IbpsRefused
 from fpslink.idempotency.repository import KeyRecord
@@ -25,7 +26,8 @@ from fpslink.participants.repository import AccountRecord, ParticipantRecord
 from fpslink.reconciliation.repository import Run
 from fpslink.vocabulary import Direction, Period, System
 from ibps_wire.amounts import format_amount
-from ibps_wire.schemas import AccountOut, ParticipantOut, ProxyOut, ProxyRegistered
+from ibps_wire.sandbox_clock import offset_of
+from ibps_wire.schemas import AccountOut, ClockOut, ParticipantOut, ProxyOut, ProxyRegistered
 
 
 def duplicate(what: str) -> IntegrityError:
@@ -52,6 +54,8 @@ class Rows:
     recon_runs: dict[str, Run] = field(default_factory=dict)
     recon_breaks: list[dict[str, Any]] = field(default_factory=list)
     """(account id, direction, period, period key) -> minor units used"""
+    clock: ClockRecord = field(default_factory=lambda: ClockRecord(timedelta(0), None))
+    """The sandbox clock's one row."""
 
 
 class FakeParticipantsRepository:
@@ -336,6 +340,18 @@ class FakeReconciliationRepository:
         return [b for b in self._rows.recon_breaks if b["run_id"] == run_id and b["seq"] > after][:limit]
 
 
+class FakeClockRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def read(self, *, lock: bool = False) -> ClockRecord:
+        return self._rows.clock
+
+    async def move(self, *, offset: timedelta, moved_at: datetime) -> bool:
+        self._rows.clock = ClockRecord(offset, moved_at)
+        return True
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -345,6 +361,8 @@ class FakeDatabase:
         self.commits = 0
         self.down = False
         """Refuse every connection, as a database out of reach does."""
+        self.commit_fails: BaseException | None = None
+        """Raise this from the next commit, as a connection lost at COMMIT does."""
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
@@ -404,10 +422,17 @@ class FakeUnitOfWork:
     def reconciliation(self) -> FakeReconciliationRepository:
         return FakeReconciliationRepository(self._open())
 
+    @property
+    def clock(self) -> FakeClockRepository:
+        return FakeClockRepository(self._open())
+
     async def ping(self) -> None:
         self._open()
 
     async def commit(self) -> None:
+        failure, self._db.commit_fails = self._db.commit_fails, None
+        if failure is not None:
+            raise failure
         self._db.rows = self._open()
         self._db.commits += 1
         self._rows = None
@@ -421,6 +446,7 @@ class FakeIbps:
         self.accounts: dict[str, AccountOut] = {}
         self.proxies: dict[str, ProxyOut] = {}
         self.fail_with: IbpsError | None = None
+        self.clock_offset_us = 0
 
     def _call(self, call: str, /, **args: Any) -> None:
         self.calls.append((call, args))
@@ -481,3 +507,13 @@ class FakeIbps:
     async def lookup_proxy(self, proxy_value: str) -> ProxyOut | None:
         self._call("lookup_proxy", proxy_value=proxy_value)
         return self.proxies.get(proxy_value)
+
+    async def clock(self) -> ClockOut:
+        self._call("clock")
+        now = datetime(2026, 6, 22, 4, tzinfo=UTC) + offset_of(self.clock_offset_us)
+        return ClockOut(offset_us=self.clock_offset_us, now=now)
+
+    async def set_clock(self, offset_us: int) -> ClockOut:
+        self._call("set_clock", offset_us=offset_us)
+        self.clock_offset_us = offset_us
+        return await self.clock()

@@ -15,6 +15,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fpslink import circuit
+from fpslink.clock.service import ClockService
 from fpslink.config import Settings
 from fpslink.context import Gateway, Principal
 from fpslink.directory.service import DirectoryService
@@ -60,6 +61,7 @@ WebhooksDep = Annotated[WebhooksService, Depends(_part(lambda gw: gw.webhooks))]
 ReconciliationDep = Annotated[ReconciliationService, Depends(_part(lambda gw: gw.reconciliation))]
 HealthDep = Annotated[HealthService, Depends(_part(lambda gw: gw.health))]
 PaymentsDep = Annotated[PaymentsService, Depends(_part(lambda gw: gw.payments))]
+SandboxClockDep = Annotated[ClockService, Depends(_part(lambda gw: gw.sandbox_clock))]
 
 
 async def get_principal(

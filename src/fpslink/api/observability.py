@@ -1,4 +1,10 @@
-"""Request ids, per-route counts and idempotent replays, as a plain ASGI middleware (no buffering)."""
+"""Request ids, the sandbox's time, per-route counts and idempotent replays, as a plain ASGI
+middleware (no buffering) around the whole application.
+
+It wraps Starlette's error middleware too (`ObservedApp`), so that the answer to an unexpected
+error, and the 503 of a database out of reach, carry the request id and the sandbox's time as every
+other answer does.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,26 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fpslink import logs, metrics
+from fpslink.context import Gateway
+from ibps_wire.sandbox_clock import HEADER as SANDBOX_TIME
 
 HEADER = "x-request-id"
+SANDBOX_TIME_HEADER = SANDBOX_TIME.lower().encode()
 VALID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
+def sandbox_time(scope: Scope) -> bytes | None:
+    """The sandbox's time for the response's header (formatted once per second); None before the
+    gateway has started."""
+    gw: Gateway | None = getattr(scope["app"].state, "gateway", None) if "app" in scope else None
+    if gw is None:
+        return None
+    return gw.sandbox_offset.header(gw.now())
+
+
 class RequestIdMiddleware:
-    """Takes X-Request-Id (or makes one), puts it in the log context, echoes it in the response."""
+    """Takes X-Request-Id (or makes one), puts it in the log context, echoes it in the response, and
+    adds `Fpslink-Sandbox-Time`: the time the answer was made at, in the sandbox."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,6 +57,9 @@ class RequestIdMiddleware:
                 headers = list(message.get("headers", []))
                 replayed = (b"idempotent-replayed", b"true") in headers
                 headers.append((b"x-request-id", request_id.encode()))
+                now = sandbox_time(scope)
+                if now is not None:
+                    headers.append((SANDBOX_TIME_HEADER, now))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -53,5 +75,8 @@ class RequestIdMiddleware:
             logs.request_id_var.reset(token)
 
 
-def install(app: FastAPI) -> None:
-    app.add_middleware(RequestIdMiddleware)
+class ObservedApp(FastAPI):
+    """The gateway's FastAPI, with `RequestIdMiddleware` outside everything else."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIdMiddleware(super().build_middleware_stack())

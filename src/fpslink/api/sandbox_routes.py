@@ -1,14 +1,27 @@
-"""GET /v1/sandbox/fixtures: the demo world, so a developer's first test needs no set-up."""
+"""The sandbox's own endpoints: the demo world (`GET /v1/sandbox/fixtures`), so a developer's first
+test needs no set-up, and the test clock (`/v1/sandbox/clock`), which moves the sandbox's time."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from fpslink.api.deps import ParticipantsDep, PrincipalDep, SettingsDep
-from fpslink.api.routes import PROBLEMS
+from fpslink.api import schemas as s
+from fpslink.api.deps import (
+    IdempotencyDep,
+    IdempotencyKeyHeader,
+    ParticipantsDep,
+    PrincipalDep,
+    SandboxClockDep,
+    SettingsDep,
+)
+from fpslink.api.routes import PROBLEMS, _idempotent
+from fpslink.clock.policy import MAX_OFFSET
+from fpslink.clock.service import ClockStatus
 from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
 from fpslink.participants.service import hash_key
 
@@ -150,3 +163,109 @@ async def fixtures(participants: ParticipantsDep, settings: SettingsDep, princip
         for acc in DEMO_ACCOUNTS
     ]
     return Fixtures(banks=banks, accounts=accounts, magic_values=magic_values(), first_payment=FIRST_PAYMENT)
+
+
+# the test clock --------------------------------------------------------------------------------
+
+MAX_SECONDS = int(MAX_OFFSET.total_seconds())
+
+
+class SandboxClockOut(BaseModel):
+    enabled: bool = Field(description="Whether this deployment lets the operator move the clock")
+    now: AwareDatetime = Field(description="The sandbox's time: what limits, quotes, hours and recovery use")
+    real_now: AwareDatetime = Field(description="The wall clock's time")
+    offset_seconds: float = Field(description="How far the sandbox runs ahead of the wall clock")
+    ibps_now: AwareDatetime | None = Field(description="mock_ibps's time; null when it did not answer")
+    ibps_offset_seconds: float | None = Field(description="mock_ibps's offset; equal to offset_seconds")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "enabled": True,
+                    "now": "2026-12-08T02:00:00.120000Z",
+                    "real_now": "2026-12-07T02:00:00.120000Z",
+                    "offset_seconds": 86400.0,
+                    "ibps_now": "2026-12-08T02:00:00.121000Z",
+                    "ibps_offset_seconds": 86400.0,
+                }
+            ]
+        }
+    )
+
+
+class ClockAdvance(s.Request):
+    seconds: int = Field(
+        ge=-MAX_SECONDS,
+        le=MAX_SECONDS,
+        description="How far to move the sandbox's time; positive (it only moves forward), at most 366 "
+        "days (31622400) in one move",
+    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"seconds": 86400}]})
+
+
+class ClockSet(s.Request):
+    now: AwareDatetime = Field(
+        description="The instant to move the sandbox's time to, with its time zone; later than its time now"
+    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"now": "2026-12-08T01:00:00+08:00"}]})
+
+
+def _seconds(offset: timedelta) -> float:
+    return offset / timedelta(microseconds=1) / 1_000_000
+
+
+def _clock_out(status: ClockStatus) -> SandboxClockOut:
+    return SandboxClockOut(
+        enabled=status.enabled,
+        now=status.now,
+        real_now=status.real_now,
+        offset_seconds=_seconds(status.offset),
+        ibps_now=status.ibps_now,
+        ibps_offset_seconds=None if status.ibps_offset is None else _seconds(status.ibps_offset),
+    )
+
+
+@router.get(
+    "/clock",
+    response_model=SandboxClockOut,
+    summary="The sandbox's time, its offset from real time, and whether the test clock may move (any key)",
+)
+async def get_clock(clock: SandboxClockDep, principal: PrincipalDep) -> SandboxClockOut:
+    return _clock_out(await clock.status())
+
+
+@router.post(
+    "/clock/advance",
+    response_model=SandboxClockOut,
+    summary="Move the sandbox's time forward, for the gateway and mock_ibps (operator; off unless enabled)",
+)
+async def advance_clock(
+    body: ClockAdvance,
+    request: Request,
+    clock: SandboxClockDep,
+    idempotent: IdempotencyDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Every bank of the sandbox moves with it: business dates roll, daily limits start afresh, quotes
+    expire, service hours open and close, payments left pending fall to recovery. Refused with
+    `409 SANDBOX_CLOCK_DISABLED` unless the gateway runs with `FPSLINK_SANDBOX_CLOCK=true`, with
+    `409 SANDBOX_CLOCK_BACKWARDS` for a step that is not positive. Send an `Idempotency-Key` to make a
+    retry safe: the same key answers the first move instead of moving again."""
+
+    async def action() -> tuple[int, Any]:
+        moved = await clock.advance(principal, by=timedelta(seconds=body.seconds))
+        return 200, s.dump(_clock_out(moved))
+
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
+
+
+@router.put(
+    "/clock",
+    response_model=SandboxClockOut,
+    summary="Move the sandbox's time to a later instant (operator; off unless enabled)",
+)
+async def set_clock(body: ClockSet, clock: SandboxClockDep, principal: PrincipalDep) -> SandboxClockOut:
+    """As `POST /v1/sandbox/clock/advance`, to an instant: `409 SANDBOX_CLOCK_BACKWARDS` unless it is
+    later than the sandbox's time now."""
+    return _clock_out(await clock.move_to(principal, to=body.now))

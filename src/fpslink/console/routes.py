@@ -12,7 +12,7 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, quote
@@ -26,6 +26,7 @@ from fpslink import circuit
 from fpslink.api import schemas as s
 from fpslink.api.faults_routes import FaultCreate
 from fpslink.api.page_security import report_csp, secure_headers
+from fpslink.clock.policy import MAX_STEP
 from fpslink.console import service as console
 from fpslink.console import session as sessions
 from fpslink.context import Gateway, Principal
@@ -69,7 +70,13 @@ def _hkt(value: datetime | None) -> str:
     return value.astimezone(HK_TZ).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " HKT"
 
 
+def _hkt_minute(value: datetime) -> str:
+    """A UTC instant as Hong Kong time, to the minute: the layout's clock."""
+    return value.astimezone(HK_TZ).strftime("%Y-%m-%d %H:%M") + " HKT"
+
+
 _env.filters["hkt"] = _hkt
+_env.filters["hkt_minute"] = _hkt_minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +108,33 @@ def _key(gw: Gateway) -> bytes:
     return sessions.signing_key(gw.settings.operator_key)
 
 
+def ahead(offset: timedelta) -> str:
+    """How far the test clock has moved the sandbox, in words: `1 d 2 h 30 min`."""
+    minutes = int(offset.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    return " ".join(p for p in parts if p) or "under a minute"
+
+
+_env.filters["ahead"] = ahead
+
+
 def render(
     request: Request, template: str, *, status_code: int = 200, ctx: Ctx | None = None, **values: Any
 ) -> Response:
-    """A page from templates/, escaped by Jinja2, with the console's security headers."""
+    """A page from templates/, escaped by Jinja2, with the console's security headers. Every page
+    shows the sandbox's time, and how far the test clock has moved it."""
+    gw: Gateway | None = getattr(request.app.state, "gateway", None)
+    offset = gw.sandbox_offset.value if gw is not None else timedelta(0)
     html = _env.get_template(template).render(
         ctx=ctx,
         who=ctx.who if ctx else None,
         is_operator=bool(ctx and ctx.principal.is_operator),
         csrf=ctx.csrf if ctx else "",
         path=request.url.path,
+        sandbox_now=gw.now() if gw is not None else None,
+        sandbox_ahead=ahead(offset) if offset > timedelta(0) else None,
         **values,
     )
     return secure_headers(HTMLResponse(html, status_code=status_code))
@@ -151,7 +175,7 @@ async def _form(request: Request) -> Form:
 async def _context(request: Request) -> Ctx | None:
     gw = _gw(request)
     key = _key(gw)
-    found = sessions.verify(key, request.cookies.get(sessions.COOKIE), now=gw.clock())
+    found = sessions.verify(key, request.cookies.get(sessions.COOKIE), now=gw.wall_now())
     if found is None:
         return None
     principal = await console.principal_of(gw, found)
@@ -247,7 +271,7 @@ async def login(request: Request) -> Response:
     except FpslinkError:
         return render(request, "login.html.j2", status_code=401, next=target, failed=True)
     await console.logged_in(gw, attempt)
-    token, _ = sessions.issue(_key(gw), scope=principal.scope, now=gw.clock())
+    token, _ = sessions.issue(_key(gw), scope=principal.scope, now=gw.wall_now())
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         sessions.COOKIE,
@@ -410,7 +434,7 @@ async def dashboard_data(request: Request, window: int = 60) -> Response:
 async def runs_page(request: Request) -> Response:
     async def page(ctx: Ctx) -> Response:
         rows = await ctx.gw.reconciliation.runs(limit=RUNS_SHOWN)
-        today = business_date(ctx.gw.clock()).isoformat()
+        today = business_date(ctx.gw.now()).isoformat()
         return render(request, "reconciliations.html.j2", ctx=ctx, runs=rows, today=today)
 
     return await _guard(request, page, operator=True)
@@ -473,6 +497,7 @@ async def _sandbox(ctx: Ctx, *, status: int = 200, **values: Any) -> Response:
         "sandbox.html.j2",
         status_code=status,
         ctx=ctx,
+        clock=await ctx.gw.sandbox_clock.status(),
         faults=faults,
         faults_error=faults_error,
         banks=banks,
@@ -529,6 +554,25 @@ async def clear_faults(request: Request) -> Response:
         async def action() -> str:
             await _ibps(ctx.gw.ibps.clear_faults())
             return "every fault rule removed"
+
+        return await _sandbox_action(ctx, action)
+
+    return await _guard_post(request, page, operator=True)
+
+
+@router.post("/sandbox/clock")
+async def advance_clock(request: Request) -> Response:
+    async def page(ctx: Ctx, form: Form) -> Response:
+        async def action() -> str:
+            try:
+                days = int(form.get("days", "0").strip() or 0)
+                hours = int(form.get("hours", "0").strip() or 0)
+            except ValueError as exc:
+                raise InvalidRequest("days and hours must be whole numbers") from exc
+            if not (0 <= days <= MAX_STEP.days and 0 <= hours <= 24 * MAX_STEP.days):
+                raise InvalidRequest(f"advance by 0-{MAX_STEP.days} days and whole hours")
+            moved = await ctx.gw.sandbox_clock.advance(ctx.principal, by=timedelta(days=days, hours=hours))
+            return f"the sandbox's time is now {_hkt(moved.now)}, {ahead(moved.offset)} ahead of real time"
 
         return await _sandbox_action(ctx, action)
 

@@ -77,7 +77,7 @@ async def end_session(gw: Gateway, session: Session) -> None:
             tx.conn,
             nonce=session.nonce,
             expires_at=datetime.fromtimestamp(session.expires_at_s, tz=UTC),
-            now=gw.clock(),
+            now=gw.wall_now(),
         )
         await tx.commit()
 
@@ -102,7 +102,7 @@ class LoginAttempt:
 async def count_login(gw: Gateway, *, host: str | None, api_key: str) -> LoginAttempt:
     """Count a log-in attempt before its key is checked, and say whether it may be checked."""
     limits = login_limits(gw.settings)
-    now = gw.clock()
+    now = gw.wall_now()  # real time: moving the sandbox's clock must not open a throttled window
     buckets = throttle.buckets(limits, host=host, api_key=api_key)
     start = throttle.window_start(now, limits.window_s)
     async with gw.uow() as tx:
@@ -422,7 +422,7 @@ def _counter(counter: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
 async def dashboard(gw: Gateway, principal: Principal, *, window_s: int) -> dict[str, Any]:
     """Throughput, latency, pending payments, IBPS outcomes and limit usage, as of now."""
     window_s = min(DASHBOARD_WINDOWS_S, key=lambda w: abs(w - window_s))
-    now = gw.clock()
+    now = gw.now()
     since = now - timedelta(seconds=window_s)
     pid = principal.participant_id
     async with gw.uow() as tx:

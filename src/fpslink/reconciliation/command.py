@@ -39,6 +39,7 @@ async def run_command(settings: Settings, *, business_date: date, fmt: Format, o
     ibps = client_from_settings(settings)
     gw = Gateway(settings=settings, engine=engine, ibps=ibps)
     try:
+        await gw.read_sandbox_offset()  # a date has begun, and a payment is stuck, by the sandbox's time
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),

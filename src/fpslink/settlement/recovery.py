@@ -25,7 +25,7 @@ log = logging.getLogger("fpslink.recovery")
 
 async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
     """One pass; returns how many payments ended in each state (or stayed, for retries)."""
-    now = now or gw.clock()
+    now = now or gw.now()
     cutoff = now - timedelta(seconds=gw.settings.settlement_timeout_s)
     outcomes: Counter[str] = Counter()
     async with gw.engine.connect() as conn:
@@ -33,12 +33,12 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
     for payment_id, state in candidates:
         async with gw.engine.begin() as conn:
             claimed = await payments_repo.claim(
-                conn, payment_id=payment_id, state=state, cutoff=cutoff, now=gw.clock()
+                conn, payment_id=payment_id, state=state, cutoff=cutoff, now=gw.now()
             )
             payment = await payments_repo.get(conn, payment_id) if claimed else None
             if claimed:
                 await payments_repo.add_events(
-                    conn, payment_id, gw.clock(), [("RECOVERY", f"found {state.value}")]
+                    conn, payment_id, gw.now(), [("RECOVERY", f"found {state.value}")]
                 )
         action = recovery_action(state)
         if payment is None or action is None:
@@ -59,7 +59,7 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
 async def purge_expired_keys(gw: Gateway) -> int:
     """Forget idempotency keys past their retention (FPSLINK_IDEMPOTENCY_TTL_H)."""
     async with gw.engine.begin() as conn:
-        return await idem_repo.purge_expired(conn, now=gw.clock())
+        return await idem_repo.purge_expired(conn, now=gw.now())
 
 
 async def run_forever(gw: Gateway) -> None:

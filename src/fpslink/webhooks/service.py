@@ -164,13 +164,19 @@ def rules(settings: Settings) -> policy.Rules:
 
 
 class WebhookDispatcher:
-    """Delivers the outbox at least once, signed, with back-off: each gateway worker runs one."""
+    """Delivers the outbox at least once, signed, with back-off: each gateway worker runs one.
+
+    Deliveries fall due on the sandbox's time (`clock`), so moving the test clock brings a retry
+    forward as waiting would; the signature's `t=` is the wall clock's (`wall`), which a receiver
+    checks against its own.
+    """
 
     def __init__(
-        self, uow: UnitsOfWork, *, clock: Clock, settings: Settings, resolve: targets.Resolver
+        self, uow: UnitsOfWork, *, clock: Clock, wall: Clock, settings: Settings, resolve: targets.Resolver
     ) -> None:
         self._uow = uow
         self._clock = clock
+        self._wall = wall
         self._settings = settings
         self._resolve = resolve
 
@@ -210,7 +216,7 @@ class WebhookDispatcher:
             outcome, status_code, error = "cancelled", None, "the webhook was deleted"
         else:
             body = payload(target, payment)
-            timestamp = int(self._clock().timestamp())
+            timestamp = int(self._wall().timestamp())
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
