@@ -25,6 +25,7 @@ HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
 
@@ -134,7 +135,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-        return problem_response(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+        response = problem_response(
+            exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail)
+        )
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
