@@ -6,11 +6,13 @@ statements per step on an `AsyncConnection`, and every durable step is its own s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy import BigInteger, DateTime, MetaData
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -73,3 +75,73 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=3600,
     )
+
+
+UNAVAILABLE_CAUSES = {
+    "TooManyConnectionsError",
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "InterfaceError",
+}
+"""Driver errors, by name, that mean the database is out of reach or out of connections."""
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+"""Connection exceptions (class 08), the server shutting down or starting (57P01-57P03, what
+pg_terminate_backend sends too), too many connections (53300)."""
+INVALID_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+"""Text PostgreSQL cannot store (a NUL character) or convert: the request's doing, not the database's."""
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, the driver error it wraps, their causes, and a group's members."""
+    todo, seen = [exc], 0
+    while todo and seen < 12:
+        current = todo.pop()
+        seen += 1
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        for linked in (getattr(current, "orig", None), current.__cause__):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError):
+        return True  # the driver's connect errors can arrive unwrapped (asyncpg: ConnectionRefusedError)
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
+        return sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+    # asyncpg says "connection is closed" of a connection whose server went away between statements
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not serve the request now (down, restarting, out of connections, or the
+    connection lost mid-request), as opposed to a statement that failed: retrying can succeed.
+
+    Errors come wrapped by SQLAlchemy or, from the raw asyncpg lane (`ibps_wire.pg`), as asyncpg
+    raised them; both are recognised.
+    """
+    for current in _chain(exc):
+        if isinstance(current, (OperationalError, InterfaceError)):
+            return True
+        if isinstance(current, DBAPIError) and (
+            current.connection_invalidated or type(current.orig).__name__ in UNAVAILABLE_CAUSES
+        ):
+            return True
+        if type(current).__name__ in UNAVAILABLE_CAUSES and not isinstance(current, asyncpg.InterfaceError):
+            return True
+        if _connection_lost(current):
+            return True
+    return False
+
+
+def invalid_text(exc: BaseException) -> bool:
+    """PostgreSQL refused text in the request (a NUL character): a bad request, never a 500."""
+    return any(getattr(current, "sqlstate", None) in INVALID_TEXT_SQLSTATES for current in _chain(exc))
+
+
+def one_line(exc: BaseException) -> str:
+    """The error's type and the first line of its message, for a log line without a traceback."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

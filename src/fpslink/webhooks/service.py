@@ -20,7 +20,7 @@ import httpx
 
 from fpslink import metrics
 from fpslink.config import Settings
-from fpslink.db import Clock
+from fpslink.db import Clock, database_unavailable, one_line
 from fpslink.errors import Conflict, InvalidRequest, NotFound
 from fpslink.participants.service import require_participant
 from fpslink.payments import repository as payments_repo
@@ -284,8 +284,13 @@ class WebhookDispatcher:
                     await self.dispatch_once(client)
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("webhook dispatch failed; retrying in %.1f s", interval)
+                except Exception as exc:
+                    if database_unavailable(exc):  # an outage, not a bug: one line each time
+                        log.warning(
+                            "webhook dispatch failed (%s); retrying in %.1f s", one_line(exc), interval
+                        )
+                    else:
+                        log.exception("webhook dispatch failed; retrying in %.1f s", interval)
                 await asyncio.sleep(interval)
 
     def start(self) -> asyncio.Task[None] | None:
