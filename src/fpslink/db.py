@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
-from sqlalchemy import BigInteger, DateTime, MetaData
+from sqlalchemy import BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -68,13 +69,28 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
             "FPSLINK_DATABASE_URL is not set: run `fpslink sandbox`, which starts an embedded "
             "PostgreSQL, or point it at a PostgreSQL 14+ (postgresql+asyncpg://user@host:port/db)"
         )
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_recycle=3600,
     )
+    event.listen(engine.sync_engine.pool, "checkout", refuse_closed_connection)
+    return engine
+
+
+def refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """At checkout, a pooled connection the server has closed (a restart, a failover, an
+    administrator's pg_terminate_backend) is replaced, and with it every connection as old.
+
+    Without this, each dead connection failed the next statement run on it: one more 503 per pooled
+    connection after the database came back, and the raw asyncpg lane's failures never told the
+    pool at all. Reading the driver's own flag costs no round trip, unlike `pool_pre_ping`.
+    """
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise InvalidatePoolError("the database closed this connection")
 
 
 UNAVAILABLE_CAUSES = {
@@ -111,6 +127,10 @@ def _connection_lost(exc: BaseException) -> bool:
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
         return sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # the driver lost track of the protocol: what happens when the server's farewell (a FATAL
+        # error) reaches an idle connection before its end does; the connection is unusable
+        return True
     # asyncpg says "connection is closed" of a connection whose server went away between statements
     return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 
