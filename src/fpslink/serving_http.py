@@ -6,10 +6,13 @@ never finishing a header. The bound is uvicorn's `h11_max_incomplete_event_size`
 on the same thing, set from `FPSLINK_MAX_HEADER_BYTES` by `fpslink.serving`), so both parsers
 refuse the same heads.
 
-Two checks, both cheap next to parsing: while a head is incomplete, the bytes received since it
-began (a count that never exceeds the head's true size: bytes of the read in which the request
-began are left out); once it is complete, its exact size. Past the limit the answer is
-431 REQUEST_HEADERS_TOO_LARGE as problem+json, and the connection is closed.
+Two checks, both cheap next to parsing. While a head is incomplete, the bytes received since it
+began, counted so as never to exceed the head's true size (the read in which the request began is
+left out), must stay within the bound. Once it is complete, its exact size must; it is summed only
+when the reads since the head began, counted so as never to fall short of its size, pass the bound,
+so an ordinary request pays two additions and a comparison (its head arrives in one read).
+Past the bound the answer is 431 REQUEST_HEADERS_TOO_LARGE as problem+json, and the connection is
+closed.
 """
 
 from __future__ import annotations
@@ -46,9 +49,17 @@ class HeadLimitedHttpTools(HttpToolsProtocol):
         self.max_head = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD
         self._in_head = True
         self._head_seen = 0
+        """Bytes of the reads that began inside the current head: never more than the head."""
+        self._fed = 0
+        self._fed_before = 0
+        self._head_from = 0
+        """Bytes fed before the read in which the current head began: `_fed - _head_from` is never
+        less than the head."""
         self._head_refused = False
 
     def data_received(self, data: bytes) -> None:
+        self._fed_before = self._fed
+        self._fed += len(data)
         if self._in_head:
             self._head_seen += len(data)
         super().data_received(data)
@@ -59,14 +70,16 @@ class HeadLimitedHttpTools(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_seen = 0
+        self._head_from = self._fed_before
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        # request line (method, spaces, version, CRLF: at most 20 bytes besides the URL) and headers
-        size = len(self.url) + 20 + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.max_head:
-            self._head_refused = True
-            raise HeadTooLarge  # httptools stops and raises; uvicorn then calls send_400_response
+        if self._fed - self._head_from > self.max_head:
+            # request line (method, spaces, version, CRLF: 20 bytes besides the URL) and headers
+            size = len(self.url) + 20 + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.max_head:
+                self._head_refused = True
+                raise HeadTooLarge  # httptools stops and raises; uvicorn then calls send_400_response
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:

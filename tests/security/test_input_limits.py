@@ -268,6 +268,33 @@ async def test_a_large_head_is_refused(gateway: Gateway) -> None:
         assert answer.headers.get("connection") == "close"
 
 
+def _pipelined(port: int, data: bytes, answers: int) -> list[int]:
+    """Statuses of the answers to requests written back to back in one write."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(data)
+        received = b""
+        while received.count(b"HTTP/1.1 ") < answers:
+            more = sock.recv(65536)
+            if not more:
+                break
+            received += more
+    return [int(part[:3]) for part in received.split(b"HTTP/1.1 ")[1:]]
+
+
+async def test_heads_after_a_body_in_the_same_read_are_measured_alone(gateway: Gateway) -> None:
+    """A body's bytes in the read where the next request begins do not count toward that head."""
+    body = b" " * (JSON_LIMIT - 100)
+    first = request_head(
+        "POST",
+        "/v1/payments",
+        gateway.port,
+        {"Content-Type": "application/json", "Content-Length": str(len(body)), "Idempotency-Key": "k4"},
+    )
+    second = request_head("GET", "/healthz", gateway.port, {"X-Pad": "x" * (HEAD_LIMIT // 2)})
+    statuses = await asyncio.to_thread(_pipelined, gateway.port, first + body + second, 2)
+    assert statuses[1:] == [200] and statuses[0] != 431, statuses
+
+
 async def test_a_header_that_never_ends_is_refused_while_it_arrives(gateway: Gateway) -> None:
     before = peak_rss(gateway.pid)
     head = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{gateway.port}\r\nX-Pad: ".encode()
