@@ -28,6 +28,7 @@ from fpslink.api import (
     observability,
     problems,
     reconciliation_routes,
+    request_limits,
     sandbox_routes,
     webhooks_routes,
 )
@@ -119,6 +120,7 @@ def create_app(
     app.include_router(docs_routes.router)
     if fast_path:
         fast_payments.install(app)
+    request_limits.install(app, settings)
     if settings.trusted_proxy_list:
         # outermost of the app's middleware, so every part of the app sees the client's address and
         # scheme, not the proxy's (the request middleware around it, `ObservedApp`, reads neither)

@@ -171,6 +171,39 @@ class Settings(BaseSettings):
         "a purpose for every payment.",
     )
 
+    # Request limits: a request is refused before any work (authentication included) when it is larger
+    max_body_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request body of the JSON API and the console's forms, counted as it "
+        "arrives (chunked bodies too); larger answers 413 PAYLOAD_TOO_LARGE. A payment is under 1 KiB.",
+    )
+    max_iso20022_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=4 * 1024,
+        le=64 * 1024,
+        description="Largest ISO 20022 message (POST /v1/iso20022/...); larger answers 413. At most "
+        "64 KiB, the most the ISO 20022 reader takes (iso20022/xmltree.py); one pacs.008 with one "
+        "transaction is 2-4 KiB, in an envelope with its header 3-6 KiB.",
+    )
+    max_query_bytes: int = Field(
+        default=2048,
+        ge=256,
+        le=64 * 1024,
+        description="Longest query string; longer answers 414 URI_TOO_LONG. The longest the API "
+        "reads (a listing's filters and cursor) is under 400 bytes.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=4 * 1024,
+        le=1024 * 1024,
+        description="Largest request head (request line and headers) a server process reads; larger "
+        "answers 431 REQUEST_HEADERS_TOO_LARGE and the connection is closed. Applied by `fpslink "
+        "serve` and `fpslink sandbox` while the head arrives, so it also bounds the memory one slow "
+        "client can hold.",
+    )
+
     # Webhooks and logs
     webhooks_enabled: bool = Field(default=True, description="Run the webhook dispatcher in this process.")
     webhook_allow_hosts: str = Field(

@@ -9,6 +9,11 @@ the workers by a hash of their addresses.
 The supervisor is small on purpose: it starts the workers, starts a worker again when one dies, and
 stops them all on SIGINT or SIGTERM (each stops gracefully, as uvicorn does). Where the platform
 has no SO_REUSEPORT, or for one worker, it is plain `uvicorn.run`.
+
+Request heads are bounded here (`FPSLINK_MAX_HEADER_BYTES`): uvicorn's h11 has a setting for it
+(`h11_max_incomplete_event_size`), but its faster httptools parser, the one it picks, has none and
+keeps whatever a client sends as headers until they end. `serving_http.HeadLimitedHttpTools` counts
+the head as it arrives and answers 431 past the limit.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+
+from fpslink.config import Settings
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's multiprocess directory, as fpslink.metrics reads it. prometheus-client picks
@@ -64,7 +71,17 @@ def access_log(log_level: str) -> bool:
     return isinstance(level, int) and level <= logging.INFO
 
 
-def _options(host: str, port: int, log_level: str) -> dict[str, Any]:
+def http_protocol() -> str:
+    """uvicorn's HTTP protocol, by import path (workers are spawned): httptools with the head limit,
+    or h11 where httptools is not installed (h11 applies the same limit itself)."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
+        return "h11"
+    return "fpslink.serving_http:HeadLimitedHttpTools"
+
+
+def _options(host: str, port: int, log_level: str, max_header_bytes: int) -> dict[str, Any]:
     """uvicorn's settings for an app factory, the same with one process or several.
 
     uvicorn's own proxy headers are off: by default it believes X-Forwarded-For and
@@ -78,18 +95,27 @@ def _options(host: str, port: int, log_level: str) -> dict[str, Any]:
         "log_level": log_level,
         "access_log": access_log(log_level),
         "proxy_headers": False,
+        "http": http_protocol(),
+        # h11's limit on a request's head; HeadLimitedHttpTools reads the same setting
+        "h11_max_incomplete_event_size": max_header_bytes,
     }
 
 
-def _worker(app: str, host: str, port: int, log_level: str) -> None:
-    config = uvicorn.Config(app, **_options(host, port, log_level))
+def _worker(app: str, host: str, port: int, log_level: str, max_header_bytes: int) -> None:
+    config = uvicorn.Config(app, **_options(host, port, log_level, max_header_bytes))
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
 
-def serve(app: str, *, host: str, port: int, workers: int, log_level: str) -> None:
-    """Serve the app factory `app` ("module:function") with `workers` processes."""
+def serve(
+    app: str, *, host: str, port: int, workers: int, log_level: str, max_header_bytes: int | None = None
+) -> None:
+    """Serve the app factory `app` ("module:function") with `workers` processes.
+
+    `max_header_bytes` bounds each request's head; by default `FPSLINK_MAX_HEADER_BYTES`.
+    """
+    head = Settings().max_header_bytes if max_header_bytes is None else max_header_bytes
     if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(app, workers=workers, **_options(host, port, log_level))
+        uvicorn.run(app, workers=workers, **_options(host, port, log_level, head))
         return
     ensure_free(host, port)
     # the workers count metrics in files here, and /metrics sums them (fpslink.metrics); a directory
@@ -98,13 +124,13 @@ def serve(app: str, *, host: str, port: int, workers: int, log_level: str) -> No
     if own_metrics_dir:
         os.environ[MULTIPROC_DIR] = tempfile.mkdtemp(prefix="fpslink-metrics-")
     try:
-        _supervise(app, host=host, port=port, workers=workers, log_level=log_level)
+        _supervise(app, host=host, port=port, workers=workers, log_level=log_level, head=head)
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ.pop(MULTIPROC_DIR), ignore_errors=True)
 
 
-def _supervise(app: str, *, host: str, port: int, workers: int, log_level: str) -> None:
+def _supervise(app: str, *, host: str, port: int, workers: int, log_level: str, head: int) -> None:
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
 
@@ -115,7 +141,7 @@ def _supervise(app: str, *, host: str, port: int, workers: int, log_level: str) 
         signal.signal(signum, on_signal)
 
     def start() -> BaseProcess:
-        process = context.Process(target=_worker, args=(app, host, port, log_level), daemon=False)
+        process = context.Process(target=_worker, args=(app, host, port, log_level, head), daemon=False)
         process.start()
         return process
 

@@ -463,7 +463,8 @@ async def test_the_fast_path_leaves_other_requests_to_the_app(twin: Twin) -> Non
 
 
 async def test_a_database_out_of_reach_is_answered_alike() -> None:
-    """An error the exception handlers do not map (503 via ServerErrorMiddleware) propagates alike."""
+    """A database out of reach is answered 503 by the exception handlers, and counted as a 503, alike
+    on both paths (it used to leave the app unhandled, counted as a 500 and logged as a traceback)."""
     settings = unreachable_database_settings()
     async with contextlib.AsyncExitStack() as exits:
         fast, route = await gateways(exits, settings, FakeClock())

@@ -119,7 +119,9 @@ def replay(received: list[Message], receive: Receive) -> Receive:
 def install(app: FastAPI) -> None:
     """Put the fast path in front of the app's router (after every route is included).
 
-    Not when a request body limit is configured: the route enforces it, this path would not.
+    Not when FastAPI's own body limit (`max_body_size`) is configured: the route enforces it, this
+    path would not. The gateway's limits (`request_limits`) sit in front of this layer instead, so
+    the fast path reads a body already counted against them.
     """
     route = next(
         r for r in routes.router.routes if isinstance(r, APIRoute) and r.endpoint is routes.create_payment

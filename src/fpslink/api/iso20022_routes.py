@@ -49,7 +49,7 @@ router = APIRouter(prefix="/v1/iso20022", tags=["iso20022"])
 PACS002_RESPONSE = {"content": {XML: {"schema": {"type": "string"}, "example": examples.PACS002_ACSC}}}
 PROBLEM: dict[int | str, dict[str, Any]] = {
     status: {"model": s.Problem, "content": {"application/problem+json": {}}}
-    for status in (400, 401, 403, 409, 415, 503)
+    for status in (400, 401, 403, 409, 413, 415, 503)
 }
 
 
@@ -65,8 +65,10 @@ PROBLEM: dict[int | str, dict[str, Any]] = {
         f"({SUPPORTED_HEADERS}) and then the Document, whose answer comes in the same envelope "
         "with its own AppHdr. Every refusal of a well-formed message is a pacs.002 with GrpSts "
         "RJCT and an ISO 20022 reason code (FF01 for what the schema refuses, AC02, AM03, ...), "
-        "answered 422 (404 for a debtor account that is not yours). XML that is not well-formed, "
-        "carries a DTD or exceeds 64 KiB answers `400 ISO20022_MALFORMED` (problem+json). "
+        "answered 422 (404 for a debtor account that is not yours). XML that is not well-formed "
+        "or carries a DTD answers `400 ISO20022_MALFORMED`, and a body over 64 KiB "
+        "(`FPSLINK_MAX_ISO20022_BODY_BYTES`) `413 PAYLOAD_TOO_LARGE` as soon as that much has "
+        "arrived (problem+json). "
         "`Idempotency-Key` is optional: without it the key is `pacs.008/<GrpHdr/MsgId>`, so resending "
         "a message replays its report. A payment's report has TxSts ACSC (settled), RJCT (with the "
         "ISO reason code) or PDNG (pending, answered 202); `ClrSysRef` is the payment id without "
@@ -109,9 +111,7 @@ async def post_pacs008(
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media not in XML_TYPES:
         raise UnsupportedMediaType(f"send the pacs.008 as {XML} (got {media or 'no Content-Type'})")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > xmltree.MAX_MESSAGE_BYTES:
-        raise MalformedMessage(f"the message exceeds {xmltree.MAX_MESSAGE_BYTES // 1024} KiB")
+    # the body's size was bounded as it arrived, before authentication (api/request_limits.py)
     explicit_key = idempotency.parse_key(idempotency_key, required=False)
     body = await request.body()
     started = time.perf_counter()

@@ -6,12 +6,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fpslink.db import database_unavailable, invalid_text, one_line
 from fpslink.errors import PROBLEM_BASE, FpslinkError
 
 log = logging.getLogger("fpslink.api")
@@ -25,6 +27,7 @@ HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
 
@@ -41,27 +44,48 @@ def problem_response(status: int, code: str, title: str, detail: str, **extra: A
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
-UNAVAILABLE_CAUSES = {
-    "TooManyConnectionsError",
-    "CannotConnectNowError",
-    "ConnectionDoesNotExistError",
-    "InterfaceError",
-}
-"""Driver errors that mean the database is out of reach or out of connections, not a bad query."""
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+)
+"""What the database and its driver raise: answered here, in the app's exception layer, so that a
+handled outage is one log line, not a traceback that the server logs again as unhandled."""
 
 
-def database_unavailable(exc: BaseException) -> bool:
-    """The database could not serve the request now (down, restarting, out of connections, locked)."""
-    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError)):
-        return True  # the driver's connect errors can arrive unwrapped (asyncpg: ConnectionRefusedError)
-    if not isinstance(exc, DBAPIError):
-        return False
-    seen: list[BaseException] = []
-    current: BaseException | None = exc.orig
-    while current is not None and len(seen) < 5:
-        seen.append(current)
-        current = current.__cause__
-    return any(isinstance(e, ConnectionError) or type(e).__name__ in UNAVAILABLE_CAUSES for e in seen)
+def database_problem(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the database is out of reach (retry), 422 for text it cannot store, else 500."""
+    if database_unavailable(exc):
+        # nothing half-done: every step is one transaction, and recovery finishes a payment
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, one_line(exc))
+        response = problem_response(
+            503,
+            "DATABASE_UNAVAILABLE",
+            "Database unavailable",
+            "the sandbox's database could not serve the request now; retry with the same "
+            "Idempotency-Key in a moment",
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+    if invalid_text(exc):
+        return problem_response(
+            422,
+            "INVALID_CHARACTERS",
+            "Invalid request",
+            "the request carries a character that cannot be stored (NUL)",
+        )
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return internal_error()
+
+
+def internal_error() -> JSONResponse:
+    return problem_response(
+        500,
+        "INTERNAL_ERROR",
+        "Internal error",
+        "the sandbox failed unexpectedly; the request may be retried with the same Idempotency-Key",
+    )
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -134,26 +158,23 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-        return problem_response(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+        response = problem_response(
+            exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail)
+        )
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        return database_problem(request, exc)
+
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if database_unavailable(exc):
-            # nothing half-done: every step is one transaction, and recovery finishes a payment
-            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-            response = problem_response(
-                503,
-                "DATABASE_UNAVAILABLE",
-                "Database unavailable",
-                "the sandbox's database could not serve the request now; retry with the same "
-                "Idempotency-Key in a moment",
-            )
-            response.headers["Retry-After"] = "1"
-            return response
+        # anything else; a database error that arrives here wrapped (in a group, say) is still one
+        if database_unavailable(exc) or invalid_text(exc):
+            return database_problem(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            500,
-            "INTERNAL_ERROR",
-            "Internal error",
-            "the sandbox failed unexpectedly; the request may be retried with the same Idempotency-Key",
-        )
+        return internal_error()

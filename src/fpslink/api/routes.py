@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from fpslink import metrics
+from fpslink import metrics, paging
 from fpslink.api import schemas as s
 from fpslink.api.deps import (
     DirectoryDep,
@@ -27,7 +25,6 @@ from fpslink.api.deps import (
 )
 from fpslink.context import Principal
 from fpslink.directory.service import ResolvedProxy
-from fpslink.errors import InvalidRequest
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.service import IdempotencyService
 from fpslink.money import Currency
@@ -414,20 +411,6 @@ async def get_payment(payment_id: str, payments: PaymentsDep, principal: Princip
     return payment_out(result.payment, result.events)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
-        at, pid = raw.split("|", 1)
-        return datetime.fromisoformat(at), pid
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest("cursor is not one this API returned", code="INVALID_CURSOR") from exc
-
-
-def _encode_cursor(payment: Payment) -> str:
-    raw = f"{payment.created_at.isoformat()}|{payment.payment_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
 @router.get(
     "/payments",
     response_model=s.PaymentPage,
@@ -444,23 +427,21 @@ async def list_payments(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> s.PaymentPage:
-    for bound in (created_from, created_to):
-        if bound is not None and bound.tzinfo is None:
-            raise InvalidRequest("from and to need a time zone, e.g. 2026-11-27T00:00:00+08:00")
     rows = await payments.list_payments(
         principal,
         status=status,
         direction=direction,
-        created_from=created_from,
-        created_to=created_to,
-        after=_decode_cursor(cursor) if cursor else None,
+        created_from=paging.time_bound(created_from, "from"),
+        created_to=paging.time_bound(created_to, "to"),
+        after=paging.decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]
+    last = rows[-1] if more and rows else None
     return s.PaymentPage(
         items=[payment_out(r) for r in rows],
-        next_cursor=_encode_cursor(rows[-1]) if more and rows else None,
+        next_cursor=paging.encode_cursor(last.created_at, last.payment_id) if last else None,
     )
 
 

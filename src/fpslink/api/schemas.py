@@ -6,16 +6,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from fpslink.fx.domain import AmountType
 from fpslink.money import Currency, InvalidAmount, parse_amount
+from fpslink.text import check_text
 from fpslink.vocabulary import Direction, Period, Purpose, Status, System
 
+SafeText = AfterValidator(check_text)
+"""Refuses control and bidi-override characters (fpslink.text), naming the field in the 422."""
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 BIC_PATTERN = r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$"
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140), SafeText]
 
 
 def _amount_is_text(value: Any) -> Any:
@@ -431,7 +442,7 @@ class PaymentCreate(Request):
         description="Why the payment is made, one of the link's named purposes; pacs.008 carries it as "
         "the ISO 20022 purpose code beside each name (docs/concepts.md#purposes)"
     )
-    remittance_info: Annotated[str, StringConstraints(max_length=140)] | None = None
+    remittance_info: Annotated[str, StringConstraints(max_length=140), SafeText] | None = None
     end_to_end_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,35}$")] | None = None
     model_config = ConfigDict(
         json_schema_extra={

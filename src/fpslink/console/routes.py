@@ -8,8 +8,6 @@ this origin. Pages send a strict Content-Security-Policy: scripts and styles onl
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,7 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
-from fpslink import circuit
+from fpslink import circuit, paging
 from fpslink.api import schemas as s
 from fpslink.api.faults_routes import FaultCreate
 from fpslink.api.page_security import report_csp, secure_headers
@@ -309,18 +307,9 @@ async def logout(request: Request) -> Response:
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
-        at, pid = raw.split("|", 1)
-        created_at = datetime.fromisoformat(at)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        return paging.decode_cursor(cursor)
+    except InvalidRequest as exc:
         raise InvalidRequest("that page link is not one this console made") from exc
-    if created_at.tzinfo is None:
-        raise InvalidRequest("that page link is not one this console made")
-    return created_at, pid
-
-
-def _encode_cursor(created_at: datetime, payment_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{payment_id}".encode()).decode().rstrip("=")
 
 
 @router.get("/payments")
@@ -367,7 +356,7 @@ async def payments_page(
             payments=[console.payment_summary(r) for r in rows],
             status=status_filter.value if status_filter else "",
             direction=direction_filter.value if direction_filter else "",
-            next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].payment_id) if more else None,
+            next_cursor=paging.encode_cursor(rows[-1].created_at, rows[-1].payment_id) if more else None,
         )
 
     return await _guard(request, page)

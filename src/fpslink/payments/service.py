@@ -19,6 +19,7 @@ from typing import Protocol
 from fpslink import logs, metrics
 from fpslink.circuit import acting_for
 from fpslink.config import Settings
+from fpslink.db import database_unavailable
 from fpslink.directory import service as directory
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.errors import InvalidRequest, NotFound
@@ -203,6 +204,7 @@ class PaymentsService:
                 self._settle_batch,
                 max_size=self._settings.batch_max_size,
                 max_inflight=self._settings.batch_max_inflight,
+                outage=database_unavailable,
             )
         return self.batcher
 

@@ -37,6 +37,11 @@ def detach() -> None:
         release()
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def _retrieve(future: asyncio.Future[None]) -> None:
     """Mark a failure as seen even when its requester has stopped waiting (no asyncio warning)."""
     if not future.cancelled():
@@ -47,11 +52,19 @@ class Batcher(Generic[T]):
     """Groups items for `process`, which must finish each item (or raise for the whole batch)."""
 
     def __init__(
-        self, process: Callable[[list[T]], Awaitable[None]], *, max_size: int, max_inflight: int
+        self,
+        process: Callable[[list[T]], Awaitable[None]],
+        *,
+        max_size: int,
+        max_inflight: int,
+        outage: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
+        """`outage` tells a failure that is no bug (the database out of reach): it is logged in one
+        line, since every request of the batch answers it (503) and retries."""
         if max_size < 1 or max_inflight < 1:
             raise ValueError("max_size and max_inflight must be at least 1")
         self._process = process
+        self._outage = outage
         self.max_size = max_size
         self.max_inflight = max_inflight
         self._queue: list[tuple[T, asyncio.Future[None]]] = []
@@ -122,6 +135,8 @@ class Batcher(Generic[T]):
         except BaseException as exc:  # a crash hook's exception included: every waiter sees it
             if not isinstance(exc, Exception):
                 log.warning("batch of %d stopped by %r", len(batch), exc)
+            elif self._outage(exc):
+                log.warning("batch of %d failed: %s", len(batch), _first_line(exc))
             else:
                 log.exception("batch of %d failed", len(batch))
             for _, future in batch:

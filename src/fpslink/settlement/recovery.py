@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from fpslink import metrics
 from fpslink.context import Gateway
+from fpslink.db import database_unavailable, one_line
 from fpslink.idempotency import repository as idem_repo
 from fpslink.payments import repository as payments_repo
 from fpslink.settlement import coordinator
@@ -73,6 +74,9 @@ async def run_forever(gw: Gateway) -> None:
             await purge_expired_keys(gw)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("recovery sweep failed; retrying in %.1f s", interval)
+        except Exception as exc:
+            if database_unavailable(exc):  # an outage, not a bug: one line each time
+                log.warning("recovery sweep failed (%s); retrying in %.1f s", one_line(exc), interval)
+            else:
+                log.exception("recovery sweep failed; retrying in %.1f s", interval)
         await asyncio.sleep(interval)

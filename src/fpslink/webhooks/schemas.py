@@ -7,13 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from fpslink.api.schemas import Request
+from fpslink.api.schemas import Request, SafeText
 
 
 class WebhookCreate(Request):
-    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=500)] = Field(
-        description="http(s) URL to a host:port in FPSLINK_WEBHOOK_ALLOW or a public host in "
-        "FPSLINK_WEBHOOK_ALLOW_HOSTS"
+    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=500), SafeText] = (
+        Field(
+            description="http(s) URL to a host:port in FPSLINK_WEBHOOK_ALLOW or a public host in "
+            "FPSLINK_WEBHOOK_ALLOW_HOSTS"
+        )
     )
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"url": "http://127.0.0.1:9000/fpslink-events"}]}

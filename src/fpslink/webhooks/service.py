@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -18,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from fpslink import metrics
+from fpslink import metrics, paging
 from fpslink.config import Settings
-from fpslink.db import Clock
+from fpslink.db import Clock, database_unavailable, one_line
 from fpslink.errors import Conflict, InvalidRequest, NotFound
 from fpslink.participants.service import require_participant
 from fpslink.payments import repository as payments_repo
@@ -104,27 +102,15 @@ class WebhooksService:
     ) -> tuple[Sequence[dict[str, Any]], str | None]:
         """A page of this bank's delivery log, newest first, and the cursor of the next page."""
         participant_id = require_participant(principal)
-        after = decode_cursor(cursor) if cursor else None
+        after = paging.decode_cursor(cursor) if cursor else None
         async with self._uow() as tx:
             rows = await tx.webhooks.deliveries_page(
                 participant_id=participant_id, after=after, limit=limit + 1
             )
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, encode_cursor(rows[-1]) if more and rows else None
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, delivery_id = base64.urlsafe_b64decode(cursor.encode() + b"==").decode().split("|", 1)
-        return datetime.fromisoformat(at), delivery_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest("cursor is not one this API returned", code="INVALID_CURSOR") from exc
-
-
-def encode_cursor(row: dict[str, Any]) -> str:
-    raw = f"{row['created_at'].isoformat()}|{row['delivery_id']}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        last = rows[-1] if more and rows else None
+        return rows, paging.encode_cursor(last["created_at"], last["delivery_id"]) if last else None
 
 
 def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
@@ -284,8 +270,13 @@ class WebhookDispatcher:
                     await self.dispatch_once(client)
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("webhook dispatch failed; retrying in %.1f s", interval)
+                except Exception as exc:
+                    if database_unavailable(exc):  # an outage, not a bug: one line each time
+                        log.warning(
+                            "webhook dispatch failed (%s); retrying in %.1f s", one_line(exc), interval
+                        )
+                    else:
+                        log.exception("webhook dispatch failed; retrying in %.1f s", interval)
                 await asyncio.sleep(interval)
 
     def start(self) -> asyncio.Task[None] | None:
