@@ -260,6 +260,38 @@ class Settings(BaseSettings):
         "ends, even with the right key.",
     )
 
+    # API keys and rate limits (docs/security.md)
+    operator_key_previous: str = Field(
+        default="",
+        max_length=4096,
+        description="Comma-separated operator keys still accepted while clients move to "
+        "FPSLINK_OPERATOR_KEY (a rotation, docs/security.md); empty once they have.",
+    )
+    key_cache_ttl_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long a worker trusts its look-up of a bank's API key: a revoked or expired "
+        "key, or a changed quota, takes effect in every worker within this.",
+    )
+    keys_per_participant: int = Field(
+        default=5, ge=1, le=100, description="Active API keys one bank may hold at once."
+    )
+    rate_limit_quota: int = Field(
+        default=100,
+        ge=1,
+        le=10_000_000,
+        description="Requests a bank may send in one rate-limit window, and at once, unless the "
+        "operator set its own quota (PUT /v1/participants/{id}/rate-limit). The operator's key and "
+        "/healthz are exempt.",
+    )
+    rate_limit_window_s: int = Field(
+        default=2,
+        ge=1,
+        le=86_400,
+        description="The rate-limit window: a bank's quota refills evenly over it.",
+    )
+
     # The test clock
     sandbox_clock: bool = Field(
         default=False,
@@ -304,6 +336,20 @@ class Settings(BaseSettings):
             # recovery must not take a payment from the live request that still owns it
             raise ValueError("FPSLINK_SETTLEMENT_TIMEOUT_S must exceed FPSLINK_PAYMENT_DEADLINE_S")
         return self
+
+    @model_validator(mode="after")
+    def _check_rotation(self) -> Settings:
+        previous = self.previous_operator_keys
+        if any(len(key) < 16 for key in previous):
+            raise ValueError("each key in FPSLINK_OPERATOR_KEY_PREVIOUS must be at least 16 characters")
+        if previous and not self.operator_key:
+            raise ValueError("FPSLINK_OPERATOR_KEY_PREVIOUS needs FPSLINK_OPERATOR_KEY, the key rotated to")
+        return self
+
+    @property
+    def previous_operator_keys(self) -> tuple[str, ...]:
+        """The operator keys accepted besides the current one, during a rotation."""
+        return tuple(key.strip() for key in self.operator_key_previous.split(",") if key.strip())
 
     @cached_property
     def trusted_proxy_list(self) -> list[str]:

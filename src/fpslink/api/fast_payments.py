@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fpslink.api import routes
-from fpslink.api.deps import bearer
+from fpslink.api.deps import bearer, principal_of
 from fpslink.api.schemas import PaymentCreate
 from fpslink.context import Gateway
 from fpslink.errors import FpslinkError
@@ -74,7 +74,7 @@ class FastPayments:
         if credentials is None:
             return False
         try:
-            principal = await gw.participants.authenticate(credentials.credentials)
+            principal = await principal_of(scope, gw.participants, credentials.credentials)
             participants_service.require_participant(principal)
             key = idempotency.parse_key(request.headers.get("idempotency-key"), required=True)
         except FpslinkError:
