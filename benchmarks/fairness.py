@@ -36,7 +36,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
@@ -55,10 +58,13 @@ from benchmarks.throughput import (  # noqa: E402
     wait_healthy,
     worker_pids,
 )
+from fpslink.config import Settings  # noqa: E402
 
 GW_DB, IBPS_DB = "fpslink_bench_fair_gw", "fpslink_bench_fair_ibps"
-QUOTA, WINDOW_S = 100, 2
-"""The sandbox's default quota, pinned here so that the benchmark measures what a bank meets."""
+DEFAULTS = Settings.model_fields
+QUOTA: int = DEFAULTS["rate_limit_quota"].default
+WINDOW_S: int = DEFAULTS["rate_limit_window_s"].default
+"""The sandbox's default quota: what a bank meets, and what the gateway here is given explicitly."""
 NOISE_CONNECTIONS = 32
 QUIET_CONNECTIONS = 4
 MAX_REQUESTS = 1_000_000
@@ -72,8 +78,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per phase")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of each phase not measured")
     parser.add_argument("--rounds", type=int, default=4, help="alone/noisy pairs (ABBA order), pooled")
-    parser.add_argument("--quiet-rate", type=float, default=40.0, help="the quiet bank's reads per second")
-    parser.add_argument("--noise", choices=("payments", "reads"), default="payments")
+    parser.add_argument(
+        "--quiet-rate", type=float, default=15.0, help="the quiet bank's reads per second (within its quota)"
+    )
+    parser.add_argument("--noise", choices=("reads", "payments"), default="reads")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=DEFAULTS["rate_limit_max_wait_s"].default,
+        help="FPSLINK_RATE_LIMIT_MAX_WAIT_S of the gateway (0: a request over the quota is a 429 at once)",
+    )
     parser.add_argument("--times", type=float, default=10.0, help="the noisy bank's rate, in quotas")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=28760, help="gateway port; mock_ibps takes the next")
@@ -86,6 +100,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rounds": 1 <= args.rounds <= 10,
         "--quiet-rate": 1 <= args.quiet_rate <= QUOTA / WINDOW_S,
         "--times": 1 <= args.times <= 40,
+        "--max-wait": 0 <= args.max_wait <= 10,
         "--workers": 1 <= args.workers <= 8,
         "--port": 1024 <= args.port <= 65_000,
     }
@@ -185,9 +200,13 @@ async def open_loop(
     connections: int,
     request: Any,
     on_answer: Any,
+    *,
+    drain: bool = True,
 ) -> int:
     """Send `request(i)` at `rate` a second for `seconds` over `connections`; `on_answer(sent_at,
-    status)` for each answer (status 0: a transport failure). Returns how many were sent."""
+    status)` for each answer (status 0: a transport failure, -1: not sent, the backlog being full).
+    `drain`: wait for the answers still due at the end (else drop them, so that nothing is sent
+    after `seconds`). Returns how many were sent."""
     pool = Pool(HOST, port, size=connections, timeout_s=10.0)
     started = time.monotonic()
     running: set[asyncio.Task[None]] = set()
@@ -213,7 +232,7 @@ async def open_loop(
             running.add(task)
             task.add_done_callback(running.discard)
             sent += 1
-        if running:
+        if running and drain:
             await asyncio.wait(running, timeout=30)
     finally:
         for task in running:
@@ -252,7 +271,7 @@ def noise_process(port: int, world: World, noise: str, rate: float, seconds: flo
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        sent = runner.run(open_loop(port, rate, seconds, NOISE_CONNECTIONS, request, on_answer))
+        sent = runner.run(open_loop(port, rate, seconds, NOISE_CONNECTIONS, request, on_answer, drain=False))
     out.put((sent, dict(counts)))
 
 
@@ -260,17 +279,13 @@ def noise_process(port: int, world: World, noise: str, rate: float, seconds: flo
 class Servers:
     gateway: subprocess.Popen[bytes]
     ibps: subprocess.Popen[bytes]
+    probe: asyncpg.Connection
+    """Held for the whole run: a shared server may have no connection to spare mid-run."""
 
     async def cpu_s(self, noise_pid: int | None) -> dict[str, float]:
         """CPU seconds used so far by the gateway, mock_ibps, PostgreSQL's backends of the two
         databases, and the noisy bank's process (this process, the quiet bank, is left out)."""
-        import asyncpg
-
-        conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
-        try:
-            backends = await postgres_backends(conn, [GW_DB, IBPS_DB])
-        finally:
-            await conn.close()
+        backends = await postgres_backends(self.probe, [GW_DB, IBPS_DB])
         return {
             "gateway": process_cpu_s(sorted({self.gateway.pid, *worker_pids(self.gateway)})),
             "mock_ibps": process_cpu_s([self.ibps.pid]),
@@ -374,9 +389,11 @@ async def main(args: argparse.Namespace) -> int:
         "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000000",
         "FPSLINK_RATE_LIMIT_QUOTA": str(QUOTA),
         "FPSLINK_RATE_LIMIT_WINDOW_S": str(WINDOW_S),
+        "FPSLINK_RATE_LIMIT_MAX_WAIT_S": str(args.max_wait),
         "FPSLINK_LOG_LEVEL": "WARNING",
     }
     ibps = gateway = None
+    servers: Servers | None = None
     try:
         ibps = spawn(
             ["-m", "mock_ibps.cli", "serve", "--host", HOST, "--port", str(ibps_port), "--no-migrate"],
@@ -392,10 +409,14 @@ async def main(args: argparse.Namespace) -> int:
         )
         await wait_healthy(port, gateway)
         world = await seed(port, operator_key)
-        servers = Servers(gateway, ibps)
+        import asyncpg
+
+        servers = Servers(gateway, ibps, await asyncpg.connect(f"postgresql://{SERVER}/postgres"))
         print(
-            f"quota {QUOTA} per {WINDOW_S} s a bank; the quiet bank reads {args.quiet_rate:.0f}/s, the noisy "
-            f"bank sends {args.noise} at {args.times:.0f}x its quota; {args.duration:.0f} s measured a phase"
+            f"quota {QUOTA} per {WINDOW_S} s a bank, waits up to {args.max_wait:g} s; the quiet bank reads "
+            f"{args.quiet_rate:g}/s; the noisy bank offers {args.noise} at {args.times:g}x its quota "
+            f"({args.times * QUOTA / WINDOW_S:g}/s) over {NOISE_CONNECTIONS} connections; "
+            f"{args.duration:g} s measured a phase"
         )
         pooled = {False: Phase("alone, pooled"), True: Phase("noisy, pooled")}
         for round_ in range(1, args.rounds + 1):
@@ -418,6 +439,8 @@ async def main(args: argparse.Namespace) -> int:
         print(f"the quiet bank's p99 with the noisy bank: {100 * change:+.0f}% (target: under +20%)")
         return 0 if change < 0.20 else 1
     finally:
+        if servers is not None:
+            await servers.probe.close()
         stop(gateway)
         stop(ibps)
         if not args.keep:

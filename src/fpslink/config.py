@@ -282,14 +282,22 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000_000,
         description="Requests a bank may send in one rate-limit window, and at once, unless the "
-        "operator set its own quota (PUT /v1/participants/{id}/rate-limit). The operator's key and "
-        "/healthz are exempt.",
+        "operator set its own quota (PUT /v1/participants/{id}/rate-limit): 100 per 5 s, 20 a "
+        "second, keeps a dozen banks at their quota within what one 2-core host serves. The "
+        "operator's key and /healthz are exempt.",
     )
     rate_limit_window_s: int = Field(
-        default=2,
+        default=5,
         ge=1,
         le=86_400,
         description="The rate-limit window: a bank's quota refills evenly over it.",
+    )
+    rate_limit_max_wait_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="A request over its bank's quota waits up to this for the next token (as many "
+        "at a time as refill in it) before it is answered 429; 0 answers 429 at once.",
     )
 
     # The test clock

@@ -142,7 +142,7 @@ class Gateway:
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
         self.participants = ParticipantsService(self.uow, self.ibps, clock=self.now, settings=self.settings)
-        self.rate_limiter = RateLimiter(self.uow)
+        self.rate_limiter = RateLimiter(self.uow, max_wait_s=self.settings.rate_limit_max_wait_s)
         self.fx = FxService(self.uow, clock=self.now, settings=self.settings)
         self.directory = DirectoryService(self.uow, self.ibps, clock=self.now, participants=self.participants)
         self.limits = LimitsService(

@@ -6,8 +6,11 @@ Before: no limit anywhere; one bank's burst moved another bank's p99 from 36 ms 
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import uuid
+from collections import Counter
 
 import httpx
 import pytest
@@ -156,3 +159,24 @@ async def test_the_openapi_document_describes_the_429(harness: Harness) -> None:
     assert {"get", "post"} <= set(keys)
     assert "delete" in document["paths"]["/v1/participants/{participant_id}/keys/{prefix}"]
     assert "put" in document["paths"]["/v1/participants/{participant_id}/rate-limit"]
+
+
+@pytest.mark.settings(rate_limit_quota=4, rate_limit_window_s=1)
+async def test_a_burst_just_over_the_quota_is_slowed_and_a_flood_refused_at_once(harness: Harness) -> None:
+    """4 a second: 6 at once are all served, the last two a token's wait later; of 40 at once, the
+    bucket's 4 and the 4 that a second's wait refills are served, the rest answered 429 at once."""
+    h = harness
+    bank = await h.bank("FPS")
+
+    async def burst(count: int) -> tuple[Counter[int], float]:
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(h.http.get("/v1/payments?limit=1", headers=bank.headers) for _ in range(count))
+        )
+        return Counter(a.status_code for a in answers), time.monotonic() - started
+
+    served, took = await burst(6)
+    assert served == {200: 6} and took >= 0.4, (served, took)
+    await asyncio.sleep(1.5)  # the bucket refills
+    flood, _ = await burst(40)
+    assert set(flood) == {200, 429} and 6 <= flood[200] <= 8, flood

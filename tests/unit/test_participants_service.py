@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -67,7 +68,7 @@ async def test_a_missing_or_unknown_key_is_refused(service: ParticipantsService,
         await service.authenticate(key)
 
 
-async def test_a_banks_key_is_looked_up_once_per_ttl_then_served_from_the_cache(
+async def test_a_banks_key_is_served_from_the_cache_and_looked_up_again_within_its_ttl(
     db: FakeDatabase, ibps: FakeIbps
 ) -> None:
     ticker = Ticker()
@@ -78,14 +79,30 @@ async def test_a_banks_key_is_looked_up_once_per_ttl_then_served_from_the_cache(
     first = await service.authenticate(key)
     assert first == Principal(participant_id="HKBANK", system=System.FPS)
     assert db.opened == opened + 1
-    db.rows.api_keys.clear()  # gone from the database: the process trusts its look-up for the TTL
-    ticker.now += 1.9
+    ticker.now += 0.9
     assert await service.authenticate(key) == first
-    assert db.opened == opened + 1
-    ticker.now += 0.1  # then looks again, and the key is gone
+    assert db.opened == opened + 1  # fresh: no look-up
+    db.rows.api_keys.clear()  # gone from the database
+    ticker.now += 0.2  # past half the TTL: served, and looked up again in the background
+    assert await service.authenticate(key) == first
+    await asyncio.sleep(0)
+    assert db.opened == opened + 2
+    with pytest.raises(Unauthorized):  # the look-up found it gone
+        await service.authenticate(key)
+
+
+async def test_an_unused_key_is_looked_up_when_its_entry_has_expired(
+    db: FakeDatabase, ibps: FakeIbps
+) -> None:
+    ticker = Ticker()
+    settings = Settings(operator_key=OPERATOR_KEY, key_cache_ttl_s=2.0)
+    service = ParticipantsService(db.uow, ibps, clock=lambda: NOW, settings=settings, ticker=ticker)
+    key = await bank(service, "HKBANK", System.FPS)
+    await service.authenticate(key)
+    db.rows.api_keys.clear()
+    ticker.now += 2.0
     with pytest.raises(Unauthorized):
         await service.authenticate(key)
-    assert db.opened == opened + 2
 
 
 async def test_an_unknown_key_is_not_cached(service: ParticipantsService, db: FakeDatabase) -> None:
@@ -122,7 +139,7 @@ async def test_a_bank_spends_the_default_quota_until_the_operator_sets_its_own(
     service: ParticipantsService,
 ) -> None:
     key = await bank(service, "HKBANK", System.FPS)
-    assert (await service.identify(key)).quota == Quota(100, 2)
+    assert (await service.identify(key)).quota == Quota(100, 5)
     assert (await service.identify(OPERATOR_KEY)).quota is None
     await service.set_rate_limit("HKBANK", Quota(5000, 1))
     assert (await service.identify(key)).quota == Quota(5000, 1)  # this worker forgot its look-up

@@ -81,29 +81,37 @@ class Caller:
 class KeyCache:
     """Key hash -> `Caller`, each entry trusted for `ttl_s` of the ticker, then looked up again.
 
-    Only valid keys are kept, so it holds at most the keys in use; a key found revoked, expired or
-    unknown on its next look-up leaves it.
+    An entry past half its TTL is still served, and says it is due: the service looks the key up
+    again in the background, so a key in steady use never waits for the database and is refused
+    within the TTL of its revocation. Only valid keys are kept, so it holds at most the keys in use;
+    a key found revoked, expired or unknown on its next look-up leaves it.
     """
 
-    __slots__ = ("_entries", "_ticker", "_ttl_s")
+    __slots__ = ("_entries", "_ticker", "_ttl_s", "generation")
 
     def __init__(self, ttl_s: float, ticker: Callable[[], float]) -> None:
         self._ttl_s = ttl_s
         self._ticker = ticker
         self._entries: dict[str, tuple[Caller, float]] = {}
+        self.generation = 0
+        """Moves on when entries are dropped on purpose: a look-up begun before keeps nothing."""
 
-    def get(self, key_hash: str, now: datetime) -> Caller | None:
-        """The cached caller if its entry is fresh and the key has not expired since."""
+    def get(self, key_hash: str, now: datetime) -> tuple[Caller, bool] | None:
+        """The cached caller, if its entry is fresh and the key has not expired since, and whether
+        it is due to be looked up again."""
         entry = self._entries.get(key_hash)
         if entry is None:
             return None
         caller, fresh_until = entry
-        if self._ticker() >= fresh_until or (caller.expires_at is not None and caller.expires_at <= now):
+        left = fresh_until - self._ticker()
+        if left <= 0 or (caller.expires_at is not None and caller.expires_at <= now):
             return None
-        return caller
+        return caller, left <= self._ttl_s / 2
 
-    def put(self, key_hash: str, caller: Caller) -> None:
-        self._entries[key_hash] = (caller, self._ticker() + self._ttl_s)
+    def put(self, key_hash: str, caller: Caller, generation: int) -> None:
+        """Keep a look-up's answer, unless entries were dropped since it began (`generation`)."""
+        if generation == self.generation:
+            self._entries[key_hash] = (caller, self._ticker() + self._ttl_s)
 
     def forget(self, key_hash: str) -> None:
         self._entries.pop(key_hash, None)
@@ -113,3 +121,4 @@ class KeyCache:
         stale = [h for h, (c, _) in self._entries.items() if c.principal.participant_id == participant_id]
         for key_hash in stale:
             del self._entries[key_hash]
+        self.generation += 1

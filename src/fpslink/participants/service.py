@@ -122,10 +122,10 @@ class IbpsAccounts(Protocol):
 class ParticipantsService:
     """Banks, their keys and their accounts; built once per process (`fpslink.context.Gateway`).
 
-    It keeps the process's cache of API keys (`KeyCache`): each key is looked up once per
-    FPSLINK_KEY_CACHE_TTL_S per worker, not per request, so a revoked key, an expired one or a new
-    quota takes effect in every worker within that time. A look-up that expires waits for one
-    statement (about a millisecond); concurrent requests with the same key share it.
+    It keeps the process's cache of API keys (`KeyCache`): each key is looked up about once per half
+    FPSLINK_KEY_CACHE_TTL_S per worker while in use, in the background, not per request, so a
+    revoked key, an expired one or a new quota takes effect in every worker within the TTL. Only a
+    key not seen for a TTL waits for its look-up; concurrent requests with it share one.
     """
 
     def __init__(
@@ -162,9 +162,13 @@ class ParticipantsService:
         if sum(hmac.compare_digest(sent, key) for key in self._operator_keys):
             return OPERATOR_CALLER
         key_hash = hash_key(api_key)
-        caller = self._keys.get(key_hash, self._clock())
-        if caller is None:
-            caller = await self._look_up(key_hash)
+        cached = self._keys.get(key_hash, self._clock())
+        if cached is None:
+            caller = await asyncio.shield(self._look_up(key_hash))
+        else:
+            caller, due = cached
+            if due:
+                self._look_up(key_hash)  # in the background: this request goes on with the entry
         if caller is None:
             raise Unauthorized(
                 "unknown API key: use a bank key the sandbox printed when it started, or create a "
@@ -173,16 +177,24 @@ class ParticipantsService:
             )
         return caller
 
-    async def _look_up(self, key_hash: str) -> Caller | None:
-        """One look-up per key at a time in this process: the requests that need it wait for it."""
+    def _look_up(self, key_hash: str) -> asyncio.Future[Caller | None]:
+        """The key's look-up in flight, or a new one: one per key at a time in this process, which
+        the requests that need it wait for."""
         pending = self._looking_up.get(key_hash)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(key_hash))
             self._looking_up[key_hash] = pending
-            pending.add_done_callback(lambda _: self._looking_up.pop(key_hash, None))
-        return await asyncio.shield(pending)
+
+            def done(finished: asyncio.Future[Caller | None]) -> None:
+                self._looking_up.pop(key_hash, None)
+                if not finished.cancelled():
+                    finished.exception()  # a request waiting for it raises it; a refresh drops it
+
+            pending.add_done_callback(done)
+        return pending
 
     async def _fetch(self, key_hash: str) -> Caller | None:
+        generation = self._keys.generation
         async with self._uow() as tx:
             found = await tx.participants.use_key(key_hash, now=self._clock())
             await tx.commit()
@@ -195,7 +207,7 @@ class ParticipantsService:
             quota=bank.quota or self._default_quota,
             expires_at=found.expires_at,
         )
-        self._keys.put(key_hash, caller)
+        self._keys.put(key_hash, caller, generation)
         return caller
 
     async def create_participant(

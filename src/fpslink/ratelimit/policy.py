@@ -3,7 +3,7 @@
 Pure: no I/O, no clock of its own. A `Quota` of q requests per w seconds is a bucket holding at most
 q tokens that refills at q/w per second: a bank may send its whole quota at once, then q/w a second.
 That is what the IETF RateLimit-Policy field says (draft-ietf-httpapi-ratelimit-headers-11):
-`RateLimit-Policy: "bank";q=100;w=2`, and `RateLimit: "bank";r=57;t=1` gives the requests left (r)
+`RateLimit-Policy: "bank";q=100;w=5`, and `RateLimit: "bank";r=57;t=1` gives the requests left (r)
 and the seconds until the bucket is full again (t), or on a 429 until the next request may pass.
 """
 
@@ -18,7 +18,7 @@ POLICY = "bank"
 LEASE_S = 0.25
 """A worker takes this many seconds' worth of its bank's refill from the shared bucket at a time.
 
-Larger leases mean fewer statements (one per lease: at the default quota of 100 per 2 s, one per 13
+Larger leases mean fewer statements (one per lease: at the default quota of 100 per 5 s, one per 5
 requests; a load tester's 100,000 per second, one per 25,000), smaller ones that a bank whose
 connections move between workers finds fewer tokens idle in the worker it left: a worker holds at
 most one lease unused."""

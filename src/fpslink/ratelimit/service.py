@@ -6,16 +6,25 @@ spends the lease in memory, so an admitted request usually costs a decrement. Al
 number of hosts, draw on the same bucket, so a bank gets its quota however its connections are
 spread, and never more: a token is spent only once it has been taken from the shared bucket.
 
-When the bucket is empty the worker refuses locally, without asking again, until a lease's worth
-has refilled: a bank sending at ten times its quota costs its workers a statement every quarter
-second, not one per request. Concurrent requests of one bank on one worker share a lease in flight.
+A worker takes the next lease when half of one is left, before it runs out, so a bank within its
+quota seldom waits for the database. When the bucket is empty the worker asks again only once a
+lease's worth has refilled: a bank sending at ten times its quota costs its workers a statement
+every quarter second, not one per request. Concurrent requests of one bank on one worker share a
+lease in flight.
+
+A request that finds no token waits for the next lease if it comes within FPSLINK_RATE_LIMIT_MAX_WAIT_S
+(1 s), as many of the bank's requests at a time as that second refills, like nginx's `limit_req`
+with a burst: a client that sends a little too fast is slowed to its quota rather than refused, and
+one that loops sends at its quota, not at ten times it, answered 429 in between. A request that
+would wait longer, or finds that many waiting already, is answered 429 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fpslink import metrics
@@ -24,8 +33,10 @@ from fpslink.ratelimit.policy import Decision, Quota
 from fpslink.uow import UnitsOfWork
 
 ROUNDS = 3
-"""Leases one request may wait for before it is refused: each lease is shared with the requests that
-arrived while it was in flight, so a burst larger than a lease may need a second."""
+"""Leases in a row one request may wait for before it is refused: each lease is shared with the
+requests that arrived while it was in flight, so a burst larger than a lease may need a second."""
+STEPS = 64
+"""A bound on one request's leases and waits together, whatever the clocks do."""
 
 
 @dataclass(slots=True)
@@ -38,6 +49,9 @@ class _Local:
     tokens: int = 0
     blocked_until: float = 0.0
     waiting: int = 0
+    """Requests waiting for the lease in flight."""
+    queued: int = 0
+    """Requests waiting for the next lease (the bucket was empty)."""
     lease: asyncio.Future[None] | None = field(default=None, repr=False)
 
     def remaining(self, now: float) -> float:
@@ -47,44 +61,78 @@ class _Local:
 class RateLimiter:
     """The process's view of every bank's bucket; built once per process (`fpslink.context.Gateway`)."""
 
-    def __init__(self, uow: UnitsOfWork, *, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        uow: UnitsOfWork,
+        *,
+        max_wait_s: float,
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._uow = uow
+        self._max_wait_s = max_wait_s
         self._now = now
         """Wall-clock seconds: the shared bucket's refill is measured between workers' clocks."""
+        self._sleep = sleep
         self._banks: dict[str, _Local] = {}
 
     async def admit(self, participant_id: str, quota: Quota) -> Decision:
-        """Spend one of the bank's tokens, or refuse; raises only if the database cannot lease."""
+        """Spend one of the bank's tokens, waiting a little for one if it comes soon, or refuse;
+        raises only if the database cannot lease."""
         local = self._banks.get(participant_id)
         if local is None or local.quota != quota:
             # a changed quota starts afresh: tokens leased under the old one are not spent
             local = _Local(quota, shared=float(quota.quota), shared_at=self._now())
             self._banks[participant_id] = local
         now = self._now()
-        for _ in range(ROUNDS):
+        deadline = now + self._max_wait_s
+        queue = math.ceil(quota.rate * self._max_wait_s)
+        leases = 0
+        for _ in range(STEPS):
             if local.tokens >= 1:
                 local.tokens -= 1
+                if local.tokens < quota.lease / 2 and local.lease is None and now >= local.blocked_until:
+                    self._lease_ahead(participant_id, local)
                 return policy.admitted(quota, local.remaining(now))
             if now < local.blocked_until:
+                if local.blocked_until > deadline or local.queued >= queue:
+                    break
+                local.queued += 1
+                try:
+                    await self._sleep(local.blocked_until - now)
+                finally:
+                    local.queued -= 1
+                leases = 0
+            elif leases < ROUNDS:
+                leases += 1
+                await self._leased(participant_id, local)
+            else:
                 break
-            await self._leased(participant_id, local)
             now = self._now()
         metrics.RATE_LIMITED.inc()
         return policy.refused(quota, local.blocked_until - now)
 
-    async def _leased(self, participant_id: str, local: _Local) -> None:
-        """Wait for a lease: the one in flight for this bank, or a new one."""
+    def _lease_ahead(self, participant_id: str, local: _Local) -> asyncio.Future[None]:
+        """The bank's lease in flight, or a new one: started before the tokens run out, so that a
+        bank within its quota seldom waits for one (a request that finds none joins it)."""
         if local.lease is None:
             lease = asyncio.ensure_future(self._lease(participant_id, local))
             local.lease = lease
 
-            def done(_: asyncio.Future[None]) -> None:
+            def done(finished: asyncio.Future[None]) -> None:
                 local.lease = None
+                if not finished.cancelled():
+                    finished.exception()  # a request waiting for it raises it; nobody else must
 
             lease.add_done_callback(done)
+        return local.lease
+
+    async def _leased(self, participant_id: str, local: _Local) -> None:
+        """Wait for a lease: the one in flight for this bank, or a new one."""
+        lease = self._lease_ahead(participant_id, local)
         local.waiting += 1
         try:
-            await asyncio.shield(local.lease)
+            await asyncio.shield(lease)
         finally:
             local.waiting -= 1
 
