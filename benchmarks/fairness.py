@@ -1,23 +1,27 @@
-"""One bank sending at ten times its quota: how much does another bank's read latency move?
+"""One bank offering ten times its quota: how much does another bank's read latency move?
 
-    .venv/bin/python benchmarks/fairness.py [--duration 20] [--rounds 2] [--noise payments|reads]
+    .venv/bin/python benchmarks/fairness.py [--rounds 4] [--duration 10] [--noise reads|payments]
 
 On PostgreSQL at 127.0.0.1:5432 (`FPSLINK_BENCH_POSTGRES`), in fresh databases `fpslink_bench_fair_gw`
 and `fpslink_bench_fair_ibps` (dropped at the end unless `--keep`): mock_ibps and `fpslink serve
---workers 2` on 127.0.0.1 with the sandbox's default quota (100 requests per 2 s a bank), three
-banks opened through the API (a quiet HK bank with one account, a noisy HK bank, a mainland bank to
-pay). Then, `--rounds` times, each for `--warmup` + `--duration` seconds:
+--workers 2` on 127.0.0.1 with the sandbox's default quota (`FPSLINK_RATE_LIMIT_QUOTA` per
+`_WINDOW_S`, read from the settings; `--max-wait` sets `FPSLINK_RATE_LIMIT_MAX_WAIT_S`), three banks
+opened through the API (a quiet HK bank with one account, a noisy HK bank, a mainland bank to pay).
+Then `--rounds` pairs of phases, each `--warmup` + `--duration` seconds, alone then noisy in odd
+rounds and noisy then alone in even ones (so that a drift of the machine's load weighs on both):
 
 1. **alone**: the quiet bank reads its account, `GET /v1/accounts/{id}`, `--quiet-rate` times a
    second (open loop over 4 connections; latency counts from each request's scheduled time);
-2. **noisy**: the same, while the noisy bank sends ten times its quota (500 a second by default)
-   from another process over 32 connections: `POST /v1/payments` to the mainland bank
-   (`--noise payments`, the default) or reads of its own account (`--noise reads`).
+2. **noisy**: the same, while the noisy bank offers `--times` (10) times its quota from another
+   process, open loop over 32 connections (what it cannot send, its connections busy, it drops and
+   counts as -1): reads of its own accounts (`--noise reads`) or `POST /v1/payments` to the
+   mainland bank (`--noise payments`).
 
-Last, once, **unthrottled**: the operator raises the noisy bank's quota out of reach and it sends the
-same again, which is what the quota protects the quiet bank from. Printed for each phase: the quiet
-bank's p50/p95/p99, the noisy bank's answers by status, and the p99 change against the alone phase
-of the same round (target: under 20%). Every request has a time-out, every loop a bound.
+Last, once, **unthrottled**: the operator raises the noisy bank's quota out of reach and it offers
+the same again: what the quota protects the quiet bank from. Printed for each phase: the quiet bank's
+p50/p95/p99, the noisy bank's answers by status, the CPU each group of processes used a second; then
+both conditions pooled over the rounds, and the change of the quiet bank's p99 (target: under 20%;
+the exit status is 1 above it). Every request has a time-out, every loop a bound.
 """
 
 from __future__ import annotations
@@ -393,7 +397,9 @@ async def main(args: argparse.Namespace) -> int:
         "FPSLINK_LOG_LEVEL": "WARNING",
     }
     ibps = gateway = None
-    servers: Servers | None = None
+    import asyncpg
+
+    probe = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
     try:
         ibps = spawn(
             ["-m", "mock_ibps.cli", "serve", "--host", HOST, "--port", str(ibps_port), "--no-migrate"],
@@ -409,9 +415,7 @@ async def main(args: argparse.Namespace) -> int:
         )
         await wait_healthy(port, gateway)
         world = await seed(port, operator_key)
-        import asyncpg
-
-        servers = Servers(gateway, ibps, await asyncpg.connect(f"postgresql://{SERVER}/postgres"))
+        servers = Servers(gateway, ibps, probe)
         print(
             f"quota {QUOTA} per {WINDOW_S} s a bank, waits up to {args.max_wait:g} s; the quiet bank reads "
             f"{args.quiet_rate:g}/s; the noisy bank offers {args.noise} at {args.times:g}x its quota "
@@ -439,8 +443,7 @@ async def main(args: argparse.Namespace) -> int:
         print(f"the quiet bank's p99 with the noisy bank: {100 * change:+.0f}% (target: under +20%)")
         return 0 if change < 0.20 else 1
     finally:
-        if servers is not None:
-            await servers.probe.close()
+        await probe.close()
         stop(gateway)
         stop(ibps)
         if not args.keep:

@@ -13,6 +13,9 @@ operator's key, no or a malformed Idempotency-Key) goes to the ordinary route wi
 replayed, so every such error answer is FastAPI's own. An error raised while submitting is not
 retried through the route (that would submit twice): it propagates, as from the route, to the same
 exception handlers. tests/integration/test_gw_fast_payments.py compares both paths answer by answer.
+
+The bank's quota is applied before either path, by `rate_limits.RateLimits`, which also identified
+the key: `deps.principal_of` takes the caller from there.
 """
 
 from __future__ import annotations
