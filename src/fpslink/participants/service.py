@@ -44,6 +44,7 @@ from fpslink.vocabulary import System
 from ibps_wire.schemas import AccountOut, ParticipantOut
 
 __all__ = ["hash_key", "new_api_key"]
+"""Re-exported from `participants.keys`, where they live now: the sandbox's seed imports them here."""
 
 ACCOUNT_PREFIX = {System.FPS: "HK", System.IBPS: "CN"}
 OPERATOR_CALLER = Caller(OPERATOR, quota=None)
