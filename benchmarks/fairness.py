@@ -261,7 +261,7 @@ def noise_process(port: int, world: World, noise: str, rate: float, seconds: flo
             "creditor": {"account_id": world.creditor},
             "amount": "1.00",
             "currency": "HKD",
-            "purpose": "FAIRNESS",
+            "purpose": "OTHER",
         }
         return (
             "POST",
