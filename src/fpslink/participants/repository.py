@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
@@ -152,7 +152,8 @@ class ParticipantsRepository:
                 expires_at=expires_at,
             )
         )
-        return ApiKeyRecord(participant_id, prefix, now, expires_at, None, None)
+        stored = None if expires_at is None else expires_at.astimezone(UTC)
+        return ApiKeyRecord(participant_id, prefix, now, stored, None, None)
 
     async def keys(self, participant_id: str) -> list[ApiKeyRecord]:
         """The bank's keys, revoked and expired ones included, oldest first."""
