@@ -260,12 +260,12 @@ class Settings(BaseSettings):
         "ends, even with the right key.",
     )
 
-    # API keys and rate limits (docs/security.md)
+    # API keys and rate limits (docs/architecture.md#keys-and-rate-limits)
     operator_key_previous: str = Field(
         default="",
         max_length=4096,
         description="Comma-separated operator keys still accepted while clients move to "
-        "FPSLINK_OPERATOR_KEY (a rotation, docs/security.md); empty once they have.",
+        "FPSLINK_OPERATOR_KEY (a rotation: docs/architecture.md#keys-and-rate-limits); empty once they have.",
     )
     key_cache_ttl_s: float = Field(
         default=2.0,
@@ -347,10 +347,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_rotation(self) -> Settings:
-        previous = self.previous_operator_keys
-        if any(len(key) < 16 for key in previous):
-            raise ValueError("each key in FPSLINK_OPERATOR_KEY_PREVIOUS must be at least 16 characters")
-        if previous and not self.operator_key:
+        """Previous operator keys are judged with the current one where a process serves
+        (`ready_to_serve`); here only that there is a key they are rotated to."""
+        if self.previous_operator_keys and not self.operator_key:
             raise ValueError("FPSLINK_OPERATOR_KEY_PREVIOUS needs FPSLINK_OPERATOR_KEY, the key rotated to")
         return self
 
@@ -387,6 +386,11 @@ def ready_to_serve(
         credentials.SecretSpec("FPSLINK_OPERATOR_KEY", settings.operator_key),
         credentials.SecretSpec(
             "FPSLINK_IBPS_TOKEN", settings.ibps_token, note="mock_ibps's MOCK_IBPS_TOKEN must be the same"
+        ),
+        # a key being rotated out still administers every bank until it is dropped
+        *(
+            credentials.SecretSpec("FPSLINK_OPERATOR_KEY_PREVIOUS", key)
+            for key in settings.previous_operator_keys
         ),
     ]
     warnings = credentials.check(

@@ -134,6 +134,12 @@ async def test_creating_a_key_is_idempotent(harness: Harness) -> None:
     assert first.status_code == replay.status_code == 201
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["prefix"] == first.json()["prefix"]
+    assert first.json()["api_key"] and first.json()["notice"] is None
+    # shown once: the replay, and what the idempotency store keeps, hold no key
+    assert replay.json()["api_key"] is None and "shown once" in replay.json()["notice"]
+    async with h.gw.uow() as tx:
+        stored = await (await tx.raw()).fetch("SELECT response_body FROM idempotency_keys")
+    assert all(first.json()["api_key"] not in (row[0] or "") for row in stored)
     assert len(await keys_of(h, bank, bank.headers)) == 2
     other = await add_key(h, bank, headers, expires_at="2030-01-01T00:00:00+08:00")
     problem(other, 422, "IDEMPOTENCY_KEY_REUSED")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from fpslink.config import Settings
+from fpslink.config import Settings, ready_to_serve
 from fpslink.errors import Conflict, InvalidRequest, NotFound, Unauthorized, UpstreamUnavailable
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.money import Currency
@@ -16,6 +17,7 @@ from fpslink.participants.service import ParticipantsService, hash_key
 from fpslink.principal import OPERATOR, Principal
 from fpslink.ratelimit.policy import Quota
 from fpslink.vocabulary import System
+from ibps_wire import credentials
 from unit.fakes import FakeDatabase, FakeIbps
 
 NOW = datetime(2026, 6, 22, 4, 0, tzinfo=UTC)
@@ -127,12 +129,16 @@ async def test_previous_operator_keys_are_the_operator_during_a_rotation(
     assert db.opened == 1  # the last one was looked up as a bank's key
 
 
-@pytest.mark.parametrize("previous", ["short", f"{'k' * 20},short"])
-def test_a_previous_operator_key_has_the_current_ones_minimum_length(previous: str) -> None:
-    with pytest.raises(ValueError, match="FPSLINK_OPERATOR_KEY_PREVIOUS"):
-        Settings(operator_key=OPERATOR_KEY, operator_key_previous=previous)
+def test_previous_operator_keys_need_a_current_one_and_are_judged_as_it_is_to_serve() -> None:
     with pytest.raises(ValueError, match="needs FPSLINK_OPERATOR_KEY"):
-        Settings(operator_key_previous="k" * 20)
+        Settings(operator_key_previous="k" * 40)
+    strong = secrets.token_urlsafe(32)
+    settings = Settings(
+        operator_key=strong, ibps_token=secrets.token_urlsafe(32), operator_key_previous="short"
+    )
+    with pytest.raises(credentials.WeakSecrets, match="FPSLINK_OPERATOR_KEY_PREVIOUS"):
+        ready_to_serve(settings)
+    ready_to_serve(settings.model_copy(update={"operator_key_previous": secrets.token_urlsafe(32)}))
 
 
 async def test_a_bank_spends_the_default_quota_until_the_operator_sets_its_own(

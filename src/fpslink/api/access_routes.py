@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from fpslink.api import schemas as s
 from fpslink.api.deps import IdempotencyDep, IdempotencyKeyHeader, ParticipantsDep, PrincipalDep, gateway_of
-from fpslink.api.routes import PROBLEMS, _idempotent
+from fpslink.api.routes import PROBLEMS, _idempotent, shown_once
 from fpslink.participants import service as participants_service
 from fpslink.participants.keys import ApiKeyRecord
 from fpslink.ratelimit.policy import Quota
@@ -42,7 +42,8 @@ def _now(request: Request) -> datetime:
     status_code=201,
     response_model=s.KeyCreated,
     tags=["keys"],
-    summary="Add an API key for the bank (the bank or the operator); the key is returned once",
+    summary="Add an API key for the bank (the bank or the operator); the key is returned once (a "
+    "replay answers without it)",
 )
 async def create_key(
     participant_id: ParticipantId,
@@ -61,7 +62,8 @@ async def create_key(
         out = s.KeyCreated(**_key_out(created.record, _now(request)).model_dump(), api_key=created.api_key)
         return 201, s.dump(out)
 
-    return await _idempotent(idempotent, principal, request, idempotency_key, body, action)
+    redact = shown_once("api_key", s.KEY_SHOWN_ONCE)
+    return await _idempotent(idempotent, principal, request, idempotency_key, body, action, redact)
 
 
 @router.get(

@@ -99,7 +99,8 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The caller; the IBPS calls made for the rest of the request count towards its circuit."""
-    principal = await principal_of(request.scope, participants, credentials.credentials if credentials else None)
+    api_key = credentials.credentials if credentials else None
+    principal = await principal_of(request.scope, participants, api_key)
     circuit.act_for(principal.participant_id)
     return principal
 

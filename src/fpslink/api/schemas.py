@@ -117,7 +117,8 @@ class ParticipantCreate(Request):
 
 API_KEY_SHOWN_ONCE = (
     "api_key was shown once, in the answer that created this bank; the gateway keeps only its hash, "
-    "so this replay cannot repeat it. If it was lost, issue the bank a new key."
+    "so this replay cannot repeat it. If it was lost, issue the bank a new key "
+    "(POST /v1/participants/{id}/keys) and revoke the old one."
 )
 """What a replay of `POST /v1/participants` says in place of the key."""
 
@@ -603,8 +604,19 @@ class KeyOut(BaseModel):
     )
 
 
+KEY_SHOWN_ONCE = (
+    "api_key was shown once, in the answer that created this key; the gateway keeps only its hash, so "
+    "this replay cannot repeat it. If it was lost, revoke this key by its prefix and create another."
+)
+"""What a replay of `POST /v1/participants/{id}/keys` says in place of the key."""
+
+
 class KeyCreated(KeyOut):
-    api_key: str = Field(description="The key: shown once, in this answer; only its hash is kept")
+    api_key: str | None = Field(description="The key: shown once, in this answer; only its hash is kept")
+    notice: str | None = Field(
+        default=None,
+        description="Set on a replay (Idempotent-Replayed: true): api_key is not repeated, and why",
+    )
 
 
 class KeyList(BaseModel):
