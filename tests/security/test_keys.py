@@ -220,12 +220,12 @@ async def test_the_operator_key_rotates_while_the_gateway_keeps_serving(stack: S
 
 
 async def test_keys_issued_before_the_key_table_keep_working(stack: Stack) -> None:
-    """A bank created at revision 0010 (its key's hash a column of participants) keeps its key through
+    """A bank created at revision 0011 (its key's hash a column of participants) keeps its key through
     the upgrade, listed by the start of its hash, and back through a downgrade."""
     key = "fpsl_oldbank_" + uuid.uuid4().hex
     url = await pgtest.recreate(SCRATCH)
     try:
-        await migrate_to(url, "0010_participant_bic")
+        await migrate_to(url, "0011_sandbox_clock")
         conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
             await conn.execute(
@@ -243,7 +243,7 @@ async def test_keys_issued_before_the_key_table_keep_working(stack: Stack) -> No
             assert listed.status_code == 200, listed.text
             (only,) = listed.json()["items"]
             assert only["prefix"] == "sha256:" + hash_key(key)[:12] and only["status"] == "ACTIVE"
-        await migrate_to(url, "0010_participant_bic", down=True)
+        await migrate_to(url, "0011_sandbox_clock", down=True)
         conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
             kept = await conn.fetchval(

@@ -1,7 +1,7 @@
 """API keys a bank can add and revoke, and per-bank rate limits
 
-Revision ID: 0011_api_keys
-Revises: 0010_participant_bic
+Revision ID: 0012_api_keys
+Revises: 0011_sandbox_clock
 Create Date: 2026-12-14
 
 A bank had one key, its hash a column of `participants`. Keys now have a table of their own: each
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_api_keys"
-down_revision: str | Sequence[str] | None = "0010_participant_bic"
+revision: str = "0012_api_keys"
+down_revision: str | Sequence[str] | None = "0011_sandbox_clock"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
