@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import secrets
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,7 @@ from benchmarks.throughput import (  # noqa: E402
     worker_pids,
 )
 from fpslink.config import Settings  # noqa: E402
+from ibps_wire.credentials import new_secret  # noqa: E402
 
 GW_DB, IBPS_DB = "fpslink_bench_fair_gw", "fpslink_bench_fair_ibps"
 DEFAULTS = Settings.model_fields
@@ -383,8 +383,8 @@ async def main(args: argparse.Namespace) -> int:
     await recreate(GW_DB, IBPS_DB)
     await asyncio.to_thread(migrate.upgrade, gw_url)
     await asyncio.to_thread(ibps_migrate.upgrade, ibps_url)
-    operator_key = "bench-operator-" + secrets.token_hex(12)
-    token = "bench-ibps-" + secrets.token_hex(8)
+    operator_key = new_secret("bench_operator_")
+    token = new_secret("bench_ibps_")
     env = {
         "FPSLINK_DATABASE_URL": gw_url,
         "FPSLINK_IBPS_URL": f"http://{HOST}:{ibps_port}",
