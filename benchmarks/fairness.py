@@ -69,7 +69,8 @@ GW_DB, IBPS_DB = "fpslink_bench_fair_gw", "fpslink_bench_fair_ibps"
 DEFAULTS = Settings.model_fields
 QUOTA: int = DEFAULTS["rate_limit_quota"].default
 WINDOW_S: int = DEFAULTS["rate_limit_window_s"].default
-"""The sandbox's default quota: what a bank meets, and what the gateway here is given explicitly."""
+"""The sandbox's default quota: what a bank meets (`--quota`, `--window` to try another), and what the
+gateway here is given explicitly."""
 NOISE_CONNECTIONS = 32
 QUIET_CONNECTIONS = 4
 MAX_REQUESTS = 1_000_000
@@ -94,6 +95,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="FPSLINK_RATE_LIMIT_MAX_WAIT_S of the gateway (0: a request over the quota is a 429 at once)",
     )
     parser.add_argument("--times", type=float, default=10.0, help="the noisy bank's rate, in quotas")
+    parser.add_argument("--quota", type=int, default=QUOTA, help="every bank's quota (requests per window)")
+    parser.add_argument("--window", type=int, default=WINDOW_S, help="the quota's window, in seconds")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=28760, help="gateway port; mock_ibps takes the next")
     parser.add_argument("--no-unthrottled", action="store_true", help="skip the unthrottled phase")
@@ -103,7 +106,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--duration": 1 <= args.duration <= 120,
         "--warmup": 0 <= args.warmup <= 30,
         "--rounds": 1 <= args.rounds <= 10,
-        "--quiet-rate": 1 <= args.quiet_rate <= QUOTA / WINDOW_S,
+        "--quota": 1 <= args.quota <= 100_000,
+        "--window": 1 <= args.window <= 3600,
+        "--quiet-rate": 1 <= args.quiet_rate <= args.quota / args.window,
         "--times": 1 <= args.times <= 40,
         "--max-wait": 0 <= args.max_wait <= 10,
         "--workers": 1 <= args.workers <= 8,
@@ -309,7 +314,7 @@ async def run_phase(
     out: Queue[Any] = context.Queue()
     child = None
     if noisy:
-        rate = args.times * QUOTA / WINDOW_S
+        rate = args.times * args.quota / args.window
         child = context.Process(target=noise_process, args=(port, world, args.noise, rate, seconds, out))
         child.start()
     headers = {"Authorization": f"Bearer {world.quiet_key}"}
@@ -392,8 +397,8 @@ async def main(args: argparse.Namespace) -> int:
         "FPSLINK_OPERATOR_KEY": operator_key,
         "FPSLINK_NORTHBOUND_DAILY_HKD": "1000000000000",
         "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000000",
-        "FPSLINK_RATE_LIMIT_QUOTA": str(QUOTA),
-        "FPSLINK_RATE_LIMIT_WINDOW_S": str(WINDOW_S),
+        "FPSLINK_RATE_LIMIT_QUOTA": str(args.quota),
+        "FPSLINK_RATE_LIMIT_WINDOW_S": str(args.window),
         "FPSLINK_RATE_LIMIT_MAX_WAIT_S": str(args.max_wait),
         "FPSLINK_LOG_LEVEL": "WARNING",
     }
@@ -418,9 +423,10 @@ async def main(args: argparse.Namespace) -> int:
         world = await seed(port, operator_key)
         servers = Servers(gateway, ibps, probe)
         print(
-            f"quota {QUOTA} per {WINDOW_S} s a bank, waits up to {args.max_wait:g} s; the quiet bank reads "
-            f"{args.quiet_rate:g}/s; the noisy bank offers {args.noise} at {args.times:g}x its quota "
-            f"({args.times * QUOTA / WINDOW_S:g}/s) over {NOISE_CONNECTIONS} connections; "
+            f"quota {args.quota} per {args.window} s a bank, waits up to {args.max_wait:g} s; "
+            f"the quiet bank reads {args.quiet_rate:g}/s; the noisy bank offers {args.noise} at "
+            f"{args.times:g}x its quota ({args.times * args.quota / args.window:g}/s) over "
+            f"{NOISE_CONNECTIONS} connections; "
             f"{args.duration:g} s measured a phase"
         )
         pooled = {False: Phase("alone, pooled"), True: Phase("noisy, pooled")}
