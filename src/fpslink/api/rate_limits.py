@@ -21,8 +21,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fpslink.api.deps import IDENTIFIED, bearer_key
-from fpslink.api.problems import PROBLEM_JSON, database_unavailable
+from fpslink.api.problems import PROBLEM_JSON
 from fpslink.context import Gateway
+from fpslink.db import database_unavailable
 from fpslink.errors import TooManyRequests, Unauthorized
 from fpslink.ratelimit.policy import POLICY, Decision
 
