@@ -9,8 +9,9 @@
    first settled payment (the banner's northbound curl, sent as soon as the banner shows).
 2. Banks and `--accounts` funded accounts on each side opened through the API with the
    operator key, then `--concurrency` clients paying between them both ways for `--duration`
-   seconds after `--warmup`, closed loop, creditor by account id, limits raised by environment
-   (as a load tester raises them), southbound open 24 h. Printed: settled payments/s, p50/p95/p99,
+   seconds after `--warmup`, closed loop, creditor by account id, limits and the banks' rate limit
+   raised by environment (as a load tester raises them), southbound open 24 h. Printed: settled
+   payments/s, p50/p95/p99,
    the p99 of each 5 s, errors, and CPU milliseconds per settled payment of the gateway (the
    sandbox process and its workers),
    mock_ibps, the PostgreSQL backends and the load generator.
@@ -57,6 +58,8 @@ LIMITS_RAISED = {
     "FPSLINK_NORTHBOUND_DAILY_HKD": "1000000000000",
     "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000000",
     "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
+    "FPSLINK_RATE_LIMIT_QUOTA": "10000000",
+    "FPSLINK_RATE_LIMIT_WINDOW_S": "1",
 }
 
 

@@ -5,9 +5,10 @@
 In one run, on PostgreSQL at 127.0.0.1:5432 (`FPSLINK_BENCH_POSTGRES`, default `postgres@127.0.0.1:5432`):
 
 1. fpslink: fresh databases `fpslink_bench_tp_gw` and `fpslink_bench_tp_ibps`, mock_ibps and
-   `fpslink serve --workers N` on 127.0.0.1 (limits raised out of the way, southbound 24 h, recovery
-   on), banks and `--accounts` funded accounts opened through the API (so no account is hot); then
-   `POST /v1/payments` both ways, creditor by account id, a fresh Idempotency-Key per payment; then
+   `fpslink serve --workers N` on 127.0.0.1 (limits and the banks' rate limit raised out of the way,
+   southbound 24 h, recovery on), banks and `--accounts` funded accounts opened through the API (so
+   no account is hot); then `POST /v1/payments` both ways, creditor by account id, a fresh
+   Idempotency-Key per payment; then
    the gateway is stopped, pending payments having been let finish, and the invariants I1-I6 and a
    reconciliation of the run's business day(s) are run against both ledgers.
 2. the skeleton (`benchmarks/skeleton/`): fresh `fpslink_bench_skel_front` and
@@ -610,6 +611,8 @@ async def run_fpslink(args: argparse.Namespace) -> Result:
         "FPSLINK_NORTHBOUND_DAILY_HKD": "1000000000000",
         "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000000",
         "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
+        "FPSLINK_RATE_LIMIT_QUOTA": "10000000",
+        "FPSLINK_RATE_LIMIT_WINDOW_S": "1",
         "FPSLINK_RECOVERY_ENABLED": "true",
         "FPSLINK_LOG_LEVEL": "WARNING",
     }

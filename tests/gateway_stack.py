@@ -86,6 +86,9 @@ def settings_for(stack: Stack, **overrides: Any) -> Settings:
         "operator_key": OPERATOR_KEY,
         "recovery_enabled": False,
         "ibps_timeout_s": 5.0,
+        # the tests' banks send in bursts of hundreds; tests/security/test_ratelimit*.py set quotas
+        "rate_limit_quota": 1_000_000,
+        "rate_limit_window_s": 1,
     }
     values.update(overrides)
     return Settings(**values)

@@ -29,6 +29,8 @@ log = logging.getLogger("fpslink.loadtest")
 MAX_ACCOUNTS_PER_BANK = 500
 OPENING_BALANCE = Decimal("1000000.00")
 CURRENCY = {"FPS": "HKD", "IBPS": "CNY"}
+LOAD_QUOTA = {"quota": 1_000_000, "window_s": 1}
+"""The load test's banks' rate limit: more than any load it generates, so it measures the gateway."""
 BANKS = (("HK1", "FPS"), ("HK2", "FPS"), ("CN1", "IBPS"), ("CN2", "IBPS"))
 HK_HOLDERS = ("CHAN Tai Man", "WONG Siu Ming", "LEE Ka Yan", "CHEUNG Wai Kit", "HO Mei Ling", "LAU Chi Keung")
 CN_HOLDERS = ("张小明", "李华", "王芳", "刘洋", "陈静", "杨帆", "赵磊", "黄丽")
@@ -174,6 +176,12 @@ class World:
             raise SetupFailed(
                 f"POST /v1/participants {participant_id} answered {status} {body.get('code')}: "
                 f"{body.get('detail')} (its key is shown only once: pick a new LOADTEST_RUN_ID)"
+            )
+        # a load test needs more than a shared sandbox's default quota: the operator raises it
+        status, raised = self._call("PUT", f"/v1/participants/{participant_id}/rate-limit", LOAD_QUOTA)
+        if status != 200:
+            raise SetupFailed(
+                f"PUT /v1/participants/{participant_id}/rate-limit answered {status} {raised.get('code')}"
             )
         return Bank(participant_id=participant_id, system=system, api_key=body["api_key"], accounts=[])
 

@@ -21,12 +21,14 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from fpslink import __version__, logs
 from fpslink import metrics as metrics_text
 from fpslink.api import (
+    access_routes,
     docs_routes,
     fast_payments,
     faults_routes,
     iso20022_routes,
     observability,
     problems,
+    rate_limits,
     reconciliation_routes,
     request_limits,
     sandbox_routes,
@@ -49,6 +51,8 @@ Sandbox of **Payment Connect**, the link between Hong Kong's FPS and the mainlan
 * Authenticate with `Authorization: Bearer <api key>` (a bank's key, or the operator key).
 * Money is a decimal string with two places (`"100.00"`); currencies are `HKD` and `CNY`.
 * Every error is `application/problem+json` with a stable `code`.
+* Each bank has a quota of requests (`RateLimit-Policy` and `RateLimit` on every answer); over it,
+  `429` with `Retry-After`. The operator's key is exempt.
 * `POST /v1/payments` needs an `Idempotency-Key`; the other POSTs honour one when sent.
 """
 
@@ -110,6 +114,7 @@ def create_app(
     )
     problems.install(app)
     app.include_router(router)
+    app.include_router(access_routes.router)
     app.include_router(health_router)
     app.include_router(faults_routes.router)
     app.include_router(iso20022_routes.router)
@@ -120,6 +125,7 @@ def create_app(
     app.include_router(docs_routes.router)
     if fast_path:
         fast_payments.install(app)
+    rate_limits.install(app)  # inside the request limits: an oversized request is refused unidentified
     request_limits.install(app, settings)
     if settings.trusted_proxy_list:
         # outermost of the app's middleware, so every part of the app sees the client's address and

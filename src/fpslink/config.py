@@ -260,6 +260,46 @@ class Settings(BaseSettings):
         "ends, even with the right key.",
     )
 
+    # API keys and rate limits (docs/architecture.md#keys-and-rate-limits)
+    operator_key_previous: str = Field(
+        default="",
+        max_length=4096,
+        description="Comma-separated operator keys still accepted while clients move to "
+        "FPSLINK_OPERATOR_KEY (a rotation: docs/architecture.md#keys-and-rate-limits); empty once they have.",
+    )
+    key_cache_ttl_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long a worker trusts its look-up of a bank's API key: a revoked or expired "
+        "key, or a changed quota, takes effect in every worker within this.",
+    )
+    keys_per_participant: int = Field(
+        default=5, ge=1, le=100, description="Active API keys one bank may hold at once."
+    )
+    rate_limit_quota: int = Field(
+        default=100,
+        ge=1,
+        le=10_000_000,
+        description="Requests a bank may send in one rate-limit window, and at once, unless the "
+        "operator set its own quota (PUT /v1/participants/{id}/rate-limit): 100 per 5 s, 20 a "
+        "second, keeps a dozen banks at their quota within what one 2-core host serves. The "
+        "operator's key and /healthz are exempt.",
+    )
+    rate_limit_window_s: int = Field(
+        default=5,
+        ge=1,
+        le=86_400,
+        description="The rate-limit window: a bank's quota refills evenly over it.",
+    )
+    rate_limit_max_wait_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="A request over its bank's quota waits up to this for the next token (as many "
+        "at a time as refill in it) before it is answered 429; 0 answers 429 at once.",
+    )
+
     # The test clock
     sandbox_clock: bool = Field(
         default=False,
@@ -305,6 +345,19 @@ class Settings(BaseSettings):
             raise ValueError("FPSLINK_SETTLEMENT_TIMEOUT_S must exceed FPSLINK_PAYMENT_DEADLINE_S")
         return self
 
+    @model_validator(mode="after")
+    def _check_rotation(self) -> Settings:
+        """Previous operator keys are judged with the current one where a process serves
+        (`ready_to_serve`); here only that there is a key they are rotated to."""
+        if self.previous_operator_keys and not self.operator_key:
+            raise ValueError("FPSLINK_OPERATOR_KEY_PREVIOUS needs FPSLINK_OPERATOR_KEY, the key rotated to")
+        return self
+
+    @property
+    def previous_operator_keys(self) -> tuple[str, ...]:
+        """The operator keys accepted besides the current one, during a rotation."""
+        return tuple(key.strip() for key in self.operator_key_previous.split(",") if key.strip())
+
     @cached_property
     def trusted_proxy_list(self) -> list[str]:
         return split_list(self.trusted_proxies)
@@ -333,6 +386,11 @@ def ready_to_serve(
         credentials.SecretSpec("FPSLINK_OPERATOR_KEY", settings.operator_key),
         credentials.SecretSpec(
             "FPSLINK_IBPS_TOKEN", settings.ibps_token, note="mock_ibps's MOCK_IBPS_TOKEN must be the same"
+        ),
+        # a key being rotated out still administers every bank until it is dropped
+        *(
+            credentials.SecretSpec("FPSLINK_OPERATOR_KEY_PREVIOUS", key)
+            for key in settings.previous_operator_keys
         ),
     ]
     warnings = credentials.check(

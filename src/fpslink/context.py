@@ -36,6 +36,7 @@ from fpslink.payments.acceptance import Acceptance, PgAcceptanceStore
 from fpslink.payments.service import PaymentsService
 from fpslink.payments.store import PgPaymentsStore
 from fpslink.principal import OPERATOR, Principal
+from fpslink.ratelimit.service import RateLimiter
 from fpslink.reconciliation.service import ReconciliationService
 from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.store import PgSettlementStore
@@ -80,6 +81,8 @@ class Gateway:
     uow: UnitsOfWork = field(init=False, repr=False)
     """Units of work on this engine: the services', the console's and the tools'."""
     participants: ParticipantsService = field(init=False, repr=False)
+    rate_limiter: RateLimiter = field(init=False, repr=False)
+    """Each bank's quota, leased from the shared buckets (`fpslink.api.rate_limits` applies it)."""
     fx: FxService = field(init=False, repr=False)
     directory: DirectoryService = field(init=False, repr=False)
     limits: LimitsService = field(init=False, repr=False)
@@ -139,6 +142,7 @@ class Gateway:
     def __post_init__(self) -> None:
         self.uow = units_of_work(self.engine)
         self.participants = ParticipantsService(self.uow, self.ibps, clock=self.now, settings=self.settings)
+        self.rate_limiter = RateLimiter(self.uow, max_wait_s=self.settings.rate_limit_max_wait_s)
         self.fx = FxService(self.uow, clock=self.now, settings=self.settings)
         self.directory = DirectoryService(self.uow, self.ibps, clock=self.now, participants=self.participants)
         self.limits = LimitsService(

@@ -6,6 +6,7 @@
     ├── Forbidden                403: the key's role may not call this
     ├── NotFound                 404: unknown, or another bank's (never tell which)
     ├── Conflict                 409: the resource's state forbids the request
+    ├── TooManyRequests          429: the bank has spent its quota for now
     └── UpstreamUnavailable      503: mock_ibps did not answer in time
 
 Business rejections of a payment are not errors: they are REJECTED payments with a reason code.
@@ -74,6 +75,12 @@ class Conflict(FpslinkError):
     status = 409
     title = "Conflict"
     default_code = "CONFLICT"
+
+
+class TooManyRequests(FpslinkError):
+    status = 429
+    title = "Too many requests"
+    default_code = "RATE_LIMITED"
 
 
 class UpstreamUnavailable(FpslinkError):

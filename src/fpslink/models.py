@@ -7,13 +7,15 @@ from fpslink.fx.models import quotes
 from fpslink.idempotency.models import idempotency_keys
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.limits.models import limit_usage
-from fpslink.participants.models import accounts, participants
+from fpslink.participants.models import accounts, api_keys, participants
 from fpslink.payments.models import payment_events, payments
+from fpslink.ratelimit.models import rate_buckets
 from fpslink.reconciliation.models import recon_breaks, recon_runs
 from fpslink.webhooks.models import webhook_deliveries, webhooks
 
 __all__ = [
     "accounts",
+    "api_keys",
     "console_login_attempts",
     "console_sessions_ended",
     "idempotency_keys",
@@ -26,6 +28,7 @@ __all__ = [
     "payments",
     "proxies",
     "quotes",
+    "rate_buckets",
     "recon_breaks",
     "recon_runs",
     "webhook_deliveries",

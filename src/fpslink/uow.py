@@ -34,6 +34,7 @@ from fpslink.idempotency.repository import IdempotencyRepository
 from fpslink.ledger.repository import LedgerRepository
 from fpslink.limits.repository import LimitsRepository
 from fpslink.participants.repository import ParticipantsRepository
+from fpslink.ratelimit.repository import RateLimitsRepository
 from fpslink.reconciliation.repository import ReconciliationRepository
 from fpslink.webhooks.repository import WebhooksRepository
 
@@ -147,6 +148,10 @@ class UnitOfWork:
     @property
     def clock(self) -> ClockRepository:
         return ClockRepository(self.conn)
+
+    @property
+    def rate_limits(self) -> RateLimitsRepository:
+        return RateLimitsRepository(self.conn)
 
 
 UnitsOfWork = Callable[[], UnitOfWork]

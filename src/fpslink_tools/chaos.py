@@ -229,6 +229,8 @@ async def run(cfg: ChaosConfig, *, progress: Any = None) -> ChaosReport:
         "FPSLINK_NORTHBOUND_DAILY_HKD": "1000000000",
         "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000",
         "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
+        "FPSLINK_RATE_LIMIT_QUOTA": "10000000",
+        "FPSLINK_RATE_LIMIT_WINDOW_S": "1",
         "FPSLINK_IBPS_TIMEOUT_S": "0.5",
         "FPSLINK_IBPS_RETRIES": "2",
         "FPSLINK_IBPS_BREAKER_THRESHOLD": "1000",

@@ -239,7 +239,7 @@ def test_compose_takes_every_secret_from_the_environment(
     for value in PUBLISHED:
         assert not re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text, re.IGNORECASE), value
     for name in COMPOSE_SECRETS:
-        uses = re.findall(rf"\$\{{{name}(:?[-?]?)[^}}]*\}}", text)
+        uses = re.findall(rf"\$\{{{name}(?![A-Z0-9_])(:?[-?]?)[^}}]*\}}", text)
         assert uses and set(uses) == {":?"}, f"{name} must be required (${{{name}:?...}}), not {uses}"
     for svc_name, svc in compose["services"].items():
         for variable, raw in environment(svc).items():

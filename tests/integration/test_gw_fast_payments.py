@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ async def call(
     if response.status_code in (201, 202):
         side.masks.setdefault(response.json()["payment_id"], f"<payment {len(side.masks)}>")
     masked_body = response.content
-    masked_headers = list(response.headers.raw)
+    masked_headers = comparable(response.headers.raw)
     for real, mask in side.masks.items():
         masked_body = masked_body.replace(real.encode(), mask.encode())
         masked_headers = [(k, v.replace(real.encode(), mask.encode())) for k, v in masked_headers]
@@ -166,6 +167,15 @@ def mask_all(text: str, masks: dict[str, str]) -> str:
     for real, mask in masks.items():
         text = text.replace(real, mask)
     return text
+
+
+REMAINING = re.compile(rb'"bank";r=\d+;t=\d+')
+
+
+def comparable(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with the RateLimit field's figures masked: the requests left depend on which
+    gateway's lease served the request (the two share one database), the field's shape does not."""
+    return [(k, b"<left>" if k == b"ratelimit" and REMAINING.fullmatch(v) else v) for k, v in headers]
 
 
 FRESH = "{fresh}"
@@ -255,6 +265,8 @@ async def test_a_settled_payment_is_answered_alike_and_by_the_fast_path(twin: Tw
         b"location",
         b"content-length",
         b"content-type",
+        b"ratelimit-policy",
+        b"ratelimit",
         b"x-request-id",
         b"fpslink-sandbox-time",
     ]
@@ -455,7 +467,7 @@ async def test_the_fast_path_leaves_other_requests_to_the_app(twin: Twin) -> Non
             response = await side.h.http.request(
                 method, path, headers={**twin.hk.headers, "X-Request-ID": REQUEST_ID}
             )
-            answers.append((response.status_code, response.content, response.headers.raw))
+            answers.append((response.status_code, response.content, comparable(response.headers.raw)))
         assert answers[0] == answers[1]
     assert twin.fast.spy.calls == 0
     await both(twin, payment(twin), key=None)

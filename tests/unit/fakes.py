@@ -22,7 +22,10 @@ from fpslink.fx.repository import Quote
 from fpslink.ibps_client import IbpsError, IbpsRefused
 from fpslink.idempotency.repository import KeyRecord
 from fpslink.money import Currency
-from fpslink.participants.repository import AccountRecord, ParticipantRecord
+from fpslink.participants.keys import ApiKeyRecord, KeyStatus
+from fpslink.participants.repository import AccountRecord, KeyUse, ParticipantRecord
+from fpslink.ratelimit.policy import Quota
+from fpslink.ratelimit.repository import Lease
 from fpslink.reconciliation.repository import Run
 from fpslink.vocabulary import Direction, Period, System
 from ibps_wire.amounts import format_amount
@@ -37,8 +40,11 @@ def duplicate(what: str) -> IntegrityError:
 
 @dataclass
 class Rows:
-    participants: dict[str, tuple[ParticipantRecord, str]] = field(default_factory=dict)
-    """participant id -> (record, API key hash)"""
+    participants: dict[str, ParticipantRecord] = field(default_factory=dict)
+    api_keys: dict[str, ApiKeyRecord] = field(default_factory=dict)
+    """API key hash -> key"""
+    rate_buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """participant id -> (tokens, at)"""
     accounts: dict[str, AccountRecord] = field(default_factory=dict)
     ledger: dict[str, tuple[int, int]] = field(default_factory=dict)
     """customer account id -> (balance, held) in minor units"""
@@ -62,37 +68,77 @@ class FakeParticipantsRepository:
     def __init__(self, rows: Rows) -> None:
         self._rows = rows
 
-    async def participant(self, participant_id: str) -> ParticipantRecord | None:
-        found = self._rows.participants.get(participant_id)
-        return None if found is None else found[0]
+    async def participant(self, participant_id: str, *, lock: bool = False) -> ParticipantRecord | None:
+        return self._rows.participants.get(participant_id)
 
     async def participant_by_key_hash(self, key_hash: str) -> ParticipantRecord | None:
-        return next((r for r, h in self._rows.participants.values() if h == key_hash), None)
+        key = self._rows.api_keys.get(key_hash)
+        if key is None or key.revoked_at is not None:
+            return None
+        return self._rows.participants[key.participant_id]
+
+    async def use_key(self, key_hash: str, *, now: datetime) -> KeyUse | None:
+        key = self._rows.api_keys.get(key_hash)
+        if key is None or key.status(now) is not KeyStatus.ACTIVE:
+            return None
+        self._rows.api_keys[key_hash] = replace(key, last_used_at=now)
+        return KeyUse(self._rows.participants[key.participant_id], key.expires_at)
 
     async def participant_by_bic(self, bic: str) -> ParticipantRecord | None:
-        return next((r for r, _ in self._rows.participants.values() if r.bic == bic), None)
+        return next((r for r in self._rows.participants.values() if r.bic == bic), None)
 
     async def insert_participant(
-        self,
-        *,
-        participant_id: str,
-        name: str,
-        system: System,
-        key_hash: str,
-        now: datetime,
-        bic: str | None = None,
+        self, *, participant_id: str, name: str, system: System, now: datetime, bic: str | None = None
     ) -> None:
-        if (
-            participant_id in self._rows.participants
-            or any(h == key_hash for _, h in self._rows.participants.values())
-            or (bic is not None and any(r.bic == bic for r, _ in self._rows.participants.values()))
+        if participant_id in self._rows.participants or (
+            bic is not None and any(r.bic == bic for r in self._rows.participants.values())
         ):
             raise duplicate("participants")
-        record = ParticipantRecord(participant_id, name, system, bic)
-        self._rows.participants[participant_id] = (record, key_hash)
+        self._rows.participants[participant_id] = ParticipantRecord(participant_id, name, system, bic)
+
+    async def insert_key(
+        self, *, participant_id: str, key_hash: str, prefix: str, now: datetime, expires_at: datetime | None
+    ) -> ApiKeyRecord:
+        if participant_id not in self._rows.participants:
+            raise IntegrityError("INSERT api_keys", {}, Exception("foreign key violation"))
+        if key_hash in self._rows.api_keys or any(
+            k.participant_id == participant_id and k.prefix == prefix for k in self._rows.api_keys.values()
+        ):
+            raise duplicate("api_keys")
+        record = ApiKeyRecord(participant_id, prefix, now, expires_at, None, None)
+        self._rows.api_keys[key_hash] = record
+        return record
+
+    async def keys(self, participant_id: str) -> list[ApiKeyRecord]:
+        found = [k for k in self._rows.api_keys.values() if k.participant_id == participant_id]
+        return sorted(found, key=lambda k: (k.created_at, k.prefix))
+
+    async def active_keys(self, participant_id: str, *, now: datetime) -> int:
+        return sum(
+            1
+            for k in self._rows.api_keys.values()
+            if k.participant_id == participant_id
+            and k.revoked_at is None
+            and (k.expires_at is None or k.expires_at > now)
+        )
+
+    async def revoke_key(self, *, participant_id: str, prefix: str, now: datetime) -> ApiKeyRecord | None:
+        for key_hash, key in self._rows.api_keys.items():
+            if key.participant_id == participant_id and key.prefix == prefix:
+                revoked = replace(key, revoked_at=key.revoked_at or now)
+                self._rows.api_keys[key_hash] = revoked
+                return revoked
+        return None
+
+    async def set_quota(self, participant_id: str, quota: Quota | None) -> bool:
+        found = self._rows.participants.get(participant_id)
+        if found is None:
+            return False
+        self._rows.participants[participant_id] = replace(found, quota=quota)
+        return True
 
     async def list_participants(self) -> list[ParticipantRecord]:
-        return [r for _, (r, _) in sorted(self._rows.participants.items())]
+        return [r for _, r in sorted(self._rows.participants.items())]
 
     async def account(self, account_id: str) -> AccountRecord | None:
         return self._rows.accounts.get(account_id)
@@ -352,6 +398,18 @@ class FakeClockRepository:
         return True
 
 
+class FakeRateLimitsRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def lease(self, *, participant_id: str, quota: Quota, want: int, now: float) -> Lease:
+        tokens, at = self._rows.rate_buckets.get(participant_id, (float(quota.quota), now))
+        available = quota.refilled(tokens, now - at)
+        granted = int(min(want, available // 1))
+        self._rows.rate_buckets[participant_id] = (available - granted, max(at, now))
+        return Lease(granted=granted, left=available - granted)
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -425,6 +483,10 @@ class FakeUnitOfWork:
     @property
     def clock(self) -> FakeClockRepository:
         return FakeClockRepository(self._open())
+
+    @property
+    def rate_limits(self) -> FakeRateLimitsRepository:
+        return FakeRateLimitsRepository(self._open())
 
     async def ping(self) -> None:
         self._open()

@@ -27,7 +27,7 @@ def db() -> FakeDatabase:
         ("HKBANK", System.FPS, "HKACC", Currency.HKD),
         ("CNBANK", System.IBPS, "CNACC", Currency.CNY),
     ):
-        db.rows.participants[bank] = (ParticipantRecord(bank, bank, system), f"hash-{bank}")
+        db.rows.participants[bank] = ParticipantRecord(bank, bank, system)
         db.rows.accounts[account] = AccountRecord(account, bank, system, currency, "CHAN Tai Man")
     return db
 

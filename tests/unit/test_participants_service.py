@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from fpslink.config import Settings
+from fpslink.config import Settings, ready_to_serve
 from fpslink.errors import Conflict, InvalidRequest, NotFound, Unauthorized, UpstreamUnavailable
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.money import Currency
 from fpslink.participants.service import ParticipantsService, hash_key
 from fpslink.principal import OPERATOR, Principal
+from fpslink.ratelimit.policy import Quota
 from fpslink.vocabulary import System
+from ibps_wire import credentials
 from unit.fakes import FakeDatabase, FakeIbps
 
 NOW = datetime(2026, 6, 22, 4, 0, tzinfo=UTC)
 OPERATOR_KEY = "operator-key-for-unit-tests"
+
+
+class Ticker:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -56,17 +70,41 @@ async def test_a_missing_or_unknown_key_is_refused(service: ParticipantsService,
         await service.authenticate(key)
 
 
-async def test_a_banks_key_is_looked_up_once_then_served_from_the_cache(
-    service: ParticipantsService, db: FakeDatabase
+async def test_a_banks_key_is_served_from_the_cache_and_looked_up_again_within_its_ttl(
+    db: FakeDatabase, ibps: FakeIbps
 ) -> None:
+    ticker = Ticker()
+    settings = Settings(operator_key=OPERATOR_KEY, key_cache_ttl_s=2.0)
+    service = ParticipantsService(db.uow, ibps, clock=lambda: NOW, settings=settings, ticker=ticker)
     key = await bank(service, "HKBANK", System.FPS)
     opened = db.opened
     first = await service.authenticate(key)
     assert first == Principal(participant_id="HKBANK", system=System.FPS)
     assert db.opened == opened + 1
-    db.rows.participants.clear()  # gone from the database: the process still knows the key
+    ticker.now += 0.9
     assert await service.authenticate(key) == first
-    assert db.opened == opened + 1
+    assert db.opened == opened + 1  # fresh: no look-up
+    db.rows.api_keys.clear()  # gone from the database
+    ticker.now += 0.2  # past half the TTL: served, and looked up again in the background
+    assert await service.authenticate(key) == first
+    await asyncio.sleep(0)
+    assert db.opened == opened + 2
+    with pytest.raises(Unauthorized):  # the look-up found it gone
+        await service.authenticate(key)
+
+
+async def test_an_unused_key_is_looked_up_when_its_entry_has_expired(
+    db: FakeDatabase, ibps: FakeIbps
+) -> None:
+    ticker = Ticker()
+    settings = Settings(operator_key=OPERATOR_KEY, key_cache_ttl_s=2.0)
+    service = ParticipantsService(db.uow, ibps, clock=lambda: NOW, settings=settings, ticker=ticker)
+    key = await bank(service, "HKBANK", System.FPS)
+    await service.authenticate(key)
+    db.rows.api_keys.clear()
+    ticker.now += 2.0
+    with pytest.raises(Unauthorized):
+        await service.authenticate(key)
 
 
 async def test_an_unknown_key_is_not_cached(service: ParticipantsService, db: FakeDatabase) -> None:
@@ -78,6 +116,75 @@ async def test_an_unknown_key_is_not_cached(service: ParticipantsService, db: Fa
     assert (await service.authenticate("fpsl_later_0000")).participant_id == "LATER"
 
 
+async def test_previous_operator_keys_are_the_operator_during_a_rotation(
+    db: FakeDatabase, ibps: FakeIbps
+) -> None:
+    old = "the-previous-operator-key"
+    settings = Settings(operator_key=OPERATOR_KEY, operator_key_previous=f" {old} ,")
+    service = ParticipantsService(db.uow, ibps, clock=lambda: NOW, settings=settings)
+    assert await service.authenticate(OPERATOR_KEY) is OPERATOR
+    assert await service.authenticate(old) is OPERATOR
+    with pytest.raises(Unauthorized):
+        await service.authenticate(old[:-1])
+    assert db.opened == 1  # the last one was looked up as a bank's key
+
+
+def test_previous_operator_keys_need_a_current_one_and_are_judged_as_it_is_to_serve() -> None:
+    with pytest.raises(ValueError, match="needs FPSLINK_OPERATOR_KEY"):
+        Settings(operator_key_previous="k" * 40)
+    strong = secrets.token_urlsafe(32)
+    settings = Settings(
+        operator_key=strong, ibps_token=secrets.token_urlsafe(32), operator_key_previous="short"
+    )
+    with pytest.raises(credentials.WeakSecrets, match="FPSLINK_OPERATOR_KEY_PREVIOUS"):
+        ready_to_serve(settings)
+    ready_to_serve(settings.model_copy(update={"operator_key_previous": secrets.token_urlsafe(32)}))
+
+
+async def test_a_bank_spends_the_default_quota_until_the_operator_sets_its_own(
+    service: ParticipantsService,
+) -> None:
+    key = await bank(service, "HKBANK", System.FPS)
+    assert (await service.identify(key)).quota == Quota(100, 5)
+    assert (await service.identify(OPERATOR_KEY)).quota is None
+    await service.set_rate_limit("HKBANK", Quota(5000, 1))
+    assert (await service.identify(key)).quota == Quota(5000, 1)  # this worker forgot its look-up
+    view = await service.rate_limit(Principal("HKBANK", System.FPS), "HKBANK")
+    assert (view.quota, view.own) == (Quota(5000, 1), True)
+    with pytest.raises(NotFound):
+        await service.set_rate_limit("NOBODY", None)
+
+
+async def test_a_revoked_key_is_refused_at_once_by_the_worker_that_revoked_it(
+    service: ParticipantsService, db: FakeDatabase
+) -> None:
+    first = await bank(service, "HKBANK", System.FPS)
+    holder = Principal("HKBANK", System.FPS)
+    second = await service.create_key(holder, "HKBANK", expires_at=None)
+    assert (await service.authenticate(second.api_key)) == holder  # cached from here on
+    await service.revoke_key(holder, "HKBANK", second.record.prefix)
+    with pytest.raises(Unauthorized):
+        await service.authenticate(second.api_key)
+    assert await service.authenticate(first) == holder
+    prefixes = [k.prefix for k in await service.list_keys(holder, "HKBANK")]
+    assert second.record.prefix in prefixes and all(p not in (first, second.api_key) for p in prefixes)
+
+
+async def test_keys_are_managed_by_their_bank_or_the_operator_only(service: ParticipantsService) -> None:
+    await bank(service, "HKBANK", System.FPS)
+    with pytest.raises(NotFound):
+        await service.create_key(Principal("OTHER", System.FPS), "HKBANK", expires_at=None)
+    with pytest.raises(NotFound):
+        await service.list_keys(OPERATOR, "NOBODY")
+    with pytest.raises(InvalidRequest):
+        await service.create_key(OPERATOR, "HKBANK", expires_at=NOW)
+    for _ in range(4):
+        await service.create_key(OPERATOR, "HKBANK", expires_at=None)
+    with pytest.raises(Conflict) as full:
+        await service.create_key(OPERATOR, "HKBANK", expires_at=None)
+    assert full.value.code == "KEY_LIMIT_REACHED"
+
+
 # banks ------------------------------------------------------------------------------------------
 
 
@@ -86,8 +193,13 @@ async def test_an_fps_bank_is_kept_here_only(
 ) -> None:
     created = await service.create_participant(participant_id="HKBANK", name="HK Bank", system=System.FPS)
     assert created.api_key.startswith("fpsl_hkbank_")
-    record, key_hash = db.rows.participants["HKBANK"]
-    assert (record.system, key_hash) == (System.FPS, hash_key(created.api_key))
+    record = db.rows.participants["HKBANK"]
+    key = db.rows.api_keys[hash_key(created.api_key)]
+    assert (record.system, key.participant_id, key.prefix) == (
+        System.FPS,
+        "HKBANK",
+        created.api_key[: len("fpsl_hkbank_") + 8],
+    )
     assert ibps.calls == []
 
 

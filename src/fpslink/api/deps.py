@@ -13,12 +13,14 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import Scope
 
 from fpslink import circuit
 from fpslink.clock.service import ClockService
 from fpslink.config import Settings
 from fpslink.context import Gateway, Principal
 from fpslink.directory.service import DirectoryService
+from fpslink.errors import FpslinkError
 from fpslink.fx.service import FxService
 from fpslink.health import HealthService
 from fpslink.ibps_client import IbpsClient
@@ -64,12 +66,41 @@ PaymentsDep = Annotated[PaymentsService, Depends(_part(lambda gw: gw.payments))]
 SandboxClockDep = Annotated[ClockService, Depends(_part(lambda gw: gw.sandbox_clock))]
 
 
+IDENTIFIED = "fpslink.identified"
+"""Scope key under which `fpslink.api.rate_limits` leaves (API key, Principal or the 401 it raised),
+so that the route does not look the same key up again."""
+
+
+def bearer_key(scope: Scope) -> str | None:
+    """The Bearer credentials of the request, read exactly as `bearer` (FastAPI's HTTPBearer) reads
+    them: the first Authorization header, scheme and credentials split at the first space."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            credentials = credentials.strip()
+            return credentials if scheme.lower() == "bearer" and credentials else None
+    return None
+
+
+async def principal_of(scope: Scope, participants: ParticipantsService, api_key: str | None) -> Principal:
+    """The caller with this key: as the rate-limit layer identified it, or looked up now."""
+    identified = scope.get(IDENTIFIED)
+    if identified is not None and identified[0] == api_key:
+        outcome: Principal | FpslinkError = identified[1]
+        if isinstance(outcome, FpslinkError):
+            raise outcome
+        return outcome
+    return await participants.authenticate(api_key)
+
+
 async def get_principal(
+    request: Request,
     participants: ParticipantsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The caller; the IBPS calls made for the rest of the request count towards its circuit."""
-    principal = await participants.authenticate(credentials.credentials if credentials else None)
+    api_key = credentials.credentials if credentials else None
+    principal = await principal_of(request.scope, participants, api_key)
     circuit.act_for(principal.participant_id)
     return principal
 

@@ -13,6 +13,9 @@ operator's key, no or a malformed Idempotency-Key) goes to the ordinary route wi
 replayed, so every such error answer is FastAPI's own. An error raised while submitting is not
 retried through the route (that would submit twice): it propagates, as from the route, to the same
 exception handlers. tests/integration/test_gw_fast_payments.py compares both paths answer by answer.
+
+The bank's quota is applied before either path, by `rate_limits.RateLimits`, which also identified
+the key: `deps.principal_of` takes the caller from there.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fpslink.api import routes
-from fpslink.api.deps import bearer
+from fpslink.api.deps import bearer, principal_of
 from fpslink.api.schemas import PaymentCreate
 from fpslink.context import Gateway
 from fpslink.errors import FpslinkError
@@ -74,7 +77,7 @@ class FastPayments:
         if credentials is None:
             return False
         try:
-            principal = await gw.participants.authenticate(credentials.credentials)
+            principal = await principal_of(scope, gw.participants, credentials.credentials)
             participants_service.require_participant(principal)
             key = idempotency.parse_key(request.headers.get("idempotency-key"), required=True)
         except FpslinkError:

@@ -36,7 +36,21 @@ from fpslink.vocabulary import Direction, Status
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": s.Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 409, 422, 503)
+    for code in (401, 403, 404, 409, 422, 429, 503)
+}
+PROBLEMS[429] |= {
+    "description": "The bank has sent its quota of requests (`RATE_LIMITED`); the operator's key is exempt",
+    "headers": {
+        "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+        "RateLimit-Policy": {
+            "description": 'The bank\'s quota: `"bank";q=<requests>;w=<seconds>`',
+            "schema": {"type": "string"},
+        },
+        "RateLimit": {
+            "description": 'Requests left and seconds until they refill: `"bank";r=0;t=<seconds>`',
+            "schema": {"type": "string"},
+        },
+    },
 }
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
 health_router = APIRouter()

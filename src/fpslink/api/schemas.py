@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -19,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from fpslink.fx.domain import AmountType
 from fpslink.money import Currency, InvalidAmount, parse_amount
+from fpslink.participants.keys import KeyStatus
 from fpslink.text import check_text
 from fpslink.vocabulary import Direction, Period, Purpose, Status, System
 
@@ -115,7 +117,8 @@ class ParticipantCreate(Request):
 
 API_KEY_SHOWN_ONCE = (
     "api_key was shown once, in the answer that created this bank; the gateway keeps only its hash, "
-    "so this replay cannot repeat it. If it was lost, issue the bank a new key."
+    "so this replay cannot repeat it. If it was lost, issue the bank a new key "
+    "(POST /v1/participants/{id}/keys) and revoke the old one."
 )
 """What a replay of `POST /v1/participants` says in place of the key."""
 
@@ -558,6 +561,94 @@ class PaymentPage(BaseModel):
                     "next_cursor": "MjAyNi0xMS0yN1QwODowMDowMCswMDowMHwwYjdm",
                 }
             ]
+        }
+    )
+
+
+# keys and quotas -----------------------------------------------------------------------------
+
+
+class KeyCreate(Request):
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the key stops working (with a time zone, in the future); without it the key "
+        "works until revoked",
+    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"expires_at": "2027-06-30T00:00:00+08:00"}]})
+
+
+class KeyOut(BaseModel):
+    participant_id: str
+    prefix: str = Field(description="The key's first characters: how it is listed and revoked")
+    status: KeyStatus
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="Last use, to within FPSLINK_KEY_CACHE_TTL_S (2 s by default)"
+    )
+    revoked_at: datetime | None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "participant_id": "DEMOHK3",
+                    "prefix": "fpsl_demohk3_Qm9vX2Jh",
+                    "status": "ACTIVE",
+                    "created_at": "2026-12-14T02:00:00Z",
+                    "expires_at": None,
+                    "last_used_at": "2026-12-14T02:05:31Z",
+                    "revoked_at": None,
+                }
+            ]
+        }
+    )
+
+
+KEY_SHOWN_ONCE = (
+    "api_key was shown once, in the answer that created this key; the gateway keeps only its hash, so "
+    "this replay cannot repeat it. If it was lost, revoke this key by its prefix and create another."
+)
+"""What a replay of `POST /v1/participants/{id}/keys` says in place of the key."""
+
+
+class KeyCreated(KeyOut):
+    api_key: str | None = Field(description="The key: shown once, in this answer; only its hash is kept")
+    notice: str | None = Field(
+        default=None,
+        description="Set on a replay (Idempotent-Replayed: true): api_key is not repeated, and why",
+    )
+
+
+class KeyList(BaseModel):
+    items: list[KeyOut]
+
+
+class RateLimitSet(Request):
+    quota: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Requests the bank may send per window, and at once; null with window_s: the default",
+    )
+    window_s: int | None = Field(default=None, ge=1, le=86_400, description="The window, in seconds")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> RateLimitSet:
+        if (self.quota is None) != (self.window_s is None):
+            raise ValueError("give quota and window_s together, or neither for the default")
+        return self
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"quota": 20000, "window_s": 1}]})
+
+
+class RateLimitOut(BaseModel):
+    participant_id: str
+    quota: int = Field(description="Requests per window, and the most at once")
+    window_s: int
+    default: bool = Field(description="Whether this is the sandbox's default (the operator set none)")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"participant_id": "DEMOHK3", "quota": 100, "window_s": 2, "default": True}]
         }
     )
 

@@ -3,12 +3,13 @@ directory row for every account so it can authorise without asking IBPS."""
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import hmac
-import secrets
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -26,21 +27,30 @@ from fpslink.errors import (
 )
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.money import Currency, format_minor, to_minor
+from fpslink.participants.keys import (
+    ApiKeyRecord,
+    Caller,
+    KeyCache,
+    KeyStatus,
+    hash_key,
+    key_prefix,
+    new_api_key,
+)
 from fpslink.participants.repository import AccountRecord, ParticipantRecord
 from fpslink.principal import OPERATOR, Principal
+from fpslink.ratelimit.policy import Quota
 from fpslink.uow import UnitsOfWork
 from fpslink.vocabulary import System
 from ibps_wire.schemas import AccountOut, ParticipantOut
 
+__all__ = ["hash_key", "new_api_key"]
+"""Re-exported from `participants.keys`, where they live now: the sandbox's seed imports them here."""
+
 ACCOUNT_PREFIX = {System.FPS: "HK", System.IBPS: "CN"}
-
-
-def hash_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def new_api_key(participant_id: str) -> str:
-    return f"fpsl_{participant_id.lower()}_{secrets.token_urlsafe(24)}"
+OPERATOR_CALLER = Caller(OPERATOR, quota=None)
+NEW_KEY_ATTEMPTS = 3
+"""A new key whose prefix another key of the bank already has is drawn again (48 random bits: never
+seen in practice, but the unique prefix is what revocation names)."""
 
 
 def new_account_id(system: System) -> str:
@@ -76,6 +86,21 @@ class CreatedParticipant:
 
 
 @dataclass(frozen=True, slots=True)
+class CreatedKey:
+    record: ApiKeyRecord
+    api_key: str
+    """The key itself: shown once, in the answer that creates it; only its hash is stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitView:
+    participant_id: str
+    quota: Quota
+    own: bool
+    """Whether the operator set this bank's quota (else it is the settings' default)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AccountView:
     record: AccountRecord
     balance: str
@@ -98,38 +123,93 @@ class IbpsAccounts(Protocol):
 class ParticipantsService:
     """Banks, their keys and their accounts; built once per process (`fpslink.context.Gateway`).
 
-    It keeps the process's cache of API keys: a key never changes once issued, so a bank is looked up
-    once per process, not once per request.
+    It keeps the process's cache of API keys (`KeyCache`): each key is looked up about once per half
+    FPSLINK_KEY_CACHE_TTL_S per worker while in use, in the background, not per request, so a
+    revoked key, an expired one or a new quota takes effect in every worker within the TTL. Only a
+    key not seen for a TTL waits for its look-up; concurrent requests with it share one.
     """
 
-    def __init__(self, uow: UnitsOfWork, ibps: IbpsAccounts, *, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        uow: UnitsOfWork,
+        ibps: IbpsAccounts,
+        *,
+        clock: Clock,
+        settings: Settings,
+        ticker: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._uow = uow
         self._ibps = ibps
         self._clock = clock
         self._settings = settings
-        self._principals: dict[str, Principal] = {}
-        """API key hash -> participant."""
+        self._operator_keys = tuple(
+            key.encode() for key in (settings.operator_key or "", *settings.previous_operator_keys) if key
+        )
+        """The current operator key, then those still accepted during a rotation."""
+        self._default_quota = Quota(settings.rate_limit_quota, settings.rate_limit_window_s)
+        self._keys = KeyCache(settings.key_cache_ttl_s, ticker)
+        self._looking_up: dict[str, asyncio.Future[Caller | None]] = {}
 
     async def authenticate(self, api_key: str | None) -> Principal:
+        return (await self.identify(api_key)).principal
+
+    async def identify(self, api_key: str | None) -> Caller:
+        """Who holds this key and the quota they spend; 401 for no key, or an unknown, revoked or
+        expired one."""
         if not api_key:
             raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
-        operator_key = self._settings.operator_key
-        if operator_key and hmac.compare_digest(api_key.encode(), operator_key.encode()):
-            return OPERATOR
+        sent = api_key.encode()
+        # every operator key is compared, so the time taken does not tell which one matched
+        if sum(hmac.compare_digest(sent, key) for key in self._operator_keys):
+            return OPERATOR_CALLER
         key_hash = hash_key(api_key)
-        cached = self._principals.get(key_hash)
-        if cached is not None:
-            return cached
-        async with self._uow() as tx:
-            found = await tx.participants.participant_by_key_hash(key_hash)
-        if found is None:
+        cached = self._keys.get(key_hash, self._clock())
+        if cached is None:
+            caller = await asyncio.shield(self._look_up(key_hash))
+        else:
+            caller, due = cached
+            if due:
+                self._look_up(key_hash)  # in the background: this request goes on with the entry
+        if caller is None:
             raise Unauthorized(
                 "unknown API key: use a bank key the sandbox printed when it started, or create a "
-                "bank with POST /v1/participants and the operator key"
+                "bank with POST /v1/participants and the operator key (a revoked or expired key is "
+                "unknown too)"
             )
-        principal = Principal(participant_id=found.participant_id, system=found.system, bic=found.bic)
-        self._principals[key_hash] = principal
-        return principal
+        return caller
+
+    def _look_up(self, key_hash: str) -> asyncio.Future[Caller | None]:
+        """The key's look-up in flight, or a new one: one per key at a time in this process, which
+        the requests that need it wait for."""
+        pending = self._looking_up.get(key_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(key_hash))
+            self._looking_up[key_hash] = pending
+
+            def done(finished: asyncio.Future[Caller | None]) -> None:
+                self._looking_up.pop(key_hash, None)
+                if not finished.cancelled():
+                    finished.exception()  # a request waiting for it raises it; a refresh drops it
+
+            pending.add_done_callback(done)
+        return pending
+
+    async def _fetch(self, key_hash: str) -> Caller | None:
+        generation = self._keys.generation
+        async with self._uow() as tx:
+            found = await tx.participants.use_key(key_hash, now=self._clock())
+            await tx.commit()
+        if found is None:
+            self._keys.forget(key_hash)
+            return None
+        bank = found.participant
+        caller = Caller(
+            Principal(participant_id=bank.participant_id, system=bank.system, bic=bank.bic),
+            quota=bank.quota or self._default_quota,
+            expires_at=found.expires_at,
+        )
+        self._keys.put(key_hash, caller, generation)
+        return caller
 
     async def create_participant(
         self,
@@ -166,18 +246,132 @@ class ParticipantsService:
                 ) from exc
         try:
             async with self._uow() as tx:
+                now = self._clock()
                 await tx.participants.insert_participant(
+                    participant_id=participant_id, name=name, system=system, now=now, bic=bic
+                )
+                await tx.participants.insert_key(
                     participant_id=participant_id,
-                    name=name,
-                    system=system,
                     key_hash=hash_key(api_key),
-                    now=self._clock(),
-                    bic=bic,
+                    prefix=key_prefix(api_key, participant_id),
+                    now=now,
+                    expires_at=None,
                 )
                 await tx.commit()
         except IntegrityError as exc:
             raise exists from exc
         return CreatedParticipant(ParticipantRecord(participant_id, name, system, bic), api_key)
+
+    # keys and quotas ------------------------------------------------------------------------------
+
+    def _own(self, principal: Principal, participant_id: str) -> None:
+        """A bank manages its own keys; the operator any bank's. Another bank's is as unknown as a
+        missing one (404 alike)."""
+        if not (principal.is_operator or principal.participant_id == participant_id):
+            raise self._no_participant(participant_id)
+
+    @staticmethod
+    def _no_participant(participant_id: str) -> NotFound:
+        return NotFound(
+            f"participant {participant_id} does not exist",
+            code="PARTICIPANT_NOT_FOUND",
+            participant_id=participant_id,
+        )
+
+    async def create_key(
+        self, principal: Principal, participant_id: str, *, expires_at: datetime | None
+    ) -> CreatedKey:
+        """Another key for the bank, up to FPSLINK_KEYS_PER_PARTICIPANT active ones."""
+        self._own(principal, participant_id)
+        now = self._clock()
+        if expires_at is not None and expires_at <= now:
+            raise InvalidRequest("expires_at must be in the future", code="VALIDATION_ERROR")
+        cap = self._settings.keys_per_participant
+        for attempt in range(NEW_KEY_ATTEMPTS):
+            api_key = new_api_key(participant_id)
+            try:
+                async with self._uow() as tx:
+                    if await tx.participants.participant(participant_id, lock=True) is None:
+                        raise self._no_participant(participant_id)
+                    if await tx.participants.active_keys(participant_id, now=now) >= cap:
+                        raise Conflict(
+                            f"{participant_id} holds {cap} active keys, the most a bank may: revoke "
+                            "one first (DELETE /v1/participants/{id}/keys/{prefix})",
+                            code="KEY_LIMIT_REACHED",
+                            participant_id=participant_id,
+                        )
+                    record = await tx.participants.insert_key(
+                        participant_id=participant_id,
+                        key_hash=hash_key(api_key),
+                        prefix=key_prefix(api_key, participant_id),
+                        now=now,
+                        expires_at=expires_at,
+                    )
+                    await tx.commit()
+            except IntegrityError:
+                if attempt + 1 == NEW_KEY_ATTEMPTS:
+                    raise
+                continue
+            return CreatedKey(record, api_key)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def list_keys(self, principal: Principal, participant_id: str) -> list[ApiKeyRecord]:
+        self._own(principal, participant_id)
+        async with self._uow() as tx:
+            if await tx.participants.participant(participant_id) is None:
+                raise self._no_participant(participant_id)
+            return await tx.participants.keys(participant_id)
+
+    async def revoke_key(self, principal: Principal, participant_id: str, prefix: str) -> ApiKeyRecord:
+        """Revoke a key: at once in this worker, within FPSLINK_KEY_CACHE_TTL_S in every other.
+        Revoking a revoked key answers it unchanged. A bank may not revoke its last active key (it
+        would lock itself out); the operator may."""
+        self._own(principal, participant_id)
+        now = self._clock()
+        async with self._uow() as tx:
+            if await tx.participants.participant(participant_id, lock=True) is None:
+                raise self._no_participant(participant_id)
+            keys = {k.prefix: k for k in await tx.participants.keys(participant_id)}
+            key = keys.get(prefix)
+            if key is None:
+                raise NotFound(
+                    f"{participant_id} has no key with prefix {prefix}",
+                    code="KEY_NOT_FOUND",
+                    participant_id=participant_id,
+                )
+            if key.status(now) is KeyStatus.REVOKED:
+                return key
+            others = [k for k in keys.values() if k.prefix != prefix and k.status(now) is KeyStatus.ACTIVE]
+            if not principal.is_operator and key.status(now) is KeyStatus.ACTIVE and not others:
+                raise Conflict(
+                    f"this is {participant_id}'s last active key: create another first "
+                    "(POST /v1/participants/{id}/keys)",
+                    code="KEY_IS_LAST",
+                    participant_id=participant_id,
+                )
+            revoked = await tx.participants.revoke_key(participant_id=participant_id, prefix=prefix, now=now)
+            await tx.commit()
+        self._keys.forget_participant(participant_id)
+        assert revoked is not None  # the row is locked through its participant's
+        return revoked
+
+    async def rate_limit(self, principal: Principal, participant_id: str) -> RateLimitView:
+        self._own(principal, participant_id)
+        async with self._uow() as tx:
+            bank = await tx.participants.participant(participant_id)
+        if bank is None:
+            raise self._no_participant(participant_id)
+        return RateLimitView(participant_id, bank.quota or self._default_quota, own=bank.quota is not None)
+
+    async def set_rate_limit(self, participant_id: str, quota: Quota | None) -> RateLimitView:
+        """The operator's: a bank's own quota (a load tester's, say), or the default back (None).
+        Every worker applies it within FPSLINK_KEY_CACHE_TTL_S."""
+        async with self._uow() as tx:
+            if not await tx.participants.set_quota(participant_id, quota):
+                raise self._no_participant(participant_id)
+            await tx.commit()
+        self._keys.forget_participant(participant_id)
+        return RateLimitView(participant_id, quota or self._default_quota, own=quota is not None)
 
     async def open_account(
         self,

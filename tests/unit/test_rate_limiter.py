@@ -1,0 +1,166 @@
+"""The token-bucket policy and the limiter's leases, on a fake database and a fake wall clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fpslink.ratelimit import policy
+from fpslink.ratelimit.policy import Quota
+from fpslink.ratelimit.service import RateLimiter
+from unit.fakes import FakeDatabase
+
+
+class Wall:
+    """A wall clock that moves only when told, or when the limiter sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleepers that start together wake together: the clock moves to the end of the sleep."""
+        self.slept.append(seconds)
+        until = self.now + seconds
+        await asyncio.sleep(0)
+        self.now = max(self.now, until)
+
+
+def limiter(db: FakeDatabase, wall: Wall, max_wait_s: float = 0.0) -> RateLimiter:
+    return RateLimiter(db.uow, max_wait_s=max_wait_s, now=wall, sleep=wall.sleep)
+
+
+@pytest.mark.parametrize(
+    ("quota", "lease"),
+    [
+        (Quota(100, 2), 13),
+        (Quota(1, 60), 1),
+        (Quota(4, 1), 1),
+        (Quota(1_000_000, 1), 250_000),
+        (Quota(3, 1), 1),
+    ],
+)
+def test_a_lease_is_a_quarter_second_of_refill_within_one_and_the_quota(quota: Quota, lease: int) -> None:
+    assert quota.lease == lease
+
+
+def test_the_bucket_refills_at_quota_per_window_up_to_the_quota() -> None:
+    quota = Quota(100, 2)
+    assert quota.refilled(0, 1.0) == 50
+    assert quota.refilled(90, 1.0) == 100
+    assert quota.refilled(10, -5.0) == 10  # a clock that went back adds nothing
+    assert quota.seconds_until(0.5, 13) == pytest.approx(0.25)
+    assert quota.seconds_until(20, 13) == 0
+
+
+def test_the_fields_follow_the_draft() -> None:
+    quota = Quota(100, 2)
+    assert policy.admitted(quota, 57.9).headers() == [
+        (b"ratelimit-policy", b'"bank";q=100;w=2'),
+        (b"ratelimit", b'"bank";r=57;t=1'),
+    ]
+    refused = policy.refused(quota, 0.02)
+    assert refused.headers() == [
+        (b"ratelimit-policy", b'"bank";q=100;w=2'),
+        (b"ratelimit", b'"bank";r=0;t=1'),
+        (b"retry-after", b"1"),
+    ]
+    assert policy.refused(Quota(5, 60), 11.2).reset_s == 12
+
+
+async def test_a_bank_gets_its_quota_then_refusals_that_cost_no_lease_until_a_lease_has_refilled() -> None:
+    db, wall = FakeDatabase(), Wall()
+    limits = limiter(db, wall)
+    quota = Quota(10, 10)  # a lease is one token
+    decisions = [await limits.admit("HKBANK", quota) for _ in range(12)]
+    assert [d.admitted for d in decisions] == [True] * 10 + [False] * 2
+    assert [d.remaining for d in decisions[:10]] == list(range(9, -1, -1))
+    leases = db.commits
+    assert leases == 11  # ten tokens one at a time, then one that found the bucket empty
+    for _ in range(50):
+        assert not (await limits.admit("HKBANK", quota)).admitted
+    assert db.commits == leases
+    wall.now += 1.0  # one token refilled
+    assert (await limits.admit("HKBANK", quota)).admitted
+    assert not (await limits.admit("HKBANK", quota)).admitted
+
+
+async def test_workers_share_one_bucket() -> None:
+    db, wall = FakeDatabase(), Wall()
+    workers = [limiter(db, wall) for _ in range(3)]
+    quota = Quota(100, 60)  # a lease is one token
+    admitted = 0
+    for i in range(300):
+        admitted += (await workers[i % 3].admit("HKBANK", quota)).admitted
+    assert admitted == 100
+
+
+async def test_concurrent_requests_on_one_worker_share_a_lease() -> None:
+    db, wall = FakeDatabase(), Wall()
+    limits = limiter(db, wall)
+    quota = Quota(1000, 1)
+    decisions = await asyncio.gather(*(limits.admit("HKBANK", quota) for _ in range(400)))
+    assert all(d.admitted for d in decisions)
+    # one lease for all 400 (the requests waiting when it starts size it), then one taken ahead
+    assert db.commits == 2
+    assert db.rows.rate_buckets["HKBANK"][0] == 350
+
+
+async def test_the_next_lease_is_taken_before_the_tokens_run_out() -> None:
+    db, wall = FakeDatabase(), Wall()
+    limits = limiter(db, wall)
+    quota = Quota(16, 1)  # leases of 4
+    assert (await limits.admit("HKBANK", quota)).admitted
+    assert db.commits == 1
+    assert (await limits.admit("HKBANK", quota)).admitted  # 2 left of 4: half, not yet below
+    assert (await limits.admit("HKBANK", quota)).admitted  # 1 left: the next lease starts
+    assert db.commits == 1
+    await asyncio.sleep(0)
+    assert db.commits == 2
+    for _ in range(4):  # 5 in hand: none of these waits for the database
+        assert (await limits.admit("HKBANK", quota)).admitted
+    assert db.commits == 2
+
+
+async def test_a_changed_quota_starts_afresh_and_other_banks_are_untouched() -> None:
+    db, wall = FakeDatabase(), Wall()
+    limits = limiter(db, wall)
+    big = Quota(1_000_000, 1)
+    assert (await limits.admit("HKBANK", big)).admitted  # holds a lease of 250,000 now
+    small = Quota(2, 60)
+    assert [(await limits.admit("HKBANK", small)).admitted for _ in range(3)] == [True, True, False]
+    assert (await limits.admit("CNBANK", small)).admitted
+
+
+async def test_a_request_just_over_the_quota_waits_for_the_next_token_instead_of_a_429() -> None:
+    db, wall = FakeDatabase(), Wall()
+    limits = limiter(db, wall, max_wait_s=1.0)
+    quota = Quota(4, 1)  # a token every 0.25 s, a lease of one
+    decisions = [await limits.admit("HKBANK", quota) for _ in range(12)]
+    assert all(d.admitted for d in decisions)  # one at a time, each waits for the next token
+    assert wall.slept == [pytest.approx(0.25)] * 8
+    assert wall.now == pytest.approx(1_800_000_002.0)
+
+
+async def test_no_wait_for_a_token_further_off_than_the_longest_wait() -> None:
+    db, wall = FakeDatabase(), Wall()
+    limits = limiter(db, wall, max_wait_s=1.0)
+    quota = Quota(5, 60)  # a token every 12 s
+    decisions = [await limits.admit("HKBANK", quota) for _ in range(6)]
+    assert [d.admitted for d in decisions] == [True] * 5 + [False]
+    assert wall.slept == []
+    assert decisions[-1].reset_s == 12
+
+
+async def test_only_as_many_wait_as_the_wait_refills_the_rest_are_refused_at_once() -> None:
+    db, wall = FakeDatabase(), Wall()
+    limits = limiter(db, wall, max_wait_s=1.0)
+    quota = Quota(4, 1)
+    burst = await asyncio.gather(*(limits.admit("HKBANK", quota) for _ in range(20)))
+    admitted = sum(d.admitted for d in burst)
+    assert 8 <= admitted <= 9  # the bucket's 4, then the second's refill for the 4 that wait
+    assert all(d.reset_s >= 1 for d in burst if not d.admitted)
