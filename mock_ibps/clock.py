@@ -10,10 +10,9 @@ transfer path never queries it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,9 +22,6 @@ from mock_ibps import repository as repo
 from mock_ibps.domain import LedgerStateError, now_utc
 
 log = logging.getLogger("mock_ibps.clock")
-
-FIRST_READ_S = 5.0
-"""How long start-up waits for the stored offset before serving and reading it in the background."""
 
 
 class IbpsClock:
@@ -43,19 +39,20 @@ class IbpsClock:
 
     async def start(self) -> None:
         """Read the offset before serving, then follow it for as long as the process runs."""
-        try:
-            async with asyncio.timeout(FIRST_READ_S), self._engine.connect() as conn:
-                self.offset.set(await sandbox_clock.read(await pg.raw(conn)))
-        except Exception as exc:  # whatever it is, the service serves; the follower reads it later
-            log.warning("sandbox clock: offset not read at start-up (%s); reading it in the background", exc)
-        follow = sandbox_clock.follow(sandbox_clock.connector(self._engine), self.offset, listen=True)
-        self._follower = asyncio.create_task(follow, name="mock-ibps-sandbox-clock")
+        self._follower = await sandbox_clock.start(
+            self._read,
+            sandbox_clock.connector(self._engine),
+            self.offset,
+            listen=True,
+            name="mock-ibps-sandbox-clock",
+        )
+
+    async def _read(self) -> timedelta:
+        async with self._engine.connect() as conn:
+            return await sandbox_clock.read(await pg.raw(conn))
 
     async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+        await sandbox_clock.stop(self._follower)
 
     async def set(self, offset_us: int) -> None:
         """Store the offset the gateway decided, announce it to the other processes, and run at it."""

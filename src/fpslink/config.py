@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fpslink.iso20022.xmltree import MAX_MESSAGE_BYTES
 from fpslink.vocabulary import Purpose
 from fpslink.webhooks import policy as webhook_policy
 from ibps_wire import credentials
@@ -180,9 +181,9 @@ class Settings(BaseSettings):
         "arrives (chunked bodies too); larger answers 413 PAYLOAD_TOO_LARGE. A payment is under 1 KiB.",
     )
     max_iso20022_body_bytes: int = Field(
-        default=64 * 1024,
+        default=MAX_MESSAGE_BYTES,
         ge=4 * 1024,
-        le=64 * 1024,
+        le=MAX_MESSAGE_BYTES,
         description="Largest ISO 20022 message (POST /v1/iso20022/...); larger answers 413. At most "
         "64 KiB, the most the ISO 20022 reader takes (iso20022/xmltree.py); one pacs.008 with one "
         "transaction is 2-4 KiB, in an envelope with its header 3-6 KiB.",

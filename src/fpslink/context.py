@@ -14,11 +14,9 @@ signature's `t=` and the console's sessions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,12 +44,6 @@ from fpslink.webhooks.targets import Resolver, system_resolver
 from ibps_wire import sandbox_clock
 
 __all__ = ["OPERATOR", "Gateway", "Principal"]
-
-log = logging.getLogger("fpslink")
-
-FIRST_READ_S = 5.0
-"""How long start-up waits for the stored offset before serving on the wall clock (and reading it in
-the background): a database that does not answer must not keep a worker from answering 503."""
 
 
 def _no_crash(point: str) -> None:
@@ -109,31 +101,26 @@ class Gateway:
     async def read_sandbox_offset(self) -> None:
         """Read the test clock's offset once (start-up, and each command that works offline); raises
         when the database cannot be read."""
-        async with self.uow() as tx:
-            self.sandbox_offset.set((await tx.clock.read()).offset)
+        self.sandbox_offset.set(await self._stored_offset())
 
     async def start_sandbox_clock(self) -> asyncio.Task[None] | None:
         """Read the offset before serving, then follow it: with the test clock on, for good (LISTEN on
-        a connection of its own); off, only until a first read succeeds, so that a gateway started
-        while its database was down still runs at the time the sandbox was left at."""
-        try:
-            await asyncio.wait_for(self.read_sandbox_offset(), FIRST_READ_S)
-        except Exception as exc:  # whatever it is, the worker serves; the follower reads it later
-            log.warning("sandbox clock: offset not read at start-up (%s); reading it in the background", exc)
-        if self.sandbox_offset.known and not self.settings.sandbox_clock:
-            return None
-        follow = sandbox_clock.follow(
-            sandbox_clock.connector(self.engine), self.sandbox_offset, listen=self.settings.sandbox_clock
+        a connection of its own); off, only until a first read succeeds (`sandbox_clock.start`)."""
+        return await sandbox_clock.start(
+            self._stored_offset,
+            sandbox_clock.connector(self.engine),
+            self.sandbox_offset,
+            listen=self.settings.sandbox_clock,
+            name="fpslink-sandbox-clock",
         )
-        return asyncio.create_task(follow, name="fpslink-sandbox-clock")
+
+    async def _stored_offset(self) -> timedelta:
+        async with self.uow() as tx:
+            return (await tx.clock.read()).offset
 
     @staticmethod
     async def stop_sandbox_clock(task: asyncio.Task[None] | None) -> None:
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await sandbox_clock.stop(task)
 
     async def resolve(self, host: str, port: int) -> Sequence[str]:
         """The resolver, read at each call: what the webhook services are given."""

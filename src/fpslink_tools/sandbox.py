@@ -23,7 +23,13 @@ from fpslink.errors import Conflict
 from fpslink.ibps_client import client_from_settings
 from fpslink.participants.service import hash_key
 from fpslink_tools import embedded_pg
-from fpslink_tools.local_secrets import forget_sandbox, private_dir, with_local_secrets, write_sandbox
+from fpslink_tools.local_secrets import (
+    IBPS_TOKEN_FILE,
+    forget_sandbox,
+    private_dir,
+    with_local_secrets,
+    write_sandbox,
+)
 from fpslink_tools.pgadmin import ensure_database, ibps_database_url
 
 SANDBOX_WEBHOOK_ALLOW = "127.0.0.1:9000,localhost:9000"
@@ -140,7 +146,7 @@ def banner(*, host: str, port: int, ibps_host: str, ibps_port: int, op_key: str,
         f"  gateway   {base}   (API docs: {base}/docs)",
         f"  console   {base}/console   (log in with any key below)",
         f"  mock_ibps http://{ibps_host}:{ibps_port}   (for the gateway only: its token is in "
-        f"{Path(DEFAULT_DATA_DIR) / 'ibps_token'})",
+        f"{Path(DEFAULT_DATA_DIR) / IBPS_TOKEN_FILE})",
         "",
         f"  operator key   {op_key}",
     ]
@@ -213,6 +219,7 @@ def run_sandbox(
         timings = {"database": time.monotonic() - started}
         _run(
             settings.model_copy(update={"database_url": url}),
+            data_dir=data_dir,
             configured_database=configured_database,
             host=host,
             port=port,
@@ -227,6 +234,7 @@ def run_sandbox(
 def _run(
     settings: Settings,
     *,
+    data_dir: Path,
     configured_database: str,
     host: str,
     port: int,
@@ -273,7 +281,7 @@ def _run(
         # a single-user sandbox may move its own time (the test clock); =false keeps it still
         os.environ.setdefault("FPSLINK_SANDBOX_CLOCK", "true")
         write_sandbox(
-            Path(DEFAULT_DATA_DIR),
+            data_dir,
             gateway_url=f"http://{host}:{port}",
             ibps_url=settings.ibps_url,
             database_url=configured_database,
@@ -289,7 +297,7 @@ def _run(
             log_level=os.environ.get("FPSLINK_LOG_LEVEL", "warning").lower(),
         )
     finally:
-        forget_sandbox(Path(DEFAULT_DATA_DIR))
+        forget_sandbox(data_dir)
         ibps.terminate()
         try:
             ibps.wait(timeout=10)

@@ -36,6 +36,9 @@ HEADER: Final = "Fpslink-Sandbox-Time"
 RETRY_S: Final = 1.0
 RESYNC_S: Final = 30.0
 READ_TIMEOUT_S: Final = 5.0
+FIRST_READ_S: Final = 5.0
+"""How long start-up waits for the stored offset before serving on the wall clock (and reading it in
+the background): a database that does not answer must not keep a service from answering."""
 ADAPTER_ONLY: Final = ("async_creator_fn", "prepared_statement_cache_size", "prepared_statement_name_func")
 """Connect arguments that SQLAlchemy's asyncpg adapter takes for itself; asyncpg.connect refuses them."""
 
@@ -124,6 +127,37 @@ async def follow(connect: Connect, offset: SandboxOffset, *, listen: bool) -> No
                     await asyncio.wait_for(conn.close(), READ_TIMEOUT_S)
         await asyncio.sleep(pause)
         pause = min(pause * 2, RESYNC_S)
+
+
+async def start(
+    first_read: Callable[[], Awaitable[timedelta]],
+    connect: Connect,
+    offset: SandboxOffset,
+    *,
+    listen: bool,
+    name: str,
+) -> asyncio.Task[None] | None:
+    """Read the offset before serving (`first_read`, within FIRST_READ_S), then follow it in a task:
+    with `listen`, for good; without, only until a first read succeeds, so that a process started
+    while its database was down still runs at the time the sandbox was left at. None when there is
+    nothing left to follow."""
+    try:
+        async with asyncio.timeout(FIRST_READ_S):
+            offset.set(await first_read())
+    except Exception as exc:  # whatever it is, the process serves; the follower reads it later
+        log.warning("sandbox clock: offset not read at start-up (%s); reading it in the background", exc)
+    if offset.known and not listen:
+        return None
+    return asyncio.create_task(follow(connect, offset, listen=listen), name=name)
+
+
+async def stop(task: asyncio.Task[None] | None) -> None:
+    """End a follower that `start` began."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _follow_on(conn: asyncpg.Connection, offset: SandboxOffset, *, listen: bool) -> bool:

@@ -15,16 +15,14 @@ records, and has no `Rltd`.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
 from dataclasses import dataclass
 from datetime import datetime
-from types import NoneType, UnionType
 from typing import Any, Final
 
-from xsdata.models.datatype import XmlDateTime
-
+from fpslink.iso20022 import schema
 from fpslink.iso20022.inbound import Envelope, Inbound, Reason, Refused
+from fpslink.iso20022.structure import leaf_type
 
 REPORT: Final = "pacs.002.001.10"
 _NOT_RELATED: Final = frozenset({"sgntr", "rltd"})
@@ -100,17 +98,8 @@ def shown(party: Any) -> str:
 # the answer's header -------------------------------------------------------------------------------
 
 
-def _leaf(hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is list:
-        return _leaf(typing.get_args(hint)[0])
-    if origin in (typing.Union, UnionType):
-        return _leaf(next(a for a in typing.get_args(hint) if a is not NoneType))
-    return hint
-
-
 def _field_type(cls: type, name: str) -> Any:
-    return _leaf(typing.get_type_hints(cls)[name])
+    return leaf_type(typing.get_type_hints(cls)[name])
 
 
 def _party(header_cls: type, who: Party) -> Any:
@@ -129,10 +118,9 @@ def reply(envelope: Envelope, *, caller: Party, link: Party, message_id: str, at
     """The AppHdr of the answer to a request that came in `envelope`; None if its version is unknown."""
     if envelope.head is None:
         return None
-    module = importlib.import_module(f"pyiso20022.head.head_001_001_{envelope.head[-2:]}")
-    header_cls: type = module.AppHdr
+    header_cls = schema.model_of(envelope.head)
     request = envelope.header
-    created = XmlDateTime.from_datetime(at.replace(microsecond=(at.microsecond // 1000) * 1000))
+    created = schema.xml_time(at)
     if request is None:
         return header_cls(
             fr=_party(header_cls, link),

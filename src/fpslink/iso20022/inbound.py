@@ -19,6 +19,7 @@ from typing import Any, Final
 from xml.etree.ElementTree import Element
 
 from fpslink.iso20022 import schema, structure, xmltree
+from fpslink.iso20022.xmltree import split_tag
 from fpslink.text import RULE, unsafe_character
 
 log = logging.getLogger("fpslink.iso20022")
@@ -110,13 +111,6 @@ class Inbound:
     original: Original = field(default_factory=Original)
 
 
-def _local(tag: str) -> tuple[str | None, str]:
-    if tag.startswith("{"):
-        namespace, _, local = tag[1:].partition("}")
-        return namespace, local
-    return None, tag
-
-
 SUPPORTED_DOCUMENTS: Final = ", ".join(f"{PACS008}.001.{v}" for v in schema.PACS008_VERSIONS)
 SUPPORTED_HEADERS: Final = ", ".join(f"{HEAD}.001.{v}" for v in schema.HEAD_VERSIONS)
 
@@ -161,21 +155,21 @@ def unsafe_text(root: Element, *, skip: int) -> list[str]:
     `skip` steps). The link's rule, stricter than the XSD, as for JSON (`fpslink.text`): such text
     would reach names, references and the pacs.002 as it came."""
     found: list[str] = []
-    todo: list[tuple[Element, list[str]]] = [(root, [_local(root.tag)[1]])]
+    todo: list[tuple[Element, list[str]]] = [(root, [split_tag(root.tag)[1]])]
     while todo and len(found) < structure.MAX_ERRORS:
         element, path = todo.pop()
         shown = "/".join(path[skip:] if len(path) > skip else path[-1:])
         for attribute, value in element.attrib.items():
             if (what := unsafe_character(value)) is not None:
-                found.append(f"{shown}/@{_local(attribute)[1]}: {what}: {RULE}")
+                found.append(f"{shown}/@{split_tag(attribute)[1]}: {what}: {RULE}")
         children = list(element)
         if not children and element.text and (what := unsafe_character(element.text)) is not None:
             found.append(f"{shown}: {what}: {RULE}")
-        totals = Counter(_local(child.tag)[1] for child in children)
+        totals = Counter(split_tag(child.tag)[1] for child in children)
         numbers: Counter[str] = Counter()
         named = []
         for child in children:
-            local = _local(child.tag)[1]
+            local = split_tag(child.tag)[1]
             numbers[local] += 1
             named.append((child, [*path, local if totals[local] == 1 else f"{local}[{numbers[local]}]"]))
         todo.extend(reversed(named))  # popped in document order
@@ -200,7 +194,7 @@ def _refuse(original: Original, reasons: str | list[str]) -> None:
 
 def _unwrap(root: Element) -> tuple[Element | None, Element, Envelope | None]:
     """(AppHdr, Document, envelope) of a bare Document or of an envelope."""
-    namespace, local = _local(root.tag)
+    namespace, local = split_tag(root.tag)
     if local == "Document":
         return None, root, None
     if local not in ENVELOPE_NAMES or namespace not in ENVELOPE_NAMESPACES:
@@ -213,19 +207,19 @@ def _unwrap(root: Element) -> tuple[Element | None, Element, Envelope | None]:
     children = list(root)
     problems = _envelope_problems(root, children)
     header = children[0] if children else None
-    head = schema.message_name(_local(header.tag)[0]) if header is not None else None
+    head = schema.message_name(split_tag(header.tag)[0]) if header is not None else None
     if head is None or not head.startswith(HEAD + ".") or not schema.supported(head):
         head = None
     envelope = Envelope(root.tag, head)
     if problems:
-        document = children[1] if len(children) > 1 and _local(children[1].tag)[1] == "Document" else None
+        document = children[1] if len(children) > 1 and split_tag(children[1].tag)[1] == "Document" else None
         original = Original(_msg_id(document), _name_of(document), envelope if head else None)
         _refuse(original, f"{local}: {problems}")
     return children[0], children[1], envelope
 
 
 def _envelope_problems(root: Element, children: list[Element]) -> str:
-    names = [_local(c.tag) for c in children]
+    names = [split_tag(c.tag) for c in children]
     header_ok = len(names) > 0 and names[0][1] == "AppHdr" and _is_head(names[0][0])
     document_ok = len(names) > 1 and names[1][1] == "Document" and schema.message_name(names[1][0])
     if len(names) != 2 or not header_ok or not document_ok:
@@ -233,7 +227,7 @@ def _envelope_problems(root: Element, children: list[Element]) -> str:
         return f"an envelope holds AppHdr and then Document, found {found}"
     extra = [a for a in root.attrib if a not in structure.XSI_ALLOWED]
     if extra:
-        return f"attribute {_local(extra[0])[1]} is not allowed on the envelope"
+        return f"attribute {split_tag(extra[0])[1]} is not allowed on the envelope"
     for text in (root.text, *(c.tail for c in children)):
         if text and text.strip(structure.XML_SPACE):
             return f"text {text.strip(structure.XML_SPACE)[:20]!r} between elements"
@@ -246,19 +240,19 @@ def _is_head(namespace: str | None) -> bool:
 
 
 def _unsupported_header(header: Element) -> str:
-    name = schema.message_name(_local(header.tag)[0])
+    name = schema.message_name(split_tag(header.tag)[0])
     return f"AppHdr {name} is not supported; send one of {SUPPORTED_HEADERS}"
 
 
 def _name_of(document: Element | None) -> str:
     if document is None:
         return NOT_PROVIDED
-    name = schema.message_name(_local(document.tag)[0])
+    name = schema.message_name(split_tag(document.tag)[0])
     return name if name is not None and len(name) <= MAX_ID else NOT_PROVIDED
 
 
 def _document_name(document: Element, original: Original) -> str:
-    namespace = _local(document.tag)[0]
+    namespace = split_tag(document.tag)[0]
     name = schema.message_name(namespace)
     if name is None:
         _refuse(original, f"the Document is in namespace {namespace or 'none'}, not an ISO 20022 one")
@@ -275,7 +269,7 @@ def _msg_id(document: Element | None) -> str:
     """GrpHdr/MsgId as sent, when it is there and a valid Max35Text; NOTPROVIDED otherwise."""
     if document is None or len(document) == 0:
         return NOT_PROVIDED
-    namespace = _local(document.tag)[0]
+    namespace = split_tag(document.tag)[0]
     prefix = f"{{{namespace}}}" if namespace else ""
     found = document[0].find(f"{prefix}GrpHdr/{prefix}MsgId")
     if found is None or len(found) or not found.text or len(found.text) > MAX_ID:

@@ -31,7 +31,6 @@ from pyiso20022.pacs.pacs_002_001_10 import (
     StatusReason6Choice,
     StatusReasonInformation12,
 )
-from xsdata.models.datatype import XmlDateTime
 
 from fpslink.iso20022 import apphdr, schema, xmltree
 from fpslink.iso20022.inbound import Envelope, Refused, Transaction
@@ -75,10 +74,6 @@ def tx_status(payment: Payment) -> str:
     return TX_STATUS[status_of(payment.state)]
 
 
-def _xml_time(at: datetime) -> XmlDateTime:
-    return XmlDateTime.from_datetime(at.replace(microsecond=(at.microsecond // 1000) * 1000))
-
-
 def _chunks(text: str, size: int = ADDITIONAL_INFO_MAX, limit: int = ADDITIONAL_INFO_PIECES) -> list[str]:
     """`text` in AddtlInf pieces (Max105Text), cut after a space where one is near, so that the pieces
     read as words and join back into the text."""
@@ -90,6 +85,11 @@ def _chunks(text: str, size: int = ADDITIONAL_INFO_MAX, limit: int = ADDITIONAL_
     return pieces
 
 
+def reported_at(payment: Payment) -> datetime:
+    """When a payment's report is dated: its last step so far, so a replay dates it alike."""
+    return payment.settled_at or payment.decided_at or payment.created_at
+
+
 def report_id(payment_id: str) -> str:
     """The report's MsgId (and its AppHdr's BizMsgIdr): FPSLINK and 28 hex digits of the payment id."""
     return f"{ID_PREFIX}{payment_id.replace('-', '')[:28]}"
@@ -98,7 +98,6 @@ def report_id(payment_id: str) -> str:
 def build(message: CreditTransfer, payment: Payment) -> Document:
     """The status report for `message`, as the payment stands now."""
     payment_ref = payment.payment_id.replace("-", "")
-    reported_at = payment.settled_at or payment.decided_at or payment.created_at
     status = tx_status(payment)
     reasons: list[StatusReasonInformation12] = []
     if status == REJECTED and payment.reason_code:
@@ -114,12 +113,14 @@ def build(message: CreditTransfer, payment: Payment) -> Document:
         orgnl_uetr=message.uetr,
         tx_sts=status,
         sts_rsn_inf=reasons,
-        accptnc_dt_tm=_xml_time(payment.created_at),
+        accptnc_dt_tm=schema.xml_time(payment.created_at),
         clr_sys_ref=payment_ref,
     )
     return Document(
         fito_fipmt_sts_rpt=FitoFipaymentStatusReportV10(
-            grp_hdr=GroupHeader91(msg_id=report_id(payment.payment_id), cre_dt_tm=_xml_time(reported_at)),
+            grp_hdr=GroupHeader91(
+                msg_id=report_id(payment.payment_id), cre_dt_tm=schema.xml_time(reported_at(payment))
+            ),
             orgnl_grp_inf_and_sts=[
                 OriginalGroupHeader17(orgnl_msg_id=message.msg_id, orgnl_msg_nm_id=message.message_name)
             ],
@@ -156,7 +157,7 @@ def build_refusal(refused: Refused, *, message_id: str, at: datetime) -> Documen
         )
     return Document(
         fito_fipmt_sts_rpt=FitoFipaymentStatusReportV10(
-            grp_hdr=GroupHeader91(msg_id=message_id, cre_dt_tm=_xml_time(at)),
+            grp_hdr=GroupHeader91(msg_id=message_id, cre_dt_tm=schema.xml_time(at)),
             orgnl_grp_inf_and_sts=[group],
             tx_inf_and_sts=statuses,
         )
@@ -180,8 +181,7 @@ def render(message: CreditTransfer, payment: Payment, *, addressing: Addressing 
     """The report of a payment, in the request's envelope when it came in one."""
     document = build(message, payment)
     envelope = message.original.envelope if message.original is not None else None
-    reported_at = payment.settled_at or payment.decided_at or payment.created_at
-    return _wrap(document, envelope, addressing, report_id(payment.payment_id), reported_at)
+    return _wrap(document, envelope, addressing, report_id(payment.payment_id), reported_at(payment))
 
 
 def render_refusal(refused: Refused, *, at: datetime, addressing: Addressing | None = None) -> bytes:
@@ -209,12 +209,8 @@ def _wrap(
 
 def envelop(tag: str, parts: list[Any]) -> bytes:
     """`parts` (models) as the children of an envelope element `tag` ({namespace}name or name)."""
-    if tag.startswith("{"):
-        namespace, _, local = tag[1:].partition("}")
-        opening = f'<{local} xmlns="{namespace}">'
-    else:
-        local = tag
-        opening = f"<{local}>"
+    namespace, local = xmltree.split_tag(tag)
+    opening = f"<{local}>" if namespace is None else f'<{local} xmlns="{namespace}">'
     inner = "".join(schema.fragment(part) for part in parts)
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{opening}{inner}</{local}>\n'.encode()
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from datetime import datetime
 from functools import cache
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from xml.etree.ElementTree import Element
 
 from xsdata.formats.dataclass.parsers import XmlParser
@@ -24,11 +25,11 @@ from xsdata.formats.dataclass.parsers.handlers import XmlEventHandler
 from xsdata.formats.dataclass.serializers import XmlSerializer
 from xsdata.formats.dataclass.serializers.config import SerializerConfig
 from xsdata.formats.dataclass.serializers.writers import XmlEventWriter
+from xsdata.models.datatype import XmlDateTime
 
 from fpslink.iso20022 import structure, xmltree
 from fpslink.iso20022.structure import Schema
 
-T = TypeVar("T")
 NAMESPACE_PREFIX: Final = "urn:iso:std:iso:20022:tech:xsd:"
 
 PACS008_VERSIONS: Final = ("08", "09", "10", "11", "12", "13")
@@ -52,10 +53,6 @@ class SchemaViolation(ValueError):
         self.errors = errors
 
 
-MalformedMessage = xmltree.MalformedMessage
-MAX_MESSAGE_BYTES: Final = xmltree.MAX_MESSAGE_BYTES
-
-
 def message_name(namespace: str | None) -> str | None:
     """`pacs.008.001.09` for its namespace; None for a namespace outside ISO 20022's."""
     if namespace and namespace.startswith(NAMESPACE_PREFIX):
@@ -67,13 +64,18 @@ def supported(name: str) -> bool:
     return name in _MODULES
 
 
+def model_of(name: str) -> type:
+    """The model class of a supported message: its AppHdr for a header, else its Document."""
+    module = importlib.import_module(_MODULES[name])
+    model: type = module.AppHdr if name.startswith("head.") else module.Document
+    return model
+
+
 @cache
 def schema_of(name: str) -> Schema:
     """The derived schema of a supported message (`pacs.008.001.09`, `head.001.001.02`...)."""
-    module = importlib.import_module(_MODULES[name])
-    root = module.AppHdr if name.startswith("head.") else module.Document
     # errors leave out Document/<message element>/, which every path of a Document starts with
-    return structure.compile_schema(root, path_skip=0 if name.startswith("head.") else 2)
+    return structure.compile_schema(model_of(name), path_skip=0 if name.startswith("head.") else 2)
 
 
 def schema_for(model: type) -> Schema:
@@ -101,17 +103,9 @@ def to_model(element: Element, schema: Schema) -> Any:
         return _PARSER.parse(element, schema.model)
 
 
-def parse(xml: bytes, document: type[T]) -> T:
-    """A whole message of a known model, checked: MalformedMessage or SchemaViolation if it is not."""
-    schema = schema_for(document)
-    tree = xmltree.read(xml)
-    if tree.too_deep:
-        raise SchemaViolation([f"elements are nested deeper than {xmltree.MAX_DEPTH} levels"])
-    errors = schema.validate(tree.root)
-    if errors:
-        raise SchemaViolation(errors)
-    model: T = to_model(tree.root, schema)
-    return model
+def xml_time(at: datetime) -> XmlDateTime:
+    """`at` as an ISO 20022 date-time, to the millisecond (ISODateTime carries no more)."""
+    return XmlDateTime.from_datetime(at.replace(microsecond=(at.microsecond // 1000) * 1000))
 
 
 def serialize(message: Any) -> bytes:

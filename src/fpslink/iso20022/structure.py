@@ -41,6 +41,8 @@ from xml.etree.ElementTree import Element
 
 from xsdata.models.datatype import XmlDate, XmlDateTime, XmlPeriod, XmlTime
 
+from fpslink.iso20022.xmltree import split_tag
+
 XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
 XSI_ALLOWED: Final = frozenset({f"{{{XSI}}}schemaLocation", f"{{{XSI}}}noNamespaceSchemaLocation"})
 MAX_ERRORS: Final = 20
@@ -176,12 +178,12 @@ class _Compiler:
                 result.wildcard = str(meta.get("namespace", "##any"))
             elif kind == "Attribute":
                 result.attributes[meta["name"]] = Attribute(
-                    meta["name"], bool(meta.get("required")), self.simple(_leaf(hint), meta)
+                    meta["name"], bool(meta.get("required")), self.simple(leaf_type(hint), meta)
                 )
             elif kind == "Element":
                 particles.append(self.particle(f, hint, choice=result.choice))
             else:  # the text of a simple-content type
-                result.text = self.simple(_leaf(hint), meta)
+                result.text = self.simple(leaf_type(hint), meta)
         result.particles = tuple(particles)
         result.index = {p.name: i for i, p in enumerate(particles)}
         if len(result.index) != len(particles):
@@ -196,7 +198,7 @@ class _Compiler:
         high: int | None = 1
         if many:
             high = int(meta["max_occurs"]) if "max_occurs" in meta else None
-        leaf = _leaf(hint)
+        leaf = leaf_type(hint)
         kind: Complex | Simple
         if dataclasses.is_dataclass(leaf):
             assert isinstance(leaf, type)
@@ -249,15 +251,16 @@ def _is_list(hint: Any) -> bool:
     return False
 
 
-def _leaf(hint: Any) -> Any:
+def leaf_type(hint: Any) -> Any:
+    """The one type a field's hint holds (inside `list[...]` and `... | None`)."""
     origin = typing.get_origin(hint)
     if origin is list:
-        return _leaf(typing.get_args(hint)[0])
+        return leaf_type(typing.get_args(hint)[0])
     if origin in (typing.Union, UnionType):
         args = [a for a in typing.get_args(hint) if a is not NoneType]
         if len(args) != 1:
             raise ValueError(f"a field of several types ({hint!r}) is not an ISO 20022 construct")
-        return _leaf(args[0])
+        return leaf_type(args[0])
     return hint
 
 
@@ -285,22 +288,15 @@ def _show(path: list[str], skip: int) -> str:
     return "/".join(shown)
 
 
-def _local(tag: str) -> tuple[str | None, str]:
-    if tag.startswith("{"):
-        namespace, _, local = tag[1:].partition("}")
-        return namespace, local
-    return None, tag
-
-
 def _name(tag: str, expected_ns: str | None) -> str:
-    namespace, local = _local(tag)
+    namespace, local = split_tag(tag)
     return local if namespace == expected_ns else f"{local} (namespace {namespace or 'none'})"
 
 
 def validate(schema: Schema, element: Element) -> list[str]:
     """Every finding (at most MAX_ERRORS) that makes `element` invalid against `schema`."""
     findings = _Findings(schema.path_skip)
-    namespace, local = _local(element.tag)
+    namespace, local = split_tag(element.tag)
     if (namespace, local) != (schema.namespace, schema.name):
         findings.add(
             [local],
@@ -366,7 +362,7 @@ def _sequence(schema: Schema, element: Element, kind: Complex, path: list[str], 
     for number, child in enumerate(children):
         if out.full:
             return
-        namespace, local = _local(child.tag)
+        namespace, local = split_tag(child.tag)
         position = kind.index.get(local) if namespace == schema.namespace else None
         if position is None:
             out.add(path, f"unexpected element {_name(child.tag, schema.namespace)}")
@@ -377,7 +373,7 @@ def _sequence(schema: Schema, element: Element, kind: Complex, path: list[str], 
         while at < position:
             if count < particles[at].min_occurs:
                 missing = particles[at].name
-                later = any(_local(c.tag) == (schema.namespace, missing) for c in children[number:])
+                later = any(split_tag(c.tag) == (schema.namespace, missing) for c in children[number:])
                 if later:
                     out.add(path, f"element {missing} must come before {local}")
                 else:
@@ -409,7 +405,7 @@ def _choice(schema: Schema, element: Element, kind: Complex, path: list[str], ou
         return
     chosen: Particle | None = None
     for number, child in enumerate(children, start=1):
-        namespace, local = _local(child.tag)
+        namespace, local = split_tag(child.tag)
         position = kind.index.get(local) if namespace == schema.namespace else None
         if position is None:
             out.add(path, f"unexpected element {_name(child.tag, schema.namespace)} (one of {names})")
@@ -438,7 +434,7 @@ def _wildcard(schema: Schema, element: Element, namespace: str, path: list[str],
         out.add(path, f"exactly one element is required here, found {len(children)}")
         return
     child = children[0]
-    child_ns, local = _local(child.tag)
+    child_ns, local = split_tag(child.tag)
     if namespace != "##any" and child_ns != namespace:
         out.add(path, f"element {local} must be in namespace {namespace}")
         return
@@ -449,13 +445,13 @@ def _lax(schema: Schema, element: Element, path: list[str], out: _Findings) -> N
     pending = [(element, path)]
     while pending and not out.full:
         current, where = pending.pop()
-        if _local(current.tag) == (schema.namespace, schema.name):
+        if split_tag(current.tag) == (schema.namespace, schema.name):
             _element(schema, current, schema.root, where, out)
             continue
         if f"{{{XSI}}}type" in current.attrib:
             out.add(where, "attribute xsi:type is not accepted")
             continue
-        pending.extend((child, [*where, _local(child.tag)[1]]) for child in reversed(current))
+        pending.extend((child, [*where, split_tag(child.tag)[1]]) for child in reversed(current))
 
 
 # simple values -------------------------------------------------------------------------------------

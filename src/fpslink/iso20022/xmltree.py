@@ -25,6 +25,14 @@ class MalformedMessage(ValueError):
     """Not well-formed XML, too large, or carrying a DTD: not a message the gateway reads at all."""
 
 
+def split_tag(tag: str) -> tuple[str | None, str]:
+    """An ElementTree tag (`{namespace}local` or `local`) as (namespace, local name)."""
+    if tag.startswith("{"):
+        namespace, _, local = tag[1:].partition("}")
+        return namespace, local
+    return None, tag
+
+
 def _tag(name: str) -> str:
     # expat gives "uri}local" for a namespaced name (namespace_separator "}")
     return "{" + name if "}" in name else name
