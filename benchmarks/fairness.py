@@ -53,17 +53,12 @@ from benchmarks.throughput import (  # noqa: E402
     HOST,
     SERVER,
     _percentile,
-    drop,
     postgres_backends,
     process_cpu_s,
-    recreate,
-    spawn,
-    stop,
-    wait_healthy,
+    running_fpslink,
     worker_pids,
 )
 from fpslink.config import Settings  # noqa: E402
-from ibps_wire.credentials import new_secret  # noqa: E402
 
 GW_DB, IBPS_DB = "fpslink_bench_fair_gw", "fpslink_bench_fair_ibps"
 DEFAULTS = Settings.model_fields
@@ -379,90 +374,60 @@ def line(phase: Phase, alone: Phase | None, args: argparse.Namespace) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    from fpslink import migrate
-    from mock_ibps import migrate as ibps_migrate
+    import asyncpg
 
-    pg = f"postgresql+asyncpg://{SERVER}"
-    gw_url, ibps_url = f"{pg}/{GW_DB}", f"{pg}/{IBPS_DB}"
-    port, ibps_port = args.port, args.port + 1
-    await recreate(GW_DB, IBPS_DB)
-    await asyncio.to_thread(migrate.upgrade, gw_url)
-    await asyncio.to_thread(ibps_migrate.upgrade, ibps_url)
-    operator_key = new_secret("bench_operator_")
-    token = new_secret("bench_ibps_")
+    port = args.port
     env = {
-        "FPSLINK_DATABASE_URL": gw_url,
-        "FPSLINK_IBPS_URL": f"http://{HOST}:{ibps_port}",
-        "FPSLINK_IBPS_TOKEN": token,
-        "FPSLINK_OPERATOR_KEY": operator_key,
-        "FPSLINK_NORTHBOUND_DAILY_HKD": "1000000000000",
-        "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000000",
         "FPSLINK_RATE_LIMIT_QUOTA": str(args.quota),
         "FPSLINK_RATE_LIMIT_WINDOW_S": str(args.window),
         "FPSLINK_RATE_LIMIT_MAX_WAIT_S": str(args.max_wait),
-        "FPSLINK_LOG_LEVEL": "WARNING",
     }
-    ibps = gateway = None
-    import asyncpg
-
-    probe = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
-    try:
-        ibps = spawn(
-            ["-m", "mock_ibps.cli", "serve", "--host", HOST, "--port", str(ibps_port), "--no-migrate"],
-            {"MOCK_IBPS_DATABASE_URL": ibps_url, "MOCK_IBPS_TOKEN": token},
-            "fairness-mock_ibps.log",
-        )
-        await wait_healthy(ibps_port, ibps)
-        serve = ["serve", "--host", HOST, "--port", str(port), "--workers", str(args.workers), "--no-migrate"]
-        gateway = spawn(
-            ["-m", "fpslink.cli", *serve],
-            env,
-            "fairness-gateway.log",
-        )
-        await wait_healthy(port, gateway)
-        world = await seed(port, operator_key)
-        servers = Servers(gateway, ibps, probe)
-        print(
-            f"quota {args.quota} per {args.window} s a bank, waits up to {args.max_wait:g} s; "
-            f"the quiet bank reads {args.quiet_rate:g}/s; the noisy bank offers {args.noise} at "
-            f"{args.times:g}x its quota ({args.times * args.quota / args.window:g}/s) over "
-            f"{NOISE_CONNECTIONS} connections; "
-            f"{args.duration:g} s measured a phase"
-        )
-        pooled = {False: Phase("alone, pooled"), True: Phase("noisy, pooled")}
-        ratios = []
-        for round_ in range(1, args.rounds + 1):
-            # alone then noisy, then noisy then alone: a drift of the machine's load weighs on both
-            pair = {}
-            for noisy in (False, True) if round_ % 2 else (True, False):
-                name = f"round {round_} {'noisy' if noisy else 'alone'}"
-                pair[noisy] = phase = await run_phase(name, port, world, args, servers, noisy=noisy)
-                print(line(phase, None, args), flush=True)
-                pooled[noisy].add(phase)
-            ratios.append(pair[True].p(0.99) / pair[False].p(0.99))
-        print()
-        print(line(pooled[False], None, args))
-        print(line(pooled[True], pooled[False], args), flush=True)
-        if not args.no_unthrottled:
-            await raise_quota(port, operator_key, world.noisy_id)
-            alone = await run_phase("unthrottled: alone", port, world, args, servers, noisy=False)
-            print(line(alone, None, args), flush=True)
-            unthrottled = await run_phase("unthrottled: noisy", port, world, args, servers, noisy=True)
-            print(line(unthrottled, alone, args), flush=True)
-        change = pooled[True].p(0.99) / pooled[False].p(0.99) - 1
-        median = statistics.median(ratios) - 1
-        print(
-            f"the quiet bank's p99 with the noisy bank: {100 * change:+.0f}% pooled, "
-            f"{100 * median:+.0f}% the median round's (a burst of load from elsewhere moves one "
-            "round, not the median); target: under +20%"
-        )
-        return 0 if change < 0.20 else 1
-    finally:
-        await probe.close()
-        stop(gateway)
-        stop(ibps)
-        if not args.keep:
-            await drop(GW_DB, IBPS_DB)
+    databases = (GW_DB, IBPS_DB)
+    async with running_fpslink(
+        databases, port, args.workers, env, log_prefix="fairness-", keep=args.keep
+    ) as running:
+        gateway, ibps, operator_key = running.gateway, running.ibps, running.operator_key
+        probe = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
+        try:
+            world = await seed(port, operator_key)
+            servers = Servers(gateway, ibps, probe)
+            print(
+                f"quota {args.quota} per {args.window} s a bank, waits up to {args.max_wait:g} s; "
+                f"the quiet bank reads {args.quiet_rate:g}/s; the noisy bank offers {args.noise} at "
+                f"{args.times:g}x its quota ({args.times * args.quota / args.window:g}/s) over "
+                f"{NOISE_CONNECTIONS} connections; "
+                f"{args.duration:g} s measured a phase"
+            )
+            pooled = {False: Phase("alone, pooled"), True: Phase("noisy, pooled")}
+            ratios = []
+            for round_ in range(1, args.rounds + 1):
+                # alone then noisy, then noisy then alone: a drift of the machine's load weighs on both
+                pair = {}
+                for noisy in (False, True) if round_ % 2 else (True, False):
+                    name = f"round {round_} {'noisy' if noisy else 'alone'}"
+                    pair[noisy] = phase = await run_phase(name, port, world, args, servers, noisy=noisy)
+                    print(line(phase, None, args), flush=True)
+                    pooled[noisy].add(phase)
+                ratios.append(pair[True].p(0.99) / pair[False].p(0.99))
+            print()
+            print(line(pooled[False], None, args))
+            print(line(pooled[True], pooled[False], args), flush=True)
+            if not args.no_unthrottled:
+                await raise_quota(port, operator_key, world.noisy_id)
+                alone = await run_phase("unthrottled: alone", port, world, args, servers, noisy=False)
+                print(line(alone, None, args), flush=True)
+                unthrottled = await run_phase("unthrottled: noisy", port, world, args, servers, noisy=True)
+                print(line(unthrottled, alone, args), flush=True)
+            change = pooled[True].p(0.99) / pooled[False].p(0.99) - 1
+            median = statistics.median(ratios) - 1
+            print(
+                f"the quiet bank's p99 with the noisy bank: {100 * change:+.0f}% pooled, "
+                f"{100 * median:+.0f}% the median round's (a burst of load from elsewhere moves one "
+                "round, not the median); target: under +20%"
+            )
+            return 0 if change < 0.20 else 1
+        finally:
+            await probe.close()
 
 
 if __name__ == "__main__":

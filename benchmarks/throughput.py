@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -48,7 +49,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -217,6 +218,74 @@ async def recreate(*names: str) -> None:
 
 async def drop(*names: str) -> None:
     await admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names))
+
+
+@dataclass(frozen=True)
+class Running:
+    """A gateway and its mock_ibps as `running_fpslink` started them."""
+
+    gateway: subprocess.Popen[bytes]
+    ibps: subprocess.Popen[bytes]
+    env: dict[str, str]
+    """The gateway's environment: its database, mock_ibps's URL and token, the operator key."""
+
+    @property
+    def operator_key(self) -> str:
+        return self.env["FPSLINK_OPERATOR_KEY"]
+
+
+@contextlib.asynccontextmanager
+async def running_fpslink(
+    databases: tuple[str, str],
+    port: int,
+    workers: int,
+    env: dict[str, str],
+    *,
+    log_prefix: str = "",
+    keep: bool = False,
+) -> AsyncIterator[Running]:
+    """mock_ibps on `port` + 1 and `fpslink serve --workers` on `port`, on fresh, migrated databases
+    (gateway, IBPS) with a new operator key and IBPS token and the northbound limits out of reach;
+    `env` adds to the gateway's. Both stopped after, and the databases dropped unless `keep`."""
+    from fpslink import migrate
+    from ibps_wire.credentials import new_secret
+    from mock_ibps import migrate as ibps_migrate
+
+    gw_db, ibps_db = databases
+    pg = f"postgresql+asyncpg://{SERVER}"
+    gw_url, ibps_url = f"{pg}/{gw_db}", f"{pg}/{ibps_db}"
+    ibps_port = port + 1
+    await recreate(gw_db, ibps_db)
+    await asyncio.to_thread(migrate.upgrade, gw_url)
+    await asyncio.to_thread(ibps_migrate.upgrade, ibps_url)
+    token = new_secret("bench_ibps_")
+    gateway_env = {
+        "FPSLINK_DATABASE_URL": gw_url,
+        "FPSLINK_IBPS_URL": f"http://{HOST}:{ibps_port}",
+        "FPSLINK_IBPS_TOKEN": token,
+        "FPSLINK_OPERATOR_KEY": new_secret("bench_operator_"),
+        "FPSLINK_NORTHBOUND_DAILY_HKD": "1000000000000",
+        "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000000",
+        "FPSLINK_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    ibps = gateway = None
+    try:
+        ibps = spawn(
+            ["-m", "mock_ibps.cli", "serve", "--host", HOST, "--port", str(ibps_port), "--no-migrate"],
+            {"MOCK_IBPS_DATABASE_URL": ibps_url, "MOCK_IBPS_TOKEN": token},
+            f"{log_prefix}mock_ibps.log",
+        )
+        await wait_healthy(ibps_port, ibps)
+        serve = ["serve", "--host", HOST, "--port", str(port), "--workers", str(workers), "--no-migrate"]
+        gateway = spawn(["-m", "fpslink.cli", *serve], gateway_env, f"{log_prefix}gateway.log")
+        await wait_healthy(port, gateway)
+        yield Running(gateway, ibps, gateway_env)
+    finally:
+        stop(gateway)
+        stop(ibps)
+        if not keep:
+            await drop(gw_db, ibps_db)
 
 
 # ---------------------------------------------------------------- the load generator
@@ -589,94 +658,64 @@ async def audit_fpslink(settings: Any, days: list[date]) -> tuple[list[str], lis
 
 
 async def run_fpslink(args: argparse.Namespace) -> Result:
-    from fpslink import migrate
     from fpslink.config import Settings
     from fpslink.reconciliation.domain import business_date_of
-    from ibps_wire.credentials import new_secret
-    from mock_ibps import migrate as ibps_migrate
 
-    pg = f"postgresql+asyncpg://{SERVER}"
-    gw_url, ibps_url = f"{pg}/{GW_DB}", f"{pg}/{IBPS_DB}"
-    port, ibps_port = args.port, args.port + 1
-    await recreate(GW_DB, IBPS_DB)
-    await asyncio.to_thread(migrate.upgrade, gw_url)
-    await asyncio.to_thread(ibps_migrate.upgrade, ibps_url)
-    operator_key = new_secret("bench_operator_")
-    token = new_secret("bench_ibps_")
+    port = args.port
     env = {
-        "FPSLINK_DATABASE_URL": gw_url,
-        "FPSLINK_IBPS_URL": f"http://{HOST}:{ibps_port}",
-        "FPSLINK_IBPS_TOKEN": token,
-        "FPSLINK_OPERATOR_KEY": operator_key,
-        "FPSLINK_NORTHBOUND_DAILY_HKD": "1000000000000",
-        "FPSLINK_NORTHBOUND_YEARLY_HKD": "1000000000000",
         "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
         "FPSLINK_RATE_LIMIT_QUOTA": "10000000",
         "FPSLINK_RATE_LIMIT_WINDOW_S": "1",
         "FPSLINK_RECOVERY_ENABLED": "true",
-        "FPSLINK_LOG_LEVEL": "WARNING",
     }
-    ibps_env = {"MOCK_IBPS_DATABASE_URL": ibps_url, "MOCK_IBPS_TOKEN": token}
-    ibps = gateway = profiler = None
-    try:
-        ibps = spawn(
-            ["-m", "mock_ibps.cli", "serve", "--host", HOST, "--port", str(ibps_port), "--no-migrate"],
-            ibps_env,
-            "mock_ibps.log",
-        )
-        await wait_healthy(ibps_port, ibps)
-        workers_and_flags = ["--workers", str(args.workers), "--no-migrate"]
-        gateway = spawn(
-            ["-m", "fpslink.cli", "serve", "--host", HOST, "--port", str(port), *workers_and_flags],
-            env,
-            "gateway.log",
-        )
-        await wait_healthy(port, gateway)
-        mark = time.perf_counter()
-        world = await seed_fpslink(port, operator_key, args.accounts)
-        seeded_s = time.perf_counter() - mark
-        print(f"fpslink: {len(world.hk)} FPS and {len(world.cn)} IBPS accounts in {seeded_s:.1f} s")
+    profiler = None
+    async with running_fpslink((GW_DB, IBPS_DB), port, args.workers, env, keep=args.keep) as running:
+        gateway, ibps, operator_key = running.gateway, running.ibps, running.operator_key
+        try:
+            mark = time.perf_counter()
+            world = await seed_fpslink(port, operator_key, args.accounts)
+            seeded_s = time.perf_counter() - mark
+            print(f"fpslink: {len(world.hk)} FPS and {len(world.cn)} IBPS accounts in {seeded_s:.1f} s")
 
-        async def start_profile() -> None:
-            nonlocal profiler
-            if args.profile is not None and gateway is not None:
-                profiler = start_profiler(worker_pids(gateway)[0], args.profile, args.duration)
+            async def start_profile() -> None:
+                nonlocal profiler
+                if args.profile is not None:
+                    profiler = start_profiler(worker_pids(gateway)[0], args.profile, args.duration)
 
-        first_day = business_date_of(datetime.now(UTC))
-        probe = cpu_probe(
-            {
-                "gateway": lambda: sorted({gateway.pid, *worker_pids(gateway)}),
-                "mock_ibps": lambda: [ibps.pid],
-            },
-            [GW_DB, IBPS_DB],
-        )
-        result = await drive(
-            "fpslink", port, fpslink_request(world), args, on_measuring=start_profile, cpu=probe
-        )
-        result.notes += await batch_steps(port)
-        if args.locust:
-            result.notes += await run_locust(port, operator_key, args)
-        days = sorted({first_day, business_date_of(datetime.now(UTC))})
-        still = await wait_no_pending(port, operator_key, timeout_s=90)
-        if still:
-            result.notes.append(f"{still} payments still PENDING 90 s after the load")
-        stop(gateway)
-        settings = Settings(
-            database_url=gw_url, ibps_url=env["FPSLINK_IBPS_URL"], ibps_token=token, operator_key=operator_key
-        )
-        breaks, notes = await audit_fpslink(settings, days)
-        result.breaks += breaks
-        result.notes += notes
-        if profiler is not None:
-            result.notes += finish_profiler(profiler, args.profile)
-        return result
-    finally:
-        if profiler is not None and profiler.poll() is None:
-            profiler.kill()
-        stop(gateway)
-        stop(ibps)
-        if not args.keep:
-            await drop(GW_DB, IBPS_DB)
+            first_day = business_date_of(datetime.now(UTC))
+            probe = cpu_probe(
+                {
+                    "gateway": lambda: sorted({gateway.pid, *worker_pids(gateway)}),
+                    "mock_ibps": lambda: [ibps.pid],
+                },
+                [GW_DB, IBPS_DB],
+            )
+            result = await drive(
+                "fpslink", port, fpslink_request(world), args, on_measuring=start_profile, cpu=probe
+            )
+            result.notes += await batch_steps(port)
+            if args.locust:
+                result.notes += await run_locust(port, operator_key, args)
+            days = sorted({first_day, business_date_of(datetime.now(UTC))})
+            still = await wait_no_pending(port, operator_key, timeout_s=90)
+            if still:
+                result.notes.append(f"{still} payments still PENDING 90 s after the load")
+            stop(gateway)
+            settings = Settings(
+                database_url=running.env["FPSLINK_DATABASE_URL"],
+                ibps_url=running.env["FPSLINK_IBPS_URL"],
+                ibps_token=running.env["FPSLINK_IBPS_TOKEN"],
+                operator_key=operator_key,
+            )
+            breaks, notes = await audit_fpslink(settings, days)
+            result.breaks += breaks
+            result.notes += notes
+            if profiler is not None:
+                result.notes += finish_profiler(profiler, args.profile)
+            return result
+        finally:
+            if profiler is not None and profiler.poll() is None:
+                profiler.kill()
 
 
 def venv_tool(name: str) -> str | None:

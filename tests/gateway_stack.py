@@ -78,6 +78,35 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         yield made
 
 
+@contextlib.asynccontextmanager
+async def served_gateway(
+    stack: Stack, log_name: str, *, workers: int | None = None, **env: str
+) -> AsyncIterator[str]:
+    """`fpslink serve` as deployed, on the session's databases and a free port of 127.0.0.1 (its base URL),
+    its output in `log_name`-PORT.log; `env` adds FPSLINK_* settings."""
+    port = free_port()
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers is not None:
+        serve += ["--workers", str(workers)]
+    process = await asyncio.to_thread(
+        start_process,
+        ["-m", "fpslink.cli", *serve, "--no-migrate"],
+        env={
+            "FPSLINK_DATABASE_URL": stack.gateway_db,
+            "FPSLINK_IBPS_URL": stack.ibps_url,
+            "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
+            "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
+            **env,
+        },
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        log=stack.logs / f"{log_name}-{port}.log",
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await asyncio.to_thread(stop_process, process)
+
+
 def settings_for(stack: Stack, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": stack.gateway_db,

@@ -13,53 +13,29 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from subprocess import Popen
 from typing import Any
 
 import pgtest
-from gw_support import IBPS_TOKEN, Harness, free_port, start_process, stop_process
+from gateway_stack import Stack, stack_on
+from gw_support import Harness
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fpslink import migrate
 from fpslink.reconciliation.domain import business_date_of
-from mock_ibps import migrate as ibps_migrate
 from mock_ibps.db import create_engine as create_ibps_engine
 
 MIDNIGHT_MARGIN_S = 180
 
 
-@dataclass(frozen=True)
-class ReconStack:
-    gateway_db: str
-    ibps_db: str
-    ibps_url: str
-    logs: Path
-    process: Popen[bytes]
+ReconStack = Stack
+"""A stack of the reconciliation tests' own: their "day" holds only their payments."""
 
 
 @asynccontextmanager
 async def recon_stack(tag: str, workdir: Path) -> AsyncIterator[ReconStack]:
     """Fresh gateway and IBPS databases and a mock_ibps process of their own."""
-    names = [f"fpslink_t_{tag}_{pgtest.RUN}", f"fpslink_t_{tag}_ibps_{pgtest.RUN}"]
-    gateway_db = await pgtest.recreate(names[0])
-    ibps_db = await pgtest.recreate(names[1])
-    await asyncio.to_thread(migrate.upgrade, gateway_db)
-    await asyncio.to_thread(ibps_migrate.upgrade, ibps_db)
-    port = free_port()
-    log = workdir / "mock_ibps.log"
-    process = await asyncio.to_thread(
-        start_process,
-        ["-m", "mock_ibps.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"],
-        env={"MOCK_IBPS_DATABASE_URL": ibps_db, "MOCK_IBPS_TOKEN": IBPS_TOKEN},
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        log=log,
-    )
-    try:
-        yield ReconStack(gateway_db, ibps_db, f"http://127.0.0.1:{port}", workdir, process)
-    finally:
-        await asyncio.to_thread(stop_process, process)
-        for name in names:
-            await pgtest.drop(name)
+    names = f"fpslink_t_{tag}_{pgtest.RUN}", f"fpslink_t_{tag}_ibps_{pgtest.RUN}"
+    async with stack_on(workdir, *names) as made:
+        yield made
 
 
 async def real_time(h: Harness) -> date:

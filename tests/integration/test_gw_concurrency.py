@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_stack import Stack, settings_for
-from gw_support import IBPS_TOKEN, OPERATOR_KEY, bank_code, free_port, start_process, stop_process
+from gateway_stack import Stack, served_gateway, settings_for
+from gw_support import IBPS_TOKEN, OPERATOR_KEY, bank_code
 
 from fpslink.context import Gateway
 from fpslink.db import create_engine
@@ -23,36 +23,8 @@ OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 
 @pytest.fixture(scope="module")
 async def server(stack: Stack) -> AsyncIterator[str]:
-    port = free_port()
-    env = {
-        "FPSLINK_DATABASE_URL": stack.gateway_db,
-        "FPSLINK_IBPS_URL": stack.ibps_url,
-        "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
-        "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
-        "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
-    }
-    process = await asyncio.to_thread(
-        start_process,
-        [
-            "-m",
-            "fpslink.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--no-migrate",
-        ],
-        env=env,
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        log=stack.logs / f"gateway-{port}.log",
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await asyncio.to_thread(stop_process, process)
+    async with served_gateway(stack, "gateway", workers=2, FPSLINK_SOUTHBOUND_HOURS="00:00-24:00") as url:
+        yield url
 
 
 async def _invariants(stack: Stack) -> None:

@@ -8,8 +8,6 @@ error, failed request or HTTP error answer fails the test.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_stack import Stack
-from gw_support import IBPS_TOKEN, OPERATOR_KEY, bank_code, free_port, start_process, stop_process
+from browser_support import CHROMIUM, need_browser
+from gateway_stack import Stack, served_gateway
+from gw_support import OPERATOR_KEY, bank_code
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -36,44 +34,11 @@ HK = timezone(timedelta(hours=8))
 STEP_TIMEOUT_MS = 15_000
 
 
-def _need_browser() -> Any:
-    """Playwright's async API, or a skip (a failure when CI is set) when Chromium or Playwright is missing."""
-    missing = None
-    if not Path(CHROMIUM).exists():
-        missing = "Debian's chromium is not installed (apt-get install -y chromium)"
-    try:
-        from playwright import async_api
-    except ImportError:
-        missing = "playwright is not installed (.venv/bin/pip install -e '.[dev]')"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {missing}", pytrace=False)
-        pytest.skip(missing)
-    return async_api
-
-
 @pytest.fixture(scope="module")
 async def server(stack: Stack) -> AsyncIterator[str]:
-    _need_browser()
-    port = free_port()
-    env = {
-        "FPSLINK_DATABASE_URL": stack.gateway_db,
-        "FPSLINK_IBPS_URL": stack.ibps_url,
-        "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
-        "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
-        "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
-    }
-    process = await asyncio.to_thread(
-        start_process,
-        ["-m", "fpslink.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"],
-        env=env,
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        log=stack.logs / f"console-gateway-{port}.log",
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await asyncio.to_thread(stop_process, process)
+    need_browser()
+    async with served_gateway(stack, "console-gateway", FPSLINK_SOUTHBOUND_HOURS="00:00-24:00") as url:
+        yield url
 
 
 async def _world(http: httpx.AsyncClient) -> dict[str, str]:
@@ -159,7 +124,7 @@ class Problems:
 
 
 async def test_console_in_chromium(server: str, tmp_path: Path) -> None:
-    async_api = _need_browser()
+    async_api = need_browser()
     started = datetime.now(UTC)
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
         world = await _world(http)
@@ -298,7 +263,7 @@ async def test_every_console_page_fits_a_phone_and_a_desktop(server: str, tmp_pa
     """Screenshots of each page at a phone's and a desktop's width (kept in the test's directory): no
     page wider than the screen, no word broken inside itself ("NORTHBO UND"), no chart label on
     another."""
-    async_api = _need_browser()
+    async_api = need_browser()
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
         world = await _world(http)
         settled = (await _pay(http, world, "1000.00"))["payment_id"]

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM
 from gw_support import Harness
 from recon_support import ReconStack, a_day, real_time, recon_stack
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.settings(southbound_hours="00:00-24:00")
 
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -35,6 +32,7 @@ from gw_support import (
     stop_process,
     unreachable_database_settings,
 )
+from webhook_support import Receiver, until, webhook_receiver
 
 from fpslink.app import create_app
 from fpslink.invariants import check_invariants
@@ -449,55 +447,10 @@ async def test_when_mock_ibps_cannot_be_reached_nothing_moves(clocked: Harness, 
 # webhooks -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Receiver:
-    """Answers 500 to the first delivery, 200 afterwards."""
-
-    base: str
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.received)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(min(int(self.headers.get("Content-Length", "0")), 1_000_000))
-            r = state["r"]
-            with r.lock:
-                first = not r.received
-                r.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(500 if first else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state["r"] = Receiver(base=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state["r"]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-async def _until(check: Any, timeout_s: float = 10.0) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    with webhook_receiver() as got:
+        yield got
 
 
 @pytest.mark.settings(webhook_interval_s=0.05, webhook_backoff_s=3600.0, webhook_timeout_s=2.0)
@@ -512,12 +465,13 @@ async def test_a_webhook_retry_falls_due_on_the_sandbox_time_but_is_signed_with_
     assert made.status_code == 201, made.text
     secret = made.json()["secret"]
     assert (await northbound(h, w, "100.00"))["status"] == "SETTLED"
-    await _until(lambda: receiver.count() == 1)
+    await until(lambda: receiver.count() == 1)
     await asyncio.sleep(0.5)
     assert receiver.count() == 1, "the retry waits an hour of the sandbox's time"
     await advance(h, 3601)
-    await _until(lambda: receiver.count() == 2)
-    headers, body = receiver.received[1]
+    await until(lambda: receiver.count() == 2)
+    second = receiver.received[1]
+    headers, body = second.headers, second.body
     signature = headers[signing.HEADER.lower()]
     assert signing.verify(secret, signature, body, now=int(time.time())), (
         "a receiver checks t= on its own clock"

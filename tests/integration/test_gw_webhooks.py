@@ -4,77 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from gw_support import Harness, cn_mobile, problem
+from webhook_support import Receiver, until, webhook_receiver
 
 from fpslink.webhooks import signing
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """Answers 500 to the first request on each path, 200 afterwards."""
-
-    base: str
-    received: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def on(self, path: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.received if r.path == path]
 
 
 @pytest.fixture
 def receiver(harness: Harness) -> Iterator[Receiver]:
     """A receiver on a free port of 127.0.0.1, which the gateway is allowed to reach."""
-    state: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            body = self.rfile.read(min(length, 1_000_000))
-            r = state["r"]
-            with r.lock:
-                first = not any(x.path == self.path for x in r.received)
-                r.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(500 if first else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state["r"] = Receiver(base=f"http://127.0.0.1:{server.server_address[1]}")
-    harness.allow_webhooks(f"127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state["r"]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-async def _until(check: Any, timeout_s: float = 10.0) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    with webhook_receiver() as got:
+        harness.allow_webhooks(got.endpoint)
+        yield got
 
 
 @pytest.mark.settings(webhook_interval_s=0.05, webhook_backoff_s=1.0, webhook_timeout_s=2.0)
@@ -97,7 +42,7 @@ async def test_settled_payment_is_delivered_signed_after_a_retry(
 
     paid = (await h.pay(hk, debtor=hk_acc, proxy=proxy, amount="100.00", currency="HKD")).json()
     assert paid["status"] == "SETTLED"
-    await _until(lambda: len(receiver.on("/hk")) == 1 and len(receiver.on("/cn")) == 1)
+    await until(lambda: len(receiver.on("/hk")) == 1 and len(receiver.on("/cn")) == 1)
     for _ in range(200):
         log = (await h.http.get("/v1/webhooks/deliveries", headers=hk.headers)).json()["items"]
         if log[0]["last_status_code"] is not None:
@@ -106,7 +51,7 @@ async def test_settled_payment_is_delivered_signed_after_a_retry(
     assert log[0]["status"] == "PENDING" and log[0]["attempts"] == 1 and log[0]["last_status_code"] == 500
     assert log[0]["next_attempt_at"] is not None
     h.clock.advance(5)
-    await _until(lambda: len(receiver.on("/hk")) == 2 and len(receiver.on("/cn")) == 2)
+    await until(lambda: len(receiver.on("/hk")) == 2 and len(receiver.on("/cn")) == 2)
 
     for path, bank in (("/hk", hk), ("/cn", cn)):
         first, second = receiver.on(path)
@@ -151,9 +96,9 @@ async def test_rejections_are_delivered_and_the_log_pages(harness: Harness, rece
     for _ in range(3):
         paid = await h.pay(hk, debtor=hk_acc, proxy=cn_mobile(), amount="10.00", currency="HKD")
         assert paid.json()["reason_code"] == "BE23"
-    await _until(lambda: len(receiver.on("/r")) >= 3)
+    await until(lambda: len(receiver.on("/r")) >= 3)
     h.clock.advance(5)
-    await _until(lambda: len(receiver.on("/r")) >= 4)
+    await until(lambda: len(receiver.on("/r")) >= 4)
     assert {json.loads(r.body)["event"] for r in receiver.on("/r")} == {"payment.rejected"}
     for delivered in receiver.on("/r"):  # nothing debited or credited; the amount asked is quoted
         event = json.loads(delivered.body)["payment"]

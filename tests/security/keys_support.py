@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-from gateway_stack import Stack
-from gw_support import IBPS_TOKEN, OPERATOR_KEY, bank_code, free_port, start_process, stop_process
+from gateway_stack import Stack, served_gateway
+from gw_support import OPERATOR_KEY, bank_code
 
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 
@@ -16,25 +16,8 @@ OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 @contextlib.asynccontextmanager
 async def two_workers(stack: Stack, **env: str) -> AsyncIterator[str]:
     """The gateway's base URL, two worker processes behind one port (SO_REUSEPORT)."""
-    port = free_port()
-    serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--no-migrate"]
-    process = await asyncio.to_thread(
-        start_process,
-        ["-m", "fpslink.cli", *serve],
-        env={
-            "FPSLINK_DATABASE_URL": stack.gateway_db,
-            "FPSLINK_IBPS_URL": stack.ibps_url,
-            "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
-            "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
-            **env,
-        },
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        log=stack.logs / f"gateway-security-{port}.log",
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await asyncio.to_thread(stop_process, process)
+    async with served_gateway(stack, "gateway-security", workers=2, **env) as url:
+        yield url
 
 
 async def new_bank(base_url: str) -> tuple[str, str]:

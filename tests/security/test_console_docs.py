@@ -4,21 +4,18 @@ still works under that policy; any request to another origin is stopped and fail
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_stack import Stack
-from gw_support import IBPS_TOKEN, OPERATOR_KEY, Harness, free_port, start_process, stop_process
+from browser_support import CHROMIUM, need_browser
+from gateway_stack import Stack, served_gateway
+from gw_support import Harness
 
 import fpslink
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VENDORED = Path(fpslink.__file__).parent / "api" / "swagger_ui"
 REFERENCES = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
@@ -51,46 +48,15 @@ async def test_docs_reference_only_files_of_this_server(harness: Harness) -> Non
     assert redoc.status_code == 307 and redoc.headers["location"] == "/docs"
 
 
-def _need_browser() -> Any:
-    missing = None
-    if not Path(CHROMIUM).exists():
-        missing = "Debian's chromium is not installed (apt-get install -y chromium)"
-    try:
-        from playwright import async_api
-    except ImportError:
-        missing = "playwright is not installed (.venv/bin/pip install -e '.[dev]')"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {missing}", pytrace=False)
-        pytest.skip(missing)
-    return async_api
-
-
 @pytest.fixture(scope="module")
 async def server(stack: Stack) -> AsyncIterator[str]:
-    _need_browser()
-    port = free_port()
-    env = {
-        "FPSLINK_DATABASE_URL": stack.gateway_db,
-        "FPSLINK_IBPS_URL": stack.ibps_url,
-        "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
-        "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
-    }
-    process = await asyncio.to_thread(
-        start_process,
-        ["-m", "fpslink.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"],
-        env=env,
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        log=stack.logs / f"docs-gateway-{port}.log",
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await asyncio.to_thread(stop_process, process)
+    need_browser()
+    async with served_gateway(stack, "docs-gateway") as url:
+        yield url
 
 
 async def test_docs_render_in_chromium_from_this_server_alone(server: str, tmp_path: Path) -> None:
-    async_api = _need_browser()
+    async_api = need_browser()
     elsewhere: list[str] = []
     problems: list[str] = []
 

@@ -4,14 +4,13 @@ may say only when FPSLINK_TRUSTED_PROXIES names it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from console_support import COOKIE, browser, csrf_of, login
-from gateway_stack import Stack, settings_for
-from gw_support import IBPS_TOKEN, OPERATOR_KEY, Harness, free_port, start_process, stop_process
+from gateway_stack import Stack, served_gateway, settings_for
+from gw_support import OPERATOR_KEY, Harness
 
 from fpslink.app import create_app
 
@@ -91,24 +90,8 @@ async def test_behind_a_trusted_proxy_the_cookie_follows_the_browsers_scheme(har
 @pytest.fixture(scope="module")
 async def served(stack: Stack) -> AsyncIterator[str]:
     """`fpslink serve` as deployed, with no FPSLINK_TRUSTED_PROXIES."""
-    port = free_port()
-    env = {
-        "FPSLINK_DATABASE_URL": stack.gateway_db,
-        "FPSLINK_IBPS_URL": stack.ibps_url,
-        "FPSLINK_IBPS_TOKEN": IBPS_TOKEN,
-        "FPSLINK_OPERATOR_KEY": OPERATOR_KEY,
-    }
-    process = await asyncio.to_thread(
-        start_process,
-        ["-m", "fpslink.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"],
-        env=env,
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        log=stack.logs / f"session-gateway-{port}.log",
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await asyncio.to_thread(stop_process, process)
+    async with served_gateway(stack, "session-gateway") as url:
+        yield url
 
 
 async def test_the_server_believes_no_forwarded_header_by_default(served: str) -> None:
