@@ -19,8 +19,6 @@ kit passes it on those (the four rejections, WEBHOOK_DUPLICATE, WEBHOOK_BAD_SIGN
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import hmac
 import uuid
@@ -29,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from examples.reference_client import MAX_ATTEMPTS, MAX_POLLS, Client, GaveUp, Receiver, certify
+from examples.reference_client import MAX_ATTEMPTS, MAX_POLLS, Client, GaveUp, Receiver, main
 
 NAIVE_POLL_S = 0.1
 
@@ -85,31 +83,5 @@ class NaiveClient(Client):
         return payment
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-url", default="http://127.0.0.1:8000")
-    parser.add_argument("--api-key", required=True)
-    parser.add_argument("--debtor", required=True)
-    parser.add_argument("--creditor", required=True)
-    parser.add_argument("--target-currency", default="CNY")
-    parser.add_argument("--receiver", default="127.0.0.1:9000")
-    args = parser.parse_args()
-    host, _, port = args.receiver.rpartition(":")
-    result = asyncio.run(
-        certify(
-            base_url=args.base_url,
-            api_key=args.api_key,
-            debtor=args.debtor,
-            creditor=args.creditor,
-            target_currency=args.target_currency,
-            receiver=NaiveReceiver(host, int(port)),
-            client_type=NaiveClient,
-        )
-    )
-    for s in result["scenarios"]:
-        print(f"{s['status']:7} {s['scenario']:24} {s['reason']}")
-    print(result["status"])
-
-
 if __name__ == "__main__":
-    main()
+    main(NaiveClient, NaiveReceiver, __doc__ or "")

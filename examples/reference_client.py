@@ -300,8 +300,11 @@ async def certify(
             receiver.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(
+    client_type: type[Client] = Client, receiver_type: type[Receiver] = Receiver, about: str = __doc__ or ""
+) -> None:
+    """Run the kit from the command line with these client and receiver types."""
+    parser = argparse.ArgumentParser(description=about.split("\n\n")[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--debtor", required=True, help="your account the run pays from")
@@ -318,8 +321,9 @@ def main() -> None:
             debtor=args.debtor,
             creditor=args.creditor,
             target_currency=args.target_currency,
-            receiver=Receiver(host, int(port)),
+            receiver=receiver_type(host, int(port)),
             suite=args.suite,
+            client_type=client_type,
         )
     )
     for s in result["scenarios"]:

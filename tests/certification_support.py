@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from gateway_stack import Stack, served_gateway
-from gw_support import OPERATOR_KEY, bank_code, cn_mobile, free_port
+from gw_support import OPERATOR_KEY, cn_mobile, free_port, funded_bank
 
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 
@@ -45,26 +45,7 @@ async def sandbox(stack: Stack) -> AsyncIterator[Sandbox]:
 
 async def party(http: httpx.AsyncClient, system: str) -> Party:
     """A new bank with a funded account (an IBPS bank's with a +86 number)."""
-    code = bank_code("HK" if system == "FPS" else "CN")
-    made = await http.post(
-        "/v1/participants",
-        json={"participant_id": code, "name": f"Test {code}", "system": system},
-        headers=OPERATOR,
-    )
-    assert made.status_code == 201, made.text
-    key = made.json()["api_key"]
-    opened = await http.post(
-        "/v1/accounts",
-        json={
-            "participant_id": code,
-            "holder_name": "CHAN Tai Man" if system == "FPS" else "张小明",
-            "currency": "HKD" if system == "FPS" else "CNY",
-            "opening_balance": "100000.00",
-        },
-        headers=OPERATOR,
-    )
-    assert opened.status_code == 201, opened.text
-    account = opened.json()["account_id"]
+    code, key, account = await funded_bank(http, system)
     proxy = None
     if system == "IBPS":
         proxy = cn_mobile()

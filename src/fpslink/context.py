@@ -164,7 +164,7 @@ class Gateway:
             clock=self.now,
             wall=self.wall_now,
             settings=self.settings,
-            lookup=self.directory.lookup,
+            directory=self.directory,
             active=self.active_runs,
         )
         self.payments = PaymentsService(

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from fpslink.certification import record as records
-from fpslink.certification.domain import Observation, Outcome, RunStatus, Scenario, Step, Verdict
+from fpslink.certification.domain import Answer, Observation, Outcome, RunStatus, Scenario, Step, Verdict
 from fpslink.certification.repository import RunRecord, ScenarioRecord
 from fpslink.clock.repository import ClockRecord
 from fpslink.fx.repository import Quote
@@ -478,12 +478,12 @@ class FakeCertificationsRepository:
         self._rows.certification_observations.append((certification_id, replace(seen, seq=seq)))
         return seq
 
-    async def finish_observation(self, seq: int, answered: Observation) -> None:
+    async def finish_observation(self, seq: int, answer: Answer) -> None:
         cid, seen = self._rows.certification_observations[seq - 1]
         fields = ("status_code", "problem_code", "payment_id", "payment_status", "reason_code", "replayed")
         self._rows.certification_observations[seq - 1] = (
             cid,
-            replace(seen, **{name: getattr(answered, name) for name in fields}),
+            replace(seen, **{name: getattr(answer, name) for name in fields}),
         )
 
     async def save_record(self, certification_id: str, record: str, *, at: datetime) -> bool:

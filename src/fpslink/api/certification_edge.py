@@ -35,8 +35,8 @@ from fpslink.api.deps import IDENTIFIED
 from fpslink.api.fast_payments import PATH, is_json, read_body, replay
 from fpslink.api.problems import PROBLEM_JSON
 from fpslink.api.schemas import PaymentCreate, QuoteCreate
-from fpslink.certification.domain import REJECTIONS, Action, Scenario, pending_view
-from fpslink.certification.service import ActiveRun, ActiveRuns, Answer
+from fpslink.certification.domain import REJECTIONS, Action, Answer, Scenario, pending_view
+from fpslink.certification.service import ActiveRun, ActiveRuns
 from fpslink.context import Gateway, Principal
 from fpslink.errors import FpslinkError, TooManyRequests
 from fpslink.fx.domain import AmountType

@@ -286,6 +286,22 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """What a request of a run was answered, as the API edge read it from the response."""
+
+    status_code: int
+    problem_code: str | None = None
+    payment_id: str | None = None
+    payment_status: str | None = None
+    """The status the client was shown (PENDING while SLOW_IBPS holds it)."""
+    actual_status: str | None = None
+    """The payment's status at the sandbox."""
+    reason_code: str | None = None
+    replayed: bool = False
+    quote_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One of the bank's webhook deliveries of a run's payment, real or probe."""
 
@@ -525,11 +541,12 @@ def _replay_of(first: Observation, later: Iterable[Observation]) -> Observation 
     )
 
 
-def _lost_reply(case: _Case) -> Verdict:
+def _unsafe_retry(case: _Case) -> Verdict | None:
+    """What fails a scenario whose first reply is lost, before anything else is looked at: nothing
+    paid yet (waiting), a second payment, or the key retried with another body."""
     attempts = case.attempts
     if not attempts:
         return case.waiting("no payment of this scenario yet: pay as instructed")
-    first = attempts[0]
     if (second := _second_payment(attempts)) is not None:
         return case.failed(_paid_twice(second))
     if (reused := _reused_body(attempts)) is not None:
@@ -537,7 +554,14 @@ def _lost_reply(case: _Case) -> Verdict:
             f"retried Idempotency-Key {reused.idempotency_key} with another body (422 "
             "IDEMPOTENCY_KEY_REUSED): a retry must send the same body"
         )
-    if (replay := _replay_of(first, attempts[1:])) is not None:
+    return None
+
+
+def _lost_reply(case: _Case) -> Verdict:
+    if (early := _unsafe_retry(case)) is not None:
+        return early
+    first, *later = case.attempts
+    if (replay := _replay_of(first, later)) is not None:
         return case.passed(
             f"retried with the same Idempotency-Key and body and took the replay of payment "
             f"{replay.payment_id} ({replay.payment_status})"
@@ -549,16 +573,10 @@ def _lost_reply(case: _Case) -> Verdict:
 
 
 def _in_progress(case: _Case) -> Verdict:
+    if (early := _unsafe_retry(case)) is not None:
+        return early
     attempts = case.attempts
-    if not attempts:
-        return case.waiting("no payment of this scenario yet: pay as instructed")
     first = attempts[0]
-    if (second := _second_payment(attempts)) is not None:
-        return case.failed(_paid_twice(second))
-    if (reused := _reused_body(attempts)) is not None:
-        return case.failed(
-            f"retried Idempotency-Key {reused.idempotency_key} with another body (422 IDEMPOTENCY_KEY_REUSED)"
-        )
     conflict = next((a for a in attempts if a.action is Action.ANSWER_IN_PROGRESS), None)
     if conflict is None:
         return case.waiting("the first attempt's reply was lost: retry with the same Idempotency-Key")

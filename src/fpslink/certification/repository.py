@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import RowMapping, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink.certification.domain import (
     Action,
+    Answer,
     Evidence,
     Kind,
     Observation,
@@ -161,7 +162,7 @@ def _observation(row: RowMapping) -> Observation:
 
 
 OUTCOME_FIELDS = ("status_code", "problem_code", "payment_id", "payment_status", "reason_code", "replayed")
-"""What an observation learns once its answer is known (`finish_observation`)."""
+"""What an observation learns from its answer (`Answer`'s fields of the same names)."""
 
 
 class CertificationsRepository:
@@ -266,12 +267,10 @@ class CertificationsRepository:
         }
         return int((await self._conn.execute(insert(o).values(**values).returning(o.c.seq))).scalar_one())
 
-    async def finish_observation(self, seq: int, answered: Observation) -> None:
+    async def finish_observation(self, seq: int, answer: Answer) -> None:
         """Record what the request was answered."""
         await self._conn.execute(
-            update(o)
-            .where(o.c.seq == seq)
-            .values(**{name: getattr(answered, name) for name in OUTCOME_FIELDS})
+            update(o).where(o.c.seq == seq).values(**{name: getattr(answer, name) for name in OUTCOME_FIELDS})
         )
 
     async def save_record(self, certification_id: str, record: str, *, at: datetime) -> bool:
@@ -299,14 +298,18 @@ class CertificationsRepository:
         )
         if result.rowcount != 1:
             return False
-        for scenario, verdict in verdicts:
-            await self._conn.execute(
-                update(sc)
-                .where(sc.c.certification_id == certification_id, sc.c.scenario == scenario.value)
-                .values(
-                    status=verdict.status.value,
-                    reason=verdict.reason,
-                    evidence=evidence_json(verdict.evidence),
-                )
-            )
+        await self._conn.execute(
+            update(sc)
+            .where(sc.c.certification_id == certification_id, sc.c.scenario == bindparam("which"))
+            .values(status=bindparam("outcome"), reason=bindparam("why"), evidence=bindparam("seen")),
+            [
+                {
+                    "which": scenario.value,
+                    "outcome": verdict.status.value,
+                    "why": verdict.reason,
+                    "seen": evidence_json(verdict.evidence),
+                }
+                for scenario, verdict in verdicts
+            ],
+        )
         return True

@@ -14,10 +14,10 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +25,7 @@ from fpslink.certification import domain
 from fpslink.certification import record as records
 from fpslink.certification.domain import (
     Action,
+    Answer,
     Brief,
     Decision,
     Facts,
@@ -142,22 +143,6 @@ class Busy(Conflict):
         self.retry_after_s = retry_after_s
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What a request of a run was answered, as the edge read it from the response."""
-
-    status_code: int
-    problem_code: str | None = None
-    payment_id: str | None = None
-    payment_status: str | None = None
-    """The status the client was shown."""
-    actual_status: str | None = None
-    """The payment's status at the sandbox (differs while SLOW_IBPS holds it)."""
-    reason_code: str | None = None
-    replayed: bool = False
-    quote_id: str | None = None
-
-
 def timing_of(settings: Settings) -> Timing:
     return Timing(
         hold_s=settings.certification_hold_s,
@@ -167,8 +152,10 @@ def timing_of(settings: Settings) -> Timing:
     )
 
 
-Lookup = Callable[..., Awaitable[ResolvedProxy]]
-"""The directory's look-up of a proxy (`DirectoryService.lookup`)."""
+class Directory(Protocol):
+    """The proxy directory as a run's creditor is checked (`directory.service.DirectoryService`)."""
+
+    async def lookup(self, *, proxy_type: str, proxy_value: str) -> ResolvedProxy: ...
 
 
 def _not_found(certification_id: str) -> NotFound:
@@ -190,14 +177,14 @@ class CertificationService:
         clock: Clock,
         wall: Clock,
         settings: Settings,
-        lookup: Lookup,
+        directory: Directory,
         active: ActiveRuns,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._wall = wall
         self._settings = settings
-        self._lookup = lookup
+        self._directory = directory
         self.active = active
         self.timing = timing_of(settings)
 
@@ -259,7 +246,7 @@ class CertificationService:
     ) -> tuple[str | None, Currency]:
         """The run's creditor (a proxy as E.164, or an account) and its currency, in the other system."""
         if proxy is not None:
-            found = await self._lookup(proxy_type="MOBILE", proxy_value=proxy)
+            found = await self._directory.lookup(proxy_type="MOBILE", proxy_value=proxy)
             e164, other, currency = found.proxy_value, found.system, found.currency
         else:
             assert account_id is not None  # the schema requires one of the two
@@ -557,7 +544,7 @@ class CertificationService:
         """Record what an attempt was answered; hold a SLOW_IBPS payment's webhooks, and queue a
         webhook scenario's probes once its payment is final."""
         async with self._uow() as tx:
-            await tx.certifications.finish_observation(seq, _outcome(scenario, answer))
+            await tx.certifications.finish_observation(seq, answer)
             if answer.payment_id and scenario is Scenario.SLOW_IBPS:
                 found = await tx.certifications.lock_scenario(run.certification_id, scenario, run.currency)
                 if found is not None and domain.held(found.hold_until, self._wall()):
@@ -583,10 +570,10 @@ class CertificationService:
             shown = Status.PENDING.value if hold else answer.payment_status
             await tx.certifications.insert_observation(
                 run.certification_id,
-                _outcome(
+                _seen(
                     scenario,
+                    Kind.POLL,
                     replace(answer, payment_status=shown),
-                    kind=Kind.POLL,
                     at=now,
                     action=Action.HOLD_PENDING if hold else Action.FORWARD,
                     request_id=request_id,
@@ -603,7 +590,14 @@ class CertificationService:
         async with self._uow() as tx:
             await tx.certifications.insert_observation(
                 run.certification_id,
-                _outcome(scenario, answer, kind=Kind.QUOTE, at=self._wall(), request_id=request_id),
+                _seen(
+                    scenario,
+                    Kind.QUOTE,
+                    answer,
+                    at=self._wall(),
+                    action=Action.FORWARD,
+                    request_id=request_id,
+                ),
             )
             await tx.commit()
 
@@ -615,11 +609,11 @@ class CertificationService:
     async def _probe(self, bank: str, payment_id: str, probe: Probe) -> None:
         now = self._clock()
         async with self._uow() as tx:
-            await outbox.queue_probes(
+            await outbox.queue_probe(
                 tx.conn,
                 payment_id=payment_id,
                 participant_id=bank,
-                probes=[probe],
+                probe=probe,
                 due=now + timedelta(seconds=self._settings.certification_probe_delay_s),
                 now=now,
             )
@@ -680,21 +674,15 @@ def _active(run: RunRecord, steps: Sequence[Step]) -> ActiveRun:
     )
 
 
-def _outcome(
-    scenario: Scenario,
-    answer: Answer,
-    *,
-    kind: Kind = Kind.PAYMENT,
-    at: datetime | None = None,
-    action: Action = Action.FORWARD,
-    request_id: str | None = None,
+def _seen(
+    scenario: Scenario, kind: Kind, answer: Answer, *, at: datetime, action: Action, request_id: str | None
 ) -> Observation:
-    """An answer as the observation fields it fills (`at` and the rest matter only to a new one)."""
+    """A poll or a quote, recorded once it has been answered."""
     return Observation(
         seq=0,
         scenario=scenario,
         kind=kind,
-        at=at or datetime.min,
+        at=at,
         action=action,
         request_id=request_id,
         quote_id=answer.quote_id,

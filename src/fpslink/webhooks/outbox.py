@@ -76,6 +76,26 @@ RUN_STARTED, RUN_COMPLETED = "certification.started", "certification.completed"
 _RUN_SUFFIX = {RUN_STARTED: ":start", RUN_COMPLETED: ":end"}
 
 
+async def _queue(
+    conn: AsyncConnection, values: dict[str, Any], *where: Any, due: datetime, now: datetime
+) -> None:
+    """Insert a pending delivery for each row the columns `values` select `where`, skipping a
+    delivery id already queued (so queuing again adds nothing)."""
+    values = {
+        **values,
+        "status": literal(PENDING),
+        "attempts": literal(0),
+        "next_attempt_at": literal(due, UtcDateTime()),
+        "created_at": literal(now, UtcDateTime()),
+    }
+    rows = select(*values.values()).where(*where)
+    await conn.execute(
+        pg_insert(webhook_deliveries)
+        .from_select(list(values), rows)
+        .on_conflict_do_nothing(index_elements=["delivery_id"])
+    )
+
+
 async def queue_run_event(
     conn: AsyncConnection,
     *,
@@ -88,80 +108,35 @@ async def queue_run_event(
     """Queue a run's event (`payload`: its summary as JSON) to every active webhook of its bank,
     once per webhook: `<certification_id>:<webhook_id>:start|end` is the event's id."""
     w = webhooks.c
-    suffix = literal(_RUN_SUFFIX[event])
-    rows = select(
-        literal(certification_id + ":").concat(w.webhook_id).concat(suffix),
-        w.webhook_id,
-        w.participant_id,
-        literal(event),
-        literal(certification_id),
-        literal(payload),
-        literal(PENDING),
-        literal(0),
-        literal(now, UtcDateTime()),
-        literal(now, UtcDateTime()),
-    ).where(w.participant_id == participant_id, w.active.is_(True))
-    columns = [
-        "delivery_id",
-        "webhook_id",
-        "participant_id",
-        "event",
-        "certification_id",
-        "payload",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "created_at",
-    ]
-    await conn.execute(
-        pg_insert(webhook_deliveries)
-        .from_select(columns, rows)
-        .on_conflict_do_nothing(index_elements=["delivery_id"])
-    )
+    values = {
+        "delivery_id": literal(certification_id + ":")
+        .concat(w.webhook_id)
+        .concat(literal(_RUN_SUFFIX[event])),
+        "webhook_id": w.webhook_id,
+        "participant_id": w.participant_id,
+        "event": literal(event),
+        "certification_id": literal(certification_id),
+        "payload": literal(payload),
+    }
+    await _queue(conn, values, w.participant_id == participant_id, w.active.is_(True), due=now, now=now)
 
 
-async def queue_probes(
-    conn: AsyncConnection,
-    *,
-    payment_id: str,
-    participant_id: str,
-    probes: Sequence[Probe],
-    due: datetime,
-    now: datetime,
+async def queue_probe(
+    conn: AsyncConnection, *, payment_id: str, participant_id: str, probe: Probe, due: datetime, now: datetime
 ) -> None:
-    """Queue each probe of the payment's event to the bank's own webhooks that were told of it (not
-    the other party's), due at `due`; queuing again adds nothing."""
+    """Queue a probe of the payment's event to each of the bank's own webhooks that was told of it
+    (never the other party's), due at `due`."""
     d = webhook_deliveries.c
-    for probe in probes:
-        rows = select(
-            d.delivery_id.concat(literal(SUFFIX[probe])),
-            d.webhook_id,
-            d.participant_id,
-            d.event,
-            d.payment_id,
-            literal(probe.value),
-            literal(PENDING),
-            literal(0),
-            literal(due, UtcDateTime()),
-            literal(now, UtcDateTime()),
-        ).where(d.payment_id == payment_id, d.participant_id == participant_id, d.probe.is_(None))
-        columns = [
-            "delivery_id",
-            "webhook_id",
-            "participant_id",
-            "event",
-            "payment_id",
-            "probe",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "created_at",
-        ]
-        await conn.execute(
-            pg_insert(webhook_deliveries)
-            .from_select(columns, rows)
-            .on_conflict_do_nothing(index_elements=["delivery_id"])
-        )
+    values = {
+        "delivery_id": d.delivery_id.concat(literal(SUFFIX[probe])),
+        "webhook_id": d.webhook_id,
+        "participant_id": d.participant_id,
+        "event": d.event,
+        "payment_id": d.payment_id,
+        "probe": literal(probe.value),
+    }
+    where = (d.payment_id == payment_id, d.participant_id == participant_id, d.probe.is_(None))
+    await _queue(conn, values, *where, due=due, now=now)
 
 
 async def postpone(conn: AsyncConnection, *, payment_id: str, participant_id: str, until: datetime) -> None:
