@@ -36,10 +36,12 @@ class Party:
 
 @pytest.fixture(scope="module")
 async def sandbox(stack: Stack) -> AsyncIterator[Sandbox]:
-    """`fpslink serve` as deployed, its settings the defaults but for the webhook receivers allowed."""
+    """`fpslink serve` as deployed, its settings the defaults but for the webhook receivers allowed and
+    southbound service hours all day (the tests run at any hour)."""
     ports = tuple(free_port() for _ in range(4))
     allow = ",".join(f"127.0.0.1:{p}" for p in ports)
-    async with served_gateway(stack, "certification", FPSLINK_WEBHOOK_ALLOW=allow) as url:
+    env = {"FPSLINK_WEBHOOK_ALLOW": allow, "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00"}
+    async with served_gateway(stack, "certification", **env) as url:
         yield Sandbox(url, ports)
 
 

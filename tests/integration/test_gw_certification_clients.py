@@ -32,6 +32,7 @@ EVERY = {
     "WEBHOOK_STALE_TIMESTAMP",
     "RECONCILIATION",
 }
+WEBHOOKS = {"WEBHOOK_DUPLICATE", "WEBHOOK_BAD_SIGNATURE", "WEBHOOK_STALE_TIMESTAMP"}
 NAIVE_PASSES = {
     "REJECTED_AM02",
     "REJECTED_AM14",
@@ -128,3 +129,18 @@ async def test_the_naive_client_fails_what_it_gets_wrong_and_passes_the_rest(san
     async with httpx.AsyncClient(base_url=sandbox.url, timeout=30, headers=payer.headers) as http:
         page = await http.get(f"/v1/certifications/{result['certification_id']}/certificate")
         assert 'class="FAILED">FAILED<' in page.text and "paid twice" in page.text
+
+
+async def test_an_ibps_bank_certifies_its_southbound_payments(sandbox: Sandbox) -> None:
+    payee, payer = await parties(sandbox.url)  # the IBPS bank pays the FPS bank's account, in CNY
+    result = await certify(
+        base_url=sandbox.url,
+        api_key=payer.key,
+        debtor=payer.account,
+        creditor=payee.account,
+        target_currency="HKD",
+        receiver=Receiver("127.0.0.1", sandbox.receivers[2]),
+        suite="PAYMENTS",
+    )
+    assert statuses(result) == dict.fromkeys(EVERY - WEBHOOKS, "PASSED"), result
+    assert {s["currency"] for s in result["scenarios"] if s["amount"]} == {"CNY"}
