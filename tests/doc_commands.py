@@ -51,7 +51,7 @@ set -o pipefail
 __docs_event() { printf '\n@@docs-test %s@@\n' "$*" >&2; }
 __docs_block() { printf '\n@@docs-test block %s@@\n' "$1"; printf '\n@@docs-test block %s@@\n' "$1" >&2; }
 trap '__docs_event failed $? $LINENO' ERR
-curl() { command curl --fail-with-body --write-out '%{stderr}\n@@docs-test status %{http_code}@@\n' "$@"; }
+curl() { command curl -q --fail-with-body --write-out '%{stderr}\n@@docs-test status %{http_code}@@\n' "$@"; }
 python3() {
   case "${1-}" in
     *tasks.py) local arg call=tasks.py; shift
@@ -63,7 +63,8 @@ python3() {
 unset BASH_ENV
 """
 """Sourced before the page's commands (as BASH_ENV): curl that fails on a 4xx or 5xx and reports its
-status, tasks.py recorded instead of run, and every failing command reported with its line."""
+status (and reads no ~/.curlrc: -q), tasks.py recorded instead of run, and every failing command
+reported with its line."""
 
 
 class PageError(ValueError):
