@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +24,8 @@ from fastapi import FastAPI
 from fpslink.config import Settings
 from fpslink.context import Gateway
 from fpslink.iso20022 import pacs002
+from fpslink_tools.embedded_pg import EmbeddedPostgres
+from fpslink_tools.sandbox import SandboxProcess
 from ibps_wire.credentials import new_secret
 
 IBPS_TOKEN = new_secret("test_ibps_")
@@ -44,6 +50,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def user_environment() -> dict[str, str]:
+    """This process's environment without FPSLINK_* and MOCK_IBPS_*: a user's shell, in which the
+    commands run beside a sandbox find it by its `.fpslink/` alone."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
+
+
+@contextlib.contextmanager
+def sandbox_in_tmp(prefix: str) -> Iterator[tuple[Path, SandboxProcess, int]]:
+    """`fpslink sandbox` (one worker, on ports that are not its defaults) in a directory of its own:
+    that directory, the running sandbox and its mock_ibps port. The directory is under /tmp, not
+    pytest's, whose permissions concurrent sessions may change under a running server."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    ibps_port = free_port()
+    running = SandboxProcess(
+        workdir, ["--port", str(free_port()), "--ibps-port", str(ibps_port), "--workers", "1"]
+    )
+    try:
+        running.wait_ready(180)
+        yield workdir, running, ibps_port
+    finally:
+        running.interrupt()
+        server = EmbeddedPostgres(workdir / ".fpslink" / "pg")
+        if server.running() is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def unreachable_database_settings() -> Settings:
