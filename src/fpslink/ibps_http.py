@@ -99,7 +99,11 @@ class AiohttpWire:
         params: Mapping[str, Any] | None,
         timeout_s: float,
     ) -> Answer:
-        timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, CONNECT_S))
+        # each wait (for a pooled connection, to connect, for the next bytes) is bounded, not the
+        # whole call, as httpx bounds them: a statement page of 50,000 rows comes while it flows
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout_s, sock_connect=min(timeout_s, CONNECT_S), sock_read=timeout_s
+        )
         try:
             async with self._open().request(
                 method,
