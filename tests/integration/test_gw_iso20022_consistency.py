@@ -91,7 +91,7 @@ async def test_amounts_and_charges_agree_under_the_links_charging_rule(harness: 
                 DATE: f'{DATE}<InstdAmt Ccy="HKD">2.00</InstdAmt>',
             },
             "AM09",
-            "CdtTrfTxInf/IntrBkSttlmAmt 1.00 HKD is not InstdAmt 2.00",
+            "CdtTrfTxInf/IntrBkSttlmAmt 1.00 HKD should be 2.00: InstdAmt, as under ChrgBr SLEV",
         ),
         (
             {
@@ -99,7 +99,7 @@ async def test_amounts_and_charges_agree_under_the_links_charging_rule(harness: 
                 BEARER: f'<ChrgBr>CRED</ChrgBr><ChrgsInf><Amt Ccy="HKD">5.00</Amt>{agent}</ChrgsInf>',
             },
             "AM09",
-            "less the ChrgsInf deducted under ChrgBr CRED, 5.00, 995.00",
+            "should be 995.00: InstdAmt 1000.00 less the ChrgsInf deducted under ChrgBr CRED (5.00)",
         ),
         ({DATE: f'{DATE}<InstdAmt Ccy="CNY">917.70</InstdAmt>'}, "AM11", "CdtTrfTxInf/InstdAmt is in CNY"),
         ({BEARER: f"<XchgRate>0.9177</XchgRate>{BEARER}"}, "CH17", "CdtTrfTxInf/XchgRate 0.9177"),

@@ -179,13 +179,12 @@ def amount_findings(tx: Any) -> list[Reason]:
     expected = instructed.value - deducted if bearer in DEDUCTED else instructed.value
     if settled.value != expected:
         if bearer in DEDUCTED:
-            rule = f"InstdAmt {instructed.value} less the ChrgsInf deducted under ChrgBr {bearer}, {deducted}"
-        else:
             rule = (
-                f"InstdAmt {instructed.value}: under ChrgBr {bearer} no charge comes off the amount, and the "
-                "link adds none"
+                f"InstdAmt {instructed.value} less the ChrgsInf deducted under ChrgBr {bearer} ({deducted})"
             )
-        text = f"CdtTrfTxInf/IntrBkSttlmAmt {settled.value} {settled.ccy} is not {rule}, {expected}"
+        else:
+            rule = f"InstdAmt, as under ChrgBr {bearer} no charge comes off the amount and the link adds none"
+        text = f"CdtTrfTxInf/IntrBkSttlmAmt {settled.value} {settled.ccy} should be {expected}: {rule}"
         found.append(Reason("AM09", text))
     return found
 
