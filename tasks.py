@@ -24,6 +24,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".fpslink-installed"
 LOCK = ROOT / "requirements.lock"
+COMMANDS = ("sandbox", "test")
+"""What `python3 tasks.py COMMAND` accepts (the docs' commands are checked against it)."""
 
 
 def bootstrap(*, dev: bool) -> None:
@@ -91,7 +93,7 @@ def test(extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"sandbox", "test"}:
+    if not argv or argv[0] not in COMMANDS:
         print(__doc__)
         return 2
     command, extra = argv[0], argv[1:]

@@ -74,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=18800, help="gateway port; mock_ibps takes the next")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gateway workers (default: the sandbox's own choice)"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 120 or not 0 <= args.warmup <= 60:
         parser.error("--duration must be 1-120 s and --warmup 0-60 s")
@@ -84,9 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Sandbox(SandboxProcess):
     """The sandbox with the load test's environment, and its processes for the CPU probe."""
 
-    def __init__(self, workdir: Path, port: int, operator_key: str) -> None:
+    def __init__(self, workdir: Path, port: int, operator_key: str, workers: int | None = None) -> None:
         env = {**LIMITS_RAISED, "FPSLINK_OPERATOR_KEY": operator_key, "FPSLINK_LOG_LEVEL": "WARNING"}
-        super().__init__(workdir, ["--port", str(port), "--ibps-port", str(port + 1)], env)
+        options = ["--port", str(port), "--ibps-port", str(port + 1)]
+        if workers is not None:
+            options += ["--workers", str(workers)]
+        super().__init__(workdir, options, env)
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> str:
         banner = super().wait_ready(timeout_s)
@@ -200,7 +206,7 @@ async def main(args: argparse.Namespace) -> int:
     operator_key = new_secret("bench_operator_")
     lines: list[str] = []
     code = 0
-    sandbox = Sandbox(workdir, args.port, operator_key)
+    sandbox = Sandbox(workdir, args.port, operator_key, args.workers)
     try:
         await asyncio.to_thread(sandbox.wait_ready)
         ready_s = sandbox.ready_s or 0.0
@@ -224,7 +230,7 @@ async def main(args: argparse.Namespace) -> int:
         f"Ctrl-C: the sandbox exited {exit_code}; its PostgreSQL {'stopped' if stopped else 'RUNS ON'}"
     )
     code = code or int(exit_code != 0 or not stopped)
-    again = Sandbox(workdir, args.port, operator_key)
+    again = Sandbox(workdir, args.port, operator_key, args.workers)
     try:
         await asyncio.to_thread(again.wait_ready)
         ready_s = again.ready_s or 0.0

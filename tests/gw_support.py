@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +25,8 @@ from fastapi import FastAPI
 from fpslink.config import Settings
 from fpslink.context import Gateway
 from fpslink.iso20022 import pacs002
+from fpslink_tools.embedded_pg import EmbeddedPostgres
+from fpslink_tools.sandbox import SandboxProcess
 from ibps_wire.credentials import new_secret
 
 IBPS_TOKEN = new_secret("test_ibps_")
@@ -44,6 +51,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def user_environment() -> dict[str, str]:
+    """This process's environment without FPSLINK_* and MOCK_IBPS_*: a user's shell, in which the
+    commands run beside a sandbox find it by its `.fpslink/` alone."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
+
+
+@contextlib.contextmanager
+def sandbox_in_tmp(prefix: str) -> Iterator[tuple[Path, SandboxProcess, int]]:
+    """`fpslink sandbox` (one worker, on ports that are not its defaults) in a directory of its own:
+    that directory, the running sandbox and its mock_ibps port. The directory is under /tmp, not
+    pytest's, whose permissions concurrent sessions may change under a running server."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    ibps_port = free_port()
+    running = SandboxProcess(
+        workdir, ["--port", str(free_port()), "--ibps-port", str(ibps_port), "--workers", "1"]
+    )
+    try:
+        running.wait_ready(180)
+        yield workdir, running, ibps_port
+    finally:
+        running.interrupt()
+        server = EmbeddedPostgres(workdir / ".fpslink" / "pg")
+        if server.running() is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def unreachable_database_settings() -> Settings:
@@ -129,6 +163,14 @@ def fresh_bic(country: str) -> str:
     """A fresh test BIC (location code ending in 0) in `country`, unique across a run's banks."""
     letters = "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
     return f"{letters}{country}{random.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}0XXX"
+
+
+UETR = re.compile(r"(<(?:\w+:)?UETR>)[0-9a-f-]{36}(</)")
+
+
+def fresh_uetr(xml: str) -> str:
+    """The message with a new UETR wherever it has one: a bank's UETR names one payment for good."""
+    return UETR.sub(lambda m: f"{m.group(1)}{uuid.uuid4()}{m.group(2)}", xml)
 
 
 def iso_reasons(response: httpx.Response) -> list[str]:
@@ -284,3 +326,43 @@ class Harness:
             cursor = page["next_cursor"]
             if not cursor:
                 return count
+
+
+@dataclass
+class IsoWorld:
+    """The sample ISO 20022 messages' world (HARBOURHK, HKDEMO0001, a mainland payee's number) made of
+    this test's banks: an HK bank with a BIC, another, and a mainland payee with a registered mobile."""
+
+    hk: Bank
+    other: Bank
+    hk_account: str
+    cn_account: str
+    number: str
+    """The payee's number as the samples write it: +86-13800138000."""
+
+    def fill(self, text: str, bank: Bank | None = None) -> str:
+        """A sample message addressed to this world's accounts, as `bank` (the HK bank by default)
+        sends it: its BIC, its participant id as member id and as Mojaloop's lower-case FSP id."""
+        bank = bank or self.hk
+        assert bank.bic is not None
+        for old, new in (
+            ("HKDEMO0001", self.hk_account),
+            ("CNDEMO0002", self.cn_account),
+            ("+86-13800138000", self.number),
+            ("HRBRHKH0XXX", bank.bic),
+            ("HRBRHKH0", bank.bic[:8]),
+            ("<MmbId>HARBOURHK</MmbId>", f"<MmbId>{bank.participant_id}</MmbId>"),
+            ("<Id>harbourhk</Id>", f"<Id>{bank.participant_id.lower()}</Id>"),
+        ):
+            text = text.replace(old, new)
+        return text
+
+
+async def iso_world(h: Harness, opening: str = "50000.00") -> IsoWorld:
+    hk = await h.bank("FPS", bic=fresh_bic("HK"))
+    other = await h.bank("FPS", bic=fresh_bic("HK"))
+    cn = await h.bank("IBPS", bic=fresh_bic("CN"))
+    hk_account = await h.account(hk, "HKD", opening)
+    cn_account = await h.account(cn, "CNY", opening)
+    number = await h.proxy(cn, cn_account)
+    return IsoWorld(hk, other, hk_account, cn_account, f"+86-{number[3:]}")

@@ -2,13 +2,14 @@
 maximal message per schema, seeded mutations of them, and the official XSDs' verdict on each.
 
 The official XSDs are not part of the project: tests find them at `../shared/iso20022-xsd/` beside the
-clone (CI has them there) and skip, saying so, when they are absent. lxml (libxml2) validates with
-them; it is a test dependency only.
+clone (CI has them there), or where FPSLINK_ISO20022_XSD_DIR says, and skip, saying so, when they are
+absent. lxml (libxml2) validates with them; it is a test dependency only.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import random
 import re
 import re._constants as sre_constants
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from fpslink.iso20022.structure import Complex, Simple
 
 ROOT = Path(__file__).resolve().parents[1]
-XSD_DIR = ROOT.parent / "shared" / "iso20022-xsd"
+XSD_DIR = Path(os.environ.get("FPSLINK_ISO20022_XSD_DIR") or ROOT.parent / "shared" / "iso20022-xsd")
+"""Beside the clone, as CI has it; FPSLINK_ISO20022_XSD_DIR names another place (a worktree elsewhere)."""
 EXAMPLES = ROOT / "tests" / "integration" / "iso20022_examples"
 NS = "urn:iso:std:iso:20022:tech:xsd:"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -99,14 +101,14 @@ class Sample:
     name: str
     text: str
     message: str
-    """pacs.008.001.08 ... (of the Document)."""
+    """pacs.008.001.08, pacs.028.001.03 ... (of the Document)."""
     header: str | None = None
 
 
 def _sample(path: Path) -> Sample:
     text = path.read_text()
     found = re.search(
-        r'Document xmlns(?::\w+)?="urn:iso:std:iso:20022:tech:xsd:(pacs\.008\.001\.\d\d)"', text
+        r'Document xmlns(?::\w+)?="urn:iso:std:iso:20022:tech:xsd:(pacs\.0(?:08|28)\.001\.\d\d)"', text
     )
     assert found, path
     head = re.search(r'AppHdr xmlns="urn:iso:std:iso:20022:tech:xsd:(head\.001\.001\.\d\d)"', text)

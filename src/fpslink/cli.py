@@ -89,8 +89,14 @@ def sandbox(
         str, typer.Option(help="Address mock_ibps binds (loopback: only the gateway calls it)")
     ] = "127.0.0.1",
     workers: Annotated[
-        int, typer.Option(min=1, max=16, help="Gateway worker processes (one batch pipeline each)")
-    ] = 2,
+        int | None,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Gateway worker processes (one batch pipeline each); default half the cores, at least 1",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the whole sandbox: PostgreSQL (embedded unless FPSLINK_DATABASE_URL is set), migrations,
     mock_ibps, the demo world and the gateway. Its operator key and mock_ibps token are generated

@@ -29,6 +29,7 @@ from fpslink.fx.service import FxService
 from fpslink.health import HealthService
 from fpslink.ibps_client import IbpsClient
 from fpslink.idempotency.service import IdempotencyService
+from fpslink.iso20022.exchange import Iso20022Service
 from fpslink.limits.service import LimitsService
 from fpslink.participants.service import ParticipantsService
 from fpslink.payments.acceptance import Acceptance, PgAcceptanceStore
@@ -89,6 +90,7 @@ class Gateway:
     settlement: Settlement = field(init=False, repr=False)
     """The two-phase coordinator's dependencies: the payment batches' and the recovery sweep's."""
     payments: PaymentsService = field(init=False, repr=False)
+    iso20022: Iso20022Service = field(init=False, repr=False)
     sandbox_clock: ClockService = field(init=False, repr=False)
     certification: CertificationService = field(init=False, repr=False)
 
@@ -178,3 +180,4 @@ class Gateway:
             clock=self.now,
             crash_hook=lambda point: self.crash_hook(point),
         )
+        self.iso20022 = Iso20022Service(self.uow, self.payments, settings=self.settings, clock=self.now)

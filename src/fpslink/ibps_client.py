@@ -34,6 +34,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fpslink import metrics
 from fpslink.circuit import Circuits
+from fpslink.ibps_http import AiohttpWire, Answer, HttpxWire, Wire, WireError, WireTimeout
 from ibps_wire.amounts import CURRENCY
 from ibps_wire.enums import Operation
 from ibps_wire.schemas import (
@@ -70,7 +71,7 @@ from ibps_wire.schemas import (
 
 M = TypeVar("M", bound=BaseModel)
 
-_JSON: Final = {"Content-Type": "application/json"}
+API: Final = "/ibps/v1"
 _payment_uuid: Final = TypeAdapter(UUID).validate_python
 """A payment id as the wire's UUID: pydantic parses it three times faster than ``uuid.UUID``."""
 
@@ -124,6 +125,8 @@ class IbpsClient:
         breaker_quorum: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`transport` stands IBPS in for tests (a fake, or mock_ibps in process); without one the
+        client speaks HTTP over aiohttp (`fpslink.ibps_http` says why)."""
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
@@ -133,16 +136,14 @@ class IbpsClient:
         self._root = base_url.rstrip("/")
         self.batching = True
         """False once IBPS has answered that it has no batch endpoint: singles from then on."""
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/ibps/v1",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=transport,
+        self._wire: Wire = (
+            AiohttpWire(self._root, token=token, max_connections=max_connections)
+            if transport is None
+            else HttpxWire(self._root, token=token, max_connections=max_connections, transport=transport)
         )
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._wire.aclose()
 
     async def _call(
         self,
@@ -154,7 +155,7 @@ class IbpsClient:
         params: Any = None,
         retries: int | None = None,
         guarded: bool = True,
-    ) -> httpx.Response:
+    ) -> Answer:
         """One logical call: bounded attempts, each within the time-out and the caller's deadline.
 
         `guarded=False` (operator and check calls) bypasses the circuits and does not count towards
@@ -183,18 +184,13 @@ class IbpsClient:
                     raise IbpsUnavailable(f"IBPS {name}: deadline passed behind the circuit's trials")
             timeout = self.timeout_s if remaining is None else min(self.timeout_s, remaining)
             try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    content=content,
-                    headers=_JSON if content is not None else None,
-                    params=params,
-                    timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
+                response = await self._wire.send(
+                    method, API + path, content=content, params=params, timeout_s=timeout
                 )
-            except httpx.TimeoutException as exc:
-                last, outcome = f"no answer within {timeout:.2f} s ({type(exc).__name__})", "timeout"
-            except httpx.TransportError as exc:
-                last, outcome = f"{type(exc).__name__}", "error"
+            except WireTimeout as exc:
+                last, outcome = f"no answer within {timeout:.2f} s ({exc})", "timeout"
+            except WireError as exc:
+                last, outcome = str(exc), "error"
             except BaseException:
                 if ticket is not None:  # left unreported, a trial would hold its slot for good
                     self.circuits.abandoned(ticket)
@@ -252,8 +248,10 @@ class IbpsClient:
 
     async def healthy(self) -> bool:
         try:
-            response = await self._http.get(f"{self._root}/healthz")
-        except httpx.TransportError:
+            response = await self._wire.send(
+                "GET", "/healthz", content=None, params=None, timeout_s=self.timeout_s
+            )
+        except (WireTimeout, WireError):
             return False
         return response.status_code == 200
 
@@ -450,7 +448,7 @@ def _remaining() -> float | None:
     return None if limit is None else limit - time.monotonic()
 
 
-def _parse(model: type[M], response: httpx.Response, name: str) -> M:
+def _parse(model: type[M], response: Answer, name: str) -> M:
     """The answer as `model`, or IbpsBadAnswer naming the first thing wrong with it."""
     try:
         return model.model_validate_json(response.content)
@@ -462,7 +460,7 @@ def _parse(model: type[M], response: httpx.Response, name: str) -> M:
         ) from exc
 
 
-def _refusal(response: httpx.Response) -> IbpsRefused:
+def _refusal(response: Answer) -> IbpsRefused:
     """A 4xx as IbpsRefused, read leniently: whatever the body, the refusal itself is certain."""
     try:
         body = response.json()

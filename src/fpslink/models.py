@@ -10,6 +10,7 @@ from fpslink.db import metadata
 from fpslink.directory.models import proxies
 from fpslink.fx.models import quotes
 from fpslink.idempotency.models import idempotency_keys
+from fpslink.iso20022.models import iso20022_transactions
 from fpslink.ledger.models import ledger_accounts, ledger_transfers
 from fpslink.limits.models import limit_usage
 from fpslink.participants.models import accounts, api_keys, participants
@@ -27,6 +28,7 @@ __all__ = [
     "console_login_attempts",
     "console_sessions_ended",
     "idempotency_keys",
+    "iso20022_transactions",
     "ledger_accounts",
     "ledger_transfers",
     "limit_usage",

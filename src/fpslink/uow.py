@@ -32,6 +32,7 @@ from fpslink.clock.repository import ClockRepository
 from fpslink.directory.repository import ProxiesRepository
 from fpslink.fx.repository import QuotesRepository
 from fpslink.idempotency.repository import IdempotencyRepository
+from fpslink.iso20022.repository import Iso20022Repository
 from fpslink.ledger.repository import LedgerRepository
 from fpslink.limits.repository import LimitsRepository
 from fpslink.participants.repository import ParticipantsRepository
@@ -137,6 +138,10 @@ class UnitOfWork:
     @property
     def idempotency(self) -> IdempotencyRepository:
         return IdempotencyRepository(self.conn)
+
+    @property
+    def iso20022(self) -> Iso20022Repository:
+        return Iso20022Repository(self.conn)
 
     @property
     def webhooks(self) -> WebhooksRepository:

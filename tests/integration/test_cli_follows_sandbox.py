@@ -15,20 +15,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gw_support import free_port
+from gw_support import free_port, sandbox_in_tmp, user_environment
 
-from fpslink_tools.embedded_pg import EmbeddedPostgres
 from fpslink_tools.sandbox import SandboxProcess
 
 HK = timedelta(hours=8)
 
 
 def _cli(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
     return subprocess.run(
         [sys.executable, "-m", "fpslink.cli", *args],
         cwd=workdir,
-        env={**clean, **(env or {})},
+        env={**user_environment(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -37,20 +35,8 @@ def _cli(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subpro
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[tuple[Path, SandboxProcess, int]]:
-    """A sandbox on ports that are not its defaults, in a directory of its own (under /tmp, not
-    pytest's directory, whose permissions concurrent sessions may change under a running server)."""
-    workdir = Path(tempfile.mkdtemp(prefix="fpslink-cli-"))
-    port, ibps_port = free_port(), free_port()
-    running = SandboxProcess(workdir, ["--port", str(port), "--ibps-port", str(ibps_port), "--workers", "1"])
-    try:
-        running.wait_ready(180)
-        yield workdir, running, ibps_port
-    finally:
-        running.interrupt()
-        server = EmbeddedPostgres(workdir / ".fpslink" / "pg")
-        if server.running() is not None:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with sandbox_in_tmp("fpslink-cli-") as running:
+        yield running
 
 
 def test_check_and_recon_follow_the_sandbox_with_no_variable_set(
@@ -106,11 +92,12 @@ def test_the_banner_check_command_runs_as_printed(sandbox: tuple[Path, SandboxPr
     line = next(line for line in running.lines if "check every ledger invariant" in line)
     command = line.split(":", 1)[1].split()
     assert command[-1] == "check", line
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FPSLINK_", "MOCK_IBPS_"))}
     executable = command[0] if os.path.isabs(command[0]) else shutil.which(command[0]) or command[0]
     if not os.path.isabs(executable):  # a path relative to where the banner was printed
         executable = str((workdir / executable).resolve())
-    done = subprocess.run([executable, *command[1:]], cwd=workdir, env=clean, capture_output=True, text=True)
+    done = subprocess.run(
+        [executable, *command[1:]], cwd=workdir, env=user_environment(), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     gateway = json.loads((workdir / ".fpslink" / "sandbox.json").read_text())["gateway_url"]
     assert httpx.get(f"{gateway}/healthz", timeout=10).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from gw_support import Bank, Harness, cn_mobile, iso_reasons, iso_rejection, problem
@@ -10,6 +11,8 @@ from fpslink.iso20022 import pacs002
 
 EXAMPLES = Path(__file__).parent / "iso20022_examples"
 XML = {"Content-Type": "application/xml"}
+UETR = b"8a562c67-ca16-48ba-b074-65581be6f011"
+"""The UETR of pacs008_northbound_proxy.xml: a bank's other payments need their own."""
 
 
 def example(name: str, **replace: str) -> bytes:
@@ -33,6 +36,8 @@ async def _world(h: Harness) -> dict[str, object]:
         "CNDEMO0002": cn_acc,
         "HKDEMO0003": other_hk,
         "+86-13800138000": f"+86-{number[3:]}",
+        "<MmbId>HARBOURHK</MmbId>": f"<MmbId>{hk.participant_id}</MmbId>",
+        "<MmbId>PEARLCN</MmbId>": f"<MmbId>{cn.participant_id}</MmbId>",
     }
 
 
@@ -89,7 +94,8 @@ async def test_resending_a_message_replays_its_report(harness: Harness) -> None:
     assert again.headers["idempotent-replayed"] == "true"
     assert again.content == first.content
     assert await h.balance(_ids(world)["HKDEMO0001"]) == ("49000.00", "0.00")
-    changed = body.replace(b">1000.00<", b">999.00<")
+    # another payment under the same MsgId (and its own UETR)
+    changed = body.replace(b">1000.00<", b">999.00<").replace(UETR, str(uuid.uuid4()).encode())
     refused = await h.http.post(url, content=changed, headers={**hk.headers, **XML})
     assert iso_rejection(refused, 422) == ["DU01"]
     keyed = await h.http.post(url, content=changed, headers={**hk.headers, **XML, "Idempotency-Key": "k-1"})
@@ -128,7 +134,11 @@ async def test_business_rejections_carry_iso_reason_codes(harness: Harness) -> N
     poor = await _send(
         h,
         hk,
-        example("pacs008_northbound_proxy.xml", **ids, **{">1000.00<": ">60000.00<", "000001": "000009"}),
+        example(
+            "pacs008_northbound_proxy.xml",
+            **ids,
+            **{">1000.00<": ">60000.00<", "000001": "000009", UETR.decode(): str(uuid.uuid4())},
+        ),
     )
     tx = poor.fito_fipmt_sts_rpt.tx_inf_and_sts[0]
     assert tx.tx_sts == "RJCT" and tx.sts_rsn_inf[0].rsn is not None

@@ -11,7 +11,7 @@ from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
-from gw_support import Bank, Harness, fresh_bic, iso_reasons, iso_rejection, problem
+from gw_support import Bank, Harness, fresh_bic, fresh_uetr, iso_reasons, iso_rejection, problem
 from iso20022_corpus import XSD_DIR, failing_cases, official_verdict
 
 from fpslink.iso20022 import pacs002
@@ -36,7 +36,8 @@ class World:
     payments_before: int
 
     def fill(self, text: str) -> bytes:
-        """A sample message written for the demo world, addressed to this test's banks and accounts."""
+        """A sample message written for the demo world, addressed to this test's banks and accounts,
+        with a UETR of its own (a bank's UETR names one payment)."""
         assert self.hk.bic is not None
         for old, new in (
             ("HKDEMO0001", self.hk_account),
@@ -45,9 +46,10 @@ class World:
             ("HRBRHKH0XXX", self.hk.bic),
             ("HRBRHKH0", self.hk.bic[:8]),
             ("<MmbId>HARBOURHK</MmbId>", f"<MmbId>{self.hk.participant_id}</MmbId>"),
+            ("<Id>harbourhk</Id>", f"<Id>{self.hk.participant_id.lower()}</Id>"),
         ):
             text = text.replace(old, new)
-        return text.encode()
+        return fresh_uetr(text).encode()
 
     def sample(self, name: str, **replace: str) -> bytes:
         text = (EXAMPLES / name).read_text()
@@ -310,15 +312,14 @@ async def test_refusals_by_the_links_rules_and_the_payments_service_are_pacs002(
     ]
     for number, (replace, status, code) in enumerate(cases):
         replace = {**replace, "HARBOURHK20260622-000001": f"RULES-{number}"}
-        response = await _post(h, world.hk, world.sample(good, **replace))
+        body = world.sample(good, **replace)
+        response = await _post(h, world.hk, body)
         assert iso_rejection(response, status) == [code], (replace, response.text)
         report = pacs002.parse(response.content).fito_fipmt_sts_rpt
         if code != "AM18":
             (tx,) = report.tx_inf_and_sts
-            assert (tx.orgnl_instr_id, tx.orgnl_uetr) == (
-                "HARBOURHK-INSTR-000001",
-                "8a562c67-ca16-48ba-b074-65581be6f011",
-            )
+            assert tx.orgnl_instr_id == "HARBOURHK-INSTR-000001"
+            assert tx.orgnl_uetr is not None and f"<UETR>{tx.orgnl_uetr}</UETR>".encode() in body
     assert await h.payment_count() - world.payments_before == 0
 
 

@@ -24,6 +24,7 @@ from fpslink.clock.repository import ClockRecord
 from fpslink.fx.repository import Quote
 from fpslink.ibps_client import IbpsError, IbpsRefused
 from fpslink.idempotency.repository import KeyRecord
+from fpslink.iso20022.repository import SentTransaction
 from fpslink.money import Currency
 from fpslink.participants.keys import ApiKeyRecord, KeyStatus
 from fpslink.participants.repository import AccountRecord, KeyUse, ParticipantRecord
@@ -58,6 +59,8 @@ class Rows:
     limit_usage: dict[tuple[str, Direction, Period, str], int] = field(default_factory=dict)
     idempotency_keys: dict[tuple[str, str], tuple[KeyRecord, datetime]] = field(default_factory=dict)
     """(scope, key) -> (record, expires at)"""
+    iso20022_transactions: dict[str, SentTransaction] = field(default_factory=dict)
+    """record id -> the pacs.008 transaction a bank sent; (participant, UETR) unique"""
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)
     recon_runs: dict[str, Run] = field(default_factory=dict)
@@ -259,6 +262,54 @@ class FakeIdempotencyRepository:
 
     async def release(self, *, scope: str, key: str) -> None:
         self._keys.pop((scope, key), None)
+
+
+class FakeIso20022Repository:
+    def __init__(self, rows: Rows) -> None:
+        self._sent = rows.iso20022_transactions
+
+    async def claim(self, row: SentTransaction) -> bool:
+        taken = row.uetr is not None and any(
+            (s.participant_id, s.uetr) == (row.participant_id, row.uetr) for s in self._sent.values()
+        )
+        if taken:
+            return False
+        self._sent[row.record_id] = row
+        return True
+
+    async def by_uetr(self, participant_id: str, uetr: str) -> SentTransaction | None:
+        return next(
+            (s for s in self._sent.values() if (s.participant_id, s.uetr) == (participant_id, uetr)), None
+        )
+
+    async def find(
+        self, participant_id: str, *, payment_id: str | None = None, msg_id: str | None = None
+    ) -> list[SentTransaction]:
+        found = [
+            s
+            for s in self._sent.values()
+            if s.participant_id == participant_id
+            and (payment_id is None or s.payment_id == payment_id)
+            and (msg_id is None or s.msg_id == msg_id)
+        ]
+        return sorted(found, key=lambda s: (-s.created_at.timestamp(), s.record_id))[:20]
+
+    async def paid(self, record_id: str, payment_id: str) -> None:
+        found = self._sent.get(record_id)
+        if found is not None and found.payment_id is None:
+            self._sent[record_id] = replace(found, payment_id=payment_id)
+
+    async def release(self, record_id: str) -> None:
+        found = self._sent.get(record_id)
+        if found is not None and found.payment_id is None:
+            del self._sent[record_id]
+
+    async def take_over(self, stale: SentTransaction, row: SentTransaction) -> bool:
+        found = self._sent.get(stale.record_id)
+        if found is None or found.fingerprint != stale.fingerprint or found.payment_id is not None:
+            return False
+        self._sent[stale.record_id] = replace(row, record_id=stale.record_id)
+        return True
 
 
 class FakeWebhooksRepository:
@@ -580,6 +631,10 @@ class FakeUnitOfWork:
     @property
     def idempotency(self) -> FakeIdempotencyRepository:
         return FakeIdempotencyRepository(self._open())
+
+    @property
+    def iso20022(self) -> FakeIso20022Repository:
+        return FakeIso20022Repository(self._open())
 
     @property
     def webhooks(self) -> FakeWebhooksRepository:

@@ -14,7 +14,7 @@ import pytest
 from iso20022_corpus import EXAMPLES, official_verdict, requires_xsd
 
 from fpslink.fx.domain import AmountType
-from fpslink.iso20022 import apphdr, inbound, pacs002, pacs008, schema
+from fpslink.iso20022 import apphdr, inbound, pacs002, pacs008, pacs028, schema
 from fpslink.iso20022.examples import PACS008_NORTHBOUND
 from fpslink.iso20022.inbound import Envelope, Original, Reason, Refused, Transaction
 from fpslink.money import Currency
@@ -110,6 +110,21 @@ def _answers() -> dict[str, bytes]:
     header = inbound.read(_sample("pacs008_v08_cbpr_envelope.xml")).original
     refused = Refused([Reason("AG08", "AppHdr/Fr names another bank")], original=header)
     answers["refused in RequestPayload"] = pacs002.render_refusal(refused, at=T0, addressing=TO)
+    # a status request's answers: the payment's report, and "never received"
+    for name in ("pacs028_v03_by_uetr.xml", "pacs028_v03_cbpr_envelope.xml"):
+        request = inbound.read(_sample(name), inbound.PACS028)
+        asked = pacs028.query(request, caller=CALLER, link=LINK)
+        answers[f"status: {name}"] = pacs002.render_status(
+            bare,
+            _payment(State.ACCEPTED, decided_at=None),
+            status_id=asked.status_request_id,
+            envelope=request.original.envelope,
+            at=T0,
+            addressing=TO,
+        )
+        answers[f"status not found: {name}"] = pacs002.render_refusal(
+            pacs028.not_found(asked), at=T0, addressing=TO
+        )
     return answers
 
 

@@ -45,6 +45,7 @@ WITH_XSD = [
     "head.001.001.02",
     "head.001.001.04",
     "pacs.002.001.10",
+    "pacs.028.001.03",
     "camt.053.001.08",
 ]
 _XSD_KIND = {
@@ -208,7 +209,8 @@ def test_the_cases_that_went_wrong_are_judged_as_the_official_schema_judges_them
 
 
 def _bases() -> list[tuple[str, str, bytes]]:
-    found = [(f"maximal {n}", n, maximal(n, seed=7)) for n in WITH_XSD[:-1]]
+    # camt.053 (last) is left out: its card dates are a known difference (see _KNOWN_DIFFERENCES)
+    found = [(f"maximal {n}", n, maximal(n, seed=7)) for n in WITH_XSD[:-1] if n in official_names()]
     found += [
         (s.name, s.message, s.text.encode())
         for s in samples()

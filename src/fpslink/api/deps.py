@@ -8,7 +8,6 @@ request.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
@@ -26,6 +25,7 @@ from fpslink.fx.service import FxService
 from fpslink.health import HealthService
 from fpslink.ibps_client import IbpsClient
 from fpslink.idempotency.service import IdempotencyService
+from fpslink.iso20022.exchange import Iso20022Service
 from fpslink.limits.service import LimitsService
 from fpslink.participants.service import ParticipantsService
 from fpslink.payments.service import PaymentsService
@@ -52,8 +52,6 @@ def _part(get: Callable[[Gateway], T]) -> Callable[[Request], Awaitable[T]]:
 
 
 SettingsDep = Annotated[Settings, Depends(_part(lambda gw: gw.settings))]
-ClockDep = Annotated[Callable[[], datetime], Depends(_part(lambda gw: gw.now))]
-"""The gateway's clock, for a route that stamps what it answers without a service (ISO 20022)."""
 IbpsDep = Annotated[IbpsClient, Depends(_part(lambda gw: gw.ibps))]
 ParticipantsDep = Annotated[ParticipantsService, Depends(_part(lambda gw: gw.participants))]
 FxDep = Annotated[FxService, Depends(_part(lambda gw: gw.fx))]
@@ -64,6 +62,7 @@ WebhooksDep = Annotated[WebhooksService, Depends(_part(lambda gw: gw.webhooks))]
 ReconciliationDep = Annotated[ReconciliationService, Depends(_part(lambda gw: gw.reconciliation))]
 HealthDep = Annotated[HealthService, Depends(_part(lambda gw: gw.health))]
 PaymentsDep = Annotated[PaymentsService, Depends(_part(lambda gw: gw.payments))]
+Iso20022Dep = Annotated[Iso20022Service, Depends(_part(lambda gw: gw.iso20022))]
 SandboxClockDep = Annotated[ClockService, Depends(_part(lambda gw: gw.sandbox_clock))]
 CertificationDep = Annotated[CertificationService, Depends(_part(lambda gw: gw.certification))]
 

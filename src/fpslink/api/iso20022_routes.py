@@ -1,21 +1,29 @@
-"""ISO 20022 at the front door: POST a pacs.008, get a pacs.002 (application/xml)."""
+"""ISO 20022 at the front door: POST a pacs.008, or a pacs.028 about one; get a pacs.002 (XML)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 
 from fpslink import metrics
 from fpslink.api import schemas as s
-from fpslink.api.deps import ClockDep, IdempotencyKeyHeader, PaymentsDep, PrincipalDep, SettingsDep
+from fpslink.api.deps import IdempotencyKeyHeader, Iso20022Dep, PrincipalDep
 from fpslink.errors import FpslinkError
 from fpslink.idempotency import service as idempotency
 from fpslink.iso20022 import examples, xmltree
-from fpslink.iso20022.exchange import exchange
-from fpslink.iso20022.inbound import ENVELOPE_NAMES, SUPPORTED_DOCUMENTS, SUPPORTED_HEADERS
+from fpslink.iso20022.exchange import Answer
+from fpslink.iso20022.inbound import (
+    ENVELOPE_NAMES,
+    PACS028,
+    SUPPORTED_DOCUMENTS,
+    SUPPORTED_HEADERS,
+    supported,
+)
 from fpslink.participants import service as participants_service
+from fpslink.principal import Principal
 from fpslink.settlement.states import status_of
 
 XML = "application/xml"
@@ -53,6 +61,12 @@ PROBLEM: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _xml_body(example: str) -> dict[str, Any]:
+    """The request body of an ISO 20022 endpoint in the OpenAPI schema: XML, bounded, with an example."""
+    schema = {"type": "string", "maxLength": xmltree.MAX_MESSAGE_BYTES}
+    return {"requestBody": {"required": True, "content": {XML: {"schema": schema, "example": example}}}}
+
+
 @router.post(
     "/pacs.008",
     status_code=201,
@@ -69,8 +83,12 @@ PROBLEM: dict[int | str, dict[str, Any]] = {
         "or carries a DTD answers `400 ISO20022_MALFORMED`, and a body over 64 KiB "
         "(`FPSLINK_MAX_ISO20022_BODY_BYTES`) `413 PAYLOAD_TOO_LARGE` as soon as that much has "
         "arrived (problem+json). "
+        "The link's consistency rules also refuse it: sums (AM16), the charging rule (AM09), the "
+        "debtor agent (RC06, RC09, RC03), a settlement date other than today's (DT01). "
         "`Idempotency-Key` is optional: without it the key is `pacs.008/<GrpHdr/MsgId>`, so resending "
-        "a message replays its report. A payment's report has TxSts ACSC (settled), RJCT (with the "
+        "a message replays its report. A UETR names one payment of your bank for good: the same "
+        "message again replays its report, another message with it is refused DUPL. A payment's "
+        "report has TxSts ACSC (settled), RJCT (with the "
         "ISO reason code) or PDNG (pending, answered 202); `ClrSysRef` is the payment id without "
         "hyphens and the `Location` header points to the JSON resource."
     ),
@@ -86,50 +104,77 @@ PROBLEM: dict[int | str, dict[str, Any]] = {
         },
         **PROBLEM,
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                XML: {
-                    "schema": {"type": "string", "maxLength": xmltree.MAX_MESSAGE_BYTES},
-                    "example": examples.PACS008_NORTHBOUND,
-                }
-            },
-        }
-    },
+    openapi_extra=_xml_body(examples.PACS008_NORTHBOUND),
 )
 async def post_pacs008(
     request: Request,
-    payments: PaymentsDep,
+    iso20022: Iso20022Dep,
     principal: PrincipalDep,
-    settings: SettingsDep,
-    clock: ClockDep,
     idempotency_key: IdempotencyKeyHeader = None,
     content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    participants_service.require_participant(principal)
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media not in XML_TYPES:
-        raise UnsupportedMediaType(f"send the pacs.008 as {XML} (got {media or 'no Content-Type'})")
-    # the body's size was bounded as it arrived, before authentication (api/request_limits.py)
+    body = await _message(request, principal, content_type, "pacs.008")
     explicit_key = idempotency.parse_key(idempotency_key, required=False)
-    body = await request.body()
     started = time.perf_counter()
-    try:
-        answer = await exchange(
-            body,
-            principal=principal,
-            explicit_key=explicit_key,
-            payments=payments,
-            settings=settings,
-            now=clock(),
-        )
-    except xmltree.MalformedMessage as exc:
-        raise MalformedMessage(f"the body is not a well-formed XML message: {exc}") from exc
+    answer = await _answering(iso20022.credit_transfer(body, principal=principal, explicit_key=explicit_key))
     result = answer.result
     if result is not None and not result.replayed:
         payment = result.payment
         status = status_of(payment.state).value
         metrics.PAYMENTS.labels(status=status, direction=payment.direction.value).inc()
         metrics.SETTLEMENT_SECONDS.observe(time.perf_counter() - started)
+    return _response(answer)
+
+
+@router.post(
+    "/pacs.028",
+    status_code=200,
+    response_class=Response,
+    summary="Ask for a payment's status with an ISO 20022 pacs.028; the answer is its pacs.002.001.10",
+    description=(
+        f"The body is one FIToFIPmtStsReq ({supported(PACS028)}), bare or in an envelope with its "
+        "AppHdr like a pacs.008, naming one payment your bank sent as a pacs.008: one TxInf with "
+        "ClrSysRef (the link's reference from the payment's pacs.002), OrgnlUETR, or OrgnlGrpInf/"
+        "OrgnlMsgId (or one OrgnlGrpInf without TxInf). Every other reference given must be the "
+        "payment's too. The answer is the payment's pacs.002 as it stands now (TxSts ACSC, PDNG or "
+        "RJCT with its reason; StsId is your StsReqId), answered 200. A request that matches none of "
+        "your payments answers 404 with a pacs.002 RJCT AG09 (never received), alike for a payment "
+        "that does not exist and for another bank's; a refused request a pacs.002 RJCT (422)."
+    ),
+    responses={
+        200: {"description": "the payment's pacs.002", **PACS002_RESPONSE},
+        404: {"description": "pacs.002 RJCT AG09: no payment of yours matches", **PACS002_RESPONSE},
+        422: {"description": "pacs.002 RJCT: the request was refused", **PACS002_RESPONSE},
+        **PROBLEM,
+    },
+    openapi_extra=_xml_body(examples.PACS028_BY_UETR),
+)
+async def post_pacs028(
+    request: Request,
+    iso20022: Iso20022Dep,
+    principal: PrincipalDep,
+    content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    body = await _message(request, principal, content_type, "pacs.028")
+    return _response(await _answering(iso20022.status_request(body, principal=principal)))
+
+
+async def _message(request: Request, principal: Principal, content_type: str | None, name: str) -> bytes:
+    """The body of a bank's XML message; the body's size was bounded as it arrived, before
+    authentication (api/request_limits.py)."""
+    participants_service.require_participant(principal)
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in XML_TYPES:
+        raise UnsupportedMediaType(f"send the {name} as {XML} (got {media or 'no Content-Type'})")
+    return await request.body()
+
+
+async def _answering(answer: Awaitable[Answer]) -> Answer:
+    try:
+        return await answer
+    except xmltree.MalformedMessage as exc:
+        raise MalformedMessage(f"the body is not a well-formed XML message: {exc}") from exc
+
+
+def _response(answer: Answer) -> Response:
     return Response(answer.content, status_code=answer.status, media_type=XML, headers=answer.headers)

@@ -60,7 +60,7 @@ def check(inbound: Inbound, *, caller: Party, link: Party) -> None:
         text = f"AppHdr/MsgDefIdr is {header.msg_def_idr} but the Document is {inbound.name}"
         reasons.append(Reason("FF01", text))
     # CH16 ElementContentFormallyIncorrect: BizMsgIdr and MsgId are one identifier
-    msg_id = inbound.document.fito_ficstmr_cdt_trf.grp_hdr.msg_id
+    msg_id = inbound.msg_id
     if header.biz_msg_idr != msg_id:
         text = f"AppHdr/BizMsgIdr {header.biz_msg_idr} is not GrpHdr/MsgId {msg_id}"
         reasons.append(Reason("CH16", text))

@@ -1,4 +1,5 @@
-"""Example messages shown in /docs (the integration tests send these and more)."""
+"""Example messages shown in /docs (the integration tests send these and more): a pacs.008, its
+pacs.002, and a pacs.028 asking about it."""
 
 PACS008_NORTHBOUND = """<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08">
@@ -102,5 +103,25 @@ PACS002_ACSC = """<?xml version="1.0" encoding="UTF-8"?>
       <ClrSysRef>0b7f7c3e3c0a4f5e8a535b7d7d5a9c11</ClrSysRef>
     </TxInfAndSts>
   </FIToFIPmtStsRpt>
+</Document>
+"""
+
+PACS028_BY_UETR = """<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.028.001.03">
+  <FIToFIPmtStsReq>
+    <GrpHdr>
+      <MsgId>HARBOURHK20260622-STS-0001</MsgId>
+      <CreDtTm>2026-06-22T12:00:05+08:00</CreDtTm>
+    </GrpHdr>
+    <TxInf>
+      <StsReqId>HARBOURHK-STS-0001</StsReqId>
+      <OrgnlGrpInf>
+        <OrgnlMsgId>HARBOURHK20260622-000001</OrgnlMsgId>
+        <OrgnlMsgNmId>pacs.008.001.08</OrgnlMsgNmId>
+      </OrgnlGrpInf>
+      <OrgnlEndToEndId>INV-2026-0622-0001</OrgnlEndToEndId>
+      <OrgnlUETR>8a562c67-ca16-48ba-b074-65581be6f011</OrgnlUETR>
+    </TxInf>
+  </FIToFIPmtStsReq>
 </Document>
 """

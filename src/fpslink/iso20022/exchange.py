@@ -1,28 +1,45 @@
-"""One pacs.008 in, one pacs.002 out: read, check, pay, report.
+"""ISO 20022 in, pacs.002 out: a pacs.008 is read, checked, paid and reported; a pacs.028 is answered
+with the report of the payment it asks about.
 
 Every refusal of a well-formed message is a pacs.002 RJCT with the ISO 20022 status reason that fits,
 whether the message's structure, its header, the link's rules or the payments service refused it;
-the HTTP status says only whether a payment was made (201/202) or not (422, or 404 where the JSON
-API answers 404). What stays RFC 9457 problem+json is what is not about the message: authentication,
-a body that is not XML the gateway reads (400), a wrong media type or Idempotency-Key header, a key
-whose first request is still running (409), and an unavailable service (503).
+the HTTP status says only whether a payment was made (201/202) or found (200), or not (422, or 404
+where the JSON API answers 404). What stays RFC 9457 problem+json is what is not about the message:
+authentication, a body that is not XML the gateway reads (400), a wrong media type or
+Idempotency-Key header, a key whose first request is still running (409), and an unavailable
+service (503).
+
+A pacs.008 with a UETR claims it for the sending bank before its payment is made (`uetr` decides
+what a second message with it gets); one without a UETR is recorded once its payment exists. Those
+records are what a pacs.028 finds payments by. A message whose settlement date is not today goes
+ahead only as a replay of one taken before (its UETR's payment, or its idempotency key's), so that a
+resend after midnight answers the payment rather than DT01.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from datetime import datetime
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from fpslink.config import Settings
 from fpslink.errors import InvalidRequest, NotFound
 from fpslink.idempotency import service as idempotency
-from fpslink.iso20022 import apphdr, inbound, pacs002, pacs008
+from fpslink.iso20022 import apphdr, consistency, inbound, pacs002, pacs008, pacs028, uetr
 from fpslink.iso20022.inbound import Reason, Refused
+from fpslink.iso20022.pacs008 import CreditTransfer
+from fpslink.iso20022.repository import SentTransaction
+from fpslink.iso20022.uetr import Action, Decision
+from fpslink.limits.policy import business_date
 from fpslink.payments.service import PaymentResult, PaymentsService
 from fpslink.principal import Principal
+from fpslink.uow import UnitsOfWork
 
 KEY_PREFIX = "pacs.008/"
+CLAIM_ATTEMPTS = 3
+"""Reads of a UETR's claim before giving up (a claim released between the insert and the read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +63,31 @@ def message_key(msg_id: str) -> str:
     return f"{KEY_PREFIX}sha256:{hashlib.sha256(msg_id.encode()).hexdigest()}"
 
 
+def message_fingerprint(transfer: CreditTransfer) -> str:
+    """What makes two pacs.008 the same message: its references and the payment it asks for (not its
+    header, which a resend may mark as a possible duplicate, nor its layout)."""
+    command = transfer.command
+    return idempotency.fingerprint(
+        "POST",
+        "/v1/iso20022/pacs.008",
+        {
+            "msg_id": transfer.msg_id,
+            "message_name": transfer.message_name,
+            "instr_id": transfer.instr_id,
+            "end_to_end_id": transfer.end_to_end_id,
+            "tx_id": transfer.tx_id,
+            "uetr": transfer.uetr,
+            "debtor_account_id": command.debtor_account_id,
+            "creditor_proxy": command.creditor_proxy,
+            "creditor_account_id": command.creditor_account_id,
+            "amount": f"{command.amount:f}",
+            "currency": command.currency.value,
+            "purpose": command.purpose.value,
+            "remittance_info": command.remittance_info,
+        },
+    )
+
+
 def addressing(principal: Principal, settings: Settings) -> pacs002.Addressing:
     assert principal.participant_id is not None
     return pacs002.Addressing(
@@ -58,42 +100,234 @@ def refusal(refused: Refused, *, at: datetime, to: pacs002.Addressing) -> Answer
     return Answer(refused.status, pacs002.render_refusal(refused, at=at, addressing=to))
 
 
-async def exchange(
-    body: bytes,
-    *,
-    principal: Principal,
-    explicit_key: str | None,
-    payments: PaymentsService,
-    settings: Settings,
-    now: datetime,
-) -> Answer:
-    """The answer to one message; raises MalformedMessage, and the errors that stay problem+json."""
-    to = addressing(principal, settings)
-    try:
-        message = inbound.read(body)
-        apphdr.check(message, caller=to.caller, link=to.link)
-        transfer = pacs008.credit_transfer(message, default_purpose=settings.iso20022_default_purpose)
-    except Refused as refused_early:
-        return refusal(refused_early, at=now, to=to)
-    key = explicit_key or message_key(transfer.msg_id)
-    try:
-        result = await payments.submit(principal, key=key, command=transfer.command)
-    except (InvalidRequest, NotFound) as exc:
+def duplicate(transfer: CreditTransfer, claim: SentTransaction) -> Refused:
+    """DUPL: the bank has paid (or is paying) another message under this UETR."""
+    text = (
+        f"PmtId/UETR {transfer.uetr} came with another message of yours (GrpHdr/MsgId {claim.msg_id}): "
+        "a UETR names one payment for good; give this payment its own, or ask about that one (pacs.028)"
+    )
+    return Refused(
+        [Reason("DUPL", text)],
+        original=transfer.original or inbound.Original(transfer.msg_id, transfer.message_name),
+        transaction=transfer.transaction,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    decision: Decision
+    record: SentTransaction
+    mine: bool
+    """This request inserted the claim (or took it over), so a refusal releases it."""
+
+
+class Iso20022Service:
+    """The ISO 20022 endpoints: payments through the payments service, references in
+    `iso20022_transactions`. Built once per process (`fpslink.context.Gateway`)."""
+
+    def __init__(
+        self,
+        uow: UnitsOfWork,
+        payments: PaymentsService,
+        *,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._uow = uow
+        self._payments = payments
+        self._settings = settings
+        self._clock = clock
+
+    # pacs.008 --------------------------------------------------------------------------------------
+
+    async def credit_transfer(self, body: bytes, *, principal: Principal, explicit_key: str | None) -> Answer:
+        """The answer to a pacs.008; raises MalformedMessage, and the errors that stay problem+json."""
+        now = self._clock()
+        to = addressing(principal, self._settings)
+        try:
+            message = inbound.read(body)
+            apphdr.check(message, caller=to.caller, link=to.link)
+            purpose = self._settings.iso20022_default_purpose
+            transfer = pacs008.credit_transfer(message, default_purpose=purpose)
+            consistency.check(message, caller=to.caller, link=to.link)
+        except Refused as refused_early:
+            return refusal(refused_early, at=now, to=to)
+        late = consistency.settlement_date(message, today=business_date(now))
+        assert principal.participant_id is not None
+        row = SentTransaction(
+            record_id=str(uuid.uuid4()),
+            participant_id=principal.participant_id,
+            uetr=transfer.uetr,
+            msg_id=transfer.msg_id,
+            message_name=transfer.message_name,
+            instr_id=transfer.instr_id,
+            end_to_end_id=transfer.end_to_end_id,
+            tx_id=transfer.tx_id,
+            fingerprint=message_fingerprint(transfer),
+            idempotency_key=explicit_key or message_key(transfer.msg_id),
+            payment_id=None,
+            created_at=now,
+        )
+        claim = await self._claim(row, now, new=late is None) if row.uetr is not None else None
+        key = row.idempotency_key
+        if claim is not None:
+            decision = claim.decision
+            if decision.action is Action.DUPLICATE:
+                return refusal(duplicate(transfer, claim.record), at=now, to=to)
+            if decision.action is Action.REPLAY:
+                assert decision.payment_id is not None
+                return await self._replay(principal, transfer, decision.payment_id, to)
+            key = decision.key or key
+        if late is not None and not await self._taken(row, key, now):
+            # a new message not dated today (a late one claims nothing: `new` was False)
+            return refusal(late, at=now, to=to)
+        try:
+            result = await self._payments.submit(principal, key=key, command=transfer.command)
+        except (InvalidRequest, NotFound) as exc:
+            if claim is not None and claim.mine:
+                await self._release(claim.record)
+            return refusal(self._refused_by_payments(exc, transfer, explicit_key), at=now, to=to)
+        await self._record(row, claim, result)
+        return self._answer(transfer, result, to)
+
+    async def _claim(self, row: SentTransaction, now: datetime, *, new: bool) -> _Claim | None:
+        """Claim the message's UETR for its bank (unless not `new`: then None when it has no claim),
+        or decide what the claim already there means."""
+        assert row.uetr is not None
+        lease = timedelta(seconds=self._settings.request_lease_s)
+        for _ in range(CLAIM_ATTEMPTS):
+            async with self._uow() as tx:
+                if new and await tx.iso20022.claim(row):
+                    await tx.commit()
+                    return _Claim(Decision(Action.RESUME, key=row.idempotency_key), row, mine=True)
+                found = await tx.iso20022.by_uetr(row.participant_id, row.uetr)
+                if found is None:
+                    if not new:
+                        return None
+                    continue  # released between the two statements: claim again
+                key = None
+                if found.payment_id is None:
+                    scope, claimed_key = row.participant_id, found.idempotency_key
+                    key = await tx.idempotency.find(scope=scope, key=claimed_key, now=now)
+                decision = uetr.decide(found, row.fingerprint, key=key, now=now, lease=lease)
+                if decision.action is not Action.TAKE_OVER:
+                    return _Claim(decision, found, mine=False)
+                if await tx.iso20022.take_over(found, row):
+                    await tx.commit()
+                    taken = replace(row, record_id=found.record_id)
+                    return _Claim(Decision(Action.RESUME, key=row.idempotency_key), taken, mine=True)
+        raise idempotency.in_progress()
+
+    async def _taken(self, row: SentTransaction, key: str, now: datetime) -> bool:
+        """Whether the idempotency key is bound (a payment was, or is being, made under it)."""
+        async with self._uow() as tx:
+            return await tx.idempotency.find(scope=row.participant_id, key=key, now=now) is not None
+
+    async def _release(self, claim: SentTransaction) -> None:
+        async with self._uow() as tx:
+            await tx.iso20022.release(claim.record_id)
+            await tx.commit()
+
+    async def _record(self, row: SentTransaction, claim: _Claim | None, result: PaymentResult) -> None:
+        """Tie the message's references to its payment."""
+        payment_id = result.payment.payment_id
+        async with self._uow() as tx:
+            if claim is not None:
+                await tx.iso20022.paid(claim.record.record_id, payment_id)
+            elif not result.replayed or not await tx.iso20022.find(row.participant_id, payment_id=payment_id):
+                # a UETR already claimed (a late message that replayed another's payment) keeps its row
+                await tx.iso20022.claim(replace(row, payment_id=payment_id))
+            await tx.commit()
+
+    async def _replay(
+        self, principal: Principal, transfer: CreditTransfer, payment_id: str, to: pacs002.Addressing
+    ) -> Answer:
+        """The same message again, its payment made: that payment's report, as a replay."""
+        result = replace(await self._payments.get_payment(principal, payment_id), replayed=True)
+        return self._answer(transfer, result, to)
+
+    @staticmethod
+    def _answer(transfer: CreditTransfer, result: PaymentResult, to: pacs002.Addressing) -> Answer:
+        payment = result.payment
+        headers = {"Location": f"/v1/payments/{payment.payment_id}"}
+        if result.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        content = pacs002.render(transfer, payment, addressing=to)
+        return Answer(result.http_status, content, headers, result)
+
+    @staticmethod
+    def _refused_by_payments(
+        exc: InvalidRequest | NotFound, transfer: CreditTransfer, explicit_key: str | None
+    ) -> Refused:
         reason = Reason(pacs002.iso_reason(exc.code), f"{exc.code}: {exc.detail}")
         if exc.code == "IDEMPOTENCY_KEY_REUSED" and explicit_key is None:
             # DU01 DuplicateMessageID: the key was the MsgId, which another message came with
             text = f"GrpHdr/MsgId {transfer.msg_id} came with another message: give each its own MsgId"
             reason = Reason("DU01", text)
-        refused = Refused(
+        return Refused(
             [reason],
             original=transfer.original or inbound.Original(transfer.msg_id, transfer.message_name),
             transaction=transfer.transaction,
             status=exc.status,
         )
-        return refusal(refused, at=now, to=to)
-    payment = result.payment
-    headers = {"Location": f"/v1/payments/{payment.payment_id}"}
-    if result.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    content = pacs002.render(transfer, payment, addressing=to)
-    return Answer(result.http_status, content, headers, result)
+
+    # pacs.028 --------------------------------------------------------------------------------------
+
+    async def status_request(self, body: bytes, *, principal: Principal) -> Answer:
+        """The answer to a pacs.028: the report of the caller's payment it names (200), or "never
+        received" (404) when the caller has none such; raises MalformedMessage."""
+        now = self._clock()
+        to = addressing(principal, self._settings)
+        try:
+            message = inbound.read(body, inbound.PACS028)
+            apphdr.check(message, caller=to.caller, link=to.link)
+            asked = pacs028.query(message, caller=to.caller, link=to.link)
+        except Refused as refused:
+            return refusal(refused, at=now, to=to)
+        assert principal.participant_id is not None
+        found = await self._find(principal.participant_id, asked, now)
+        if found is None or found.payment_id is None:
+            return refusal(pacs028.not_found(asked), at=now, to=to)
+        payment = (await self._payments.get_payment(principal, found.payment_id)).payment
+        content = pacs002.render_status(
+            found,
+            payment,
+            status_id=asked.status_request_id,
+            envelope=message.original.envelope,
+            at=now,
+            addressing=to,
+        )
+        return Answer(200, content, {"Location": f"/v1/payments/{payment.payment_id}"})
+
+    async def _find(
+        self, participant_id: str, asked: pacs028.StatusQuery, now: datetime
+    ) -> SentTransaction | None:
+        """The caller's transaction the request names, looked up by its strongest reference. A claim
+        whose request stopped before tying it to its payment (a crash, a time-out) is tied here,
+        from its idempotency key."""
+        async with self._uow() as tx:
+            sent = tx.iso20022
+            found: list[SentTransaction] = []
+            if asked.clr_sys_ref is not None:
+                # a ClrSysRef that is not a payment id without hyphens is none the link gave
+                if asked.payment_id is not None:
+                    found = await sent.find(participant_id, payment_id=asked.payment_id)
+            elif asked.uetr is not None:
+                claim = await sent.by_uetr(participant_id, asked.uetr)
+                found = [] if claim is None else [claim]
+            else:
+                assert asked.msg_id is not None  # pacs028.query refuses a request naming none of the three
+                found = await sent.find(participant_id, msg_id=asked.msg_id)
+            tied: list[SentTransaction] = []
+            for candidate in found:
+                if candidate.payment_id is None:
+                    key = await tx.idempotency.find(
+                        scope=participant_id, key=candidate.idempotency_key, now=now
+                    )
+                    if key is not None and key.payment_id is not None:
+                        await sent.paid(candidate.record_id, key.payment_id)
+                        candidate = replace(candidate, payment_id=key.payment_id)
+                tied.append(candidate)
+            if tied != found:
+                await tx.commit()
+        return pacs028.pick(asked, tied)

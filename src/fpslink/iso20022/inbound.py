@@ -1,4 +1,5 @@
-"""A pacs.008 as banks send it: a bare Document, or an envelope holding an AppHdr and the Document.
+"""A message as banks send it (a pacs.008, or its status request, a pacs.028): a bare Document, or an
+envelope holding an AppHdr and the Document.
 
 There is no single standard envelope. The gateway reads the common ones: a root element named
 `Envelope`, `BusMsgEnvlp`, `BizMsgEnvlp` or `RequestPayload`, in no namespace or in SWIFT's
@@ -25,6 +26,7 @@ from fpslink.text import RULE, unsafe_character
 log = logging.getLogger("fpslink.iso20022")
 
 PACS008: Final = "pacs.008"
+PACS028: Final = "pacs.028"
 HEAD: Final = "head.001"
 NOT_PROVIDED: Final = "NOTPROVIDED"
 SWIFT_ENVELOPE_NS: Final = "urn:swift:xsd:envelope"
@@ -110,20 +112,36 @@ class Inbound:
     header: Any | None
     original: Original = field(default_factory=Original)
 
+    @property
+    def msg_id(self) -> str:
+        """GrpHdr/MsgId, which every message the gateway reads has."""
+        msg_id: str = schema.body_of(self.document).grp_hdr.msg_id
+        return msg_id
 
-SUPPORTED_DOCUMENTS: Final = ", ".join(f"{PACS008}.001.{v}" for v in schema.PACS008_VERSIONS)
+
+VERSIONS: Final = {PACS008: schema.PACS008_VERSIONS, PACS028: schema.PACS028_VERSIONS}
+"""The messages the gateway reads, each with its supported versions."""
+
+
+def supported(family: str) -> str:
+    """The supported versions of a message, as a refusal lists them: `pacs.028.001.03, ...`."""
+    return ", ".join(f"{family}.001.{v}" for v in VERSIONS[family])
+
+
+SUPPORTED_DOCUMENTS: Final = supported(PACS008)
 SUPPORTED_HEADERS: Final = ", ".join(f"{HEAD}.001.{v}" for v in schema.HEAD_VERSIONS)
 
 
-def read(xml: bytes) -> Inbound:
-    """The message, or MalformedMessage (not XML the gateway reads) or Refused (a pacs.002 RJCT)."""
+def read(xml: bytes, family: str = PACS008) -> Inbound:
+    """The message (a `family` Document: pacs.008 or pacs.028), or MalformedMessage (not XML the
+    gateway reads) or Refused (a pacs.002 RJCT)."""
     tree = xmltree.read(xml)
     root = tree.root
-    header_element, document, envelope = _unwrap(root)
+    header_element, document, envelope = _unwrap(root, family)
     original = Original(_msg_id(document), _name_of(document), envelope)
     if tree.too_deep:
         _refuse(original, f"elements are nested deeper than {xmltree.MAX_DEPTH} levels")
-    name = _document_name(document, original)
+    name = _document_name(document, original, family)
     findings: list[str] = []
     header = None
     if header_element is not None:
@@ -192,7 +210,7 @@ def _refuse(original: Original, reasons: str | list[str]) -> None:
     raise Refused([Reason("FF01", text) for text in texts], original=original)
 
 
-def _unwrap(root: Element) -> tuple[Element | None, Element, Envelope | None]:
+def _unwrap(root: Element, family: str) -> tuple[Element | None, Element, Envelope | None]:
     """(AppHdr, Document, envelope) of a bare Document or of an envelope."""
     namespace, local = split_tag(root.tag)
     if local == "Document":
@@ -201,7 +219,7 @@ def _unwrap(root: Element) -> tuple[Element | None, Element, Envelope | None]:
         shown = local if namespace is None else f"{local} (namespace {namespace})"
         _refuse(
             Original(),
-            f"the root element is {shown}: send a {PACS008} Document, or an envelope "
+            f"the root element is {shown}: send a {family} Document, or an envelope "
             f"({', '.join(ENVELOPE_NAMES)}) holding AppHdr and then Document",
         )
     children = list(root)
@@ -251,17 +269,17 @@ def _name_of(document: Element | None) -> str:
     return name if name is not None and len(name) <= MAX_ID else NOT_PROVIDED
 
 
-def _document_name(document: Element, original: Original) -> str:
+def _document_name(document: Element, original: Original, family: str) -> str:
     namespace = split_tag(document.tag)[0]
     name = schema.message_name(namespace)
     if name is None:
         _refuse(original, f"the Document is in namespace {namespace or 'none'}, not an ISO 20022 one")
     assert name is not None
-    if name.startswith(PACS008 + ".") and schema.supported(name):
+    if name.startswith(family + ".") and schema.supported(name):
         return name
-    if name.startswith(PACS008 + "."):
-        _refuse(original, f"{name} is not supported; send one of {SUPPORTED_DOCUMENTS}")
-    _refuse(original, f"{name} is not accepted here; send {PACS008} ({SUPPORTED_DOCUMENTS})")
+    if name.startswith(family + "."):
+        _refuse(original, f"{name} is not supported; send one of {supported(family)}")
+    _refuse(original, f"{name} is not accepted here; send {family} ({supported(family)})")
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -10,6 +10,9 @@ A message refused before any payment exists (`inbound.Refused`) is answered by a
 GrpSts RJCT: each reason is a StsRsnInf with its ISO code and the words in AddtlInf, at group level,
 or in a TxInfAndSts when the refusal is about the transaction.
 
+A status request (pacs.028) about a payment is answered by the payment's report as it stands now,
+under a report id and time of its own, with `StsId` the request's `StsReqId`.
+
 A request that came in an envelope with an AppHdr is answered in the same envelope, with the
 answer's own AppHdr (`apphdr.reply`).
 """
@@ -20,7 +23,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from pyiso20022.pacs.pacs_002_001_10 import (
     Document,
@@ -95,8 +98,34 @@ def report_id(payment_id: str) -> str:
     return f"{ID_PREFIX}{payment_id.replace('-', '')[:28]}"
 
 
-def build(message: CreditTransfer, payment: Payment) -> Document:
-    """The status report for `message`, as the payment stands now."""
+class Reported(Protocol):
+    """The references of the message a report is about (a `CreditTransfer`, or one the bank sent
+    before, as `repository.SentTransaction` keeps it)."""
+
+    @property
+    def msg_id(self) -> str: ...
+    @property
+    def message_name(self) -> str: ...
+    @property
+    def instr_id(self) -> str | None: ...
+    @property
+    def end_to_end_id(self) -> str | None: ...
+    @property
+    def tx_id(self) -> str | None: ...
+    @property
+    def uetr(self) -> str | None: ...
+
+
+def build(
+    message: Reported,
+    payment: Payment,
+    *,
+    status_id: str | None = None,
+    report: tuple[str, datetime] | None = None,
+) -> Document:
+    """The status report for `message`, as the payment stands now: dated by the payment and with an
+    id derived from it, unless `report` gives (id, time) of its own."""
+    message_id, at = report or (report_id(payment.payment_id), reported_at(payment))
     payment_ref = payment.payment_id.replace("-", "")
     status = tx_status(payment)
     reasons: list[StatusReasonInformation12] = []
@@ -107,6 +136,7 @@ def build(message: CreditTransfer, payment: Payment) -> Document:
             StatusReasonInformation12(rsn=StatusReason6Choice(cd=iso_reason(code)), addtl_inf=_chunks(detail))
         )
     transaction = PaymentTransaction110(
+        sts_id=status_id,
         orgnl_instr_id=message.instr_id,
         orgnl_end_to_end_id=message.end_to_end_id or NOT_PROVIDED,
         orgnl_tx_id=message.tx_id,
@@ -118,9 +148,7 @@ def build(message: CreditTransfer, payment: Payment) -> Document:
     )
     return Document(
         fito_fipmt_sts_rpt=FitoFipaymentStatusReportV10(
-            grp_hdr=GroupHeader91(
-                msg_id=report_id(payment.payment_id), cre_dt_tm=schema.xml_time(reported_at(payment))
-            ),
+            grp_hdr=GroupHeader91(msg_id=message_id, cre_dt_tm=schema.xml_time(at)),
             orgnl_grp_inf_and_sts=[
                 OriginalGroupHeader17(orgnl_msg_id=message.msg_id, orgnl_msg_nm_id=message.message_name)
             ],
@@ -182,6 +210,21 @@ def render(message: CreditTransfer, payment: Payment, *, addressing: Addressing 
     document = build(message, payment)
     envelope = message.original.envelope if message.original is not None else None
     return _wrap(document, envelope, addressing, report_id(payment.payment_id), reported_at(payment))
+
+
+def render_status(
+    message: Reported,
+    payment: Payment,
+    *,
+    status_id: str | None,
+    envelope: Envelope | None,
+    at: datetime,
+    addressing: Addressing | None = None,
+) -> bytes:
+    """The answer to a status request about a payment: its report now, in the request's envelope."""
+    message_id = new_report_id()
+    document = build(message, payment, status_id=status_id, report=(message_id, at))
+    return _wrap(document, envelope, addressing, message_id, at)
 
 
 def render_refusal(refused: Refused, *, at: datetime, addressing: Addressing | None = None) -> bytes:

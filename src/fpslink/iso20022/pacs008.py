@@ -8,10 +8,12 @@ elements), so one reading serves them all. What is mapped:
     CdtTrfTxInf/PmtId/EndToEndId          end_to_end_id ("NOTPROVIDED" means none)
     CdtTrfTxInf/PmtId/UETR                echoed as OrgnlUETR; the gateway still gives the payment
                                           its own payment_id
-    InstdAmt, else IntrBkSttlmAmt (+Ccy)  amount and currency (which amount is fixed, as in JSON)
+    IntrBkSttlmAmt (+Ccy)                 amount and currency (which amount is fixed, as in JSON);
+                                          InstdAmt and the charges must agree with it
+                                          (`consistency`, the link's charging rule)
     DbtrAcct/Id/Othr/Id                   debtor_account_id
-    CdtrAcct/Prxy/Id                      creditor by mobile number (Tp TELE / MBNO / Prtry MOBILE)
-    CdtrAcct/Id/Othr/Id                   creditor by account, when there is no Prxy
+    the creditor                          a mobile number (proxy) or an account, read as
+                                          `creditor` says, in its order of precedence
     Purp/Cd or Purp/Prtry                 purpose, by ISO code (FAMI) or name (FAMILY_SUPPORT);
                                           the link's default purpose when absent
     RmtInf/Ustrd                          remittance_info (joined by spaces, at most 140 characters)
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.iso20022 import inbound as wire
 from fpslink.iso20022.inbound import Inbound, Reason, Refused, Transaction
 from fpslink.money import MAX_AMOUNT, Currency, InvalidAmount, parse_amount
@@ -92,7 +95,7 @@ def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURP
             original=original,
         )
     tx = transactions[0]
-    ids = _references(tx)
+    ids = references(tx)
 
     def refuse(code: str, text: str) -> Refused:
         return Refused([Reason(code, text)], original=original, transaction=ids)
@@ -105,7 +108,7 @@ def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURP
     else:
         raise refuse("FF08", "PmtId/EndToEndId must be 1-35 visible ASCII characters (or NOTPROVIDED)")
     amount, currency = _amount(tx, refuse)
-    proxy, creditor_account = _creditor(tx.cdtr_acct, refuse)
+    proxy, creditor_account = creditor(tx, refuse)
     return CreditTransfer(
         msg_id=header.msg_id,
         instr_id=ids.instr_id,
@@ -128,7 +131,8 @@ def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURP
     )
 
 
-def _references(tx: Any) -> Transaction:
+def references(tx: Any) -> Transaction:
+    """The references of a transaction, which every report about it echoes."""
     uetr = tx.pmt_id.uetr
     if uetr is not None:
         uetr = str(uuid.UUID(uetr))  # the schema's pattern already made it a lower-case UUID v4
@@ -142,8 +146,10 @@ def _references(tx: Any) -> Transaction:
 
 
 def _amount(tx: Any, refuse: Refuse) -> tuple[Decimal, Currency]:
-    given = tx.instd_amt if tx.instd_amt is not None else tx.intr_bk_sttlm_amt
-    where = "InstdAmt" if tx.instd_amt is not None else "IntrBkSttlmAmt"
+    """The payment's amount is what is settled: IntrBkSttlmAmt (`consistency` checks InstdAmt and the
+    charges against it)."""
+    given = tx.intr_bk_sttlm_amt
+    where = "IntrBkSttlmAmt"
     try:
         currency = Currency(given.ccy)
     except ValueError as exc:
@@ -174,21 +180,104 @@ def _debtor(account: Any, refuse: Refuse) -> str:
     return found
 
 
-def _creditor(account: Any, refuse: Refuse) -> tuple[str | None, str | None]:
-    if account is None:
-        raise refuse("AC03", "CdtrAcct is required: a proxy (CdtrAcct/Prxy) or an account (Id/Othr/Id)")
-    if account.prxy is not None:
-        kind = account.prxy.tp
-        if kind is not None and not (
-            (kind.cd is not None and kind.cd in MOBILE_PROXY_CODES) or kind.prtry == "MOBILE"
-        ):
-            named = kind.cd or kind.prtry
-            raise refuse("BE23", f"CdtrAcct/Prxy/Tp {named} is not supported; use a mobile number (TELE)")
-        return account.prxy.id, None
+MSISDN: Final = "MSISDN"
+"""The identification scheme of a mobile number (Mojaloop and others write SchmeNm/Prtry MSISDN)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mobile:
+    """A mobile number the message gives for the creditor, and where."""
+
+    path: str
+    number: str
+
+
+def creditor(tx: Any, refuse: Refuse) -> tuple[str | None, str | None]:
+    """(proxy, account) of the creditor, in this order of precedence:
+
+    1. the creditor's account: `CdtrAcct/Prxy/Id` (a mobile number), `CdtrAcct/Id/Othr/Id` with scheme
+       MSISDN (a mobile number), else `CdtrAcct/Id/Othr/Id` (an account). Prxy and an MSISDN account
+       id must be the same number.
+    2. only when the account names neither (no CdtrAcct, or Othr/Id NOTPROVIDED): the creditor's own
+       mobile number, `Cdtr/Id/PrvtId|OrgId/Othr/Id` with scheme MSISDN and `Cdtr/CtctDtls/MobNb`,
+       which must then be the same number. When the account names the creditor, these are contact
+       details and are not read.
+
+    Numbers are compared in E.164; numbers that disagree, and a number that is not a valid mobile
+    number, are refused BE23 naming their paths."""
+    account = tx.cdtr_acct
+    account_numbers = [m for m in (_proxy(account, refuse), _msisdn_account(account)) if m is not None]
+    if account_numbers:
+        return _one_number(account_numbers, refuse), None
     found = _other_id(account)
-    if found is None or found == NOT_PROVIDED:
-        raise refuse("AC03", "CdtrAcct needs Prxy/Id (a mobile number) or Id/Othr/Id (an account)")
-    return None, found
+    if found is not None and found != NOT_PROVIDED:
+        return None, found
+    party_numbers = _party_numbers(tx.cdtr)
+    if party_numbers:
+        return _one_number(party_numbers, refuse), None
+    if account is None:
+        raise refuse(
+            "AC03",
+            "CdtrAcct is required: a proxy (CdtrAcct/Prxy), an account (Id/Othr/Id), or the "
+            "creditor's mobile number (Cdtr/CtctDtls/MobNb)",
+        )
+    raise refuse("AC03", "CdtrAcct needs Prxy/Id (a mobile number) or Id/Othr/Id (an account)")
+
+
+def _proxy(account: Any, refuse: Refuse) -> Mobile | None:
+    if account is None or account.prxy is None:
+        return None
+    kind = account.prxy.tp
+    mobile = kind is None or (kind.cd is not None and kind.cd in MOBILE_PROXY_CODES) or kind.prtry == "MOBILE"
+    if not mobile:
+        named = kind.cd or kind.prtry
+        raise refuse("BE23", f"CdtrAcct/Prxy/Tp {named} is not supported; use a mobile number (TELE)")
+    return Mobile("CdtrAcct/Prxy/Id", str(account.prxy.id))
+
+
+def _is_msisdn(scheme: Any) -> bool:
+    return scheme is not None and str(scheme.cd or scheme.prtry or "").upper() == MSISDN
+
+
+def _msisdn_account(account: Any) -> Mobile | None:
+    if account is None or account.id is None or account.id.othr is None:
+        return None
+    other = account.id.othr
+    return Mobile("CdtrAcct/Id/Othr/Id", str(other.id)) if _is_msisdn(other.schme_nm) else None
+
+
+def _party_numbers(party: Any) -> list[Mobile]:
+    found: list[Mobile] = []
+    ident = party.id if party is not None else None
+    for kind, group in (("PrvtId", ident and ident.prvt_id), ("OrgId", ident and ident.org_id)):
+        others = group.othr if group else []
+        for number, other in enumerate(others, start=1):
+            if _is_msisdn(other.schme_nm):
+                shown = "Othr" if len(others) == 1 else f"Othr[{number}]"
+                found.append(Mobile(f"Cdtr/Id/{kind}/{shown}/Id", str(other.id)))
+    contact = party.ctct_dtls if party is not None else None
+    if contact is not None and contact.mob_nb:
+        found.append(Mobile("Cdtr/CtctDtls/MobNb", str(contact.mob_nb)))
+    return found
+
+
+def _one_number(numbers: list[Mobile], refuse: Refuse) -> str:
+    """The number the places agree on (as first written); BE23 if one is not a mobile number or
+    they name different ones."""
+    first, e164 = numbers[0], ""
+    for mobile in numbers:
+        try:
+            normal = normalize_mobile(mobile.number)
+        except InvalidProxy as exc:
+            raise refuse("BE23", f"{mobile.path}: {exc}") from exc
+        if e164 and normal != e164:
+            raise refuse(
+                "BE23",
+                f"{first.path} {first.number} and {mobile.path} {mobile.number} name different "
+                "mobile numbers: give the creditor's number once, or the same number in each place",
+            )
+        e164 = normal
+    return first.number
 
 
 def _purpose(tx: Any, default: Purpose, refuse: Refuse) -> Purpose:

@@ -12,6 +12,7 @@ when lxml is installed, and the gateway must read and write the same bytes eithe
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import warnings
 from datetime import datetime
@@ -34,11 +35,15 @@ NAMESPACE_PREFIX: Final = "urn:iso:std:iso:20022:tech:xsd:"
 
 PACS008_VERSIONS: Final = ("08", "09", "10", "11", "12", "13")
 """pacs.008.001.08 (CBPR+, HVPS+, Fedwire) to the newest version pyiso20022 carries."""
+PACS028_VERSIONS: Final = ("03", "04", "05", "06")
+"""pacs.028.001.03, published with pacs.008.001.08 and pacs.002.001.10, to the newest version
+pyiso20022 carries: the status requests of the pacs.008 versions above."""
 HEAD_VERSIONS: Final = ("02", "03", "04")
 """head.001.001.02 (CBPR+, HVPS+ since 2022) to .04; .01, the first header, is not read."""
 
 _MODULES: Final = {
     **{f"pacs.008.001.{v}": f"pyiso20022.pacs.pacs_008_001_{v}" for v in PACS008_VERSIONS},
+    **{f"pacs.028.001.{v}": f"pyiso20022.pacs.pacs_028_001_{v}" for v in PACS028_VERSIONS},
     **{f"head.001.001.{v}": f"pyiso20022.head.head_001_001_{v}" for v in HEAD_VERSIONS},
     "pacs.002.001.10": "pyiso20022.pacs.pacs_002_001_10",
     "camt.053.001.08": "pyiso20022.camt.camt_053_001_08",
@@ -69,6 +74,11 @@ def model_of(name: str) -> type:
     module = importlib.import_module(_MODULES[name])
     model: type = module.AppHdr if name.startswith("head.") else module.Document
     return model
+
+
+def body_of(document: Any) -> Any:
+    """The message element of a Document model (FIToFICstmrCdtTrf, FIToFIPmtStsReq...): its one field."""
+    return getattr(document, dataclasses.fields(document)[0].name)
 
 
 @cache

@@ -1,7 +1,7 @@
 """Certification runs, their scenarios and observations; webhook rows for runs and probes
 
-Revision ID: 0013_certification
-Revises: 0012_api_keys
+Revision ID: 0014_certification
+Revises: 0013_iso20022_transactions
 Create Date: 2026-12-21
 
 A bank certifies its client with a run (`certification_runs`, one RUNNING per bank), whose scenarios
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_certification"
-down_revision: str | Sequence[str] | None = "0012_api_keys"
+revision: str = "0014_certification"
+down_revision: str | Sequence[str] | None = "0013_iso20022_transactions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,102 @@
+"""The pacs.008 transactions banks sent (`iso20022_transactions`): claimed by UETR, tied to their
+payment, found again by a status request."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fpslink.iso20022.models import iso20022_transactions as sent
+
+
+@dataclass(frozen=True, slots=True)
+class SentTransaction:
+    """One transaction of a pacs.008 a bank sent, with the references its reports echo."""
+
+    record_id: str
+    participant_id: str
+    uetr: str | None
+    msg_id: str
+    message_name: str
+    instr_id: str | None
+    end_to_end_id: str | None
+    tx_id: str | None
+    fingerprint: str
+    """The message's fingerprint: the same message again has the same one."""
+    idempotency_key: str
+    """The key its payment was (or is being) made under."""
+    payment_id: str | None
+    created_at: datetime
+
+
+_COLUMNS = [sent.c[name] for name in SentTransaction.__slots__]
+
+
+class Iso20022Repository:
+    """The rows of `iso20022_transactions`, on a unit of work's connection; every read is one bank's."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def claim(self, row: SentTransaction) -> bool:
+        """Insert a row unless it has a UETR the bank has used; True if inserted."""
+        stmt = (
+            postgresql.insert(sent)
+            .values(**asdict(row))
+            .on_conflict_do_nothing(index_elements=[sent.c.participant_id, sent.c.uetr])
+            .returning(sent.c.record_id)
+        )
+        return (await self._conn.execute(stmt)).first() is not None
+
+    async def by_uetr(self, participant_id: str, uetr: str) -> SentTransaction | None:
+        stmt = select(*_COLUMNS).where(sent.c.participant_id == participant_id, sent.c.uetr == uetr)
+        row = (await self._conn.execute(stmt)).first()
+        return None if row is None else SentTransaction(*row)
+
+    async def find(
+        self, participant_id: str, *, payment_id: str | None = None, msg_id: str | None = None
+    ) -> list[SentTransaction]:
+        """The bank's rows of a payment or of a MsgId (at most 20, newest first)."""
+        stmt = select(*_COLUMNS).where(sent.c.participant_id == participant_id)
+        if payment_id is not None:
+            stmt = stmt.where(sent.c.payment_id == payment_id)
+        if msg_id is not None:
+            stmt = stmt.where(sent.c.msg_id == msg_id)
+        stmt = stmt.order_by(sent.c.created_at.desc(), sent.c.record_id).limit(20)
+        return [SentTransaction(*row) for row in await self._conn.execute(stmt)]
+
+    async def paid(self, record_id: str, payment_id: str) -> None:
+        """Tie a claimed row to the payment made of it (once)."""
+        await self._conn.execute(
+            update(sent)
+            .where(sent.c.record_id == record_id, sent.c.payment_id.is_(None))
+            .values(payment_id=payment_id)
+        )
+
+    async def release(self, record_id: str) -> None:
+        """Forget a claim whose message was refused before any payment was made of it."""
+        await self._conn.execute(
+            delete(sent).where(sent.c.record_id == record_id, sent.c.payment_id.is_(None))
+        )
+
+    async def take_over(self, stale: SentTransaction, row: SentTransaction) -> bool:
+        """Give a claim that never made a payment (its request died) to another message; False if
+        it changed meanwhile."""
+        values = asdict(row)
+        del values["record_id"]
+        result = await self._conn.execute(
+            update(sent)
+            .where(
+                sent.c.record_id == stale.record_id,
+                sent.c.fingerprint == stale.fingerprint,
+                sent.c.payment_id.is_(None),
+            )
+            .values(**values)
+        )
+        return result.rowcount == 1
