@@ -136,6 +136,29 @@ def bank_code(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10].upper()}"
 
 
+async def funded_bank(http: httpx.AsyncClient, system: str) -> tuple[str, str, str]:
+    """A new bank with an account of 100,000.00 in its system's currency, made over HTTP with the
+    operator key (a served gateway): (participant id, API key, account id)."""
+    operator = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    code = bank_code("HK" if system == "FPS" else "CN")
+    created = await http.post(
+        "/v1/participants", json={"participant_id": code, "name": code, "system": system}, headers=operator
+    )
+    assert created.status_code == 201, created.text
+    account = await http.post(
+        "/v1/accounts",
+        json={
+            "participant_id": code,
+            "holder_name": "CHAN Tai Man" if system == "FPS" else "张小明",
+            "currency": "HKD" if system == "FPS" else "CNY",
+            "opening_balance": "100000.00",
+        },
+        headers=operator,
+    )
+    assert account.status_code == 201, account.text
+    return code, str(created.json()["api_key"]), str(account.json()["account_id"])
+
+
 def fresh_bic(country: str) -> str:
     """A fresh test BIC (location code ending in 0) in `country`, unique across a run's banks."""
     letters = "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))

@@ -22,6 +22,8 @@ from fpslink import __version__, logs
 from fpslink import metrics as metrics_text
 from fpslink.api import (
     access_routes,
+    certification_edge,
+    certification_routes,
     docs_routes,
     fast_payments,
     faults_routes,
@@ -35,6 +37,7 @@ from fpslink.api import (
     webhooks_routes,
 )
 from fpslink.api.routes import health_router, router
+from fpslink.certification import service as certification_service
 from fpslink.config import Settings, ready_to_serve
 from fpslink.console import routes as console_routes
 from fpslink.context import Gateway
@@ -70,12 +73,13 @@ def create_app(
     """The gateway; `fast_path=False` leaves POST /v1/payments to its FastAPI route alone (the parity
     tests compare the two)."""
     settings = settings or Settings()
+    active_runs = certification_service.ActiveRuns()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         ibps = client_from_settings(settings, transport=ibps_transport)
-        gateway = Gateway(settings=settings, engine=engine, ibps=ibps, clock=clock)
+        gateway = Gateway(settings=settings, engine=engine, ibps=ibps, clock=clock, active_runs=active_runs)
         if settings.crash_at:
             gateway.crash_hook = kill_at(settings.crash_at)
         app.state.gateway = gateway
@@ -86,9 +90,11 @@ def create_app(
             else None
         )
         dispatcher = gateway.webhook_dispatcher.start()
+        watch = gateway.certification.start_watch()
         try:
             yield
         finally:
+            await certification_service.stop_watch(watch)
             if gateway.payments.batcher is not None:
                 await gateway.payments.batcher.aclose()
             await webhooks_service.stop(dispatcher)
@@ -121,10 +127,12 @@ def create_app(
     app.include_router(webhooks_routes.router)
     app.include_router(sandbox_routes.router)
     app.include_router(reconciliation_routes.router)
+    app.include_router(certification_routes.router)
     app.include_router(console_routes.router)
     app.include_router(docs_routes.router)
     if fast_path:
         fast_payments.install(app)
+    certification_edge.install(app, active_runs)  # in front of the fast path
     rate_limits.install(app)  # inside the request limits: an oversized request is refused unidentified
     request_limits.install(app, settings)
     if settings.trusted_proxy_list:

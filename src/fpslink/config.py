@@ -227,6 +227,42 @@ class Settings(BaseSettings):
     webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86_400, description="Retry delay cap.")
     webhook_batch_size: int = Field(default=50, ge=1, le=1000)
     webhooks_per_participant: int = Field(default=5, ge=1, le=100)
+    certification_timeout_s: float = Field(
+        default=1800.0,
+        gt=0,
+        le=86_400,
+        description="How long a certification run lasts before it ends by itself, its unfinished "
+        "scenarios failed (the sandbox's time).",
+    )
+    certification_refresh_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often each worker reads the certification runs in progress; a new run is "
+        "perturbed from this long after it starts (its starts_at), so every worker knows it by then.",
+    )
+    certification_hold_s: float = Field(
+        default=3.0, gt=0, le=300, description="How long SLOW_IBPS shows its payment PENDING (real time)."
+    )
+    certification_retry_after_s: int = Field(
+        default=2, ge=1, le=300, description="The Retry-After of RATE_LIMITED's 429 (seconds)."
+    )
+    certification_in_progress_retry_s: int = Field(
+        default=1, ge=1, le=300, description="The Retry-After of IN_PROGRESS's 409 (seconds)."
+    )
+    certification_min_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="The documented polling interval of GET /v1/payments/{id}: a client that polls a "
+        "PENDING payment faster fails SLOW_IBPS.",
+    )
+    certification_probe_delay_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=300,
+        description="How long after a webhook scenario's payment is final its probe is due.",
+    )
     log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or JSON.")
 
     # The network in front, and the console

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fpslink.certification.service import ActiveRuns, CertificationService
 from fpslink.clock.service import ClockService
 from fpslink.config import Settings
 from fpslink.db import Clock, utcnow
@@ -71,6 +72,8 @@ class Gateway:
     """How far the sandbox's time runs ahead of `clock` (the test clock); zero until moved."""
     resolver: Resolver = system_resolver
     """Host names to addresses for webhook targets; tests set a fake one on a running gateway."""
+    active_runs: ActiveRuns = field(default_factory=ActiveRuns)
+    """The certification runs in progress, by bank: the API edge reads them on each request."""
     uow: UnitsOfWork = field(init=False, repr=False)
     """Units of work on this engine: the services', the console's and the tools'."""
     participants: ParticipantsService = field(init=False, repr=False)
@@ -89,6 +92,7 @@ class Gateway:
     payments: PaymentsService = field(init=False, repr=False)
     iso20022: Iso20022Service = field(init=False, repr=False)
     sandbox_clock: ClockService = field(init=False, repr=False)
+    certification: CertificationService = field(init=False, repr=False)
 
     def now(self) -> datetime:
         """The sandbox's time, read at each call: what every service is given, so that a test can set
@@ -156,6 +160,14 @@ class Gateway:
         )
         self.sandbox_clock = ClockService(
             self.uow, self.ibps, wall=self.wall_now, offset=self.sandbox_offset, settings=self.settings
+        )
+        self.certification = CertificationService(
+            self.uow,
+            clock=self.now,
+            wall=self.wall_now,
+            settings=self.settings,
+            directory=self.directory,
+            active=self.active_runs,
         )
         self.payments = PaymentsService(
             PgPaymentsStore(self.uow),

@@ -1,5 +1,10 @@
 """Imports every table so that `metadata` is complete (for Alembic and the invariant check)."""
 
+from fpslink.certification.models import (
+    certification_observations,
+    certification_runs,
+    certification_scenarios,
+)
 from fpslink.console.models import console_login_attempts, console_sessions_ended
 from fpslink.db import metadata
 from fpslink.directory.models import proxies
@@ -17,6 +22,9 @@ from fpslink.webhooks.models import webhook_deliveries, webhooks
 __all__ = [
     "accounts",
     "api_keys",
+    "certification_observations",
+    "certification_runs",
+    "certification_scenarios",
     "console_login_attempts",
     "console_sessions_ended",
     "idempotency_keys",

@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fpslink import pg
+from fpslink.certification.repository import CertificationsRepository
 from fpslink.clock.repository import ClockRepository
 from fpslink.directory.repository import ProxiesRepository
 from fpslink.fx.repository import QuotesRepository
@@ -157,6 +158,10 @@ class UnitOfWork:
     @property
     def rate_limits(self) -> RateLimitsRepository:
         return RateLimitsRepository(self.conn)
+
+    @property
+    def certifications(self) -> CertificationsRepository:
+        return CertificationsRepository(self.conn)
 
 
 UnitsOfWork = Callable[[], UnitOfWork]

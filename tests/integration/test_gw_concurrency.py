@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from gateway_stack import Stack, served_gateway, settings_for
-from gw_support import IBPS_TOKEN, OPERATOR_KEY, bank_code
+from gw_support import IBPS_TOKEN, OPERATOR_KEY, funded_bank
 
 from fpslink.context import Gateway
 from fpslink.db import create_engine
@@ -42,25 +42,8 @@ async def _invariants(stack: Stack) -> None:
 async def _world(http: httpx.AsyncClient) -> dict[str, Any]:
     ids: dict[str, Any] = {}
     for system in ("FPS", "IBPS"):
-        code = bank_code(system[:2])
-        created = await http.post(
-            "/v1/participants",
-            json={"participant_id": code, "name": code, "system": system},
-            headers=OPERATOR,
-        )
-        assert created.status_code == 201, created.text
-        account = await http.post(
-            "/v1/accounts",
-            json={
-                "participant_id": code,
-                "holder_name": "CHAN Tai Man" if system == "FPS" else "张小明",
-                "currency": "HKD" if system == "FPS" else "CNY",
-                "opening_balance": "100000.00",
-            },
-            headers=OPERATOR,
-        )
-        assert account.status_code == 201, account.text
-        ids[system] = {"key": created.json()["api_key"], "account": account.json()["account_id"]}
+        _, key, account = await funded_bank(http, system)
+        ids[system] = {"key": key, "account": account}
     return ids
 
 

@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fpslink import logs
+from fpslink.api.certification_edge import CertificationEdge
 from fpslink.api.fast_payments import FastPayments
 from fpslink.app import create_app
 from fpslink.config import Settings
@@ -54,7 +55,9 @@ class RouteSpy:
 
 def spy_on(app: Any) -> RouteSpy:
     """Put a RouteSpy between the app's FastPayments and its router."""
-    fast = app.router.middleware_stack
+    edge = app.router.middleware_stack
+    assert isinstance(edge, CertificationEdge), "create_app() should put the certification edge in front"
+    fast = edge.app
     assert isinstance(fast, FastPayments), "create_app() should put the fast path in front of the router"
     spy = RouteSpy(fast.app)
     fast.app = spy

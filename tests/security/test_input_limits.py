@@ -309,8 +309,11 @@ async def test_a_header_that_never_ends_is_refused_while_it_arrives(gateway: Gat
 
 
 def test_the_payment_fast_path_stays_behind_the_limits() -> None:
-    """The limits sit in front of the whole app: the hot path for POST /v1/payments is still there."""
+    """The limits sit in front of the whole app: the hot path for POST /v1/payments is still there,
+    behind the certification edge (which reads a run's payment bodies after the limits too)."""
+    from fpslink.api.certification_edge import CertificationEdge
     from fpslink.api.fast_payments import FastPayments
 
     app = create_app(Settings())
-    assert isinstance(app.router.middleware_stack, FastPayments)
+    edge = app.router.middleware_stack
+    assert isinstance(edge, CertificationEdge) and isinstance(edge.app, FastPayments)

@@ -17,6 +17,9 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from fpslink.certification import record as records
+from fpslink.certification.domain import Answer, Observation, Outcome, RunStatus, Scenario, Step, Verdict
+from fpslink.certification.repository import RunRecord, ScenarioRecord
 from fpslink.clock.repository import ClockRecord
 from fpslink.fx.repository import Quote
 from fpslink.ibps_client import IbpsError, IbpsRefused
@@ -65,6 +68,9 @@ class Rows:
     """(account id, direction, period, period key) -> minor units used"""
     clock: ClockRecord = field(default_factory=lambda: ClockRecord(timedelta(0), None))
     """The sandbox clock's one row."""
+    certification_runs: dict[str, RunRecord] = field(default_factory=dict)
+    certification_scenarios: dict[tuple[str, Scenario], ScenarioRecord] = field(default_factory=dict)
+    certification_observations: list[tuple[str, Observation]] = field(default_factory=list)
 
 
 class FakeParticipantsRepository:
@@ -461,6 +467,109 @@ class FakeRateLimitsRepository:
         return Lease(granted=granted, left=available - granted)
 
 
+class FakeCertificationsRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def insert_run(self, run: RunRecord, steps: Sequence[Step]) -> None:
+        running = RunStatus.RUNNING
+        if run.certification_id in self._rows.certification_runs or any(
+            r.participant_id == run.participant_id and r.status is running
+            for r in self._rows.certification_runs.values()
+        ):
+            raise duplicate("ux_certification_runs_running")
+        self._rows.certification_runs[run.certification_id] = run
+        for step in steps:
+            self._rows.certification_scenarios[(run.certification_id, step.scenario)] = ScenarioRecord(
+                step, None, None
+            )
+
+    async def run(self, certification_id: str, *, lock: bool = False) -> RunRecord | None:
+        return self._rows.certification_runs.get(certification_id)
+
+    async def runs(self, *, participant_id: str | None, limit: int) -> list[RunRecord]:
+        found = [
+            r
+            for r in self._rows.certification_runs.values()
+            if participant_id is None or r.participant_id == participant_id
+        ]
+        found.sort(key=lambda r: (r.created_at, r.certification_id), reverse=True)
+        return found[:limit]
+
+    async def running(self) -> list[tuple[RunRecord, list[ScenarioRecord]]]:
+        runs = [r for r in self._rows.certification_runs.values() if r.status is RunStatus.RUNNING]
+        return [(r, await self.scenarios(r.certification_id, r.currency)) for r in runs]
+
+    async def scenarios(self, certification_id: str, currency: Currency) -> list[ScenarioRecord]:
+        found = [s for (cid, _), s in self._rows.certification_scenarios.items() if cid == certification_id]
+        return sorted(found, key=lambda s: s.step.position)
+
+    async def lock_scenario(
+        self, certification_id: str, scenario: Scenario, currency: Currency
+    ) -> ScenarioRecord | None:
+        return self._rows.certification_scenarios.get((certification_id, scenario))
+
+    async def set_hold(self, certification_id: str, scenario: Scenario, hold_until: datetime) -> None:
+        key = (certification_id, scenario)
+        self._rows.certification_scenarios[key] = replace(
+            self._rows.certification_scenarios[key], hold_until=hold_until
+        )
+
+    async def observations(
+        self, certification_id: str, scenario: Scenario | None = None
+    ) -> list[Observation]:
+        return [
+            o
+            for cid, o in self._rows.certification_observations
+            if cid == certification_id and (scenario is None or o.scenario is scenario)
+        ]
+
+    async def insert_observation(self, certification_id: str, seen: Observation) -> int:
+        seq = len(self._rows.certification_observations) + 1
+        self._rows.certification_observations.append((certification_id, replace(seen, seq=seq)))
+        return seq
+
+    async def finish_observation(self, seq: int, answer: Answer) -> None:
+        cid, seen = self._rows.certification_observations[seq - 1]
+        fields = ("status_code", "problem_code", "payment_id", "payment_status", "reason_code", "replayed")
+        self._rows.certification_observations[seq - 1] = (
+            cid,
+            replace(seen, **{name: getattr(answer, name) for name in fields}),
+        )
+
+    async def save_record(self, certification_id: str, record: str, *, at: datetime) -> bool:
+        run = self._rows.certification_runs.get(certification_id)
+        if run is None or run.status is not RunStatus.RUNNING:
+            return False
+        rows = tuple(records.parse_json(record.encode()))
+        self._rows.certification_runs[certification_id] = replace(run, record=rows, record_at=at)
+        return True
+
+    async def complete(
+        self,
+        certification_id: str,
+        *,
+        status: RunStatus,
+        completed_at: datetime,
+        verdicts: Sequence[tuple[Scenario, Verdict]],
+    ) -> bool:
+        run = self._rows.certification_runs.get(certification_id)
+        if run is None or run.status is not RunStatus.RUNNING:
+            return False
+        self._rows.certification_runs[certification_id] = replace(
+            run, status=status, completed_at=completed_at
+        )
+        for scenario, verdict in verdicts:
+            key = (certification_id, scenario)
+            stored = None
+            if verdict.status is not Outcome.WAITING:
+                stored = Verdict(verdict.status, verdict.reason, verdict.evidence)
+            self._rows.certification_scenarios[key] = replace(
+                self._rows.certification_scenarios[key], verdict=stored
+            )
+        return True
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -542,6 +651,10 @@ class FakeUnitOfWork:
     @property
     def rate_limits(self) -> FakeRateLimitsRepository:
         return FakeRateLimitsRepository(self._open())
+
+    @property
+    def certifications(self) -> FakeCertificationsRepository:
+        return FakeCertificationsRepository(self._open())
 
     async def ping(self) -> None:
         self._open()

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
 from fpslink import circuit
+from fpslink.certification.service import CertificationService
 from fpslink.clock.service import ClockService
 from fpslink.config import Settings
 from fpslink.context import Gateway, Principal
@@ -63,6 +64,7 @@ HealthDep = Annotated[HealthService, Depends(_part(lambda gw: gw.health))]
 PaymentsDep = Annotated[PaymentsService, Depends(_part(lambda gw: gw.payments))]
 Iso20022Dep = Annotated[Iso20022Service, Depends(_part(lambda gw: gw.iso20022))]
 SandboxClockDep = Annotated[ClockService, Depends(_part(lambda gw: gw.sandbox_clock))]
+CertificationDep = Annotated[CertificationService, Depends(_part(lambda gw: gw.certification))]
 
 
 IDENTIFIED = "fpslink.identified"

@@ -29,6 +29,7 @@ from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.service import IdempotencyService
 from fpslink.money import Currency
 from fpslink.participants import service as participants_service
+from fpslink.payments.acceptance import Rejection
 from fpslink.payments.domain import Payment, TimelineEntry, decimal_text
 from fpslink.payments.service import PaymentCommand, PaymentsService
 from fpslink.settlement.states import status_of
@@ -387,14 +388,20 @@ async def create_payment(
 
 
 async def submit_payment(
-    payments: PaymentsService, principal: Principal, key: str, body: s.PaymentCreate
+    payments: PaymentsService,
+    principal: Principal,
+    key: str,
+    body: s.PaymentCreate,
+    reject: Rejection | None = None,
 ) -> Response:
-    """Submit a checked request and answer it: shared by the route and `fast_payments`, so both
-    count the same metrics and send the same bytes and headers."""
+    """Submit a checked request and answer it: shared by the route, `fast_payments` and a
+    certification run's rejections (`reject`), so all count the same metrics and send the same bytes
+    and headers."""
     started = time.perf_counter()
     result = await payments.submit(
         principal,
         key=key,
+        reject=reject,
         command=PaymentCommand(
             debtor_account_id=body.debtor_account_id,
             creditor_proxy=body.creditor.proxy_value,

@@ -22,6 +22,8 @@ def _delivery(row: dict[str, Any]) -> ws.DeliveryOut:
         url=row["url"],
         event=row["event"],
         payment_id=row["payment_id"],
+        certification_id=row["certification_id"],
+        probe=row["probe"],
         status=row["status"],
         attempts=row["attempts"],
         last_status_code=row["last_status_code"],

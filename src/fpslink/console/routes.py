@@ -24,6 +24,7 @@ from fpslink import circuit, paging
 from fpslink.api import schemas as s
 from fpslink.api.faults_routes import FaultCreate
 from fpslink.api.page_security import report_csp, secure_headers
+from fpslink.certification import render as certification_render
 from fpslink.clock.policy import MAX_STEP
 from fpslink.console import service as console
 from fpslink.console import session as sessions
@@ -460,6 +461,32 @@ async def run_report(request: Request, run_id: str) -> Response:
         return secure_headers(HTMLResponse(html), csp=report_csp(html))
 
     return await _guard(request, page, operator=True)
+
+
+# certification -------------------------------------------------------------------------------
+
+
+@router.get("/certifications")
+async def certifications_page(request: Request) -> Response:
+    """A bank's certification runs (the operator: every bank's), newest first."""
+
+    async def page(ctx: Ctx) -> Response:
+        runs = await ctx.gw.certification.list_runs(ctx.principal, limit=RUNS_SHOWN)
+        return render(request, "certifications.html.j2", ctx=ctx, runs=runs)
+
+    return await _guard(request, page)
+
+
+@router.get("/certifications/{certification_id}/certificate")
+async def certification_certificate(request: Request, certification_id: str) -> Response:
+    """The run's certificate, with the policy the API serves it with (its own inline styles only)."""
+
+    async def page(ctx: Ctx) -> Response:
+        view = await ctx.gw.certification.certificate(ctx.principal, certification_id[:36])
+        html = certification_render.certificate(view)
+        return secure_headers(HTMLResponse(html), csp=report_csp(html))
+
+    return await _guard(request, page)
 
 
 # sandbox controls (operator) -----------------------------------------------------------------

@@ -88,3 +88,19 @@ async def use_quote(conn: AsyncConnection, *, quote_id: str, payment_id: str, no
         .values(payment_id=payment_id)
     )
     return result.rowcount == 1
+
+
+async def expire_quote(conn: AsyncConnection, *, quote_id: str, participant_id: str, now: datetime) -> bool:
+    """End a bank's unused quote now, as if its lifetime had passed (a certification run's
+    QUOTE_EXPIRED); False if it is not the bank's, was used or had expired already."""
+    result = await conn.execute(
+        update(quotes)
+        .where(
+            quotes.c.quote_id == quote_id,
+            quotes.c.participant_id == participant_id,
+            quotes.c.payment_id.is_(None),
+            quotes.c.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    return result.rowcount == 1

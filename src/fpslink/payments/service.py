@@ -143,15 +143,21 @@ class PaymentsService:
 
     # submitting ----------------------------------------------------------------------------------
 
-    async def submit(self, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
+    async def submit(
+        self, principal: Principal, *, key: str, command: PaymentCommand, reject: Rejection | None = None
+    ) -> PaymentResult:
         """Accept and settle a payment, answering within the payment deadline (PENDING if need be).
 
-        Its IBPS calls (the creditor's look-up) count towards the bank's own circuit.
+        Its IBPS calls (the creditor's look-up) count towards the bank's own circuit. `reject`, which
+        only a certification run passes, records the payment REJECTED with that code once it is bound,
+        as a rejection of its own would be (fpslink.certification).
         """
         with ibps_deadline(self._settings.payment_deadline_s), acting_for(principal.participant_id):
-            return await self._submit(principal, key=key, command=command)
+            return await self._submit(principal, key=key, command=command, reject=reject)
 
-    async def _submit(self, principal: Principal, *, key: str, command: PaymentCommand) -> PaymentResult:
+    async def _submit(
+        self, principal: Principal, *, key: str, command: PaymentCommand, reject: Rejection | None
+    ) -> PaymentResult:
         participant_id = participants_service.require_participant(principal)
         now = self._clock()
         debtor = await self.account(command.debtor_account_id)
@@ -170,6 +176,8 @@ class PaymentsService:
             await self._bind(participant_id, debtor, direction, command, proxy, binding, now)
         except Rejection as refused:
             rejection = refused
+        else:
+            rejection = reject
         payment = _payment(
             self._settings,
             payment_id=payment_id,

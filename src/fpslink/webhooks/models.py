@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
 
 from fpslink.db import UtcDateTime, metadata
 
@@ -21,7 +21,7 @@ webhook_deliveries = Table(
     Column("webhook_id", String(36), nullable=False),
     Column("participant_id", String(40), nullable=False),
     Column("event", String(40), nullable=False),
-    Column("payment_id", String(36), nullable=False),
+    Column("payment_id", String(36), nullable=True),
     Column("status", String(10), nullable=False),
     Column("attempts", Integer(), nullable=False),
     Column("next_attempt_at", UtcDateTime(), nullable=False),
@@ -29,8 +29,15 @@ webhook_deliveries = Table(
     Column("last_error", String(300), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("certification_id", String(36), nullable=True),
+    Column("probe", String(20), nullable=True),
+    Column("payload", Text(), nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_participant_created", "participant_id", "created_at"),
 )
 """The outbox: one row per (final payment outcome, subscribed webhook), written in the transaction
-that makes the payment final. `delivery_id` is `<payment_id>:<webhook_id>`, the event's id."""
+that makes the payment final. `delivery_id` is `<payment_id>:<webhook_id>`, the event's id.
+
+A certification run adds two kinds of row to its bank's webhooks only: its own events
+(`certification_id`, no payment, the run's summary in `payload`), and probes of a payment's event
+(`probe`: a duplicate, a bad signature or a stale timestamp; `fpslink.webhooks.probes`)."""

@@ -75,11 +75,22 @@ class WebhookList(BaseModel):
 
 
 class DeliveryOut(BaseModel):
-    delivery_id: str = Field(description="The event id (`Fpslink-Event-Id`): `<payment_id>:<webhook_id>`")
+    delivery_id: str = Field(
+        description="The event id (`Fpslink-Event-Id`): `<payment_id>:<webhook_id>`; a certification "
+        "run's event `<certification_id>:<webhook_id>:start|end`; a probe's, its real delivery's id with "
+        "`:dup`, `:sig` or `:old` (a duplicate is sent under the real event id)"
+    )
     webhook_id: str
     url: str
-    event: Literal["payment.settled", "payment.rejected"]
-    payment_id: str
+    event: Literal["payment.settled", "payment.rejected", "certification.started", "certification.completed"]
+    payment_id: str | None = Field(description="The payment the event is about; null for a run's event")
+    certification_id: str | None = Field(
+        default=None, description="The certification run the event is about (certification.*)"
+    )
+    probe: Literal["DUPLICATE", "BAD_SIGNATURE", "STALE_TIMESTAMP"] | None = Field(
+        default=None,
+        description="Set on a certification run's probe of your receiver, sent once (docs/certification.md)",
+    )
     status: Literal["PENDING", "DELIVERED", "FAILED", "CANCELLED"]
     attempts: int
     last_status_code: int | None
@@ -97,6 +108,8 @@ _DELIVERY_EXAMPLE: dict[str, Any] = {
     "url": "http://127.0.0.1:9000/fpslink-events",
     "event": "payment.settled",
     "payment_id": "0b7f7c3e-3c0a-4f5e-8a53-5b7d7d5a9c11",
+    "certification_id": None,
+    "probe": None,
     "status": "DELIVERED",
     "attempts": 2,
     "last_status_code": 200,

@@ -26,7 +26,7 @@ from fpslink.payments.domain import Payment, decimal_text
 from fpslink.principal import Principal
 from fpslink.settlement.states import status_of
 from fpslink.uow import UnitsOfWork
-from fpslink.webhooks import policy, signing, targets
+from fpslink.webhooks import policy, probes, signing, targets
 
 log = logging.getLogger("fpslink.webhooks")
 USER_AGENT = "fpslink-webhooks/1"
@@ -113,12 +113,12 @@ class WebhooksService:
         return rows, paging.encode_cursor(last["created_at"], last["delivery_id"]) if last else None
 
 
-def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
+def payload(delivery: dict[str, Any], payment: Payment, event_id: str | None = None) -> bytes:
     """The event body: stable across attempts, because a final payment no longer changes."""
 
     target_currency = payment.target_currency
     body = {
-        "event_id": delivery["delivery_id"],
+        "event_id": event_id or delivery["delivery_id"],
         "event": delivery["event"],
         "created_at": delivery["created_at"].isoformat(),
         "payment": {
@@ -140,6 +140,17 @@ def payload(delivery: dict[str, Any], payment: Payment) -> bytes:
             "created_at": payment.created_at.isoformat(),
             "settled_at": payment.settled_at.isoformat() if payment.settled_at else None,
         },
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def run_payload(delivery: dict[str, Any], event_id: str) -> bytes:
+    """A certification run's event: its summary as queued (`outbox.queue_run_event`)."""
+    body = {
+        "event_id": event_id,
+        "event": delivery["event"],
+        "created_at": delivery["created_at"].isoformat(),
+        "certification": json.loads(delivery["payload"]),
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -193,21 +204,27 @@ class WebhookDispatcher:
         settings = self._settings
         async with self._uow() as tx:
             target = await tx.webhooks.attempt_target(delivery_id)
-            payment = await payments_repo.get(tx.conn, target["payment_id"]) if target else None
-        if target is None or payment is None:
+            payment = None
+            if target is not None and target["payment_id"] is not None:
+                payment = await payments_repo.get(tx.conn, target["payment_id"])
+        if target is None or (payment is None and target["payload"] is None):
             return "missing"
+        probe = None if target["probe"] is None else probes.Probe(target["probe"])
         status_code: int | None
         error: str | None
         if not target["active"]:
             outcome, status_code, error = "cancelled", None, "the webhook was deleted"
         else:
-            body = payload(target, payment)
+            event_id = probes.event_id(delivery_id, probe)
+            body = (
+                payload(target, payment, event_id) if payment is not None else run_payload(target, event_id)
+            )
             timestamp = int(self._wall().timestamp())
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
-                signing.HEADER: signing.sign(target["secret"], timestamp, body),
-                signing.EVENT_ID_HEADER: delivery_id,
+                signing.HEADER: probes.signature(probe, target["secret"], timestamp, body),
+                signing.EVENT_ID_HEADER: event_id,
             }
             attempt = await targets.deliver(
                 client,
@@ -228,7 +245,8 @@ class WebhookDispatcher:
                 )
             if delivered:
                 outcome = "delivered"
-            elif attempts >= settings.webhook_max_attempts:
+            elif attempts >= settings.webhook_max_attempts or probe is not None:
+                # a probe is sent once: what the receiver answers to it is what a run judges
                 outcome = "failed"
             else:
                 outcome = "retry"
