@@ -41,10 +41,9 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from benchmarks.throughput import (  # noqa: E402
     HOST,
     Result,
+    cpu_probe,
     drive,
     fpslink_request,
-    postgres_backends,
-    process_cpu_s,
     seed_fpslink,
 )
 from fpslink_tools.sandbox import SandboxProcess  # noqa: E402
@@ -161,26 +160,13 @@ def embedded_dsn(workdir: Path) -> str:
 
 
 async def load(sandbox: Sandbox, workdir: Path, args: argparse.Namespace, operator_key: str) -> Result:
-    import asyncpg
-
     world = await seed_fpslink(args.port, operator_key, args.accounts)  # that many on each side
     print(f"load: {len(world.hk)} FPS and {len(world.cn)} IBPS accounts, {args.concurrency} clients")
-    dsn = embedded_dsn(workdir)
-    databases = ["fpslink", "fpslink_ibps"]
-
-    async def probe() -> tuple[dict[str, float], dict[str, float]]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            used = {
-                "gateway": process_cpu_s(sandbox.gateway_pids()),
-                "mock_ibps": process_cpu_s(sandbox.mock_ibps_pids()),
-                "postgres": process_cpu_s(await postgres_backends(conn, databases)),
-                "load generator": time.process_time(),
-            }
-            return used, {}
-        finally:
-            await conn.close()
-
+    probe = cpu_probe(
+        {"gateway": sandbox.gateway_pids, "mock_ibps": sandbox.mock_ibps_pids},
+        ["fpslink", "fpslink_ibps"],
+        server=embedded_dsn(workdir),
+    )
     return await drive("sandbox", args.port, fpslink_request(world), args, cpu=probe)
 
 

@@ -53,12 +53,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
     import asyncpg
+
+    from fpslink.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
@@ -67,6 +69,8 @@ from benchmarks.skeleton import schema as skeleton_schema  # noqa: E402
 from benchmarks.skeleton.rawhttp import HttpError, Pool  # noqa: E402
 
 SERVER = os.environ.get("FPSLINK_BENCH_POSTGRES", "postgres@127.0.0.1:5432")
+SERVER_DSN = f"postgresql://{SERVER}/postgres"
+"""asyncpg's DSN of the server's `postgres` database; the helpers below take another (`server=`)."""
 HOST = "127.0.0.1"
 WINDOW_S = 10.0
 """Width of the windows whose p99 latencies the report lists."""
@@ -77,6 +81,13 @@ MAX_REQUESTS_PER_CLIENT = 10_000_000
 BACKLOG_PER_CONNECTION = 4
 """Open loop: scheduled requests waiting for a connection, at most this many per connection."""
 LOG_DIR = Path(os.environ.get("FPSLINK_BENCH_LOGS", "/tmp/fpslink-throughput"))
+LOAD_ENV = {
+    "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
+    "FPSLINK_RATE_LIMIT_QUOTA": "10000000",
+    "FPSLINK_RATE_LIMIT_WINDOW_S": "1",
+    "FPSLINK_RECOVERY_ENABLED": "true",
+}
+"""The gateway's settings under load: open all day, the banks' quota out of the way, recovery on."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -199,10 +210,19 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-async def admin(*statements: str) -> None:
+def on_server(server: str, database: str, driver: str = "") -> str:
+    """The URL of `database` on the server that the DSN `server` reaches (by TCP or a Unix socket's
+    `?host=`): asyncpg's own with no `driver`, SQLAlchemy's with `driver="asyncpg"`."""
+    from sqlalchemy.engine import make_url
+
+    scheme = f"postgresql+{driver}" if driver else "postgresql"
+    return make_url(server).set(drivername=scheme, database=database).render_as_string(hide_password=False)
+
+
+async def admin(*statements: str, server: str = SERVER_DSN) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
+    conn = await asyncpg.connect(server)
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -210,14 +230,13 @@ async def admin(*statements: str) -> None:
         await conn.close()
 
 
-async def recreate(*names: str) -> None:
-    await admin(
-        *(s for n in names for s in (f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)', f'CREATE DATABASE "{n}"'))
-    )
+async def recreate(*names: str, server: str = SERVER_DSN) -> None:
+    pairs = ((f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)', f'CREATE DATABASE "{n}"') for n in names)
+    await admin(*(statement for pair in pairs for statement in pair), server=server)
 
 
-async def drop(*names: str) -> None:
-    await admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names))
+async def drop(*names: str, server: str = SERVER_DSN) -> None:
+    await admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names), server=server)
 
 
 @dataclass(frozen=True)
@@ -243,19 +262,19 @@ async def running_fpslink(
     *,
     log_prefix: str = "",
     keep: bool = False,
+    server: str = SERVER_DSN,
 ) -> AsyncIterator[Running]:
     """mock_ibps on `port` + 1 and `fpslink serve --workers` on `port`, on fresh, migrated databases
-    (gateway, IBPS) with a new operator key and IBPS token and the northbound limits out of reach;
-    `env` adds to the gateway's. Both stopped after, and the databases dropped unless `keep`."""
+    (gateway, IBPS) on `server` with a new operator key and IBPS token and the northbound limits out
+    of reach; `env` adds to the gateway's. Both stopped after, and the databases dropped unless `keep`."""
     from fpslink import migrate
     from ibps_wire.credentials import new_secret
     from mock_ibps import migrate as ibps_migrate
 
     gw_db, ibps_db = databases
-    pg = f"postgresql+asyncpg://{SERVER}"
-    gw_url, ibps_url = f"{pg}/{gw_db}", f"{pg}/{ibps_db}"
+    gw_url, ibps_url = on_server(server, gw_db, "asyncpg"), on_server(server, ibps_db, "asyncpg")
     ibps_port = port + 1
-    await recreate(gw_db, ibps_db)
+    await recreate(gw_db, ibps_db, server=server)
     await asyncio.to_thread(migrate.upgrade, gw_url)
     await asyncio.to_thread(ibps_migrate.upgrade, ibps_url)
     token = new_secret("bench_ibps_")
@@ -285,7 +304,7 @@ async def running_fpslink(
         stop(gateway)
         stop(ibps)
         if not keep:
-            await drop(gw_db, ibps_db)
+            await drop(gw_db, ibps_db, server=server)
 
 
 # ---------------------------------------------------------------- the load generator
@@ -358,9 +377,16 @@ def process_cpu_s(pids: Sequence[int]) -> float:
     return total / CLOCK_TICKS
 
 
-async def postgres_backends(conn: asyncpg.Connection, databases: Sequence[str]) -> list[int]:
+async def postgres_backends(
+    conn: asyncpg.Connection, databases: Sequence[str], *, clients_only: bool = False
+) -> list[int]:
+    """The server processes working for `databases`; with `clients_only`, the servers' connections
+    alone (not autovacuum's workers, which come and go, nor `conn`)."""
     rows = await conn.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", list(databases)
+        "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])"
+        " AND (NOT $2::boolean OR (backend_type = 'client backend' AND pid <> pg_backend_pid()))",
+        list(databases),
+        clients_only,
     )
     return [row["pid"] for row in rows]
 
@@ -379,14 +405,16 @@ async def postgres_writes(conn: asyncpg.Connection, databases: Sequence[str]) ->
     return {name: float(row[name] or 0) for name in ("wal", "inserted", "updated", "deleted")}
 
 
-def cpu_probe(groups: dict[str, Callable[[], list[int]]], databases: Sequence[str]) -> CpuProbe:
+def cpu_probe(
+    groups: dict[str, Callable[[], list[int]]], databases: Sequence[str], *, server: str = SERVER_DSN
+) -> CpuProbe:
     """A probe of the servers' processes, the PostgreSQL backends serving `databases` (on this host),
     and the load generator itself: CPU per payment is steadier than throughput on a shared machine."""
 
     async def probe() -> tuple[dict[str, float], dict[str, float]]:
         import asyncpg
 
-        conn = await asyncpg.connect(f"postgresql://{SERVER}/postgres")
+        conn = await asyncpg.connect(server)
         try:
             used = {name: process_cpu_s(pids()) for name, pids in groups.items()}
             used["postgres"] = process_cpu_s(await postgres_backends(conn, databases))
@@ -622,20 +650,35 @@ def batch_summary(metrics_text: str) -> str:
     )
 
 
-async def audit_fpslink(settings: Any, days: list[date]) -> tuple[list[str], list[str]]:
+async def settle_and_audit(running: Running, port: int, days: Sequence[date]) -> tuple[list[str], list[str]]:
+    """After the load: recovery given time to finish what is pending, the gateway stopped, then
+    `audit_fpslink` while mock_ibps still runs; (breaks, notes)."""
+    from fpslink.config import Settings
+
+    notes = []
+    still = await wait_no_pending(port, running.operator_key, timeout_s=90)
+    if still:
+        notes.append(f"{still} payments still PENDING 90 s after the load")
+    stop(running.gateway)
+    settings = Settings(
+        database_url=running.env["FPSLINK_DATABASE_URL"],
+        ibps_url=running.env["FPSLINK_IBPS_URL"],
+        ibps_token=running.env["FPSLINK_IBPS_TOKEN"],
+        operator_key=running.operator_key,
+    )
+    breaks, audit_notes = await audit_fpslink(settings, days)
+    return breaks, notes + audit_notes
+
+
+async def audit_fpslink(settings: Settings, days: Sequence[date]) -> tuple[list[str], list[str]]:
     """(invariant violations and reconciliation breaks, notes): the same checks as `fpslink check`
     and `fpslink recon`."""
-    from fpslink.context import Gateway
-    from fpslink.db import create_engine
-    from fpslink.ibps_client import client_from_settings
     from fpslink.invariants import check_invariants
+    from fpslink_tools.stack import offline_gateway
 
-    engine = create_engine(settings.database_url, pool_size=2)
-    ibps = client_from_settings(settings)
-    gw = Gateway(settings=settings, engine=engine, ibps=ibps)
     breaks: list[str] = []
     notes: list[str] = []
-    try:
+    async with offline_gateway(settings) as gw:
         report = await check_invariants(gw)
         breaks += [f"invariant: {line}" for line in report.violations]
         notes.append(f"payments by state: {dict(report.payments_by_state)}")
@@ -651,25 +694,15 @@ async def audit_fpslink(settings: Any, days: list[date]) -> tuple[list[str], lis
             breaks += [f"reconciliation {day}: {kind} x{count}" for kind, count in found.items()]
             if run.break_count and not found:
                 breaks.append(f"reconciliation {day}: {run.break_count} breaks")
-    finally:
-        await ibps.aclose()
-        await engine.dispose()
     return breaks, notes
 
 
 async def run_fpslink(args: argparse.Namespace) -> Result:
-    from fpslink.config import Settings
     from fpslink.reconciliation.domain import business_date_of
 
     port = args.port
-    env = {
-        "FPSLINK_SOUTHBOUND_HOURS": "00:00-24:00",
-        "FPSLINK_RATE_LIMIT_QUOTA": "10000000",
-        "FPSLINK_RATE_LIMIT_WINDOW_S": "1",
-        "FPSLINK_RECOVERY_ENABLED": "true",
-    }
     profiler = None
-    async with running_fpslink((GW_DB, IBPS_DB), port, args.workers, env, keep=args.keep) as running:
+    async with running_fpslink((GW_DB, IBPS_DB), port, args.workers, LOAD_ENV, keep=args.keep) as running:
         gateway, ibps, operator_key = running.gateway, running.ibps, running.operator_key
         try:
             mark = time.perf_counter()
@@ -697,17 +730,7 @@ async def run_fpslink(args: argparse.Namespace) -> Result:
             if args.locust:
                 result.notes += await run_locust(port, operator_key, args)
             days = sorted({first_day, business_date_of(datetime.now(UTC))})
-            still = await wait_no_pending(port, operator_key, timeout_s=90)
-            if still:
-                result.notes.append(f"{still} payments still PENDING 90 s after the load")
-            stop(gateway)
-            settings = Settings(
-                database_url=running.env["FPSLINK_DATABASE_URL"],
-                ibps_url=running.env["FPSLINK_IBPS_URL"],
-                ibps_token=running.env["FPSLINK_IBPS_TOKEN"],
-                operator_key=operator_key,
-            )
-            breaks, notes = await audit_fpslink(settings, days)
+            breaks, notes = await settle_and_audit(running, port, days)
             result.breaks += breaks
             result.notes += notes
             if profiler is not None:
@@ -948,12 +971,12 @@ def loadavg() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def take_lock() -> IO[str] | None:
+def take_lock(name: str = "run.lock") -> IO[str] | None:
     """One run at a time: runs share database names and ports. The lock lasts as long as the process."""
     import fcntl
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    lock = (LOG_DIR / "run.lock").open("w")
+    lock = (LOG_DIR / name).open("w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

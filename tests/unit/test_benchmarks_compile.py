@@ -298,3 +298,53 @@ def test_every_equivalent_mutant_listed_is_of_a_mutated_function(mutation: Modul
     assert listed, "docs/mutation.md lists its equivalent mutants as '- `name`: reason'"
     globs = [glob for target in mutation.TARGETS for glob in target.globs()]
     assert [name for name in listed if not any(fnmatch(name, glob) for glob in globs)] == []
+
+
+def test_a_database_beside_the_server_by_tcp_or_socket(throughput: ModuleType) -> None:
+    tcp = "postgresql://postgres@127.0.0.1:5432/postgres"
+    assert throughput.on_server(tcp, "gw") == "postgresql://postgres@127.0.0.1:5432/gw"
+    assert throughput.on_server(tcp, "gw", "asyncpg") == "postgresql+asyncpg://postgres@127.0.0.1:5432/gw"
+    from sqlalchemy.engine import make_url
+
+    socket = make_url(
+        throughput.on_server("postgresql://postgres@/postgres?host=/tmp/pg/socket&port=5432", "gw")
+    )
+    assert (socket.database, socket.query["host"], socket.port or socket.query["port"]) == (
+        "gw",
+        "/tmp/pg/socket",
+        "5432",
+    )
+
+
+@pytest.fixture(scope="module")
+def soak() -> ModuleType:
+    return _load(BENCHMARKS / "soak.py", "fpslink_bench_soak")
+
+
+def test_soak_defaults_and_hours(soak: ModuleType) -> None:
+    args = soak.parse_args([])
+    assert (args.hours, args.minutes, args.rate, args.workers, args.keep) == (1.0, 60, 300.0, 2, False)
+    assert soak.parse_args(["--hours", "0.25"]).minutes == 15
+    assert soak.parse_args(["--hours", "2.5", "--rate", "500"]).minutes == 150
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--hours", "0"],
+        ["--hours", "0.01"],
+        ["--hours", "25"],
+        ["--rate", "0"],
+        ["--rate", "6000"],
+        ["--workers", "0"],
+    ],
+)
+def test_soak_refuses_unbounded_runs(soak: ModuleType, argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        soak.parse_args(argv)
+
+
+def test_soak_rows_keep_their_width(soak: ModuleType) -> None:
+    widths = sum(width for _, width in soak.COLUMNS)
+    assert len(soak.table_line(["9" * 40] * len(soak.COLUMNS))) == widths  # cut, never pushing columns
+    assert len(soak.table_line(["1"] * len(soak.COLUMNS))) == widths - soak.COLUMNS[-1][1] + 3
