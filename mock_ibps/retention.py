@@ -22,8 +22,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ibps_wire.retention import carry_forward, kept_from, try_lock, unlock
-from mock_ibps import pg
+from ibps_wire.retention import carry_forward, kept_from, run_locked
 from mock_ibps import repository as repo
 from mock_ibps.config import Settings
 from mock_ibps.models import FUNDING_ACCOUNT_ID
@@ -62,18 +61,10 @@ class IbpsRetention:
         self._settings = settings
 
     async def run_once(self, *, max_batches: int | None = None) -> PassReport:
-        """One pass, unless another process is running one."""
-        async with self._engine.connect() as conn:
-            raw = await pg.raw(conn)
-            if not await try_lock(raw, LOCK_KEY):
-                return PassReport(ran=False)
-            try:
-                report = await self._pass(conn, max_batches or self._settings.retention_max_batches)
-            except BaseException:
-                await conn.invalidate()  # the session, and with it the lock, ends with the connection
-                raise
-            await unlock(raw, LOCK_KEY)
-        return report
+        """One pass, unless another process is running one (then `ran` is False)."""
+        bound = max_batches or self._settings.retention_max_batches
+        report = await run_locked(self._engine.connect, LOCK_KEY, lambda conn: self._pass(conn, bound))
+        return report or PassReport(ran=False)
 
     async def _pass(self, conn: AsyncConnection, bound: int) -> PassReport:
         now = self._clock()

@@ -12,11 +12,16 @@ the ledger's sum per currency and every cached balance still equal the postings
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TypeVar
 
-import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ibps_wire import pg
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +73,24 @@ def kept_from(today: date, keep_days: int) -> date:
     return today - timedelta(days=keep_days)
 
 
-async def try_lock(conn: asyncpg.Connection, key: int) -> bool:
-    """Take the session's advisory lock `key` if no other session holds it: one purger per database.
+async def run_locked(
+    connect: Callable[[], AsyncConnection], key: int, work: Callable[[AsyncConnection], Awaitable[T]]
+) -> T | None:
+    """`work` on a connection of its own while its session holds the advisory lock `key`; None, at once,
+    when another session holds it: one purger per database, however many processes try.
 
-    A session lock, so the purge's short transactions run under it one after the other; a process
-    that dies loses it with its connection, so no lease can outlive its holder.
+    A session lock, so `work` may commit many short transactions under it; a process that dies loses
+    it with its connection, so no lease can outlive its holder. On an error the connection is
+    discarded, and the lock with it.
     """
-    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
-
-
-async def unlock(conn: asyncpg.Connection, key: int) -> None:
-    await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    async with connect() as conn:
+        raw = await pg.raw(conn)
+        if not await raw.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            return None
+        try:
+            result = await work(conn)
+        except BaseException:
+            await conn.invalidate()
+            raise
+        await raw.execute("SELECT pg_advisory_unlock($1)", key)
+        return result

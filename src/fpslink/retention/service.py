@@ -21,7 +21,7 @@ from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fpslink import metrics, pg
+from fpslink import metrics
 from fpslink.config import Settings
 from fpslink.db import Clock, database_unavailable, one_line
 from fpslink.ledger.repository import funding_account
@@ -29,7 +29,7 @@ from fpslink.money import Currency
 from fpslink.retention import policy
 from fpslink.retention.repository import HorizonRepository, PurgeRepository
 from fpslink.uow import Connections
-from ibps_wire.retention import carry_forward, try_lock, unlock
+from ibps_wire.retention import carry_forward, run_locked
 
 log = logging.getLogger("fpslink.retention")
 
@@ -78,17 +78,9 @@ class RetentionService:
 
     async def run_once(self, *, max_batches: int | None = None) -> PurgeReport:
         """One pass, unless another process is running one (then `ran` is False)."""
-        async with self._connections() as conn:
-            raw = await pg.raw(conn)
-            if not await try_lock(raw, LOCK_KEY):
-                return PurgeReport(ran=False)
-            try:
-                report = await self._pass(conn, max_batches or self._settings.retention_max_batches)
-            except BaseException:
-                await conn.invalidate()  # the session, and with it the lock, ends with the connection
-                raise
-            await unlock(raw, LOCK_KEY)
-        return report
+        bound = max_batches or self._settings.retention_max_batches
+        report = await run_locked(self._connections, LOCK_KEY, lambda conn: self._pass(conn, bound))
+        return report or PurgeReport(ran=False)
 
     async def _pass(self, conn: AsyncConnection, bound: int) -> PurgeReport:
         now = self._clock()
