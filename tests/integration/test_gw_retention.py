@@ -17,6 +17,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,7 @@ from sqlalchemy import func, select, update
 from fpslink.ibps_client import IbpsRefused
 from fpslink.idempotency.models import idempotency_keys
 from fpslink.invariants import check_invariants
+from fpslink.iso20022.models import iso20022_transactions
 from fpslink.ledger.models import ledger_transfers
 from fpslink.limits.models import limit_usage
 from fpslink.retention.models import limit_usage_carried
@@ -181,7 +183,7 @@ async def test_purged_days_leave_the_ledgers_balanced_and_the_days_kept_reconcil
     ]
     refused = await southbound(h, w, "404.04")
     assert (refused["status"], refused["reason_code"]) == ("REJECTED", "RR04"), refused
-    paid[d1].append(refused["payment_id"])
+    paid[d1] += [refused["payment_id"], await pacs008(h, w, d1)]
     h.gw.crash_hook = crash_at("decided")
     with pytest.raises(Crash):
         await h.pay(w["hk"], debtor=w["hk_acc"], creditor_account=w["cn_acc"], amount="50.00", currency="HKD")
@@ -225,7 +227,7 @@ async def test_purged_days_leave_the_ledgers_balanced_and_the_days_kept_reconcil
     assert (await found(h, stuck) or {}).get("status") == "PENDING"
     assert {account: await balance(h, account) for account in accounts} == balances
     async with h.gw.engine.connect() as conn:
-        d, u, t = webhook_deliveries.c, limit_usage.c, ledger_transfers.c
+        d, u, t, i = webhook_deliveries.c, limit_usage.c, ledger_transfers.c, iso20022_transactions.c
         deliveries = {
             pid: n for pid, n in await conn.execute(select(d.payment_id, func.count()).group_by(d.payment_id))
         }
@@ -238,6 +240,8 @@ async def test_purged_days_leave_the_ledgers_balanced_and_the_days_kept_reconcil
             )
             for account in (debit, credit)
         }
+        references = await conn.scalar(select(func.count()).where(i.payment_id.in_(paid[d1])))
+    assert references == 0  # the pacs.008's references went with its payment
     # the balances purged postings made are carried forward, against the funding account
     assert {w["hk_acc"], "FPS-LINK-HKD", "FPS-FUNDING-HKD"} <= carried
     # pending deliveries went with their payments; day 3's finished ones are a day old, day 4's not
@@ -267,6 +271,31 @@ async def test_purged_days_leave_the_ledgers_balanced_and_the_days_kept_reconcil
     today = await northbound(h, w, "700.00")
     assert today["status"] == "SETTLED", today
     await clean(h, d5)
+
+
+async def pacs008(h: Harness, w: dict[str, Any], day: date) -> str:
+    """A northbound payment sent as a pacs.008 (the examples' message, for this world and day); its id."""
+    number = await h.proxy(w["cn"], w["cn_acc"])
+    text = (Path(__file__).parent / "iso20022_examples" / "pacs008_northbound_proxy.xml").read_text()
+    for old, new in {
+        "HKDEMO0001": w["hk_acc"],
+        "+86-13800138000": f"+86-{number[3:]}",
+        "<MmbId>HARBOURHK</MmbId>": f"<MmbId>{w['hk'].participant_id}</MmbId>",
+        "8a562c67-ca16-48ba-b074-65581be6f011": str(uuid.uuid4()),
+        "2026-06-22": day.isoformat(),
+    }.items():
+        text = text.replace(old, new)
+    response = await h.http.post(
+        "/v1/iso20022/pacs.008",
+        content=text.encode(),
+        headers={**w["hk"].headers, "Content-Type": "application/xml"},
+    )
+    assert response.status_code == 201, response.text
+    payment_id: str = response.headers["location"].rsplit("/", 1)[-1]
+    i = iso20022_transactions.c
+    async with h.gw.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).where(i.payment_id == payment_id)) == 1
+    return payment_id
 
 
 async def balance(h: Harness, account: str) -> tuple[str, str] | int:
