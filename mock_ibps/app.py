@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from mock_ibps.config import Settings, ready_to_serve
 from mock_ibps.db import create_engine
 from mock_ibps.errors import install_error_handlers
 from mock_ibps.faults import FaultInjector
+from mock_ibps.retention import IbpsRetention
 from mock_ibps.service import IbpsLedger
 
 log = logging.getLogger("mock_ibps")
@@ -37,9 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.clock = clock
         app.state.ledger = IbpsLedger(engine, clock=clock.now)
         app.state.faults = FaultInjector()
+        purger = IbpsRetention(engine, clock=clock.now, settings=settings).start()
         try:
             yield
         finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
             await clock.stop()
             await engine.dispose()
 

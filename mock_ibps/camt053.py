@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pyiso20022.camt.camt_053_001_08 import (
     AccountIdentification4Choice,
     AccountStatement9,
@@ -77,7 +77,7 @@ from mock_ibps.domain import TransferKind, TransferStatus, utc
 from mock_ibps.errors import AccountNotFound, ParticipantNotFound
 from mock_ibps.faults import Call
 from mock_ibps.models import LINK_ACCOUNT_ID, accounts, participants, transfers
-from mock_ibps.statement import BUSINESS_TZ, business_day_bounds
+from mock_ibps.statement import BUSINESS_TZ, KeptDate, business_day_bounds
 
 MESSAGE_NAME: Final = "camt.053.001.08"
 NAMESPACE: Final = f"urn:iso:std:iso:20022:tech:xsd:{MESSAGE_NAME}"
@@ -502,7 +502,7 @@ router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])
     },
 )
 async def get_camt053(
-    business_date: Annotated[date, Path(description="YYYY-MM-DD, UTC+8")],
+    business_date: KeptDate,
     request: Request,
     faults: FaultsDep,
     participant_id: Annotated[

@@ -1,4 +1,4 @@
-"""The ``mock-ibps`` command: ``serve`` (migrating first unless told not to) and ``migrate``.
+"""The ``mock-ibps`` command: ``serve`` (migrating first unless told not to), ``migrate`` and ``retention``.
 
 On typer, like the gateway's ``fpslink`` command. The defaults of ``--host`` and ``--port`` come from
 :class:`mock_ibps.config.Settings` (``MOCK_IBPS_HOST``, ``MOCK_IBPS_PORT``) when a command runs, not
@@ -17,7 +17,7 @@ import typer
 from ibps_wire.credentials import WeakSecrets
 from mock_ibps import migrate as migrations
 from mock_ibps.config import Settings, ready_to_serve
-from mock_ibps.db import DatabaseNotConfigured, require_database_url
+from mock_ibps.db import DatabaseNotConfigured, create_engine, require_database_url
 
 app = typer.Typer(
     help="Simulated mainland IBPS for the fpslink sandbox. "
@@ -110,6 +110,49 @@ def serve(
 def migrate_cmd() -> None:
     """Apply mock_ibps's migrations to MOCK_IBPS_DATABASE_URL."""
     migrations.upgrade(_database_url())
+
+
+@app.command("retention", help="purge what has outlived MOCK_IBPS_RETENTION_DAYS now, until nothing is left")
+def retention_cmd(
+    max_passes: Annotated[int, typer.Option(min=1, max=100_000, help="passes at most")] = 100,
+) -> None:
+    """Run retention passes in IBPS's time (its sandbox clock); exit 2 when another process holds the
+    job's lock. The service's own job does the same every MOCK_IBPS_RETENTION_INTERVAL_S."""
+    import asyncio
+
+    from mock_ibps.clock import IbpsClock
+    from mock_ibps.retention import IbpsRetention
+
+    url = _database_url()
+
+    async def run() -> int:
+        engine = create_engine(url)
+        try:
+            clock = IbpsClock(engine)
+            await clock.read()
+            job = IbpsRetention(engine, clock=clock.now, settings=Settings())
+            for _ in range(max_passes):
+                report = await job.run_once()
+                if not report.ran:
+                    print(
+                        "mock-ibps retention: another process is purging now; try again later",
+                        file=sys.stderr,
+                    )
+                    return 2
+                print(
+                    f"kept from {report.kept_from}: purged {report.transfers} transfers; "
+                    f"{report.carried} balances carried"
+                )
+                if report.finished:
+                    return 0
+            print(f"mock-ibps retention: more left after {max_passes} passes; run it again", file=sys.stderr)
+            return 0
+        finally:
+            await engine.dispose()
+
+    code = asyncio.run(run())
+    if code:
+        raise typer.Exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,6 +47,10 @@ class IbpsClock:
             name="mock-ibps-sandbox-clock",
         )
 
+    async def read(self) -> None:
+        """Read the offset once, without following it: for a command that works offline."""
+        self.offset.set(await self._read())
+
     async def _read(self) -> timedelta:
         async with self._engine.connect() as conn:
             return await sandbox_clock.read(await pg.raw(conn))

@@ -36,6 +36,29 @@ class Settings(BaseSettings):
         "gateway elsewhere needs it widened (`--host`), and then a private network.",
     )
     port: int = Field(default=8001, ge=1, le=65535)
+    retention_enabled: bool = Field(
+        default=True,
+        description="Run the retention job in the background (one process at a time purges: a lock "
+        "in the database). Off, transfers are kept for ever.",
+    )
+    retention_days: int = Field(
+        default=31,
+        ge=1,
+        le=3_660,
+        description="Business dates (UTC+8) kept besides today: a payment's transfer, once resolved, "
+        "is purged with its date (balances carried forward) and that date's statements are refused. "
+        "Keep at least one day more than the gateway's FPSLINK_PAYMENT_RETENTION_DAYS (30), so that "
+        "its oldest day still finds the entries booked the day before.",
+    )
+    retention_interval_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="Pause between two passes of the retention job."
+    )
+    retention_batch_size: int = Field(
+        default=2_000, ge=10, le=50_000, description="Transfers one retention transaction deletes."
+    )
+    retention_max_batches: int = Field(
+        default=100, ge=1, le=100_000, description="Batches in one pass; what is left waits for the next."
+    )
 
 
 INSECURE_SWITCH = "MOCK_IBPS_INSECURE_LOCAL=1 (or `mock-ibps serve --insecure-local`)"

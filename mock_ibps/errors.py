@@ -5,7 +5,7 @@
     |- RequestInvalid    422 VALIDATION_ERROR (CURRENCY_NOT_SUPPORTED, INVALID_PROXY)
     |- NotFound          404 PARTICIPANT_NOT_FOUND, ACCOUNT_NOT_FOUND, BE23, TRANSFER_NOT_FOUND
     |- Conflict          409 PARTICIPANT_EXISTS, ACCOUNT_EXISTS, PROXY_ALREADY_REGISTERED,
-    |                        TRANSFER_MISMATCH, TRANSFER_VOIDED, TRANSFER_POSTED
+    |                        TRANSFER_MISMATCH, TRANSFER_VOIDED, TRANSFER_POSTED, STATEMENT_PURGED
     |- InjectedFault     503 INJECTED_FAULT
     |- InjectedTimeout   504 INJECTED_TIMEOUT
     '- TimedOut          504 TIMEOUT (a batch item whose outcome the caller must treat as unknown)
@@ -134,6 +134,11 @@ class TransferMismatch(Conflict):
 class TransferVoided(Conflict):
     code = "TRANSFER_VOIDED"
     title = "Transfer is voided"
+
+
+class StatementPurged(Conflict):
+    code = "STATEMENT_PURGED"
+    title = "The business date was purged by retention"
 
 
 class TransferPosted(Conflict):

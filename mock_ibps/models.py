@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -95,7 +96,8 @@ transfers = Table(
     Column("transfer_id", String(UUID_LENGTH), nullable=False, unique=True),
     # The idempotency key of prepare/commit/abort; null only for opening balances.
     Column("payment_id", String(UUID_LENGTH), nullable=True, unique=True),
-    # Null only for an abort tombstone, which never learnt what the payment was.
+    # Null only for an abort tombstone, which never learnt what the payment was. CARRIED: what purged
+    # transfers brought to `account_id`, against the funding account (`mock_ibps.retention`).
     Column("kind", String(8), nullable=True),
     # The customer account as requested, kept even when it is unknown so replays compare alike.
     Column("account_id", String(ID_LENGTH), nullable=True),
@@ -107,7 +109,7 @@ transfers = Table(
     Column("reason_code", String(CODE_LENGTH), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
-    CheckConstraint("kind IS NULL OR kind IN ('OPENING', 'CREDIT', 'DEBIT')", name="kind"),
+    CheckConstraint("kind IS NULL OR kind IN ('OPENING', 'CREDIT', 'DEBIT', 'CARRIED')", name="kind"),
     CheckConstraint("status IN ('PENDING', 'POSTED', 'VOIDED')", name="status"),
     CheckConstraint("amount_minor IS NULL OR amount_minor > 0", name="amount_positive"),
     CheckConstraint(
@@ -133,3 +135,14 @@ sandbox_clock = Table(
 )
 """How far IBPS's time runs ahead of its wall clock (microseconds), as the gateway's test clock set
 it: one row, read at start-up and followed by NOTIFY (`mock_ibps.clock`)."""
+
+retention_horizon = Table(
+    "retention_horizon",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("kept_from", Date, nullable=True),
+    Column("moved_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("id = 1", name="one_row"),
+)
+"""One row: the first UTC+8 business date whose transfers are all kept (null: nothing purged yet).
+Moved before a pass deletes anything, never back; statements of earlier dates are refused."""

@@ -11,7 +11,7 @@ whose text does not depend on the batch's size, so it is prepared once per conne
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 from uuid import uuid4
 
@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ibps_wire import sandbox_clock
+from ibps_wire.retention import CarriedEntry, Posting
 from mock_ibps import pg
 from mock_ibps.domain import Account as AccountRecord
 from mock_ibps.domain import (
@@ -437,6 +438,92 @@ async def list_payment_transfers(conn: AsyncConnection, *, after_seq: int, limit
         .limit(limit)
     )
     return [_transfer(row) for row in rows]
+
+
+# retention (mock_ibps.retention)
+
+_PG_PURGEABLE: Final = (
+    "SELECT seq, created_at FROM transfers"
+    " WHERE payment_id IS NOT NULL AND status <> 'PENDING' AND created_at < $1 AND resolved_at < $1"
+    " AND (created_at, seq) > ($2, $3) AND created_at >= $2"
+    " ORDER BY created_at, seq LIMIT $4"
+)
+"""A batch of resolved payment transfers created and resolved before the cut-off, after a (created_at,
+seq) key: a range of `ix_transfers_created_at`."""
+_PG_DELETE_TRANSFERS: Final = (
+    "DELETE FROM transfers WHERE seq = ANY($1::bigint[])"
+    " RETURNING debit_account_id, credit_account_id, currency, amount_minor, status"
+)
+_PG_DELETE_CARRIED: Final = (
+    "DELETE FROM transfers WHERE kind = 'CARRIED'"
+    " AND (debit_account_id = ANY($1::varchar[]) OR credit_account_id = ANY($1::varchar[]))"
+    " RETURNING debit_account_id, credit_account_id, currency, amount_minor"
+)
+_PG_INSERT_CARRIED: Final = (
+    "INSERT INTO transfers (transfer_id, payment_id, kind, account_id, debit_account_id,"
+    " credit_account_id, currency, amount_minor, status, created_at, resolved_at)"
+    " SELECT v.transfer_id, NULL, 'CARRIED', v.account_id, v.debit_account_id, v.credit_account_id,"
+    " v.currency, v.amount_minor, 'POSTED', $7::timestamptz, $7::timestamptz"
+    " FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::bigint[])"
+    " AS v(transfer_id, account_id, debit_account_id, credit_account_id, currency, amount_minor)"
+)
+_PG_MOVE_HORIZON: Final = (
+    "UPDATE retention_horizon SET kept_from = $1, moved_at = $2 WHERE id = 1"
+    " AND (kept_from IS NULL OR kept_from < $1)"
+)
+_EPOCH_KEY: Final = (datetime(1970, 1, 1, tzinfo=UTC), 0)
+"""The key before every transfer: where a pass's first batch starts."""
+
+
+async def kept_from(conn: AsyncConnection) -> date | None:
+    """The first business date kept whole (None: nothing purged yet)."""
+    value: date | None = await (await pg.raw(conn)).fetchval("SELECT kept_from FROM retention_horizon")
+    return value
+
+
+async def move_horizon(conn: AsyncConnection, first_kept: date, *, now: datetime) -> None:
+    """Record `first_kept` unless a later date is recorded: it never moves back."""
+    await (await pg.raw(conn)).execute(_PG_MOVE_HORIZON, first_kept, now)
+
+
+async def purgeable_transfers(
+    conn: AsyncConnection, *, before: datetime, after: tuple[datetime, int] | None, limit: int
+) -> list[tuple[int, datetime]]:
+    """(seq, created_at) of resolved payment transfers created and resolved before `before`."""
+    at, seq = after or _EPOCH_KEY
+    records = await (await pg.raw(conn)).fetch(_PG_PURGEABLE, before, at, seq, limit)
+    return [(record[0], record[1]) for record in records]
+
+
+async def delete_transfers(conn: AsyncConnection, seqs: Sequence[int]) -> tuple[int, list[Posting]]:
+    """Delete these transfers; (how many, the posted ones: their amounts leave the postings)."""
+    records = await (await pg.raw(conn)).fetch(_PG_DELETE_TRANSFERS, list(seqs))
+    return len(records), [
+        Posting(r[0], r[1], r[2], int(r[3])) for r in records if r[4] == TransferStatus.POSTED.value
+    ]
+
+
+async def delete_carried(conn: AsyncConnection, account_ids: Sequence[str]) -> list[Posting]:
+    """Delete the carried entries of these accounts (not the funding account, party to every one)."""
+    if not account_ids:
+        return []
+    records = await (await pg.raw(conn)).fetch(_PG_DELETE_CARRIED, list(account_ids))
+    return [Posting(r[0], r[1], r[2], int(r[3])) for r in records]
+
+
+async def insert_carried(conn: AsyncConnection, entries: Sequence[CarriedEntry], *, at: datetime) -> None:
+    if not entries:
+        return
+    await (await pg.raw(conn)).execute(
+        _PG_INSERT_CARRIED,
+        [str(uuid4()) for _ in entries],
+        [entry.account_id for entry in entries],
+        [entry.debit_account_id for entry in entries],
+        [entry.credit_account_id for entry in entries],
+        [entry.currency for entry in entries],
+        [entry.amount_minor for entry in entries],
+        at,
+    )
 
 
 # the sandbox clock

@@ -34,7 +34,9 @@ from ibps_wire.schemas import (
     StatementPageOut,
 )
 from mock_ibps import pg
+from mock_ibps import repository as repo
 from mock_ibps.api import FaultsDep, require_token
+from mock_ibps.errors import StatementPurged
 from mock_ibps.faults import Call
 from mock_ibps.models import transfers
 
@@ -181,6 +183,25 @@ def _reader(request: Request) -> AsyncEngine:
     return engine
 
 
+async def kept_business_date(
+    business_date: Annotated[date, Path(description="YYYY-MM-DD, UTC+8")], request: Request
+) -> date:
+    """The date asked for, unless retention purged it (`mock_ibps.retention`): a statement of a date
+    half gone would show every purged entry as missing."""
+    async with _reader(request).connect() as conn:
+        first_kept = await repo.kept_from(conn)
+    if first_kept is not None and business_date < first_kept:
+        raise StatementPurged(
+            f"the statement of {business_date.isoformat()} was purged by retention; dates from "
+            f"{first_kept.isoformat()} on are kept",
+            kept_from=first_kept.isoformat(),
+        )
+    return business_date
+
+
+KeptDate = Annotated[date, Depends(kept_business_date)]
+"""A statement's business date, refused (409 STATEMENT_PURGED) when it was purged."""
+
 router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])
 
 
@@ -196,7 +217,7 @@ router = APIRouter(prefix="/ibps/v1", dependencies=[Depends(require_token)])
     },
 )
 async def get_statement(
-    business_date: Annotated[date, Path(description="YYYY-MM-DD, UTC+8")],
+    business_date: KeptDate,
     request: Request,
     faults: FaultsDep,
     after: Annotated[int, Query(ge=0, description="Return entries with seq greater than this")] = 0,
@@ -238,7 +259,7 @@ async def get_statement(
     },
 )
 async def get_statement_tsv(
-    business_date: Annotated[date, Path(description="YYYY-MM-DD, UTC+8")],
+    business_date: KeptDate,
     request: Request,
     faults: FaultsDep,
     after: Annotated[int, Query(ge=0, description="Return entries with seq greater than this")] = 0,

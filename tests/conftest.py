@@ -17,6 +17,12 @@ pytest_plugins = ("gateway_stack",)
 
 _embedded: list[tuple[EmbeddedPostgres, Path]] = []
 
+for _switch in ("FPSLINK_RETENTION_ENABLED", "MOCK_IBPS_RETENTION_ENABLED"):
+    # The tests date their data by fake and moved clocks, months from the real time that a gateway or
+    # mock_ibps they start runs on: no background purge, in this process or those it starts. The
+    # retention tests run passes themselves.
+    os.environ.setdefault(_switch, "false")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(DSN_ENV) or os.environ.get("PYTEST_XDIST_WORKER"):

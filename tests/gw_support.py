@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +45,20 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+class Crash(BaseException):
+    """Stands for the process dying at a settlement step (`crash_at`)."""
+
+
+def crash_at(point: str) -> Callable[[str], None]:
+    """A crash hook (`Gateway.crash_hook`) that stops the payment's flow at one step."""
+
+    def hook(reached: str) -> None:
+        if reached == point:
+            raise Crash(point)
+
+    return hook
 
 
 def free_port() -> int:

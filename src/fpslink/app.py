@@ -91,6 +91,7 @@ def create_app(
         )
         dispatcher = gateway.webhook_dispatcher.start()
         watch = gateway.certification.start_watch()
+        purger = gateway.retention.start()
         try:
             yield
         finally:
@@ -98,10 +99,11 @@ def create_app(
             if gateway.payments.batcher is not None:
                 await gateway.payments.batcher.aclose()
             await webhooks_service.stop(dispatcher)
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+            for task in (sweeper, purger):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await gateway.stop_sandbox_clock(clock_follower)
             await ibps.aclose()
             await engine.dispose()

@@ -223,6 +223,57 @@ def check(
 
 
 @app.command()
+def retention(
+    as_json: Annotated[bool, typer.Option("--json", help="Print each pass's report as JSON")] = False,
+    max_passes: Annotated[
+        int,
+        typer.Option(
+            min=1, max=100_000, help="Passes at most, each bounded by FPSLINK_RETENTION_MAX_BATCHES"
+        ),
+    ] = 100,
+) -> None:
+    """Purge what has outlived its retention now (the workers' job does it every
+    FPSLINK_RETENTION_INTERVAL_S): passes until nothing is left, in the sandbox's time. Exit 2 when
+    another process holds the job's lock."""
+    from fpslink.context import Gateway
+    from fpslink.db import create_engine
+    from fpslink.ibps_client import client_from_settings
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings.database_url, pool_size=2)
+        ibps = client_from_settings(settings)
+        try:
+            gw = Gateway(settings=settings, engine=engine, ibps=ibps)
+            await gw.read_sandbox_offset()  # what is old, by the sandbox's time
+            for _ in range(max_passes):
+                report = await gw.retention.run_once()
+                if not report.ran:
+                    print(
+                        "fpslink retention: another process is purging now; try again later", file=sys.stderr
+                    )
+                    return COULD_NOT_RUN
+                if as_json:
+                    print(json.dumps(report.as_json()))
+                else:
+                    purged = (
+                        ", ".join(f"{name} {count}" for name, count in report.purged.items()) or "nothing"
+                    )
+                    print(f"kept from {report.kept_from}: purged {purged}; {report.carried} balances carried")
+                if report.finished:
+                    return 0
+        finally:
+            await ibps.aclose()
+            await engine.dispose()
+        print(f"fpslink retention: more left after {max_passes} passes; run it again", file=sys.stderr)
+        return 0
+
+    settings = local_settings()
+    with database(settings.database_url, create=False, existing=True) as url:
+        code = asyncio.run(run(settings.model_copy(update={"database_url": url})))
+    raise typer.Exit(code)
+
+
+@app.command()
 def recon(
     business_date: Annotated[
         datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="UTC+8 business date")

@@ -38,6 +38,7 @@ from fpslink.payments.store import PgPaymentsStore
 from fpslink.principal import OPERATOR, Principal
 from fpslink.ratelimit.service import RateLimiter
 from fpslink.reconciliation.service import ReconciliationService
+from fpslink.retention.service import RetentionService
 from fpslink.settlement.coordinator import Settlement
 from fpslink.settlement.store import PgSettlementStore
 from fpslink.uow import UnitsOfWork, units_of_work
@@ -93,6 +94,8 @@ class Gateway:
     iso20022: Iso20022Service = field(init=False, repr=False)
     sandbox_clock: ClockService = field(init=False, repr=False)
     certification: CertificationService = field(init=False, repr=False)
+    retention: RetentionService = field(init=False, repr=False)
+    """The retention job: its background loop and `fpslink retention`."""
 
     def now(self) -> datetime:
         """The sandbox's time, read at each call: what every service is given, so that a test can set
@@ -152,6 +155,7 @@ class Gateway:
             self.uow, self.engine.connect, self.ibps, clock=self.now, settings=self.settings
         )
         self.health = HealthService(self.uow, self.ibps)
+        self.retention = RetentionService(self.engine.connect, clock=self.now, settings=self.settings)
         self.settlement = Settlement(
             store=PgSettlementStore(self.engine),
             ibps=self.ibps,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,8 +20,11 @@ from fpslink.ledger.check import fps_ledger_violations
 from fpslink.ledger.models import ledger_transfers
 from fpslink.ledger.repository import link_account
 from fpslink.limits.models import limit_usage
+from fpslink.limits.policy import Reservation, UsageKey, reserved_usage
 from fpslink.payments.models import payments
-from fpslink.vocabulary import Direction, Period, State
+from fpslink.reconciliation.domain import business_day_bounds
+from fpslink.retention.models import limit_usage_carried, retention_horizon
+from fpslink.vocabulary import Direction, State
 from ibps_wire.enums import TransferStatus
 from ibps_wire.schemas import TransferOut
 
@@ -82,7 +85,8 @@ async def _ibps_transfers(gw: Gateway) -> dict[str, TransferOut]:
 @dataclass
 class Snapshot:
     """What the check reads, once: the gateway's payments, both ledgers' transfers by payment id,
-    the limit usage rows and the payments bound to more than one idempotency key."""
+    the limit usage rows and the payments bound to more than one idempotency key; and what retention
+    left of the payments it purged: their usage, and the start of the first date kept."""
 
     payments: list[dict[str, Any]]
     fps: dict[str, dict[str, Any]]
@@ -90,6 +94,12 @@ class Snapshot:
     ibps_reachable: bool
     usage: list[dict[str, Any]]
     shared_keys: list[tuple[str, int]]
+    carried_usage: dict[UsageKey, int] = field(default_factory=dict)
+    """What purged payments had reserved, per usage row (`limit_usage_carried`)."""
+    kept_since: datetime | None = None
+    """The start of the first business date retention keeps whole (null: nothing purged). An IBPS
+    transfer created before it may belong to a payment the gateway purged (mock_ibps keeps a day
+    more), and is no orphan."""
 
 
 async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> InvariantReport:
@@ -112,6 +122,11 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
             ).mappings()
         }
         usage_rows = [dict(u) for u in (await conn.execute(select(limit_usage))).mappings()]
+        carried_usage = {
+            (r.account_id, r.direction, r.period, r.period_key): int(r.carried_minor)
+            for r in await conn.execute(select(limit_usage_carried))
+        }
+        kept_from = await conn.scalar(select(retention_horizon.c.kept_from))
         shared_keys = [
             (str(pid), int(count))
             for pid, count in await conn.execute(
@@ -139,6 +154,8 @@ async def check_invariants(gw: Gateway, *, now: datetime | None = None) -> Invar
         ibps_reachable=report.ibps_reachable,
         usage=usage_rows,
         shared_keys=shared_keys,
+        carried_usage=carried_usage,
+        kept_since=None if kept_from is None else business_day_bounds(date.fromisoformat(kept_from))[0],
     )
     stale_before = now - timedelta(seconds=gw.settings.settlement_timeout_s + gw.settings.recovery_interval_s)
     violations, report.payments_by_state = judge(snapshot, stale_before=stale_before)
@@ -155,7 +172,7 @@ def judge(snapshot: Snapshot, *, stale_before: datetime) -> tuple[list[str], dic
         by_state[state.value] += 1
         violations.extend(_payment_violations(p, state, snapshot, stale_before))
     violations.extend(_orphans(snapshot))
-    violations.extend(_usage_violations(snapshot.usage, _expected_usage(snapshot.payments)))
+    violations.extend(_usage_violations(snapshot.usage, _expected_usage(snapshot)))
     violations.extend(f"I6 {pid}: bound to {count} idempotency keys" for pid, count in snapshot.shared_keys)
     return violations, dict(by_state)
 
@@ -208,10 +225,13 @@ def _orphans(snapshot: Snapshot) -> list[str]:
     """Transfers on either ledger that no gateway payment accounts for (a voided IBPS one may be the
     tombstone of an abort that reached IBPS before the prepare did)."""
     ids = {p["payment_id"] for p in snapshot.payments}
+    kept_since = snapshot.kept_since
     found = [
         f"IBPS {pid}: {transfer.status.value} transfer without a gateway payment"
         for pid, transfer in snapshot.ibps.items()
-        if pid not in ids and transfer.status is not TransferStatus.VOIDED
+        if pid not in ids
+        and transfer.status is not TransferStatus.VOIDED
+        and (kept_since is None or _aware(transfer.created_at) >= kept_since)
     ]
     found += [
         f"FPS {pid}: {transfer['status']} transfer without a gateway payment"
@@ -221,22 +241,31 @@ def _orphans(snapshot: Snapshot) -> list[str]:
     return found
 
 
-def _expected_usage(payments_: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], int]:
-    """What the payments reserve on each usage row: all but those rejected or being aborted (an
-    abort decision releases its usage)."""
-    expected: dict[tuple[str, str, str, str], int] = defaultdict(int)
-    for p in payments_:
-        if State(p["state"]) in (State.REJECTED, State.ABORTING):
-            continue
-        day = p["business_date"]
-        for period, key in ((Period.DAY, day), (Period.YEAR, day[:4])):
-            expected[(p["debtor_account_id"], p["direction"], period.value, key)] += p["limit_minor"]
-    return expected
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _usage_violations(
-    usage_rows: list[dict[str, Any]], expected: dict[tuple[str, str, str, str], int]
-) -> list[str]:
+def _expected_usage(snapshot: Snapshot) -> dict[UsageKey, int]:
+    """What each usage row must hold: what the payments kept reserve, plus what purged ones had."""
+    expected = defaultdict(
+        int,
+        reserved_usage(
+            Reservation(
+                account_id=p["debtor_account_id"],
+                direction=p["direction"],
+                state=State(p["state"]),
+                business_date=p["business_date"],
+                limit_minor=p["limit_minor"],
+            )
+            for p in snapshot.payments
+        ),
+    )
+    for ident, amount in snapshot.carried_usage.items():
+        expected[ident] += amount
+    return dict(expected)
+
+
+def _usage_violations(usage_rows: list[dict[str, Any]], expected: dict[UsageKey, int]) -> list[str]:
     """I5: no usage over its cap, and every usage row equal to what its payments reserve."""
     found: list[str] = []
     left = dict(expected)

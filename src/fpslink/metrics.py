@@ -62,6 +62,12 @@ BATCH_STEP_SECONDS = Histogram(
     ["step"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+RETENTION_PURGED = Counter(
+    "fpslink_retention_purged_total",
+    "Rows the retention job deleted, by step (keys, deliveries, timeline, payments, transfers, quotes, "
+    "usage, recon)",
+    ["step"],
+)
 RATE_LIMITED = Counter(
     "fpslink_rate_limited_total", "Requests refused with 429 because their bank was over its quota"
 )

@@ -17,6 +17,7 @@ from fpslink.participants.models import accounts, api_keys, participants
 from fpslink.payments.models import payment_events, payments
 from fpslink.ratelimit.models import rate_buckets
 from fpslink.reconciliation.models import recon_breaks, recon_runs
+from fpslink.retention.models import limit_usage_carried, retention_horizon
 from fpslink.webhooks.models import webhook_deliveries, webhooks
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "ledger_accounts",
     "ledger_transfers",
     "limit_usage",
+    "limit_usage_carried",
     "metadata",
     "participants",
     "payment_events",
@@ -41,6 +43,7 @@ __all__ = [
     "rate_buckets",
     "recon_breaks",
     "recon_runs",
+    "retention_horizon",
     "webhook_deliveries",
     "webhooks",
 ]

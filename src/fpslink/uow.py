@@ -38,6 +38,7 @@ from fpslink.limits.repository import LimitsRepository
 from fpslink.participants.repository import ParticipantsRepository
 from fpslink.ratelimit.repository import RateLimitsRepository
 from fpslink.reconciliation.repository import ReconciliationRepository
+from fpslink.retention.repository import HorizonRepository
 from fpslink.webhooks.repository import WebhooksRepository
 
 
@@ -163,6 +164,10 @@ class UnitOfWork:
     def certifications(self) -> CertificationsRepository:
         return CertificationsRepository(self.conn)
 
+    @property
+    def retention(self) -> HorizonRepository:
+        return HorizonRepository(self.conn)
+
 
 UnitsOfWork = Callable[[], UnitOfWork]
 """Opens a unit of work: what a service holds instead of the engine."""
@@ -170,7 +175,8 @@ UnitsOfWork = Callable[[], UnitOfWork]
 
 Connections = Callable[[], AsyncConnection]
 """A connection of its own that the holder begins and commits transactions on (`engine.connect`):
-only for work whose temporary tables must outlive one transaction, the reconciliation's matcher."""
+only for work whose session outlives one transaction: the reconciliation's matcher (its temporary
+tables) and the retention job (its advisory lock)."""
 
 
 def units_of_work(engine: AsyncEngine) -> UnitsOfWork:

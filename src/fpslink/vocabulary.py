@@ -59,6 +59,8 @@ class TransferKind(StrEnum):
     OPENING = "OPENING"
     DEBIT = "DEBIT"
     CREDIT = "CREDIT"
+    CARRIED = "CARRIED"
+    """The balance purged payments brought to an account, against its funding account (no payment)."""
 
 
 class TransferStatus(StrEnum):

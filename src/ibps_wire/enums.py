@@ -17,6 +17,7 @@ class TransferKind(StrEnum):
     OPENING = "OPENING"  # an account's opening balance; no payment
     CREDIT = "CREDIT"  # northbound: LINK -> mainland payee
     DEBIT = "DEBIT"  # southbound: mainland payer -> LINK
+    CARRIED = "CARRIED"  # what purged transfers brought to an account, against FUNDING; no payment
 
 
 class TransferStatus(StrEnum):

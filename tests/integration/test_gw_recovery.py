@@ -13,25 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from gw_support import Harness
+from gw_support import Crash, Harness, crash_at
 
 from fpslink.ibps_client import IbpsUnavailable
 from fpslink.payments import repository
 from fpslink.settlement import coordinator, recovery
 from fpslink.vocabulary import State
 from ibps_wire.enums import TransferKind
-
-
-class Crash(BaseException):
-    """Stands for the process dying at a step."""
-
-
-def crash_at(point: str) -> Callable[[str], None]:
-    def hook(reached: str) -> None:
-        if reached == point:
-            raise Crash(point)
-
-    return hook
 
 
 async def _world(h: Harness, direction: str) -> dict[str, Any]:

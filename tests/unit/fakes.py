@@ -71,6 +71,8 @@ class Rows:
     certification_runs: dict[str, RunRecord] = field(default_factory=dict)
     certification_scenarios: dict[tuple[str, Scenario], ScenarioRecord] = field(default_factory=dict)
     certification_observations: list[tuple[str, Observation]] = field(default_factory=list)
+    kept_from: date | None = None
+    """The retention horizon's one row."""
 
 
 class FakeParticipantsRepository:
@@ -570,6 +572,20 @@ class FakeCertificationsRepository:
         return True
 
 
+class FakeHorizonRepository:
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    async def kept_from(self) -> date | None:
+        return self._rows.kept_from
+
+    async def move_horizon(self, first_kept: date, *, now: datetime) -> date | None:
+        before = self._rows.kept_from
+        if before is None or before < first_kept:
+            self._rows.kept_from = first_kept
+        return before
+
+
 class FakeDatabase:
     """The committed state, and how many units of work were opened and committed on it."""
 
@@ -655,6 +671,10 @@ class FakeUnitOfWork:
     @property
     def certifications(self) -> FakeCertificationsRepository:
         return FakeCertificationsRepository(self._open())
+
+    @property
+    def retention(self) -> FakeHorizonRepository:
+        return FakeHorizonRepository(self._open())
 
     async def ping(self) -> None:
         self._open()

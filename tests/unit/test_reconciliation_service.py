@@ -38,6 +38,19 @@ async def test_a_day_that_has_not_begun_in_hong_kong_is_refused(
     assert db.opened == 0 and db.rows.recon_runs == {}
 
 
+async def test_a_day_that_retention_purged_is_refused_and_the_first_kept_is_not(
+    service: ReconciliationService, db: FakeDatabase
+) -> None:
+    db.rows.kept_from = date(2026, 6, 20)
+    with pytest.raises(InvalidRequest) as purged:
+        await service.reconcile(business_date=date(2026, 6, 19))
+    assert purged.value.code == "BUSINESS_DATE_PURGED"
+    assert purged.value.ids == {"kept_from": "2026-06-20"}
+    assert db.rows.recon_runs == {}
+    with pytest.raises(AssertionError, match="runs no match"):  # accepted: it went on to match
+        await service.reconcile(business_date=date(2026, 6, 20))
+
+
 async def test_an_unknown_run_is_not_found(service: ReconciliationService) -> None:
     with pytest.raises(NotFound) as missing:
         await service.get_run("no-such-run")

@@ -1,4 +1,4 @@
-from sqlalchemy import BigInteger, Column, String, Table
+from sqlalchemy import BigInteger, Column, Index, String, Table
 
 from fpslink.db import UtcDateTime, metadata
 
@@ -18,5 +18,7 @@ quotes = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("payment_id", String(36), nullable=True),
+    Index("ix_quotes_created", "created_at"),
 )
-"""Firm quotes. Rates are exact decimal strings; `payment_id` is set once, when a payment uses it."""
+"""Firm quotes. Rates are exact decimal strings; `payment_id` is set once, when a payment uses it.
+Retention deletes them by age (`ix_quotes_created`)."""

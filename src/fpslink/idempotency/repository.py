@@ -141,8 +141,3 @@ async def complete_many(conn: AsyncConnection, idents: Sequence[tuple[str, str]]
         [i[0] for i in ordered],
         [i[1] for i in ordered],
     )
-
-
-async def purge_expired(conn: AsyncConnection, *, now: datetime) -> int:
-    result = await conn.execute(delete(keys).where(keys.c.expires_at <= now))
-    return int(result.rowcount or 0)

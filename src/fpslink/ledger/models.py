@@ -40,7 +40,7 @@ ledger_transfers = Table(
     Column("status", String(8), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("resolved_at", UtcDateTime(), nullable=True),
-    CheckConstraint("kind IN ('OPENING', 'DEBIT', 'CREDIT')", name="kind"),
+    CheckConstraint("kind IN ('OPENING', 'DEBIT', 'CREDIT', 'CARRIED')", name="kind"),
     CheckConstraint("status IN ('PENDING', 'POSTED', 'VOIDED')", name="status"),
     CheckConstraint(CURRENCIES, name="currency"),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
@@ -51,5 +51,7 @@ ledger_transfers = Table(
     Index("ix_ledger_transfers_created", "created_at"),
 )
 """FPS transfers: OPENING (funding -> customer, posted at once), DEBIT (payer -> link, holds funds)
-and CREDIT (link -> payee), each PENDING until posted or voided by the settlement decision.
-Both accounts and the payment (null for OPENING) must exist: foreign keys, migration 0008."""
+and CREDIT (link -> payee), each PENDING until posted or voided by the settlement decision, and
+CARRIED (posted, between an account and its funding account): what purged payments' postings
+brought to the account (`fpslink.retention`, migration 0015). Both accounts and the payment (null
+for OPENING and CARRIED) must exist: foreign keys, migration 0008."""

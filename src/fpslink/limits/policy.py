@@ -6,6 +6,8 @@ UTC+8 business date on which the payment was accepted (docs/architecture.md#ruli
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -13,7 +15,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from fpslink.money import Currency
-from fpslink.vocabulary import Direction, Period
+from fpslink.vocabulary import Direction, Period, State
 
 HK_TZ = timezone(timedelta(hours=8), "UTC+8")
 
@@ -74,3 +76,31 @@ Amount = TypeVar("Amount", int, Decimal)
 def fits(limit: Amount | None, used: Amount, amount: Amount) -> bool:
     """Whether `amount` more still fits under `limit` (None: no limit)."""
     return limit is None or used + amount <= limit
+
+
+RELEASED: frozenset[State] = frozenset({State.REJECTED, State.ABORTING})
+"""States whose usage is released: an abort decision gives the payment's usage back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a payment reserves, read from its row: `limit_minor` on its day's and year's usage."""
+
+    account_id: str
+    direction: str
+    state: State
+    business_date: str
+    """UTC+8 date of acceptance, YYYY-MM-DD: the day (and year) its usage is booked to (R5)."""
+    limit_minor: int
+
+
+def reserved_usage(reservations: Iterable[Reservation]) -> dict[UsageKey, int]:
+    """What the payments reserve on each usage row: all but those rejected or being aborted. I5 holds
+    each row to this (plus what purged payments had reserved), and retention carries it forward."""
+    reserved: dict[UsageKey, int] = defaultdict(int)
+    for r in reservations:
+        if r.state in RELEASED:
+            continue
+        for period, key in ((Period.DAY, r.business_date), (Period.YEAR, r.business_date[:4])):
+            reserved[(r.account_id, r.direction, period.value, key)] += r.limit_minor
+    return dict(reserved)

@@ -153,6 +153,14 @@ class ReconciliationService:
             raise InvalidRequest(f"business_date {business_date.isoformat()} has not begun yet (UTC+8)")
         run_id = str(uuid.uuid4())
         async with self._uow() as tx:
+            kept_from = await tx.retention.kept_from()
+            if kept_from is not None and business_date < kept_from:
+                raise InvalidRequest(
+                    f"business_date {business_date.isoformat()} was purged by retention: its payments "
+                    f"are no longer kept; dates from {kept_from.isoformat()} on can be reconciled",
+                    code="BUSINESS_DATE_PURGED",
+                    kept_from=kept_from.isoformat(),
+                )
             await tx.reconciliation.insert_run(run_id=run_id, business_date=business_date, now=now)
             await tx.commit()
         try:

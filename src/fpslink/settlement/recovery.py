@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from fpslink import metrics
 from fpslink.context import Gateway
 from fpslink.db import database_unavailable, one_line
-from fpslink.idempotency import repository as idem_repo
 from fpslink.payments import repository as payments_repo
 from fpslink.settlement import coordinator
 from fpslink.settlement.states import recovery_action
@@ -57,12 +56,6 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
     return outcomes
 
 
-async def purge_expired_keys(gw: Gateway) -> int:
-    """Forget idempotency keys past their retention (FPSLINK_IDEMPOTENCY_TTL_H)."""
-    async with gw.engine.begin() as conn:
-        return await idem_repo.purge_expired(conn, now=gw.now())
-
-
 async def run_forever(gw: Gateway) -> None:
     """The background loop each gateway worker runs; errors are logged and the loop goes on."""
     interval = gw.settings.recovery_interval_s
@@ -71,7 +64,6 @@ async def run_forever(gw: Gateway) -> None:
             outcomes = await sweep(gw)
             if outcomes:
                 log.info("recovery sweep: %s", dict(outcomes))
-            await purge_expired_keys(gw)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
