@@ -35,6 +35,20 @@ async def raw(conn: AsyncConnection) -> asyncpg.Connection:
     return driver
 
 
+async def alone(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under ``conn``, without beginning a transaction: for a read that is
+    the only statement of its block.
+
+    Such a read runs on its own, in its own snapshot, in one round trip where BEGIN, the statement
+    and ROLLBACK took three (SQLAlchemy's adapter sends no ROLLBACK for a transaction it never
+    began); after a statement that began the block's transaction, it runs inside that. Never for
+    a write: one sent first would commit by itself, whatever the block does after.
+    """
+    fairy = await conn.get_raw_connection()
+    driver: asyncpg.Connection = fairy.driver_connection
+    return driver
+
+
 def row_count(status: str) -> int:
     """The row count of a command status such as ``UPDATE 3``, which ``execute`` answers."""
     return int(status.rpartition(" ")[2])
