@@ -36,13 +36,13 @@ async def raw(conn: AsyncConnection) -> asyncpg.Connection:
 
 
 async def alone(conn: AsyncConnection) -> asyncpg.Connection:
-    """The asyncpg connection under ``conn``, without beginning a transaction: for a read that is
-    the only statement of its block.
+    """The asyncpg connection under ``conn``, without beginning a transaction: for a statement that
+    is its block's only one, a read or a write that stands alone.
 
-    Such a read runs on its own, in its own snapshot, in one round trip where BEGIN, the statement
-    and ROLLBACK took three (SQLAlchemy's adapter sends no ROLLBACK for a transaction it never
-    began); after a statement that began the block's transaction, it runs inside that. Never for
-    a write: one sent first would commit by itself, whatever the block does after.
+    Sent first, it runs on its own (a read in its own snapshot; a write commits by itself, whatever
+    the block does after), in one round trip where BEGIN, the statement and ROLLBACK or COMMIT took
+    three: SQLAlchemy's adapter ends no transaction it never began. After a statement that began the
+    block's transaction, it runs inside that.
     """
     fairy = await conn.get_raw_connection()
     driver: asyncpg.Connection = fairy.driver_connection

@@ -1,9 +1,10 @@
-"""GET /v1/accounts/{id} asks PostgreSQL once: the caller's check and the read are one statement.
+"""What a bank's every request costs on the wire: its account read, and its quota's leases.
 
-It was two transactions (the directory's row, then the ledger's balances: BEGIN, SELECT, ROLLBACK
-twice), about 2 ms of gateway CPU a read; a bank flooding the gateway with reads weighed on every
-other bank's (benchmarks/fairness.py). What goes to PostgreSQL is counted on the wire by the relay
-of benchmarks/roundtrips.py.
+A bank flooding the gateway at ten times its quota weighed on every other bank's reads
+(benchmarks/fairness.py) through what its own admitted requests cost. The account read was two
+transactions (the directory's row, then the ledger's balances: BEGIN, SELECT, ROLLBACK twice) and a
+lease three round trips (BEGIN, the upsert, COMMIT); each is now one statement in one round trip.
+What goes to PostgreSQL is counted by the relay of benchmarks/roundtrips.py.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import httpx
 import pgtest
 import pytest
 from gateway_stack import Stack, settings_for
-from gw_support import FakeClock, Harness, problem
+from gw_support import FakeClock, Harness, bank_code, problem
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from fpslink.app import create_app
 from fpslink.invariants import check_invariants
+from fpslink.ratelimit.policy import Quota
 
 
 @dataclass
@@ -28,7 +31,7 @@ class Counted:
     h: Harness
     relay: Any
 
-    async def trips(self, request: Callable[[], Awaitable[httpx.Response]]) -> list[tuple[str, int, int]]:
+    async def trips(self, request: Callable[[], Awaitable[object]]) -> list[tuple[str, int, int]]:
         """(kind, statements, transactions) of each round trip of `request`, its statements
         already prepared on the pooled connection by a first run."""
         await request()
@@ -95,3 +98,21 @@ async def test_an_account_read_is_one_statement_whoever_asks(counted: Counted) -
     one_statement = [("SELECT", 1, 1)]  # no BEGIN, no ROLLBACK: a statement is its own snapshot
     for request in (as_owner, as_operator, as_another_bank, missing):
         assert await counted.trips(request) == one_statement, request.__name__
+
+
+async def test_a_quota_lease_is_one_statement_that_commits_by_itself(counted: Counted) -> None:
+    gw = counted.h.gw
+    quota = Quota(100, 5)  # a lease is 5 tokens: one request takes a lease, and spends one of them
+    banks = [bank_code("LEASE") for _ in range(2)]
+    unleased = iter(banks)
+
+    async def first_request() -> None:
+        assert (await gw.rate_limiter.admit(next(unleased), quota)).admitted
+
+    assert await counted.trips(first_request) == [("INSERT", 1, 1)]  # no BEGIN, no COMMIT
+    async with gw.engine.connect() as conn:
+        kept = await conn.execute(
+            text("SELECT granted, tokens FROM rate_buckets WHERE participant_id = ANY(:banks)"),
+            {"banks": banks},
+        )
+        assert sorted(kept) == [(5, 95.0), (5, 95.0)]  # each lease stayed, committed
