@@ -44,12 +44,17 @@ def problem_response(status: int, code: str, title: str, detail: str, **extra: A
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
-def error_response(exc: FpslinkError, instance: str) -> JSONResponse:
-    """The answer to a domain error: sent by the app's handler for a route's, and by the rate-limit
-    layer for the 429 it answers before any route (`rate_limits`)."""
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+def error_response(
+    exc: FpslinkError, instance: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The answer to a domain error, with `headers` added: sent by the app's handler for a route's,
+    and by the layers that answer before any route (the rate limits' 429, certification's answers)."""
+    fields = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
     return JSONResponse(
-        exc.problem(instance=instance), status_code=exc.status, media_type=PROBLEM_JSON, headers=headers
+        exc.problem(instance=instance),
+        status_code=exc.status,
+        media_type=PROBLEM_JSON,
+        headers={**fields, **(headers or {})},
     )
 
 

@@ -17,7 +17,6 @@ its route answers 503 DATABASE_UNAVAILABLE as it would have.
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,7 +73,7 @@ class RateLimits:
             return
         if not decision.admitted:
             head, body = refusal(decision, bank, scope["path"])
-            await send({"type": "http.response.start", "status": QuotaSpent.status, "headers": head})
+            await send({"type": "http.response.start", "status": TooManyRequests.status, "headers": head})
             await send({"type": "http.response.body", "body": body})
             return
         fields = decision.headers()
@@ -85,23 +84,6 @@ class RateLimits:
             await send(message)
 
         await self.app(scope, receive, send_with_fields)
-
-
-class QuotaSpent(TooManyRequests):
-    """A bank over its quota; the problem names the policy it broke, as the RateLimit fields do."""
-
-    def __init__(self, decision: Decision, bank: str) -> None:
-        quota = decision.quota
-        super().__init__(
-            f"{bank} may send {quota.quota} requests per {quota.window_s} s and has sent them; retry "
-            f"after {decision.reset_s} s (the operator can raise a bank's quota)",
-            participant_id=bank,
-        )
-
-    def problem(self, instance: str | None = None) -> dict[str, Any]:
-        body = super().problem(instance)
-        body["violated-policies"] = [POLICY]
-        return body
 
 
 Head = tuple[tuple[bytes, bytes], ...]
@@ -121,7 +103,14 @@ def refusal(decision: Decision, bank: str, path: str) -> tuple[Head, bytes]:
 
 
 def _render_refusal(decision: Decision, bank: str, path: str) -> tuple[Head, bytes]:
-    response = problems.error_response(QuotaSpent(decision, bank), path)
+    quota = decision.quota
+    error = TooManyRequests(
+        f"{bank} may send {quota.quota} requests per {quota.window_s} s and has sent them; retry "
+        f"after {decision.reset_s} s (the operator can raise a bank's quota)",
+        policy=POLICY,
+        participant_id=bank,
+    )
+    response = problems.error_response(error, path)
     return (*response.raw_headers, *decision.headers()), bytes(response.body)
 
 
