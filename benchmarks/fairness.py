@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import signal
 import statistics
 import subprocess
 import sys
@@ -386,6 +387,11 @@ def line(phase: Phase, alone: Phase | None, args: argparse.Namespace) -> str:
 async def main(args: argparse.Namespace) -> int:
     import asyncpg
 
+    task = asyncio.current_task()
+    if task is not None:
+        # SIGTERM (`timeout`, a kill) cancels the run, so that its servers are stopped and its
+        # databases dropped, as Ctrl-C does; by default it would leave both behind
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     lock = take_lock()
     if lock is None:
         print(f"a benchmark run holds {LOG_DIR / 'run.lock'}; not starting (its load would be measured)")
