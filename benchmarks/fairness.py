@@ -21,7 +21,9 @@ Last, once, **unthrottled**: the operator raises the noisy bank's quota out of r
 the same again: what the quota protects the quiet bank from. Printed for each phase: the quiet bank's
 p50/p95/p99, the noisy bank's answers by status, the CPU each group of processes used a second; then
 both conditions pooled over the rounds, and the change of the quiet bank's p99 (target: under 20%;
-the exit status is 1 above it). Every request has a time-out, every loop a bound.
+the exit status is 1 above it), with the host's load averages (a shared machine's other work moves
+the figures). Every request has a time-out, every loop a bound. It takes throughput.py's lock
+(`run.lock` in its log directory) and does not start while another run holds it (exit status 2).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,11 +54,14 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from benchmarks.skeleton.rawhttp import HttpError, Pool  # noqa: E402
 from benchmarks.throughput import (  # noqa: E402
     HOST,
+    LOG_DIR,
     SERVER,
     _percentile,
+    loadavg,
     postgres_backends,
     process_cpu_s,
     running_fpslink,
+    take_lock,
     worker_pids,
 )
 from fpslink.config import Settings  # noqa: E402
@@ -134,6 +140,8 @@ class Phase:
     noise_sent: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds per second of the measured window, by group of processes."""
+    load: str = ""
+    """The host's load averages when the phase ended: the machine may be shared."""
 
     phases: int = 0
 
@@ -344,6 +352,7 @@ async def run_phase(
             child.join(timeout=30)
             if child.is_alive():
                 child.kill()
+    phase.load = loadavg()
     return phase
 
 
@@ -370,12 +379,24 @@ def line(phase: Phase, alone: Phase | None, args: argparse.Namespace) -> str:
         text += f"\n{'':<22} noisy bank: {phase.noise_sent} sent ({per_s:.0f}/s), answers {dict(phase.noise)}"
     cpu = ", ".join(f"{name} {1000 * used:.0f}" for name, used in phase.cpu.items() if used)
     text += f"\n{'':<22} CPU ms per second: {cpu}"
+    if phase.load:
+        text += f"; host load {phase.load}"
     return text
 
 
 async def main(args: argparse.Namespace) -> int:
     import asyncpg
 
+    task = asyncio.current_task()
+    if task is not None:
+        # SIGTERM (`timeout`, a kill) cancels the run, so that its servers are stopped and its
+        # databases dropped, as Ctrl-C does; by default it would leave both behind
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    lock = take_lock()
+    if lock is None:
+        print(f"a benchmark run holds {LOG_DIR / 'run.lock'}; not starting (its load would be measured)")
+        return 2
+    before = loadavg()
     port = args.port
     env = {
         "FPSLINK_RATE_LIMIT_QUOTA": str(args.quota),
@@ -425,6 +446,7 @@ async def main(args: argparse.Namespace) -> int:
                 f"{100 * median:+.0f}% the median round's (a burst of load from elsewhere moves one "
                 "round, not the median); target: under +20%"
             )
+            print(f"host load averages (1, 5, 15 min): {before} before, {loadavg()} after")
             return 0 if change < 0.20 else 1
         finally:
             await probe.close()

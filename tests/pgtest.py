@@ -9,8 +9,13 @@ Nothing fakes the database.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import socket
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import asyncpg
 import pytest
@@ -71,3 +76,18 @@ async def drop(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+ROUNDTRIPS = Path(__file__).resolve().parents[1] / "benchmarks" / "roundtrips.py"
+
+
+@functools.cache
+def roundtrips() -> ModuleType:
+    """benchmarks/roundtrips.py, whose relay counts a client's round trips on the wire: what a test
+    asks of a unit of work or a request is checked there, not by timing it."""
+    spec = importlib.util.spec_from_file_location("fpslink_bench_roundtrips_relay", ROUNDTRIPS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

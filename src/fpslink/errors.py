@@ -82,6 +82,17 @@ class TooManyRequests(FpslinkError):
     title = "Too many requests"
     default_code = "RATE_LIMITED"
 
+    def __init__(self, detail: str, *, policy: str, code: str | None = None, **ids: Any) -> None:
+        super().__init__(detail, code=code, **ids)
+        self.policy = policy
+        """The RateLimit policy it breaks, named in the problem (`violated-policies`) as in the
+        RateLimit fields (draft-ietf-httpapi-ratelimit-headers)."""
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        body = super().problem(instance)
+        body["violated-policies"] = [self.policy]
+        return body
+
 
 class UpstreamUnavailable(FpslinkError):
     status = 503

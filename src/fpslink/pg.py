@@ -6,6 +6,6 @@ the gateway's statements live in its repositories.
 
 from __future__ import annotations
 
-from ibps_wire.pg import array_type, ident, insert_rows, raw
+from ibps_wire.pg import alone, array_type, ident, insert_rows, raw
 
-__all__ = ["array_type", "ident", "insert_rows", "raw"]
+__all__ = ["alone", "array_type", "ident", "insert_rows", "raw"]

@@ -14,7 +14,8 @@ repositories behind the same attributes) tests a service without a database.
 The transaction costs no round trip of its own: asyncpg sends BEGIN with the first statement, and
 ROLLBACK only if one was sent, so a read costs what `engine.connect()` cost (BEGIN, its statements,
 ROLLBACK) and a committed write what `engine.begin()` cost (BEGIN, its statements, COMMIT);
-tests/integration/test_uow.py counts them on the wire.
+tests/integration/test_uow.py counts them on the wire. A read that is the block's only statement can
+skip even those two: on `pg.alone`'s connection it is one round trip, in its own snapshot.
 """
 
 from __future__ import annotations

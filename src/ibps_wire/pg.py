@@ -35,6 +35,20 @@ async def raw(conn: AsyncConnection) -> asyncpg.Connection:
     return driver
 
 
+async def alone(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under ``conn``, without beginning a transaction: for a statement that
+    is its block's only one, a read or a write that stands alone.
+
+    Sent first, it runs on its own (a read in its own snapshot; a write commits by itself, whatever
+    the block does after), in one round trip where BEGIN, the statement and ROLLBACK or COMMIT took
+    three: SQLAlchemy's adapter ends no transaction it never began. After a statement that began the
+    block's transaction, it runs inside that.
+    """
+    fairy = await conn.get_raw_connection()
+    driver: asyncpg.Connection = fairy.driver_connection
+    return driver
+
+
 def row_count(status: str) -> int:
     """The row count of a command status such as ``UPDATE 3``, which ``execute`` answers."""
     return int(status.rpartition(" ")[2])

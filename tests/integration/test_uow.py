@@ -6,12 +6,8 @@ passes: a unit of work must cost what the engine's own `connect()` and `begin()`
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pgtest
@@ -24,16 +20,6 @@ from fpslink.db import create_engine
 from fpslink.uow import UnitsOfWork, units_of_work
 
 DATABASE = f"fpslink_t_uow_{pgtest.RUN}"
-ROUNDTRIPS = Path(__file__).resolve().parents[2] / "benchmarks" / "roundtrips.py"
-
-
-def _roundtrips() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fpslink_bench_roundtrips_uow", ROUNDTRIPS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -55,7 +41,7 @@ class Wire:
 @pytest.fixture(scope="module")
 async def wire() -> AsyncIterator[Wire]:
     url = make_url(await pgtest.recreate(DATABASE))
-    roundtrips = _roundtrips()
+    roundtrips = pgtest.roundtrips()
     relay = roundtrips.Relay(roundtrips.upstream(url))
     port = await relay.start()
     engine = create_engine(roundtrips.through(url, port), pool_size=1)

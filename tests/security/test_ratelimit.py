@@ -52,6 +52,28 @@ async def test_a_bank_over_its_quota_is_answered_429_with_retry_after_and_rateli
 
 
 @QUOTA
+async def test_each_refusal_names_its_own_bank_path_and_wait(harness: Harness) -> None:
+    """A worker keeps the 429s it renders (a bank over its quota is refused alike again and again):
+    a kept answer never goes to another bank or path, nor outlives the wait it states."""
+    h = harness
+    first, second = await h.bank("FPS"), await h.bank("FPS")
+    for bank in (first, second):
+        await spend(h, bank, 5)
+    for bank in (first, second, first):
+        for path in ("/v1/payments?limit=1", "/v1/accounts/HK0000000000000000", "/v1/payments?limit=2"):
+            refused = await h.http.get(path, headers=bank.headers)
+            body = problem(refused, 429, "RATE_LIMITED")
+            assert body["participant_id"] == bank.participant_id
+            assert body["instance"] == path.partition("?")[0]
+            assert body["violated-policies"] == ["bank"]
+            wait = refused.headers["Retry-After"]
+            assert f"retry after {wait} s" in body["detail"]
+            assert refused.headers["RateLimit"] == f'"bank";r=0;t={wait}'
+            assert refused.headers["Content-Type"] == "application/problem+json"
+            assert int(refused.headers["Content-Length"]) == len(refused.content)
+
+
+@QUOTA
 async def test_the_operator_health_checks_and_unknown_keys_are_not_counted(harness: Harness) -> None:
     h = harness
     bank = await h.bank("IBPS")

@@ -27,7 +27,7 @@ from fpslink.idempotency.repository import KeyRecord
 from fpslink.iso20022.repository import SentTransaction
 from fpslink.money import Currency
 from fpslink.participants.keys import ApiKeyRecord, KeyStatus
-from fpslink.participants.repository import AccountRecord, KeyUse, ParticipantRecord
+from fpslink.participants.repository import AccountRecord, KeyUse, ParticipantRecord, VisibleAccount
 from fpslink.ratelimit.policy import Quota
 from fpslink.ratelimit.repository import Lease
 from fpslink.reconciliation.repository import Run
@@ -153,6 +153,12 @@ class FakeParticipantsRepository:
 
     async def account(self, account_id: str) -> AccountRecord | None:
         return self._rows.accounts.get(account_id)
+
+    async def visible_account(self, account_id: str, *, viewer: str | None) -> VisibleAccount | None:
+        record = self._rows.accounts.get(account_id)
+        if record is None or viewer not in (None, record.participant_id):
+            return None
+        return VisibleAccount(record, self._rows.ledger.get(account_id))
 
     async def insert_account(self, record: AccountRecord, *, now: datetime) -> None:
         if record.account_id in self._rows.accounts:

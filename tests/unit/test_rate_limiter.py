@@ -146,6 +146,24 @@ async def test_a_request_just_over_the_quota_waits_for_the_next_token_instead_of
     assert wall.now == pytest.approx(1_800_000_002.0)
 
 
+async def test_requests_that_waited_go_on_one_per_token_not_together() -> None:
+    """Together they would run at once, a burst that other banks' requests on the worker wait
+    behind; one per 1/rate seconds, they go on at the bank's rate."""
+    db, wall = FakeDatabase(), Wall()
+    limits = limiter(db, wall, max_wait_s=1.0)
+    quota = Quota(8, 1)  # a token every 0.125 s, a lease of 2
+    started = wall.now
+    went_on: list[float] = []
+
+    async def request() -> None:
+        assert (await limits.admit("HKBANK", quota)).admitted
+        went_on.append(wall.now - started)
+
+    await asyncio.gather(*(request() for _ in range(12)))
+    # the bucket's 8 at once; the 4 that waited for a lease's refill, a token apart
+    assert sorted(went_on) == pytest.approx([0.0] * 8 + [0.25, 0.375, 0.5, 0.625])
+
+
 async def test_no_wait_for_a_token_further_off_than_the_longest_wait() -> None:
     db, wall = FakeDatabase(), Wall()
     limits = limiter(db, wall, max_wait_s=1.0)

@@ -33,7 +33,7 @@ from fpslink import logs
 from fpslink.api import routes
 from fpslink.api.deps import IDENTIFIED
 from fpslink.api.fast_payments import PATH, is_json, read_body, replay
-from fpslink.api.problems import PROBLEM_JSON
+from fpslink.api.problems import error_response
 from fpslink.api.schemas import PaymentCreate, QuoteCreate
 from fpslink.certification.domain import REJECTIONS, Action, Answer, Scenario, pending_view
 from fpslink.certification.service import ActiveRun, ActiveRuns
@@ -281,33 +281,25 @@ def _tag(run: ActiveRun, amount: str, currency: Currency) -> Scenario | None:
 
 
 def _in_progress(retry_after_s: int) -> JSONResponse:
-    error = idempotency.in_progress()
-    return JSONResponse(
-        error.problem(instance=PATH),
-        status_code=error.status,
-        media_type=PROBLEM_JSON,
-        headers={"Retry-After": str(retry_after_s)},
-    )
+    return error_response(idempotency.in_progress(), PATH, {"Retry-After": str(retry_after_s)})
 
 
 def _rate_limited(principal: Principal, retry_after_s: int) -> JSONResponse:
     error = TooManyRequests(
         f"certification run: {principal.participant_id} is told to wait {retry_after_s} s before it "
         "sends this payment again (RATE_LIMITED scenario)",
-        code="RATE_LIMITED",
+        policy=POLICY,
         participant_id=principal.participant_id,
     )
-    response = JSONResponse(
-        {**error.problem(instance=PATH), "violated-policies": [POLICY]},
-        status_code=error.status,
-        media_type=PROBLEM_JSON,
-        headers={
+    return error_response(
+        error,
+        PATH,
+        {
             "Retry-After": str(retry_after_s),
             "RateLimit-Policy": f'"{POLICY}";q=1;w={retry_after_s}',
             "RateLimit": f'"{POLICY}";r=0;t={retry_after_s}',
         },
     )
-    return response
 
 
 def install(app: FastAPI, active: ActiveRuns) -> None:

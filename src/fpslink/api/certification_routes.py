@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from fpslink.api.deps import CertificationDep, IdempotencyDep, IdempotencyKeyHeader, PrincipalDep
 from fpslink.api.page_security import report_csp, secure_headers
-from fpslink.api.problems import PROBLEM_JSON
+from fpslink.api.problems import error_response
 from fpslink.api.routes import PROBLEMS, _idempotent
 from fpslink.api.schemas import dump
 from fpslink.certification import render
@@ -137,11 +137,10 @@ async def complete_certification(
     try:
         view = await certification.complete(principal, certification_id)
     except Busy as exc:
-        return JSONResponse(
-            exc.problem(instance=f"/v1/certifications/{certification_id}/complete"),
-            status_code=exc.status,
-            media_type=PROBLEM_JSON,
-            headers={"Retry-After": str(exc.retry_after_s)},
+        return error_response(
+            exc,
+            f"/v1/certifications/{certification_id}/complete",
+            {"Retry-After": str(exc.retry_after_s)},
         )
     return JSONResponse(dump(run_out(view)))
 

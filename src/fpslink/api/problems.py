@@ -44,6 +44,20 @@ def problem_response(status: int, code: str, title: str, detail: str, **extra: A
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def error_response(
+    exc: FpslinkError, instance: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The answer to a domain error, with `headers` added: sent by the app's handler for a route's,
+    and by the layers that answer before any route (the rate limits' 429, certification's answers)."""
+    fields = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    return JSONResponse(
+        exc.problem(instance=instance),
+        status_code=exc.status,
+        media_type=PROBLEM_JSON,
+        headers={**fields, **(headers or {})},
+    )
+
+
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     DBAPIError,
     asyncpg.PostgresError,
@@ -133,14 +147,7 @@ def _is_json(content_type: str | None) -> bool:
 def install(app: FastAPI) -> None:
     @app.exception_handler(FpslinkError)
     async def _domain(request: Request, exc: FpslinkError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        response = JSONResponse(
-            exc.problem(instance=request.url.path),
-            status_code=exc.status,
-            media_type=PROBLEM_JSON,
-            headers=headers,
-        )
-        return response
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,12 +16,13 @@ its route answers 503 DATABASE_UNAVAILABLE as it would have.
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fpslink.api import problems
 from fpslink.api.deps import IDENTIFIED, bearer_key
-from fpslink.api.problems import PROBLEM_JSON
 from fpslink.context import Gateway
 from fpslink.db import database_unavailable
 from fpslink.errors import TooManyRequests, Unauthorized
@@ -70,10 +71,12 @@ class RateLimits:
             # the limiter protects the database; it does not refuse for it: the route finds out
             await self.app(scope, receive, send)
             return
-        fields = decision.headers()
         if not decision.admitted:
-            await refusal(decision, bank, scope["path"], fields)(scope, receive, send)
+            head, body = refusal(decision, bank, scope["path"])
+            await send({"type": "http.response.start", "status": TooManyRequests.status, "headers": head})
+            await send({"type": "http.response.body", "body": body})
             return
+        fields = decision.headers()
 
         async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -83,18 +86,35 @@ class RateLimits:
         await self.app(scope, receive, send_with_fields)
 
 
-def refusal(decision: Decision, bank: str, path: str, fields: list[tuple[bytes, bytes]]) -> JSONResponse:
+Head = tuple[tuple[bytes, bytes], ...]
+
+REFUSALS_KEPT = 256
+KEPT_PATH_CHARS = 200
+"""A worker keeps this many rendered 429s, for paths up to this long (at most about 100 KB): a bank
+over its quota is refused with the same few answers again and again (its bank, quota, wait and
+path), and sending kept bytes costs a tenth of rendering the problem each time."""
+
+
+def refusal(decision: Decision, bank: str, path: str) -> tuple[Head, bytes]:
+    """The 429's header fields (the RateLimit fields and Retry-After included) and body."""
+    if len(path) <= KEPT_PATH_CHARS:
+        return _kept_refusal(decision, bank, path)
+    return _render_refusal(decision, bank, path)
+
+
+def _render_refusal(decision: Decision, bank: str, path: str) -> tuple[Head, bytes]:
     quota = decision.quota
     error = TooManyRequests(
         f"{bank} may send {quota.quota} requests per {quota.window_s} s and has sent them; retry "
         f"after {decision.reset_s} s (the operator can raise a bank's quota)",
-        code="RATE_LIMITED",
+        policy=POLICY,
         participant_id=bank,
     )
-    body = {**error.problem(instance=path), "violated-policies": [POLICY]}
-    response = JSONResponse(body, status_code=error.status, media_type=PROBLEM_JSON)
-    response.raw_headers.extend(fields)
-    return response
+    response = problems.error_response(error, path)
+    return (*response.raw_headers, *decision.headers()), bytes(response.body)
+
+
+_kept_refusal = functools.lru_cache(maxsize=REFUSALS_KEPT)(_render_refusal)
 
 
 def install(app: FastAPI) -> None:

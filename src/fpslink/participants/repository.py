@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink import pg
 from fpslink.money import Currency
 from fpslink.participants.keys import ApiKeyRecord
 from fpslink.participants.models import accounts, api_keys, participants
@@ -40,6 +41,15 @@ class ParticipantRecord:
     """The bank's BIC, which ISO 20022 messages name it by (8 or 11 characters, as registered)."""
     quota: Quota | None = None
     """The bank's own rate limit; None: the settings' default."""
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleAccount:
+    """An account its caller may see, and its FPS ledger balances in minor units (None for an IBPS
+    account: mock_ibps keeps those)."""
+
+    record: AccountRecord
+    balances: tuple[int, int] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +94,20 @@ _ACCOUNT = (
     accounts.c.currency,
     accounts.c.holder_name,
 )
+
+
+def _account(row: Sequence[Any]) -> AccountRecord:
+    return AccountRecord(row[0], row[1], System(row[2]), Currency(row[3]), row[4])
+
+
+_VISIBLE_ACCOUNT = (
+    "SELECT a.account_id, a.participant_id, a.system, a.currency, a.holder_name,"
+    " l.balance_minor, l.held_minor"
+    " FROM accounts a LEFT JOIN ledger_accounts l ON l.account_id = a.account_id"
+    " WHERE a.account_id = $1 AND ($2::varchar IS NULL OR a.participant_id = $2::varchar)"
+)
+"""The caller's check and the read in one statement: another bank's account is as absent as a
+missing one, in the same time."""
 
 
 class ParticipantsRepository:
@@ -201,9 +225,17 @@ class ParticipantsRepository:
 
     async def account(self, account_id: str) -> AccountRecord | None:
         row = (await self._conn.execute(select(*_ACCOUNT).where(accounts.c.account_id == account_id))).first()
+        return None if row is None else _account(row)
+
+    async def visible_account(self, account_id: str, *, viewer: str | None) -> VisibleAccount | None:
+        """The account if `viewer`'s bank owns it (None: the operator, who sees every account), with
+        its ledger balances. One statement, on the lane (`pg.alone`): as a block's only statement it
+        costs one round trip and no transaction of its own."""
+        row = await (await pg.alone(self._conn)).fetchrow(_VISIBLE_ACCOUNT, account_id, viewer)
         if row is None:
             return None
-        return AccountRecord(row[0], row[1], System(row[2]), Currency(row[3]), row[4])
+        balances = None if row[5] is None else (int(row[5]), int(row[6]))
+        return VisibleAccount(_account(row), balances)
 
     async def insert_account(self, record: AccountRecord, *, now: datetime) -> None:
         await self._conn.execute(

@@ -36,7 +36,7 @@ from fpslink.participants.keys import (
     key_prefix,
     new_api_key,
 )
-from fpslink.participants.repository import AccountRecord, ParticipantRecord
+from fpslink.participants.repository import AccountRecord, ParticipantRecord, VisibleAccount
 from fpslink.principal import OPERATOR, Principal
 from fpslink.ratelimit.policy import Quota
 from fpslink.uow import UnitsOfWork
@@ -430,19 +430,21 @@ class ParticipantsService:
 
     async def owned_account(self, principal: Principal, account_id: str) -> AccountRecord:
         """The account if the caller may see it; 404 alike for unknown and for another bank's."""
+        return (await self._visible_account(principal, account_id)).record
+
+    async def _visible_account(self, principal: Principal, account_id: str) -> VisibleAccount:
+        # one statement checks the caller and reads, so both 404s are the same answer in the same time
         async with self._uow() as tx:
-            record = await tx.participants.account(account_id)
-        if record is None or not (principal.is_operator or principal.participant_id == record.participant_id):
+            found = await tx.participants.visible_account(account_id, viewer=principal.participant_id)
+        if found is None:
             raise NotFound(f"account {account_id} not found", code="ACCOUNT_NOT_FOUND")
-        return record
+        return found
 
     async def account_view(self, principal: Principal, account_id: str) -> AccountView:
-        record = await self.owned_account(principal, account_id)
-        cur = record.currency
+        found = await self._visible_account(principal, account_id)
+        record, cur = found.record, found.record.currency
         if record.system is System.FPS:
-            async with self._uow() as tx:
-                found = await tx.ledger.balances(account_id)
-            balance, held = found if found is not None else (0, 0)
+            balance, held = found.balances if found.balances is not None else (0, 0)
             return AccountView(
                 record,
                 balance=format_minor(balance, cur),

@@ -16,7 +16,10 @@ A request that finds no token waits for the next lease if it comes within FPSLIN
 (1 s), as many of the bank's requests at a time as that second refills, like nginx's `limit_req`
 with a burst: a client that sends a little too fast is slowed to its quota rather than refused, and
 one that loops sends at its quota, not at ten times it, answered 429 in between. A request that
-would wait longer, or finds that many waiting already, is answered 429 at once.
+would wait longer, or finds that many waiting already, is answered 429 at once. The requests that
+waited go on one per 1/rate seconds once they have their tokens, not all when a lease brings them:
+a bank over its quota then sends its admitted requests on at its rate, not in bursts of a lease's
+worth that every other bank's requests on the worker would queue behind.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class _Local:
     """Requests waiting for the lease in flight."""
     queued: int = 0
     """Requests waiting for the next lease (the bucket was empty)."""
+    next_release: float = 0.0
+    """When the next request that waited for its token may go on: one per 1/rate seconds."""
     lease: asyncio.Future[None] | None = field(default=None, repr=False)
 
     def remaining(self, now: float) -> float:
@@ -88,11 +93,14 @@ class RateLimiter:
         deadline = now + self._max_wait_s
         queue = math.ceil(quota.rate * self._max_wait_s)
         leases = 0
+        queued = False
         for _ in range(STEPS):
             if local.tokens >= 1:
                 local.tokens -= 1
                 if local.tokens < quota.lease / 2 and local.lease is None and now >= local.blocked_until:
                     self._lease_ahead(participant_id, local)
+                if queued:
+                    await self._paced(local, deadline)
                 return policy.admitted(quota, local.remaining(now))
             if now < local.blocked_until:
                 if local.blocked_until > deadline or local.queued >= queue:
@@ -102,6 +110,7 @@ class RateLimiter:
                     await self._sleep(local.blocked_until - now)
                 finally:
                     local.queued -= 1
+                queued = True
                 leases = 0
             elif leases < ROUNDS:
                 leases += 1
@@ -111,6 +120,16 @@ class RateLimiter:
             now = self._now()
         metrics.RATE_LIMITED.inc()
         return policy.refused(quota, local.blocked_until - now)
+
+    async def _paced(self, local: _Local, deadline: float) -> None:
+        """Let a request that waited for its token go on 1/rate after the last one that did, and
+        never after its longest wait. The requests a lease wakes would otherwise run at once: a
+        burst that other banks' requests on the worker queue behind."""
+        now = self._now()
+        release = max(now, local.next_release)
+        local.next_release = release + 1 / local.quota.rate
+        if release > now:
+            await self._sleep(min(release, deadline) - now)
 
     def _lease_ahead(self, participant_id: str, local: _Local) -> asyncio.Future[None]:
         """The bank's lease in flight, or a new one: started before the tokens run out, so that a
