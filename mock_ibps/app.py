@@ -35,12 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clock = IbpsClock(engine)
         await clock.start()
         app.state.clock = clock
-        app.state.ledger = IbpsLedger(engine, clock=clock.now)
+        ledger = IbpsLedger(engine, clock=clock.now)
+        app.state.ledger = ledger
         app.state.faults = FaultInjector()
         try:
             yield
         finally:
             await clock.stop()
+            await ledger.close()
             await engine.dispose()
 
     app = FastAPI(

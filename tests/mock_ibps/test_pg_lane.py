@@ -1,5 +1,6 @@
-"""The lane of the batch path (``mock_ibps.pg``): plain asyncpg statements inside SQLAlchemy's
-transactions, answering exactly what the repository's SQLAlchemy reads of the same rows answer.
+"""The lane of the batch path (``mock_ibps.db.Lane``): plain asyncpg statements in transactions of
+their own, answering exactly what the repository's SQLAlchemy reads of the same rows answer; and
+``mock_ibps.pg``, the same statements inside a SQLAlchemy transaction.
 
 The batch path meets the SQLAlchemy one in the same rows and the same records (a transfer one call
 inserts, the next batch commits), so the two must agree down to types and time zones.
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mock_ibps import pg
 from mock_ibps import repository as repo
-from mock_ibps.db import create_engine
+from mock_ibps.db import Lane, create_engine
 from mock_ibps.domain import (
     AbortRequest,
     Account,
@@ -49,6 +50,20 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def lane(engine: AsyncEngine) -> AsyncIterator[Lane]:
+    lane = Lane(engine)
+    try:
+        yield lane
+    finally:
+        await lane.close()
+
+
+@pytest.fixture
+def ledger(engine: AsyncEngine, lane: Lane) -> IbpsLedger:
+    return IbpsLedger(engine, lane=lane)
 
 
 async def _customer(ledger: IbpsLedger, opening_minor: int = 10_000) -> str:
@@ -94,64 +109,71 @@ def test_the_lane_reads_every_transfer_column_in_table_order() -> None:
 
 
 async def test_a_first_statement_through_the_lane_rolls_back_with_the_transaction(
-    engine: AsyncEngine,
+    engine: AsyncEngine, ledger: IbpsLedger
 ) -> None:
-    ledger = IbpsLedger(engine)
+    """``pg.raw`` (the clock's and the statements' way to the driver) under a SQLAlchemy transaction."""
     account_id = await _customer(ledger)
     payment_id = str(uuid.uuid4())
     async with engine.connect() as conn:
         transaction = await conn.begin()
         # nothing has run through SQLAlchemy yet: the lane must begin the transaction itself
-        inserted = await repo.insert_transfers(conn, [_credit(payment_id, account_id, 700)], now=now_utc())
+        inserted = await repo.insert_transfers(
+            await pg.raw(conn), [_credit(payment_id, account_id, 700)], now=now_utc()
+        )
         assert payment_id in inserted
         # a SQLAlchemy statement on the same connection sees the row: one transaction
         assert await repo.get_transfer(conn, payment_id) == inserted[payment_id]
         await transaction.rollback()
     async with engine.connect() as conn:
         account = await repo.get_customer_account(conn, account_id)
+        assert await repo.get_transfer(conn, payment_id) is None
     assert account is not None and (account.balance_minor, account.held_minor) == (10_000, 0)
+
+
+async def test_a_lane_transaction_rolls_back_as_a_whole(lane: Lane, ledger: IbpsLedger) -> None:
+    account_id = await _customer(ledger)
+    account = await ledger.get_account(account_id=account_id)
+    payment_id = str(uuid.uuid4())
     changed = replace(account, balance_minor=1, held_minor=1)
-    async with engine.connect() as conn:
-        transaction = await conn.begin()
-        await repo.set_funds(conn, [changed])
-        assert await repo.get_customer_account(conn, account_id) == changed
-        await transaction.rollback()
-    async with engine.connect() as conn:
+    with pytest.raises(RuntimeError, match="abandoned"):
+        async with lane.transaction() as conn:
+            assert payment_id in await repo.insert_transfers(
+                conn, [_credit(payment_id, account_id, 700)], now=now_utc()
+            )
+            assert await repo.write_plan(conn, [], [changed], now=now_utc()) == 0
+            assert await repo.get_customer_accounts(conn, [account_id]) == {account_id: changed}
+            raise RuntimeError("abandoned")
+    async with lane.connection() as conn:
+        # the connection went back to the pool out of the transaction, and nothing was kept
+        assert not conn.is_in_transaction()
         assert await repo.get_transfers(conn, [payment_id]) == {}
-        assert await repo.get_customer_account(conn, account_id) == account
+        assert await repo.get_customer_accounts(conn, [account_id]) == {account_id: account}
 
 
-async def test_committed_lane_statements_are_durable(engine: AsyncEngine) -> None:
-    ledger = IbpsLedger(engine)
+async def test_committed_lane_statements_are_durable(lane: Lane, ledger: IbpsLedger) -> None:
     account_id = await _customer(ledger)
     payment_id = str(uuid.uuid4())
     now = now_utc()
-    async with engine.begin() as conn:
+    async with lane.transaction() as conn:
         inserted = await repo.insert_transfers(conn, [_credit(payment_id, account_id, 700)], now=now)
-    async with engine.begin() as conn:
+    voided = replace(inserted[payment_id], status=TransferStatus.VOIDED, resolved_at=now)
+    async with lane.transaction() as conn:
         # a repeat skips the recorded payment id
         assert await repo.insert_transfers(conn, [_credit(payment_id, account_id, 900)], now=now) == {}
         assert await repo.get_transfers(conn, [payment_id], for_update=True) == inserted
-        assert (
-            await repo.resolve_pending(
-                conn, payment_ids=[payment_id], status=TransferStatus.VOIDED, reason_code=None, now=now
-            )
-            == 1
-        )
-    async with engine.begin() as conn:
-        assert (
-            await repo.resolve_pending(
-                conn, payment_ids=[payment_id], status=TransferStatus.POSTED, reason_code=None, now=now
-            )
-            == 0
-        )
-        (voided,) = (await repo.get_transfers(conn, [payment_id])).values()
+        assert await repo.write_plan(conn, [voided], [], now=now) == 1
+    async with lane.transaction() as conn:
+        # a compare-and-set on PENDING: the voided transfer is not posted
+        posted = replace(voided, status=TransferStatus.POSTED)
+        assert await repo.write_plan(conn, [posted], [], now=now) == 0
+        assert await repo.get_transfers(conn, [payment_id]) == {payment_id: voided}
     assert (voided.status, voided.resolved_at, voided.amount_minor) == (TransferStatus.VOIDED, now, 700)
 
 
-async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(engine: AsyncEngine) -> None:
+async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(
+    engine: AsyncEngine, lane: Lane, ledger: IbpsLedger
+) -> None:
     """Rows written either way and read either way give equal objects, down to types and time zones."""
-    ledger = IbpsLedger(engine)
     account_ids = [await _customer(ledger), await _customer(ledger, 5_000)]
     payment_ids = sorted(str(uuid.uuid4()) for _ in range(4))
     now = now_utc()
@@ -173,15 +195,18 @@ async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(engine: AsyncEn
         ),
     ]
     single = _credit(payment_ids[3], account_ids[1], 300)
-    async with engine.begin() as conn:
+    async with lane.transaction() as conn:
         inserted = await repo.insert_transfers(conn, new, now=now)
+    async with engine.begin() as conn:
         inserted_alone = await repo.insert_transfer(conn, **_fields(single), now=now)
+    async with lane.transaction() as conn:
         lane_locked = await repo.get_transfers(conn, payment_ids, for_update=True)
         lane_accounts = await repo.get_customer_accounts(
             conn, [*account_ids, "NOPE", LINK_ACCOUNT_ID], for_update=True
         )
-    async with engine.begin() as conn:
+    async with lane.connection() as conn:
         lane_plain = await repo.get_transfers(conn, payment_ids)
+    async with engine.begin() as conn:
         read_alone = {payment_id: await repo.get_transfer(conn, payment_id) for payment_id in payment_ids}
         accounts_alone = {
             account_id: await repo.get_customer_account(conn, account_id)
@@ -200,32 +225,31 @@ async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(engine: AsyncEn
     assert inserted[payment_ids[1]].resolved_at == now
 
 
-async def test_the_lane_locks_rows_for_no_key_update(engine: AsyncEngine) -> None:
+async def test_the_lane_locks_rows_for_no_key_update(
+    engine: AsyncEngine, lane: Lane, ledger: IbpsLedger
+) -> None:
     """FOR NO KEY UPDATE: a writer waits, a foreign key (KEY SHARE) does not."""
-    ledger = IbpsLedger(engine)
     account_id = await _customer(ledger)
     payment_id = str(uuid.uuid4())
-    async with engine.begin() as conn:
+    async with lane.transaction() as conn:
         await repo.insert_transfers(conn, [_credit(payment_id, account_id, 100)], now=now_utc())
     locks = [
         ("accounts", "account_id", account_id),
         ("transfers", "payment_id", payment_id),
     ]
-    async with engine.connect() as holder, engine.connect() as other:
-        await holder.begin()
-        assert await repo.get_customer_accounts(holder, [account_id]) != {}
-        assert await repo.get_transfers(holder, [payment_id]) != {}
-        for table, key, value in locks:  # a plain read locks nothing
-            await _lock(other, table, key, value, "NO KEY UPDATE")
-        await holder.rollback()
-        await holder.begin()
-        assert await repo.get_customer_accounts(holder, [account_id], for_update=True) != {}
-        assert await repo.get_transfers(holder, [payment_id], for_update=True) != {}
-        for table, key, value in locks:
-            await _lock(other, table, key, value, "KEY SHARE")
-            with pytest.raises(DBAPIError, match="could not obtain lock"):
+    async with engine.connect() as other:
+        async with lane.transaction() as holder:
+            assert await repo.get_customer_accounts(holder, [account_id]) != {}
+            assert await repo.get_transfers(holder, [payment_id]) != {}
+            for table, key, value in locks:  # a plain read locks nothing
                 await _lock(other, table, key, value, "NO KEY UPDATE")
-        await holder.rollback()
+        async with lane.transaction() as holder:
+            assert await repo.get_customer_accounts(holder, [account_id], for_update=True) != {}
+            assert await repo.get_transfers(holder, [payment_id], for_update=True) != {}
+            for table, key, value in locks:
+                await _lock(other, table, key, value, "KEY SHARE")
+                with pytest.raises(DBAPIError, match="could not obtain lock"):
+                    await _lock(other, table, key, value, "NO KEY UPDATE")
 
 
 async def _lock(conn: AsyncConnection, table: str, key: str, value: str, strength: str) -> None:
@@ -332,6 +356,7 @@ class World:
         rows["transfers"] = [self.names({**row, "seq": seqs[row["seq"]]}) for row in rows["transfers"]]
         await self.ledger.apply_batch([AbortRequest(payment_id) for payment_id in self.payments])
         (await self.ledger.check()).raise_if_broken()
+        await self.ledger.close()
         return named, rows
 
     async def rows(self) -> dict[str, Any]:
