@@ -81,16 +81,19 @@ async def get_faults(request: Request) -> FaultInjector:
     return faults
 
 
-async def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+def token_matches(expected: str, authorization: str | None) -> bool:
     """Bearer token check in constant time, so the token cannot be guessed byte by byte. An app
     without a token (built, not served: serving refuses one) lets nobody in, not everybody."""
-    expected: str = request.app.state.settings.token
     scheme, _, token = (authorization or "").partition(" ")
-    if (
-        not expected
-        or scheme.lower() != "bearer"
-        or not secrets.compare_digest(token.strip().encode(), expected.encode())
-    ):
+    return (
+        bool(expected)
+        and scheme.lower() == "bearer"
+        and secrets.compare_digest(token.strip().encode(), expected.encode())
+    )
+
+
+async def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    if not token_matches(request.app.state.settings.token, authorization):
         raise Unauthorized("send Authorization: Bearer <token>")
 
 
@@ -149,6 +152,11 @@ async def register_proxy(body: ProxyIn, ledger: LedgerDep) -> ProxyRegistered:
 async def resolve_proxy(
     proxy_value: Annotated[ProxyValue, Path()], ledger: LedgerDep, faults: FaultsDep
 ) -> ProxyOut:
+    return await lookup(proxy_value, ledger, faults)
+
+
+async def lookup(proxy_value: str, ledger: IbpsLedger, faults: FaultInjector) -> ProxyOut:
+    """The route's answer, which the fast lane (`mock_ibps.fast`) serves too."""
     proxy = await faults.run(Call.LOOKUP, proxy_value, lambda: ledger.resolve_proxy(proxy_value=proxy_value))
     return proxy_out(proxy)
 
@@ -179,6 +187,11 @@ async def transfer_batch(body: BatchIn, ledger: LedgerDep, faults: FaultsDep) ->
 
     Each result carries the status and body the single endpoint would have answered for its item.
     """
+    return await run_batch(body, ledger, faults)
+
+
+async def run_batch(body: BatchIn, ledger: IbpsLedger, faults: FaultInjector) -> BatchOut:
+    """The route's answer, which the fast lane (`mock_ibps.fast`) serves too."""
     requests: list[TransferRequest] = []
     calls: list[BatchCall] = []
     for item in body.items:
