@@ -8,6 +8,7 @@ idempotent) and the pool then replaces it.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final
@@ -50,59 +51,109 @@ def create_engine(database_url: str) -> AsyncEngine:
     )
 
 
-async def _as_left(_conn: asyncpg.Connection) -> None:
-    """A released connection is kept as it is: the lane sets nothing on a session, and asyncpg's
-    own reset (a statement of its own on each release) would cost a round trip per call. An open
-    transaction is still rolled back by asyncpg before this."""
-
-
 class Lane:
     """Plain asyncpg connections to the engine's database, for the transfer path and the proxy look-up.
 
     Those run constant SQL and nothing else, so SQLAlchemy's connection and transaction handling
     around them (a greenlet per step, its pool's bookkeeping) was pure cost: about as much CPU as
-    their statements. The pool opens connections as they are needed, up to ``POOL_SIZE``, with the
-    engine's connect arguments (``ibps_wire.pg.connect_options``). ``init`` runs on each new
-    connection (tests count statements with it).
+    their statements. asyncpg's own pool costs three times a statement per checkout (its release
+    runs in a task of its own), so the lane keeps its connections itself: a stack of idle ones,
+    opened as needed up to ``POOL_SIZE`` with the engine's connect arguments
+    (``ibps_wire.pg.connect_options``), and a queue of callers waiting when all are busy.
+
+    A connection whose block raised (cancellation included) is closed rather than reused: it may
+    be mid-statement or mid-transaction, and closing it rolls the transaction back. ``init`` runs
+    on each new connection (tests count statements with it).
     """
 
     def __init__(
         self, engine: AsyncEngine, *, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
     ) -> None:
-        args, options = pg.connect_options(engine)
-        self._pool = asyncpg.create_pool(
-            *args,
-            **options,
-            min_size=0,
-            max_size=POOL_SIZE,
-            init=init,
-            reset=_as_left,
-            max_inactive_connection_lifetime=3600,
-        )
-        self._started = False
-        self._starting = asyncio.Lock()
-
-    async def _start(self) -> None:
-        if self._started:
-            return
-        async with self._starting:
-            if not self._started:
-                await self._pool
-                self._started = True
+        self._args, self._options = pg.connect_options(engine)
+        self._init = init
+        self._idle: list[asyncpg.Connection] = []
+        self._opened = 0
+        """Connections open, idle or in use, or being opened."""
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._closed = False
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection of the pool, outside any transaction: a single statement commits by itself."""
-        await self._start()
-        async with self._pool.acquire(timeout=POOL_TIMEOUT_S) as conn:
+        """A connection of the lane, outside any transaction: a single statement commits by itself."""
+        conn = await self._acquire()
+        try:
             yield conn
+        except BaseException:
+            self._discard(conn)
+            raise
+        if self._closed or conn.is_closed() or conn.is_in_transaction():
+            self._discard(conn)
+        else:
+            self._idle.append(conn)
+            self._wake()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in a transaction that commits when the block ends and rolls back if it raises."""
-        async with self.connection() as conn, conn.transaction():
+        async with self.connection() as conn:
+            await conn.execute("BEGIN")
             yield conn
+            await conn.execute("COMMIT")
 
     async def close(self) -> None:
-        if self._started:
-            await self._pool.close()
+        """Close the idle connections now, and each busy one when its block ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._opened -= 1
+            await conn.close()
+
+    async def _acquire(self) -> asyncpg.Connection:
+        while True:
+            if self._closed:
+                raise RuntimeError("the lane is closed")
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.is_closed():
+                    return conn
+                self._opened -= 1
+            if self._opened < POOL_SIZE:
+                return await self._open()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                async with asyncio.timeout(POOL_TIMEOUT_S):
+                    await waiter
+            except BaseException as exc:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # woken, but leaving: the next waiter takes the turn
+                else:
+                    waiter.cancel()  # out of the queue: `_wake` skips it
+                if isinstance(exc, TimeoutError):
+                    raise TimeoutError(f"no database connection free in {POOL_TIMEOUT_S:.0f} s") from None
+                raise
+
+    async def _open(self) -> asyncpg.Connection:
+        self._opened += 1
+        try:
+            conn: asyncpg.Connection = await asyncpg.connect(*self._args, **self._options)
+            if self._init is not None:
+                await self._init(conn)
+        except BaseException:
+            self._opened -= 1
+            self._wake()
+            raise
+        return conn
+
+    def _discard(self, conn: asyncpg.Connection) -> None:
+        self._opened -= 1
+        conn.terminate()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let the longest waiter try again: a connection is idle, or one may be opened."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return

@@ -8,18 +8,20 @@ inserts, the next batch commits), so the two must agree down to types and time z
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mock_ibps import pg
+from mock_ibps import db, pg
 from mock_ibps import repository as repo
 from mock_ibps.db import Lane, create_engine
 from mock_ibps.domain import (
@@ -144,10 +146,70 @@ async def test_a_lane_transaction_rolls_back_as_a_whole(lane: Lane, ledger: Ibps
             assert await repo.get_customer_accounts(conn, [account_id]) == {account_id: changed}
             raise RuntimeError("abandoned")
     async with lane.connection() as conn:
-        # the connection went back to the pool out of the transaction, and nothing was kept
         assert not conn.is_in_transaction()
         assert await repo.get_transfers(conn, [payment_id]) == {}
         assert await repo.get_customer_accounts(conn, [account_id]) == {account_id: account}
+
+
+async def _backend(conn: asyncpg.Connection) -> int:
+    pid: int = await conn.fetchval("SELECT pg_backend_pid()")
+    return pid
+
+
+async def test_the_lane_reuses_a_connection_and_closes_one_whose_block_raised(lane: Lane) -> None:
+    async with lane.connection() as conn:
+        first = await _backend(conn)
+    async with lane.transaction() as conn:
+        assert await _backend(conn) == first  # back in the pool, out of its transaction
+        assert conn.is_in_transaction()
+    for failing in (lane.connection(), lane.transaction()):
+        with pytest.raises(RuntimeError, match="abandoned"):
+            async with failing as conn:
+                raise RuntimeError("abandoned")
+        assert conn.is_closed()  # mid-transaction perhaps: closed, which rolls it back
+    async with lane.connection() as conn:
+        assert await _backend(conn) != first
+
+
+async def test_callers_wait_for_a_free_connection_in_turn(
+    lane: Lane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "POOL_SIZE", 1)
+    got: list[str] = []
+
+    async def take(name: str) -> None:
+        async with lane.connection() as conn:
+            got.append(name)
+            await conn.fetchval("SELECT 1")
+
+    async with lane.connection():
+        waiting = [asyncio.create_task(take(name)) for name in ("first", "gone", "second")]
+        await asyncio.sleep(0.05)
+        assert got == []  # the one connection is held
+        waiting[1].cancel()  # a caller that gives up does not keep the next one waiting
+    await asyncio.gather(waiting[0], waiting[2])
+    with pytest.raises(asyncio.CancelledError):
+        await waiting[1]
+    assert got == ["first", "second"]
+    monkeypatch.setattr(db, "POOL_TIMEOUT_S", 0.05)
+    async with lane.connection():
+        with pytest.raises(TimeoutError, match="no database connection free"):
+            async with lane.connection():
+                pass
+    async with lane.connection() as conn:  # and the one that timed out left no trace
+        assert await conn.fetchval("SELECT 1") == 1
+
+
+async def test_a_closed_lane_closes_its_connections(lane: Lane) -> None:
+    async with lane.connection() as busy:
+        async with lane.connection() as idle:
+            pass
+        await lane.close()
+        assert idle.is_closed() and not busy.is_closed()
+    assert busy.is_closed()
+    with pytest.raises(RuntimeError, match="closed"):
+        async with lane.connection():
+            pass
 
 
 async def test_committed_lane_statements_are_durable(lane: Lane, ledger: IbpsLedger) -> None:
