@@ -22,6 +22,7 @@ from ibps_wire.amounts import format_amount
 from ibps_wire.enums import Operation
 from ibps_wire.sandbox_clock import micros_of
 from ibps_wire.schemas import (
+    AbortItemIn,
     AccountIn,
     AccountOut,
     BatchIn,
@@ -161,20 +162,20 @@ async def lookup(proxy_value: str, ledger: IbpsLedger, faults: FaultInjector) ->
     return proxy_out(proxy)
 
 
-def _prepare_request(body: PrepareIn) -> PrepareRequest:
+def _prepare_request(body: PrepareIn, payment_id: str) -> PrepareRequest:
     return PrepareRequest(
-        payment_id=str(body.payment_id),
-        kind=body.kind,
-        account_id=body.account_id,
-        amount_minor=body.amount_minor,
-        currency=body.currency,
-        refusal=Reason.RR04 if body.amount_minor == MAGIC_REFUSED_MINOR else None,
+        payment_id,
+        body.kind,
+        body.account_id,
+        body.amount_minor,
+        body.currency,
+        Reason.RR04 if body.amount_minor == MAGIC_REFUSED_MINOR else None,
     )
 
 
 @router.post("/transfers/prepare")
 async def prepare_transfer(body: PrepareIn, ledger: LedgerDep, faults: FaultsDep) -> PrepareOut:
-    request = _prepare_request(body)
+    request = _prepare_request(body, str(body.payment_id))
     result = await faults.run(
         Call.PREPARE, request.payment_id, lambda: ledger.prepare(request), amount_minor=body.amount_minor
     )
@@ -196,15 +197,18 @@ async def run_batch(body: BatchIn, ledger: IbpsLedger, faults: FaultInjector) ->
     calls: list[BatchCall] = []
     for item in body.items:
         key = str(item.payment_id)
-        if isinstance(item, PrepareItemIn):
-            requests.append(_prepare_request(item))
+        # the exact class, as validation makes it: isinstance on a model class is an ABC check, slower
+        if type(item) is PrepareItemIn:
+            requests.append(_prepare_request(item, key))
             calls.append(BatchCall(Call.PREPARE, key, item.amount_minor))
-        elif isinstance(item, CommitItemIn):
+        elif type(item) is CommitItemIn:
             requests.append(CommitRequest(key))
             calls.append(BatchCall(Call.COMMIT, key))
-        else:
+        elif type(item) is AbortItemIn:
             requests.append(AbortRequest(key))
             calls.append(BatchCall(Call.ABORT, key))
+        else:
+            raise TypeError(f"not a batch item: {item!r}")
     answers = await faults.run_batch(
         calls, lambda delivered: ledger.apply_batch([requests[index] for index in delivered])
     )

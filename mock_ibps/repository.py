@@ -12,7 +12,7 @@ prepared once per connection.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import uuid4
 
@@ -283,7 +283,8 @@ _STATUSES: Final = {status.value: status for status in TransferStatus}
 
 
 def _transfer_record(record: asyncpg.Record) -> Transfer:
-    """``_transfer`` of a lane row, whose columns are ``_PG_TRANSFER_COLUMNS`` in order."""
+    """``_transfer`` of a lane row, whose columns are ``_PG_TRANSFER_COLUMNS`` in order: by position,
+    since a row of each of the batch's transfers goes through here."""
     (
         seq,
         transfer_id,
@@ -300,20 +301,25 @@ def _transfer_record(record: asyncpg.Record) -> Transfer:
         resolved_at,
     ) = record
     return Transfer(
-        seq=seq,
-        transfer_id=transfer_id,
-        payment_id=payment_id,
-        kind=_KINDS[kind],
-        account_id=account_id,
-        debit_account_id=debit_account_id,
-        credit_account_id=credit_account_id,
-        currency=currency,
-        amount_minor=amount_minor,
-        status=_STATUSES[status],
-        reason_code=reason_code,
-        created_at=utc(created_at),
-        resolved_at=None if resolved_at is None else utc(resolved_at),
+        seq,
+        transfer_id,
+        payment_id,
+        _KINDS[kind],
+        account_id,
+        debit_account_id,
+        credit_account_id,
+        currency,
+        amount_minor,
+        _STATUSES[status],
+        reason_code,
+        _utc(created_at),
+        None if resolved_at is None else _utc(resolved_at),
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """``utc``, without a call where asyncpg has read the time as UTC already (always, in practice)."""
+    return moment if moment.tzinfo is UTC else utc(moment)
 
 
 async def insert_transfer(
