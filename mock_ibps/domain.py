@@ -229,11 +229,14 @@ def first_writers(requests: Sequence[TransferRequest]) -> dict[str, PrepareReque
 
 
 def accounts_to_lock(requests: Sequence[TransferRequest], transfers: Collection[Transfer]) -> set[str]:
-    """The customer accounts whose balance or hold the batch may change, and only those.
+    """The customer accounts whose balance or hold the batch may change among ``transfers``, and
+    only those.
 
-    ``transfers`` are the batch's recorded transfers, new and old. A new pending debit holds; a
-    commit posts; an abort of a debit releases its hold. Credits that stay pending lock nothing,
-    so payments to a busy payee do not queue behind each other at prepare.
+    The service asks it of the transfers the batch has just recorded; a new pending debit holds, a
+    commit posts, an abort of a debit releases its hold. Credits that stay pending lock nothing,
+    so payments to a busy payee do not queue behind each other at prepare. (The transfers the
+    batch finds recorded are locked with all the accounts of those still pending, in the same
+    statement: ``repository.lock_batch``.)
     """
     committed = {r.payment_id for r in requests if isinstance(r, CommitRequest)}
     aborted = {r.payment_id for r in requests if isinstance(r, AbortRequest)}

@@ -129,7 +129,6 @@ _PG_CUSTOMER_ACCOUNTS: Final = (
     " FROM accounts WHERE kind = 'CUSTOMER' AND account_id = ANY($1::varchar[]) ORDER BY account_id"
 )
 """``_select_customer_accounts`` by id, its columns in ``AccountRecord``'s order."""
-_PG_CUSTOMER_ACCOUNTS_LOCKED: Final = _PG_CUSTOMER_ACCOUNTS + " FOR NO KEY UPDATE"
 
 
 def _account(row: Row[Any]) -> AccountRecord:
@@ -150,19 +149,12 @@ async def get_customer_account(conn: AsyncConnection, account_id: str) -> Accoun
 
 
 async def get_customer_accounts(
-    conn: asyncpg.Connection, account_ids: Collection[str], *, for_update: bool = False
+    conn: asyncpg.Connection, account_ids: Collection[str]
 ) -> dict[str, AccountRecord]:
-    """Customer accounts by id, in one statement.
-
-    ``for_update`` locks them in account id order, so that batches locking several accounts never
-    deadlock. The lock is FOR NO KEY UPDATE, the one an UPDATE of the balance takes: FOR UPDATE
-    would also wait for the key-share locks that inserting a transfer takes on its accounts
-    (foreign keys), and two batches inserting transfers of one account would deadlock.
-    """
+    """Customer accounts by id, in one statement, without a lock (``lock_batch`` takes them)."""
     if not account_ids:
         return {}
-    sql = _PG_CUSTOMER_ACCOUNTS_LOCKED if for_update else _PG_CUSTOMER_ACCOUNTS
-    records = await conn.fetch(sql, sorted(account_ids))
+    records = await conn.fetch(_PG_CUSTOMER_ACCOUNTS, sorted(account_ids))
     return {record[0]: AccountRecord(*record) for record in records}
 
 
@@ -237,10 +229,22 @@ _PG_INSERT_TRANSFERS: Final = (
 )
 """``insert_transfers``: rows go in the order of the arrays (unnest keeps it). Only what the database
 chose comes back; the rest of each row is what was sent."""
-_PG_TRANSFERS: Final = (
-    f"SELECT {_PG_TRANSFER_COLUMNS} FROM transfers WHERE payment_id = ANY($1::varchar[]) ORDER BY payment_id"
+_PG_LOCK_BATCH: Final = (
+    "WITH recorded AS ("
+    f"SELECT {_PG_TRANSFER_COLUMNS} FROM transfers WHERE payment_id = ANY($1::varchar[])"
+    " ORDER BY payment_id FOR NO KEY UPDATE),"
+    " moved AS ("
+    "SELECT account_id, participant_id, holder_name, currency, balance_minor, held_minor FROM accounts"
+    " WHERE kind = 'CUSTOMER' AND account_id IN"
+    " (SELECT unnest($2::varchar[]) UNION SELECT account_id FROM recorded WHERE status = 'PENDING')"
+    " ORDER BY account_id FOR NO KEY UPDATE)"
+    f" SELECT {_PG_TRANSFER_COLUMNS}, NULL, NULL, NULL, NULL, NULL, NULL FROM recorded"
+    " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " account_id, participant_id, holder_name, currency, balance_minor, held_minor FROM moved"
 )
-_PG_TRANSFERS_LOCKED: Final = _PG_TRANSFERS + " FOR NO KEY UPDATE"
+"""``lock_batch``: a transfer's row has its ``_PG_TRANSFER_COLUMNS`` then six nulls, an account's
+thirteen nulls then its columns in ``AccountRecord``'s order. UNION ALL reads its branches in
+order, and the accounts' read waits for every transfer row anyway, so transfers are locked first."""
 _PG_WRITE_PLAN: Final = (
     "WITH resolved AS ("
     " UPDATE transfers AS t SET status = r.status, reason_code = r.reason_code, resolved_at = $4::timestamptz"
@@ -282,7 +286,7 @@ _STATUSES: Final = {status.value: status for status in TransferStatus}
 """The enums of the stored values: a dict look-up, where calling the enum takes a few times as long."""
 
 
-def _transfer_record(record: asyncpg.Record) -> Transfer:
+def _transfer_record(record: Sequence[Any]) -> Transfer:
     """``_transfer`` of a lane row, whose columns are ``_PG_TRANSFER_COLUMNS`` in order: by position,
     since a row of each of the batch's transfers goes through here."""
     (
@@ -414,16 +418,32 @@ async def insert_transfers(
     return inserted
 
 
-async def get_transfers(
-    conn: asyncpg.Connection, payment_ids: Collection[str], *, for_update: bool = False
-) -> dict[str, Transfer]:
-    """Transfers by payment id, in one statement; ``for_update`` locks them in payment id order."""
-    if not payment_ids:
-        return {}
-    sql = _PG_TRANSFERS_LOCKED if for_update else _PG_TRANSFERS
-    records = await conn.fetch(sql, sorted(payment_ids))
-    found = [_transfer_record(record) for record in records]
-    return {transfer.payment_id: transfer for transfer in found if transfer.payment_id is not None}
+async def lock_batch(
+    conn: asyncpg.Connection, payment_ids: Collection[str], account_ids: Collection[str]
+) -> tuple[dict[str, Transfer], dict[str, AccountRecord]]:
+    """Read and lock, in one statement, the transfers of these payments and the customer accounts
+    whose funds a batch may change: ``account_ids`` and those of the transfers still pending.
+
+    Transfers are locked in payment id order, then accounts in account id order: the order every
+    writer takes them in, so batches never deadlock. The lock is FOR NO KEY UPDATE, the one an
+    UPDATE of the balance takes: FOR UPDATE would also wait for the key-share locks that inserting
+    a transfer takes on its accounts (foreign keys), and two batches inserting transfers of one
+    account would deadlock.
+    """
+    if not payment_ids and not account_ids:
+        return {}, {}
+    records = await conn.fetch(_PG_LOCK_BATCH, sorted(payment_ids), sorted(account_ids))
+    transfers: dict[str, Transfer] = {}
+    funds: dict[str, AccountRecord] = {}
+    for record in records:
+        if record[0] is None:
+            account = AccountRecord(*record[13:])
+            funds[account.account_id] = account
+        else:
+            transfer = _transfer_record(record[:13])
+            if transfer.payment_id is not None:
+                transfers[transfer.payment_id] = transfer
+    return transfers, funds
 
 
 async def write_plan(

@@ -221,9 +221,12 @@ class IbpsLedger:
         1. read the customer accounts the prepares name (an account's currency never changes);
         2. insert every unknown payment's first prepare or abort-tombstone, skipping recorded
            ids: the unique payment id decides which racing duplicate applies;
-        3. read and lock the batch's other transfers;
-        4. read and lock the accounts whose funds may change, then decide everything in Python
-           (``plan_batch``) and write the resolved transfers and the new balances and holds.
+        3. in one statement, read and lock the batch's other transfers, then the accounts whose
+           funds may change: those ``accounts_to_lock`` picks among the new transfers, and those
+           of the other transfers still pending (a few more than the batch may need, such as the
+           payee of a credit being aborted, for one round trip fewer);
+        4. decide everything in Python (``plan_batch``), and write the resolved transfers and the
+           new balances and holds in one statement.
 
         A refusal (404, 409) is an answer and the rest of the batch applies; anything unexpected
         rolls the whole batch back.
@@ -243,9 +246,8 @@ class IbpsLedger:
             ]
             inserted = await repo.insert_transfers(conn, new, now=now)
             others = {request.payment_id for request in requests} - inserted.keys()
-            recorded = await repo.get_transfers(conn, others, for_update=True)
-            lock = accounts_to_lock(requests, [*inserted.values(), *recorded.values()])
-            locked = await repo.get_customer_accounts(conn, lock, for_update=True)
+            holds = accounts_to_lock(requests, inserted.values())
+            recorded, locked = await repo.lock_batch(conn, others, holds)
             plan = plan_batch(requests, recorded=recorded, inserted=inserted, accounts=locked, now=now)
             await _write(conn, plan, now=now)
         return plan.answers

@@ -374,8 +374,8 @@ async def test_the_number_of_statements_does_not_grow_with_the_batch(bank: Bank,
 
     try:
         assert await run(4) == await run(200)
-        # BEGIN, 5 statements at most (some only when needed), COMMIT
-        assert 4 <= await run(4) <= 7, statements
+        # BEGIN, 4 statements at most (some only when needed), COMMIT
+        assert 4 <= await run(4) <= 6, statements
     finally:
         await ledger.close()
         await engine.dispose()

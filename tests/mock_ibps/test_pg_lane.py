@@ -147,7 +147,7 @@ async def test_a_lane_transaction_rolls_back_as_a_whole(lane: Lane, ledger: Ibps
             raise RuntimeError("abandoned")
     async with lane.connection() as conn:
         assert not conn.is_in_transaction()
-        assert await repo.get_transfers(conn, [payment_id]) == {}
+        assert await repo.lock_batch(conn, [payment_id], []) == ({}, {})
         assert await repo.get_customer_accounts(conn, [account_id]) == {account_id: account}
 
 
@@ -222,13 +222,13 @@ async def test_committed_lane_statements_are_durable(lane: Lane, ledger: IbpsLed
     async with lane.transaction() as conn:
         # a repeat skips the recorded payment id
         assert await repo.insert_transfers(conn, [_credit(payment_id, account_id, 900)], now=now) == {}
-        assert await repo.get_transfers(conn, [payment_id], for_update=True) == inserted
+        assert (await repo.lock_batch(conn, [payment_id], []))[0] == inserted
         assert await repo.write_plan(conn, [voided], [], now=now) == 1
     async with lane.transaction() as conn:
         # a compare-and-set on PENDING: the voided transfer is not posted
         posted = replace(voided, status=TransferStatus.POSTED)
         assert await repo.write_plan(conn, [posted], [], now=now) == 0
-        assert await repo.get_transfers(conn, [payment_id]) == {payment_id: voided}
+        assert (await repo.lock_batch(conn, [payment_id], []))[0] == {payment_id: voided}
     assert (voided.status, voided.resolved_at, voided.amount_minor) == (TransferStatus.VOIDED, now, 700)
 
 
@@ -262,12 +262,9 @@ async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(
     async with engine.begin() as conn:
         inserted_alone = await repo.insert_transfer(conn, **_fields(single), now=now)
     async with lane.transaction() as conn:
-        lane_locked = await repo.get_transfers(conn, payment_ids, for_update=True)
-        lane_accounts = await repo.get_customer_accounts(
-            conn, [*account_ids, "NOPE", LINK_ACCOUNT_ID], for_update=True
-        )
-    async with lane.connection() as conn:
-        lane_plain = await repo.get_transfers(conn, payment_ids)
+        asked = [account_ids[0], "NOPE", LINK_ACCOUNT_ID]
+        lane_locked, lane_accounts = await repo.lock_batch(conn, payment_ids, asked)
+        plain_accounts = await repo.get_customer_accounts(conn, [*asked, account_ids[1]])
     async with engine.begin() as conn:
         read_alone = {payment_id: await repo.get_transfer(conn, payment_id) for payment_id in payment_ids}
         accounts_alone = {
@@ -277,12 +274,14 @@ async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(
     assert inserted_alone is not None
     written = [*inserted.values(), inserted_alone]
     assert list(inserted) == payment_ids[:3]
-    assert list(lane_locked) == list(lane_plain) == list(read_alone) == payment_ids
-    for transfers_read in (lane_locked, lane_plain, read_alone):
+    assert list(lane_locked) == list(read_alone) == payment_ids
+    for transfers_read in (lane_locked, read_alone):
         assert [_typed(t) for t in transfers_read.values()] == [_typed(t) for t in written]
-    # neither an unknown account nor the scheme's own is a customer's
-    assert list(lane_accounts) == sorted(account_ids)
-    assert [_typed(a) for a in lane_accounts.values()] == [_typed(a) for a in accounts_alone.values()]
+    # neither an unknown account nor the scheme's own is a customer's; account 1 is the payee of
+    # the pending credit of payment 3
+    for accounts_read in (lane_accounts, plain_accounts):
+        assert list(accounts_read) == sorted(account_ids)
+        assert [_typed(a) for a in accounts_read.values()] == [_typed(a) for a in accounts_alone.values()]
     assert inserted[payment_ids[0]].created_at == now and inserted[payment_ids[0]].resolved_at is None
     assert inserted[payment_ids[1]].resolved_at == now
 
@@ -290,28 +289,67 @@ async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(
 async def test_the_lane_locks_rows_for_no_key_update(
     engine: AsyncEngine, lane: Lane, ledger: IbpsLedger
 ) -> None:
-    """FOR NO KEY UPDATE: a writer waits, a foreign key (KEY SHARE) does not."""
-    account_id = await _customer(ledger)
-    payment_id = str(uuid.uuid4())
+    """FOR NO KEY UPDATE: a writer waits, a foreign key (KEY SHARE) does not. The accounts locked
+    are those asked for and those of the transfers still pending, no other."""
+    payee, payer, other_payee = [await _customer(ledger) for _ in range(3)]
+    pending, posted = str(uuid.uuid4()), str(uuid.uuid4())
     async with lane.transaction() as conn:
-        await repo.insert_transfers(conn, [_credit(payment_id, account_id, 100)], now=now_utc())
-    locks = [
-        ("accounts", "account_id", account_id),
-        ("transfers", "payment_id", payment_id),
-    ]
+        await repo.insert_transfers(
+            conn, [_credit(pending, payee, 100), _credit(posted, other_payee, 100)], now=now_utc()
+        )
+    await ledger.commit(payment_id=posted)
     async with engine.connect() as other:
         async with lane.transaction() as holder:
-            assert await repo.get_customer_accounts(holder, [account_id]) != {}
-            assert await repo.get_transfers(holder, [payment_id]) != {}
-            for table, key, value in locks:  # a plain read locks nothing
-                await _lock(other, table, key, value, "NO KEY UPDATE")
+            assert await repo.get_customer_accounts(holder, [payee, payer]) != {}
+            for account_id in (payee, payer):  # a plain read locks nothing
+                await _lock(other, "accounts", "account_id", account_id, "NO KEY UPDATE")
         async with lane.transaction() as holder:
-            assert await repo.get_customer_accounts(holder, [account_id], for_update=True) != {}
-            assert await repo.get_transfers(holder, [payment_id], for_update=True) != {}
-            for table, key, value in locks:
+            transfers_locked, accounts_locked = await repo.lock_batch(holder, [pending, posted], [payer])
+            assert set(transfers_locked) == {pending, posted}
+            assert set(accounts_locked) == {payee, payer}
+            locked = [("transfers", "payment_id", pending), ("transfers", "payment_id", posted)]
+            locked += [("accounts", "account_id", payee), ("accounts", "account_id", payer)]
+            for table, key, value in locked:
                 await _lock(other, table, key, value, "KEY SHARE")
                 with pytest.raises(DBAPIError, match="could not obtain lock"):
                     await _lock(other, table, key, value, "NO KEY UPDATE")
+            await _lock(other, "accounts", "account_id", other_payee, "NO KEY UPDATE")
+    await ledger.abort(payment_id=pending)
+
+
+async def test_the_lane_locks_the_transfers_before_the_accounts(
+    engine: AsyncEngine, lane: Lane, ledger: IbpsLedger
+) -> None:
+    """The order every writer takes: while the account is held elsewhere, the transfer is locked."""
+    payee = await _customer(ledger)
+    pending = str(uuid.uuid4())
+    async with lane.transaction() as conn:
+        await repo.insert_transfers(conn, [_credit(pending, payee, 100)], now=now_utc())
+    async with engine.connect() as blocker, engine.connect() as probe:
+        await blocker.begin()
+        await blocker.execute(
+            text("SELECT 1 FROM accounts WHERE account_id = :a FOR NO KEY UPDATE"), {"a": payee}
+        )
+        async with lane.transaction() as conn:
+            waiting = asyncio.create_task(repo.lock_batch(conn, [pending], []))
+            for _ in range(500):  # until the lane's statement waits for the account
+                async with probe.begin():
+                    if await probe.scalar(text(WAITING_FOR_A_LOCK)):
+                        break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the lane never waited for the account")
+            with pytest.raises(DBAPIError, match="could not obtain lock"):
+                await _lock(probe, "transfers", "payment_id", pending, "NO KEY UPDATE")
+            await blocker.rollback()
+            transfers_locked, accounts_locked = await waiting
+        assert (set(transfers_locked), set(accounts_locked)) == ({pending}, {payee})
+    await ledger.abort(payment_id=pending)
+
+
+WAITING_FOR_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
 
 
 async def _lock(conn: AsyncConnection, table: str, key: str, value: str, strength: str) -> None:
