@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from mock_ibps import camt053, statement
+from mock_ibps import camt053, fast, statement
 from mock_ibps.api import health_router, router
 from mock_ibps.clock import IbpsClock
 from mock_ibps.config import Settings, ready_to_serve
@@ -24,11 +24,13 @@ from mock_ibps.service import IbpsLedger
 log = logging.getLogger("mock_ibps")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> FastAPI:
     """Build the app; the engine lives for the lifespan, so each app (and test) owns its own.
 
     Every route but /healthz needs the token, so the app publishes no OpenAPI document or docs
     pages: the wire contract is `ibps_wire.schemas`, and the gateway is the one caller.
+    `fast_path=False` leaves the batch and the proxy look-up to their FastAPI routes alone (the
+    parity tests compare both).
     """
     settings = settings or Settings()
 
@@ -38,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clock = IbpsClock(engine)
         await clock.start()
         app.state.clock = clock
-        app.state.ledger = IbpsLedger(engine, clock=clock.now)
+        ledger = IbpsLedger(engine, clock=clock.now)
+        app.state.ledger = ledger
         app.state.faults = FaultInjector()
         purger = IbpsRetention(engine, clock=clock.now, settings=settings).start()
         try:
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await purger
             await clock.stop()
+            await ledger.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -68,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(statement.router)
     app.include_router(camt053.router)
+    if fast_path:
+        fast.install(app)
     return app
 
 

@@ -8,7 +8,7 @@ order, and the service writes the changes back. A single call is a batch of one.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -80,6 +80,12 @@ class Account:
     def available_minor(self) -> int:
         return self.balance_minor - self.held_minor
 
+    def with_funds(self, *, balance_minor: int, held_minor: int) -> Account:
+        """This account with another balance and hold (``dataclasses.replace`` takes three times as long)."""
+        return Account(
+            self.account_id, self.participant_id, self.holder_name, self.currency, balance_minor, held_minor
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
@@ -110,6 +116,24 @@ class Transfer:
     @property
     def is_tombstone(self) -> bool:
         return self.kind is None
+
+    def resolved(self, status: TransferStatus, reason_code: str | None, at: datetime) -> Transfer:
+        """This transfer posted or voided at ``at`` (``dataclasses.replace`` takes twice as long)."""
+        return Transfer(
+            self.seq,
+            self.transfer_id,
+            self.payment_id,
+            self.kind,
+            self.account_id,
+            self.debit_account_id,
+            self.credit_account_id,
+            self.currency,
+            self.amount_minor,
+            status,
+            reason_code,
+            self.created_at,
+            at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,11 +229,14 @@ def first_writers(requests: Sequence[TransferRequest]) -> dict[str, PrepareReque
 
 
 def accounts_to_lock(requests: Sequence[TransferRequest], transfers: Collection[Transfer]) -> set[str]:
-    """The customer accounts whose balance or hold the batch may change, and only those.
+    """The customer accounts whose balance or hold the batch may change among ``transfers``, and
+    only those.
 
-    ``transfers`` are the batch's recorded transfers, new and old. A new pending debit holds; a
-    commit posts; an abort of a debit releases its hold. Credits that stay pending lock nothing,
-    so payments to a busy payee do not queue behind each other at prepare.
+    The service asks it of the transfers the batch has just recorded; a new pending debit holds, a
+    commit posts, an abort of a debit releases its hold. Credits that stay pending lock nothing,
+    so payments to a busy payee do not queue behind each other at prepare. (The transfers the
+    batch finds recorded are locked with all the accounts of those still pending, in the same
+    statement: ``repository.lock_batch``.)
     """
     committed = {r.payment_id for r in requests if isinstance(r, CommitRequest)}
     aborted = {r.payment_id for r in requests if isinstance(r, AbortRequest)}
@@ -354,8 +381,7 @@ class _Planner:
     def _set(
         self, account: Account, *, balance_minor: int | None = None, held_minor: int | None = None
     ) -> None:
-        self.accounts[account.account_id] = replace(
-            account,
+        self.accounts[account.account_id] = account.with_funds(
             balance_minor=account.balance_minor if balance_minor is None else balance_minor,
             held_minor=account.held_minor if held_minor is None else held_minor,
         )
@@ -364,9 +390,7 @@ class _Planner:
     def _resolve(
         self, transfer: Transfer, status: TransferStatus, *, reason_code: str | None = None
     ) -> Transfer:
-        resolved = replace(
-            transfer, status=status, resolved_at=self.now, reason_code=reason_code or transfer.reason_code
-        )
+        resolved = transfer.resolved(status, reason_code or transfer.reason_code, self.now)
         if resolved.payment_id is None:
             raise LedgerStateError(f"transfer seq {transfer.seq} has no payment id")
         self.transfers[resolved.payment_id] = resolved

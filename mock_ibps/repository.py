@@ -4,8 +4,9 @@ Repositories never begin or commit: the service decides the transaction. State c
 compare-and-set updates, and inserts keyed by the payment id skip on conflict, so concurrent
 duplicates find each other's row instead of applying twice.
 
-The statements of the batch path (``apply_batch``) take the asyncpg lane (``mock_ibps.pg``): SQL
-whose text does not depend on the batch's size, so it is prepared once per connection.
+The statements of the batch path (``apply_batch``) and of the proxy look-up run on a plain asyncpg
+connection (``mock_ibps.db.Lane``): SQL whose text does not depend on the batch's size, so it is
+prepared once per connection.
 """
 
 from __future__ import annotations
@@ -129,7 +130,6 @@ _PG_CUSTOMER_ACCOUNTS: Final = (
     " FROM accounts WHERE kind = 'CUSTOMER' AND account_id = ANY($1::varchar[]) ORDER BY account_id"
 )
 """``_select_customer_accounts`` by id, its columns in ``AccountRecord``'s order."""
-_PG_CUSTOMER_ACCOUNTS_LOCKED: Final = _PG_CUSTOMER_ACCOUNTS + " FOR NO KEY UPDATE"
 
 
 def _account(row: Row[Any]) -> AccountRecord:
@@ -150,19 +150,12 @@ async def get_customer_account(conn: AsyncConnection, account_id: str) -> Accoun
 
 
 async def get_customer_accounts(
-    conn: AsyncConnection, account_ids: Collection[str], *, for_update: bool = False
+    conn: asyncpg.Connection, account_ids: Collection[str]
 ) -> dict[str, AccountRecord]:
-    """Customer accounts by id, in one statement.
-
-    ``for_update`` locks them in account id order, so that batches locking several accounts never
-    deadlock. The lock is FOR NO KEY UPDATE, the one an UPDATE of the balance takes: FOR UPDATE
-    would also wait for the key-share locks that inserting a transfer takes on its accounts
-    (foreign keys), and two batches inserting transfers of one account would deadlock.
-    """
+    """Customer accounts by id, in one statement, without a lock (``lock_batch`` takes them)."""
     if not account_ids:
         return {}
-    sql = _PG_CUSTOMER_ACCOUNTS_LOCKED if for_update else _PG_CUSTOMER_ACCOUNTS
-    records = await (await pg.raw(conn)).fetch(sql, sorted(account_ids))
+    records = await conn.fetch(_PG_CUSTOMER_ACCOUNTS, sorted(account_ids))
     return {record[0]: AccountRecord(*record) for record in records}
 
 
@@ -179,22 +172,6 @@ async def opening_amount(conn: AsyncConnection, account_id: str) -> int:
         )
     )
     return int(amount or 0)
-
-
-async def set_funds(conn: AsyncConnection, changed: Collection[AccountRecord]) -> None:
-    """Write balances and holds the caller computed under the accounts' locks, in one statement.
-    The rows are locked already, so their order here is moot."""
-    if not changed:
-        return
-    ordered = sorted(changed, key=lambda account: account.account_id)
-    await (await pg.raw(conn)).execute(
-        "UPDATE accounts AS a SET balance_minor = v.balance_minor, held_minor = v.held_minor"
-        " FROM unnest($1::varchar[], $2::bigint[], $3::bigint[])"
-        " AS v(account_id, balance_minor, held_minor) WHERE a.account_id = v.account_id",
-        [account.account_id for account in ordered],
-        [account.balance_minor for account in ordered],
-        [account.held_minor for account in ordered],
-    )
 
 
 # proxies
@@ -218,31 +195,17 @@ async def insert_proxy(
     return row is not None
 
 
-async def get_proxy(conn: AsyncConnection, proxy_value: str) -> Proxy | None:
-    row = (
-        await conn.execute(
-            select(
-                proxies.c.proxy_type,
-                proxies.c.proxy_value,
-                proxies.c.account_id,
-                accounts.c.participant_id,
-                accounts.c.holder_name,
-                accounts.c.currency,
-            )
-            .join(accounts, accounts.c.account_id == proxies.c.account_id)
-            .where(proxies.c.proxy_value == proxy_value)
-        )
-    ).first()
-    if row is None:
-        return None
-    return Proxy(
-        proxy_type=row.proxy_type,
-        proxy_value=row.proxy_value,
-        account_id=row.account_id,
-        participant_id=row.participant_id,
-        holder_name=row.holder_name,
-        currency=row.currency,
-    )
+_PG_PROXY: Final = (
+    "SELECT p.proxy_type, p.proxy_value, p.account_id, a.participant_id, a.holder_name, a.currency"
+    " FROM proxies AS p JOIN accounts AS a ON a.account_id = p.account_id WHERE p.proxy_value = $1"
+)
+"""A proxy and the account it names, its columns in ``Proxy``'s order."""
+
+
+async def get_proxy(conn: asyncpg.Connection, proxy_value: str) -> Proxy | None:
+    """One statement, which sees one snapshot of both tables without a transaction around it."""
+    record = await conn.fetchrow(_PG_PROXY, proxy_value)
+    return None if record is None else Proxy(*record)
 
 
 # transfers
@@ -256,24 +219,46 @@ _PG_TRANSFER_COLUMNS: Final = (
 _PG_INSERT_TRANSFERS: Final = (
     "INSERT INTO transfers (transfer_id, payment_id, kind, account_id, debit_account_id,"
     " credit_account_id, currency, amount_minor, status, reason_code, created_at, resolved_at)"
-    " SELECT v.transfer_id, v.payment_id, v.kind, v.account_id, v.debit_account_id,"
-    " v.credit_account_id, v.currency, v.amount_minor, v.status, v.reason_code, $11::timestamptz,"
-    " CASE WHEN v.status = 'PENDING' THEN NULL ELSE $11::timestamptz END"
+    " SELECT gen_random_uuid()::text, v.payment_id, v.kind, v.account_id, v.debit_account_id,"
+    " v.credit_account_id, v.currency, v.amount_minor, v.status, v.reason_code, $10::timestamptz,"
+    " CASE WHEN v.status = 'PENDING' THEN NULL ELSE $10::timestamptz END"
     " FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[],"
-    " $6::varchar[], $7::varchar[], $8::bigint[], $9::varchar[], $10::varchar[])"
-    " AS v(transfer_id, payment_id, kind, account_id, debit_account_id, credit_account_id, currency,"
+    " $6::varchar[], $7::bigint[], $8::varchar[], $9::varchar[])"
+    " AS v(payment_id, kind, account_id, debit_account_id, credit_account_id, currency,"
     " amount_minor, status, reason_code)"
-    f" ON CONFLICT (payment_id) DO NOTHING RETURNING {_PG_TRANSFER_COLUMNS}"
+    " ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id, seq, transfer_id"
 )
-"""``insert_transfers``: rows go in the order of the arrays (unnest keeps it)."""
-_PG_TRANSFERS: Final = (
-    f"SELECT {_PG_TRANSFER_COLUMNS} FROM transfers WHERE payment_id = ANY($1::varchar[]) ORDER BY payment_id"
+"""``insert_transfers``: rows go in the order of the arrays (unnest keeps it). Only what the database
+chose comes back; the rest of each row is what was sent."""
+_PG_LOCK_BATCH: Final = (
+    "WITH recorded AS ("
+    f"SELECT {_PG_TRANSFER_COLUMNS} FROM transfers WHERE payment_id = ANY($1::varchar[])"
+    " ORDER BY payment_id FOR NO KEY UPDATE),"
+    " moved AS ("
+    "SELECT account_id, participant_id, holder_name, currency, balance_minor, held_minor FROM accounts"
+    " WHERE kind = 'CUSTOMER' AND account_id IN"
+    " (SELECT unnest($2::varchar[]) UNION SELECT account_id FROM recorded WHERE status = 'PENDING')"
+    " ORDER BY account_id FOR NO KEY UPDATE)"
+    f" SELECT {_PG_TRANSFER_COLUMNS}, NULL, NULL, NULL, NULL, NULL, NULL FROM recorded"
+    " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " account_id, participant_id, holder_name, currency, balance_minor, held_minor FROM moved"
 )
-_PG_TRANSFERS_LOCKED: Final = _PG_TRANSFERS + " FOR NO KEY UPDATE"
-_PG_RESOLVE_PENDING: Final = (
-    "UPDATE transfers SET status = $1, resolved_at = $2, reason_code = $3"
-    " WHERE payment_id = ANY($4::varchar[]) AND status = 'PENDING'"
+"""``lock_batch``: a transfer's row has its ``_PG_TRANSFER_COLUMNS`` then six nulls, an account's
+thirteen nulls then its columns in ``AccountRecord``'s order. UNION ALL reads its branches in
+order, and the accounts' read waits for every transfer row anyway, so transfers are locked first."""
+_PG_WRITE_PLAN: Final = (
+    "WITH resolved AS ("
+    " UPDATE transfers AS t SET status = r.status, reason_code = r.reason_code, resolved_at = $4::timestamptz"
+    " FROM unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS r(payment_id, status, reason_code)"
+    " WHERE t.payment_id = r.payment_id AND t.status = 'PENDING' RETURNING 1),"
+    " funded AS ("
+    " UPDATE accounts AS a SET balance_minor = f.balance_minor, held_minor = f.held_minor"
+    " FROM unnest($5::varchar[], $6::bigint[], $7::bigint[]) AS f(account_id, balance_minor, held_minor)"
+    " WHERE a.account_id = f.account_id)"
+    " SELECT count(*) FROM resolved"
 )
+"""``write_plan``: both updates in one statement, one round trip (PostgreSQL runs a data-modifying
+WITH to completion whether or not the query reads it)."""
 
 
 def _transfer(row: Row[Any]) -> Transfer:
@@ -294,8 +279,17 @@ def _transfer(row: Row[Any]) -> Transfer:
     )
 
 
-def _transfer_record(record: asyncpg.Record) -> Transfer:
-    """``_transfer`` of a lane row, whose columns are ``_PG_TRANSFER_COLUMNS`` in order."""
+_KINDS: Final[dict[str | None, TransferKind | None]] = {
+    None: None,
+    **{kind.value: kind for kind in TransferKind},
+}
+_STATUSES: Final = {status.value: status for status in TransferStatus}
+"""The enums of the stored values: a dict look-up, where calling the enum takes a few times as long."""
+
+
+def _transfer_record(record: Sequence[Any]) -> Transfer:
+    """``_transfer`` of a lane row, whose columns are ``_PG_TRANSFER_COLUMNS`` in order: by position,
+    since a row of each of the batch's transfers goes through here."""
     (
         seq,
         transfer_id,
@@ -312,20 +306,25 @@ def _transfer_record(record: asyncpg.Record) -> Transfer:
         resolved_at,
     ) = record
     return Transfer(
-        seq=seq,
-        transfer_id=transfer_id,
-        payment_id=payment_id,
-        kind=None if kind is None else TransferKind(kind),
-        account_id=account_id,
-        debit_account_id=debit_account_id,
-        credit_account_id=credit_account_id,
-        currency=currency,
-        amount_minor=amount_minor,
-        status=TransferStatus(status),
-        reason_code=reason_code,
-        created_at=utc(created_at),
-        resolved_at=None if resolved_at is None else utc(resolved_at),
+        seq,
+        transfer_id,
+        payment_id,
+        _KINDS[kind],
+        account_id,
+        debit_account_id,
+        credit_account_id,
+        currency,
+        amount_minor,
+        _STATUSES[status],
+        reason_code,
+        _utc(created_at),
+        None if resolved_at is None else _utc(resolved_at),
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """``utc``, without a call where asyncpg has read the time as UTC already (always, in practice)."""
+    return moment if moment.tzinfo is UTC else utc(moment)
 
 
 async def insert_transfer(
@@ -372,20 +371,20 @@ async def get_transfer(conn: AsyncConnection, payment_id: str) -> Transfer | Non
 
 
 async def insert_transfers(
-    conn: AsyncConnection, new: Collection[NewTransfer], *, now: datetime
+    conn: asyncpg.Connection, new: Collection[NewTransfer], *, now: datetime
 ) -> dict[str, Transfer]:
     """Record payment transfers in one multi-row insert; the inserted ones, by payment id.
 
     A payment id already recorded is skipped, as in ``insert_transfer``. Rows go in payment id
-    order, so two batches racing on the same ids wait for each other rather than deadlock.
+    order, so two batches racing on the same ids wait for each other rather than deadlock. ``now``
+    must be in UTC, as the rows read back would be.
     """
     if not new:
         return {}
     # One execution whatever the count: each column goes as one array.
     ordered = sorted(new, key=lambda transfer: transfer.payment_id)
-    records = await (await pg.raw(conn)).fetch(
+    records = await conn.fetch(
         _PG_INSERT_TRANSFERS,
-        [str(uuid4()) for _ in ordered],
         [transfer.payment_id for transfer in ordered],
         [None if transfer.kind is None else transfer.kind.value for transfer in ordered],
         [transfer.account_id for transfer in ordered],
@@ -397,37 +396,83 @@ async def insert_transfers(
         [transfer.reason_code for transfer in ordered],
         now,
     )
-    inserted = [_transfer_record(record) for record in records]
-    return {transfer.payment_id: transfer for transfer in inserted if transfer.payment_id is not None}
+    by_id = {transfer.payment_id: transfer for transfer in ordered}
+    inserted: dict[str, Transfer] = {}
+    for payment_id, seq, transfer_id in records:
+        row = by_id[payment_id]
+        reason_code = row.reason_code
+        inserted[payment_id] = Transfer(
+            seq=seq,
+            transfer_id=transfer_id,
+            payment_id=payment_id,
+            kind=row.kind,
+            account_id=row.account_id,
+            debit_account_id=row.debit_account_id,
+            credit_account_id=row.credit_account_id,
+            currency=row.currency,
+            amount_minor=row.amount_minor,
+            status=row.status,
+            reason_code=None if reason_code is None else str(reason_code),  # a str, as read back
+            created_at=now,
+            resolved_at=None if row.status is TransferStatus.PENDING else now,
+        )
+    return inserted
 
 
-async def get_transfers(
-    conn: AsyncConnection, payment_ids: Collection[str], *, for_update: bool = False
-) -> dict[str, Transfer]:
-    """Transfers by payment id, in one statement; ``for_update`` locks them in payment id order."""
-    if not payment_ids:
-        return {}
-    sql = _PG_TRANSFERS_LOCKED if for_update else _PG_TRANSFERS
-    records = await (await pg.raw(conn)).fetch(sql, sorted(payment_ids))
-    found = [_transfer_record(record) for record in records]
-    return {transfer.payment_id: transfer for transfer in found if transfer.payment_id is not None}
+async def lock_batch(
+    conn: asyncpg.Connection, payment_ids: Collection[str], account_ids: Collection[str]
+) -> tuple[dict[str, Transfer], dict[str, AccountRecord]]:
+    """Read and lock, in one statement, the transfers of these payments and the customer accounts
+    whose funds a batch may change: ``account_ids`` and those of the transfers still pending.
+
+    Transfers are locked in payment id order, then accounts in account id order: the order every
+    writer takes them in, so batches never deadlock. The lock is FOR NO KEY UPDATE, the one an
+    UPDATE of the balance takes: FOR UPDATE would also wait for the key-share locks that inserting
+    a transfer takes on its accounts (foreign keys), and two batches inserting transfers of one
+    account would deadlock.
+    """
+    if not payment_ids and not account_ids:
+        return {}, {}
+    records = await conn.fetch(_PG_LOCK_BATCH, sorted(payment_ids), sorted(account_ids))
+    transfers: dict[str, Transfer] = {}
+    funds: dict[str, AccountRecord] = {}
+    for record in records:
+        if record[0] is None:
+            account = AccountRecord(*record[13:])
+            funds[account.account_id] = account
+        else:
+            transfer = _transfer_record(record[:13])
+            if transfer.payment_id is not None:
+                transfers[transfer.payment_id] = transfer
+    return transfers, funds
 
 
-async def resolve_pending(
-    conn: AsyncConnection,
+async def write_plan(
+    conn: asyncpg.Connection,
+    resolved: Collection[Transfer],
+    funds: Collection[AccountRecord],
     *,
-    payment_ids: Collection[str],
-    status: TransferStatus,
-    reason_code: str | None,
     now: datetime,
 ) -> int:
-    """Compare-and-set PENDING -> ``status`` for these payments; how many were pending."""
-    if not payment_ids:
+    """What a batch decided, in one statement: each pending transfer it resolved (a compare-and-set
+    on PENDING, to the transfer's status and reason) and each account's new balance and hold.
+
+    How many of the transfers were still pending. Every row is locked already, so their order here
+    is moot.
+    """
+    if not resolved and not funds:
         return 0
-    status_message = await (await pg.raw(conn)).execute(
-        _PG_RESOLVE_PENDING, status.value, now, reason_code, sorted(payment_ids)
+    pending: int = await conn.fetchval(
+        _PG_WRITE_PLAN,
+        [transfer.payment_id for transfer in resolved],
+        [transfer.status.value for transfer in resolved],
+        [transfer.reason_code for transfer in resolved],
+        now,
+        [account.account_id for account in funds],
+        [account.balance_minor for account in funds],
+        [account.held_minor for account in funds],
     )
-    return pg.row_count(status_message)
+    return pending
 
 
 async def list_payment_transfers(conn: AsyncConnection, *, after_seq: int, limit: int) -> list[Transfer]:

@@ -6,20 +6,22 @@ Prepare, commit and abort have one implementation, ``IbpsLedger.apply_batch``: t
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mock_ibps import repository as repo
+from mock_ibps.db import Lane
 from mock_ibps.domain import (
     MAX_BATCH_REQUESTS,
     AbortRequest,
     Account,
     Answer,
+    BatchPlan,
     CommitRequest,
     LedgerStateError,
     NewTransfer,
@@ -36,6 +38,7 @@ from mock_ibps.domain import (
     first_writers,
     now_utc,
     plan_batch,
+    utc,
 )
 from mock_ibps.errors import (
     AccountExists,
@@ -64,14 +67,22 @@ class TransferPage:
 class IbpsLedger:
     """Participants, accounts, proxies and the two-phase transfers of the mock IBPS."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = now_utc) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Callable[[], datetime] = now_utc, lane: Lane | None = None
+    ) -> None:
         self._engine = engine
+        self._lane = lane or Lane(engine)
+        """The transfer path's and the look-up's plain asyncpg connections (``mock_ibps.db.Lane``)."""
         self._clock = clock
         """IBPS's time (`mock_ibps.clock.IbpsClock.now` in the app): what transfers are dated by."""
         # A read sees one snapshot, however many statements it takes (the ledger check, a camt.053
         # page's entries and balances), and cannot write: a write slipped into a read fails rather
         # than changing the ledger. Both ride on the BEGIN that asyncpg sends anyway.
         self._reader = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+
+    async def close(self) -> None:
+        """Close the lane's connections; the engine is its owner's to dispose of."""
+        await self._lane.close()
 
     @property
     def reader(self) -> AsyncEngine:
@@ -175,7 +186,7 @@ class IbpsLedger:
         )
 
     async def resolve_proxy(self, *, proxy_value: str) -> Proxy:
-        async with self._reader.begin() as conn:
+        async with self._lane.connection() as conn:
             proxy = await repo.get_proxy(conn, proxy_value)
         if proxy is None:
             raise ProxyNotFound("proxy not registered", proxy_value=proxy_value)
@@ -210,9 +221,12 @@ class IbpsLedger:
         1. read the customer accounts the prepares name (an account's currency never changes);
         2. insert every unknown payment's first prepare or abort-tombstone, skipping recorded
            ids: the unique payment id decides which racing duplicate applies;
-        3. read and lock the batch's other transfers;
-        4. read and lock the accounts whose funds may change, then decide everything in Python
-           (``plan_batch``) and write the resolved transfers and the new balances and holds.
+        3. in one statement, read and lock the batch's other transfers, then the accounts whose
+           funds may change: those ``accounts_to_lock`` picks among the new transfers, and those
+           of the other transfers still pending (a few more than the batch may need, such as the
+           payee of a credit being aborted, for one round trip fewer);
+        4. decide everything in Python (``plan_batch``), and write the resolved transfers and the
+           new balances and holds in one statement.
 
         A refusal (404, 409) is an answer and the rest of the batch applies; anything unexpected
         rolls the whole batch back.
@@ -221,9 +235,9 @@ class IbpsLedger:
             raise ValueError(f"at most {MAX_BATCH_REQUESTS} requests in a batch")
         if not requests:
             return []
-        now = self._clock()
+        now = utc(self._clock())
         writers = first_writers(requests)
-        async with self._engine.begin() as conn:
+        async with self._lane.transaction() as conn:
             named = {w.account_id for w in writers.values() if isinstance(w, PrepareRequest)}
             known = await repo.get_customer_accounts(conn, named)
             new = [
@@ -232,12 +246,10 @@ class IbpsLedger:
             ]
             inserted = await repo.insert_transfers(conn, new, now=now)
             others = {request.payment_id for request in requests} - inserted.keys()
-            recorded = await repo.get_transfers(conn, others, for_update=True)
-            lock = accounts_to_lock(requests, [*inserted.values(), *recorded.values()])
-            locked = await repo.get_customer_accounts(conn, lock, for_update=True)
+            holds = accounts_to_lock(requests, inserted.values())
+            recorded, locked = await repo.lock_batch(conn, others, holds)
             plan = plan_batch(requests, recorded=recorded, inserted=inserted, accounts=locked, now=now)
-            await _write_resolutions(conn, plan.resolved.values(), now=now)
-            await repo.set_funds(conn, plan.accounts.values())
+            await _write(conn, plan, now=now)
         return plan.answers
 
     async def get_transfer(self, *, payment_id: str) -> Transfer:
@@ -310,20 +322,16 @@ def _recording(request: PrepareRequest | AbortRequest, account: Account | None) 
     )
 
 
-async def _write_resolutions(conn: AsyncConnection, resolved: Iterable[Transfer], *, now: datetime) -> None:
-    """One compare-and-set update per (status, reason) that the batch resolved pending transfers to.
+async def _write(conn: asyncpg.Connection, plan: BatchPlan, *, now: datetime) -> None:
+    """Write the transfers the batch resolved and the balances and holds it changed.
 
-    The rows are locked, so every one must still be pending; if not, the plan was made on a
+    The transfers are locked, so every one must still be pending; if not, the plan was made on a
     wrong picture of the ledger and the whole batch must roll back.
     """
-    groups: defaultdict[tuple[TransferStatus, str | None], list[str]] = defaultdict(list)
+    resolved = list(plan.resolved.values())
     for transfer in resolved:
         if transfer.payment_id is None:
             raise LedgerStateError(f"transfer seq {transfer.seq} has no payment id")
-        groups[(transfer.status, transfer.reason_code)].append(transfer.payment_id)
-    for (status, reason_code), payment_ids in groups.items():
-        updated = await repo.resolve_pending(
-            conn, payment_ids=payment_ids, status=status, reason_code=reason_code, now=now
-        )
-        if updated != len(payment_ids):
-            raise LedgerStateError(f"{len(payment_ids) - updated} locked transfers were no longer pending")
+    updated = await repo.write_plan(conn, resolved, list(plan.accounts.values()), now=now)
+    if updated != len(resolved):
+        raise LedgerStateError(f"{len(resolved) - updated} locked transfers were no longer pending")

@@ -11,6 +11,8 @@ Both services import this package and nothing of each other's (mock_ibps imports
 - `migrate`: Alembic's upgrade, run on a worker thread when called from an event loop;
 - `credentials`: the rule both services apply to the secrets they serve with (operator key, IBPS
   token) before they listen;
+- `asgi`: the helpers of both services' fast paths, which serve their hot requests in front of
+  FastAPI's router and hand the rest to it untouched;
 - `sandbox_clock`: the test clock's offset from the wall clock, kept in each service's database
   and followed by LISTEN/NOTIFY (docs/architecture.md#the-test-clock).
 

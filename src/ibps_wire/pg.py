@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+ADAPTER_ONLY: Final = ("async_creator_fn", "prepared_statement_cache_size", "prepared_statement_name_func")
+"""Connect arguments that SQLAlchemy's asyncpg adapter takes for itself; asyncpg.connect refuses them."""
+
+
+def connect_options(engine: AsyncEngine) -> tuple[list[Any], dict[str, Any]]:
+    """The engine's own connect arguments (host, socket, credentials, TLS) for ``asyncpg.connect``
+    or ``asyncpg.create_pool``: for connections held outside its pool."""
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    return list(args), {k: v for k, v in kwargs.items() if k not in ADAPTER_ONLY}
 
 
 async def raw(conn: AsyncConnection) -> asyncpg.Connection:

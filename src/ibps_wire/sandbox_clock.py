@@ -21,10 +21,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ibps_wire import pg
 
 log = logging.getLogger("ibps_wire.sandbox_clock")
 
@@ -39,8 +41,6 @@ READ_TIMEOUT_S: Final = 5.0
 FIRST_READ_S: Final = 5.0
 """How long start-up waits for the stored offset before serving on the wall clock (and reading it in
 the background): a database that does not answer must not keep a service from answering."""
-ADAPTER_ONLY: Final = ("async_creator_fn", "prepared_statement_cache_size", "prepared_statement_name_func")
-"""Connect arguments that SQLAlchemy's asyncpg adapter takes for itself; asyncpg.connect refuses them."""
 
 
 def offset_of(micros: int | None) -> timedelta:
@@ -90,8 +90,7 @@ Connect = Callable[[], Awaitable[asyncpg.Connection]]
 def connector(engine: AsyncEngine) -> Connect:
     """Opens an asyncpg connection to the engine's database, with the engine's own connect arguments
     (host, socket, credentials, TLS) but outside its pool: a listening connection is held for good."""
-    args, kwargs = engine.dialect.create_connect_args(engine.url)
-    options: dict[str, Any] = {k: v for k, v in kwargs.items() if k not in ADAPTER_ONLY}
+    args, options = pg.connect_options(engine)
 
     async def connect() -> asyncpg.Connection:
         conn: asyncpg.Connection = await asyncpg.connect(*args, timeout=READ_TIMEOUT_S, **options)

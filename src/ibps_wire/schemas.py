@@ -29,6 +29,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializeAsAny,
     WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
@@ -297,7 +298,9 @@ class BatchResultOut(Response):
     payment_id: str
     op: Operation
     status: int
-    body: BatchBody
+    body: SerializeAsAny[BatchBody]
+    """Written by the model it is (SerializeAsAny), the same JSON as through the union, which
+    matches each body against the members in turn: a batch's answer took a third longer so."""
 
     @property
     def unknown(self) -> bool:

@@ -167,9 +167,11 @@ async def test_any_scenario_batched_equals_one_by_one(bank: Bank, batches: list[
 async def ledger(database_url: str) -> AsyncIterator[IbpsLedger]:
     """The service on its own engine, to call it with what the endpoint would refuse."""
     engine = create_engine(database_url)
+    ledger = IbpsLedger(engine)
     try:
-        yield IbpsLedger(engine)
+        yield ledger
     finally:
+        await ledger.close()
         await engine.dispose()
 
 

@@ -1,5 +1,6 @@
-"""The lane of the batch path (``mock_ibps.pg``): plain asyncpg statements inside SQLAlchemy's
-transactions, answering exactly what the repository's SQLAlchemy reads of the same rows answer.
+"""The lane of the batch path (``mock_ibps.db.Lane``): plain asyncpg statements in transactions of
+their own, answering exactly what the repository's SQLAlchemy reads of the same rows answer; and
+``mock_ibps.pg``, the same statements inside a SQLAlchemy transaction.
 
 The batch path meets the SQLAlchemy one in the same rows and the same records (a transfer one call
 inserts, the next batch commits), so the two must agree down to types and time zones.
@@ -7,20 +8,22 @@ inserts, the next batch commits), so the two must agree down to types and time z
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mock_ibps import pg
+from mock_ibps import db, pg
 from mock_ibps import repository as repo
-from mock_ibps.db import create_engine
+from mock_ibps.db import Lane, create_engine
 from mock_ibps.domain import (
     AbortRequest,
     Account,
@@ -49,6 +52,20 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def lane(engine: AsyncEngine) -> AsyncIterator[Lane]:
+    lane = Lane(engine)
+    try:
+        yield lane
+    finally:
+        await lane.close()
+
+
+@pytest.fixture
+def ledger(engine: AsyncEngine, lane: Lane) -> IbpsLedger:
+    return IbpsLedger(engine, lane=lane)
 
 
 async def _customer(ledger: IbpsLedger, opening_minor: int = 10_000) -> str:
@@ -94,64 +111,131 @@ def test_the_lane_reads_every_transfer_column_in_table_order() -> None:
 
 
 async def test_a_first_statement_through_the_lane_rolls_back_with_the_transaction(
-    engine: AsyncEngine,
+    engine: AsyncEngine, ledger: IbpsLedger
 ) -> None:
-    ledger = IbpsLedger(engine)
+    """``pg.raw`` (the clock's and the statements' way to the driver) under a SQLAlchemy transaction."""
     account_id = await _customer(ledger)
     payment_id = str(uuid.uuid4())
     async with engine.connect() as conn:
         transaction = await conn.begin()
         # nothing has run through SQLAlchemy yet: the lane must begin the transaction itself
-        inserted = await repo.insert_transfers(conn, [_credit(payment_id, account_id, 700)], now=now_utc())
+        inserted = await repo.insert_transfers(
+            await pg.raw(conn), [_credit(payment_id, account_id, 700)], now=now_utc()
+        )
         assert payment_id in inserted
         # a SQLAlchemy statement on the same connection sees the row: one transaction
         assert await repo.get_transfer(conn, payment_id) == inserted[payment_id]
         await transaction.rollback()
     async with engine.connect() as conn:
         account = await repo.get_customer_account(conn, account_id)
+        assert await repo.get_transfer(conn, payment_id) is None
     assert account is not None and (account.balance_minor, account.held_minor) == (10_000, 0)
+
+
+async def test_a_lane_transaction_rolls_back_as_a_whole(lane: Lane, ledger: IbpsLedger) -> None:
+    account_id = await _customer(ledger)
+    account = await ledger.get_account(account_id=account_id)
+    payment_id = str(uuid.uuid4())
     changed = replace(account, balance_minor=1, held_minor=1)
-    async with engine.connect() as conn:
-        transaction = await conn.begin()
-        await repo.set_funds(conn, [changed])
-        assert await repo.get_customer_account(conn, account_id) == changed
-        await transaction.rollback()
-    async with engine.connect() as conn:
-        assert await repo.get_transfers(conn, [payment_id]) == {}
-        assert await repo.get_customer_account(conn, account_id) == account
+    with pytest.raises(RuntimeError, match="abandoned"):
+        async with lane.transaction() as conn:
+            assert payment_id in await repo.insert_transfers(
+                conn, [_credit(payment_id, account_id, 700)], now=now_utc()
+            )
+            assert await repo.write_plan(conn, [], [changed], now=now_utc()) == 0
+            assert await repo.get_customer_accounts(conn, [account_id]) == {account_id: changed}
+            raise RuntimeError("abandoned")
+    async with lane.connection() as conn:
+        assert not conn.is_in_transaction()
+        assert await repo.lock_batch(conn, [payment_id], []) == ({}, {})
+        assert await repo.get_customer_accounts(conn, [account_id]) == {account_id: account}
 
 
-async def test_committed_lane_statements_are_durable(engine: AsyncEngine) -> None:
-    ledger = IbpsLedger(engine)
+async def _backend(conn: asyncpg.Connection) -> int:
+    pid: int = await conn.fetchval("SELECT pg_backend_pid()")
+    return pid
+
+
+async def test_the_lane_reuses_a_connection_and_closes_one_whose_block_raised(lane: Lane) -> None:
+    async with lane.connection() as conn:
+        first = await _backend(conn)
+    async with lane.transaction() as conn:
+        assert await _backend(conn) == first  # back in the pool, out of its transaction
+        assert conn.is_in_transaction()
+    for failing in (lane.connection(), lane.transaction()):
+        with pytest.raises(RuntimeError, match="abandoned"):
+            async with failing as conn:
+                raise RuntimeError("abandoned")
+        assert conn.is_closed()  # mid-transaction perhaps: closed, which rolls it back
+    async with lane.connection() as conn:
+        assert await _backend(conn) != first
+
+
+async def test_callers_wait_for_a_free_connection_in_turn(
+    lane: Lane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "POOL_SIZE", 1)
+    got: list[str] = []
+
+    async def take(name: str) -> None:
+        async with lane.connection() as conn:
+            got.append(name)
+            await conn.fetchval("SELECT 1")
+
+    async with lane.connection():
+        waiting = [asyncio.create_task(take(name)) for name in ("first", "gone", "second")]
+        await asyncio.sleep(0.05)
+        assert got == []  # the one connection is held
+        waiting[1].cancel()  # a caller that gives up does not keep the next one waiting
+    await asyncio.gather(waiting[0], waiting[2])
+    with pytest.raises(asyncio.CancelledError):
+        await waiting[1]
+    assert got == ["first", "second"]
+    monkeypatch.setattr(db, "POOL_TIMEOUT_S", 0.05)
+    async with lane.connection():
+        with pytest.raises(TimeoutError, match="no database connection free"):
+            async with lane.connection():
+                pass
+    async with lane.connection() as conn:  # and the one that timed out left no trace
+        assert await conn.fetchval("SELECT 1") == 1
+
+
+async def test_a_closed_lane_closes_its_connections(lane: Lane) -> None:
+    async with lane.connection() as busy:
+        async with lane.connection() as idle:
+            pass
+        await lane.close()
+        assert idle.is_closed() and not busy.is_closed()
+    assert busy.is_closed()
+    with pytest.raises(RuntimeError, match="closed"):
+        async with lane.connection():
+            pass
+
+
+async def test_committed_lane_statements_are_durable(lane: Lane, ledger: IbpsLedger) -> None:
     account_id = await _customer(ledger)
     payment_id = str(uuid.uuid4())
     now = now_utc()
-    async with engine.begin() as conn:
+    async with lane.transaction() as conn:
         inserted = await repo.insert_transfers(conn, [_credit(payment_id, account_id, 700)], now=now)
-    async with engine.begin() as conn:
+    voided = replace(inserted[payment_id], status=TransferStatus.VOIDED, resolved_at=now)
+    async with lane.transaction() as conn:
         # a repeat skips the recorded payment id
         assert await repo.insert_transfers(conn, [_credit(payment_id, account_id, 900)], now=now) == {}
-        assert await repo.get_transfers(conn, [payment_id], for_update=True) == inserted
-        assert (
-            await repo.resolve_pending(
-                conn, payment_ids=[payment_id], status=TransferStatus.VOIDED, reason_code=None, now=now
-            )
-            == 1
-        )
-    async with engine.begin() as conn:
-        assert (
-            await repo.resolve_pending(
-                conn, payment_ids=[payment_id], status=TransferStatus.POSTED, reason_code=None, now=now
-            )
-            == 0
-        )
-        (voided,) = (await repo.get_transfers(conn, [payment_id])).values()
+        assert (await repo.lock_batch(conn, [payment_id], []))[0] == inserted
+        assert await repo.write_plan(conn, [voided], [], now=now) == 1
+    async with lane.transaction() as conn:
+        # a compare-and-set on PENDING: the voided transfer is not posted
+        posted = replace(voided, status=TransferStatus.POSTED)
+        assert await repo.write_plan(conn, [posted], [], now=now) == 0
+        assert (await repo.lock_batch(conn, [payment_id], []))[0] == {payment_id: voided}
     assert (voided.status, voided.resolved_at, voided.amount_minor) == (TransferStatus.VOIDED, now, 700)
 
 
-async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(engine: AsyncEngine) -> None:
+async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(
+    engine: AsyncEngine, lane: Lane, ledger: IbpsLedger
+) -> None:
     """Rows written either way and read either way give equal objects, down to types and time zones."""
-    ledger = IbpsLedger(engine)
     account_ids = [await _customer(ledger), await _customer(ledger, 5_000)]
     payment_ids = sorted(str(uuid.uuid4()) for _ in range(4))
     now = now_utc()
@@ -173,15 +257,15 @@ async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(engine: AsyncEn
         ),
     ]
     single = _credit(payment_ids[3], account_ids[1], 300)
-    async with engine.begin() as conn:
+    async with lane.transaction() as conn:
         inserted = await repo.insert_transfers(conn, new, now=now)
-        inserted_alone = await repo.insert_transfer(conn, **_fields(single), now=now)
-        lane_locked = await repo.get_transfers(conn, payment_ids, for_update=True)
-        lane_accounts = await repo.get_customer_accounts(
-            conn, [*account_ids, "NOPE", LINK_ACCOUNT_ID], for_update=True
-        )
     async with engine.begin() as conn:
-        lane_plain = await repo.get_transfers(conn, payment_ids)
+        inserted_alone = await repo.insert_transfer(conn, **_fields(single), now=now)
+    async with lane.transaction() as conn:
+        asked = [account_ids[0], "NOPE", LINK_ACCOUNT_ID]
+        lane_locked, lane_accounts = await repo.lock_batch(conn, payment_ids, asked)
+        plain_accounts = await repo.get_customer_accounts(conn, [*asked, account_ids[1]])
+    async with engine.begin() as conn:
         read_alone = {payment_id: await repo.get_transfer(conn, payment_id) for payment_id in payment_ids}
         accounts_alone = {
             account_id: await repo.get_customer_account(conn, account_id)
@@ -190,42 +274,82 @@ async def test_the_lane_answers_what_the_sqlalchemy_reads_answer(engine: AsyncEn
     assert inserted_alone is not None
     written = [*inserted.values(), inserted_alone]
     assert list(inserted) == payment_ids[:3]
-    assert list(lane_locked) == list(lane_plain) == list(read_alone) == payment_ids
-    for transfers_read in (lane_locked, lane_plain, read_alone):
+    assert list(lane_locked) == list(read_alone) == payment_ids
+    for transfers_read in (lane_locked, read_alone):
         assert [_typed(t) for t in transfers_read.values()] == [_typed(t) for t in written]
-    # neither an unknown account nor the scheme's own is a customer's
-    assert list(lane_accounts) == sorted(account_ids)
-    assert [_typed(a) for a in lane_accounts.values()] == [_typed(a) for a in accounts_alone.values()]
+    # neither an unknown account nor the scheme's own is a customer's; account 1 is the payee of
+    # the pending credit of payment 3
+    for accounts_read in (lane_accounts, plain_accounts):
+        assert list(accounts_read) == sorted(account_ids)
+        assert [_typed(a) for a in accounts_read.values()] == [_typed(a) for a in accounts_alone.values()]
     assert inserted[payment_ids[0]].created_at == now and inserted[payment_ids[0]].resolved_at is None
     assert inserted[payment_ids[1]].resolved_at == now
 
 
-async def test_the_lane_locks_rows_for_no_key_update(engine: AsyncEngine) -> None:
-    """FOR NO KEY UPDATE: a writer waits, a foreign key (KEY SHARE) does not."""
-    ledger = IbpsLedger(engine)
-    account_id = await _customer(ledger)
-    payment_id = str(uuid.uuid4())
-    async with engine.begin() as conn:
-        await repo.insert_transfers(conn, [_credit(payment_id, account_id, 100)], now=now_utc())
-    locks = [
-        ("accounts", "account_id", account_id),
-        ("transfers", "payment_id", payment_id),
-    ]
-    async with engine.connect() as holder, engine.connect() as other:
-        await holder.begin()
-        assert await repo.get_customer_accounts(holder, [account_id]) != {}
-        assert await repo.get_transfers(holder, [payment_id]) != {}
-        for table, key, value in locks:  # a plain read locks nothing
-            await _lock(other, table, key, value, "NO KEY UPDATE")
-        await holder.rollback()
-        await holder.begin()
-        assert await repo.get_customer_accounts(holder, [account_id], for_update=True) != {}
-        assert await repo.get_transfers(holder, [payment_id], for_update=True) != {}
-        for table, key, value in locks:
-            await _lock(other, table, key, value, "KEY SHARE")
+async def test_the_lane_locks_rows_for_no_key_update(
+    engine: AsyncEngine, lane: Lane, ledger: IbpsLedger
+) -> None:
+    """FOR NO KEY UPDATE: a writer waits, a foreign key (KEY SHARE) does not. The accounts locked
+    are those asked for and those of the transfers still pending, no other."""
+    payee, payer, other_payee = [await _customer(ledger) for _ in range(3)]
+    pending, posted = str(uuid.uuid4()), str(uuid.uuid4())
+    async with lane.transaction() as conn:
+        await repo.insert_transfers(
+            conn, [_credit(pending, payee, 100), _credit(posted, other_payee, 100)], now=now_utc()
+        )
+    await ledger.commit(payment_id=posted)
+    async with engine.connect() as other:
+        async with lane.transaction() as holder:
+            assert await repo.get_customer_accounts(holder, [payee, payer]) != {}
+            for account_id in (payee, payer):  # a plain read locks nothing
+                await _lock(other, "accounts", "account_id", account_id, "NO KEY UPDATE")
+        async with lane.transaction() as holder:
+            transfers_locked, accounts_locked = await repo.lock_batch(holder, [pending, posted], [payer])
+            assert set(transfers_locked) == {pending, posted}
+            assert set(accounts_locked) == {payee, payer}
+            locked = [("transfers", "payment_id", pending), ("transfers", "payment_id", posted)]
+            locked += [("accounts", "account_id", payee), ("accounts", "account_id", payer)]
+            for table, key, value in locked:
+                await _lock(other, table, key, value, "KEY SHARE")
+                with pytest.raises(DBAPIError, match="could not obtain lock"):
+                    await _lock(other, table, key, value, "NO KEY UPDATE")
+            await _lock(other, "accounts", "account_id", other_payee, "NO KEY UPDATE")
+    await ledger.abort(payment_id=pending)
+
+
+async def test_the_lane_locks_the_transfers_before_the_accounts(
+    engine: AsyncEngine, lane: Lane, ledger: IbpsLedger
+) -> None:
+    """The order every writer takes: while the account is held elsewhere, the transfer is locked."""
+    payee = await _customer(ledger)
+    pending = str(uuid.uuid4())
+    async with lane.transaction() as conn:
+        await repo.insert_transfers(conn, [_credit(pending, payee, 100)], now=now_utc())
+    async with engine.connect() as blocker, engine.connect() as probe:
+        await blocker.begin()
+        await blocker.execute(
+            text("SELECT 1 FROM accounts WHERE account_id = :a FOR NO KEY UPDATE"), {"a": payee}
+        )
+        async with lane.transaction() as conn:
+            waiting = asyncio.create_task(repo.lock_batch(conn, [pending], []))
+            for _ in range(500):  # until the lane's statement waits for the account
+                async with probe.begin():
+                    if await probe.scalar(text(WAITING_FOR_A_LOCK)):
+                        break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the lane never waited for the account")
             with pytest.raises(DBAPIError, match="could not obtain lock"):
-                await _lock(other, table, key, value, "NO KEY UPDATE")
-        await holder.rollback()
+                await _lock(probe, "transfers", "payment_id", pending, "NO KEY UPDATE")
+            await blocker.rollback()
+            transfers_locked, accounts_locked = await waiting
+        assert (set(transfers_locked), set(accounts_locked)) == ({pending}, {payee})
+    await ledger.abort(payment_id=pending)
+
+
+WAITING_FOR_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
 
 
 async def _lock(conn: AsyncConnection, table: str, key: str, value: str, strength: str) -> None:
@@ -332,6 +456,7 @@ class World:
         rows["transfers"] = [self.names({**row, "seq": seqs[row["seq"]]}) for row in rows["transfers"]]
         await self.ledger.apply_batch([AbortRequest(payment_id) for payment_id in self.payments])
         (await self.ledger.check()).raise_if_broken()
+        await self.ledger.close()
         return named, rows
 
     async def rows(self) -> dict[str, Any]:

@@ -20,10 +20,11 @@ from starlette.types import Message
 
 from fpslink.api import fast_payments, routes
 from fpslink.api.certification_edge import CertificationEdge
-from fpslink.api.fast_payments import FastPayments, is_json, read_body, replay
+from fpslink.api.fast_payments import FastPayments
 from fpslink.api.schemas import PaymentCreate
 from fpslink.app import create_app
 from fpslink.config import Settings
+from ibps_wire.asgi import is_json, read_body, replay
 
 GOOD: dict[str, Any] = {
     "debtor_account_id": "HK3F9A0C21B7D4E5F6",

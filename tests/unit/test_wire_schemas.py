@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from fpslink.console import service as console
 from fpslink.ibps_client import IbpsClient
@@ -24,6 +24,7 @@ from ibps_wire.schemas import (
     AccountOut,
     BatchIn,
     BatchOut,
+    BatchResultOut,
     BatchVerdicts,
     Moved,
     PrepareIn,
@@ -174,6 +175,27 @@ def test_a_batch_answer_carries_typed_bodies() -> None:
     assert isinstance(error, Problem) and (error.code, error.status) == ("TRANSFER_VOIDED", 409)
     assert error.model_extra == {"payment_id": "p-3"}
     assert [answer.unknown for answer in read] == [False, False, False]
+
+
+def test_a_batch_writes_each_body_as_its_single_endpoint_writes_it() -> None:
+    """Byte for byte: a result's body is the JSON of the model it is, whichever of the union it is."""
+    refused = PrepareResult(Outcome.REFUSED, Reason.AM04, _transfer(status=TransferStatus.VOIDED))
+    bodies = [
+        mock_schemas.prepare_out(refused),
+        mock_schemas.transfer_out(_transfer(status=TransferStatus.POSTED)),
+        mock_schemas.transfer_out(_transfer(kind=None, amount_minor=None, currency=None)),
+        mock_schemas.problem(TransferVoided("transfer is voided", payment_id="p-3")),
+    ]
+    results = [
+        trusted(BatchResultOut, payment_id=f"p-{i}", op=Operation.COMMIT, status=200, body=body)
+        for i, body in enumerate(bodies)
+    ]
+    wire = TypeAdapter(BatchOut).dump_json(BatchOut.model_construct(results=results), by_alias=True)
+    written = [
+        b'{"payment_id":"p-%d","op":"commit","status":200,"body":%s}' % (i, body.model_dump_json().encode())
+        for i, body in enumerate(bodies)
+    ]
+    assert wire == b'{"results":[' + b",".join(written) + b"]}"
 
 
 def test_an_answer_may_carry_fields_the_gateway_does_not_know_yet() -> None:

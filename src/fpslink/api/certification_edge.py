@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fpslink import logs
 from fpslink.api import routes
 from fpslink.api.deps import IDENTIFIED
-from fpslink.api.fast_payments import PATH, is_json, read_body, replay
+from fpslink.api.fast_payments import PATH
 from fpslink.api.problems import error_response
 from fpslink.api.schemas import PaymentCreate, QuoteCreate
 from fpslink.certification.domain import REJECTIONS, Action, Answer, Scenario, pending_view
@@ -43,6 +43,7 @@ from fpslink.fx.domain import AmountType
 from fpslink.idempotency import service as idempotency
 from fpslink.money import Currency, InvalidAmount, to_minor
 from fpslink.payments.acceptance import Rejection
+from ibps_wire.asgi import is_json, read_body, replay
 
 log = logging.getLogger("fpslink.certification")
 

@@ -20,8 +20,6 @@ the key: `deps.principal_of` takes the caller from there.
 
 from __future__ import annotations
 
-from collections import deque
-
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -34,6 +32,7 @@ from fpslink.context import Gateway
 from fpslink.errors import FpslinkError
 from fpslink.idempotency import service as idempotency
 from fpslink.participants import service as participants_service
+from ibps_wire.asgi import is_json, read_body, replay
 
 PATH = "/v1/payments"
 
@@ -86,37 +85,6 @@ class FastPayments:
         response = await routes.submit_payment(gw.payments, principal, key, body)
         await response(scope, receive, send)
         return True
-
-
-def is_json(content_type: str | None) -> bool:
-    """Whether FastAPI would parse the body as JSON (it reads `application/json; ...` so, and more;
-    anything else here goes to the route, which decides)."""
-    return content_type is not None and content_type.partition(";")[0].strip().lower() == "application/json"
-
-
-async def read_body(receive: Receive, received: list[Message]) -> bytes | None:
-    """The whole body, keeping every message for `replay`; None if the client went away first."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        received.append(message)
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def replay(received: list[Message], receive: Receive) -> Receive:
-    """A `receive` that gives the app the messages already read, in order, then the live ones."""
-    pending = deque(received)
-
-    async def replayed() -> Message:
-        if pending:
-            return pending.popleft()
-        return await receive()
-
-    return replayed
 
 
 def install(app: FastAPI) -> None:
