@@ -285,16 +285,30 @@ class FakeIso20022Repository:
         )
 
     async def find(
-        self, participant_id: str, *, payment_id: str | None = None, msg_id: str | None = None
+        self,
+        participant_id: str,
+        *,
+        payment_id: str | None = None,
+        msg_id: str | None = None,
+        instr_id: str | None = None,
+        end_to_end_id: str | None = None,
+        tx_id: str | None = None,
+        limit: int = 20,
     ) -> list[SentTransaction]:
+        wanted = {
+            "payment_id": payment_id,
+            "msg_id": msg_id,
+            "instr_id": instr_id,
+            "end_to_end_id": end_to_end_id,
+            "tx_id": tx_id,
+        }
         found = [
             s
             for s in self._sent.values()
             if s.participant_id == participant_id
-            and (payment_id is None or s.payment_id == payment_id)
-            and (msg_id is None or s.msg_id == msg_id)
+            and all(value is None or getattr(s, name) == value for name, value in wanted.items())
         ]
-        return sorted(found, key=lambda s: (-s.created_at.timestamp(), s.record_id))[:20]
+        return sorted(found, key=lambda s: (-s.created_at.timestamp(), s.position, s.record_id))[:limit]
 
     async def paid(self, record_id: str, payment_id: str) -> None:
         found = self._sent.get(record_id)

@@ -110,6 +110,17 @@ def _answers() -> dict[str, bytes]:
     header = inbound.read(_sample("pacs008_v08_cbpr_envelope.xml")).original
     refused = Refused([Reason("AG08", "AppHdr/Fr names another bank")], original=header)
     answers["refused in RequestPayload"] = pacs002.render_refusal(refused, at=T0, addressing=TO)
+    # a message of several transactions: settled, pending and refused ones, bare and in an envelope
+    batch_statuses = [
+        pacs002.payment_status(bare, _payment(State.SETTLED)),
+        pacs002.payment_status(bare, _payment(State.ACCEPTED, decided_at=None)),
+        pacs002.refused_status(refusals["transaction"]),
+    ]
+    for name, original in (("bare", bare.original), ("in an envelope", header)):
+        assert original is not None
+        answers[f"batch, {name}"] = pacs002.render_batch(
+            original, batch_statuses, message_id=pacs002.batch_report_id(["p-1", "p-2"]), at=T0, addressing=TO
+        )
     # a status request's answers: the payment's report, and "never received"
     for name in ("pacs028_v03_by_uetr.xml", "pacs028_v03_cbpr_envelope.xml"):
         request = inbound.read(_sample(name), inbound.PACS028)
@@ -292,12 +303,31 @@ def test_the_links_rules_refuse_with_the_code_that_fits() -> None:
         )
         == "CH15"
     )
-    two = DOCUMENT.replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>2</NbOfTxs>")
-    tx = re.search(rb"<CdtTrfTxInf>.*</CdtTrfTxInf>", two, re.S).group(0)  # type: ignore[union-attr]
-    with pytest.raises(Refused) as refused:
-        pacs008.parse(two.replace(tx, tx + tx))
-    assert refused.value.reasons[0].text.startswith("the link settles one transaction per message")
-    assert refused.value.transaction is None
+
+
+def _batch(*transactions: bytes) -> bytes:
+    """The /docs example carrying these transactions (its own, changed: `old` -> `new` pairs)."""
+    tx = re.search(rb"<CdtTrfTxInf>.*</CdtTrfTxInf>", DOCUMENT, re.S).group(0)  # type: ignore[union-attr]
+    count = f"<NbOfTxs>{len(transactions)}</NbOfTxs>".encode()
+    return DOCUMENT.replace(b"<NbOfTxs>1</NbOfTxs>", count).replace(tx, b"".join(transactions))
+
+
+def test_each_transaction_of_a_message_is_read_on_its_own() -> None:
+    """A message with two transactions was refused whole; now each is a payment, or refused alone."""
+    tx = re.search(rb"<CdtTrfTxInf>.*</CdtTrfTxInf>", DOCUMENT, re.S).group(0)  # type: ignore[union-attr]
+    second = tx.replace(b"INV-2026-0622-0001", b"INV-2026-0622-0002").replace(b">1000.00<", b">20.00<")
+    third = tx.replace(b"<Prtry>FAMILY_SUPPORT</Prtry>", b"<Prtry>LOTTERY</Prtry>")
+    found = pacs008.credit_transfers(inbound.read(_batch(tx, second, third)))
+    first, paid, refused = found
+    assert isinstance(first, pacs008.CreditTransfer) and isinstance(paid, pacs008.CreditTransfer)
+    assert (paid.end_to_end_id, str(paid.command.amount)) == ("INV-2026-0622-0002", "20.00")
+    assert paid.msg_id == first.msg_id == "HARBOURHK20260622-000001"
+    assert isinstance(refused, Refused) and refused.code == "FF07"
+    assert refused.transaction is not None and refused.transaction.end_to_end_id == "INV-2026-0622-0001"
+    with pytest.raises(Refused) as too_many:
+        pacs008.credit_transfers(inbound.read(_batch(tx, second, tx)), max_transactions=2)
+    assert too_many.value.code == "AM18" and too_many.value.transaction is None
+    assert "at most 2 in one message" in too_many.value.reasons[0].text
 
 
 def test_nbotxs_01_and_a_missing_purpose_are_taken() -> None:
@@ -336,6 +366,33 @@ def test_the_header_must_name_the_caller_the_link_and_the_document() -> None:
 def test_bics_compare_as_institutions() -> None:
     assert apphdr.same_bic("HRBRHKH0", "HRBRHKH0XXX") and apphdr.same_bic("hrbrhkh0xxx", "HRBRHKH0")
     assert not apphdr.same_bic("HRBRHKH0", "HRBRHKH0001")
+
+
+def test_the_group_status_of_a_message_of_several_transactions() -> None:
+    assert pacs002.group_status(["ACSC", "ACSC"]) == "ACSC"
+    assert pacs002.group_status(["RJCT", "RJCT"]) == "RJCT"
+    assert pacs002.group_status(["ACSC", "RJCT"]) == pacs002.group_status(["PDNG", "RJCT"]) == "PART"
+    assert pacs002.group_status(["ACSC", "PDNG"]) == pacs002.group_status(["PDNG"]) == "PDNG"
+    report = pacs002.parse(_answers()["batch, bare"]).fito_fipmt_sts_rpt
+    (group,) = report.orgnl_grp_inf_and_sts
+    assert (group.grp_sts, group.orgnl_nb_of_txs) == ("PART", "3")
+    assert [(d.dtld_sts, d.dtld_nb_of_txs) for d in group.nb_of_txs_per_sts] == [
+        ("ACSC", "1"),
+        ("PDNG", "1"),
+        ("RJCT", "1"),
+    ]
+    assert [t.tx_sts for t in report.tx_inf_and_sts] == ["ACSC", "PDNG", "RJCT"]
+    assert pacs002.batch_report_id(["a", "b"]) != pacs002.batch_report_id(["b", "a"])
+
+
+def test_each_transaction_of_a_message_has_a_key_of_its_own() -> None:
+    from fpslink.idempotency.service import KEY_PATTERN
+    from fpslink.iso20022.exchange import transaction_key
+
+    assert transaction_key("pacs.008/M-1", 1, 1) == "pacs.008/M-1"
+    assert [transaction_key("pacs.008/M-1", n, 3) for n in (1, 3)] == ["pacs.008/M-1/1", "pacs.008/M-1/3"]
+    long = transaction_key("k" * 255, 2, 2)
+    assert KEY_PATTERN.fullmatch(long) and long != transaction_key("k" * 255, 1, 2)
 
 
 def test_the_default_key_of_a_message_fits_any_msgid() -> None:

@@ -3,8 +3,11 @@
 The versions differ in parts the link does not read (addresses, agents' identifiers, new optional
 elements), so one reading serves them all. What is mapped:
 
-    GrpHdr/MsgId                          the default idempotency key (pacs.008/<MsgId>)
-    GrpHdr/NbOfTxs                        the number of CdtTrfTxInf (01 is 1); one per message
+    GrpHdr/MsgId                          the default idempotency key (pacs.008/<MsgId>, and
+                                          pacs.008/<MsgId>/<n> for transaction n of several)
+    GrpHdr/NbOfTxs                        the number of CdtTrfTxInf (01 is 1), at most the
+                                          setting FPSLINK_ISO20022_MAX_TRANSACTIONS; each is
+                                          read on its own and becomes a payment of its own
     CdtTrfTxInf/PmtId/EndToEndId          end_to_end_id ("NOTPROVIDED" means none)
     CdtTrfTxInf/PmtId/UETR                echoed as OrgnlUETR; the gateway still gives the payment
                                           its own payment_id
@@ -18,7 +21,9 @@ elements), so one reading serves them all. What is mapped:
                                           the link's default purpose when absent
     RmtInf/Ustrd                          remittance_info (joined by spaces, at most 140 characters)
 
-A schema-valid message outside these rules is `Refused` with the ISO 20022 status reason that fits.
+A schema-valid message outside these rules is `Refused` with the ISO 20022 status reason that fits:
+the whole message for what is wrong with its group (NbOfTxs), else each transaction on its own, so
+that one transaction's refusal leaves the others to be paid.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any, Final
 
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.iso20022 import inbound as wire
-from fpslink.iso20022.inbound import Inbound, Reason, Refused, Transaction
+from fpslink.iso20022.inbound import MAX_TRANSACTIONS, Inbound, Reason, Refused, Transaction
 from fpslink.money import MAX_AMOUNT, Currency, InvalidAmount, parse_amount
 from fpslink.payments.service import PaymentCommand
 from fpslink.vocabulary import Purpose
@@ -68,12 +73,23 @@ class CreditTransfer:
 
 
 def parse(xml: bytes, *, default_purpose: Purpose = DEFAULT_PURPOSE) -> CreditTransfer:
-    """Read, schema-check and map a message; raises MalformedMessage or Refused."""
-    return credit_transfer(wire.read(xml), default_purpose=default_purpose)
+    """Read, schema-check and map a message of one transaction (its first, if it has more); raises
+    MalformedMessage or Refused."""
+    first = credit_transfers(wire.read(xml), default_purpose=default_purpose)[0]
+    if isinstance(first, Refused):
+        raise first
+    return first
 
 
-def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURPOSE) -> CreditTransfer:
-    """Apply the link's rules to a schema-valid pacs.008; Refused (with its ISO code) if they fail."""
+def credit_transfers(
+    message: Inbound,
+    *,
+    default_purpose: Purpose = DEFAULT_PURPOSE,
+    max_transactions: int = MAX_TRANSACTIONS,
+) -> list[CreditTransfer | Refused]:
+    """Apply the link's rules to a schema-valid pacs.008: each transaction mapped, or its refusal
+    (with its ISO code), in the message's order; Refused, for the whole message, when NbOfTxs is
+    not the number of transactions or that number is over `max_transactions`."""
     body = message.document.fito_ficstmr_cdt_trf
     header = body.grp_hdr
     transactions = body.cdt_trf_tx_inf
@@ -89,12 +105,23 @@ def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURP
             ],
             original=original,
         )
-    if len(transactions) != 1:
-        raise Refused(
-            [Reason("AM18", "the link settles one transaction per message: send each CdtTrfTxInf alone")],
-            original=original,
+    if len(transactions) > max_transactions:
+        text = (
+            f"the message carries {len(transactions)} CdtTrfTxInf: the link takes at most "
+            f"{max_transactions} in one message; send the rest in another"
         )
-    tx = transactions[0]
+        raise Refused([Reason("AM18", text)], original=original)
+    found: list[CreditTransfer | Refused] = []
+    for tx in transactions:
+        try:
+            found.append(_credit_transfer(message, header.msg_id, tx, default_purpose))
+        except Refused as refused:
+            found.append(refused)
+    return found
+
+
+def _credit_transfer(message: Inbound, msg_id: str, tx: Any, default_purpose: Purpose) -> CreditTransfer:
+    original = message.original
     ids = references(tx)
 
     def refuse(code: str, text: str) -> Refused:
@@ -110,7 +137,7 @@ def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURP
     amount, currency = _amount(tx, refuse)
     proxy, creditor_account = creditor(tx, refuse)
     return CreditTransfer(
-        msg_id=header.msg_id,
+        msg_id=msg_id,
         instr_id=ids.instr_id,
         end_to_end_id=end_to_end_id,
         tx_id=ids.tx_id,

@@ -31,6 +31,8 @@ class SentTransaction:
     """The key its payment was (or is being) made under."""
     payment_id: str | None
     created_at: datetime
+    position: int = 1
+    """Its place among the message's transactions, from 1."""
 
 
 _COLUMNS = [sent.c[name] for name in SentTransaction.__slots__]
@@ -60,15 +62,29 @@ class Iso20022Repository:
         return None if row is None else SentTransaction(*row)
 
     async def find(
-        self, participant_id: str, *, payment_id: str | None = None, msg_id: str | None = None
+        self,
+        participant_id: str,
+        *,
+        payment_id: str | None = None,
+        msg_id: str | None = None,
+        instr_id: str | None = None,
+        end_to_end_id: str | None = None,
+        tx_id: str | None = None,
+        limit: int = 20,
     ) -> list[SentTransaction]:
-        """The bank's rows of a payment or of a MsgId (at most 20, newest first)."""
+        """The bank's rows of a payment or of a MsgId with these references (at most `limit`, newest
+        first, a message's transactions in its order)."""
         stmt = select(*_COLUMNS).where(sent.c.participant_id == participant_id)
-        if payment_id is not None:
-            stmt = stmt.where(sent.c.payment_id == payment_id)
-        if msg_id is not None:
-            stmt = stmt.where(sent.c.msg_id == msg_id)
-        stmt = stmt.order_by(sent.c.created_at.desc(), sent.c.record_id).limit(20)
+        for column, value in (
+            (sent.c.payment_id, payment_id),
+            (sent.c.msg_id, msg_id),
+            (sent.c.instr_id, instr_id),
+            (sent.c.end_to_end_id, end_to_end_id),
+            (sent.c.tx_id, tx_id),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        stmt = stmt.order_by(sent.c.created_at.desc(), sent.c.position, sent.c.record_id).limit(limit)
         return [SentTransaction(*row) for row in await self._conn.execute(stmt)]
 
     async def paid(self, record_id: str, payment_id: str) -> None:
