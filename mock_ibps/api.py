@@ -161,6 +161,7 @@ def _prepare_request(body: PrepareIn) -> PrepareRequest:
         amount_minor=body.amount_minor,
         currency=body.currency,
         refusal=Reason.RR04 if body.amount_minor == MAGIC_REFUSED_MINOR else None,
+        references=body.references,
     )
 
 

@@ -4,6 +4,7 @@ must validate against the official XSDs (pacs.002.001.10, head.001.001.02 and .0
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from iso20022_corpus import EXAMPLES, official_verdict, requires_xsd
+from iso20022_corpus import EXAMPLES, XSD_DIR, official_verdict, requires_xsd
 
 from fpslink.fx.domain import AmountType
 from fpslink.iso20022 import apphdr, inbound, pacs002, pacs008, pacs028, schema
@@ -20,6 +21,7 @@ from fpslink.iso20022.inbound import Envelope, Original, Reason, Refused, Transa
 from fpslink.money import Currency
 from fpslink.payments.domain import Payment
 from fpslink.vocabulary import Direction, Purpose, State
+from mock_ibps import camt053
 
 T0 = datetime(2026, 6, 22, 4, 0, 0, 52_345, tzinfo=UTC)
 CALLER = apphdr.Party("HARBOURHK", "HRBRHKH0XXX")
@@ -366,6 +368,110 @@ def test_the_header_must_name_the_caller_the_link_and_the_document() -> None:
 def test_bics_compare_as_institutions() -> None:
     assert apphdr.same_bic("HRBRHKH0", "HRBRHKH0XXX") and apphdr.same_bic("hrbrhkh0xxx", "HRBRHKH0")
     assert not apphdr.same_bic("HRBRHKH0", "HRBRHKH0001")
+
+
+def test_what_a_transaction_was_sent_with_is_read_as_sent() -> None:
+    """Structured remittance was dropped and the Ustrd lines kept only joined; now each is kept."""
+    sample = _sample("pacs008_v11_structured_remittance.xml").replace(
+        b"<RmtInf>", b"<RmtInf><Ustrd> Invoice INV-2026-0345</Ustrd><Ustrd>June </Ustrd>"
+    )
+    transfer = pacs008.parse(sample)
+    details = transfer.command.details
+    assert details is not None
+    assert (details.message_name, details.msg_id, details.uetr) == (
+        "pacs.008.001.11",
+        "HARBOURHK20260622-000015",
+        "0b1e5d3f-7a29-4c6e-8f41-3d2c9a6b5e70",
+    )
+    assert (details.purpose_code, details.purpose_proprietary, details.instructed_amount) == (
+        "IVPT",
+        None,
+        None,
+    )
+    assert details.unstructured == (" Invoice INV-2026-0345", "June ")  # as sent; the payment's is joined
+    assert transfer.command.remittance_info == "Invoice INV-2026-0345 June"
+    (strd,) = details.structured
+    namespace = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.11"
+    assert strd.startswith(f'<Strd xmlns="{namespace}"><RfrdDocInf><Tp><CdOrPrtry><Cd>CINV</Cd>')
+    root = ET.fromstring(strd)  # the same element as sent, in its message's namespace
+    assert root.findtext(f"{{{namespace}}}CdtrRefInf/{{{namespace}}}Ref") == "RF18539007547034"
+    assert root.find(f"{{{namespace}}}RfrdDocAmt/{{{namespace}}}DuePyblAmt").get("Ccy") == "HKD"  # type: ignore[union-attr]
+    many = sample.replace(b"<Strd>", b"<Strd><AddtlRmtInf>x</AddtlRmtInf></Strd>" * 10 + b"<Strd>", 1)
+    with pytest.raises(Refused) as refused:
+        pacs008.parse(many)
+    assert refused.value.code == "CH15" and "at most 10 Strd" in refused.value.reasons[0].text
+
+
+def _statement_with(references: list[camt053.EntryReferences]) -> bytes:
+    """A camt.053 page with one credit per references given (a payment sent as ISO 20022)."""
+    entries = [
+        camt053.LedgerEntry(
+            seq=n,
+            payment_id=str(uuid.UUID(int=n)),
+            kind="CREDIT",
+            debit_account_id="IBPS-LINK-CNY",
+            credit_account_id="CN0001",
+            currency="CNY",
+            amount_minor=91_770,
+            status="POSTED",
+            resolved_at=T0,
+            references=found,
+        )
+        for n, found in enumerate(references, start=1)
+    ]
+    page = camt053.StatementPage(
+        business_date=date(2026, 6, 22),
+        accounts=[camt053.StatementAccount("CN0001", "CNY", "ZHANG Xiao Ming")],
+        totals={
+            "CN0001": camt053.AccountTotals(credit_count=len(entries), credit_minor=91_770 * len(entries))
+        },
+        entries=entries,
+        page_number=1,
+        next_after=None,
+        created_at=T0,
+    )
+    return camt053.render(page)
+
+
+def test_the_statement_carries_a_strd_where_its_version_can_hold_it() -> None:
+    """A pacs.008.001.08-.11 Strd fits camt.053.001.08's; a .12 one with a dated-and-typed RltdDt does
+    not, and is left out of the statement (the payment keeps it) rather than written wrong."""
+    old = (
+        '<Strd xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08">'
+        "<CdtrRefInf><Ref>RF18</Ref></CdtrRefInf></Strd>"
+    )
+    new = (
+        '<Strd xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.12"><RfrdDocInf><Nb>INV-1</Nb>'
+        "<RltdDt><Tp><Cd>INDA</Cd></Tp><Dt>2026-06-01</Dt></RltdDt></RfrdDocInf></Strd>"
+    )
+    sent = camt053.EntryReferences(
+        msg_id="M-1",
+        instr_id=None,
+        end_to_end_id="E-1",
+        tx_id="T-1",
+        uetr="8a562c67-ca16-48ba-b074-65581be6f011",
+        purpose_code=None,
+        purpose_proprietary="FAMILY_SUPPORT",
+        unstructured=("Tuition",),
+        structured=(old,),
+        instructed_amount="1000.005",
+        instructed_currency="HKD",
+        source_currency="HKD",
+        target_currency="CNY",
+        rate="0.917700",
+    )
+    statement = _statement_with([sent, replace(sent, structured=(new,), source_currency=None, rate=None)])
+    assert schema.schema_of("camt.053.001.08").validate(ET.fromstring(statement)) == []
+    if XSD_DIR.is_dir():
+        assert official_verdict(statement) is True
+    ns = f"{{{camt053.NAMESPACE}}}"
+    fits, misfit = ET.fromstring(statement).iter(f"{ns}TxDtls")
+    assert fits.findtext(f"{ns}RmtInf/{ns}Strd/{ns}CdtrRefInf/{ns}Ref") == "RF18"
+    assert fits.findtext(f"{ns}Purp/{ns}Prtry") == "FAMILY_SUPPORT"
+    assert fits.findtext(f"{ns}AmtDtls/{ns}InstdAmt/{ns}Amt") == "1000.005"
+    assert misfit.find(f"{ns}RmtInf/{ns}Strd") is None
+    assert misfit.findtext(f"{ns}RmtInf/{ns}Ustrd") == "Tuition"
+    assert misfit.find(f"{ns}AmtDtls/{ns}InstdAmt/{ns}CcyXchg") is None
 
 
 def test_the_group_status_of_a_message_of_several_transactions() -> None:

@@ -21,6 +21,9 @@ elements), so one reading serves them all. What is mapped:
                                           the link's default purpose when absent
     RmtInf/Ustrd                          remittance_info (joined by spaces, at most 140 characters)
 
+and, beside the payment, what it was sent with (`details.Details`): the references, Purp as written,
+every Ustrd line, every Strd (at most 10, each at most 10,000 characters as XML) and InstdAmt.
+
 A schema-valid message outside these rules is `Refused` with the ISO 20022 status reason that fits:
 the whole message for what is wrong with its group (NbOfTxs), else each transaction on its own, so
 that one transaction's refusal leaves the others to be paid.
@@ -37,6 +40,8 @@ from typing import Any, Final
 
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.iso20022 import inbound as wire
+from fpslink.iso20022 import schema
+from fpslink.iso20022.details import MAX_STRUCTURED, MAX_STRUCTURED_CHARS, Details
 from fpslink.iso20022.inbound import MAX_TRANSACTIONS, Inbound, Reason, Refused, Transaction
 from fpslink.money import MAX_AMOUNT, Currency, InvalidAmount, parse_amount
 from fpslink.payments.service import PaymentCommand
@@ -136,6 +141,7 @@ def _credit_transfer(message: Inbound, msg_id: str, tx: Any, default_purpose: Pu
         raise refuse("FF08", "PmtId/EndToEndId must be 1-35 visible ASCII characters (or NOTPROVIDED)")
     amount, currency = _amount(tx, refuse)
     proxy, creditor_account = creditor(tx, refuse)
+    details = _details(message, msg_id, tx, ids, refuse)
     return CreditTransfer(
         msg_id=msg_id,
         instr_id=ids.instr_id,
@@ -152,9 +158,36 @@ def _credit_transfer(message: Inbound, msg_id: str, tx: Any, default_purpose: Pu
             purpose=_purpose(tx, default_purpose, refuse),
             remittance_info=_remittance(tx, refuse),
             end_to_end_id=end_to_end_id,
+            details=details,
         ),
         message_name=message.name,
         original=original,
+    )
+
+
+def _details(message: Inbound, msg_id: str, tx: Any, ids: Transaction, refuse: Refuse) -> Details:
+    """What the transaction was sent with beyond the payment, as sent."""
+    purpose, remittance, instructed = tx.purp, tx.rmt_inf, tx.instd_amt
+    namespace: str = type(message.document).Meta.namespace
+    structured = () if remittance is None else remittance.strd
+    if len(structured) > MAX_STRUCTURED:
+        raise refuse("CH15", f"RmtInf carries at most {MAX_STRUCTURED} Strd")
+    written = tuple(schema.element(part, "Strd", namespace) for part in structured)
+    if any(len(text) > MAX_STRUCTURED_CHARS for text in written):
+        raise refuse("CH15", f"RmtInf/Strd carries at most {MAX_STRUCTURED_CHARS} characters (as XML) each")
+    return Details(
+        message_name=message.name,
+        msg_id=msg_id,
+        instr_id=ids.instr_id,
+        end_to_end_id=ids.end_to_end_id,
+        tx_id=ids.tx_id,
+        uetr=ids.uetr,
+        purpose_code=None if purpose is None else purpose.cd,
+        purpose_proprietary=None if purpose is None else purpose.prtry,
+        unstructured=() if remittance is None else tuple(remittance.ustrd),
+        structured=written,
+        instructed_amount=None if instructed is None else instructed.value,
+        instructed_currency=None if instructed is None else instructed.ccy,
     )
 
 

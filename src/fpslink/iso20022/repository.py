@@ -1,15 +1,19 @@
 """The pacs.008 transactions banks sent (`iso20022_transactions`): claimed by UETR, tied to their
-payment, found again by a status request."""
+payment, found again by a status request; and what each payment made of one was sent with
+(`iso20022_details`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink.iso20022.details import Details
+from fpslink.iso20022.models import iso20022_details as details
 from fpslink.iso20022.models import iso20022_transactions as sent
 
 
@@ -116,3 +120,21 @@ class Iso20022Repository:
             .values(**values)
         )
         return result.rowcount == 1
+
+    # what each payment was sent with ------------------------------------------------------------
+
+    async def add_details(self, rows: Sequence[tuple[str, Details]]) -> None:
+        """Keep what payments were sent with, by payment id, in the caller's transaction."""
+        if rows:
+            await self._conn.execute(insert(details), [found.row(payment_id) for payment_id, found in rows])
+
+    async def details(self, payment_id: str) -> Details | None:
+        found = await self.details_of([payment_id])
+        return found.get(payment_id)
+
+    async def details_of(self, payment_ids: Sequence[str]) -> dict[str, Details]:
+        """What these payments were sent with, for those sent as a pacs.008."""
+        if not payment_ids:
+            return {}
+        rows = await self._conn.execute(select(details).where(details.c.payment_id.in_(list(payment_ids))))
+        return {row.payment_id: Details.from_row(row) for row in rows}
