@@ -16,6 +16,13 @@ instead. A message holds at most MAX_CAMT053_PAGE entries; the rest follow with 
 in the `Fpslink-Next-After` header. Every page repeats each account's day balances and totals, so any
 page can be checked on its own.
 
+An entry of a payment that came as ISO 20022 (its prepare carried `references`, kept in
+`transfer_references`) carries the debtor bank's references (MsgId, InstrId, EndToEndId, UETR, TxId;
+the link's payment id in ClrSysRef), the amount it instructed with the conversion (InstdAmt with
+CcyXchg) beside the amount this entry moved (TxAmt), its purpose and its remittance: every Ustrd, and
+every Strd this version's model can hold (a newer pacs.008's Strd that does not fit is left out rather
+than written wrong).
+
 This module builds the message with pyiso20022's models and xsdata's serializer; the gateway's own
 ISO 20022 code is not imported, as mock_ibps stands alone.
 """
