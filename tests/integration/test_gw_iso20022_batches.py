@@ -7,6 +7,7 @@ official XSD when at hand."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,10 @@ import pytest
 from gw_support import Harness, IsoWorld, fresh_uetr, iso_reasons, iso_rejection, iso_world, several
 from iso20022_corpus import XSD_DIR, official_verdict
 
-from fpslink.iso20022 import pacs002
+from fpslink.directory.phones import normalize_mobile
+from fpslink.iso20022 import inbound, pacs002, pacs008
+from fpslink.payments import service as payments_service
+from fpslink.payments.acceptance import ENDPOINT
 
 EXAMPLES = Path(__file__).parent / "iso20022_examples"
 PAY = "/v1/iso20022/pacs.008"
@@ -221,3 +225,43 @@ async def test_a_status_request_naming_the_message_answers_for_each_payment(harn
     )
     (tx,) = _report(answer, 200).tx_inf_and_sts
     assert tx.clr_sys_ref == paid.tx_inf_and_sts[1].clr_sys_ref
+
+
+async def test_a_transaction_whose_key_is_in_use_answers_409_once_the_others_are_done(
+    harness: Harness,
+) -> None:
+    """The message answers as a message of one would (409 IDEMPOTENCY_IN_PROGRESS) while one of its
+    transactions' keys belongs to a request still running; the others are paid first, and a resend
+    once that key is free answers the whole report."""
+    h = harness
+    world = await iso_world(h)
+    msg_id = f"M-{uuid.uuid4().hex[:20]}"
+    body = _message(world, {}, {E2E: "INV-2026-0622-0002", AMOUNT: ">20.00<"}, msg_id=msg_id)
+    second = pacs008.credit_transfers(inbound.read(body))[1]
+    assert isinstance(second, pacs008.CreditTransfer)
+    command = second.command
+    proxy = normalize_mobile(command.creditor_proxy) if command.creditor_proxy else None
+    key = f"pacs.008/{msg_id}/2"
+    now = h.clock()
+    async with h.gw.uow() as tx:
+        assert await tx.idempotency.bind(
+            scope=world.hk.participant_id,
+            key=key,
+            endpoint=ENDPOINT,
+            fingerprint=payments_service._fingerprint(command, proxy),
+            payment_id=None,
+            now=now,
+            lease_until=now + timedelta(minutes=5),
+            expires_at=now + timedelta(days=2),
+        )
+        await tx.commit()
+    before = await h.payment_count()
+    busy = await _post(h, world, body)
+    assert busy.status_code == 409 and busy.json()["code"] == "IDEMPOTENCY_IN_PROGRESS", busy.text
+    assert await h.payment_count() - before == 1  # the first transaction was paid meanwhile
+    async with h.gw.uow() as tx:
+        await tx.idempotency.release(scope=world.hk.participant_id, key=key)
+        await tx.commit()
+    report = _report(await _post(h, world, body), 201)
+    assert [t.tx_sts for t in report.tx_inf_and_sts] == ["ACSC", "ACSC"]
+    assert await h.payment_count() - before == 2

@@ -218,7 +218,16 @@ class Iso20022Service:
                 principal, transfer, number, key=own_key, explicit_key=explicit_key, late=late, now=now
             )
 
-        outcomes = await asyncio.gather(*(one(n, t) for n, t in enumerate(transfers, start=1)))
+        done = await asyncio.gather(
+            *(one(n, t) for n, t in enumerate(transfers, start=1)), return_exceptions=True
+        )
+        # every transaction has finished before an error (a key still in use: 409) answers for the
+        # message, so that none goes on after its request; a resend answers from the payments made
+        outcomes: list[_Outcome] = []
+        for found in done:
+            if isinstance(found, BaseException):
+                raise found
+            outcomes.append(found)
         return self._answer(message.original, outcomes, dates.group, to=to, now=now)
 
     async def _pay(
