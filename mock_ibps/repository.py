@@ -453,9 +453,12 @@ _PG_PURGEABLE: Final = (
 """A batch of resolved payment transfers created and resolved before the cut-off, after a (created_at,
 seq) key: a range of `ix_transfers_created_at`."""
 _PG_DELETE_TRANSFERS: Final = (
-    "DELETE FROM transfers WHERE seq = ANY($1::bigint[])"
-    " RETURNING debit_account_id, credit_account_id, currency, amount_minor, status"
+    "WITH gone AS (DELETE FROM transfers WHERE seq = ANY($1::bigint[])"
+    " RETURNING payment_id, debit_account_id, credit_account_id, currency, amount_minor, status),"
+    " sent AS (DELETE FROM transfer_references WHERE payment_id IN (SELECT payment_id FROM gone))"
+    " SELECT debit_account_id, credit_account_id, currency, amount_minor, status FROM gone"
 )
+"""The transfers and, with them, what their payments were sent with (`transfer_references`)."""
 _PG_DELETE_CARRIED: Final = (
     "DELETE FROM transfers WHERE kind = 'CARRIED'"
     " AND (debit_account_id = ANY($1::varchar[]) OR credit_account_id = ANY($1::varchar[]))"

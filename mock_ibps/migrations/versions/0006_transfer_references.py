@@ -1,7 +1,7 @@
 """What a bank sent with a payment that came as an ISO 20022 pacs.008, kept with its transfer
 
-Revision ID: 0005_transfer_references
-Revises: 0004_sandbox_clock
+Revision ID: 0006_transfer_references
+Revises: 0005_retention
 Create Date: 2026-12-18
 
 The gateway's prepare of such a payment carries its references (MsgId, InstrId, EndToEndId, TxId,
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_transfer_references"
-down_revision: str | None = "0004_sandbox_clock"
+revision: str = "0006_transfer_references"
+down_revision: str | None = "0005_retention"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,12 +1,17 @@
 """pacs.008: each transaction's place in its message, and what a bank sent beyond the payment
 
-Revision ID: 0014_iso20022_details
-Revises: 0013_iso20022_transactions
+Revision ID: 0016_iso20022_details
+Revises: 0015_retention
 Create Date: 2026-12-18
 
 A pacs.008 may carry several transactions, each paid as a payment of its own. `position` is a
 transaction's place in its message (from 1; the rows written before were messages of one), so that
 a status request naming the message answers its transactions in the message's order.
+
+`iso20022_details` keeps, by payment id, what the bank sent with a pacs.008 transaction beyond the
+payment itself: its references, the purpose as written, every RmtInf/Ustrd line and RmtInf/Strd
+element (JSON arrays of text) and InstdAmt. The `payments` table is unchanged: a JSON payment has
+no such row. Retention purges a row with its payment.
 """
 
 from collections.abc import Sequence
@@ -14,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_iso20022_details"
-down_revision: str | Sequence[str] | None = "0013_iso20022_transactions"
+revision: str = "0016_iso20022_details"
+down_revision: str | Sequence[str] | None = "0015_retention"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
