@@ -170,6 +170,7 @@ def _prepare_request(body: PrepareIn, payment_id: str) -> PrepareRequest:
         body.amount_minor,
         body.currency,
         Reason.RR04 if body.amount_minor == MAGIC_REFUSED_MINOR else None,
+        body.references,
     )
 
 

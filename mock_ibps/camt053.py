@@ -16,6 +16,13 @@ instead. A message holds at most MAX_CAMT053_PAGE entries; the rest follow with 
 in the `Fpslink-Next-After` header. Every page repeats each account's day balances and totals, so any
 page can be checked on its own.
 
+An entry of a payment that came as ISO 20022 (its prepare carried `references`, kept in
+`transfer_references`) carries the debtor bank's references (MsgId, InstrId, EndToEndId, UETR, TxId;
+the link's payment id in ClrSysRef), the amount it instructed with the conversion (InstdAmt with
+CcyXchg) beside the amount this entry moved (TxAmt), its purpose and its remittance: every Ustrd, and
+every Strd this version's model can hold (a newer pacs.008's Strd that does not fit is left out rather
+than written wrong).
+
 This module builds the message with pyiso20022's models and xsdata's serializer; the gateway's own
 ISO 20022 code is not imported, as mock_ibps stands alone.
 """
@@ -24,19 +31,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Final
+from xml.etree import ElementTree
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pyiso20022.camt.camt_053_001_08 import (
     AccountIdentification4Choice,
     AccountStatement9,
     ActiveOrHistoricCurrencyAndAmount,
+    AmountAndCurrencyExchange3,
+    AmountAndCurrencyExchangeDetails3,
     AmountAndDirection35,
     BalanceType10Choice,
     BalanceType13,
@@ -47,6 +59,7 @@ from pyiso20022.camt.camt_053_001_08 import (
     CashAccount39,
     CashBalance8,
     CreditDebitCode,
+    CurrencyExchange5,
     DateAndDateTime2Choice,
     DateTimePeriod1,
     Document,
@@ -59,12 +72,19 @@ from pyiso20022.camt.camt_053_001_08 import (
     NumberAndSumOfTransactions4,
     Pagination1,
     ProprietaryBankTransactionCodeStructure1,
+    Purpose2Choice,
+    RemittanceInformation16,
     ReportEntry10,
+    StructuredRemittanceInformation16,
     TotalTransactions6,
     TransactionReferences6,
 )
 from sqlalchemy import and_, case, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from xsdata.exceptions import ParserError
+from xsdata.formats.dataclass.parsers import XmlParser
+from xsdata.formats.dataclass.parsers.config import ParserConfig
+from xsdata.formats.dataclass.parsers.handlers import XmlEventHandler
 from xsdata.formats.dataclass.serializers import XmlSerializer
 from xsdata.formats.dataclass.serializers.config import SerializerConfig
 from xsdata.formats.dataclass.serializers.writers import XmlEventWriter
@@ -76,7 +96,8 @@ from mock_ibps.api import FaultsDep, require_token
 from mock_ibps.domain import TransferKind, TransferStatus, utc
 from mock_ibps.errors import AccountNotFound, ParticipantNotFound
 from mock_ibps.faults import Call
-from mock_ibps.models import LINK_ACCOUNT_ID, accounts, participants, transfers
+from mock_ibps.models import LINK_ACCOUNT_ID, accounts, participants, transfer_references, transfers
+from mock_ibps.repository import REFERENCE_COLUMNS
 from mock_ibps.statement import BUSINESS_TZ, KeptDate, business_day_bounds
 
 MESSAGE_NAME: Final = "camt.053.001.08"
@@ -110,6 +131,12 @@ _OPENING_CODES: Final = {
     CreditDebitCode.DBIT: ("ACMT", "MDOP", "OTHR"),
 }
 
+_PARSER: Final = XmlParser(
+    config=ParserConfig(fail_on_unknown_properties=True, fail_on_unknown_attributes=True),
+    handler=XmlEventHandler,
+)
+"""Reads a Strd into this statement's model, refusing what the model has no place for."""
+
 # the native writer, named: xsdata would switch to lxml's where lxml is installed (the tests install it)
 _SERIALIZER: Final = XmlSerializer(
     config=SerializerConfig(xml_declaration=True, encoding="UTF-8"), writer=XmlEventWriter
@@ -139,6 +166,26 @@ class AccountTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryReferences:
+    """What the debtor's bank sent with a payment that came as ISO 20022 (`transfer_references`)."""
+
+    msg_id: str | None
+    instr_id: str | None
+    end_to_end_id: str | None
+    tx_id: str | None
+    uetr: str | None
+    purpose_code: str | None
+    purpose_proprietary: str | None
+    unstructured: tuple[str, ...]
+    structured: tuple[str, ...]
+    instructed_amount: str
+    instructed_currency: str
+    source_currency: str | None
+    target_currency: str | None
+    rate: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """One transfer of the page; the statement shows it on each selected account it touches."""
 
@@ -151,6 +198,7 @@ class LedgerEntry:
     amount_minor: int
     status: str
     resolved_at: datetime | None
+    references: EntryReferences | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +288,7 @@ async def page_entries(
     """
     start, end = business_day_bounds(business_date)
     scope = _account_scope(participant_id)
+    sent = transfer_references
     rows = await conn.execute(
         select(
             transfers.c.seq,
@@ -251,7 +300,9 @@ async def page_entries(
             transfers.c.amount_minor,
             transfers.c.status,
             transfers.c.resolved_at,
+            *(sent.c[name].label(f"ref_{name}") for name in REFERENCE_COLUMNS[1:]),
         )
+        .select_from(transfers.outerjoin(sent, sent.c.payment_id == transfers.c.payment_id))
         .where(
             transfers.c.seq > after,
             or_(
@@ -282,9 +333,31 @@ async def page_entries(
             amount_minor=row.amount_minor,
             status=row.status,
             resolved_at=None if row.resolved_at is None else utc(row.resolved_at),
+            references=_references(row),
         )
         for row in rows
     ]
+
+
+def _references(row: Any) -> EntryReferences | None:
+    if row.ref_instructed_amount is None:  # no row: the payment did not come as ISO 20022
+        return None
+    return EntryReferences(
+        msg_id=row.ref_msg_id,
+        instr_id=row.ref_instr_id,
+        end_to_end_id=row.ref_end_to_end_id,
+        tx_id=row.ref_tx_id,
+        uetr=row.ref_uetr,
+        purpose_code=row.ref_purpose_code,
+        purpose_proprietary=row.ref_purpose_proprietary,
+        unstructured=tuple(json.loads(row.ref_unstructured)),
+        structured=tuple(json.loads(row.ref_structured)),
+        instructed_amount=row.ref_instructed_amount,
+        instructed_currency=row.ref_instructed_currency,
+        source_currency=row.ref_source_currency,
+        target_currency=row.ref_target_currency,
+        rate=row.ref_rate,
+    )
 
 
 async def read_page(
@@ -396,13 +469,7 @@ def _entry(entry: LedgerEntry, account_id: str) -> Any:
     direction = CreditDebitCode.CRDT if entry.credit_account_id == account_id else CreditDebitCode.DBIT
     booked = entry.status == TransferStatus.POSTED.value and entry.resolved_at is not None
     reference = str(entry.seq)
-    payment_id = entry.payment_id
-    is_uetr = payment_id is not None and UETR_PATTERN.fullmatch(payment_id) is not None
-    refs = TransactionReferences6(
-        end_to_end_id=NOT_PROVIDED,
-        uetr=payment_id if is_uetr else None,
-        clr_sys_ref=payment_id.replace("-", "") if payment_id and not is_uetr else None,
-    )
+    details = _details(entry)
     resolved = entry.resolved_at
     return ReportEntry10(
         amt=_amount(entry.amount_minor, entry.currency),
@@ -416,12 +483,74 @@ def _entry(entry: LedgerEntry, account_id: str) -> Any:
         ),
         acct_svcr_ref=reference,
         bk_tx_cd=_transaction_code(entry.kind, direction),
-        ntry_dtls=[
-            EntryDetails9(
-                tx_dtls=[EntryTransaction10(refs=refs)],
-            )
-        ],
+        ntry_dtls=[EntryDetails9(tx_dtls=[details])],
     )
+
+
+def _details(entry: LedgerEntry) -> Any:
+    """The entry's transaction: the link's references, and for a payment that came as ISO 20022 the
+    bank's (MsgId, InstrId, EndToEndId, TxId, UETR; the link's payment id in ClrSysRef, as its
+    pacs.002 gave it), the amount instructed with the conversion (InstdAmt, CcyXchg) beside the
+    amount moved here (TxAmt), the purpose and the remittance."""
+    payment_id = entry.payment_id
+    sent = entry.references
+    if sent is None:
+        is_uetr = payment_id is not None and UETR_PATTERN.fullmatch(payment_id) is not None
+        refs = TransactionReferences6(
+            end_to_end_id=NOT_PROVIDED,
+            uetr=payment_id if is_uetr else None,
+            clr_sys_ref=payment_id.replace("-", "") if payment_id and not is_uetr else None,
+        )
+        return EntryTransaction10(refs=refs)
+    refs = TransactionReferences6(
+        msg_id=sent.msg_id,
+        instr_id=sent.instr_id,
+        end_to_end_id=sent.end_to_end_id or NOT_PROVIDED,
+        uetr=sent.uetr,
+        tx_id=sent.tx_id,
+        clr_sys_ref=None if payment_id is None else payment_id.replace("-", ""),
+    )
+    exchange = None
+    if sent.source_currency and sent.target_currency and sent.rate:
+        exchange = CurrencyExchange5(
+            src_ccy=sent.source_currency,
+            trgt_ccy=sent.target_currency,
+            unit_ccy=sent.source_currency,
+            xchg_rate=Decimal(sent.rate),
+        )
+    amounts = AmountAndCurrencyExchange3(
+        instd_amt=AmountAndCurrencyExchangeDetails3(
+            amt=ActiveOrHistoricCurrencyAndAmount(
+                value=Decimal(sent.instructed_amount), ccy=sent.instructed_currency
+            ),
+            ccy_xchg=exchange,
+        ),
+        tx_amt=AmountAndCurrencyExchangeDetails3(amt=_amount(entry.amount_minor, entry.currency)),
+    )
+    purpose = None
+    if sent.purpose_code or sent.purpose_proprietary:
+        # a choice: the code when the bank gave one, else its proprietary purpose
+        proprietary = None if sent.purpose_code else sent.purpose_proprietary
+        purpose = Purpose2Choice(cd=sent.purpose_code, prtry=proprietary)
+    structured = [found for found in map(_structured, sent.structured) if found is not None]
+    remittance = None
+    if sent.unstructured or structured:
+        remittance = RemittanceInformation16(ustrd=list(sent.unstructured), strd=structured)
+    return EntryTransaction10(refs=refs, amt_dtls=amounts, purp=purpose, rmt_inf=remittance)
+
+
+def _structured(xml: str) -> Any | None:
+    """A Strd as sent, read into this statement's version of it; None when it does not fit there (a
+    newer pacs.008's Strd with elements camt.053.001.08 lacks)."""
+    root = ElementTree.fromstring(xml)  # the wire refused any DTD: no entity can be declared
+    for node in root.iter():
+        node.tag = f"{{{NAMESPACE}}}{node.tag.rpartition('}')[2]}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a value this version cannot hold is a misfit too
+            return _PARSER.parse(root, StructuredRemittanceInformation16)
+    except (ParserError, ValueError, TypeError, Warning):
+        return None
 
 
 def build_document(page: StatementPage, *, message_id: str) -> Any:

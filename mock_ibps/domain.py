@@ -17,7 +17,7 @@ from ibps_wire.enums import Outcome as Outcome
 from ibps_wire.enums import Reason as Reason
 from ibps_wire.enums import TransferKind as TransferKind
 from ibps_wire.enums import TransferStatus as TransferStatus
-from ibps_wire.schemas import MAX_BATCH_ITEMS
+from ibps_wire.schemas import MAX_BATCH_ITEMS, TransferReferences
 from mock_ibps.errors import (
     IbpsError,
     TransferMismatch,
@@ -145,6 +145,8 @@ class PrepareRequest:
     currency: str
     refusal: Reason | None = None
     """A refusal decided before the ledger looks (the sandbox's magic amounts)."""
+    references: TransferReferences | None = None
+    """What the debtor's bank sent with the payment, kept by the prepare that records the transfer."""
 
 
 @dataclass(frozen=True, slots=True)

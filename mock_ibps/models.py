@@ -21,6 +21,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
 )
 
 NAMING_CONVENTION: Final = {
@@ -123,6 +124,29 @@ transfers = Table(
     Index(None, "credit_account_id"),
     Index("ix_transfers_created_at", "created_at"),
 )
+
+transfer_references = Table(
+    "transfer_references",
+    metadata,
+    Column("payment_id", String(UUID_LENGTH), primary_key=True),
+    Column("msg_id", String(35), nullable=True),
+    Column("instr_id", String(35), nullable=True),
+    Column("end_to_end_id", String(35), nullable=True),
+    Column("tx_id", String(35), nullable=True),
+    Column("uetr", String(UUID_LENGTH), nullable=True),
+    Column("purpose_code", String(4), nullable=True),
+    Column("purpose_proprietary", String(35), nullable=True),
+    Column("unstructured", Text, nullable=False),
+    Column("structured", Text, nullable=False),
+    Column("instructed_amount", String(32), nullable=False),
+    Column("instructed_currency", String(3), nullable=False),
+    Column("source_currency", String(3), nullable=True),
+    Column("target_currency", String(3), nullable=True),
+    Column("rate", String(24), nullable=True),
+)
+"""What the debtor's bank sent with a payment that came as an ISO 20022 pacs.008
+(`ibps_wire.schemas.TransferReferences`), kept with its transfer (by payment id) by the prepare that
+recorded it, for the statement (camt.053) to give back. The remittance lists are JSON arrays."""
 
 sandbox_clock = Table(
     "sandbox_clock",

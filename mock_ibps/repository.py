@@ -11,6 +11,7 @@ prepared once per connection.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ibps_wire import sandbox_clock
 from ibps_wire.retention import CarriedEntry, Posting
+from ibps_wire.schemas import TransferReferences
 from mock_ibps import pg
 from mock_ibps.domain import Account as AccountRecord
 from mock_ibps.domain import (
@@ -496,9 +498,12 @@ _PG_PURGEABLE: Final = (
 """A batch of resolved payment transfers created and resolved before the cut-off, after a (created_at,
 seq) key: a range of `ix_transfers_created_at`."""
 _PG_DELETE_TRANSFERS: Final = (
-    "DELETE FROM transfers WHERE seq = ANY($1::bigint[])"
-    " RETURNING debit_account_id, credit_account_id, currency, amount_minor, status"
+    "WITH gone AS (DELETE FROM transfers WHERE seq = ANY($1::bigint[])"
+    " RETURNING payment_id, debit_account_id, credit_account_id, currency, amount_minor, status),"
+    " sent AS (DELETE FROM transfer_references WHERE payment_id IN (SELECT payment_id FROM gone))"
+    " SELECT debit_account_id, credit_account_id, currency, amount_minor, status FROM gone"
 )
+"""The transfers and, with them, what their payments were sent with (`transfer_references`)."""
 _PG_DELETE_CARRIED: Final = (
     "DELETE FROM transfers WHERE kind = 'CARRIED'"
     " AND (debit_account_id = ANY($1::varchar[]) OR credit_account_id = ANY($1::varchar[]))"
@@ -583,3 +588,62 @@ _SET_CLOCK: Final = (
 async def set_clock_offset(conn: AsyncConnection, *, offset_us: int, now: datetime) -> bool:
     """Store IBPS's offset; False if the row is missing (a database not migrated)."""
     return await (await pg.raw(conn)).fetchrow(_SET_CLOCK, offset_us, now) is not None
+
+
+# what the debtor's bank sent with a payment
+
+REFERENCE_COLUMNS: Final = (
+    "payment_id",
+    "msg_id",
+    "instr_id",
+    "end_to_end_id",
+    "tx_id",
+    "uetr",
+    "purpose_code",
+    "purpose_proprietary",
+    "unstructured",
+    "structured",
+    "instructed_amount",
+    "instructed_currency",
+    "source_currency",
+    "target_currency",
+    "rate",
+)
+_PG_INSERT_REFERENCES: Final = (
+    f"INSERT INTO transfer_references ({', '.join(REFERENCE_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${n}::text[]" for n in range(1, len(REFERENCE_COLUMNS) + 1))
+    + ") ON CONFLICT (payment_id) DO NOTHING"
+)
+
+
+def _reference_row(payment_id: str, references: TransferReferences) -> tuple[str | None, ...]:
+    exchange = references.exchange
+    return (
+        payment_id,
+        references.msg_id,
+        references.instr_id,
+        references.end_to_end_id,
+        references.tx_id,
+        None if references.uetr is None else str(references.uetr),
+        references.purpose_code,
+        references.purpose_proprietary,
+        json.dumps(references.unstructured, ensure_ascii=False),
+        json.dumps(references.structured, ensure_ascii=False),
+        references.instructed_amount,
+        references.instructed_currency,
+        None if exchange is None else exchange.source_currency,
+        None if exchange is None else exchange.target_currency,
+        None if exchange is None else exchange.rate,
+    )
+
+
+async def insert_references(
+    conn: asyncpg.Connection, found: Sequence[tuple[str, TransferReferences]]
+) -> None:
+    """Keep the references of newly recorded transfers, in one statement whatever their number (none
+    when there are none)."""
+    if not found:
+        return
+    rows = [_reference_row(payment_id, references) for payment_id, references in found]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    await conn.execute(_PG_INSERT_REFERENCES, *columns)

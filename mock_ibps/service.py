@@ -14,6 +14,7 @@ from typing import TypeVar
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ibps_wire.schemas import TransferReferences
 from mock_ibps import repository as repo
 from mock_ibps.db import Lane
 from mock_ibps.domain import (
@@ -228,6 +229,9 @@ class IbpsLedger:
         4. decide everything in Python (``plan_batch``), and write the resolved transfers and the
            new balances and holds in one statement.
 
+        The references a prepare carries (a payment sent as ISO 20022) are kept with step 2, for the
+        transfers it recorded only: one more statement, in batches that carry any.
+
         A refusal (404, 409) is an answer and the rest of the batch applies; anything unexpected
         rolls the whole batch back.
         """
@@ -245,6 +249,7 @@ class IbpsLedger:
                 for w in writers.values()
             ]
             inserted = await repo.insert_transfers(conn, new, now=now)
+            await repo.insert_references(conn, _references(writers, inserted))
             others = {request.payment_id for request in requests} - inserted.keys()
             holds = accounts_to_lock(requests, inserted.values())
             recorded, locked = await repo.lock_batch(conn, others, holds)
@@ -320,6 +325,18 @@ def _recording(request: PrepareRequest | AbortRequest, account: Account | None) 
         status=TransferStatus.PENDING if reason is None else TransferStatus.VOIDED,
         reason_code=reason,
     )
+
+
+def _references(
+    writers: dict[str, PrepareRequest | AbortRequest], inserted: dict[str, Transfer]
+) -> list[tuple[str, TransferReferences]]:
+    """The references of the prepares whose transfers this batch recorded: kept once, by the first."""
+    found = []
+    for payment_id in inserted:
+        writer = writers.get(payment_id)
+        if isinstance(writer, PrepareRequest) and writer.references is not None:
+            found.append((payment_id, writer.references))
+    return found
 
 
 async def _write(conn: asyncpg.Connection, plan: BatchPlan, *, now: datetime) -> None:

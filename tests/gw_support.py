@@ -187,6 +187,26 @@ def fresh_uetr(xml: str) -> str:
     return UETR.sub(lambda m: f"{m.group(1)}{uuid.uuid4()}{m.group(2)}", xml)
 
 
+TRANSACTION = re.compile(r"<((?:\w+:)?)CdtTrfTxInf>.*</\1CdtTrfTxInf>", re.S)
+NB_OF_TXS = re.compile(r"(<(?:\w+:)?NbOfTxs>)[^<]*(</)")
+
+
+def several(xml: str, *changes: dict[str, str]) -> str:
+    """The pacs.008 with one transaction per `changes`, each its own transaction with those
+    replacements, and NbOfTxs their number (a CtrlSum is left as it was)."""
+    found = TRANSACTION.search(xml)
+    assert found is not None
+    made = []
+    for change in changes:
+        transaction = found.group(0)
+        for old, new in change.items():
+            assert old in transaction, old
+            transaction = transaction.replace(old, new)
+        made.append(transaction)
+    xml = xml[: found.start()] + "".join(made) + xml[found.end() :]
+    return NB_OF_TXS.sub(lambda m: f"{m.group(1)}{len(changes)}{m.group(2)}", xml, count=1)
+
+
 def iso_reasons(response: httpx.Response) -> list[str]:
     """Every reason's AddtlInf in a pacs.002, each reason's pieces joined."""
     report = pacs002.parse(response.content).fito_fipmt_sts_rpt

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fpslink.iso20022.inbound import MAX_TRANSACTIONS
 from fpslink.iso20022.xmltree import MAX_MESSAGE_BYTES
 from fpslink.vocabulary import Purpose
 from fpslink.webhooks import policy as webhook_policy
@@ -218,6 +219,14 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9]{1,35}$",
         description="The link's clearing system member id, the other way AppHdr/To may name it.",
     )
+    iso20022_max_transactions: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_TRANSACTIONS,
+        description="Most CdtTrfTxInf one pacs.008 may carry; more is refused whole (pacs.002 RJCT "
+        "AM18). Each transaction is its own payment; reading and checking one costs about a "
+        "millisecond of CPU, so a message of 100 about 0.1 s.",
+    )
     iso20022_default_purpose: Purpose = Field(
         default=Purpose.OTHER,
         description="The purpose of a pacs.008 without Purp: one of the link's purposes "
@@ -234,12 +243,13 @@ class Settings(BaseSettings):
         "arrives (chunked bodies too); larger answers 413 PAYLOAD_TOO_LARGE. A payment is under 1 KiB.",
     )
     max_iso20022_body_bytes: int = Field(
-        default=MAX_MESSAGE_BYTES,
+        default=512 * 1024,
         ge=4 * 1024,
         le=MAX_MESSAGE_BYTES,
         description="Largest ISO 20022 message (POST /v1/iso20022/...); larger answers 413. At most "
-        "64 KiB, the most the ISO 20022 reader takes (iso20022/xmltree.py); one pacs.008 with one "
-        "transaction is 2-4 KiB, in an envelope with its header 3-6 KiB.",
+        "2 MiB, the most the ISO 20022 reader takes (iso20022/xmltree.py). A pacs.008 transaction "
+        "is 1-4 KiB (3-6 KiB for a message of one in an envelope with its header), so the default "
+        "holds the 100 transactions FPSLINK_ISO20022_MAX_TRANSACTIONS allows.",
     )
     max_query_bytes: int = Field(
         default=2048,

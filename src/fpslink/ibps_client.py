@@ -66,6 +66,7 @@ from ibps_wire.schemas import (
     StatementTsvPage,
     TransferOut,
     TransferPageOut,
+    TransferReferences,
     trusted,
 )
 
@@ -304,7 +305,13 @@ class IbpsClient:
     # two-phase settlement ---------------------------------------------------------------------
 
     async def prepare(
-        self, *, payment_id: str, kind: LegKind, account_id: str, amount_minor: int
+        self,
+        *,
+        payment_id: str,
+        kind: LegKind,
+        account_id: str,
+        amount_minor: int,
+        references: TransferReferences | None = None,
     ) -> PrepareOut:
         body = PrepareIn.model_construct(
             payment_id=_payment_uuid(payment_id),
@@ -312,6 +319,7 @@ class IbpsClient:
             account_id=account_id,
             amount_minor=amount_minor,
             currency=CURRENCY,
+            references=references,
         )
         return await self._answer(PrepareOut, "POST", "/transfers/prepare", name="prepare", body=body)
 
@@ -341,7 +349,14 @@ class IbpsClient:
         return results
 
     @staticmethod
-    def prepare_item(*, payment_id: str, kind: LegKind, account_id: str, amount_minor: int) -> PrepareItemIn:
+    def prepare_item(
+        *,
+        payment_id: str,
+        kind: LegKind,
+        account_id: str,
+        amount_minor: int,
+        references: TransferReferences | None = None,
+    ) -> PrepareItemIn:
         """A batch's prepare, built from values the gateway holds (no validation: it would cost per item)."""
         return trusted(
             PrepareItemIn,
@@ -351,6 +366,7 @@ class IbpsClient:
             account_id=account_id,
             amount_minor=amount_minor,
             currency=CURRENCY,
+            references=references,
         )
 
     @staticmethod

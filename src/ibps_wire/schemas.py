@@ -189,12 +189,68 @@ LegKind = Literal[TransferKind.CREDIT, TransferKind.DEBIT]
 """What a payment's leg at IBPS does: credit the mainland payee or debit the mainland payer."""
 
 
+LinkCurrency = Literal["HKD", "CNY"]
+"""A currency of the link: a payment's amounts before and after conversion are in one of these."""
+DecimalText = Annotated[str, Field(strict=True, pattern=r"^[0-9]{1,18}(\.[0-9]{1,6})?$")]
+"""A non-negative decimal as text (an amount as a bank instructed it, a rate), never a float."""
+Reference = Annotated[str, Field(strict=True, min_length=1, max_length=35)]
+RemittanceLine = Annotated[str, Field(strict=True, min_length=1, max_length=140)]
+MAX_STRUCTURED_REMITTANCE_CHARS: Final = 10_000
+
+
+def _structured_remittance(value: str) -> str:
+    if not value.startswith("<Strd") or "<!" in value or "<?" in value:
+        raise PydanticCustomError(
+            "structured_remittance",
+            "a structured remittance is one <Strd> element, with no DTD, comment or processing instruction",
+        )
+    return value
+
+
+StructuredRemittance = Annotated[
+    str,
+    Field(strict=True, max_length=MAX_STRUCTURED_REMITTANCE_CHARS),
+    AfterValidator(_structured_remittance),
+]
+"""An ISO 20022 RmtInf/Strd as XML, in the namespace of the message it came in."""
+
+
+class Exchange(Request):
+    """A payment's conversion: `rate` target units per source unit."""
+
+    source_currency: LinkCurrency
+    target_currency: LinkCurrency
+    rate: DecimalText
+
+
+class TransferReferences(Request):
+    """What the debtor's bank sent to identify and explain a payment (an ISO 20022 pacs.008), with the
+    amount it instructed before conversion: IBPS keeps it with the transfer and gives it back in its
+    statement (camt.053), so that a bank matches its statement by its own references."""
+
+    msg_id: Reference | None
+    instr_id: Reference | None
+    end_to_end_id: Reference | None
+    tx_id: Reference | None
+    uetr: UUID | None
+    purpose_code: Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9]{1,4}$")] | None
+    purpose_proprietary: Reference | None
+    unstructured: Annotated[list[RemittanceLine], Field(max_length=140)]
+    structured: Annotated[list[StructuredRemittance], Field(max_length=10)]
+    instructed_amount: DecimalText
+    instructed_currency: LinkCurrency
+    exchange: Exchange | None
+    """None when the payment is not converted (CNY to CNY)."""
+
+
 class PrepareIn(Request):
     payment_id: UUID
     kind: LegKind
     account_id: Identifier
     amount_minor: PositiveAmount = Field(alias="amount")
     currency: Currency
+    references: TransferReferences | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Sent for a payment that came as an ISO 20022 pacs.008 only (left out of the JSON otherwise)."""
 
 
 class PrepareItemIn(PrepareIn):

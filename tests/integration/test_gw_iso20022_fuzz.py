@@ -1,10 +1,11 @@
 """No input answers 5xx: seeded mutations of real-shaped messages, sent to the gateway over HTTP.
 
-Every sample message (bare, and in each envelope), pacs.008 and pacs.028, is mutated in the ways
-tests/iso20022_corpus.py describes, and its bytes are also cut short and corrupted. Each answer must
-be a schema-valid pacs.002 (settled, rejected, found, not found or refused, and never refused
-because the model could not hold a checked message), or problem+json for what is not a message (400)
-or a key still in use (409); never a 5xx. The runs are bounded: FPSLINK_ISO20022_FUZZ_CASES cases
+Every sample message (bare, and in each envelope), pacs.008 and pacs.028, and messages of several
+transactions made of them, are mutated in the ways tests/iso20022_corpus.py describes, and their
+bytes are also cut short and corrupted. Each answer must be a schema-valid pacs.002 (settled,
+rejected, paid in part, found, not found or refused, and never refused because the model could not
+hold a checked message), or problem+json for what is not a message (400) or a key still in use
+(409); never a 5xx. The runs are bounded: FPSLINK_ISO20022_FUZZ_CASES cases
 (400 by default) of pacs.008 and half as many of pacs.028.
 """
 
@@ -16,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from gw_support import Harness, IsoWorld, fresh_uetr, iso_reasons, iso_world
+from gw_support import Harness, IsoWorld, fresh_uetr, iso_reasons, iso_world, several
 from iso20022_corpus import XSD_DIR, mutate, official_verdict, vocabulary
 
 from fpslink.iso20022 import pacs002
@@ -82,6 +83,8 @@ def _judge(
         if group.grp_sts == "RJCT":
             reasons = [r.rsn.cd for t in report.tx_inf_and_sts for r in t.sts_rsn_inf if r.rsn]
             seen["not found" if reasons == ["AG09"] else "refused"] += 1
+        elif len(tx_statuses) > 1:
+            seen[f"batch {group.grp_sts}"] += 1
         else:
             seen[f"payment {tx_statuses[0]}"] += 1
         assert status in statuses, (what, status)
@@ -101,6 +104,15 @@ async def test_no_mutated_message_answers_5xx(harness: Harness) -> None:
         for path in sorted(EXAMPLES.glob("pacs008_*.xml"))
         if path.name != "pacs008_southbound_account.xml"  # another bank's, and only in service hours
     ]
+    for name, smaller, unknown in (
+        ("pacs008_northbound_proxy.xml", ">1000.00<", world.number),
+        ("pacs008_v08_cbpr_envelope.xml", ">250.00<", world.cn_account),
+    ):
+        # several transactions: the sample's, a smaller one, and one to an unknown payee
+        text = several(
+            _fill(world, EXAMPLES / name, {}), {}, {smaller: ">12.34<"}, {unknown: "+86-13700000001"}
+        )
+        bases.append((f"3 transactions of {name}", text))
     rng = random.Random(20261209)
     words = sorted({w for name in ("pacs.008.001.08", "head.001.001.02") for w in vocabulary(name)})
     seen: Counter[str] = Counter()
@@ -117,6 +129,7 @@ async def test_no_mutated_message_answers_5xx(harness: Harness) -> None:
     assert sum(seen.values()) == CASES
     assert seen["refused"] > CASES // 4 and seen["ISO20022_MALFORMED"] > 0
     assert seen["payment ACSC"] + seen["payment RJCT"] > 0
+    assert seen["batch PART"] > 0  # the messages of several transactions were paid in part, mutated
 
 
 async def test_no_mutated_status_request_answers_5xx(harness: Harness) -> None:

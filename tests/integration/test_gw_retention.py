@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from fpslink.ibps_client import IbpsRefused
 from fpslink.idempotency.models import idempotency_keys
 from fpslink.invariants import check_invariants
-from fpslink.iso20022.models import iso20022_transactions
+from fpslink.iso20022.models import iso20022_details, iso20022_transactions
 from fpslink.ledger.models import ledger_transfers
 from fpslink.limits.models import limit_usage
 from fpslink.retention.models import limit_usage_carried
@@ -241,7 +241,8 @@ async def test_purged_days_leave_the_ledgers_balanced_and_the_days_kept_reconcil
             for account in (debit, credit)
         }
         references = await conn.scalar(select(func.count()).where(i.payment_id.in_(paid[d1])))
-    assert references == 0  # the pacs.008's references went with its payment
+        sent_with = await conn.scalar(select(func.count()).where(iso20022_details.c.payment_id.in_(paid[d1])))
+    assert references == sent_with == 0  # the pacs.008's references and details went with its payment
     # the balances purged postings made are carried forward, against the funding account
     assert {w["hk_acc"], "FPS-LINK-HKD", "FPS-FUNDING-HKD"} <= carried
     # pending deliveries went with their payments; day 3's finished ones are a day old, day 4's not
@@ -295,6 +296,8 @@ async def pacs008(h: Harness, w: dict[str, Any], day: date) -> str:
     i = iso20022_transactions.c
     async with h.gw.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).where(i.payment_id == payment_id)) == 1
+        details = iso20022_details.c
+        assert await conn.scalar(select(func.count()).where(details.payment_id == payment_id)) == 1
     return payment_id
 
 

@@ -68,20 +68,28 @@ class Bank:
         body = response.json()
         return body["balance"], body["held"], body["available_balance"]
 
-    async def prepare(self, payment_id: str, kind: str, account_id: str, amount: str) -> dict[str, Any]:
-        response = await self.http.post(
-            "/ibps/v1/transfers/prepare",
-            json={
-                "payment_id": payment_id,
-                "kind": kind,
-                "account_id": account_id,
-                "amount": amount,
-                "currency": "CNY",
-            },
-        )
+    async def prepare(
+        self,
+        payment_id: str,
+        kind: str,
+        account_id: str,
+        amount: str,
+        references: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A prepare; `references`, what a payment sent as ISO 20022 came with, when given."""
+        body: dict[str, Any] = {
+            "payment_id": payment_id,
+            "kind": kind,
+            "account_id": account_id,
+            "amount": amount,
+            "currency": "CNY",
+        }
+        if references is not None:
+            body["references"] = references
+        response = await self.http.post("/ibps/v1/transfers/prepare", json=body)
         assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
+        answer: dict[str, Any] = response.json()
+        return answer
 
     async def commit(self, payment_id: str) -> httpx.Response:
         return await self.http.post(f"/ibps/v1/transfers/{payment_id}/commit")

@@ -69,6 +69,35 @@ async def carried_entries(url: str) -> list[str]:
         await conn.close()
 
 
+REFERENCES = {
+    "msg_id": "M-1",
+    "instr_id": None,
+    "end_to_end_id": "E-1",
+    "tx_id": None,
+    "uetr": None,
+    "purpose_code": "FAMI",
+    "purpose_proprietary": None,
+    "unstructured": ["Tuition"],
+    "structured": [],
+    "instructed_amount": "108.97",
+    "instructed_currency": "HKD",
+    "exchange": {"source_currency": "HKD", "target_currency": "CNY", "rate": "0.917700"},
+}
+"""What a payment sent as a pacs.008 came with, as the gateway's prepare carries it."""
+
+
+async def sent_with(url: str, payment_id: str) -> int:
+    """How many rows of what a payment was sent with IBPS keeps (one, or none)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM transfer_references WHERE payment_id = $1", payment_id
+        )
+        return count
+    finally:
+        await conn.close()
+
+
 async def test_a_purged_date_leaves_balances_holds_and_the_kept_statements_as_they_were(
     retained: tuple[FastAPI, str],
 ) -> None:
@@ -82,7 +111,8 @@ async def test_a_purged_date_leaves_balances_holds_and_the_kept_statements_as_th
             await bank.open_account("10.00"),
         )
         credited, debited, refused, aborted, held = (new_payment_id() for _ in range(5))
-        await bank.prepare(credited, "CREDIT", payee, "100.00")
+        await bank.prepare(credited, "CREDIT", payee, "100.00", references=REFERENCES)
+        assert await sent_with(url, credited) == 1
         assert (await bank.commit(credited)).status_code == 200
         await bank.prepare(debited, "DEBIT", payer, "40.00")
         assert (await bank.commit(debited)).status_code == 200
@@ -130,6 +160,7 @@ async def test_a_purged_date_leaves_balances_holds_and_the_kept_statements_as_th
             assert assert_problem(gone, 409, "STATEMENT_PURGED")["kept_from"] == day_b.isoformat()
         for pid in (credited, debited, refused, aborted):
             assert (await http.get(f"/ibps/v1/transfers/{pid}")).status_code == 404
+        assert await sent_with(url, credited) == 0  # what the payment was sent with went with it
         assert (await http.get(f"/ibps/v1/transfers/{held}")).json()["status"] == "PENDING"
 
         assert (await bank.commit(held)).status_code == 200  # resolved today: kept with today

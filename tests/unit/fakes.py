@@ -24,13 +24,14 @@ from fpslink.clock.repository import ClockRecord
 from fpslink.fx.repository import Quote
 from fpslink.ibps_client import IbpsError, IbpsRefused
 from fpslink.idempotency.repository import KeyRecord
+from fpslink.iso20022.details import Details
 from fpslink.iso20022.repository import SentTransaction
 from fpslink.money import Currency
 from fpslink.participants.keys import ApiKeyRecord, KeyStatus
 from fpslink.participants.repository import AccountRecord, KeyUse, ParticipantRecord, VisibleAccount
 from fpslink.ratelimit.policy import Quota
 from fpslink.ratelimit.repository import Lease
-from fpslink.reconciliation.repository import Run
+from fpslink.reconciliation.repository import BankReferences, Run
 from fpslink.vocabulary import Direction, Period, System
 from ibps_wire.amounts import format_amount
 from ibps_wire.sandbox_clock import offset_of
@@ -61,6 +62,8 @@ class Rows:
     """(scope, key) -> (record, expires at)"""
     iso20022_transactions: dict[str, SentTransaction] = field(default_factory=dict)
     """record id -> the pacs.008 transaction a bank sent; (participant, UETR) unique"""
+    iso20022_details: dict[str, Details] = field(default_factory=dict)
+    """payment id -> what its pacs.008 transaction was sent with"""
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)
     recon_runs: dict[str, Run] = field(default_factory=dict)
@@ -275,6 +278,19 @@ class FakeIdempotencyRepository:
 class FakeIso20022Repository:
     def __init__(self, rows: Rows) -> None:
         self._sent = rows.iso20022_transactions
+        self._details = rows.iso20022_details
+
+    async def add_details(self, rows: Sequence[tuple[str, Details]]) -> None:
+        for payment_id, found in rows:
+            if payment_id in self._details:
+                raise duplicate("iso20022_details")
+            self._details[payment_id] = found
+
+    async def details(self, payment_id: str) -> Details | None:
+        return self._details.get(payment_id)
+
+    async def details_of(self, payment_ids: Sequence[str]) -> dict[str, Details]:
+        return {p: self._details[p] for p in payment_ids if p in self._details}
 
     async def claim(self, row: SentTransaction) -> bool:
         taken = row.uetr is not None and any(
@@ -291,16 +307,30 @@ class FakeIso20022Repository:
         )
 
     async def find(
-        self, participant_id: str, *, payment_id: str | None = None, msg_id: str | None = None
+        self,
+        participant_id: str,
+        *,
+        payment_id: str | None = None,
+        msg_id: str | None = None,
+        instr_id: str | None = None,
+        end_to_end_id: str | None = None,
+        tx_id: str | None = None,
+        limit: int = 20,
     ) -> list[SentTransaction]:
+        wanted = {
+            "payment_id": payment_id,
+            "msg_id": msg_id,
+            "instr_id": instr_id,
+            "end_to_end_id": end_to_end_id,
+            "tx_id": tx_id,
+        }
         found = [
             s
             for s in self._sent.values()
             if s.participant_id == participant_id
-            and (payment_id is None or s.payment_id == payment_id)
-            and (msg_id is None or s.msg_id == msg_id)
+            and all(value is None or getattr(s, name) == value for name, value in wanted.items())
         ]
-        return sorted(found, key=lambda s: (-s.created_at.timestamp(), s.record_id))[:20]
+        return sorted(found, key=lambda s: (-s.created_at.timestamp(), s.position, s.record_id))[:limit]
 
     async def paid(self, record_id: str, payment_id: str) -> None:
         found = self._sent.get(record_id)
@@ -449,6 +479,10 @@ class FakeReconciliationRepository:
 
     async def breaks_page(self, run_id: str, *, after: int, limit: int) -> Sequence[dict[str, Any]]:
         return [b for b in self._rows.recon_breaks if b["run_id"] == run_id and b["seq"] > after][:limit]
+
+    async def references_of(self, payment_ids: Sequence[str]) -> dict[str, BankReferences]:
+        """The fake keeps no payments: no payment has references here."""
+        return {}
 
 
 class FakeClockRepository:

@@ -23,6 +23,7 @@ from fpslink.fx.domain import AmountType, Conversion, RateSheet, convert
 from fpslink.fx.service import Quote
 from fpslink.ibps_client import IbpsClient, IbpsRefused, IbpsUnavailable
 from fpslink.idempotency.repository import KeyRecord
+from fpslink.iso20022.details import Details
 from fpslink.ledger.domain import Transfer
 from fpslink.money import Currency
 from fpslink.participants.repository import AccountRecord
@@ -32,7 +33,7 @@ from fpslink.settlement.states import check_transition
 from fpslink.settlement.store import Failure, Move, limit_releases
 from fpslink.vocabulary import Direction, State
 from ibps_wire.enums import Operation, Outcome, Reason, TransferStatus
-from ibps_wire.schemas import BatchItem, BatchVerdict, Moved, Problem, Verdict
+from ibps_wire.schemas import BatchItem, BatchVerdict, Moved, Problem, TransferReferences, Verdict
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
@@ -180,7 +181,15 @@ class FakeIbps:
             body = Problem(type="about:blank", title="no", status=status, detail="refused", code="CONFLICT")
         return BatchVerdict(payment_id=payment_id, op=item.op, status=status, body=body)
 
-    async def prepare(self, *, payment_id: str, kind: object, account_id: str, amount_minor: int) -> Verdict:
+    async def prepare(
+        self,
+        *,
+        payment_id: str,
+        kind: object,
+        account_id: str,
+        amount_minor: int,
+        references: TransferReferences | None = None,
+    ) -> Verdict:
         self.calls.append(("prepare", [payment_id]))
         behaviour = self._behaviour(Operation.PREPARE, payment_id, alone=True)
         _raise_for(behaviour)
@@ -242,6 +251,7 @@ class FakeAcceptanceStore:
     transfers: list[Transfer] = field(default_factory=list)
     completed: list[tuple[str, str]] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)
+    details: dict[str, Details] = field(default_factory=dict)
     fail_write: bool = False
     commits: int = 0
 
@@ -294,6 +304,7 @@ class FakeAcceptanceTx:
         transfers: Sequence[Transfer],
         payments: Sequence[Payment],
         events: Sequence[TimelineRow],
+        details: Sequence[tuple[str, Details]] = (),
     ) -> None:
         if self.store.fail_write:
             raise StoreDown("write")
@@ -310,6 +321,7 @@ class FakeAcceptanceTx:
             self.store.transfers.extend(transfers)
             self.store.payments.update((p.payment_id, p) for p in payments)
             self.store.timeline.extend(events)
+            self.store.details.update(details)
 
         self.staged.append(apply)
 
@@ -340,11 +352,15 @@ class FakePaymentsStore:
     timeline: list[TimelineRow]
     webhooks: list[str]
     completed: list[tuple[str, str]]
+    details: dict[str, Details] = field(default_factory=dict)
+    """Shared with the acceptance store's, like the other dicts."""
 
     async def account(self, account_id: str) -> AccountRecord | None:
         return self.accounts.get(account_id)
 
-    async def record_rejected(self, claim: KeyClaim, payment: Payment, event: TimelineEntry) -> bool:
+    async def record_rejected(
+        self, claim: KeyClaim, payment: Payment, event: TimelineEntry, details: Details | None
+    ) -> bool:
         ident = (claim.scope, claim.key)
         if ident in self.keys:
             return False
@@ -360,6 +376,8 @@ class FakePaymentsStore:
         self.payments[payment.payment_id] = payment
         self.timeline.append((payment.payment_id, event))
         self.webhooks.append(payment.payment_id)
+        if details is not None:
+            self.details[payment.payment_id] = details
         return True
 
     async def find_key(self, scope: str, key: str, now: datetime) -> KeyRecord | None:
@@ -385,11 +403,14 @@ class FakePaymentsStore:
     async def payment(self, payment_id: str) -> Payment | None:
         return self.payments.get(payment_id)
 
-    async def payment_with_timeline(self, payment_id: str) -> tuple[Payment, list[TimelineEntry]] | None:
+    async def payment_with_timeline(
+        self, payment_id: str
+    ) -> tuple[Payment, list[TimelineEntry], Details | None] | None:
         payment = self.payments.get(payment_id)
         if payment is None:
             return None
-        return payment, [entry for pid, entry in self.timeline if pid == payment_id]
+        timeline = [entry for pid, entry in self.timeline if pid == payment_id]
+        return payment, timeline, self.details.get(payment_id)
 
     async def page(self, page: PaymentPage) -> list[Payment]:
         found = [

@@ -11,9 +11,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
+from fpslink.fx.domain import AmountType
+from fpslink.iso20022.details import Details
+from fpslink.money import Currency
 from fpslink.payments.domain import TimelineEntry
 from fpslink.settlement import coordinator
 from fpslink.settlement.coordinator import (
@@ -24,10 +28,12 @@ from fpslink.settlement.coordinator import (
     commit_move,
     final_move,
     ibps_leg,
+    ibps_references,
 )
 from fpslink.settlement.states import IllegalTransition
 from fpslink.vocabulary import Direction, State
 from ibps_wire.enums import TransferKind
+from ibps_wire.schemas import TransferReferences
 
 from .settlement_fakes import T0, FakeIbps, FakeStore, StoreDown, accepted
 
@@ -104,6 +110,62 @@ def test_the_ibps_leg_credits_northbound_and_debits_southbound() -> None:
     assert ibps_leg(south) == (TransferKind.DEBIT, "CN0001", 91_770)
     with pytest.raises(ValueError, match="no IBPS leg"):
         ibps_leg(replace(north, creditor_account_id=None))
+
+
+DETAILS = Details(
+    message_name="pacs.008.001.08",
+    msg_id="M-1",
+    instr_id="I-1",
+    end_to_end_id="E-1",
+    tx_id=None,
+    uetr="8a562c67-ca16-48ba-b074-65581be6f011",
+    purpose_code="FAMI",
+    purpose_proprietary=None,
+    unstructured=("Tuition", "for June"),
+    structured=(
+        '<Strd xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"><AddtlRmtInf>x</AddtlRmtInf></Strd>',
+    ),
+    instructed_amount=None,
+    instructed_currency=None,
+)
+
+
+def test_a_payment_sent_as_iso20022_gives_ibps_its_references_and_amounts() -> None:
+    """What IBPS keeps for its statement: the bank's references and the amount instructed, converted."""
+    north = accepted("p1")
+    assert ibps_references(north, None) is None  # a JSON payment: nothing more goes to IBPS
+    sent = ibps_references(north, DETAILS)
+    assert sent is not None
+    wire = TransferReferences.model_validate_json(sent.model_dump_json())  # what IBPS validates
+    assert (wire.msg_id, wire.instr_id, wire.end_to_end_id, str(wire.uetr)) == (
+        "M-1",
+        "I-1",
+        "E-1",
+        "8a562c67-ca16-48ba-b074-65581be6f011",
+    )
+    assert (wire.purpose_code, wire.unstructured, wire.structured) == (
+        "FAMI",
+        ["Tuition", "for June"],
+        list(DETAILS.structured),
+    )
+    assert (wire.instructed_amount, wire.instructed_currency) == ("1000.00", "HKD")  # the amount fixed
+    assert wire.exchange is not None
+    assert (wire.exchange.source_currency, wire.exchange.target_currency, wire.exchange.rate) == (
+        "HKD",
+        "CNY",
+        "0.917700",
+    )
+    receive = ibps_references(replace(north, amount_type=AmountType.RECEIVE), DETAILS)
+    assert receive is not None and (receive.instructed_amount, receive.instructed_currency) == (
+        "917.70",
+        "CNY",
+    )
+    instructed = replace(DETAILS, instructed_amount=Decimal("1005.00"), instructed_currency="HKD")
+    given = ibps_references(north, instructed)
+    assert given is not None and given.instructed_amount == "1005.00"
+    same = replace(north, source_currency=Currency.CNY, source_minor=91_770, rate=Decimal("1.000000"))
+    unconverted = ibps_references(same, DETAILS)
+    assert unconverted is not None and unconverted.exchange is None
 
 
 # the steps ---------------------------------------------------------------------------------------

@@ -37,11 +37,26 @@ def _message(
 
 
 def _refusal(message: inbound.Inbound, caller: apphdr.Party = CALLER) -> Refused | None:
+    """The group's refusal, else the first transaction's."""
     try:
-        consistency.check(message, caller=caller, link=LINK)
+        refusals = consistency.check(message, caller=caller, link=LINK)
     except Refused as refused:
         return refused
-    return None
+    return next((r for r in refusals if r is not None), None)
+
+
+def _transfer(message: inbound.Inbound) -> pacs008.CreditTransfer:
+    """The message's one transaction as the link reads it; raises its refusal."""
+    (found,) = pacs008.credit_transfers(message)
+    if isinstance(found, Refused):
+        raise found
+    return found
+
+
+def _late(message: inbound.Inbound, today: date) -> Refused | None:
+    """What the settlement dates refuse: the group's date, else the first transaction's."""
+    dates = consistency.settlement_dates(message, today=today)
+    return dates.group or next((r for r in dates.transactions if r is not None), None)
 
 
 def _codes(refused: Refused | None) -> list[str]:
@@ -80,7 +95,7 @@ def test_the_samples_are_consistent() -> None:
         caller = apphdr.Party("PEARLCN") if "southbound" in path.name else CALLER
         message = inbound.read(path.read_bytes())
         assert _refusal(message, caller) is None, path.name
-        assert consistency.settlement_date(message, today=TODAY) is None, path.name
+        assert _late(message, TODAY) is None, path.name
 
 
 @pytest.mark.parametrize(
@@ -147,7 +162,7 @@ def test_the_charging_rule(
 
 def test_the_amount_settled_is_what_the_link_pays() -> None:
     """InstdAmt was paid over IntrBkSttlmAmt: now the settlement amount is the payment's."""
-    transfer = pacs008.credit_transfer(
+    transfer = _transfer(
         _amounts(settled="1000.00", instructed="1005.00 HKD", bearer="SHAR", charges=("5.00 HKD",))
     )
     assert str(transfer.command.amount) == "1000.00"
@@ -194,10 +209,31 @@ def test_the_agents_are_the_caller_and_the_link(change: dict[str, str], codes: l
         assert path in refused.reasons[0].text, refused.reasons[0].text
 
 
+def test_a_transactions_inconsistency_refuses_that_transaction_alone() -> None:
+    """Of a message's transactions, the one whose debtor agent is another bank is refused, the one
+    repeating an earlier transaction's UETR is refused DUPL, and the others are not."""
+    text = PACS008_NORTHBOUND
+    tx = text[text.index("<CdtTrfTxInf>") : text.index("</CdtTrfTxInf>") + len("</CdtTrfTxInf>")]
+    other_agent = tx.replace(DEBTOR_AGENT, "<BICFI>HKICHKH0XXX</BICFI>").replace(
+        "8a562c67-ca16-48ba-b074-65581be6f011", "0b1e5d3f-7a29-4c6e-8f41-3d2c9a6b5e70"
+    )
+    message = _message(**{tx: tx + other_agent + tx, "<NbOfTxs>1</NbOfTxs>": "<NbOfTxs>3</NbOfTxs>"})
+    first, agent, again = consistency.check(message, caller=CALLER, link=LINK)
+    assert first is None
+    assert _codes(agent) == ["RC06"] and agent is not None and agent.transaction is not None
+    assert agent.transaction.uetr == "0b1e5d3f-7a29-4c6e-8f41-3d2c9a6b5e70"
+    assert _codes(again) == ["DUPL"] and again is not None
+    assert again.reasons[0].text.startswith(
+        "PmtId/UETR 8a562c67-ca16-48ba-b074-65581be6f011 is also the UETR of transaction 1 of this message"
+    )
+    dates = consistency.settlement_dates(message, today=TODAY + timedelta(days=1))
+    assert dates.group is None and [_codes(r) for r in dates.transactions] == [["DT01"]] * 3
+
+
 def test_the_settlement_date_is_todays_business_date() -> None:
     message = _message()
-    assert consistency.settlement_date(message, today=TODAY) is None
-    late = consistency.settlement_date(message, today=TODAY + timedelta(days=1))
+    assert _late(message, TODAY) is None
+    late = _late(message, TODAY + timedelta(days=1))
     assert late is not None and _codes(late) == ["DT01"]
     assert late.transaction is not None and late.transaction.end_to_end_id == "INV-2026-0622-0001"
     assert late.reasons[0].text.startswith("CdtTrfTxInf/IntrBkSttlmDt is 2026-06-22: ")
@@ -208,10 +244,10 @@ def test_the_settlement_date_is_todays_business_date() -> None:
             "<SttlmInf>": "<IntrBkSttlmDt>2026-06-21</IntrBkSttlmDt><SttlmInf>",
         }
     )
-    early = consistency.settlement_date(grouped, today=TODAY)
+    early = _late(grouped, TODAY)
     assert early is not None and _codes(early) == ["DT01"] and early.transaction is None
     undated = _message(**{"<IntrBkSttlmDt>2026-06-22</IntrBkSttlmDt>": ""})
-    assert consistency.settlement_date(undated, today=TODAY + timedelta(days=300)) is None
+    assert _late(undated, TODAY + timedelta(days=300)) is None
 
 
 # a UETR's one payment ------------------------------------------------------------------------------
@@ -290,7 +326,7 @@ def _msisdn(number: str) -> str:
 
 def _creditor(**changes: str) -> tuple[str | None, str | None]:
     message = _message(MOJALOOP, **changes)
-    command = pacs008.credit_transfer(message).command
+    command = _transfer(message).command
     return command.creditor_proxy, command.creditor_account_id
 
 
@@ -387,7 +423,7 @@ def test_a_status_request_names_its_payment_by_its_references() -> None:
     assert not pacs028.matches(asked, replace(PAID, payment_id=None))  # claimed, never paid
     assert not pacs028.matches(asked, replace(PAID, end_to_end_id="OTHER"))
     assert not pacs028.matches(asked, replace(PAID, message_name="pacs.008.001.09"))
-    assert pacs028.pick(asked, [replace(PAID, end_to_end_id="OTHER"), PAID]) == PAID
+    assert pacs028.pick(asked, [replace(PAID, end_to_end_id="OTHER"), PAID]) == [PAID]
     by_ref = _query(**{ASKED_UETR: "<ClrSysRef>0B7F7C3E3C0A4F5E8A535B7D7D5A9C11</ClrSysRef>"})
     assert by_ref.payment_id == PAID.payment_id and pacs028.matches(by_ref, PAID)
     foreign = _query(**{ASKED_UETR: "<ClrSysRef>NOT-OURS</ClrSysRef>"})

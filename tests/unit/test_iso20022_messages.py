@@ -4,6 +4,7 @@ must validate against the official XSDs (pacs.002.001.10, head.001.001.02 and .0
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from iso20022_corpus import EXAMPLES, official_verdict, requires_xsd
+from iso20022_corpus import EXAMPLES, XSD_DIR, official_verdict, requires_xsd
 
 from fpslink.fx.domain import AmountType
 from fpslink.iso20022 import apphdr, inbound, pacs002, pacs008, pacs028, schema
@@ -20,6 +21,7 @@ from fpslink.iso20022.inbound import Envelope, Original, Reason, Refused, Transa
 from fpslink.money import Currency
 from fpslink.payments.domain import Payment
 from fpslink.vocabulary import Direction, Purpose, State
+from mock_ibps import camt053
 
 T0 = datetime(2026, 6, 22, 4, 0, 0, 52_345, tzinfo=UTC)
 CALLER = apphdr.Party("HARBOURHK", "HRBRHKH0XXX")
@@ -110,6 +112,17 @@ def _answers() -> dict[str, bytes]:
     header = inbound.read(_sample("pacs008_v08_cbpr_envelope.xml")).original
     refused = Refused([Reason("AG08", "AppHdr/Fr names another bank")], original=header)
     answers["refused in RequestPayload"] = pacs002.render_refusal(refused, at=T0, addressing=TO)
+    # a message of several transactions: settled, pending and refused ones, bare and in an envelope
+    batch_statuses = [
+        pacs002.payment_status(bare, _payment(State.SETTLED)),
+        pacs002.payment_status(bare, _payment(State.ACCEPTED, decided_at=None)),
+        pacs002.refused_status(refusals["transaction"]),
+    ]
+    for name, original in (("bare", bare.original), ("in an envelope", header)):
+        assert original is not None
+        answers[f"batch, {name}"] = pacs002.render_batch(
+            original, batch_statuses, message_id=pacs002.batch_report_id(["p-1", "p-2"]), at=T0, addressing=TO
+        )
     # a status request's answers: the payment's report, and "never received"
     for name in ("pacs028_v03_by_uetr.xml", "pacs028_v03_cbpr_envelope.xml"):
         request = inbound.read(_sample(name), inbound.PACS028)
@@ -292,12 +305,31 @@ def test_the_links_rules_refuse_with_the_code_that_fits() -> None:
         )
         == "CH15"
     )
-    two = DOCUMENT.replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>2</NbOfTxs>")
-    tx = re.search(rb"<CdtTrfTxInf>.*</CdtTrfTxInf>", two, re.S).group(0)  # type: ignore[union-attr]
-    with pytest.raises(Refused) as refused:
-        pacs008.parse(two.replace(tx, tx + tx))
-    assert refused.value.reasons[0].text.startswith("the link settles one transaction per message")
-    assert refused.value.transaction is None
+
+
+def _batch(*transactions: bytes) -> bytes:
+    """The /docs example carrying these transactions (its own, changed: `old` -> `new` pairs)."""
+    tx = re.search(rb"<CdtTrfTxInf>.*</CdtTrfTxInf>", DOCUMENT, re.S).group(0)  # type: ignore[union-attr]
+    count = f"<NbOfTxs>{len(transactions)}</NbOfTxs>".encode()
+    return DOCUMENT.replace(b"<NbOfTxs>1</NbOfTxs>", count).replace(tx, b"".join(transactions))
+
+
+def test_each_transaction_of_a_message_is_read_on_its_own() -> None:
+    """A message with two transactions was refused whole; now each is a payment, or refused alone."""
+    tx = re.search(rb"<CdtTrfTxInf>.*</CdtTrfTxInf>", DOCUMENT, re.S).group(0)  # type: ignore[union-attr]
+    second = tx.replace(b"INV-2026-0622-0001", b"INV-2026-0622-0002").replace(b">1000.00<", b">20.00<")
+    third = tx.replace(b"<Prtry>FAMILY_SUPPORT</Prtry>", b"<Prtry>LOTTERY</Prtry>")
+    found = pacs008.credit_transfers(inbound.read(_batch(tx, second, third)))
+    first, paid, refused = found
+    assert isinstance(first, pacs008.CreditTransfer) and isinstance(paid, pacs008.CreditTransfer)
+    assert (paid.end_to_end_id, str(paid.command.amount)) == ("INV-2026-0622-0002", "20.00")
+    assert paid.msg_id == first.msg_id == "HARBOURHK20260622-000001"
+    assert isinstance(refused, Refused) and refused.code == "FF07"
+    assert refused.transaction is not None and refused.transaction.end_to_end_id == "INV-2026-0622-0001"
+    with pytest.raises(Refused) as too_many:
+        pacs008.credit_transfers(inbound.read(_batch(tx, second, tx)), max_transactions=2)
+    assert too_many.value.code == "AM18" and too_many.value.transaction is None
+    assert "at most 2 in one message" in too_many.value.reasons[0].text
 
 
 def test_nbotxs_01_and_a_missing_purpose_are_taken() -> None:
@@ -336,6 +368,137 @@ def test_the_header_must_name_the_caller_the_link_and_the_document() -> None:
 def test_bics_compare_as_institutions() -> None:
     assert apphdr.same_bic("HRBRHKH0", "HRBRHKH0XXX") and apphdr.same_bic("hrbrhkh0xxx", "HRBRHKH0")
     assert not apphdr.same_bic("HRBRHKH0", "HRBRHKH0001")
+
+
+def test_what_a_transaction_was_sent_with_is_read_as_sent() -> None:
+    """Structured remittance was dropped and the Ustrd lines kept only joined; now each is kept."""
+    sample = _sample("pacs008_v11_structured_remittance.xml").replace(
+        b"<RmtInf>", b"<RmtInf><Ustrd> Invoice INV-2026-0345</Ustrd><Ustrd>June </Ustrd>"
+    )
+    transfer = pacs008.parse(sample)
+    details = transfer.command.details
+    assert details is not None
+    assert (details.message_name, details.msg_id, details.uetr) == (
+        "pacs.008.001.11",
+        "HARBOURHK20260622-000015",
+        "0b1e5d3f-7a29-4c6e-8f41-3d2c9a6b5e70",
+    )
+    assert (details.purpose_code, details.purpose_proprietary, details.instructed_amount) == (
+        "IVPT",
+        None,
+        None,
+    )
+    assert details.unstructured == (" Invoice INV-2026-0345", "June ")  # as sent; the payment's is joined
+    assert transfer.command.remittance_info == "Invoice INV-2026-0345 June"
+    (strd,) = details.structured
+    namespace = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.11"
+    assert strd.startswith(f'<Strd xmlns="{namespace}"><RfrdDocInf><Tp><CdOrPrtry><Cd>CINV</Cd>')
+    root = ET.fromstring(strd)  # the same element as sent, in its message's namespace
+    assert root.findtext(f"{{{namespace}}}CdtrRefInf/{{{namespace}}}Ref") == "RF18539007547034"
+    assert root.find(f"{{{namespace}}}RfrdDocAmt/{{{namespace}}}DuePyblAmt").get("Ccy") == "HKD"  # type: ignore[union-attr]
+    many = sample.replace(b"<Strd>", b"<Strd><AddtlRmtInf>x</AddtlRmtInf></Strd>" * 10 + b"<Strd>", 1)
+    with pytest.raises(Refused) as refused:
+        pacs008.parse(many)
+    assert refused.value.code == "CH15" and "at most 10 Strd" in refused.value.reasons[0].text
+
+
+def _statement_with(references: list[camt053.EntryReferences]) -> bytes:
+    """A camt.053 page with one credit per references given (a payment sent as ISO 20022)."""
+    entries = [
+        camt053.LedgerEntry(
+            seq=n,
+            payment_id=str(uuid.UUID(int=n)),
+            kind="CREDIT",
+            debit_account_id="IBPS-LINK-CNY",
+            credit_account_id="CN0001",
+            currency="CNY",
+            amount_minor=91_770,
+            status="POSTED",
+            resolved_at=T0,
+            references=found,
+        )
+        for n, found in enumerate(references, start=1)
+    ]
+    page = camt053.StatementPage(
+        business_date=date(2026, 6, 22),
+        accounts=[camt053.StatementAccount("CN0001", "CNY", "ZHANG Xiao Ming")],
+        totals={
+            "CN0001": camt053.AccountTotals(credit_count=len(entries), credit_minor=91_770 * len(entries))
+        },
+        entries=entries,
+        page_number=1,
+        next_after=None,
+        created_at=T0,
+    )
+    return camt053.render(page)
+
+
+def test_the_statement_carries_a_strd_where_its_version_can_hold_it() -> None:
+    """A pacs.008.001.08-.11 Strd fits camt.053.001.08's; a .12 one with a dated-and-typed RltdDt does
+    not, and is left out of the statement (the payment keeps it) rather than written wrong."""
+    old = (
+        '<Strd xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08">'
+        "<CdtrRefInf><Ref>RF18</Ref></CdtrRefInf></Strd>"
+    )
+    new = (
+        '<Strd xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.12"><RfrdDocInf><Nb>INV-1</Nb>'
+        "<RltdDt><Tp><Cd>INDA</Cd></Tp><Dt>2026-06-01</Dt></RltdDt></RfrdDocInf></Strd>"
+    )
+    sent = camt053.EntryReferences(
+        msg_id="M-1",
+        instr_id=None,
+        end_to_end_id="E-1",
+        tx_id="T-1",
+        uetr="8a562c67-ca16-48ba-b074-65581be6f011",
+        purpose_code=None,
+        purpose_proprietary="FAMILY_SUPPORT",
+        unstructured=("Tuition",),
+        structured=(old,),
+        instructed_amount="1000.005",
+        instructed_currency="HKD",
+        source_currency="HKD",
+        target_currency="CNY",
+        rate="0.917700",
+    )
+    statement = _statement_with([sent, replace(sent, structured=(new,), source_currency=None, rate=None)])
+    assert schema.schema_of("camt.053.001.08").validate(ET.fromstring(statement)) == []
+    if XSD_DIR.is_dir():
+        assert official_verdict(statement) is True
+    ns = f"{{{camt053.NAMESPACE}}}"
+    fits, misfit = ET.fromstring(statement).iter(f"{ns}TxDtls")
+    assert fits.findtext(f"{ns}RmtInf/{ns}Strd/{ns}CdtrRefInf/{ns}Ref") == "RF18"
+    assert fits.findtext(f"{ns}Purp/{ns}Prtry") == "FAMILY_SUPPORT"
+    assert fits.findtext(f"{ns}AmtDtls/{ns}InstdAmt/{ns}Amt") == "1000.005"
+    assert misfit.find(f"{ns}RmtInf/{ns}Strd") is None
+    assert misfit.findtext(f"{ns}RmtInf/{ns}Ustrd") == "Tuition"
+    assert misfit.find(f"{ns}AmtDtls/{ns}InstdAmt/{ns}CcyXchg") is None
+
+
+def test_the_group_status_of_a_message_of_several_transactions() -> None:
+    assert pacs002.group_status(["ACSC", "ACSC"]) == "ACSC"
+    assert pacs002.group_status(["RJCT", "RJCT"]) == "RJCT"
+    assert pacs002.group_status(["ACSC", "RJCT"]) == pacs002.group_status(["PDNG", "RJCT"]) == "PART"
+    assert pacs002.group_status(["ACSC", "PDNG"]) == pacs002.group_status(["PDNG"]) == "PDNG"
+    report = pacs002.parse(_answers()["batch, bare"]).fito_fipmt_sts_rpt
+    (group,) = report.orgnl_grp_inf_and_sts
+    assert (group.grp_sts, group.orgnl_nb_of_txs) == ("PART", "3")
+    assert [(d.dtld_sts, d.dtld_nb_of_txs) for d in group.nb_of_txs_per_sts] == [
+        ("ACSC", "1"),
+        ("PDNG", "1"),
+        ("RJCT", "1"),
+    ]
+    assert [t.tx_sts for t in report.tx_inf_and_sts] == ["ACSC", "PDNG", "RJCT"]
+    assert pacs002.batch_report_id(["a", "b"]) != pacs002.batch_report_id(["b", "a"])
+
+
+def test_each_transaction_of_a_message_has_a_key_of_its_own() -> None:
+    from fpslink.idempotency.service import KEY_PATTERN
+    from fpslink.iso20022.exchange import transaction_key
+
+    assert transaction_key("pacs.008/M-1", 1, 1) == "pacs.008/M-1"
+    assert [transaction_key("pacs.008/M-1", n, 3) for n in (1, 3)] == ["pacs.008/M-1/1", "pacs.008/M-1/3"]
+    long = transaction_key("k" * 255, 2, 2)
+    assert KEY_PATTERN.fullmatch(long) and long != transaction_key("k" * 255, 1, 2)
 
 
 def test_the_default_key_of_a_message_fits_any_msgid() -> None:

@@ -81,7 +81,13 @@ class World:
         settings = Settings()
         self.service = PaymentsService(
             FakePaymentsStore(
-                ACCOUNTS, self.keys, self.payments, self.timeline, self.webhooks, self.completed
+                ACCOUNTS,
+                self.keys,
+                self.payments,
+                self.timeline,
+                self.webhooks,
+                self.completed,
+                self.accepting.details,
             ),
             directory=self.directory,
             fx=FakeFx(),

@@ -61,7 +61,9 @@ async def test_breaks_are_read_in_pages_up_to_the_limit(
     service: ReconciliationService, db: FakeDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(recon, "BREAK_PAGE_SIZE", 2)
-    db.rows.recon_breaks = [{"run_id": "R", "seq": n} for n in range(1, 6)] + [{"run_id": "S", "seq": 6}]
+    db.rows.recon_breaks = [{"run_id": "R", "seq": n, "payment_id": f"p-{n}"} for n in range(1, 6)] + [
+        {"run_id": "S", "seq": 6, "payment_id": "p-6"}
+    ]
     opened = db.opened
     assert [b["seq"] async for b in service.iter_breaks("R")] == [1, 2, 3, 4, 5]
     assert db.opened - opened == 3  # a unit of work per page: none is held while the caller streams

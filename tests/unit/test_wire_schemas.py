@@ -126,6 +126,51 @@ def test_the_gateways_batch_is_one_mock_ibps_accepts() -> None:
         "CNY",
     )
     assert json.loads(sent)["items"][0]["amount"] == "0.01"
+    assert "references" not in json.loads(sent)["items"][0]  # a JSON payment's prepare is as it was
+
+
+STRD = '<Strd xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"><AddtlRmtInf>x</AddtlRmtInf></Strd>'
+
+
+def _references(**changes: Any) -> dict[str, Any]:
+    return {
+        "msg_id": "M-1",
+        "instr_id": None,
+        "end_to_end_id": "E-1",
+        "tx_id": None,
+        "uetr": str(uuid.uuid4()),
+        "purpose_code": "FAMI",
+        "purpose_proprietary": None,
+        "unstructured": ["Tuition"],
+        "structured": [STRD],
+        "instructed_amount": "1000.00",
+        "instructed_currency": "HKD",
+        "exchange": {"source_currency": "HKD", "target_currency": "CNY", "rate": "0.917700"},
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"structured": ['<!DOCTYPE x [<!ENTITY e "e">]>' + STRD]},
+        {"structured": [STRD.replace("<AddtlRmtInf>", "<!-- x --><AddtlRmtInf>")]},
+        {"structured": ["<Document/>"]},
+        {"structured": [STRD] * 11},
+        {"unstructured": ["x" * 141]},
+        {"instructed_amount": "1e3"},
+        {"instructed_currency": "USD"},
+        {"exchange": {"source_currency": "HKD", "target_currency": "CNY", "rate": "-1"}},
+        {"purpose_code": "FAMILY"},
+    ],
+)
+def test_references_refuse_what_the_statement_could_not_carry_safely(change: dict[str, Any]) -> None:
+    """A Strd is one element with no DTD, comment or processing instruction (IBPS parses it), and
+    every amount and rate is a plain decimal."""
+    body = {**_prepare(), "references": _references(**change)}
+    with pytest.raises(ValidationError):
+        PrepareIn.model_validate(body)
+    assert PrepareIn.model_validate({**_prepare(), "references": _references()}).references is not None
 
 
 # answers ----------------------------------------------------------------------------------------

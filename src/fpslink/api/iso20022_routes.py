@@ -71,16 +71,17 @@ def _xml_body(example: str) -> dict[str, Any]:
     "/pacs.008",
     status_code=201,
     response_class=Response,
-    summary="Send a payment as an ISO 20022 pacs.008 (.08 to .13); the answer is a pacs.002.001.10",
+    summary="Send payments as an ISO 20022 pacs.008 (.08 to .13); the answer is a pacs.002.001.10",
     description=(
         f"The body is one FIToFICstmrCdtTrf ({SUPPORTED_DOCUMENTS}, chosen by the Document's "
-        "namespace) with one transaction, as `Content-Type: application/xml`: a bare Document, or "
+        "namespace) with one or more transactions (at most 100, `FPSLINK_ISO20022_MAX_TRANSACTIONS`), "
+        "each settled as a payment of its own, as `Content-Type: application/xml`: a bare Document, or "
         f"an envelope ({', '.join(ENVELOPE_NAMES)}) holding a business application header "
         f"({SUPPORTED_HEADERS}) and then the Document, whose answer comes in the same envelope "
         "with its own AppHdr. Every refusal of a well-formed message is a pacs.002 with GrpSts "
         "RJCT and an ISO 20022 reason code (FF01 for what the schema refuses, AC02, AM03, ...), "
         "answered 422 (404 for a debtor account that is not yours). XML that is not well-formed "
-        "or carries a DTD answers `400 ISO20022_MALFORMED`, and a body over 64 KiB "
+        "or carries a DTD answers `400 ISO20022_MALFORMED`, and a body over 512 KiB "
         "(`FPSLINK_MAX_ISO20022_BODY_BYTES`) `413 PAYLOAD_TOO_LARGE` as soon as that much has "
         "arrived (problem+json). "
         "The link's consistency rules also refuse it: sums (AM16), the charging rule (AM09), the "
@@ -90,11 +91,15 @@ def _xml_body(example: str) -> dict[str, Any]:
         "message again replays its report, another message with it is refused DUPL. A payment's "
         "report has TxSts ACSC (settled), RJCT (with the "
         "ISO reason code) or PDNG (pending, answered 202); `ClrSysRef` is the payment id without "
-        "hyphens and the `Location` header points to the JSON resource."
+        "hyphens and the `Location` header points to the JSON resource. A message of several "
+        "transactions is answered by one report: GrpSts ACSC (all settled), PDNG (none rejected, "
+        "some pending; 202), PART (some rejected) or RJCT (all), then each transaction's status in "
+        "the message's order; a transaction the link's rules refuse is RJCT on its own and the "
+        "others are paid. Its transactions' keys are `<key>/<n>`, n from 1."
     ),
     responses={
-        201: {"description": "pacs.002 with TxSts ACSC or RJCT", **PACS002_RESPONSE},
-        202: {"description": "pacs.002 with TxSts PDNG: settlement is not final yet", **PACS002_RESPONSE},
+        201: {"description": "pacs.002 with TxSts ACSC or RJCT (each final)", **PACS002_RESPONSE},
+        202: {"description": "pacs.002 with a TxSts PDNG: settlement is not final yet", **PACS002_RESPONSE},
         404: {"description": "pacs.002 RJCT AC02: the debtor account is not yours", **PACS002_RESPONSE},
         422: {
             "description": "pacs.002 RJCT: the message was refused, no payment made (problem+json for an "
@@ -117,12 +122,13 @@ async def post_pacs008(
     explicit_key = idempotency.parse_key(idempotency_key, required=False)
     started = time.perf_counter()
     answer = await _answering(iso20022.credit_transfer(body, principal=principal, explicit_key=explicit_key))
-    result = answer.result
-    if result is not None and not result.replayed:
-        payment = result.payment
-        status = status_of(payment.state).value
-        metrics.PAYMENTS.labels(status=status, direction=payment.direction.value).inc()
-        metrics.SETTLEMENT_SECONDS.observe(time.perf_counter() - started)
+    elapsed_s = time.perf_counter() - started
+    for result in answer.results:
+        if not result.replayed:
+            payment = result.payment
+            status = status_of(payment.state).value
+            metrics.PAYMENTS.labels(status=status, direction=payment.direction.value).inc()
+            metrics.SETTLEMENT_SECONDS.observe(elapsed_s)
     return _response(answer)
 
 

@@ -27,6 +27,7 @@ from fpslink.context import Principal
 from fpslink.directory.service import ResolvedProxy
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.service import IdempotencyService
+from fpslink.iso20022.details import Details
 from fpslink.money import Currency
 from fpslink.participants import service as participants_service
 from fpslink.payments.acceptance import Rejection
@@ -333,7 +334,9 @@ async def create_quote(
 # payments -------------------------------------------------------------------------------------
 
 
-def payment_out(payment: Payment, events: Sequence[TimelineEntry] = ()) -> s.PaymentOut:
+def payment_out(
+    payment: Payment, events: Sequence[TimelineEntry] = (), details: Details | None = None
+) -> s.PaymentOut:
     timeline = [s.PaymentEvent(at=e.at, event=e.event, detail=e.detail) for e in events]
     source, target = payment.source_text(), payment.target_text()
     return s.PaymentOut(
@@ -362,6 +365,7 @@ def payment_out(payment: Payment, events: Sequence[TimelineEntry] = ()) -> s.Pay
         settled_at=payment.settled_at,
         events=timeline,
         last_event=timeline[-1] if timeline else None,
+        iso20022=None if details is None else s.Iso20022Out.model_validate(details.public()),
     )
 
 
@@ -429,7 +433,7 @@ async def submit_payment(
 @router.get("/payments/{payment_id}", response_model=s.PaymentOut, tags=["payments"])
 async def get_payment(payment_id: str, payments: PaymentsDep, principal: PrincipalDep) -> s.PaymentOut:
     result = await payments.get_payment(principal, payment_id)
-    return payment_out(result.payment, result.events)
+    return payment_out(result.payment, result.events, result.details)
 
 
 @router.get(

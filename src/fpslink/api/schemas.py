@@ -478,6 +478,33 @@ class PaymentEvent(BaseModel):
     detail: str | None = None
 
 
+class Iso20022Purpose(BaseModel):
+    code: str | None = Field(description="Purp/Cd as sent, an ISO 20022 purpose code (FAMI)")
+    proprietary: str | None = Field(description="Purp/Prtry as sent (FAMILY_SUPPORT)")
+
+
+class Iso20022Remittance(BaseModel):
+    unstructured: list[str] = Field(description="RmtInf/Ustrd, each line as sent")
+    structured: list[str] = Field(
+        description="RmtInf/Strd, each as an XML element in the namespace of the message it came in"
+    )
+
+
+class Iso20022Out(BaseModel):
+    """What the bank sent with a payment made of a pacs.008 transaction, as sent."""
+
+    message_name: str = Field(description="The pacs.008's name and version (pacs.008.001.08)")
+    msg_id: str = Field(description="GrpHdr/MsgId")
+    instr_id: str | None = Field(description="PmtId/InstrId")
+    end_to_end_id: str | None = Field(description="PmtId/EndToEndId (null for NOTPROVIDED)")
+    tx_id: str | None = Field(description="PmtId/TxId")
+    uetr: str | None = Field(description="PmtId/UETR, the bank's")
+    purpose: Iso20022Purpose
+    remittance: Iso20022Remittance
+    instructed_amount: str | None = Field(description="InstdAmt, as sent")
+    instructed_currency: str | None
+
+
 class PaymentOut(BaseModel):
     payment_id: str = Field(description="UUID v4, also the UETR")
     end_to_end_id: str | None
@@ -518,6 +545,12 @@ class PaymentOut(BaseModel):
         default=None, description="The newest timeline entry: what a PENDING payment waits on"
     )
     events: list[PaymentEvent] = Field(default_factory=list)
+    iso20022: Iso20022Out | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="On `GET /v1/payments/{payment_id}` of a payment sent as an ISO 20022 pacs.008: its "
+        "references, purpose, remittance and InstdAmt as sent (absent otherwise)",
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

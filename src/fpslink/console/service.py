@@ -31,7 +31,8 @@ from fpslink.fx.domain import AmountType
 from fpslink.ibps_client import IbpsError
 from fpslink.ibps_client import deadline as ibps_deadline
 from fpslink.idempotency.models import idempotency_keys
-from fpslink.iso20022 import pacs002
+from fpslink.iso20022 import pacs002, schema
+from fpslink.iso20022.details import Details
 from fpslink.iso20022.pacs008 import CreditTransfer
 from fpslink.ledger import repository as ledger
 from fpslink.ledger.domain import Transfer
@@ -272,12 +273,15 @@ async def _ibps_side(gw: Gateway, payment_id: str) -> tuple[dict[str, Any] | Non
     return _ibps_ledger_side(found), None
 
 
-def pacs002_for(payment: Payment, *, msg_id: str | None) -> str | None:
+def pacs002_for(payment: Payment, *, msg_id: str | None, details: Details | None = None) -> str | None:
     """The pacs.002 the gateway would report for this payment now (the original pacs.008 is not kept).
 
-    The original message id is known only for payments sent as pacs.008 without their own key; the
-    others report NOTPROVIDED, and the original instruction and transaction ids are absent.
+    A payment sent as a pacs.008 is reported with its references as sent (`details`); for the others
+    the original message id is known only for payments sent as pacs.008 without their own key, else
+    NOTPROVIDED, and the original instruction and transaction ids are absent.
     """
+    if details is not None:
+        return schema.serialize(pacs002.build(details, payment)).decode()
     sent = payment.amount_type is AmountType.SEND
     minor = payment.source_minor if sent else payment.target_minor
     currency = payment.source_currency if sent else payment.target_currency
@@ -394,7 +398,8 @@ async def payment_page(gw: Gateway, principal: Principal, payment_id: str) -> di
         "fps": _ledger_side(fps),
         "ibps": ibps,
         "ibps_note": ibps_note,
-        "pacs002": pacs002_for(payment, msg_id=msg_id),
+        "pacs002": pacs002_for(payment, msg_id=msg_id, details=result.details),
+        "iso20022": None if result.details is None else result.details.public(),
     }
 
 

@@ -6,7 +6,7 @@ and against the day, in pure code (docs/iso20022.md#consistency):
 - `GrpHdr/CtrlSum` and `GrpHdr/TtlIntrBkSttlmAmt`, when given, are the sum of the transactions'
   `IntrBkSttlmAmt` (and the total is in their currency): else AM16.
 - The interbank settlement date (`GrpHdr/IntrBkSttlmDt` or `CdtTrfTxInf/IntrBkSttlmDt`), when given,
-  is today's business date (UTC+8, the sandbox's clock): else DT01. This is `settlement_date`, apart
+  is today's business date (UTC+8, the sandbox's clock): else DT01. This is `settlement_dates`, apart
   from `check`, because it alone depends on the day: a message taken yesterday and sent again today
   is answered as a replay, not refused.
 - The agents are who they say: `DbtrAgt` is the caller's bank (by BICFI: else RC06; by
@@ -19,12 +19,15 @@ and against the day, in pure code (docs/iso20022.md#consistency):
   under `ChrgBr` CRED or SHAR, nothing under DEBT or SLEV (the debtor's charges are billed apart):
   else AM09. `ChrgsInf` without `InstdAmt` is refused CH21, a charge in another currency AM11.
 
-Group-level findings refuse the message at group level; a transaction's refuse it in a TxInfAndSts
-that echoes its references, all of its findings at once.
+Group-level findings refuse the message at group level; a transaction's refuse that transaction
+in a TxInfAndSts that echoes its references, all of its findings at once, and leave the message's
+other transactions to be paid. Two transactions of one message with one UETR: the later is refused
+DUPL (a UETR names one payment).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, Final
@@ -40,32 +43,53 @@ DEBTOR_AGENT: Final = ("RC06", "RC09", "RC03")
 """The codes of a DbtrAgt that is not the caller: by BICFI, by ClrSysMmbId/MmbId, by neither."""
 
 
-def check(message: Inbound, *, caller: Party, link: Party) -> None:
-    """Refused (a pacs.002 RJCT) unless the pacs.008 is consistent; see the module's rules (all but
-    the settlement date's)."""
+def check(message: Inbound, *, caller: Party, link: Party) -> list[Refused | None]:
+    """Refused (a pacs.002 RJCT of the whole message) unless the group is consistent; else each
+    transaction's refusal, or None, in the message's order: see the module's rules (all but the
+    settlement date's), and a UETR that an earlier transaction of the message already gives (DUPL)."""
     body = schema.body_of(message.document)
     transactions = body.cdt_trf_tx_inf
     found = group_findings(body.grp_hdr, transactions, caller=caller, link=link)
     if found:
         raise Refused(found, original=message.original)
-    for tx in transactions:
+    refusals: list[Refused | None] = []
+    first_of: dict[str, int] = {}
+    for number, tx in enumerate(transactions, start=1):
+        ids = references(tx)
         found = transaction_findings(tx, caller=caller, link=link)
-        if found:
-            raise Refused(found, original=message.original, transaction=references(tx))
+        if ids.uetr is not None:
+            earlier = first_of.setdefault(ids.uetr, number)
+            if earlier != number:
+                text = (
+                    f"PmtId/UETR {ids.uetr} is also the UETR of transaction {earlier} of this message: "
+                    "a UETR names one payment, so give each transaction its own"
+                )
+                found.append(Reason("DUPL", text))
+        refusals.append(Refused(found, original=message.original, transaction=ids) if found else None)
+    return refusals
 
 
-def settlement_date(message: Inbound, *, today: date) -> Refused | None:
-    """DT01 unless every interbank settlement date the pacs.008 gives is `today` (the UTC+8 business
-    date): at group level for GrpHdr/IntrBkSttlmDt, else in the transaction's status."""
+@dataclass(frozen=True, slots=True)
+class Dates:
+    """What the interbank settlement dates refuse: the group's date (the whole message), and each
+    transaction's own, in the message's order."""
+
+    group: Refused | None
+    transactions: list[Refused | None]
+
+
+def settlement_dates(message: Inbound, *, today: date) -> Dates:
+    """DT01 for every interbank settlement date the pacs.008 gives that is not `today` (the UTC+8
+    business date): at group level for GrpHdr/IntrBkSttlmDt, else in the transaction's status."""
     body = schema.body_of(message.document)
     found = _date(body.grp_hdr.intr_bk_sttlm_dt, "GrpHdr/IntrBkSttlmDt", today)
-    if found:
-        return Refused(found, original=message.original)
+    group = Refused(found, original=message.original) if found else None
+    transactions: list[Refused | None] = []
     for tx in body.cdt_trf_tx_inf:
         found = _date(tx.intr_bk_sttlm_dt, "CdtTrfTxInf/IntrBkSttlmDt", today)
-        if found:
-            return Refused(found, original=message.original, transaction=references(tx))
-    return None
+        refusal = Refused(found, original=message.original, transaction=references(tx)) if found else None
+        transactions.append(refusal)
+    return Dates(group, transactions)
 
 
 def group_findings(header: Any, transactions: list[Any], *, caller: Party, link: Party) -> list[Reason]:

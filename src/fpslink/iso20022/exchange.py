@@ -9,20 +9,29 @@ authentication, a body that is not XML the gateway reads (400), a wrong media ty
 Idempotency-Key header, a key whose first request is still running (409), and an unavailable
 service (503).
 
-A pacs.008 with a UETR claims it for the sending bank before its payment is made (`uetr` decides
+Each transaction of a pacs.008 is a payment of its own, made through the payments service as a
+JSON payment is, under its own idempotency key (`transaction_key`); a message's transactions are
+paid at once, so that they join the worker's batches together. A transaction the link's rules
+refuse is refused alone, in the report's TxInfAndSts, and the others go ahead; what is wrong with
+the group (the schema, the header, NbOfTxs, the sums) refuses the whole message.
+
+A transaction with a UETR claims it for the sending bank before its payment is made (`uetr` decides
 what a second message with it gets); one without a UETR is recorded once its payment exists. Those
-records are what a pacs.028 finds payments by. A message whose settlement date is not today goes
+records are what a pacs.028 finds payments by. A transaction whose settlement date is not today goes
 ahead only as a replay of one taken before (its UETR's payment, or its idempotency key's), so that a
 resend after midnight answers the payment rather than DT01.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+
+from pyiso20022.pacs.pacs_002_001_10 import PaymentTransaction110
 
 from fpslink.config import Settings
 from fpslink.errors import InvalidRequest, NotFound
@@ -33,6 +42,7 @@ from fpslink.iso20022.pacs008 import CreditTransfer
 from fpslink.iso20022.repository import SentTransaction
 from fpslink.iso20022.uetr import Action, Decision
 from fpslink.limits.policy import business_date
+from fpslink.payments.domain import Payment
 from fpslink.payments.service import PaymentResult, PaymentsService
 from fpslink.principal import Principal
 from fpslink.uow import UnitsOfWork
@@ -47,8 +57,8 @@ class Answer:
     status: int
     content: bytes
     headers: dict[str, str] = field(default_factory=dict)
-    result: PaymentResult | None = None
-    """The payment, when one was made (or replayed)."""
+    results: tuple[PaymentResult, ...] = ()
+    """The payments made (or replayed), one per transaction paid, in the message's order."""
 
 
 def message_key(msg_id: str) -> str:
@@ -61,6 +71,18 @@ def message_key(msg_id: str) -> str:
     if idempotency.KEY_PATTERN.fullmatch(key):
         return key
     return f"{KEY_PREFIX}sha256:{hashlib.sha256(msg_id.encode()).hexdigest()}"
+
+
+def transaction_key(key: str, number: int, count: int) -> str:
+    """The idempotency key of transaction `number` (from 1) of a message of `count`: the message's
+    key when it carries one transaction, else `<key>/<number>` (by its SHA-256, prefixed
+    `sha256:`, when that would be longer than a key may be)."""
+    if count == 1:
+        return key
+    own = f"{key}/{number}"
+    if idempotency.KEY_PATTERN.fullmatch(own):
+        return own
+    return f"sha256:{hashlib.sha256(own.encode()).hexdigest()}"
 
 
 def message_fingerprint(transfer: CreditTransfer) -> str:
@@ -114,6 +136,29 @@ def duplicate(transfer: CreditTransfer, claim: SentTransaction) -> Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What became of one transaction of a message: its payment, or its refusal."""
+
+    transfer: CreditTransfer | None
+    """The transaction as read; None when the link's rules refused it before it could be."""
+    result: PaymentResult | None = None
+    refused: Refused | None = None
+
+    def status(self) -> PaymentTransaction110:
+        """Its TxInfAndSts in a report of several transactions."""
+        if self.result is not None:
+            assert self.transfer is not None
+            return pacs002.payment_status(self.transfer, self.result.payment)
+        assert self.refused is not None
+        refused = self.refused
+        if refused.transaction is None and self.transfer is not None:
+            # the group's settlement date, which refused this transaction alone (others replayed)
+            ids = self.transfer.transaction
+            refused = Refused(refused.reasons, original=refused.original, transaction=ids)
+        return pacs002.refused_status(refused)
+
+
+@dataclass(frozen=True, slots=True)
 class _Claim:
     decision: Decision
     record: SentTransaction
@@ -141,18 +186,63 @@ class Iso20022Service:
     # pacs.008 --------------------------------------------------------------------------------------
 
     async def credit_transfer(self, body: bytes, *, principal: Principal, explicit_key: str | None) -> Answer:
-        """The answer to a pacs.008; raises MalformedMessage, and the errors that stay problem+json."""
+        """The answer to a pacs.008; raises MalformedMessage, and the errors that stay problem+json.
+
+        Each transaction is paid on its own (`_pay`), all of them at once: their payments join this
+        worker's batches like any others, each with its own limits and two-phase settlement."""
         now = self._clock()
         to = addressing(principal, self._settings)
         try:
             message = inbound.read(body)
             apphdr.check(message, caller=to.caller, link=to.link)
-            purpose = self._settings.iso20022_default_purpose
-            transfer = pacs008.credit_transfer(message, default_purpose=purpose)
-            consistency.check(message, caller=to.caller, link=to.link)
+            transfers = pacs008.credit_transfers(
+                message,
+                default_purpose=self._settings.iso20022_default_purpose,
+                max_transactions=self._settings.iso20022_max_transactions,
+            )
+            inconsistent = consistency.check(message, caller=to.caller, link=to.link)
         except Refused as refused_early:
             return refusal(refused_early, at=now, to=to)
-        late = consistency.settlement_date(message, today=business_date(now))
+        dates = consistency.settlement_dates(message, today=business_date(now))
+        key = explicit_key or message_key(message.msg_id)
+        count = len(transfers)
+
+        async def one(number: int, transfer: CreditTransfer | Refused) -> _Outcome:
+            refused = transfer if isinstance(transfer, Refused) else inconsistent[number - 1]
+            if refused is not None:
+                return _Outcome(None, refused=refused)
+            assert isinstance(transfer, CreditTransfer)
+            late = dates.transactions[number - 1] or dates.group
+            own_key = transaction_key(key, number, count)
+            return await self._pay(
+                principal, transfer, number, key=own_key, explicit_key=explicit_key, late=late, now=now
+            )
+
+        done = await asyncio.gather(
+            *(one(n, t) for n, t in enumerate(transfers, start=1)), return_exceptions=True
+        )
+        # every transaction has finished before an error (a key still in use: 409) answers for the
+        # message, so that none goes on after its request; a resend answers from the payments made
+        outcomes: list[_Outcome] = []
+        for found in done:
+            if isinstance(found, BaseException):
+                raise found
+            outcomes.append(found)
+        return self._answer(message.original, outcomes, dates.group, to=to, now=now)
+
+    async def _pay(
+        self,
+        principal: Principal,
+        transfer: CreditTransfer,
+        position: int,
+        *,
+        key: str,
+        explicit_key: str | None,
+        late: Refused | None,
+        now: datetime,
+    ) -> _Outcome:
+        """One transaction: claim its UETR, pay it under its key, tie its references to the payment.
+        A transaction `late` (not dated today) goes ahead only as a replay of one taken before."""
         assert principal.participant_id is not None
         row = SentTransaction(
             record_id=str(uuid.uuid4()),
@@ -164,31 +254,32 @@ class Iso20022Service:
             end_to_end_id=transfer.end_to_end_id,
             tx_id=transfer.tx_id,
             fingerprint=message_fingerprint(transfer),
-            idempotency_key=explicit_key or message_key(transfer.msg_id),
+            idempotency_key=key,
             payment_id=None,
             created_at=now,
+            position=position,
         )
         claim = await self._claim(row, now, new=late is None) if row.uetr is not None else None
-        key = row.idempotency_key
         if claim is not None:
             decision = claim.decision
             if decision.action is Action.DUPLICATE:
-                return refusal(duplicate(transfer, claim.record), at=now, to=to)
+                return _Outcome(transfer, refused=duplicate(transfer, claim.record))
             if decision.action is Action.REPLAY:
                 assert decision.payment_id is not None
-                return await self._replay(principal, transfer, decision.payment_id, to)
+                result = await self._payments.get_payment(principal, decision.payment_id)
+                return _Outcome(transfer, result=replace(result, replayed=True))
             key = decision.key or key
         if late is not None and not await self._taken(row, key, now):
-            # a new message not dated today (a late one claims nothing: `new` was False)
-            return refusal(late, at=now, to=to)
+            # a new transaction not dated today (a late one claims nothing: `new` was False)
+            return _Outcome(transfer, refused=late)
         try:
             result = await self._payments.submit(principal, key=key, command=transfer.command)
         except (InvalidRequest, NotFound) as exc:
             if claim is not None and claim.mine:
                 await self._release(claim.record)
-            return refusal(self._refused_by_payments(exc, transfer, explicit_key), at=now, to=to)
+            return _Outcome(transfer, refused=self._refused_by_payments(exc, transfer, explicit_key))
         await self._record(row, claim, result)
-        return self._answer(transfer, result, to)
+        return _Outcome(transfer, result=result)
 
     async def _claim(self, row: SentTransaction, now: datetime, *, new: bool) -> _Claim | None:
         """Claim the message's UETR for its bank (unless not `new`: then None when it has no claim),
@@ -239,21 +330,45 @@ class Iso20022Service:
                 await tx.iso20022.claim(replace(row, payment_id=payment_id))
             await tx.commit()
 
-    async def _replay(
-        self, principal: Principal, transfer: CreditTransfer, payment_id: str, to: pacs002.Addressing
-    ) -> Answer:
-        """The same message again, its payment made: that payment's report, as a replay."""
-        result = replace(await self._payments.get_payment(principal, payment_id), replayed=True)
-        return self._answer(transfer, result, to)
-
     @staticmethod
-    def _answer(transfer: CreditTransfer, result: PaymentResult, to: pacs002.Addressing) -> Answer:
-        payment = result.payment
-        headers = {"Location": f"/v1/payments/{payment.payment_id}"}
-        if result.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        content = pacs002.render(transfer, payment, addressing=to)
-        return Answer(result.http_status, content, headers, result)
+    def _answer(
+        original: inbound.Original,
+        outcomes: Sequence[_Outcome],
+        late: Refused | None,
+        *,
+        to: pacs002.Addressing,
+        now: datetime,
+    ) -> Answer:
+        """The pacs.002 of a message: of its one payment, or of its one refusal, as before batches;
+        of several transactions, one report with the group's status and each transaction's."""
+        results = tuple(o.result for o in outcomes if o.result is not None)
+        if not results and late is not None and any(o.refused is late for o in outcomes):
+            return refusal(late, at=now, to=to)  # the message is not today's: refused whole
+        if len(outcomes) == 1:
+            (only,) = outcomes
+            if only.refused is not None:
+                return refusal(only.refused, at=now, to=to)
+            assert only.transfer is not None and only.result is not None
+            result = only.result
+            payment = result.payment
+            headers = {"Location": f"/v1/payments/{payment.payment_id}"}
+            if result.replayed:
+                headers["Idempotent-Replayed"] = "true"
+            content = pacs002.render(only.transfer, payment, addressing=to)
+            return Answer(result.http_status, content, headers, results)
+        statuses = [o.status() for o in outcomes]
+        if not results:
+            refused = [o.refused for o in outcomes if o.refused is not None]
+            codes = {r.status for r in refused}
+            message_id = pacs002.new_report_id()
+            content = pacs002.render_batch(original, statuses, message_id=message_id, at=now, addressing=to)
+            return Answer(codes.pop() if len(codes) == 1 else 422, content)
+        payments = [r.payment for r in results]
+        message_id = pacs002.batch_report_id([p.payment_id for p in payments])
+        at = max(pacs002.reported_at(p) for p in payments)
+        content = pacs002.render_batch(original, statuses, message_id=message_id, at=at, addressing=to)
+        headers = {"Idempotent-Replayed": "true"} if all(r.replayed for r in results) else {}
+        return Answer(max(r.http_status for r in results), content, headers, results)
 
     @staticmethod
     def _refused_by_payments(
@@ -286,25 +401,36 @@ class Iso20022Service:
             return refusal(refused, at=now, to=to)
         assert principal.participant_id is not None
         found = await self._find(principal.participant_id, asked, now)
-        if found is None or found.payment_id is None:
+        if not found:
             return refusal(pacs028.not_found(asked), at=now, to=to)
-        payment = (await self._payments.get_payment(principal, found.payment_id)).payment
-        content = pacs002.render_status(
-            found,
-            payment,
-            status_id=asked.status_request_id,
-            envelope=message.original.envelope,
-            at=now,
-            addressing=to,
-        )
-        return Answer(200, content, {"Location": f"/v1/payments/{payment.payment_id}"})
+        status_id = asked.status_request_id
+        envelope = message.original.envelope
+        payments = [await self._paid(principal, sent) for sent in found]
+        if len(found) == 1:
+            (sent,), (payment,) = found, payments
+            content = pacs002.render_status(
+                sent, payment, status_id=status_id, envelope=envelope, at=now, addressing=to
+            )
+            return Answer(200, content, {"Location": f"/v1/payments/{payment.payment_id}"})
+        statuses = [
+            pacs002.payment_status(sent, payment, status_id=status_id)
+            for sent, payment in zip(found, payments, strict=True)
+        ]
+        original = inbound.Original(found[0].msg_id, found[0].message_name, envelope)
+        message_id = pacs002.new_report_id()
+        content = pacs002.render_batch(original, statuses, message_id=message_id, at=now, addressing=to)
+        return Answer(200, content)
+
+    async def _paid(self, principal: Principal, sent: SentTransaction) -> Payment:
+        assert sent.payment_id is not None  # pacs028.pick takes only transactions paid
+        return (await self._payments.get_payment(principal, sent.payment_id)).payment
 
     async def _find(
         self, participant_id: str, asked: pacs028.StatusQuery, now: datetime
-    ) -> SentTransaction | None:
-        """The caller's transaction the request names, looked up by its strongest reference. A claim
-        whose request stopped before tying it to its payment (a crash, a time-out) is tied here,
-        from its idempotency key."""
+    ) -> list[SentTransaction]:
+        """The caller's transactions the request names (`pacs028.pick`), looked up by its strongest
+        reference. A claim whose request stopped before tying it to its payment (a crash, a
+        time-out) is tied here, from its idempotency key."""
         async with self._uow() as tx:
             sent = tx.iso20022
             found: list[SentTransaction] = []
@@ -317,7 +443,14 @@ class Iso20022Service:
                 found = [] if claim is None else [claim]
             else:
                 assert asked.msg_id is not None  # pacs028.query refuses a request naming none of the three
-                found = await sent.find(participant_id, msg_id=asked.msg_id)
+                found = await sent.find(
+                    participant_id,
+                    msg_id=asked.msg_id,
+                    instr_id=asked.instr_id,
+                    end_to_end_id=asked.end_to_end_id,
+                    tx_id=asked.tx_id,
+                    limit=inbound.MAX_TRANSACTIONS,
+                )
             tied: list[SentTransaction] = []
             for candidate in found:
                 if candidate.payment_id is None:

@@ -33,6 +33,9 @@ SWIFT_ENVELOPE_NS: Final = "urn:swift:xsd:envelope"
 ENVELOPE_NAMES: Final = ("Envelope", "BusMsgEnvlp", "BizMsgEnvlp", "RequestPayload")
 ENVELOPE_NAMESPACES: Final = (None, SWIFT_ENVELOPE_NS)
 MAX_ID: Final = 35
+MAX_TRANSACTIONS: Final = 1000
+"""The most transactions one pacs.008 may carry, the ceiling of FPSLINK_ISO20022_MAX_TRANSACTIONS
+(reading and checking costs about a millisecond of CPU per transaction)."""
 
 
 @dataclass(frozen=True, slots=True)

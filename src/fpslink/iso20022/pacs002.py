@@ -13,14 +13,23 @@ or in a TxInfAndSts when the refusal is about the transaction.
 A status request (pacs.028) about a payment is answered by the payment's report as it stands now,
 under a report id and time of its own, with `StsId` the request's `StsReqId`.
 
+A message of several transactions is answered by one report: GrpSts (`group_status`: ACSC, PDNG,
+PART or RJCT) with the count per status, then a TxInfAndSts per transaction in the message's order,
+its payment's status or its refusal. Its id is derived from its payments' ids and it is dated by
+the last of their steps, so a replay of the message, too, answers the same report while its
+payments are unchanged.
+
 A request that came in an envelope with an AppHdr is answered in the same envelope, with the
 answer's own AppHdr (`apphdr.reply`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -29,6 +38,7 @@ from pyiso20022.pacs.pacs_002_001_10 import (
     Document,
     FitoFipaymentStatusReportV10,
     GroupHeader91,
+    NumberOfTransactionsPerStatus5,
     OriginalGroupHeader17,
     PaymentTransaction110,
     StatusReason6Choice,
@@ -36,7 +46,7 @@ from pyiso20022.pacs.pacs_002_001_10 import (
 )
 
 from fpslink.iso20022 import apphdr, schema, xmltree
-from fpslink.iso20022.inbound import Envelope, Refused, Transaction
+from fpslink.iso20022.inbound import Envelope, Original, Refused, Transaction
 from fpslink.iso20022.pacs008 import NOT_PROVIDED, CreditTransfer
 from fpslink.payments.domain import Payment
 from fpslink.settlement.states import status_of
@@ -59,10 +69,13 @@ NEAREST_ISO: dict[str, str] = {
     "IDEMPOTENCY_KEY_REUSED": "DUPL",
     "AMOUNT_TOO_SMALL": "AM06",
 }
-TX_STATUS = {Status.SETTLED: "ACSC", Status.REJECTED: "RJCT", Status.PENDING: "PDNG"}
+SETTLED: Final = "ACSC"
+REJECTED: Final = "RJCT"
+PENDING: Final = "PDNG"
+PARTIAL: Final = "PART"
+TX_STATUS = {Status.SETTLED: SETTLED, Status.REJECTED: REJECTED, Status.PENDING: PENDING}
 ADDITIONAL_INFO_MAX: Final = 105
 ADDITIONAL_INFO_PIECES: Final = 3
-REJECTED: Final = "RJCT"
 ID_PREFIX: Final = "FPSLINK"
 
 
@@ -116,6 +129,51 @@ class Reported(Protocol):
     def uetr(self) -> str | None: ...
 
 
+def payment_status(
+    message: Reported, payment: Payment, *, status_id: str | None = None
+) -> PaymentTransaction110:
+    """A transaction's status as its payment stands now, echoing the transaction's references."""
+    status = tx_status(payment)
+    reasons: list[StatusReasonInformation12] = []
+    if status == REJECTED and payment.reason_code:
+        code = payment.reason_code
+        detail = f"{code}: {payment.reason or ''}".strip()
+        reasons.append(
+            StatusReasonInformation12(rsn=StatusReason6Choice(cd=iso_reason(code)), addtl_inf=_chunks(detail))
+        )
+    return PaymentTransaction110(
+        sts_id=status_id,
+        orgnl_instr_id=message.instr_id,
+        orgnl_end_to_end_id=message.end_to_end_id or NOT_PROVIDED,
+        orgnl_tx_id=message.tx_id,
+        orgnl_uetr=message.uetr,
+        tx_sts=status,
+        sts_rsn_inf=reasons,
+        accptnc_dt_tm=schema.xml_time(payment.created_at),
+        clr_sys_ref=payment.payment_id.replace("-", ""),
+    )
+
+
+def refused_status(refused: Refused) -> PaymentTransaction110:
+    """A transaction refused before any payment was made of it: RJCT with each reason."""
+    transaction = refused.transaction or Transaction()
+    return PaymentTransaction110(
+        orgnl_instr_id=transaction.instr_id,
+        orgnl_end_to_end_id=transaction.end_to_end_id or NOT_PROVIDED,
+        orgnl_tx_id=transaction.tx_id,
+        orgnl_uetr=transaction.uetr,
+        tx_sts=REJECTED,
+        sts_rsn_inf=_reasons(refused),
+    )
+
+
+def _reasons(refused: Refused) -> list[StatusReasonInformation12]:
+    return [
+        StatusReasonInformation12(rsn=StatusReason6Choice(cd=r.code), addtl_inf=_chunks(r.text))
+        for r in refused.reasons
+    ]
+
+
 def build(
     message: Reported,
     payment: Payment,
@@ -126,26 +184,7 @@ def build(
     """The status report for `message`, as the payment stands now: dated by the payment and with an
     id derived from it, unless `report` gives (id, time) of its own."""
     message_id, at = report or (report_id(payment.payment_id), reported_at(payment))
-    payment_ref = payment.payment_id.replace("-", "")
-    status = tx_status(payment)
-    reasons: list[StatusReasonInformation12] = []
-    if status == REJECTED and payment.reason_code:
-        code = payment.reason_code
-        detail = f"{code}: {payment.reason or ''}".strip()
-        reasons.append(
-            StatusReasonInformation12(rsn=StatusReason6Choice(cd=iso_reason(code)), addtl_inf=_chunks(detail))
-        )
-    transaction = PaymentTransaction110(
-        sts_id=status_id,
-        orgnl_instr_id=message.instr_id,
-        orgnl_end_to_end_id=message.end_to_end_id or NOT_PROVIDED,
-        orgnl_tx_id=message.tx_id,
-        orgnl_uetr=message.uetr,
-        tx_sts=status,
-        sts_rsn_inf=reasons,
-        accptnc_dt_tm=schema.xml_time(payment.created_at),
-        clr_sys_ref=payment_ref,
-    )
+    transaction = payment_status(message, payment, status_id=status_id)
     return Document(
         fito_fipmt_sts_rpt=FitoFipaymentStatusReportV10(
             grp_hdr=GroupHeader91(msg_id=message_id, cre_dt_tm=schema.xml_time(at)),
@@ -159,30 +198,14 @@ def build(
 
 def build_refusal(refused: Refused, *, message_id: str, at: datetime) -> Document:
     """The RJCT report of a message refused before any payment was made of it."""
-    reasons = [
-        StatusReasonInformation12(rsn=StatusReason6Choice(cd=r.code), addtl_inf=_chunks(r.text))
-        for r in refused.reasons
-    ]
-    transaction: Transaction | None = refused.transaction
     original = refused.original
     group = OriginalGroupHeader17(
         orgnl_msg_id=original.msg_id,
         orgnl_msg_nm_id=original.name,
         grp_sts=REJECTED,
-        sts_rsn_inf=[] if transaction is not None else reasons,
+        sts_rsn_inf=[] if refused.transaction is not None else _reasons(refused),
     )
-    statuses: list[PaymentTransaction110] = []
-    if transaction is not None:
-        statuses.append(
-            PaymentTransaction110(
-                orgnl_instr_id=transaction.instr_id,
-                orgnl_end_to_end_id=transaction.end_to_end_id or NOT_PROVIDED,
-                orgnl_tx_id=transaction.tx_id,
-                orgnl_uetr=transaction.uetr,
-                tx_sts=REJECTED,
-                sts_rsn_inf=reasons,
-            )
-        )
+    statuses = [] if refused.transaction is None else [refused_status(refused)]
     return Document(
         fito_fipmt_sts_rpt=FitoFipaymentStatusReportV10(
             grp_hdr=GroupHeader91(msg_id=message_id, cre_dt_tm=schema.xml_time(at)),
@@ -190,6 +213,53 @@ def build_refusal(refused: Refused, *, message_id: str, at: datetime) -> Documen
             tx_inf_and_sts=statuses,
         )
     )
+
+
+def group_status(statuses: Sequence[str]) -> str:
+    """GrpSts of a message of several transactions, from their TxSts: ACSC when every one settled,
+    RJCT when every one was rejected, PART when some were rejected and others not, else PDNG (none
+    rejected, some still settling: their final status follows, by pacs.028 or webhook)."""
+    distinct = set(statuses)
+    if distinct == {SETTLED}:
+        return SETTLED
+    if distinct == {REJECTED}:
+        return REJECTED
+    if REJECTED in distinct:
+        return PARTIAL
+    return PENDING
+
+
+def build_batch(
+    original: Original, statuses: Sequence[PaymentTransaction110], *, message_id: str, at: datetime
+) -> Document:
+    """The report of a message of several transactions: the group's status and count per status,
+    then each transaction's status in the message's order."""
+    counts = Counter(s.tx_sts for s in statuses)
+    group = OriginalGroupHeader17(
+        orgnl_msg_id=original.msg_id,
+        orgnl_msg_nm_id=original.name,
+        orgnl_nb_of_txs=str(len(statuses)),
+        grp_sts=group_status([s.tx_sts for s in statuses if s.tx_sts is not None]),
+        nb_of_txs_per_sts=[
+            NumberOfTransactionsPerStatus5(dtld_nb_of_txs=str(counts[status]), dtld_sts=status)
+            for status in (SETTLED, PENDING, REJECTED)
+            if counts[status]
+        ],
+    )
+    return Document(
+        fito_fipmt_sts_rpt=FitoFipaymentStatusReportV10(
+            grp_hdr=GroupHeader91(msg_id=message_id, cre_dt_tm=schema.xml_time(at)),
+            orgnl_grp_inf_and_sts=[group],
+            tx_inf_and_sts=list(statuses),
+        )
+    )
+
+
+def batch_report_id(payment_ids: Sequence[str]) -> str:
+    """The report id of a message of several transactions: FPSLINK and 28 hex digits of a hash of
+    its payments' ids, so that a replay of the message answers under the same id."""
+    digest = hashlib.sha256(",".join(payment_ids).encode()).hexdigest()
+    return f"{ID_PREFIX}{digest[:28]}"
 
 
 def new_report_id() -> str:
@@ -225,6 +295,19 @@ def render_status(
     message_id = new_report_id()
     document = build(message, payment, status_id=status_id, report=(message_id, at))
     return _wrap(document, envelope, addressing, message_id, at)
+
+
+def render_batch(
+    original: Original,
+    statuses: Sequence[PaymentTransaction110],
+    *,
+    message_id: str,
+    at: datetime,
+    addressing: Addressing | None = None,
+) -> bytes:
+    """The report of a message of several transactions, in the request's envelope when it came in one."""
+    document = build_batch(original, statuses, message_id=message_id, at=at)
+    return _wrap(document, original.envelope, addressing, message_id, at)
 
 
 def render_refusal(refused: Refused, *, at: datetime, addressing: Addressing | None = None) -> bytes:

@@ -3,8 +3,11 @@
 The versions differ in parts the link does not read (addresses, agents' identifiers, new optional
 elements), so one reading serves them all. What is mapped:
 
-    GrpHdr/MsgId                          the default idempotency key (pacs.008/<MsgId>)
-    GrpHdr/NbOfTxs                        the number of CdtTrfTxInf (01 is 1); one per message
+    GrpHdr/MsgId                          the default idempotency key (pacs.008/<MsgId>, and
+                                          pacs.008/<MsgId>/<n> for transaction n of several)
+    GrpHdr/NbOfTxs                        the number of CdtTrfTxInf (01 is 1), at most the
+                                          setting FPSLINK_ISO20022_MAX_TRANSACTIONS; each is
+                                          read on its own and becomes a payment of its own
     CdtTrfTxInf/PmtId/EndToEndId          end_to_end_id ("NOTPROVIDED" means none)
     CdtTrfTxInf/PmtId/UETR                echoed as OrgnlUETR; the gateway still gives the payment
                                           its own payment_id
@@ -18,7 +21,12 @@ elements), so one reading serves them all. What is mapped:
                                           the link's default purpose when absent
     RmtInf/Ustrd                          remittance_info (joined by spaces, at most 140 characters)
 
-A schema-valid message outside these rules is `Refused` with the ISO 20022 status reason that fits.
+and, beside the payment, what it was sent with (`details.Details`): the references, Purp as written,
+every Ustrd line, every Strd (at most 10, each at most 10,000 characters as XML) and InstdAmt.
+
+A schema-valid message outside these rules is `Refused` with the ISO 20022 status reason that fits:
+the whole message for what is wrong with its group (NbOfTxs), else each transaction on its own, so
+that one transaction's refusal leaves the others to be paid.
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from typing import Any, Final
 
 from fpslink.directory.phones import InvalidProxy, normalize_mobile
 from fpslink.iso20022 import inbound as wire
-from fpslink.iso20022.inbound import Inbound, Reason, Refused, Transaction
+from fpslink.iso20022 import schema
+from fpslink.iso20022.details import MAX_STRUCTURED, MAX_STRUCTURED_CHARS, Details
+from fpslink.iso20022.inbound import MAX_TRANSACTIONS, Inbound, Reason, Refused, Transaction
 from fpslink.money import MAX_AMOUNT, Currency, InvalidAmount, parse_amount
 from fpslink.payments.service import PaymentCommand
 from fpslink.vocabulary import Purpose
@@ -68,12 +78,23 @@ class CreditTransfer:
 
 
 def parse(xml: bytes, *, default_purpose: Purpose = DEFAULT_PURPOSE) -> CreditTransfer:
-    """Read, schema-check and map a message; raises MalformedMessage or Refused."""
-    return credit_transfer(wire.read(xml), default_purpose=default_purpose)
+    """Read, schema-check and map a message of one transaction (its first, if it has more); raises
+    MalformedMessage or Refused."""
+    first = credit_transfers(wire.read(xml), default_purpose=default_purpose)[0]
+    if isinstance(first, Refused):
+        raise first
+    return first
 
 
-def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURPOSE) -> CreditTransfer:
-    """Apply the link's rules to a schema-valid pacs.008; Refused (with its ISO code) if they fail."""
+def credit_transfers(
+    message: Inbound,
+    *,
+    default_purpose: Purpose = DEFAULT_PURPOSE,
+    max_transactions: int = MAX_TRANSACTIONS,
+) -> list[CreditTransfer | Refused]:
+    """Apply the link's rules to a schema-valid pacs.008: each transaction mapped, or its refusal
+    (with its ISO code), in the message's order; Refused, for the whole message, when NbOfTxs is
+    not the number of transactions or that number is over `max_transactions`."""
     body = message.document.fito_ficstmr_cdt_trf
     header = body.grp_hdr
     transactions = body.cdt_trf_tx_inf
@@ -89,12 +110,23 @@ def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURP
             ],
             original=original,
         )
-    if len(transactions) != 1:
-        raise Refused(
-            [Reason("AM18", "the link settles one transaction per message: send each CdtTrfTxInf alone")],
-            original=original,
+    if len(transactions) > max_transactions:
+        text = (
+            f"the message carries {len(transactions)} CdtTrfTxInf: the link takes at most "
+            f"{max_transactions} in one message; send the rest in another"
         )
-    tx = transactions[0]
+        raise Refused([Reason("AM18", text)], original=original)
+    found: list[CreditTransfer | Refused] = []
+    for tx in transactions:
+        try:
+            found.append(_credit_transfer(message, header.msg_id, tx, default_purpose))
+        except Refused as refused:
+            found.append(refused)
+    return found
+
+
+def _credit_transfer(message: Inbound, msg_id: str, tx: Any, default_purpose: Purpose) -> CreditTransfer:
+    original = message.original
     ids = references(tx)
 
     def refuse(code: str, text: str) -> Refused:
@@ -109,8 +141,9 @@ def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURP
         raise refuse("FF08", "PmtId/EndToEndId must be 1-35 visible ASCII characters (or NOTPROVIDED)")
     amount, currency = _amount(tx, refuse)
     proxy, creditor_account = creditor(tx, refuse)
+    details = _details(message, msg_id, tx, ids, refuse)
     return CreditTransfer(
-        msg_id=header.msg_id,
+        msg_id=msg_id,
         instr_id=ids.instr_id,
         end_to_end_id=end_to_end_id,
         tx_id=ids.tx_id,
@@ -125,9 +158,36 @@ def credit_transfer(message: Inbound, *, default_purpose: Purpose = DEFAULT_PURP
             purpose=_purpose(tx, default_purpose, refuse),
             remittance_info=_remittance(tx, refuse),
             end_to_end_id=end_to_end_id,
+            details=details,
         ),
         message_name=message.name,
         original=original,
+    )
+
+
+def _details(message: Inbound, msg_id: str, tx: Any, ids: Transaction, refuse: Refuse) -> Details:
+    """What the transaction was sent with beyond the payment, as sent."""
+    purpose, remittance, instructed = tx.purp, tx.rmt_inf, tx.instd_amt
+    namespace: str = type(message.document).Meta.namespace
+    structured = () if remittance is None else remittance.strd
+    if len(structured) > MAX_STRUCTURED:
+        raise refuse("CH15", f"RmtInf carries at most {MAX_STRUCTURED} Strd")
+    written = tuple(schema.element(part, "Strd", namespace) for part in structured)
+    if any(len(text) > MAX_STRUCTURED_CHARS for text in written):
+        raise refuse("CH15", f"RmtInf/Strd carries at most {MAX_STRUCTURED_CHARS} characters (as XML) each")
+    return Details(
+        message_name=message.name,
+        msg_id=msg_id,
+        instr_id=ids.instr_id,
+        end_to_end_id=ids.end_to_end_id,
+        tx_id=ids.tx_id,
+        uetr=ids.uetr,
+        purpose_code=None if purpose is None else purpose.cd,
+        purpose_proprietary=None if purpose is None else purpose.prtry,
+        unstructured=() if remittance is None else tuple(remittance.ustrd),
+        structured=written,
+        instructed_amount=None if instructed is None else instructed.value,
+        instructed_currency=None if instructed is None else instructed.ccy,
     )
 
 

@@ -1,8 +1,9 @@
 """pacs.028 (FI-to-FI payment status request), .03 to .06: which of its payments a bank asks about.
 
 One request asks about one payment, as CBPR+ has it: one `TxInf`, or, without `TxInf`, one
-`OrgnlGrpInf` (a pacs.008 carries one transaction, so its MsgId names its payment). The payment is
-found among the asking bank's own pacs.008 transactions by the first of
+`OrgnlGrpInf`, which names a message: its one payment, or every transaction of a message of
+several, answered in one report as the pacs.008 was. The payment is found among the asking bank's
+own pacs.008 transactions by the first of
 
     TxInf/ClrSysRef                        the link's reference, as its pacs.002 gave it
     TxInf/OrgnlUETR                        the UETR of the pacs.008
@@ -54,6 +55,12 @@ class StatusQuery:
         if self.clr_sys_ref is None or not PAYMENT_REF.fullmatch(self.clr_sys_ref):
             return None
         return str(uuid.UUID(self.clr_sys_ref))
+
+    @property
+    def names_message_only(self) -> bool:
+        """It gives the MsgId of a pacs.008 and no reference of a transaction."""
+        references = (self.clr_sys_ref, self.uetr, self.instr_id, self.end_to_end_id, self.tx_id)
+        return all(value is None for value in references)
 
     @property
     def transaction(self) -> Transaction:
@@ -123,9 +130,17 @@ def matches(asked: StatusQuery, sent: SentTransaction) -> bool:
     return all(given is None or given == theirs for given, theirs in pairs)
 
 
-def pick(asked: StatusQuery, candidates: Sequence[SentTransaction]) -> SentTransaction | None:
-    """The first (newest) candidate the request's references all match."""
-    return next((sent for sent in candidates if matches(asked, sent)), None)
+def pick(asked: StatusQuery, candidates: Sequence[SentTransaction]) -> list[SentTransaction]:
+    """What the request names among the candidates (newest first, a message's in its order): the
+    first whose references all match; or, for a request naming a message by its MsgId alone, every
+    paid transaction of the newest such message (its rows share MsgId and creation time)."""
+    matched = [sent for sent in candidates if matches(asked, sent)]
+    if not matched:
+        return []
+    first = matched[0]
+    if not asked.names_message_only:
+        return [first]
+    return [sent for sent in matched if sent.created_at == first.created_at]
 
 
 def not_found(asked: StatusQuery) -> Refused:

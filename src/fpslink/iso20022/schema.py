@@ -18,6 +18,7 @@ import warnings
 from datetime import datetime
 from functools import cache
 from typing import Any, Final
+from xml.etree import ElementTree
 from xml.etree.ElementTree import Element
 
 from xsdata.formats.dataclass.parsers import XmlParser
@@ -126,6 +127,17 @@ def serialize(message: Any) -> bytes:
 def fragment(message: Any) -> str:
     """The message's element alone (no declaration), for placing inside an envelope."""
     return _FRAGMENT.render(message, ns_map=_default_namespace(message))
+
+
+def element(part: Any, name: str, namespace: str) -> str:
+    """A part of a message (a model's field, such as a Strd) as the XML element `name` in `namespace`,
+    that namespace the default one: `<Strd xmlns="urn:...:pacs.008.001.11"><RfrdDocInf>...`."""
+    root = ElementTree.fromstring(_FRAGMENT.render(part, ns_map={None: namespace}))
+    for node in root.iter():
+        node.tag = xmltree.split_tag(node.tag)[1]
+    root.tag = name
+    body = ElementTree.tostring(root, encoding="unicode")
+    return f'<{name} xmlns="{namespace}"' + body[len(name) + 1 :]
 
 
 def _default_namespace(message: Any) -> dict[str | None, str] | None:

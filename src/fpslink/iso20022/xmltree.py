@@ -16,7 +16,8 @@ from typing import Final
 from xml.etree.ElementTree import Element
 from xml.parsers import expat
 
-MAX_MESSAGE_BYTES: Final = 64 * 1024
+MAX_MESSAGE_BYTES: Final = 2 * 1024 * 1024
+"""The most the reader takes: a pacs.008 of 1000 transactions (the most one may carry) at 2 KiB each."""
 MAX_DEPTH: Final = 48
 """pacs.008's deepest element is 14 levels below its Document, 15 inside an envelope."""
 

@@ -20,6 +20,7 @@ from fpslink.config import Settings
 from fpslink.fx import repository as fx_repo
 from fpslink.fx.domain import Conversion
 from fpslink.idempotency import repository as idem_repo
+from fpslink.iso20022.details import Details
 from fpslink.ledger.domain import Transfer
 from fpslink.limits import repository as limits_repo
 from fpslink.limits import service as limits_service
@@ -74,6 +75,8 @@ class Admission:
     fingerprint: str
     payment: Payment
     conversion: Conversion
+    details: Details | None = None
+    """What a pacs.008 transaction was sent with: written with the payment, and given to IBPS."""
     key_taken: bool = False
     """Another request holds the idempotency key: answer as a replay of it."""
     tracked: Tracked | None = None
@@ -132,8 +135,10 @@ class AcceptanceTx(Protocol):
         transfers: Sequence[Transfer],
         payments: Sequence[Payment],
         events: Sequence[TimelineRow],
+        details: Sequence[tuple[str, Details]] = (),
     ) -> None:
-        """Write the decided batch: usage, holds, pending FPS transfers, payments and timeline."""
+        """Write the decided batch: usage, holds, pending FPS transfers, payments, timeline and what
+        the payments sent as pacs.008 were sent with."""
         ...
 
     async def rejected(
@@ -188,12 +193,13 @@ async def accept_many(acceptance: Acceptance, batch: list[Admission]) -> list[Tr
                     for a, (_, timeline) in zip(live, outcomes, strict=True)
                     for e in timeline
                 ],
+                details=[(a.payment_id, a.details) for a in live if a.details is not None],
             )
         rejected = [a for a in live if a.rejection is not None]
         await tx.rejected([(a.scope, a.key) for a in rejected], [a.payment_id for a in rejected], now)
         await tx.commit()
     for a, (payment, timeline) in zip(live, outcomes, strict=True):
-        a.tracked = Tracked(payment, timeline)
+        a.tracked = Tracked(payment, timeline, details=a.details)
     return [a.tracked for a in live if a.rejection is None and a.tracked is not None]
 
 
@@ -221,6 +227,7 @@ class _PgAcceptanceTx:
         transfers: Sequence[Transfer],
         payments: Sequence[Payment],
         events: Sequence[TimelineRow],
+        details: Sequence[tuple[str, Details]] = (),
     ) -> None:
         await payments_repo.write_accepted(
             await pg.raw(self._conn),
@@ -230,6 +237,8 @@ class _PgAcceptanceTx:
             rows=payments,
             events=events,
         )
+        if details:  # payments sent as pacs.008 only: a JSON batch costs no statement more
+            await self._tx.iso20022.add_details(details)
 
     async def rejected(
         self, keys: Sequence[tuple[str, str]], payment_ids: Sequence[str], now: datetime

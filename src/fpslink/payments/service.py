@@ -28,6 +28,7 @@ from fpslink.fx.repository import Quote
 from fpslink.ibps_client import deadline as ibps_deadline
 from fpslink.idempotency import service as idempotency
 from fpslink.idempotency.repository import KeyRecord
+from fpslink.iso20022.details import Details
 from fpslink.limits import service as limits_service
 from fpslink.limits.policy import business_date, check_per_transaction, in_service_hours
 from fpslink.money import Currency, Money, round_up, to_minor
@@ -55,6 +56,9 @@ class PaymentCommand:
     purpose: Purpose
     remittance_info: str | None
     end_to_end_id: str | None
+    details: Details | None = None
+    """What a pacs.008 transaction was sent with beyond the payment: written with the payment, given
+    to IBPS with its prepare (None for a JSON payment)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class PaymentResult:
     events: Sequence[TimelineEntry]
     http_status: int
     replayed: bool
+    details: Details | None = None
+    """What it was sent with as a pacs.008, when read back (`get_payment`)."""
 
 
 @dataclass(slots=True)
@@ -191,10 +197,15 @@ class PaymentsService:
             now=now,
         )
         if rejection is not None:
-            return await self._record_rejection(principal, key, fp, payment, rejection, now)
+            return await self._record_rejection(principal, key, fp, payment, rejection, command.details, now)
         assert binding.conversion is not None  # bound without a rejection
         admission = Admission(
-            scope=principal.scope, key=key, fingerprint=fp, payment=payment, conversion=binding.conversion
+            scope=principal.scope,
+            key=key,
+            fingerprint=fp,
+            payment=payment,
+            conversion=binding.conversion,
+            details=command.details,
         )
         wait_s = self._settings.payment_deadline_s + ANSWER_GRACE_S
         answered = await self.pipeline().run(admission, wait_s=wait_s)
@@ -365,6 +376,7 @@ class PaymentsService:
         fp: str,
         payment: Payment,
         rejection: Rejection,
+        details: Details | None,
         now: datetime,
     ) -> PaymentResult:
         claim = KeyClaim(
@@ -378,7 +390,7 @@ class PaymentsService:
         )
         rejected = as_rejected(payment, rejection, now)
         event = TimelineEntry(now, "REJECTED", f"{rejection.code}: {rejection.reason}")
-        if not await self._store.record_rejected(claim, rejected, event):
+        if not await self._store.record_rejected(claim, rejected, event, details):
             return await self._replay_race(principal, key, fp)
         return await self._result(payment.payment_id, replayed=False)
 
@@ -409,8 +421,8 @@ class PaymentsService:
         found = await self._store.payment_with_timeline(payment_id)
         if found is None:
             raise NotFound(f"payment {payment_id} not found", code="PAYMENT_NOT_FOUND")
-        payment, events = found
-        return PaymentResult(payment, events, 201 if payment.state in FINAL else 202, replayed)
+        payment, events, details = found
+        return PaymentResult(payment, events, 201 if payment.state in FINAL else 202, replayed, details)
 
     async def get_payment(self, principal: Principal, payment_id: str) -> PaymentResult:
         result = await self._result(payment_id, replayed=False)

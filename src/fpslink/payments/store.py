@@ -16,6 +16,7 @@ from typing import Protocol
 
 from fpslink.idempotency import repository as idem_repo
 from fpslink.idempotency.repository import KeyRecord
+from fpslink.iso20022.details import Details
 from fpslink.participants.repository import AccountRecord
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.domain import Payment, TimelineEntry
@@ -56,10 +57,12 @@ class PaymentsStore(Protocol):
         """The account as the directory holds it, or None."""
         ...
 
-    async def record_rejected(self, claim: KeyClaim, payment: Payment, event: TimelineEntry) -> bool:
-        """Bind the key (completed) to a payment rejected before its batch, write the payment and its
-        timeline entry and queue its webhooks, all or nothing; False (nothing written) if the key
-        is taken."""
+    async def record_rejected(
+        self, claim: KeyClaim, payment: Payment, event: TimelineEntry, details: Details | None
+    ) -> bool:
+        """Bind the key (completed) to a payment rejected before its batch, write the payment, its
+        timeline entry and what it was sent with, and queue its webhooks, all or nothing; False
+        (nothing written) if the key is taken."""
         ...
 
     async def find_key(self, scope: str, key: str, now: datetime) -> KeyRecord | None:
@@ -72,8 +75,10 @@ class PaymentsStore(Protocol):
 
     async def payment(self, payment_id: str) -> Payment | None: ...
 
-    async def payment_with_timeline(self, payment_id: str) -> tuple[Payment, list[TimelineEntry]] | None:
-        """The payment and its timeline, read together."""
+    async def payment_with_timeline(
+        self, payment_id: str
+    ) -> tuple[Payment, list[TimelineEntry], Details | None] | None:
+        """The payment, its timeline and what it was sent with as a pacs.008, read together."""
         ...
 
     async def page(self, page: PaymentPage) -> list[Payment]: ...
@@ -89,7 +94,9 @@ class PgPaymentsStore:
         async with self._uow() as tx:
             return await tx.participants.account(account_id)
 
-    async def record_rejected(self, claim: KeyClaim, payment: Payment, event: TimelineEntry) -> bool:
+    async def record_rejected(
+        self, claim: KeyClaim, payment: Payment, event: TimelineEntry, details: Details | None
+    ) -> bool:
         async with self._uow() as tx:
             if not await tx.idempotency.bind(
                 scope=claim.scope,
@@ -107,6 +114,8 @@ class PgPaymentsStore:
             await payments_repo.add_events(
                 tx.conn, payment.payment_id, event.at, [(event.event, event.detail)]
             )
+            if details is not None:
+                await tx.iso20022.add_details([(payment.payment_id, details)])
             await webhook_outbox.payment_changed(tx.conn, payment.payment_id, event.at)
             await tx.commit()
         return True
@@ -124,12 +133,15 @@ class PgPaymentsStore:
         async with self._uow() as tx:
             return await payments_repo.get(tx.conn, payment_id)
 
-    async def payment_with_timeline(self, payment_id: str) -> tuple[Payment, list[TimelineEntry]] | None:
+    async def payment_with_timeline(
+        self, payment_id: str
+    ) -> tuple[Payment, list[TimelineEntry], Details | None] | None:
         async with self._uow() as tx:
             payment = await payments_repo.get(tx.conn, payment_id)
             if payment is None:
                 return None
-            return payment, await payments_repo.events_of(tx.conn, payment_id)
+            events = await payments_repo.events_of(tx.conn, payment_id)
+            return payment, events, await tx.iso20022.details(payment_id)
 
     async def page(self, page: PaymentPage) -> list[Payment]:
         async with self._uow() as tx:

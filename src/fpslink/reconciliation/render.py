@@ -21,7 +21,7 @@ from typing import Any, Final
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from fpslink.reconciliation.domain import BreakType, age_text, describe
-from fpslink.reconciliation.repository import Run
+from fpslink.reconciliation.repository import REFERENCE_COLUMNS, Run, reference_columns
 
 HTML_MAX_BREAKS: Final = 1_000
 CSV_COLUMNS: Final = (
@@ -38,7 +38,11 @@ CSV_COLUMNS: Final = (
     "related_payment_id",
     "suggested_action",
     "category",
+    *REFERENCE_COLUMNS,
 )
+"""The last columns are the debtor bank's references to the payment (`BankReferences`), so that the
+bank finds it in its own books: EndToEndId, and for a payment sent as a pacs.008 MsgId, InstrId,
+TxId and UETR."""
 BREAK, TIMING_DIFFERENCE = "BREAK", "TIMING_DIFFERENCE"
 NORTH, SOUTH, ACCENT = "#1f6feb", "#d97706", "#b91c1c"
 
@@ -66,6 +70,7 @@ def _break_dict(run: Run, row: dict[str, Any]) -> dict[str, Any]:
         "related_payment_id": view.related_payment_id,
         "suggested_action": view.suggested_action,
         "category": BREAK,
+        **reference_columns(row.get("references")),
     }
 
 
@@ -89,6 +94,7 @@ def timing_lines(run: Run) -> list[dict[str, Any]]:
                 "compared, any mismatch is listed as a break."
             ),
             "category": TIMING_DIFFERENCE,
+            **{column: item.get(column) for column in REFERENCE_COLUMNS},
         }
         for item in run.summary.get("timing_differences", {}).get("items", [])
     ]

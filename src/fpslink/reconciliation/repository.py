@@ -6,12 +6,44 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import RowMapping, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fpslink.iso20022.models import iso20022_details
+from fpslink.payments.models import payments
 from fpslink.reconciliation.models import recon_breaks, recon_runs
+
+REFERENCE_COLUMNS: Final = ("end_to_end_id", "msg_id", "instr_id", "tx_id", "uetr")
+"""The debtor bank's references to a payment as a report's columns (`BankReferences`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BankReferences:
+    """The debtor bank's own references to a payment, which a report lists beside the link's payment
+    id: its EndToEndId (JSON or ISO 20022), and for a payment sent as a pacs.008 its MsgId, InstrId,
+    TxId and UETR."""
+
+    end_to_end_id: str | None
+    msg_id: str | None
+    instr_id: str | None
+    tx_id: str | None
+    uetr: str | None
+
+    def columns(self) -> dict[str, str | None]:
+        return {
+            "end_to_end_id": self.end_to_end_id,
+            "msg_id": self.msg_id,
+            "instr_id": self.instr_id,
+            "tx_id": self.tx_id,
+            "uetr": self.uetr,
+        }
+
+
+def reference_columns(found: BankReferences | None) -> dict[str, str | None]:
+    """A payment's references as a report's columns; empty where the gateway has no such payment."""
+    return dict.fromkeys(REFERENCE_COLUMNS) if found is None else found.columns()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +146,18 @@ class ReconciliationRepository:
             .limit(limit)
         )
         return (await self._conn.execute(query)).mappings().all()
+
+    async def references_of(self, payment_ids: Sequence[str]) -> dict[str, BankReferences]:
+        """The banks' references to these payments (those the gateway has)."""
+        if not payment_ids:
+            return {}
+        d = iso20022_details.c
+        query = (
+            select(payments.c.payment_id, payments.c.end_to_end_id, d.msg_id, d.instr_id, d.tx_id, d.uetr)
+            .select_from(payments.outerjoin(iso20022_details, d.payment_id == payments.c.payment_id))
+            .where(payments.c.payment_id.in_(list(set(payment_ids))))
+        )
+        return {row[0]: BankReferences(*row[1:]) for row in await self._conn.execute(query)}
 
     async def breaks_page(self, run_id: str, *, after: int, limit: int) -> Sequence[RowMapping]:
         """The run's breaks after `seq`, in the order found."""

@@ -30,7 +30,7 @@ from fpslink.errors import InvalidRequest, NotFound
 from fpslink.reconciliation import matching, tsv
 from fpslink.reconciliation import report as rep
 from fpslink.reconciliation.domain import business_date_of, cut_off_window_s, neighbour_entry
-from fpslink.reconciliation.repository import ReconciliationRepository, Run
+from fpslink.reconciliation.repository import ReconciliationRepository, Run, reference_columns
 from fpslink.uow import Connections, UnitsOfWork
 from ibps_wire.schemas import StatementTsvPage, TransferOut
 
@@ -319,12 +319,13 @@ class ReconciliationService:
             if (entry := neighbour_entry(business_date, transfer)) is not None
         ]
         await matching.record_neighbours(conn, entries)
-        listed = await matching.timing_differences(conn, limit=TIMING_DIFFERENCES_LISTED)
+        listed = rep.timing_rows(await matching.timing_differences(conn, limit=TIMING_DIFFERENCES_LISTED))
+        found = await ReconciliationRepository(conn).references_of([item["payment_id"] for item in listed])
         return {
             "count": len(entries),
             "looked_up": len(ids),
             "not_looked_up": candidates - len(ids),
-            "items": rep.timing_rows(listed),
+            "items": [{**item, **reference_columns(found.get(item["payment_id"]))} for item in listed],
         }
 
     async def _transfers(self, payment_ids: Sequence[str]) -> list[TransferOut]:
@@ -355,14 +356,17 @@ class ReconciliationService:
             return await tx.reconciliation.runs(limit=limit)
 
     async def iter_breaks(self, run_id: str, *, limit: int | None = None) -> AsyncIterator[dict[str, Any]]:
-        """The run's breaks in the order found, read in pages so a huge run never sits in memory."""
+        """The run's breaks in the order found, read in pages so a huge run never sits in memory, each
+        with the debtor bank's references to its payment (`BankReferences`; None where the gateway
+        has no such payment)."""
         after, sent = 0, 0
         while limit is None or sent < limit:
             page_size = BREAK_PAGE_SIZE if limit is None else min(BREAK_PAGE_SIZE, limit - sent)
             async with self._uow() as tx:
                 rows = await tx.reconciliation.breaks_page(run_id, after=after, limit=page_size)
+                references = await tx.reconciliation.references_of([row["payment_id"] for row in rows])
             for row in rows:
-                yield dict(row)
+                yield {**row, "references": references.get(row["payment_id"])}
             sent += len(rows)
             if len(rows) < page_size:
                 return

@@ -35,7 +35,7 @@ from sqlalchemy.types import TypeEngine
 
 from fpslink.fx.models import quotes
 from fpslink.idempotency.models import idempotency_keys
-from fpslink.iso20022.models import iso20022_transactions
+from fpslink.iso20022.models import iso20022_details, iso20022_transactions
 from fpslink.ledger.models import ledger_transfers
 from fpslink.limits.models import limit_usage
 from fpslink.limits.policy import Reservation, UsageKey
@@ -283,9 +283,9 @@ class PurgeRepository:
 
     async def delete_payments(self, payment_ids: Sequence[str]) -> int:
         """Delete the payments, what is left of their timelines, the keys bound to them and the pacs.008
-        references they were paid for (their transfers first: the ledger's foreign key)."""
+        references and details they were paid for (their transfers first: the ledger's foreign key)."""
         ids = _any("payment_ids", payment_ids, String())
-        for table in (payment_events, idempotency_keys, iso20022_transactions):
+        for table in (payment_events, idempotency_keys, iso20022_transactions, iso20022_details):
             await self._conn.execute(delete(table).where(table.c.payment_id == ids))
         result = await self._conn.execute(delete(payments).where(payments.c.payment_id == ids))
         return int(result.rowcount or 0)

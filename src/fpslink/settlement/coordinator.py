@@ -18,18 +18,30 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
+from uuid import UUID
 
 from fpslink import metrics
 from fpslink.circuit import acting_for
+from fpslink.fx.domain import AmountType
 from fpslink.ibps_client import IbpsError, IbpsRefused, IbpsUnavailable, refusal_of
+from fpslink.iso20022.details import Details
 from fpslink.payments.domain import Payment, TimelineEntry
 from fpslink.settlement import batcher
 from fpslink.settlement.states import outcome
 from fpslink.settlement.store import Failure, Move, SettlementStore
 from fpslink.vocabulary import Direction, State
 from ibps_wire.enums import TransferKind
-from ibps_wire.schemas import BatchItem, BatchVerdict, LegKind, Verdict
+from ibps_wire.schemas import (
+    BatchItem,
+    BatchVerdict,
+    Exchange,
+    LegKind,
+    TransferReferences,
+    Verdict,
+    trusted,
+)
 
 log = logging.getLogger("fpslink.settlement")
 
@@ -40,7 +52,13 @@ class SettlementIbps(Protocol):
     batching: bool
 
     def prepare_item(
-        self, *, payment_id: str, kind: LegKind, account_id: str, amount_minor: int
+        self,
+        *,
+        payment_id: str,
+        kind: LegKind,
+        account_id: str,
+        amount_minor: int,
+        references: TransferReferences | None = None,
     ) -> BatchItem: ...
 
     def finish_item(self, payment_id: str, *, commit: bool) -> BatchItem: ...
@@ -48,7 +66,13 @@ class SettlementIbps(Protocol):
     async def batch(self, items: Sequence[BatchItem]) -> list[BatchVerdict]: ...
 
     async def prepare(
-        self, *, payment_id: str, kind: LegKind, account_id: str, amount_minor: int
+        self,
+        *,
+        payment_id: str,
+        kind: LegKind,
+        account_id: str,
+        amount_minor: int,
+        references: TransferReferences | None = None,
     ) -> Verdict: ...
 
     async def commit(self, payment_id: str) -> object: ...
@@ -77,11 +101,14 @@ class Tracked:
 
     `payment` is the payment as this process last wrote it; `events` are the timeline it wrote.
     `stale` marks a payment another actor (the recovery sweep) moved first: its answer is read back.
+    `details` is what a payment sent as a pacs.008 came with, which its prepare gives IBPS (only a
+    live request prepares: recovery never does).
     """
 
     payment: Payment
     events: list[TimelineEntry] = field(default_factory=list)
     stale: bool = False
+    details: Details | None = None
 
     @property
     def payment_id(self) -> str:
@@ -114,6 +141,46 @@ def ibps_leg(payment: Payment) -> Leg:
     if account is None or amount is None:  # a bound payment has both: this one was never bound
         raise ValueError(f"payment {payment.payment_id} has no IBPS leg")
     return kind, account, amount
+
+
+def ibps_references(payment: Payment, details: Details | None) -> TransferReferences | None:
+    """What IBPS keeps with the payment's transfer for its statement: the bank's references, purpose
+    and remittance, the amount it instructed (InstdAmt, else the amount fixed, in its currency) and
+    the conversion; None for a payment not sent as a pacs.008."""
+    if details is None:
+        return None
+    instructed, currency = details.instructed_amount, details.instructed_currency
+    if instructed is None or currency is None:
+        sent = payment.amount_type is AmountType.SEND
+        text = payment.source_text() if sent else payment.target_text()
+        fixed = payment.source_currency if sent else payment.target_currency
+        if text is None or fixed is None:  # a bound payment has both
+            raise ValueError(f"payment {payment.payment_id} has no amount fixed")
+        instructed, currency = Decimal(text), fixed.value
+    target = payment.target_currency
+    exchange = None
+    if target is not None and payment.rate is not None and target is not payment.source_currency:
+        exchange = trusted(
+            Exchange,
+            source_currency=payment.source_currency.value,
+            target_currency=target.value,
+            rate=str(payment.rate),
+        )
+    return trusted(
+        TransferReferences,
+        msg_id=details.msg_id,
+        instr_id=details.instr_id,
+        end_to_end_id=details.end_to_end_id,
+        tx_id=details.tx_id,
+        uetr=None if details.uetr is None else UUID(details.uetr),
+        purpose_code=details.purpose_code,
+        purpose_proprietary=details.purpose_proprietary,
+        unstructured=list(details.unstructured),
+        structured=list(details.structured),
+        instructed_amount=f"{instructed:f}",
+        instructed_currency=currency,
+        exchange=exchange,
+    )
 
 
 # the moves, in pure code ------------------------------------------------------------------------
@@ -232,7 +299,13 @@ async def prepare_at_ibps(s: Settlement, batch: Sequence[Tracked]) -> list[Abort
     """None where IBPS prepared the payment, else why it is to be aborted."""
     legs = [ibps_leg(t.payment) for t in batch]
     ops: list[BatchItem] = [
-        s.ibps.prepare_item(payment_id=t.payment_id, kind=kind, account_id=account, amount_minor=amount)
+        s.ibps.prepare_item(
+            payment_id=t.payment_id,
+            kind=kind,
+            account_id=account,
+            amount_minor=amount,
+            references=ibps_references(t.payment, t.details),
+        )
         for t, (kind, account, amount) in zip(batch, legs, strict=True)
     ]
     answers = await _exchange(s, batch, ops)
@@ -262,7 +335,11 @@ async def _prepare_alone(s: Settlement, tracked: Tracked, leg: Leg) -> Abort | N
     try:
         with acting_for(tracked.payment.participant_id):
             outcome = await s.ibps.prepare(
-                payment_id=tracked.payment_id, kind=kind, account_id=account_id, amount_minor=amount
+                payment_id=tracked.payment_id,
+                kind=kind,
+                account_id=account_id,
+                amount_minor=amount,
+                references=ibps_references(tracked.payment, tracked.details),
             )
     except IbpsUnavailable as exc:
         return Abort("AB06", f"IBPS did not answer the prepare ({exc})")

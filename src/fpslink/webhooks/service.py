@@ -20,6 +20,7 @@ from fpslink import metrics, paging
 from fpslink.config import Settings
 from fpslink.db import Clock, database_unavailable, one_line
 from fpslink.errors import Conflict, InvalidRequest, NotFound
+from fpslink.iso20022.details import Details
 from fpslink.participants.service import require_participant
 from fpslink.payments import repository as payments_repo
 from fpslink.payments.domain import Payment, decimal_text
@@ -113,33 +114,39 @@ class WebhooksService:
         return rows, paging.encode_cursor(last["created_at"], last["delivery_id"]) if last else None
 
 
-def payload(delivery: dict[str, Any], payment: Payment, event_id: str | None = None) -> bytes:
-    """The event body: stable across attempts, because a final payment no longer changes."""
+def payload(
+    delivery: dict[str, Any], payment: Payment, event_id: str | None = None, details: Details | None = None
+) -> bytes:
+    """The event body: stable across attempts, because a final payment no longer changes (nor what
+    it was sent with, written with it). A payment sent as a pacs.008 carries `iso20022`."""
 
     target_currency = payment.target_currency
+    about: dict[str, Any] = {
+        "payment_id": payment.payment_id,
+        "end_to_end_id": payment.end_to_end_id,
+        "status": status_of(payment.state).value,
+        "direction": payment.direction.value,
+        "debtor_account_id": payment.debtor_account_id,
+        "creditor_account_id": payment.creditor_account_id,
+        "source_amount": payment.source_text() if payment.moved else None,
+        "source_currency": payment.source_currency.value,
+        "target_amount": payment.target_text() if payment.moved else None,
+        "target_currency": None if target_currency is None else target_currency.value,
+        "quoted_source_amount": payment.source_text(),
+        "quoted_target_amount": payment.target_text(),
+        "rate": decimal_text(payment.rate),
+        "reason_code": payment.reason_code,
+        "reason": payment.reason,
+        "created_at": payment.created_at.isoformat(),
+        "settled_at": payment.settled_at.isoformat() if payment.settled_at else None,
+    }
+    if details is not None:
+        about["iso20022"] = details.public()
     body = {
         "event_id": event_id or delivery["delivery_id"],
         "event": delivery["event"],
         "created_at": delivery["created_at"].isoformat(),
-        "payment": {
-            "payment_id": payment.payment_id,
-            "end_to_end_id": payment.end_to_end_id,
-            "status": status_of(payment.state).value,
-            "direction": payment.direction.value,
-            "debtor_account_id": payment.debtor_account_id,
-            "creditor_account_id": payment.creditor_account_id,
-            "source_amount": payment.source_text() if payment.moved else None,
-            "source_currency": payment.source_currency.value,
-            "target_amount": payment.target_text() if payment.moved else None,
-            "target_currency": None if target_currency is None else target_currency.value,
-            "quoted_source_amount": payment.source_text(),
-            "quoted_target_amount": payment.target_text(),
-            "rate": decimal_text(payment.rate),
-            "reason_code": payment.reason_code,
-            "reason": payment.reason,
-            "created_at": payment.created_at.isoformat(),
-            "settled_at": payment.settled_at.isoformat() if payment.settled_at else None,
-        },
+        "payment": about,
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -205,8 +212,10 @@ class WebhookDispatcher:
         async with self._uow() as tx:
             target = await tx.webhooks.attempt_target(delivery_id)
             payment = None
+            details = None
             if target is not None and target["payment_id"] is not None:
                 payment = await payments_repo.get(tx.conn, target["payment_id"])
+                details = await tx.iso20022.details(target["payment_id"])
         if target is None or (payment is None and target["payload"] is None):
             return "missing"
         probe = None if target["probe"] is None else probes.Probe(target["probe"])
@@ -217,7 +226,9 @@ class WebhookDispatcher:
         else:
             event_id = probes.event_id(delivery_id, probe)
             body = (
-                payload(target, payment, event_id) if payment is not None else run_payload(target, event_id)
+                payload(target, payment, event_id, details)
+                if payment is not None
+                else run_payload(target, event_id)
             )
             timestamp = int(self._wall().timestamp())
             headers = {
