@@ -6,6 +6,7 @@ Before: no limit at all; a quota kept per worker would let a bank send it once p
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 QUOTA = 20
 WINDOW_S = 60
-"""20 requests a minute: a token refills every 3 s, at most one or two while the test sends."""
+"""20 requests a minute: a token refills every 3 s, one or two while the test sends on a quiet machine."""
 
 
 async def test_a_banks_quota_is_shared_by_the_workers_not_granted_by_each(stack: Stack) -> None:
@@ -26,9 +27,12 @@ async def test_a_banks_quota_is_shared_by_the_workers_not_granted_by_each(stack:
     async with two_workers(stack, **env) as base_url:
         (_, noisy), (_, quiet) = await new_bank(base_url), await new_bank(base_url)
         answers = Counter[int]()
+        started = time.monotonic()
         for _ in range(3):  # 90 requests, each wave on 30 new connections spread over both workers
             answers.update(await on_fresh_connections(base_url, noisy, 30))
+        refilled = int((time.monotonic() - started) * QUOTA / WINDOW_S)  # what the bucket may add
         assert set(answers) == {200, 429}, answers
-        assert QUOTA <= answers[200] <= QUOTA + 2, f"{answers[200]} admitted of a quota of {QUOTA}"
+        admitted = answers[200]
+        assert QUOTA <= admitted <= QUOTA + refilled, f"{admitted} admitted of {QUOTA} + {refilled}"
         # the other bank has its own quota, whole
         assert Counter(await on_fresh_connections(base_url, quiet, QUOTA)) == {200: QUOTA}

@@ -99,6 +99,20 @@ async def test_workers_share_one_bucket() -> None:
     assert admitted == 100
 
 
+async def test_a_bank_within_a_slow_quota_gets_all_of_it_however_its_requests_are_spread() -> None:
+    """A one-token lease taken ahead would sit in the worker the bank left, and the other worker
+    would refuse the bank's last request of its quota for the 3 s that token takes to refill."""
+    db, wall = FakeDatabase(), Wall()
+    first, second = limiter(db, wall), limiter(db, wall)
+    quota = Quota(20, 60)
+    assert not quota.leases_ahead
+    decisions = [await first.admit("HKBANK", quota)]
+    decisions += [await second.admit("HKBANK", quota) for _ in range(19)]
+    assert all(d.admitted for d in decisions)
+    assert not (await second.admit("HKBANK", quota)).admitted
+    assert Quota(16, 1).leases_ahead and Quota(4, 1).leases_ahead and not Quota(3, 1).leases_ahead
+
+
 async def test_concurrent_requests_on_one_worker_share_a_lease() -> None:
     db, wall = FakeDatabase(), Wall()
     limits = limiter(db, wall)

@@ -41,6 +41,18 @@ class Quota:
         """How many tokens a worker asks the shared bucket for at a time (`LEASE_S`)."""
         return max(1, min(self.quota, math.ceil(self.rate * LEASE_S)))
 
+    @property
+    def leases_ahead(self) -> bool:
+        """Whether a worker takes the next lease before its tokens run out.
+
+        Only when a lease is a quarter second of refill: a lease rounded up to one token of a slow
+        quota would hold the bank's next token in a worker the bank's next request may not reach,
+        and the other workers would refuse that request for seconds while the bank is within its
+        quota. A slow quota's requests take their leases as they come: at most four statements a
+        second.
+        """
+        return self.rate * LEASE_S >= 1
+
     def refilled(self, tokens: float, elapsed_s: float) -> float:
         """The bucket's tokens `elapsed_s` after it held `tokens` (a clock that went back adds none)."""
         return min(float(self.quota), tokens + self.rate * max(0.0, elapsed_s))

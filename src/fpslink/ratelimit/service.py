@@ -7,10 +7,11 @@ number of hosts, draw on the same bucket, so a bank gets its quota however its c
 spread, and never more: a token is spent only once it has been taken from the shared bucket.
 
 A worker takes the next lease when half of one is left, before it runs out, so a bank within its
-quota seldom waits for the database. When the bucket is empty the worker asks again only once a
-lease's worth has refilled: a bank sending at ten times its quota costs its workers a statement
-every quarter second, not one per request. Concurrent requests of one bank on one worker share a
-lease in flight.
+quota seldom waits for the database; not for a quota slower than four a second, whose lease is one
+token that a worker must not hold while the bank's next request reaches another. When the bucket is
+empty the worker asks again only once a lease's worth has refilled: a bank sending at ten times its
+quota costs its workers a statement every quarter second, not one per request. Concurrent requests
+of one bank on one worker share a lease in flight.
 
 A request that finds no token waits for the next lease if it comes within FPSLINK_RATE_LIMIT_MAX_WAIT_S
 (1 s), as many of the bank's requests at a time as that second refills, like nginx's `limit_req`
@@ -97,7 +98,12 @@ class RateLimiter:
         for _ in range(STEPS):
             if local.tokens >= 1:
                 local.tokens -= 1
-                if local.tokens < quota.lease / 2 and local.lease is None and now >= local.blocked_until:
+                if (
+                    quota.leases_ahead
+                    and local.tokens < quota.lease / 2
+                    and local.lease is None
+                    and now >= local.blocked_until
+                ):
                     self._lease_ahead(participant_id, local)
                 if queued:
                     await self._paced(local, deadline)
