@@ -41,10 +41,13 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from benchmarks.throughput import (  # noqa: E402
     HOST,
     Result,
+    batch_steps,
     cpu_probe,
     drive,
+    finish_profiler,
     fpslink_request,
     seed_fpslink,
+    start_profiler,
 )
 from fpslink_tools.sandbox import SandboxProcess  # noqa: E402
 from ibps_wire.credentials import new_secret  # noqa: E402
@@ -75,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
         "--workers", type=int, default=None, help="gateway workers (default: the sandbox's own choice)"
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the busiest gateway process into FILE"
     )
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 120 or not 0 <= args.warmup <= 60:
@@ -167,7 +173,32 @@ async def load(sandbox: Sandbox, workdir: Path, args: argparse.Namespace, operat
         ["fpslink", "fpslink_ibps"],
         server=embedded_dsn(workdir),
     )
-    return await drive("sandbox", args.port, fpslink_request(world), args, cpu=probe)
+    profiler = None
+
+    async def start_profile() -> None:
+        nonlocal profiler
+        if args.profile is not None:
+            profiler = start_profiler(busiest(sandbox.gateway_pids()), args.profile, args.duration)
+
+    result = await drive(
+        "sandbox", args.port, fpslink_request(world), args, on_measuring=start_profile, cpu=probe
+    )
+    if profiler is not None:
+        result.notes += finish_profiler(profiler, args.profile)
+    return result
+
+
+def busiest(pids: list[int]) -> int:
+    """The process that has used the most CPU so far (with one worker: the worker, not its parent)."""
+
+    def used(pid: int) -> int:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return -1
+        return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+
+    return max(pids, key=used)
 
 
 def report(result: Result) -> list[str]:
@@ -207,6 +238,8 @@ async def main(args: argparse.Namespace) -> int:
         lines += report(result)
         if not lines[-1].endswith(": met"):
             code = 1
+        lines += await batch_steps(args.port)
+        lines += result.notes
     finally:
         exit_code = sandbox.interrupt()
     from fpslink_tools.embedded_pg import EmbeddedPostgres
@@ -238,5 +271,5 @@ if __name__ == "__main__":
     arguments = parse_args()
     if re.fullmatch(r"127\.0\.0\.1", HOST) is None:  # never load another address
         raise SystemExit("the load generator only targets 127.0.0.1")
-    print(json.dumps({k: v for k, v in vars(arguments).items() if k != "rate"}))
+    print(json.dumps({k: v for k, v in vars(arguments).items() if k != "rate"}, default=str))
     raise SystemExit(asyncio.run(main(arguments)))
