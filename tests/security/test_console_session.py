@@ -1,10 +1,12 @@
 """Console sessions: logging out ends the session on the server (a copied cookie stops working,
-in every worker), and the cookie is Secure exactly when the browser is on https, which a proxy
-may say only when FPSLINK_TRUSTED_PROXIES names it."""
+in every worker), so does revoking or the expiry of the key that logged it in, and the cookie is
+Secure exactly when the browser is on https, which a proxy may say only when
+FPSLINK_TRUSTED_PROXIES names it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -54,6 +56,38 @@ async def test_a_copied_cookie_stops_working_when_its_session_logs_out(
             again = await login(victim, bank.api_key)
             assert again.status_code == 303
             assert (await victim.get("/console/payments")).status_code == 200, "a new session works"
+
+
+async def test_a_session_ends_when_the_key_that_logged_it_in_is_revoked_or_expires(
+    harness: Harness,
+) -> None:
+    """Before: a session named only its bank, so a leaked key, once revoked, still kept the
+    console it had logged into for the session's eight hours."""
+    h = harness
+    bank = await h.bank("FPS")
+    keys = f"/v1/participants/{bank.participant_id}/keys"
+    leaked = (await h.http.post(keys, json={}, headers=bank.headers)).json()
+    until = h.clock.now + timedelta(hours=1)
+    temporary = (await h.http.post(keys, json={"expires_at": until.isoformat()}, headers=bank.headers)).json()
+    async with (
+        browser(h, bank.api_key) as kept,
+        browser(h, leaked["api_key"]) as thief,
+        browser(h, temporary["api_key"]) as visitor,
+    ):
+        for http in (kept, thief, visitor):
+            assert (await http.get("/console/payments")).status_code == 200
+
+        revoked = await h.http.delete(f"{keys}/{leaked['prefix']}", headers=bank.headers)
+        assert revoked.status_code == 200, revoked.text
+        page = await thief.get("/console/payments")
+        assert page.status_code == 303 and page.headers["location"].startswith("/console/login")
+        assert (await thief.get("/console/api/dashboard")).status_code == 401
+        assert (await visitor.get("/console/payments")).status_code == 200, "other keys' sessions go on"
+
+        h.clock.advance(3600)
+        page = await visitor.get("/console/payments")
+        assert page.status_code == 303, "the session of a key that expired ends with it"
+        assert (await kept.get("/console/payments")).status_code == 200
 
 
 def _cookie_flags(response: httpx.Response) -> list[str]:

@@ -33,6 +33,7 @@ from fpslink.errors import Forbidden, FpslinkError, InvalidRequest, NotFound, Up
 from fpslink.ibps_client import IbpsRefused, IbpsUnavailable
 from fpslink.limits.policy import HK_TZ, business_date
 from fpslink.participants import service as participants_service
+from fpslink.participants.keys import key_prefix
 from fpslink.reconciliation import render as recon_render
 from fpslink.vocabulary import Direction, Status, System
 from ibps_wire.enums import FaultCall, FaultKind
@@ -270,7 +271,8 @@ async def login(request: Request) -> Response:
     except FpslinkError:
         return render(request, "login.html.j2", status_code=401, next=target, failed=True)
     await console.logged_in(gw, attempt)
-    token, _ = sessions.issue(_key(gw), scope=principal.scope, now=gw.wall_now())
+    prefix = "" if principal.is_operator else key_prefix(api_key, principal.scope)
+    token, _ = sessions.issue(_key(gw), scope=principal.scope, key_prefix=prefix, now=gw.wall_now())
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         sessions.COOKIE,

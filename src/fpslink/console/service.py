@@ -59,12 +59,15 @@ PHONE_LIKE = re.compile(r"(\+|00)[0-9 ()\-.]{6,40}")
 
 
 async def principal_of(gw: Gateway, session: Session) -> Principal | None:
-    """The principal a session names, or None when it was logged out or its bank no longer exists."""
+    """The principal a session names, or None when it was logged out, the key that logged it in
+    was revoked or has expired, or its bank no longer exists."""
     async with gw.uow() as tx:
         if await repo.session_ended(tx.conn, session.nonce):
             return None
         if session.is_operator:
             return OPERATOR
+        if not await tx.participants.key_active(session.scope, session.key_prefix, now=gw.now()):
+            return None
         found = await tx.participants.participant(session.scope)
     if found is None:
         return None

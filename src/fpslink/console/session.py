@@ -1,9 +1,11 @@
 """Console sessions: a signed, expiring token in an HttpOnly cookie, and CSRF tokens bound to it.
 
-The cookie names the principal (a bank's id, or the operator) and never holds an API key. It is
-signed with HMAC-SHA256 under a key derived from the operator key, so changing the operator key
-logs everybody out. Each session carries a random nonce; a form's CSRF token is an HMAC of that
-nonce, so a token stolen from one session is worthless in another. Pure: no I/O.
+The cookie names the principal (a bank's id, or the operator) and the public prefix of the key that
+logged in, never a key itself: revoking that key, or its expiry, ends the session (the console
+checks the key on every request). It is signed with HMAC-SHA256 under a key derived from the
+operator key, so changing the operator key logs everybody out. Each session carries a random
+nonce; a form's CSRF token is an HMAC of that nonce, so a token stolen from one session is
+worthless in another. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Session:
     """A participant id, or OPERATOR_SCOPE."""
     expires_at_s: int
     nonce: str
+    key_prefix: str = ""
+    """The prefix of the bank's key that logged in ("" for the operator): the session lasts while
+    that key is neither revoked nor expired."""
 
     @property
     def is_operator(self) -> bool:
@@ -48,10 +53,18 @@ def _mac(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def issue(key: bytes, *, scope: str, now: datetime, ttl_s: int = SESSION_TTL_S) -> tuple[str, Session]:
-    """A new session token for `scope`, valid `ttl_s` seconds from `now`."""
-    session = Session(scope=scope, expires_at_s=int(now.timestamp()) + ttl_s, nonce=secrets.token_hex(16))
-    payload = f"v1|{session.scope}|{session.expires_at_s}|{session.nonce}"
+def issue(
+    key: bytes, *, scope: str, now: datetime, key_prefix: str = "", ttl_s: int = SESSION_TTL_S
+) -> tuple[str, Session]:
+    """A new session token for `scope`, logged in with the key of `key_prefix`, valid `ttl_s`
+    seconds from `now`."""
+    session = Session(
+        scope=scope,
+        expires_at_s=int(now.timestamp()) + ttl_s,
+        nonce=secrets.token_hex(16),
+        key_prefix=key_prefix,
+    )
+    payload = f"v2|{session.scope}|{session.expires_at_s}|{session.nonce}|{session.key_prefix}"
     encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
     return f"{encoded}.{_mac(key, payload)}", session
 
@@ -67,10 +80,11 @@ def verify(key: bytes, token: str | None, *, now: datetime) -> Session | None:
         return None
     if not hmac.compare_digest(mac, _mac(key, payload)):
         return None
-    parts = payload.split("|")
-    if len(parts) != 4 or parts[0] != "v1" or not parts[2].isdigit():
-        return None
-    session = Session(scope=parts[1], expires_at_s=int(parts[2]), nonce=parts[3])
+    # the prefix goes last: a key chosen by its bank may hold any character, "|" included
+    parts = payload.split("|", 4)
+    if len(parts) != 5 or parts[0] != "v2" or not parts[2].isdigit():
+        return None  # forged, or a session of the format before the key was named: log in again
+    session = Session(scope=parts[1], expires_at_s=int(parts[2]), nonce=parts[3], key_prefix=parts[4])
     if session.expires_at_s <= now.timestamp():
         return None
     return session

@@ -196,6 +196,16 @@ class ParticipantsRepository:
         )
         return int((await self._conn.execute(query)).scalar_one())
 
+    async def key_active(self, participant_id: str, prefix: str, *, now: datetime) -> bool:
+        """Whether the bank's key of this prefix is neither revoked nor expired."""
+        query = select(api_keys.c.prefix).where(
+            api_keys.c.participant_id == participant_id,
+            api_keys.c.prefix == prefix,
+            api_keys.c.revoked_at.is_(None),
+            or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+        )
+        return (await self._conn.execute(query)).first() is not None
+
     async def revoke_key(self, *, participant_id: str, prefix: str, now: datetime) -> ApiKeyRecord | None:
         """Revoke the key (a key revoked before keeps its first revocation time); None if unknown."""
         stmt = (
