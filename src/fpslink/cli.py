@@ -393,6 +393,14 @@ def loadtest(
         str, typer.Option(help="How long locust runs: 60s, 2m, 1h30m or seconds (with --shape: one day)")
     ] = "60s",
     users: Annotated[int, typer.Option(min=1, max=10_000, help="Locust users (with --shape: the peak)")] = 20,
+    locust_processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Locust processes: above 1, a master and that many workers on this machine",
+        ),
+    ] = 1,
     spawn_rate: Annotated[
         float | None, typer.Option(min=0.1, max=10_000, help="Users started per second [default: users/5]")
     ] = None,
@@ -440,6 +448,7 @@ def loadtest(
                 ibps_port=ibps_port,
                 keep_databases=keep_databases,
                 output=output or Path(f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"),
+                locust_processes=locust_processes,
             )
             report = asyncio.run(load.run_until_terminated(cfg, say=lambda line: console.log(line)))
     except load.LoadtestError as exc:

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -118,6 +119,9 @@ class LoadtestConfig:
     output: Path = Path("loadtest")
     accounts_per_bank: int | None = None
     locustfile: Path = field(default_factory=default_locustfile)
+    locust_processes: int = 1
+    """Locust processes generating load: more than one runs locust distributed on this machine, a
+    master and that many workers (one Python process saturates at a few hundred requests a second)."""
 
     @property
     def workdir(self) -> Path:
@@ -134,6 +138,8 @@ class LoadtestConfig:
             raise LoadtestError("with --shape the duration is one simulated day: at least 24s")
         if not self.locustfile.is_file():
             raise LoadtestError(f"no locustfile at {self.locustfile}")
+        if self.locust_processes > 1 and os.name == "nt":
+            raise LoadtestError("--locust-processes above 1 needs fork: Linux or macOS")
 
 
 @dataclass
@@ -174,6 +180,8 @@ class LoadtestReport:
     failures: int = 0
     exceptions: int = 0
     payments_endpoint: EndpointStats | None = None
+    p99_by_minute: list[float | None] = field(default_factory=list)
+    """POST /v1/payments: each minute's worst p99 of locust's 10-second windows (ms)."""
     failure_kinds: list[dict[str, str]] = field(default_factory=list)
     payments_by_state: dict[str, int] = field(default_factory=dict)
     settled: int = 0
@@ -248,7 +256,30 @@ def locust_command(cfg: LoadtestConfig, base_url: str) -> list[str]:
         str(cfg.output / "locust"),
         "--html",
         str(cfg.output / "locust.html"),
+        "--csv-full-history",
         "--only-summary",
+        *distributed_options(cfg),
+    ]
+
+
+def distributed_options(cfg: LoadtestConfig) -> list[str]:
+    """Locust distributed on this machine: a master and `locust_processes` forked workers, which
+    talk over a free port of 127.0.0.1 (locust's master listens on every interface unless told
+    otherwise)."""
+    if cfg.locust_processes <= 1:
+        return []
+    port = str(free_port(cfg.host))
+    return [
+        "--processes",
+        str(cfg.locust_processes),
+        "--master-bind-host",
+        cfg.host,
+        "--master-bind-port",
+        port,
+        "--master-host",
+        cfg.host,
+        "--master-port",
+        port,
     ]
 
 
@@ -332,6 +363,33 @@ def read_locust_stats(prefix: Path) -> tuple[dict[str, EndpointStats], list[dict
         with exceptions_file.open(newline="", encoding="utf-8") as handle:
             exceptions = sum(int(_number(r.get("Count")) or 0) for r in csv.DictReader(handle))
     return rows, failures, exceptions
+
+
+def free_port(host: str) -> int:
+    """A port of `host` that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def p99_by_minute(history: Path, name: str) -> list[float | None]:
+    """From locust's full stats history (a row a second per request name, percentiles over its last
+    10 seconds): for each minute since the first row, the highest p99 of `name` (None: none)."""
+    if not history.is_file():
+        return []
+    worst: dict[int, float | None] = {}
+    first: int | None = None
+    with history.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if f"{row.get('Type') or ''} {row.get('Name')}".strip() != name:
+                continue
+            stamp = int(_number(row.get("Timestamp")) or 0)
+            first = stamp if first is None else first
+            minute = (stamp - first) // 60
+            p99 = _number(row.get("99%"))
+            seen = worst.get(minute)
+            worst[minute] = p99 if seen is None or (p99 is not None and p99 > seen) else seen
+    return [worst.get(m) for m in range(max(worst) + 1)] if worst else []
 
 
 def failure_line(row: dict[str, str]) -> str:
@@ -541,6 +599,7 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
             await drop_databases(gateway_db)
     rows, report.failure_kinds, report.exceptions = read_locust_stats(cfg.output / "locust")
     report.payments_endpoint = rows.get(f"POST {PAYMENTS_ROUTE}")
+    report.p99_by_minute = p99_by_minute(cfg.output / "locust_stats_history.csv", f"POST {PAYMENTS_ROUTE}")
     aggregated = rows.get("Aggregated")
     report.requests = aggregated.requests if aggregated else 0
     report.failures = aggregated.failures if aggregated else 0
@@ -577,6 +636,11 @@ def summary_table(report: LoadtestReport) -> Table:
         table.add_row(
             f"POST {PAYMENTS_ROUTE} p50 / p95 / p99 (ms)",
             " / ".join(_ms(v) for v in (endpoint.p50_ms, endpoint.p95_ms, endpoint.p99_ms)),
+        )
+    if report.p99_by_minute:
+        table.add_row(
+            f"POST {PAYMENTS_ROUTE} p99 of each minute (ms)",
+            " ".join(_ms(v) for v in report.p99_by_minute),
         )
     table.add_row("requests (all)", f"{report.requests:,}")
     table.add_row("failures (all)", f"{report.failures:,}")

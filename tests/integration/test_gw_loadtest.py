@@ -71,6 +71,21 @@ async def test_a_small_load_test_settles_payments_and_reconciles(tmp_path: Path)
     assert not left, f"the run left its databases behind: {[r['datname'] for r in left]}"
 
 
+@pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
+@pytest.mark.skipif(os.name == "nt", reason="locust forks its workers")
+async def test_locust_runs_distributed_a_master_and_its_workers(tmp_path: Path) -> None:
+    name = f"fpslink_t_load_dist_{os.getpid()}"
+    command = _loadtest_command(name, tmp_path, "8s", users=4, extra=("--locust-processes", "2"))
+    result = await _run_loadtest(command, tmp_path, timeout_s=150)
+    log = (tmp_path / "run" / "locust.log").read_text(errors="replace")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{log[-3000:]}"
+    assert "2 workers connected" in log, log[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["ok"] is True and summary["settled"] > 0, summary["problems"]
+    assert summary["p99_by_minute"], "no p99 per minute from the stats history"
+    assert "p99 of each minute" in result.stdout
+
+
 async def _run_loadtest(
     command: list[str], cwd: Path, *, timeout_s: float
 ) -> subprocess.CompletedProcess[str]:
@@ -88,7 +103,9 @@ async def _run_loadtest(
     )
 
 
-def _loadtest_command(name: str, tmp_path: Path, duration: str, *, users: int = 2) -> list[str]:
+def _loadtest_command(
+    name: str, tmp_path: Path, duration: str, *, users: int = 2, extra: tuple[str, ...] = ()
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -108,6 +125,7 @@ def _loadtest_command(name: str, tmp_path: Path, duration: str, *, users: int = 
         str(free_port()),
         "--output",
         str(tmp_path / "run"),
+        *extra,
     ]
 
 

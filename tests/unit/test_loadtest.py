@@ -5,6 +5,7 @@ The end-to-end run on PostgreSQL is in tests/integration/test_gw_loadtest.py.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -73,6 +74,37 @@ def test_the_locust_command_is_headless_bounded_and_local(tmp_path: Path) -> Non
     for part in ("--headless", "-u 50", "-r 10", "-t 30s", "--host http://127.0.0.1:18720", "--only-summary"):
         assert part in text
     assert f"--csv {tmp_path / 'locust'}" in text and f"--html {tmp_path / 'locust.html'}" in text
+
+
+def test_more_locust_processes_run_a_master_and_workers_on_loopback(tmp_path: Path) -> None:
+    single = load.LoadtestConfig(output=tmp_path, locustfile=tmp_path / "l.py")
+    assert "--processes" not in load.locust_command(single, "http://127.0.0.1:18720")
+    cfg = load.LoadtestConfig(output=tmp_path, locustfile=tmp_path / "l.py", locust_processes=3)
+    command = load.locust_command(cfg, "http://127.0.0.1:18720")
+    options = dict(itertools.pairwise(command))
+    assert options["--processes"] == "3"
+    assert options["--master-bind-host"] == options["--master-host"] == "127.0.0.1"
+    assert options["--master-bind-port"] == options["--master-port"]
+    assert "--csv-full-history" in command
+
+
+HISTORY_CSV = """\
+Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
+1800000000,5,POST,/v1/payments,4.0,0.0,50,55,60,61,70,75,78,80,80,80,80
+1800000000,5,,Aggregated,5.0,0.0,10,12,22,28,54,70,80,900,900,900,900
+1800000030,5,POST,/v1/payments,4.0,0.0,50,55,60,61,70,75,78,120,130,130,130
+1800000059,5,POST,/v1/payments,4.0,0.0,50,55,60,61,70,75,78,90,90,90,90
+1800000061,5,POST,/v1/payments,0.0,0.0,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A
+1800000185,5,POST,/v1/payments,4.0,0.0,50,55,60,61,70,75,78,60,60,60,60
+"""
+
+
+def test_each_minutes_p99_is_the_worst_ten_second_p99_of_that_minute(tmp_path: Path) -> None:
+    history = tmp_path / "locust_stats_history.csv"
+    history.write_text(HISTORY_CSV)
+    assert load.p99_by_minute(history, "POST /v1/payments") == [120, None, None, 60]
+    assert load.p99_by_minute(history, "GET /nothing") == []
+    assert load.p99_by_minute(tmp_path / "missing.csv", "POST /v1/payments") == []
 
 
 def test_accounts_per_bank_set_by_the_caller_win(monkeypatch: pytest.MonkeyPatch) -> None:
