@@ -6,7 +6,8 @@ The convention (README.md, "Tested docs"): every fenced block whose language is 
 `<!-- docs-test skip: why -->` is not run. The paragraph right after a block is checked against the
 block's output: a `"field": value` or a `{...}` in inline code must be in one of its JSON answers
 (top level, or an item of a list answer), a three-digit code such as `201` must be a status one of its
-curls answered, and inline code right after the word "prints" must appear in its output.
+curls answered, and inline code right after the word "prints" (each code of a list it starts:
+"prints `a`, `b` and `c`") must appear in its output.
 
 `python3 tasks.py ...` is never run: the caller checks what was asked (`PageRun.tasks_calls`), since
 the sandbox the commands run against is `tasks.py sandbox`'s effect and `tasks.py test` would run the
@@ -42,6 +43,8 @@ NAMED_KEY = re.compile(r"<(?P<who>[A-Za-z0-9]+) key>")
 """A key shown by its owner, e.g. `<HARBOURHK key>`."""
 PLACEHOLDER = re.compile(r"<[A-Za-z][\w-]*(?: [\w-]+)*>")
 """What is left after substitution and reads as a placeholder, which the sandbox cannot fill."""
+LIST_GLUE = re.compile(r",?\s*(?:and\s*)?")
+"""What joins the codes of one claim: "prints `a`, `b` and `c`" claims all three."""
 BANNER_KEY = re.compile(r"^\s+(?P<who>\S+)(?:\s+(?:FPS|IBPS))?\s+key\s+(?P<key>fpsl_\S+)\s*$", re.M)
 EVENT = re.compile(r"@@docs-test (?P<what>[^@\n]*)@@")
 BLOCK_EVENT = re.compile(r"\n?@@docs-test block (?P<line>\d+)@@\n")
@@ -161,12 +164,14 @@ def _claims_after(tokens: list[Token], fence: int) -> Claims:
     found_json: list[dict[str, Any]] = []
     statuses: list[int] = []
     prints: list[str] = []
+    listing = False
     for j, child in enumerate(children):
         if child.type != "code_inline":
             continue
         text = child.content
-        before = children[j - 1].content if j else ""
-        if before.rstrip().endswith("prints"):
+        before = children[j - 1].content if j and children[j - 1].type == "text" else ""
+        listing = before.rstrip().endswith("prints") or (listing and bool(LIST_GLUE.fullmatch(before)))
+        if listing:
             prints.append(text)
         elif STATUS.fullmatch(text):
             statuses.append(int(text))

@@ -1,9 +1,11 @@
-"""The README's and the quickstart's commands, taken from the Markdown and run against a fresh sandbox
-as a reader pastes them (the convention: README.md, "Tested docs"; the runner: tests/doc_commands.py).
+"""The commands of the README, the quickstart and the ISO 20022 guide, taken from the Markdown and run
+against a fresh sandbox as a reader pastes them (the convention: README.md, "Tested docs"; the runner:
+tests/doc_commands.py).
 
 One sandbox serves the module, started as `python3 tasks.py sandbox` starts it once it has installed
 the project (`fpslink sandbox`), in a directory that stands for the reader's clone: its `.fpslink/` is
-the sandbox's, its `.venv` the virtualenv these tests run in.
+the sandbox's, its `.venv` the virtualenv these tests run in, its `tests/` the repository's (the ISO
+20022 guide sends the example messages there, dated by the sandbox's business date).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from gw_support import sandbox_in_tmp, user_environment
 from fpslink.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ("README.md", "docs/quickstart.md")
+PAGES = ("README.md", "docs/quickstart.md", "docs/iso20022.md")
 PAGE_TIMEOUT_S = 120.0
 
 
@@ -80,6 +82,7 @@ def docs_sandbox() -> Iterator[tuple[Path, Sandbox]]:
         pytest.fail(f"the tests run outside a virtualenv with fpslink installed ({venv})", pytrace=False)
     with sandbox_in_tmp("fpslink-docs-") as (workdir, running, _):
         (workdir / ".venv").symlink_to(venv)
+        (workdir / "tests").symlink_to(ROOT / "tests")
         state = json.loads((workdir / ".fpslink" / "sandbox.json").read_text())
         yield (
             workdir,

@@ -91,6 +91,7 @@ async def test_a_day_later_the_daily_limit_is_fresh_and_both_sides_date_by_the_n
 
     moved = await advance(h, DAY_S)
     assert business_date(datetime.fromisoformat(moved["now"])) == tomorrow
+    assert moved["business_date"] == tomorrow.isoformat()  # what a pacs.008's IntrBkSttlmDt must be
     limits = (await h.http.get(f"/v1/accounts/{w['hk_acc']}/limits", headers=w["hk"].headers)).json()
     assert limits["business_date"] == tomorrow.isoformat()
     assert [(u["period"], u["used"]) for u in limits["usage"]] == [("DAY", "0.00"), ("YEAR", "10000.00")]
@@ -239,6 +240,7 @@ async def test_the_clock_is_refused_unless_the_deployment_enables_it(harness: Ha
     seen = (await h.http.get("/v1/sandbox/clock", headers=bank.headers)).json()
     assert (seen["enabled"], seen["offset_seconds"], seen["ibps_offset_seconds"]) == (False, 0.0, 0.0), seen
     assert datetime.fromisoformat(seen["now"]) == h.clock.now
+    assert seen["business_date"] == business_date(h.clock.now).isoformat()
     transport = httpx.ASGITransport(app=h.app, raise_app_exceptions=True)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=60) as client:
         await client.post("/console/login", data={"api_key": OPERATOR_KEY, "next": "/console/sandbox"})

@@ -64,6 +64,17 @@ def test_shell_blocks_are_read_with_their_line_skip_reason_and_claims() -> None:
     assert [b.fence_line for b in page.runnable] == [3, 19]
 
 
+def test_prints_claims_each_code_of_the_list_it_starts() -> None:
+    """`prints `a`, `b` and `c`` claims all three lines of a loop's output; a list ends at other words."""
+    page = read_page(
+        "p.md",
+        "```bash\nfor x in a b c; do echo $x ok; done\n```\n\n"
+        "It prints `a ok`, `b ok` and `c ok`, then `201` is a status and `d` is no claim.\n",
+    )
+    assert page.blocks[0].claims.prints == ("a ok", "b ok", "c ok")
+    assert page.blocks[0].claims.statuses == (201,)
+
+
 @pytest.mark.parametrize(
     ("markdown", "complaint"),
     [

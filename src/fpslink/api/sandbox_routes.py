@@ -3,7 +3,7 @@ test needs no set-up, and the test clock (`/v1/sandbox/clock`), which moves the 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,6 +23,7 @@ from fpslink.api.routes import PROBLEMS, _idempotent
 from fpslink.clock.policy import MAX_OFFSET
 from fpslink.clock.service import ClockStatus
 from fpslink.demo import DEMO_ACCOUNTS, DEMO_BANKS, demo_key
+from fpslink.limits.policy import business_date
 from fpslink.participants.service import hash_key
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"], responses=PROBLEMS)
@@ -173,6 +174,10 @@ MAX_SECONDS = int(MAX_OFFSET.total_seconds())
 class SandboxClockOut(BaseModel):
     enabled: bool = Field(description="Whether this deployment lets the operator move the clock")
     now: AwareDatetime = Field(description="The sandbox's time: what limits, quotes, hours and recovery use")
+    business_date: date = Field(
+        description="The UTC+8 date of the sandbox's time: the day payments are booked to, and the only "
+        "interbank settlement date (IntrBkSttlmDt) a pacs.008 may carry"
+    )
     real_now: AwareDatetime = Field(description="The wall clock's time")
     offset_seconds: float = Field(description="How far the sandbox runs ahead of the wall clock")
     ibps_now: AwareDatetime | None = Field(description="mock_ibps's time; null when it did not answer")
@@ -183,6 +188,7 @@ class SandboxClockOut(BaseModel):
                 {
                     "enabled": True,
                     "now": "2026-12-08T02:00:00.120000Z",
+                    "business_date": "2026-12-08",
                     "real_now": "2026-12-07T02:00:00.120000Z",
                     "offset_seconds": 86400.0,
                     "ibps_now": "2026-12-08T02:00:00.121000Z",
@@ -218,6 +224,7 @@ def _clock_out(status: ClockStatus) -> SandboxClockOut:
     return SandboxClockOut(
         enabled=status.enabled,
         now=status.now,
+        business_date=business_date(status.now),
         real_now=status.real_now,
         offset_seconds=_seconds(status.offset),
         ibps_now=status.ibps_now,
