@@ -1,13 +1,19 @@
 """/metrics shows what a dashboard of a long run needs, from a real gateway on PostgreSQL: payments
 pending (counted in the database), rejections by code (the limits' AM02 and AM14 among them), and
-each IBPS circuit; and it still answers when the database does not."""
+each IBPS circuit; it still answers when the database does not; and every metric and label the
+compose profile `observe` reads (docker/grafana, docker/prometheus) is one that `fpslink serve
+--workers 2`, as compose runs it, serves."""
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import httpx
 import pytest
-from gateway_stack import OPERATOR_KEY
-from gw_support import Crash, Harness, crash_at, unreachable_database_settings
+from gateway_stack import OPERATOR_KEY, Stack, served_gateway
+from gw_support import Crash, Harness, crash_at, funded_bank, unreachable_database_settings
+from observe_support import balanced, expressions, selectors
 from prometheus_client.parser import text_string_to_metric_families
 
 from fpslink.app import create_app
@@ -72,3 +78,48 @@ async def test_metrics_answer_while_the_database_is_down() -> None:
             answer = await http.get("/metrics", headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
     assert answer.status_code == 200, answer.text
     assert "fpslink_payments_total" in answer.text
+
+
+async def test_every_metric_the_dashboard_and_the_rules_read_is_served(stack: Stack) -> None:
+    """Names, the labels matched and the labels grouped by, against the /metrics of a gateway that
+    has settled and rejected a payment, as a stack that has run a while has: a typo, or a metric
+    renamed in the code, fails here instead of drawing an empty panel."""
+    async with (
+        served_gateway(stack, "observe-gateway", workers=2) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        _, key, debtor = await funded_bank(http, "FPS")
+        _, _, creditor = await funded_bank(http, "IBPS")
+        for amount, status in (("100.00", "SETTLED"), ("9999999.00", "REJECTED")):
+            answer = await http.post(
+                "/v1/payments",
+                json={
+                    "debtor_account_id": debtor,
+                    "creditor": {"account_id": creditor},
+                    "amount": amount,
+                    "currency": "HKD",
+                    "purpose": "FAMILY_SUPPORT",
+                },
+                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())},
+            )
+            assert answer.status_code == 201 and answer.json()["status"] == status, answer.text
+        exposition = (await http.get("/metrics")).text
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    read = expressions()
+    assert len(read) >= 10, [e.where for e in read]
+    for expr in read:
+        assert balanced(expr.text), expr
+        used = selectors(expr.text)
+        for name, matched in used:
+            assert name in labels, f"{expr.where}: /metrics has no {name}"
+            assert matched <= labels[name], f"{expr.where}: {name} has no label {matched - labels[name]}"
+        grouped = {
+            label.strip()
+            for by in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr.text)
+            for label in by.split(",")
+        }
+        offered = {"le"} | {label for name, _ in used for label in labels[name]}
+        assert grouped <= offered, f"{expr.where}: no metric it reads has {grouped - offered}"
