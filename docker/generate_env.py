@@ -3,10 +3,12 @@
 
     python3 docker/generate_env.py            # or --output PATH
 
-docker-compose.yml has no default for FPSLINK_OPERATOR_KEY, FPSLINK_IBPS_TOKEN or POSTGRES_PASSWORD:
-each deployment gets its own, 256 random bits apiece. A variable the file already sets is kept (so
-running it again changes nothing, and a value of your own stays); only missing ones are added. Only
-the standard library: it runs on the host, before any image is built.
+docker-compose.yml has no default for FPSLINK_OPERATOR_KEY, FPSLINK_IBPS_TOKEN, POSTGRES_PASSWORD or
+GRAFANA_ADMIN_PASSWORD (the `observe` profile's Grafana): each deployment gets its own, 256 random
+bits apiece. A variable the file already sets is kept (so running it again changes nothing, and a
+value of your own stays); only missing ones are added, so a .env written before Grafana came gets
+its password by running this again. Only the standard library: it runs on the host, before any
+image is built.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import stat
 import sys
 from pathlib import Path
 
-SECRETS = ("FPSLINK_OPERATOR_KEY", "FPSLINK_IBPS_TOKEN", "POSTGRES_PASSWORD")
+SECRETS = ("FPSLINK_OPERATOR_KEY", "FPSLINK_IBPS_TOKEN", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 """URL-safe values: the PostgreSQL password sits inside the services' database URLs as it is."""
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / ".env"
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -41,8 +41,9 @@ from fpslink.certification import service as certification_service
 from fpslink.config import Settings, ready_to_serve
 from fpslink.console import routes as console_routes
 from fpslink.context import Gateway
-from fpslink.db import create_engine, utcnow
+from fpslink.db import create_engine, database_unavailable, one_line, utcnow
 from fpslink.ibps_client import client_from_settings
+from fpslink.payments.repository import UNFINISHED
 from fpslink.settlement import recovery
 from fpslink.webhooks import service as webhooks_service
 
@@ -74,6 +75,7 @@ def create_app(
     tests compare the two)."""
     settings = settings or Settings()
     active_runs = certification_service.ActiveRuns()
+    pending = metrics_text.PendingRefresher(states=tuple(state.value for state in UNFINISHED))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -157,8 +159,16 @@ def create_app(
             }
         },
     )
-    async def metrics() -> PlainTextResponse:
+    async def metrics(request: Request) -> PlainTextResponse:
         """Prometheus exposition of the gateway's metrics."""
+        gateway: Gateway = request.app.state.gateway
+        try:
+            await pending.refresh(lambda: recovery.pending_counts(gateway))
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # the counters still answer; the pending gauge keeps its last count
+            log.warning("/metrics could not count the pending payments: %s", one_line(exc))
         return PlainTextResponse(metrics_text.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -39,6 +39,9 @@ from dataclasses import dataclass
 GATEWAY = ""
 """The party of calls made for no bank: reconciliation, invariants, the operator's requests."""
 
+LINK = "link"
+"""The link's circuit, as `Circuits.on_change` names it (a participant id is upper case)."""
+
 MAX_PARTIES = 10_000
 """Circuits kept per worker; the least recently used is forgotten first, so memory stays bounded."""
 
@@ -241,6 +244,7 @@ class Circuits:
         quorum: int = 3,
         clock: Callable[[], float] = time.monotonic,
         max_parties: int = MAX_PARTIES,
+        on_change: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.threshold = threshold
         self.reset_s = reset_s
@@ -251,6 +255,13 @@ class Circuits:
         self._parties: OrderedDict[str, CircuitBreaker] = OrderedDict()
         self._tripped: set[str] = set()
         """Parties whose circuits are open or half-open: the link counts the open ones among them."""
+        self.on_change = on_change
+        """Told (party or LINK, tripped) when a circuit opens and when it closes again (half-open
+        stays tripped): what /metrics shows. Called on those changes only, never per call."""
+
+    def _changed(self, circuit: str, tripped: bool) -> None:
+        if self.on_change is not None:
+            self.on_change(circuit, tripped)
 
     def breaker(self, party: str) -> CircuitBreaker:
         """The party's circuit, made on first use."""
@@ -262,7 +273,9 @@ class Circuits:
             self._parties[party] = found
             while len(self._parties) > self.max_parties:
                 forgotten, _ = self._parties.popitem(last=False)
-                self._tripped.discard(forgotten)
+                if forgotten in self._tripped:  # made afresh, closed, if the party calls again
+                    self._tripped.discard(forgotten)
+                    self._changed(forgotten, False)
         else:
             self._parties.move_to_end(party)
         return found
@@ -313,7 +326,11 @@ class Circuits:
         """IBPS answered: each party's circuit and the link's close."""
         for party in ticket.parties:
             self.breaker(party).success()
-            self._tripped.discard(party)
+            if party in self._tripped:
+                self._tripped.discard(party)
+                self._changed(party, False)
+        if self.link.opened_at is not None:
+            self._changed(LINK, False)
         self.link.success()
 
     def failed(self, ticket: Ticket) -> None:
@@ -321,9 +338,13 @@ class Circuits:
         for party in ticket.parties:
             breaker = self.breaker(party)
             breaker.failure(trial=ticket.trial)
-            if breaker.opened_at is not None:
+            if breaker.opened_at is not None and party not in self._tripped:
                 self._tripped.add(party)
+                self._changed(party, True)
+        link_was_open = self.link.opened_at is not None
         self.link.failure(ticket.parties, open_parties=self.open_parties)
+        if not link_was_open and self.link.opened_at is not None:
+            self._changed(LINK, True)
 
     def abandoned(self, ticket: Ticket) -> None:
         """The call was cut short (cancelled): no outcome; a trial gives its slot back."""

@@ -33,7 +33,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fpslink import metrics
-from fpslink.circuit import Circuits
+from fpslink.circuit import GATEWAY, LINK, Circuits
 from fpslink.ibps_http import AiohttpWire, Answer, HttpxWire, Wire, WireError, WireTimeout
 from ibps_wire.amounts import CURRENCY
 from ibps_wire.enums import Operation
@@ -110,6 +110,12 @@ def deadline(seconds: float) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
+def circuit_changed(circuit: str, tripped: bool) -> None:
+    """`fpslink_ibps_circuit_open` follows each circuit of this worker as it opens and closes."""
+    label = "gateway" if circuit == GATEWAY else circuit
+    metrics.IBPS_CIRCUIT_OPEN.labels(circuit=label).set(1 if tripped else 0)
+
+
 class IbpsClient:
     def __init__(
         self,
@@ -132,8 +138,14 @@ class IbpsClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.circuits = Circuits(
-            threshold=breaker_threshold, reset_s=breaker_reset_s, trials=breaker_trials, quorum=breaker_quorum
+            threshold=breaker_threshold,
+            reset_s=breaker_reset_s,
+            trials=breaker_trials,
+            quorum=breaker_quorum,
+            on_change=circuit_changed,
         )
+        # the link's series exists from the start: a dashboard shows it closed rather than no data
+        circuit_changed(LINK, False)
         self._root = base_url.rstrip("/")
         self.batching = True
         """False once IBPS has answered that it has no batch endpoint: singles from then on."""

@@ -130,6 +130,17 @@ def serve(
             shutil.rmtree(os.environ.pop(MULTIPROC_DIR), ignore_errors=True)
 
 
+def forget_worker(pid: int | None) -> None:
+    """Drop a dead worker's `live` gauges (fpslink.metrics), so /metrics stops showing, say, a
+    circuit it had open; its counters stay, as counts already made."""
+    directory = os.environ.get(MULTIPROC_DIR)
+    if pid is None or not directory:
+        return
+    from prometheus_client import multiprocess  # reads no metric: it removes that pid's gauge files
+
+    multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
 def _supervise(app: str, *, host: str, port: int, workers: int, log_level: str, head: int) -> None:
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
@@ -155,6 +166,7 @@ def _supervise(app: str, *, host: str, port: int, workers: int, log_level: str, 
                 stop.set()
                 break
             log.warning("worker %s exited (%s); starting another", process.pid, process.exitcode)
+            forget_worker(process.pid)
             processes[i] = start()
     for process in processes:
         if process.is_alive():
@@ -165,3 +177,4 @@ def _supervise(app: str, *, host: str, port: int, workers: int, log_level: str, 
         if process.is_alive():
             process.kill()
             process.join()
+        forget_worker(process.pid)  # an operator's directory outlives the run

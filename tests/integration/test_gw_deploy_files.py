@@ -1,8 +1,10 @@
 """The deployment files: docker-compose.yml, Dockerfile, .dockerignore, the lock file, the .env
-generator and the locust load mix.
+generator, the locust load mix, and the profile `observe` (Prometheus and Grafana, docker/).
 
 None of these tests needs a database or a Docker engine. Where `docker compose` is installed the
-compose file also goes through `docker compose config -q`; the structural checks run everywhere.
+compose file also goes through `docker compose config -q`; the structural checks run everywhere
+(the images cannot be pulled here, so nothing starts them). That every metric the dashboard and the
+rules read is one a real gateway serves is test_gw_metrics.py's, which needs the database.
 The locustfile and the other scenario files are imported in a child process, because importing
 locust monkey-patches the standard library with gevent.
 """
@@ -26,6 +28,19 @@ from typing import Any
 
 import pytest
 import yaml
+from observe_support import (
+    DASHBOARD,
+    DASHBOARD_PROVIDERS,
+    DATASOURCES,
+    GRAFANA_DIR,
+    PROMETHEUS_CONFIG,
+    PROMETHEUS_DIR,
+    PROMETHEUS_RULES,
+    dashboard,
+    expressions,
+    rules,
+    selectors,
+)
 
 from fpslink import cli as gateway_cli
 from fpslink.config import Settings, ready_to_serve
@@ -40,7 +55,12 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 LOCK = ROOT / "requirements.lock"
 GENERATE_ENV = ROOT / "docker" / "generate_env.py"
-COMPOSE_SECRETS = ("FPSLINK_OPERATOR_KEY", "FPSLINK_IBPS_TOKEN", "POSTGRES_PASSWORD")
+COMPOSE_SECRETS = (
+    "FPSLINK_OPERATOR_KEY",
+    "FPSLINK_IBPS_TOKEN",
+    "POSTGRES_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 LOADTESTS = ROOT / "loadtests"
 # scenario file -> the users it runs; the shared parts are in loadtests/fpsload
 SCENARIOS = {
@@ -48,7 +68,9 @@ SCENARIOS = {
     "scenarios/northbound.py": ["HongKongBank"],
     "scenarios/southbound.py": ["MainlandBank"],
 }
-SERVICES = ("postgres", "mock_ibps", "gateway", "locust")
+SERVICES = ("postgres", "migrate", "mock_ibps", "gateway", "locust", "prometheus", "grafana")
+STACK = ("postgres", "migrate", "mock_ibps", "gateway")
+"""What a plain `docker compose up` starts: no profile."""
 
 
 @pytest.fixture(scope="module")
@@ -131,24 +153,47 @@ def docker_compose() -> list[str] | None:
 def test_docker_compose_config_accepts_the_file() -> None:
     command = docker_compose()
     if command is None:
-        pytest.skip("`docker compose` is not installed; the structural checks stand in for it")
+        pytest.skip(
+            "`docker compose` (the docker CLI's compose plugin) is not installed; `config` needs no "
+            "daemon, but without the plugin the structural checks below stand in for it"
+        )
+    # the secrets compose requires, as docker/generate_env.py would write them (values are not read)
+    env = {**os.environ, **{name: "x" * 43 for name in COMPOSE_SECRETS}}
     result = subprocess.run(
-        [*command, "-f", str(COMPOSE), "--profile", "load", "config", "-q"],
+        [*command, "-f", str(COMPOSE), "--profile", "load", "--profile", "observe", "config", "-q"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
         cwd=ROOT,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
 
 
-def test_compose_has_the_four_services(compose: dict[str, Any]) -> None:
+def test_compose_has_the_stack_and_its_profiles(compose: dict[str, Any]) -> None:
     assert set(SERVICES) <= set(compose["services"])
-    assert service(compose, "postgres")["image"].startswith("postgres:15")
+    assert service(compose, "postgres")["image"].startswith("postgres:15.")
     assert service(compose, "locust").get("profiles") == ["load"]
-    for name in ("postgres", "mock_ibps", "gateway"):
+    for name in STACK:
         assert "profiles" not in service(compose, name), f"{name} must start with a plain `up`"
+    for name in ("prometheus", "grafana"):
+        assert service(compose, name).get("profiles") == ["observe"], name
+
+
+PINNED = re.compile(r"[a-z0-9][a-z0-9._/-]*:v?\d+\.\d+(\.\d+)?")
+"""An exact release: major.minor at least (PostgreSQL's releases have two parts), no `latest`, no
+bare major, no suffix such as `-alpine` that the registry moves to a new release."""
+
+
+def test_every_image_pulled_is_pinned_to_a_release(compose: dict[str, Any]) -> None:
+    pulled = {name: svc["image"] for name, svc in compose["services"].items() if "build" not in svc}
+    assert set(pulled) >= {"postgres", "prometheus", "grafana"}, pulled
+    for name, image in pulled.items():
+        assert PINNED.fullmatch(image), f"{name}: {image} is not pinned to a release"
+    for name, svc in compose["services"].items():
+        if "build" in svc:
+            assert str(svc["image"]).endswith(":local"), f"{name} builds an image of its own, named local"
 
 
 @pytest.mark.parametrize("name", ["postgres", "mock_ibps", "gateway"])
@@ -169,18 +214,52 @@ def test_health_checks(compose: dict[str, Any], name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "needs"),
     [
-        ("mock_ibps", {"postgres"}),
-        ("gateway", {"mock_ibps"}),
+        ("migrate", {"postgres"}),
+        ("mock_ibps", {"postgres", "migrate"}),
+        ("gateway", {"mock_ibps", "migrate"}),
         ("locust", {"gateway"}),
+        ("prometheus", {"gateway"}),
+        ("grafana", {"prometheus"}),
     ],
 )
 def test_depends_on_healthy_services(compose: dict[str, Any], name: str, needs: set[str]) -> None:
+    """Each service waits for what it needs to be healthy, and for the migrations to have run."""
     depends = service(compose, name).get("depends_on")
     assert isinstance(depends, dict), f"{name}: depends_on must use the long form with conditions"
     assert needs <= set(depends)
     for other, how in depends.items():
+        if other == "migrate":
+            assert how.get("condition") == "service_completed_successfully", f"{name} -> migrate"
+            continue
         assert how.get("condition") == "service_healthy", f"{name} -> {other}"
         assert "healthcheck" in service(compose, other), f"{other} is waited for but has no health check"
+
+
+def test_migrations_run_once_as_a_job_before_the_services(
+    compose: dict[str, Any], dotenv: dict[str, str]
+) -> None:
+    """The `migrate` job applies both schemas and exits; the services never migrate themselves, so
+    a restarted container or several gateway workers cannot race a schema change."""
+    job = service(compose, "migrate")
+    text = command_text(job)
+    assert "fpslink migrate" in text and "mock-ibps migrate" in text, text
+    assert "&&" in text, "mock_ibps's migrations must not hide a failure of the gateway's"
+    assert job.get("restart", "no") == "no", "a job that exits must not be restarted"
+    assert "healthcheck" not in job and not job.get("ports")
+    assert job.get("build") == service(compose, "gateway").get("build")
+    assert job.get("image") == service(compose, "gateway").get("image")
+    assert networks_of(job) == {"default"}, "the job reaches PostgreSQL; it has no business on `ibps`"
+    env = {k: interpolated(v or "", dotenv) for k, v in environment(job).items()}
+    gateway = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "gateway")).items()}
+    ibps = {k: interpolated(v or "", dotenv) for k, v in environment(service(compose, "mock_ibps")).items()}
+    assert env["FPSLINK_DATABASE_URL"] == gateway["FPSLINK_DATABASE_URL"]
+    assert env["MOCK_IBPS_DATABASE_URL"] == ibps["MOCK_IBPS_DATABASE_URL"]
+    fields, ibps_fields = set(Settings.model_fields), set(IbpsSettings.model_fields)
+    for variable in env:
+        if variable.startswith("FPSLINK_"):
+            assert variable.removeprefix("FPSLINK_").lower() in fields, variable
+        else:
+            assert variable.removeprefix("MOCK_IBPS_").lower() in ibps_fields, variable
 
 
 def published_ports(svc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -205,6 +284,8 @@ def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
             seen[name] = target
     assert seen.get("gateway") == "8000"
     assert seen.get("locust") == "8089"
+    assert seen.get("prometheus") == "9090"
+    assert seen.get("grafana") == "3000"
     assert "mock_ibps" not in seen, "only the gateway calls mock_ibps: it publishes no port"
 
 
@@ -271,7 +352,8 @@ def test_generate_env_writes_private_strong_secrets_once(tmp_path: Path) -> None
     values = dict(line.split("=", 1) for line in first.splitlines() if line and not line.endswith("="))
     assert values["GATEWAY_PORT"] == "18000"
     generated = [values[name] for name in COMPOSE_SECRETS]
-    assert len(set(generated)) == 3 and all(weakness(v) is None for v in generated), generated
+    assert len(set(generated)) == len(COMPOSE_SECRETS), generated
+    assert all(weakness(v) is None for v in generated), generated
     assert subprocess.run(run, capture_output=True, timeout=60, check=False).returncode == 0
     assert env_file.read_text() == first, "a second run must keep the deployment's secrets"
 
@@ -282,14 +364,14 @@ def test_gateway_serves_with_fpslink_serve(compose: dict[str, Any]) -> None:
     assert "--host 0.0.0.0" in text
     assert "--port 8000" in text
     assert "--workers ${GATEWAY_WORKERS:-2}" in text
-    assert "--no-migrate" not in text
+    assert "--no-migrate" in text, "the `migrate` job migrates; `fpslink serve` would by default"
 
 
 def test_mock_ibps_serves_on_8001(compose: dict[str, Any]) -> None:
     text = command_text(service(compose, "mock_ibps"))
     assert re.match(r"(mock-ibps|python -m mock_ibps\.cli) serve\b", text), text
     assert "--host 0.0.0.0" in text and "--port 8001" in text
-    assert "--no-migrate" not in text
+    assert "--no-migrate" in text, "the `migrate` job migrates; `mock-ibps serve` would by default"
 
 
 def test_gateway_environment_names_are_settings(compose: dict[str, Any]) -> None:
@@ -419,6 +501,122 @@ def test_the_locust_variables_are_locust_options(compose: dict[str, Any]) -> Non
                 assert variable in known, f"{name}: {variable} is not an option locust reads"
 
 
+# the profile `observe`: Prometheus and Grafana -----------------------------------------------------
+
+
+def mounts(svc: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> the repository path bound there, for the service's bind mounts."""
+    found: dict[str, Path] = {}
+    for volume in svc.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith("./"):
+            found[target] = (ROOT / source).resolve()
+    return found
+
+
+def in_container(svc: dict[str, Any], path: str) -> Path:
+    """The repository file a container path of `svc` reads, through its bind mounts."""
+    for target, source in sorted(mounts(svc).items(), key=lambda item: -len(item[0])):
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            return source / path[len(target) :].lstrip("/")
+    raise AssertionError(f"{path} is in no bind mount of the service")
+
+
+def test_prometheus_reads_its_files_from_the_repository(compose: dict[str, Any]) -> None:
+    prometheus = service(compose, "prometheus")
+    flags = dict(part.split("=", 1) for part in prometheus["command"] if "=" in part)
+    assert in_container(prometheus, flags["--config.file"]) == PROMETHEUS_CONFIG
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    for rule_file in config["rule_files"]:
+        assert in_container(prometheus, rule_file).is_file(), rule_file
+    assert in_container(prometheus, config["rule_files"][0]) == PROMETHEUS_RULES
+    assert mounts(prometheus)["/etc/prometheus"] == PROMETHEUS_DIR
+    assert any(str(v).startswith("prometheus-data:") for v in prometheus["volumes"]), "a long run's data"
+    assert "prometheus-data" in compose["volumes"]
+
+
+def test_prometheus_scrapes_the_gateway_where_compose_serves_it(compose: dict[str, Any]) -> None:
+    """The target is the compose service's name and the port `fpslink serve` listens on, on a
+    network both share; mock_ibps has no /metrics and sits on a network Prometheus is not on."""
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    (job,) = config["scrape_configs"]
+    (static,) = job["static_configs"]
+    assert static["targets"] == ["gateway:8000"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert "--port 8000" in command_text(service(compose, "gateway"))
+    assert networks_of(service(compose, "prometheus")) & networks_of(service(compose, "gateway"))
+    assert not networks_of(service(compose, "prometheus")) & networks_of(service(compose, "mock_ibps"))
+    # the rules name the scrape job as configured
+    assert all(
+        job["job_name"] in str(rule["expr"])
+        for group in rules()["groups"]
+        for rule in group["rules"]
+        if "up{" in str(rule["expr"])
+    )
+
+
+def test_grafana_is_provisioned_from_the_repository(compose: dict[str, Any], dotenv: dict[str, str]) -> None:
+    grafana = service(compose, "grafana")
+    assert in_container(grafana, "/etc/grafana/provisioning/datasources/prometheus.yml") == DATASOURCES
+    assert in_container(grafana, "/etc/grafana/provisioning/dashboards/fpslink.yml") == DASHBOARD_PROVIDERS
+    (provider,) = yaml.safe_load(DASHBOARD_PROVIDERS.read_text(encoding="utf-8"))["providers"]
+    assert in_container(grafana, provider["options"]["path"]) == DASHBOARD.parent
+    env = {k: interpolated(v or "", dotenv) for k, v in environment(grafana).items()}
+    assert in_container(grafana, env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]) == DASHBOARD
+    (source,) = yaml.safe_load(DATASOURCES.read_text(encoding="utf-8"))["datasources"]
+    port = service(compose, "prometheus")["ports"][0].rsplit(":", 1)[1]
+    assert source["url"] == f"http://prometheus:{port}" and source["type"] == "prometheus"
+    assert networks_of(grafana) & networks_of(service(compose, "prometheus"))
+    # the dashboard names the provisioned data source, in every panel and query
+    uids = {
+        ds["uid"]
+        for panel in dashboard()["panels"]
+        for ds in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]
+    }
+    assert uids == {source["uid"]}
+    for path in GRAFANA_DIR.rglob("*"):
+        if path.is_file():
+            assert path.stat().st_mode & 0o004, f"{path}: Grafana's user must be able to read it"
+
+
+def test_grafana_has_no_password_of_its_own_and_lets_anonymous_viewers_only(
+    compose: dict[str, Any], dotenv: dict[str, str]
+) -> None:
+    env = environment(service(compose, "grafana"))
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == (
+        "${GRAFANA_ADMIN_PASSWORD:?is not set: run python3 docker/generate_env.py}"
+    )
+    assert interpolated(env["GF_SECURITY_ADMIN_PASSWORD"] or "", dotenv) == dotenv["GRAFANA_ADMIN_PASSWORD"]
+    if (env.get("GF_AUTH_ANONYMOUS_ENABLED") or "").lower() == "true":
+        assert env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"
+    assert (env.get("GF_USERS_ALLOW_SIGN_UP") or "").lower() == "false"
+
+
+FIVE = {
+    "throughput": "fpslink_payments_total",
+    "latency": "fpslink_payment_seconds_bucket",
+    "pending": "fpslink_payments_pending",
+    "breakers": "fpslink_ibps_circuit_open",
+    "limits": "fpslink_payment_rejections_total",
+}
+
+
+def test_the_dashboard_shows_the_five_things_a_long_run_is_watched_for() -> None:
+    board = dashboard()
+    panels = board["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels), "panel ids must be unique"
+    for panel in panels:
+        assert panel["title"] and panel.get("description"), panel["id"]
+        assert panel["targets"], panel["title"]
+        assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"]), panel["title"]
+    read = {name for expr in expressions() for name, _ in selectors(expr.text)}
+    for what, metric in FIVE.items():
+        assert metric in read, f"no panel shows {what} ({metric})"
+    limits = 'fpslink_payment_rejections_total{code=~"AM02|AM14"}'
+    assert any(limits in expr.text for expr in expressions()), "the limits' own codes, AM02 and AM14"
+    assert board["uid"] and board.get("editable") is False
+
+
 # Dockerfile --------------------------------------------------------------------------------------
 
 
@@ -460,7 +658,7 @@ def test_dockerfile_builds_the_project_with_pip() -> None:
 
 def test_compose_build_targets_exist(compose: dict[str, Any]) -> None:
     names = {line.split()[-1] for line, _ in dockerfile_stages() if " AS " in line.upper()}
-    for name in ("mock_ibps", "gateway", "locust", "locust-worker"):
+    for name in ("migrate", "mock_ibps", "gateway", "locust", "locust-worker"):
         build = service(compose, name).get("build")
         assert isinstance(build, dict), f"{name} builds from the Dockerfile"
         assert build.get("target") in names, f"{name}: no stage {build.get('target')}"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -171,3 +172,36 @@ async def test_metrics_sum_every_worker_whichever_answers_the_scrape(
         assert len(counts) == 1 and min(counts) >= CONNECTIONS, counts
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
+
+
+async def test_a_dead_workers_gauges_leave_the_scrape(stack: Stack, tmp_path: Path) -> None:
+    """Gauges in a `live` mode (a circuit open in some worker) stop counting a worker that died; in
+    the operator's own PROMETHEUS_MULTIPROC_DIR, so the test can look at the files."""
+    port = free_port()
+    process = await asyncio.to_thread(
+        start_process,
+        [*_serve_args(port), "--no-migrate"],
+        env={**_env(stack), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        log=stack.logs / f"gateway-workers-{port}.log",
+    )
+    try:
+        victim = (await asyncio.to_thread(_workers, process, 2))[0]
+
+        def files() -> set[str]:
+            return {path.name for path in tmp_path.iterdir()}
+
+        deadline = time.monotonic() + 30
+        # the worker's IBPS client sets the link's circuit as it starts
+        while f"gauge_livemax_{victim.pid}.db" not in await asyncio.to_thread(files):
+            assert time.monotonic() < deadline, await asyncio.to_thread(files)
+            await asyncio.sleep(0.2)
+        os.kill(victim.pid, signal.SIGKILL)
+        await asyncio.to_thread(victim.wait, 10)
+        workers = await asyncio.to_thread(_workers, process, 2)
+        assert len(workers) == 2 and victim.pid not in {w.pid for w in workers}
+        left = await asyncio.to_thread(files)
+        assert not {f for f in left if f.startswith("gauge_live") and f.endswith(f"_{victim.pid}.db")}, left
+        assert f"counter_{victim.pid}.db" in left, "its counts stay: they happened"
+    finally:
+        await asyncio.to_thread(stop_process, process)

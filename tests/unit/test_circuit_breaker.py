@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from fpslink.circuit import (
     GATEWAY,
+    LINK,
     Admission,
     CircuitBreaker,
     Circuits,
@@ -889,3 +891,94 @@ async def test_a_trial_that_times_out_reopens_the_circuit_for_the_rest_of_a_rese
     r.clock.advance(0.5)  # one reset time after the trial went out, 3 s after its time-out
     assert await r.guarded() is not None, "the next trial"
     assert not r.client.circuit_open_for(None)
+
+
+# --- what /metrics is told --------------------------------------------------------------------------
+
+
+def watched(
+    *, threshold: int = 2, quorum: int = 2, max_parties: int = 100
+) -> tuple[Circuits, FakeClock, list[tuple[str, bool]]]:
+    """Circuits that record each change they report, as `fpslink_ibps_circuit_open` follows them."""
+    clock = FakeClock()
+    changes: list[tuple[str, bool]] = []
+    c = Circuits(
+        threshold=threshold,
+        reset_s=RESET,
+        quorum=quorum,
+        clock=clock,
+        max_parties=max_parties,
+        on_change=lambda circuit, tripped: changes.append((circuit, tripped)),
+    )
+    return c, clock, changes
+
+
+async def test_a_circuit_reports_when_it_opens_and_when_it_closes_and_nothing_in_between() -> None:
+    c, clock, changes = watched(threshold=2)
+    await fail(c, "HKA")
+    assert changes == [], "one failure short of the threshold"
+    await fail(c, "HKA", 5)
+    assert changes == [("HKA", True)], "once, however many calls it refuses or fail after"
+    clock.advance(RESET)
+    trial = await goes_out(c, "HKA")
+    assert trial is not None and changes == [("HKA", True)], "half-open is still tripped"
+    c.failed(trial)
+    assert changes == [("HKA", True)], "a failed trial re-opens it: no change to report"
+    clock.advance(RESET)
+    trial = await goes_out(c, "HKA")
+    assert trial is not None
+    c.answered(trial)
+    assert changes == [("HKA", True), ("HKA", False)]
+    c.answered(Ticket(("HKA",)))
+    assert changes == [("HKA", True), ("HKA", False)], "answers to a closed circuit report nothing"
+
+
+async def test_the_link_and_the_gateway_report_under_their_own_names() -> None:
+    c, _, changes = watched(threshold=1, quorum=2)
+    await fail(c, None)
+    await fail(c, "HKA")
+    assert changes == [(GATEWAY, True), ("HKA", True), (LINK, True)]
+    c.answered(Ticket(("CNB",)))
+    assert changes[3:] == [(LINK, False)], "an answer to any bank closes the link; the others wait"
+    ticket = Ticket((GATEWAY, "HKA"))
+    c.answered(ticket)
+    assert changes[4:] == [(GATEWAY, False), ("HKA", False)]
+
+
+def test_a_tripped_circuit_forgotten_to_keep_the_bound_reports_closed() -> None:
+    c, _, changes = watched(threshold=1, quorum=10, max_parties=2)
+    for bank in ("A", "B", "C"):
+        c.failed(Ticket((bank,)))
+    assert changes == [("A", True), ("B", True), ("A", False), ("C", True)]
+
+
+async def test_the_clients_circuits_drive_the_gauge() -> None:
+    """The gauge /metrics shows, through a real client: the link's series from the start, a bank's
+    from its circuit's first opening."""
+    ibps = FakeIbps(FakeClock())
+    ibps.default = 503
+    client = IbpsClient(
+        base_url="http://ibps.test",
+        token="t",
+        timeout_s=1.0,
+        retries=0,
+        breaker_threshold=2,
+        breaker_quorum=5,
+        transport=httpx.MockTransport(ibps),
+    )
+    try:
+        assert REGISTRY.get_sample_value("fpslink_ibps_circuit_open", {"circuit": "link"}) == 0
+        for _ in range(2):
+            with acting_for("GAUGEBANK"), pytest.raises(IbpsUnavailable):
+                await client.get_transfer("P1")
+        assert REGISTRY.get_sample_value("fpslink_ibps_circuit_open", {"circuit": "GAUGEBANK"}) == 1
+        with pytest.raises(IbpsUnavailable):
+            await client.get_transfer("P1")
+        with pytest.raises(IbpsUnavailable):
+            await client.get_transfer("P1")
+        assert REGISTRY.get_sample_value("fpslink_ibps_circuit_open", {"circuit": "gateway"}) == 1
+        client.circuits.answered(Ticket(("GAUGEBANK", GATEWAY)))
+        for circuit in ("GAUGEBANK", "gateway", "link"):
+            assert REGISTRY.get_sample_value("fpslink_ibps_circuit_open", {"circuit": circuit}) == 0
+    finally:
+        await client.aclose()

@@ -128,9 +128,12 @@ async def post_pacs008(
     for result in answer.results:
         if not result.replayed:
             payment = result.payment
-            status = status_of(payment.state).value
-            metrics.PAYMENTS.labels(status=status, direction=payment.direction.value).inc()
-            metrics.SETTLEMENT_SECONDS.observe(elapsed_s)
+            metrics.payment_answered(
+                status=status_of(payment.state).value,
+                direction=payment.direction.value,
+                reason_code=payment.reason_code,
+                elapsed_s=elapsed_s,
+            )
     return _response(answer)
 
 

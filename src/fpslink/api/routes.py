@@ -420,8 +420,12 @@ async def submit_payment(
     )
     out = payment_out(result.payment, result.events)
     if not result.replayed:
-        metrics.PAYMENTS.labels(status=out.status.value, direction=out.direction.value).inc()
-        metrics.SETTLEMENT_SECONDS.observe(time.perf_counter() - started)
+        metrics.payment_answered(
+            status=out.status.value,
+            direction=out.direction.value,
+            reason_code=result.payment.reason_code,
+            elapsed_s=time.perf_counter() - started,
+        )
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     headers["Location"] = f"/v1/payments/{result.payment.payment_id}"
     # serialised by pydantic in one pass (same JSON as JSONResponse(s.dump(out)), a third of the cost)

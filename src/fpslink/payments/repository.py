@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table, and_, insert, or_, select, update
+from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fpslink import pg
@@ -396,18 +396,30 @@ def _transition_sql(names: tuple[str, ...]) -> str:
     )
 
 
+UNFINISHED = (State.ACCEPTED, State.COMMITTING, State.ABORTING)
+"""The states of a payment that is not final: what clients see as PENDING."""
+
+
 async def stale(conn: AsyncConnection, *, cutoff: datetime, limit: int) -> list[tuple[str, State]]:
     """Non-final payments untouched since `cutoff`, oldest first."""
     rows = await conn.execute(
         select(payments.c.payment_id, payments.c.state)
         .where(
-            payments.c.state.in_([State.ACCEPTED, State.COMMITTING, State.ABORTING]),
+            payments.c.state.in_(UNFINISHED),
             payments.c.updated_at < cutoff,
         )
         .order_by(payments.c.updated_at)
         .limit(limit)
     )
     return [(r[0], State(r[1])) for r in rows]
+
+
+async def count_unfinished(conn: AsyncConnection, *, limit: int) -> dict[State, int]:
+    """Non-final payments by state, `limit` in all at most: a range of the state index, bounded
+    however many an IBPS outage has left pending."""
+    found = select(payments.c.state).where(payments.c.state.in_(UNFINISHED)).limit(limit).subquery()
+    rows = await conn.execute(select(found.c.state, func.count()).group_by(found.c.state))
+    return {State(state): int(count) for state, count in rows}
 
 
 async def claim(

@@ -56,6 +56,19 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
     return outcomes
 
 
+PENDING_COUNT_MAX = 100_000
+"""Where the count of pending payments stops: an outage may leave millions, and a scrape must stay
+cheap."""
+
+
+async def pending_counts(gw: Gateway) -> dict[str, int]:
+    """The payments not yet final, by state, for `fpslink_payments_pending`: the ones recovery will
+    drive once they are old enough, and the ones being settled now."""
+    async with gw.engine.connect() as conn:
+        counts = await payments_repo.count_unfinished(conn, limit=PENDING_COUNT_MAX)
+    return {state.value: count for state, count in counts.items()}
+
+
 async def run_forever(gw: Gateway) -> None:
     """The background loop each gateway worker runs; errors are logged and the loop goes on."""
     interval = gw.settings.recovery_interval_s
