@@ -434,7 +434,7 @@ def loadtest(
     from fpslink_tools import loadtest as load
 
     if load.locust_missing():
-        print(load.INSTALL_HINT)
+        print(load.install_hint())
         raise typer.Exit(COULD_NOT_RUN)
     try:
         duration_s = load.parse_duration(duration)
