@@ -1,1 +1,1 @@
-"""Clients of the link for banks to read and run: `python -m examples.reference_client --help`."""
+"""Clients of the link for banks to read and run: `.venv/bin/python -m examples.reference_client --help`."""

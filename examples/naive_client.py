@@ -1,6 +1,6 @@
 """A client as first versions often are, to see the certification kit fail it where it should.
 
-    python -m examples.naive_client --base-url http://127.0.0.1:8000 --api-key "$KEY" \\
+    .venv/bin/python -m examples.naive_client --base-url http://127.0.0.1:8000 --api-key "$KEY" \\
         --debtor HKDEMO0001 --creditor +8613800138000 --receiver 127.0.0.1:9000
 
 It runs the kit as the reference client does (examples/reference_client.py), with these habits:

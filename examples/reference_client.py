@@ -1,11 +1,12 @@
 """A bank's client of the link that handles its hard cases, and runs the certification kit with them.
 
-    python -m examples.reference_client --base-url http://127.0.0.1:8000 --api-key "$KEY" \\
+    .venv/bin/python -m examples.reference_client --base-url http://127.0.0.1:8000 --api-key "$KEY" \\
         --debtor HKDEMO0001 --creditor +8613800138000 --receiver 127.0.0.1:9000
 
 It starts a webhook receiver, registers it, starts a certification run (docs/certification.md), pays
 every scenario's payment as the run instructs, uploads its own record of them, completes the run and
-prints the result. What makes it pass is in `Client` and `Receiver`:
+prints the result; it exits 0 when the run passed and 1 when it failed, so a bank's CI can run it.
+What makes it pass is in `Client` and `Receiver`:
 
 * a payment is retried with the **same Idempotency-Key and the same body** when no answer came (a lost
   reply, a 503) or the first attempt is still running (409 IDEMPOTENCY_IN_PROGRESS), after waiting
@@ -328,7 +329,17 @@ def main(
     )
     for s in result["scenarios"]:
         print(f"{s['status']:7} {s['scenario']:24} {s['reason']}")
-    print(f"{result['status']}: certificate at {args.base_url}{result['certificate']}")
+    print(f"{result['status']}: {certificate_lines(args.base_url, result)}")
+    raise SystemExit(0 if result["status"] == "PASSED" else 1)
+
+
+def certificate_lines(base_url: str, result: dict[str, Any]) -> str:
+    """Where to read the certificate: the API wants the bank's key in a header, which a browser does
+    not send; the console serves the same page to whoever logged in with that key."""
+    return (
+        f"certificate at {base_url}{result['certificate']} (Authorization: Bearer <your key>),\n"
+        f"  or in a browser: {base_url}/console/certifications/{result['certification_id']}/certificate"
+    )
 
 
 if __name__ == "__main__":

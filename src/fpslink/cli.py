@@ -107,9 +107,21 @@ def sandbox(
     logs.configure(settings.log_format, os.environ.get("FPSLINK_LOG_LEVEL", "WARNING").upper())
     # With one worker uvicorn re-raises the Ctrl-C it handled once it has shut down; by then the
     # gateway, mock_ibps and the embedded PostgreSQL have stopped: a clean end, not an abort.
-    with contextlib.suppress(KeyboardInterrupt):
+    with _one_line_if_port_in_use("fpslink sandbox"), contextlib.suppress(KeyboardInterrupt):
         run_sandbox(settings, host=host, port=port, ibps_host=ibps_host, ibps_port=ibps_port, workers=workers)
     print("fpslink sandbox stopped", flush=True)
+
+
+@contextlib.contextmanager
+def _one_line_if_port_in_use(command: str, hint: str = "") -> Iterator[None]:
+    """Exit 2 with the address and what to do when another server holds the port."""
+    from fpslink.serving import PortInUse
+
+    try:
+        yield
+    except PortInUse as exc:
+        print(f"{command}: {exc}{hint}", file=sys.stderr)
+        raise typer.Exit(COULD_NOT_RUN) from None
 
 
 @app.command()
@@ -142,6 +154,8 @@ def serve(
         os.environ["FPSLINK_OPERATOR_KEY"] = settings.operator_key
     if settings.insecure_local:
         os.environ["FPSLINK_INSECURE_LOCAL"] = "1"
+    with _one_line_if_port_in_use("fpslink serve", hint="; stop it, or choose another --port"):
+        serving.ensure_free(host, port)  # before the database starts for nothing
     with contextlib.suppress(KeyboardInterrupt), database(settings.database_url) as url:
         os.environ["FPSLINK_DATABASE_URL"] = url
         if migrate:
@@ -428,7 +442,7 @@ def loadtest(
     from fpslink_tools import loadtest as load
 
     if load.locust_missing():
-        print(load.INSTALL_HINT)
+        print(load.install_hint())
         raise typer.Exit(COULD_NOT_RUN)
     try:
         duration_s = load.parse_duration(duration)

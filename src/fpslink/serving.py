@@ -55,13 +55,23 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class PortInUse(OSError):
+    """Another server listens on the address: a command that would serve there cannot run."""
+
+
 def ensure_free(host: str, port: int) -> None:
     """Fail now if anything listens on the port: workers bound with SO_REUSEPORT would otherwise
-    share it with another server of the same user instead of failing."""
+    share it with another server of the same user instead of failing, and one uvicorn process
+    would exit with its own code (3) after the caller had announced it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"{host}:{port} is in use ({exc.strerror or exc}): another server listens there"
+            ) from None
 
 
 def access_log(log_level: str) -> bool:
@@ -114,10 +124,10 @@ def serve(
     `max_header_bytes` bounds each request's head; by default `FPSLINK_MAX_HEADER_BYTES`.
     """
     head = Settings().max_header_bytes if max_header_bytes is None else max_header_bytes
+    ensure_free(host, port)
     if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(app, workers=workers, **_options(host, port, log_level, head))
         return
-    ensure_free(host, port)
     # the workers count metrics in files here, and /metrics sums them (fpslink.metrics); a directory
     # the operator chose is theirs to keep, ours is fresh for this run and removed at the end
     own_metrics_dir = not os.environ.get(MULTIPROC_DIR)

@@ -12,6 +12,7 @@ reconciliation break or payment left pending makes the run fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import importlib.util
 import json
@@ -46,7 +47,16 @@ from fpslink_tools.stack import (
 )
 from ibps_wire.credentials import new_secret
 
-INSTALL_HINT = "fpslink loadtest needs locust, which is not installed: pip install -e '.[load]'"
+
+def install_hint() -> str:
+    """How to install locust into the environment this command runs in: its own interpreter's pip,
+    since the `pip` on PATH is rarely the one of the .venv that `python3 tasks.py` made."""
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    return f"fpslink loadtest needs locust, which is not installed: {python} -m pip install -e '.[load]'"
+
+
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/fpslink_loadtest"
 MAX_DURATION_S = 24 * 3600.0
 STOP_TIMEOUT_S = 10

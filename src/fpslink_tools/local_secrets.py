@@ -110,8 +110,15 @@ def write_sandbox(data_dir: Path, *, gateway_url: str, ibps_url: str, database_u
 
 
 def forget_sandbox(data_dir: Path) -> None:
-    """The sandbox stopped: commands no longer follow it."""
-    (data_dir / SANDBOX_FILE).unlink(missing_ok=True)
+    """This process's sandbox stopped: commands no longer follow it. A record another process wrote
+    is left alone: a second start that failed must not orphan the sandbox still running."""
+    path = data_dir / SANDBOX_FILE
+    try:
+        pid = json.loads(path.read_text()).get("pid")
+    except (FileNotFoundError, ValueError, AttributeError):
+        pid = None
+    if not isinstance(pid, int) or pid == os.getpid() or not _alive(pid):
+        path.unlink(missing_ok=True)
 
 
 def running_sandbox(data_dir: Path) -> dict[str, str] | None:

@@ -27,6 +27,7 @@ from fpslink_tools.local_secrets import (
     IBPS_TOKEN_FILE,
     forget_sandbox,
     private_dir,
+    running_sandbox,
     with_local_secrets,
     write_sandbox,
 )
@@ -224,6 +225,7 @@ def run_sandbox(
         with_local_secrets(settings, data_dir, generate=True),
         hosts={"the gateway": host, "mock_ibps": ibps_host},
     )
+    _ports_free(data_dir, {"--port": (host, port), "--ibps-port": (ibps_host, ibps_port)})
     started = time.monotonic()
     # A SIGTERM at any step (migrations, seeding, serving) ends in the cleanup below, which stops
     # mock_ibps and the embedded PostgreSQL; with one worker uvicorn re-raises it after its shutdown.
@@ -243,6 +245,21 @@ def run_sandbox(
             timings=timings,
             warnings=warnings,
         )
+
+
+def _ports_free(data_dir: Path, addresses: dict[str, tuple[str, int]]) -> None:
+    """PortInUse, naming the option that moves it, when another server holds an address the sandbox
+    needs. Checked before anything starts: else mock_ibps's health check and the banner would
+    find the other server's answer, and announce a sandbox that then fails to bind."""
+    from fpslink.serving import PortInUse, ensure_free
+
+    for option, (host, port) in addresses.items():
+        try:
+            ensure_free(host, port)
+        except PortInUse as exc:
+            running = running_sandbox(data_dir)
+            whose = f" (the sandbox of this directory, {running.get('gateway_url')})" if running else ""
+            raise PortInUse(f"{exc}{whose}; stop it, or choose another {option}") from None
 
 
 def _run(

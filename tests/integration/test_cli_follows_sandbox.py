@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -101,3 +102,23 @@ def test_the_banner_check_command_runs_as_printed(sandbox: tuple[Path, SandboxPr
     assert done.returncode == 0, done.stdout + done.stderr
     gateway = json.loads((workdir / ".fpslink" / "sandbox.json").read_text())["gateway_url"]
     assert httpx.get(f"{gateway}/healthz", timeout=10).status_code == 200
+
+
+def test_a_second_sandbox_in_the_same_directory_refuses_and_leaves_the_first_running(
+    sandbox: tuple[Path, SandboxProcess, int],
+) -> None:
+    """`python3 tasks.py sandbox` typed again in another terminal: one line and exit 2, before it
+    starts anything; no banner of a sandbox that is not there, and the running one's record stays."""
+    workdir, running, ibps_port = sandbox
+    record = workdir / ".fpslink" / "sandbox.json"
+    before = record.read_text()
+    port = urlsplit(json.loads(before)["gateway_url"]).port
+    again = _cli(workdir, "sandbox", "--port", str(port), "--ibps-port", str(ibps_port))
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "is running" not in again.stdout
+    lines = [line for line in again.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"127.0.0.1:{port} is in use" in lines[0], again.stderr
+    assert "the sandbox of this directory" in lines[0] and "--port" in lines[0], lines[0]
+    assert record.read_text() == before
+    assert running.process.poll() is None
+    assert _cli(workdir, "check").returncode == 0

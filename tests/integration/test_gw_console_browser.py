@@ -8,6 +8,7 @@ error, failed request or HTTP error answer fails the test.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -218,6 +219,7 @@ async def test_console_in_chromium(server: str, tmp_path: Path) -> None:
                 assert world["FPS_account"] in await page.inner_text("#busiest")
                 assert "prepare" in await page.inner_text("#ibps-calls")
                 assert page.url == f"{server}/console/dashboard", "updated without reloading"
+                assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d HKT", await page.inner_text("#as-of"))
                 seen = list(problems.found)
             except Exception as exc:
                 raise AssertionError(

@@ -412,6 +412,8 @@ async def test_dashboard_counts_what_happened(harness: Harness) -> None:
     async with browser(h, OPERATOR_KEY) as client:
         page = await client.get("/console/dashboard")
         assert page.status_code == 200 and "/console/static/dashboard.js" in page.text
+        # Hong Kong time, as the layout's clock beside it, not UTC
+        assert re.search(r'id="as-of">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d HKT<', page.text), page.text
         data = (await client.get("/console/api/dashboard", params={"window": 60})).json()
         assert data["window_s"] == 60 and len(data["series"]) == 60
         assert data["totals"]["settled"] >= 1 and data["totals"]["rejected"] >= 1

@@ -136,6 +136,15 @@ class FakeParticipantsRepository:
             and (k.expires_at is None or k.expires_at > now)
         )
 
+    async def key_active(self, participant_id: str, prefix: str, *, now: datetime) -> bool:
+        return any(
+            k.participant_id == participant_id
+            and k.prefix == prefix
+            and k.revoked_at is None
+            and (k.expires_at is None or k.expires_at > now)
+            for k in self._rows.api_keys.values()
+        )
+
     async def revoke_key(self, *, participant_id: str, prefix: str, now: datetime) -> ApiKeyRecord | None:
         for key_hash, key in self._rows.api_keys.items():
             if key.participant_id == participant_id and key.prefix == prefix:

@@ -6,6 +6,7 @@ The end-to-end run on PostgreSQL is in tests/integration/test_gw_loadtest.py.
 from __future__ import annotations
 
 import itertools
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -223,8 +224,11 @@ def test_without_locust_the_command_says_how_to_install_it(monkeypatch: pytest.M
     monkeypatch.setattr(load, "locust_missing", lambda: True)
     result = CliRunner().invoke(cli.app, ["loadtest", "--duration", "5s"])
     assert result.exit_code == 2  # could not run
-    assert result.output.strip() == load.INSTALL_HINT
-    assert "pip install -e '.[load]'" in result.output
+    assert result.output.strip() == load.install_hint()
+    # this interpreter's pip (the .venv's), not whichever pip is on PATH
+    python, _, rest = result.output.strip().split(": ", 1)[1].partition(" -m pip ")
+    assert rest == "install -e '.[load]'"
+    assert (Path.cwd() / python).absolute() == Path(sys.executable).absolute()
 
 
 def test_a_bad_duration_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:

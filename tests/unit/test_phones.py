@@ -21,6 +21,9 @@ from fpslink.directory.phones import SUPPORTED_REGIONS, InvalidProxy, normalize_
         ("+86.138.0013.8000", "+8613800138000"),
         ("008613800138000", "+8613800138000"),
         ("+8613900139000", "+8613900139000"),
+        ("(+852) 9123 4567", "+85291234567"),  # how Hong Kong often writes it
+        ("(+86) 138-0013-8000", "+8613800138000"),
+        ("(00852) 9123 4567", "+85291234567"),
     ],
 )
 def test_normalize_mobile_accepts(value: str, expected: str) -> None:
@@ -55,7 +58,9 @@ def test_normalize_mobile_rejects(value: str) -> None:
         normalize_mobile(value)
 
 
-@pytest.mark.parametrize("value", ["91234567", "9123 4567", "13800138000", "138-0013-8000", "852 9123 4567"])
+@pytest.mark.parametrize(
+    "value", ["91234567", "9123 4567", "13800138000", "138-0013-8000", "852 9123 4567", "(852) 9123 4567"]
+)
 def test_a_number_without_its_country_code_is_refused_with_a_hint(value: str) -> None:
     """Never guessed: 91234567 is a Hong Kong mobile, and read as +86 it is another number."""
     with pytest.raises(InvalidProxy, match=r"country code.*\+86 138 0013 8000 or \+852 9123 4567"):
@@ -76,6 +81,12 @@ def test_normalize_is_idempotent() -> None:
     for value in ("+852 9123 4567", "0086 138 0013 8000"):
         e164 = normalize_mobile(value)
         assert normalize_mobile(e164) == e164
+
+
+@pytest.mark.parametrize("value", ["9123+4567", "((+852 9123 4567", "+852 9123 4567+"])
+def test_a_plus_anywhere_but_before_the_country_code_is_refused(value: str) -> None:
+    with pytest.raises(InvalidProxy, match="is not a phone number"):
+        normalize_mobile(value)
 
 
 def test_letters_are_not_read_as_keypad_digits() -> None:

@@ -3,7 +3,7 @@ writes (IBPS first, and IBPS set back when the gateway's own write fails), and t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -38,6 +38,13 @@ def test_an_advance_adds_to_the_offset_in_force() -> None:
 def test_a_move_to_an_instant_is_measured_from_the_wall_clock() -> None:
     to = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
     assert policy.move_to(DAY, WALL, to=to).offset == to - WALL
+
+
+def test_a_move_to_an_instant_in_another_zone_answers_it_in_utc() -> None:
+    """PUT /v1/sandbox/clock with "+08:00" answered `now` in that zone, beside `ibps_now` in UTC."""
+    to = datetime(2026, 6, 30, 7, 0, tzinfo=timezone(timedelta(hours=8)))
+    after = policy.move_to(DAY, WALL, to=to).after
+    assert after == to and after.utcoffset() == timedelta(0)
 
 
 @pytest.mark.parametrize("by", [timedelta(0), timedelta(seconds=-1), -DAY])

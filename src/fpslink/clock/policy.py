@@ -8,7 +8,7 @@ service reads the time at each use.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from fpslink.errors import Conflict, InvalidRequest
@@ -70,4 +70,5 @@ def move_to(offset: timedelta, wall_now: datetime, *, to: datetime) -> Move:
             f"{header_value(to)} is further",
             code="SANDBOX_CLOCK_TOO_FAR",
         )
-    return Move(before=now, after=to, offset=new_offset)
+    # in UTC, as every other time the API answers, whatever zone the caller wrote the instant in
+    return Move(before=now, after=to.astimezone(UTC), offset=new_offset)

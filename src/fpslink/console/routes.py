@@ -75,8 +75,14 @@ def _hkt_minute(value: datetime) -> str:
     return value.astimezone(HK_TZ).strftime("%Y-%m-%d %H:%M") + " HKT"
 
 
+def _hkt_second(value: str) -> str:
+    """An ISO 8601 instant (the dashboard's `as_of`) as Hong Kong time, to the second."""
+    return datetime.fromisoformat(value).astimezone(HK_TZ).strftime("%Y-%m-%d %H:%M:%S") + " HKT"
+
+
 _env.filters["hkt"] = _hkt
 _env.filters["hkt_minute"] = _hkt_minute
+_env.filters["hkt_second"] = _hkt_second
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ import re
 import phonenumbers
 
 SUPPORTED_REGIONS = {"HK": "+852", "CN": "+86"}
-PHONE_CHARS = re.compile(r"\+?[0-9 ()\-.]{4,40}")
-"""Letters are refused: phonenumbers would read them as keypad digits and reach another number."""
+PHONE_CHARS = re.compile(r"\(?\+?[0-9 ()\-.]{4,40}")
+"""Letters are refused: phonenumbers would read them as keypad digits and reach another number. A
+`+` may stand only first, or inside the opening bracket of a bracketed country code ("(+852)")."""
 
 
 class InvalidProxy(ValueError):
@@ -20,7 +21,8 @@ HINT = "write it with its country code, such as +86 138 0013 8000 or +852 9123 4
 
 def normalize_mobile(value: str) -> str:
     """Return the E.164 form of a number written with its country code (`+` or the international
-    prefix `00`), in any common written form: "+86 138-0013-8000", "+852 (9123) 4567", "0085291234567".
+    prefix `00`), in any common written form: "+86 138-0013-8000", "+852 (9123) 4567", "0085291234567",
+    "(+852) 9123 4567".
 
     A number without its country code is refused, never guessed: a wrong guess pays whoever holds
     those digits in the other country, and the payment path and a look-up must never disagree.
@@ -31,10 +33,10 @@ def normalize_mobile(value: str) -> str:
         raise InvalidProxy("a mobile number is required (at most 40 characters)")
     text = value.strip()
     if not PHONE_CHARS.fullmatch(text):
-        raise InvalidProxy(f"{value!r} is not a phone number: use digits, spaces, +, - and ( ) only")
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    if not text.startswith("+"):
+        raise InvalidProxy(f"{value!r} is not a phone number: use digits, spaces, +, -, . and ( ) only")
+    if text.startswith(("00", "(00")):
+        text = text.replace("00", "+", 1)
+    if not text.lstrip("(").startswith("+"):
         raise InvalidProxy(f"{value!r} has no country code: {HINT}")
     try:
         number = phonenumbers.parse(text, None)
