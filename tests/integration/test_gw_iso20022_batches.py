@@ -195,6 +195,43 @@ async def test_more_transactions_than_the_setting_allows_are_refused_whole(harne
     assert await h.payment_count() == before
 
 
+def _left(response: httpx.Response) -> int:
+    """What the bank's quota holds after this answer, from its RateLimit field."""
+    field = response.headers["ratelimit"]
+    return int(field.split(";r=")[1].split(";")[0])
+
+
+@pytest.mark.settings(rate_limit_quota=11, rate_limit_window_s=3600, rate_limit_max_wait_s=0)
+async def test_the_banks_quota_counts_transactions_not_messages(harness: Harness) -> None:
+    """Before: a message counted as one request, so a bank sending messages of 100 transactions
+    paid 100 times its quota's worth of payments and took the shared sandbox from the others."""
+    h = harness
+    world = await iso_world(h)
+    before = await h.payment_count()
+
+    def three() -> bytes:
+        return _message(world, {}, {E2E: "INV-2026-0622-0002"}, {E2E: "INV-2026-0622-0003"})
+
+    first = await _post(h, world, three())
+    assert first.status_code == 201, first.text
+    left = _left(first)
+    assert left in (11 - 3, 11 - 1 - 3), first.headers["ratelimit"]  # (the account's opening may spend one)
+    for _ in range(2):
+        again = await _post(h, world, three())
+        assert again.status_code == 201, again.text
+        assert _left(again) == left - 3, "each transaction spends a token, not each message"
+        left -= 3
+    assert left in (1, 2) and await h.payment_count() - before == 9
+
+    refused = await _post(h, world, three())  # one or two left: not enough for three payments
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "RATE_LIMITED"
+    assert [k for k, _ in refused.headers.multi_items()].count("ratelimit") == 1
+    assert int(refused.headers["retry-after"]) > 0
+    assert await h.payment_count() - before == 9, "a message refused for its quota pays nothing"
+
+
 async def test_a_status_request_naming_the_message_answers_for_each_payment(harness: Harness) -> None:
     h = harness
     world = await iso_world(h)

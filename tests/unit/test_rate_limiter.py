@@ -113,6 +113,22 @@ async def test_a_bank_within_a_slow_quota_gets_all_of_it_however_its_requests_ar
     assert Quota(16, 1).leases_ahead and Quota(4, 1).leases_ahead and not Quota(3, 1).leases_ahead
 
 
+async def test_a_request_that_costs_several_tokens_spends_them_all_or_none() -> None:
+    db, wall = FakeDatabase(), Wall()
+    first, second = limiter(db, wall), limiter(db, wall)
+    quota = Quota(10, 10)
+    assert (await first.admit("HKBANK", quota, cost=4)).admitted
+    assert (await second.admit("HKBANK", quota, cost=4)).admitted
+    refused = await first.admit("HKBANK", quota, cost=3)  # 2 left in the bucket
+    assert not refused.admitted and refused.reset_s >= 1
+    assert (await first.admit("HKBANK", quota, cost=2)).admitted
+    assert not (await second.admit("HKBANK", quota)).admitted
+    wall.now += 10.0  # the bucket is full again
+    # more than the quota could never be granted: it costs the whole quota, not a refusal forever
+    assert (await second.admit("HKBANK", quota, cost=500)).admitted
+    assert not (await first.admit("HKBANK", quota)).admitted
+
+
 async def test_concurrent_requests_on_one_worker_share_a_lease() -> None:
     db, wall = FakeDatabase(), Wall()
     limits = limiter(db, wall)

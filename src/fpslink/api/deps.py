@@ -70,6 +70,12 @@ CertificationDep = Annotated[CertificationService, Depends(_part(lambda gw: gw.c
 IDENTIFIED = "fpslink.identified"
 """Scope key under which `fpslink.api.rate_limits` leaves (API key, Principal or the 401 it raised),
 so that the route does not look the same key up again."""
+QUOTA = "fpslink.quota"
+"""Scope key under which `fpslink.api.rate_limits` leaves the bank's quota it spent a token of, for
+a route whose request costs more than one (a pacs.008 of several transactions)."""
+SPENT = "fpslink.spent"
+"""Scope key under which such a route leaves the decision of its further spending: the answer's
+RateLimit fields then say what is left after it."""
 
 
 def bearer_key(scope: Scope) -> str | None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 
 from fpslink import metrics
+from fpslink.api import rate_limits
 from fpslink.api import schemas as s
-from fpslink.api.deps import IdempotencyKeyHeader, Iso20022Dep, PrincipalDep
+from fpslink.api.deps import QUOTA, SPENT, IdempotencyKeyHeader, Iso20022Dep, PrincipalDep
 from fpslink.errors import FpslinkError
 from fpslink.idempotency import service as idempotency
 from fpslink.iso20022 import examples, xmltree
@@ -24,6 +25,7 @@ from fpslink.iso20022.inbound import (
 )
 from fpslink.participants import service as participants_service
 from fpslink.principal import Principal
+from fpslink.ratelimit.policy import Decision
 from fpslink.settlement.states import status_of
 
 XML = "application/xml"
@@ -123,7 +125,17 @@ async def post_pacs008(
     body = await _message(request, principal, content_type, "pacs.008")
     explicit_key = idempotency.parse_key(idempotency_key, required=False)
     started = time.perf_counter()
-    answer = await _answering(iso20022.credit_transfer(body, principal=principal, explicit_key=explicit_key))
+    spend = _transactions_spender(request, principal)
+    try:
+        answer = await _answering(
+            iso20022.credit_transfer(body, principal=principal, explicit_key=explicit_key, spend=spend)
+        )
+    except _OverQuota as over:
+        head, content = rate_limits.refusal(over.decision, over.bank, request.url.path)
+        refused = Response(content, status_code=over.status)
+        # the rate-limit layer adds the decision's fields to every answer, this one included
+        refused.raw_headers = [(k, v) for k, v in head if k not in _DECISION_FIELDS]
+        return refused
     elapsed_s = time.perf_counter() - started
     for result in answer.results:
         if not result.replayed:
@@ -168,6 +180,39 @@ async def post_pacs028(
 ) -> Response:
     body = await _message(request, principal, content_type, "pacs.028")
     return _response(await _answering(iso20022.status_request(body, principal=principal)))
+
+
+_DECISION_FIELDS = frozenset({b"ratelimit", b"ratelimit-policy", b"retry-after"})
+
+
+class _OverQuota(Exception):
+    """A message whose transactions the bank's quota cannot pay for now."""
+
+    status = 429
+
+    def __init__(self, decision: Decision, bank: str) -> None:
+        super().__init__(bank)
+        self.decision = decision
+        self.bank = bank
+
+
+def _transactions_spender(request: Request, principal: Principal) -> Callable[[int], Awaitable[None]]:
+    """The bank's quota counts payments, not messages: the request spent one token, and a message
+    of n transactions spends n - 1 more once they are read, or is refused 429 as a request over the
+    quota is (else a bank sending 100-transaction messages at its quota pays 100 times as many
+    payments as one sending JSON, and takes the shared sandbox from the others)."""
+    quota = request.scope.get(QUOTA)
+    bank = principal.participant_id
+
+    async def spend(transactions: int) -> None:
+        if quota is None or bank is None or transactions <= 1:
+            return
+        decision = await request.app.state.gateway.rate_limiter.admit(bank, quota, cost=transactions - 1)
+        request.scope[SPENT] = decision  # the answer's RateLimit fields (and Retry-After) say it
+        if not decision.admitted:
+            raise _OverQuota(decision, bank)
+
+    return spend
 
 
 async def _message(request: Request, principal: Principal, content_type: str | None, name: str) -> bytes:

@@ -3,11 +3,12 @@
 An ASGI middleware inside RequestIdMiddleware, in front of the router and of `fast_payments` (so
 POST /v1/payments is limited on both of its paths). A request with a bank's valid
 Bearer key spends one token of the bank's quota (`fpslink.ratelimit`), whichever key of the bank it
-carries and whatever it asks; over the quota it is answered 429 before its body is read, with
-`Retry-After` and the RateLimit-Policy and RateLimit fields (draft-ietf-httpapi-ratelimit-headers),
-which every answer to a bank carries. Exempt: the operator's key, `/healthz` and `/metrics`, and
-requests with no or an unknown key (their route answers 401; the console's pages use a session,
-not a key).
+carries and whatever it asks (a pacs.008 then spends one more for each transaction after its first,
+once its route has read them: `iso20022_routes`); over the quota it is answered 429 before its
+body is read, with `Retry-After` and the RateLimit-Policy and RateLimit fields
+(draft-ietf-httpapi-ratelimit-headers), which every answer to a bank carries. Exempt: the
+operator's key, `/healthz` and `/metrics`, and requests with no or an unknown key (their route
+answers 401; the console's pages use a session, not a key).
 
 The key is identified here, once: the route takes the caller from the scope (`deps.principal_of`).
 When the database cannot be reached for the look-up or a lease, the request goes on unlimited and
@@ -22,7 +23,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fpslink.api import problems
-from fpslink.api.deps import IDENTIFIED, bearer_key
+from fpslink.api.deps import IDENTIFIED, QUOTA, SPENT, bearer_key
 from fpslink.context import Gateway
 from fpslink.db import database_unavailable
 from fpslink.errors import TooManyRequests, Unauthorized
@@ -71,15 +72,16 @@ class RateLimits:
             # the limiter protects the database; it does not refuse for it: the route finds out
             await self.app(scope, receive, send)
             return
+        scope[QUOTA] = caller.quota
         if not decision.admitted:
             head, body = refusal(decision, bank, scope["path"])
             await send({"type": "http.response.start", "status": TooManyRequests.status, "headers": head})
             await send({"type": "http.response.body", "body": body})
             return
-        fields = decision.headers()
 
         async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":
+                fields = scope.get(SPENT, decision).headers()  # after what the route spent, if it did
                 message = {**message, "headers": [*message.get("headers", ()), *fields]}
             await send(message)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -185,11 +185,20 @@ class Iso20022Service:
 
     # pacs.008 --------------------------------------------------------------------------------------
 
-    async def credit_transfer(self, body: bytes, *, principal: Principal, explicit_key: str | None) -> Answer:
+    async def credit_transfer(
+        self,
+        body: bytes,
+        *,
+        principal: Principal,
+        explicit_key: str | None,
+        spend: Callable[[int], Awaitable[None]] | None = None,
+    ) -> Answer:
         """The answer to a pacs.008; raises MalformedMessage, and the errors that stay problem+json.
 
         Each transaction is paid on its own (`_pay`), all of them at once: their payments join this
-        worker's batches like any others, each with its own limits and two-phase settlement."""
+        worker's batches like any others, each with its own limits and two-phase settlement.
+        `spend(n)` is told the message's n transactions before any is paid, and raises to refuse
+        the message (the bank's quota counts transactions: `fpslink.api.iso20022_routes`)."""
         now = self._clock()
         to = addressing(principal, self._settings)
         try:
@@ -206,6 +215,8 @@ class Iso20022Service:
         dates = consistency.settlement_dates(message, today=business_date(now))
         key = explicit_key or message_key(message.msg_id)
         count = len(transfers)
+        if spend is not None:
+            await spend(count)
 
         async def one(number: int, transfer: CreditTransfer | Refused) -> _Outcome:
             refused = transfer if isinstance(transfer, Refused) else inconsistent[number - 1]

@@ -53,7 +53,7 @@ class _Local:
     tokens: int = 0
     blocked_until: float = 0.0
     waiting: int = 0
-    """Requests waiting for the lease in flight."""
+    """Tokens that the requests waiting for the lease in flight need."""
     queued: int = 0
     """Requests waiting for the next lease (the bucket was empty)."""
     next_release: float = 0.0
@@ -82,9 +82,12 @@ class RateLimiter:
         self._sleep = sleep
         self._banks: dict[str, _Local] = {}
 
-    async def admit(self, participant_id: str, quota: Quota) -> Decision:
-        """Spend one of the bank's tokens, waiting a little for one if it comes soon, or refuse;
-        raises only if the database cannot lease."""
+    async def admit(self, participant_id: str, quota: Quota, cost: int = 1) -> Decision:
+        """Spend `cost` of the bank's tokens (one per request; a pacs.008 spends one more for each
+        transaction after its first), waiting a little for them if they come soon, or refuse;
+        raises only if the database cannot lease. A cost above the quota spends the whole quota:
+        more could never be granted."""
+        cost = max(1, min(cost, quota.quota))
         local = self._banks.get(participant_id)
         if local is None or local.quota != quota:
             # a changed quota starts afresh: tokens leased under the old one are not spent
@@ -96,8 +99,8 @@ class RateLimiter:
         leases = 0
         queued = False
         for _ in range(STEPS):
-            if local.tokens >= 1:
-                local.tokens -= 1
+            if local.tokens >= cost:
+                local.tokens -= cost
                 if (
                     quota.leases_ahead
                     and local.tokens < quota.lease / 2
@@ -106,7 +109,7 @@ class RateLimiter:
                 ):
                     self._lease_ahead(participant_id, local)
                 if queued:
-                    await self._paced(local, deadline)
+                    await self._paced(local, deadline, cost)
                 return policy.admitted(quota, local.remaining(now))
             if now < local.blocked_until:
                 if local.blocked_until > deadline or local.queued >= queue:
@@ -120,20 +123,20 @@ class RateLimiter:
                 leases = 0
             elif leases < ROUNDS:
                 leases += 1
-                await self._leased(participant_id, local)
+                await self._leased(participant_id, local, cost)
             else:
                 break
             now = self._now()
         metrics.RATE_LIMITED.inc()
         return policy.refused(quota, local.blocked_until - now)
 
-    async def _paced(self, local: _Local, deadline: float) -> None:
-        """Let a request that waited for its token go on 1/rate after the last one that did, and
-        never after its longest wait. The requests a lease wakes would otherwise run at once: a
+    async def _paced(self, local: _Local, deadline: float, cost: int) -> None:
+        """Let a request that waited for its tokens go on cost/rate after the last one that did,
+        and never after its longest wait. The requests a lease wakes would otherwise run at once: a
         burst that other banks' requests on the worker queue behind."""
         now = self._now()
         release = max(now, local.next_release)
-        local.next_release = release + 1 / local.quota.rate
+        local.next_release = release + cost / local.quota.rate
         if release > now:
             await self._sleep(min(release, deadline) - now)
 
@@ -152,18 +155,18 @@ class RateLimiter:
             lease.add_done_callback(done)
         return local.lease
 
-    async def _leased(self, participant_id: str, local: _Local) -> None:
+    async def _leased(self, participant_id: str, local: _Local, cost: int) -> None:
         """Wait for a lease: the one in flight for this bank, or a new one."""
         lease = self._lease_ahead(participant_id, local)
-        local.waiting += 1
+        local.waiting += cost
         try:
             await asyncio.shield(lease)
         finally:
-            local.waiting -= 1
+            local.waiting -= cost
 
     async def _lease(self, participant_id: str, local: _Local) -> None:
         quota = local.quota
-        # the requests already waiting when the lease starts are served by it, not by the next one
+        # the tokens that requests already waiting need are leased for them, not by the next lease
         want = min(quota.quota, max(quota.lease, local.waiting))
         now = self._now()
         async with self._uow() as tx:
