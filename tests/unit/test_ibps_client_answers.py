@@ -16,7 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from fpslink.ibps_client import IbpsBadAnswer, IbpsClient, IbpsRefused, IbpsUnavailable
+from fpslink.ibps_client import (
+    LEDGER_CHECK_TIMEOUT_S,
+    IbpsBadAnswer,
+    IbpsClient,
+    IbpsRefused,
+    IbpsUnavailable,
+)
 from ibps_wire.enums import TransferKind
 from ibps_wire.schemas import BatchIn, Moved, PrepareIn, Verdict
 
@@ -201,3 +207,24 @@ async def test_a_statement_page_reads_its_headers() -> None:
     )
     assert (page.columns, page.count, page.next_after, page.total) == (("seq", "payment_id"), 2, 9, None)
     assert page.data == b"1\ta\n9\tb\n"
+
+
+async def test_the_ledger_check_waits_for_a_large_ledger_a_payments_call_does_not() -> None:
+    """Before: the check waited a payment's 2 s, three times, and a soak's 1.06 million payments
+    ended with 'IBPS: ledger could not be read' instead of the check."""
+    waits: dict[str, float] = {}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        waits[request.url.path] = request.extensions["timeout"]["read"]
+        if request.url.path.endswith("/ledger/check"):
+            return httpx.Response(200, json={"ok": True, "violations": [], "balances": {}, "accounts": 3})
+        return httpx.Response(200, json=PREPARED)
+
+    client = _client(handle)
+    try:
+        assert (await client.ledger_check()).ok
+        await _prepare(client)
+    finally:
+        await client.aclose()
+    assert waits == {"/ibps/v1/ledger/check": LEDGER_CHECK_TIMEOUT_S, "/ibps/v1/transfers/prepare": 1.0}
+    assert LEDGER_CHECK_TIMEOUT_S >= 60
