@@ -358,23 +358,36 @@ def _percentile(values: list[float], q: float) -> float:
 Request = tuple[str, bytes, dict[str, str]]
 """(path, JSON body, headers) of one request."""
 
-CpuProbe = Callable[[], Awaitable[tuple[dict[str, float], dict[str, float]]]]
-"""CPU seconds by group of processes, and `postgres_writes`."""
-"""CPU seconds used so far, by group of processes."""
+CpuByProcess = dict[int, float]
+"""CPU seconds each process has used so far, by pid."""
+CpuProbe = Callable[[], Awaitable[tuple[dict[str, CpuByProcess], dict[str, float]]]]
+"""CPU seconds by process of each group of processes, and `postgres_writes`."""
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu_s(pids: Sequence[int]) -> float:
     """User plus system CPU seconds of these processes (all their threads); gone ones count nothing."""
-    total = 0
+    return sum(process_cpu_by_pid(pids).values())
+
+
+def process_cpu_by_pid(pids: Sequence[int]) -> CpuByProcess:
+    """Each process's user plus system CPU seconds so far (all its threads); gone ones are left out."""
+    used: CpuByProcess = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+        used[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return used
+
+
+def cpu_used(before: CpuByProcess, after: CpuByProcess) -> float:
+    """CPU seconds a group used between two probes, process by process: one that started in between
+    counts from its start; one that ended in between counts nothing. Totals of the group go negative
+    when a process that has worked long ends (a backend that served a soak's hour did)."""
+    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in after.items())
 
 
 async def postgres_backends(
@@ -411,14 +424,14 @@ def cpu_probe(
     """A probe of the servers' processes, the PostgreSQL backends serving `databases` (on this host),
     and the load generator itself: CPU per payment is steadier than throughput on a shared machine."""
 
-    async def probe() -> tuple[dict[str, float], dict[str, float]]:
+    async def probe() -> tuple[dict[str, CpuByProcess], dict[str, float]]:
         import asyncpg
 
         conn = await asyncpg.connect(server)
         try:
-            used = {name: process_cpu_s(pids()) for name, pids in groups.items()}
-            used["postgres"] = process_cpu_s(await postgres_backends(conn, databases))
-            used["load generator"] = time.process_time()
+            used = {name: process_cpu_by_pid(pids()) for name, pids in groups.items()}
+            used["postgres"] = process_cpu_by_pid(await postgres_backends(conn, databases))
+            used["load generator"] = {os.getpid(): time.process_time()}
             return used, await postgres_writes(conn, databases)
         finally:
             await conn.close()
@@ -519,7 +532,7 @@ async def drive(
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.warmup + args.duration + 60)
         if cpu is not None:
             cpu_after, writes_after = await cpu()
-            result.cpu_s = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+            result.cpu_s = {name: cpu_used(cpu_before.get(name, {}), cpu_after[name]) for name in cpu_after}
             result.writes = {name: writes_after[name] - writes_before[name] for name in writes_after}
     finally:
         for task in tasks:

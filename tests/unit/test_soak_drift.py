@@ -101,3 +101,14 @@ def test_the_groups_judged_from_a_sample(soak: ModuleType) -> None:
     sample = soak.Sample([120.0, 124.0], 110.0, [14.0, 16.0], {}, {})
     assert sample.rss() == {"gateway workers": 244.0, "mock_ibps": 110.0, "postgres backend": 15.0}
     assert "postgres backend" not in soak.Sample([120.0], 110.0, [], {}, {}).rss()
+
+
+def test_cpu_per_group_counts_each_process_and_never_goes_negative(soak: ModuleType) -> None:
+    """Before: the group's totals were subtracted, and a soak's last minute read -40.97 ms of CPU a
+    payment when PostgreSQL backends that had served for the hour ended between the two probes."""
+    cpu_used = sys.modules["benchmarks.throughput"].cpu_used
+    before = {10: 5.0, 11: 700.0}  # 11: a backend that served the whole run
+    after = {10: 6.5, 12: 0.25}  # 11 ended; 12 started in between
+    assert cpu_used(before, after) == 1.75
+    assert cpu_used({}, {7: 2.0}) == 2.0
+    assert cpu_used({7: 2.0}, {}) == 0.0
