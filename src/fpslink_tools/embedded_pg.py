@@ -165,7 +165,7 @@ class EmbeddedPostgres:
             where = {
                 "unix_socket_directories": "",
                 "listen_addresses": "127.0.0.1",
-                "port": str(_free_port()),
+                "port": str(free_port()),
             }
         # In the configuration file, quoted, rather than on pg_ctl's -o, which a shell splits: a data
         # directory under "/Users/Jane Doe" must start as well as any other.
@@ -353,7 +353,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -20,7 +20,6 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from fpslink.config import Settings
+from fpslink_tools.embedded_pg import free_port
 from fpslink_tools.pgadmin import ForeignDatabase
 from fpslink_tools.stack import (
     Stack,
@@ -278,7 +278,7 @@ def distributed_options(cfg: LoadtestConfig) -> list[str]:
     otherwise)."""
     if cfg.locust_processes <= 1:
         return []
-    port = str(free_port(cfg.host))
+    port = str(free_port())  # the host is 127.0.0.1 (`check`)
     return [
         "--processes",
         str(cfg.locust_processes),
@@ -373,13 +373,6 @@ def read_locust_stats(prefix: Path) -> tuple[dict[str, EndpointStats], list[dict
         with exceptions_file.open(newline="", encoding="utf-8") as handle:
             exceptions = sum(int(_number(r.get("Count")) or 0) for r in csv.DictReader(handle))
     return rows, failures, exceptions
-
-
-def free_port(host: str) -> int:
-    """A port of `host` that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def p99_by_minute(history: Path, name: str) -> list[float | None]:

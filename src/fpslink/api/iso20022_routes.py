@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 
 from fpslink import metrics
-from fpslink.api import rate_limits
+from fpslink.api import problems
 from fpslink.api import schemas as s
 from fpslink.api.deps import QUOTA, SPENT, IdempotencyKeyHeader, Iso20022Dep, PrincipalDep
-from fpslink.errors import FpslinkError
+from fpslink.errors import FpslinkError, TooManyRequests
 from fpslink.idempotency import service as idempotency
 from fpslink.iso20022 import examples, xmltree
 from fpslink.iso20022.exchange import Answer
@@ -25,7 +25,7 @@ from fpslink.iso20022.inbound import (
 )
 from fpslink.participants import service as participants_service
 from fpslink.principal import Principal
-from fpslink.ratelimit.policy import Decision
+from fpslink.ratelimit.policy import POLICY, Decision
 from fpslink.settlement.states import status_of
 
 XML = "application/xml"
@@ -131,11 +131,16 @@ async def post_pacs008(
             iso20022.credit_transfer(body, principal=principal, explicit_key=explicit_key, spend=spend)
         )
     except _OverQuota as over:
-        head, content = rate_limits.refusal(over.decision, over.bank, request.url.path)
-        refused = Response(content, status_code=over.status)
-        # the rate-limit layer adds the decision's fields to every answer, this one included
-        refused.raw_headers = [(k, v) for k, v in head if k not in _DECISION_FIELDS]
-        return refused
+        quota = over.decision.quota
+        error = TooManyRequests(
+            f"a pacs.008 spends one of {over.bank}'s {quota.quota} requests per {quota.window_s} s for "
+            f"each transaction, and fewer are left than this message's {over.transactions}; retry "
+            f"after {over.decision.reset_s} s, or send its transactions in smaller messages",
+            policy=POLICY,
+            participant_id=over.bank,
+        )
+        # the rate-limit layer adds the decision's fields (RateLimit, Retry-After) to every answer
+        return problems.error_response(error, request.url.path)
     elapsed_s = time.perf_counter() - started
     for result in answer.results:
         if not result.replayed:
@@ -182,18 +187,14 @@ async def post_pacs028(
     return _response(await _answering(iso20022.status_request(body, principal=principal)))
 
 
-_DECISION_FIELDS = frozenset({b"ratelimit", b"ratelimit-policy", b"retry-after"})
-
-
 class _OverQuota(Exception):
     """A message whose transactions the bank's quota cannot pay for now."""
 
-    status = 429
-
-    def __init__(self, decision: Decision, bank: str) -> None:
+    def __init__(self, decision: Decision, bank: str, transactions: int) -> None:
         super().__init__(bank)
         self.decision = decision
         self.bank = bank
+        self.transactions = transactions
 
 
 def _transactions_spender(request: Request, principal: Principal) -> Callable[[int], Awaitable[None]]:
@@ -210,7 +211,7 @@ def _transactions_spender(request: Request, principal: Principal) -> Callable[[i
         decision = await request.app.state.gateway.rate_limiter.admit(bank, quota, cost=transactions - 1)
         request.scope[SPENT] = decision  # the answer's RateLimit fields (and Retry-After) say it
         if not decision.admitted:
-            raise _OverQuota(decision, bank)
+            raise _OverQuota(decision, bank, transactions)
 
     return spend
 
