@@ -12,7 +12,8 @@ from typing import Any
 from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
-from fpsload.config import DAY_SECONDS, DAYS, PEAK_USERS, SHAPE, SOUTHBOUND_WINDOW
+from fpsload.clock import SandboxDay
+from fpsload.config import DAY_SECONDS, DAYS, OPERATOR_KEY, PEAK_USERS, SHAPE, SOUTHBOUND_WINDOW
 
 # Share of the peak user count in each simulated hour (UTC+8), 00:00 first: cross-border retail
 # payments sleep from 02:00 to 06:00, ramp up with the working day, peak at lunch (12:00) and again
@@ -69,11 +70,14 @@ class DayShape(LoadTestShape):
     The simulated day starts at 00:00 (UTC+8) and follows HOURLY_PEAK_SHARE of the peak (env
     LOADTEST_PEAK_USERS, else -u), one step per simulated hour. It ends by itself after LOADTEST_DAYS
     days. Each tick tells the users the simulated hour (by message, when they run on workers), so
-    that mainland banks hold southbound payments outside FPSLINK_SOUTHBOUND_HOURS.
+    that mainland banks hold southbound payments outside FPSLINK_SOUTHBOUND_HOURS; each new simulated
+    hour moves the gateway's clock there first (`fpsload.clock`), so that the gateway's hours and
+    business date agree with the users'.
     """
 
     abstract = SHAPE != "day"
     use_common_options = True  # -u is the peak and -t the day when the LOADTEST_ variables are unset
+    _sandbox: SandboxDay | None = None
 
     def plan(self) -> tuple[int, float]:
         """(peak users, real seconds of one simulated day)."""
@@ -90,10 +94,25 @@ class DayShape(LoadTestShape):
             DAY_CLOCK.set(None)
             return None
         hour = elapsed / day_s * 24 % 24
-        DAY_CLOCK.set(hour, southbound_open(hour))
-        if isinstance(self.runner, MasterRunner):
-            self.runner.send_message(HOUR_MESSAGE, {"hour": hour, "southbound": southbound_open(hour)})
+        if not southbound_open(hour):
+            self._announce(hour, False)  # held before the gateway's clock passes the window's end
+        sandbox = self._sandbox_day()
+        gateway_hour = hour if sandbox is None else sandbox.hour(int(elapsed // day_s), hour)
+        self._announce(hour, southbound_open(gateway_hour))
         return users_at(hour, peak), ramp_rate(peak, day_s)
+
+    def _announce(self, hour: float, southbound: bool) -> None:
+        DAY_CLOCK.set(hour, southbound)
+        if isinstance(self.runner, MasterRunner):
+            self.runner.send_message(HOUR_MESSAGE, {"hour": hour, "southbound": southbound})
+
+    def _sandbox_day(self) -> SandboxDay | None:
+        """The gateway's clock, moved by the process that runs the shape; None without a gateway."""
+        if self._sandbox is None and self.runner is not None and OPERATOR_KEY:
+            host = getattr(self.runner.environment, "host", None)
+            if host:
+                self._sandbox = SandboxDay(host, OPERATOR_KEY)
+        return self._sandbox
 
 
 @events.init.add_listener

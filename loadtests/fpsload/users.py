@@ -190,6 +190,9 @@ class BankUser(FastHttpUser):
         """A payment that fits its account's limits and funds: it must settle (or be pending)."""
         amount = random_amount(*AMOUNTS[self.system])
         debtor = WORLD.debtor(self.bank, amount)
+        if debtor is None:
+            OUTCOMES.count(f"{self.direction} not sent: every account at its limits")
+            return
         body = self.payment_body(debtor, amount)
         if not self.before_payment(body):
             debtor.give_back(amount)

@@ -198,7 +198,10 @@ class LoadtestReport:
     settled_per_s: float = 0.0
     """Settled payments per second of `payment_window_s`."""
     payment_window_s: float = 0.0
-    """From the first payment to the last: the run's duration less Locust's start-up and set-up."""
+    """From the first payment to the last: the run's duration less Locust's start-up and set-up;
+    with the clock moved, the whole run (the payments' times jumped with the clock)."""
+    clock_moved_s: float = 0.0
+    """How far the simulated day moved the sandbox's clock ahead of the wall clock (`--shape`)."""
     still_pending: int = 0
     invariant_violations: list[str] = field(default_factory=list)
     reconciliations: list[ReconResult] = field(default_factory=list)
@@ -437,6 +440,41 @@ async def payment_window_s(database_url: str, *, since: datetime) -> float:
     return 0.0 if first is None or last is None else (last - first).total_seconds()
 
 
+async def booked_dates(database_url: str, *, since: datetime) -> list[date]:
+    """The business dates the payments created since `since` were booked to, oldest first: with the
+    test clock moved (`--shape`) they are the simulated days', not the wall clock's."""
+    from fpslink.db import create_engine
+    from fpslink.payments.models import payments
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        query = (
+            select(payments.c.business_date)
+            .where(payments.c.created_at >= since)
+            .group_by(payments.c.business_date)
+            .order_by(payments.c.business_date)
+            .limit(MAX_BUSINESS_DATES)
+        )
+        async with engine.connect() as conn:
+            return [date.fromisoformat(day) for day in (await conn.scalars(query)).all()]
+    finally:
+        await engine.dispose()
+
+
+async def clock_offset_s(database_url: str) -> float:
+    """How far the test clock was moved ahead of the wall clock, in seconds (0: never)."""
+    from fpslink.clock.models import sandbox_clock
+    from fpslink.db import create_engine
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            offset_us = await conn.scalar(select(sandbox_clock.c.offset_us).where(sandbox_clock.c.id == 1))
+    finally:
+        await engine.dispose()
+    return (offset_us or 0) / 1_000_000
+
+
 def not_final(by_state: dict[str, int]) -> int:
     return sum(n for state, n in by_state.items() if state not in ("SETTLED", "REJECTED"))
 
@@ -560,8 +598,15 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
         "FPSLINK_IBPS_TOKEN": token,
         "FPSLINK_OPERATOR_KEY": operator_key,
     }
+    if cfg.shape:
+        # the simulated day moves the gateway's clock hour by hour (loadtests/fpsload/clock.py)
+        env["FPSLINK_SANDBOX_CLOCK"] = "true"
     settings = Settings(
-        database_url=gateway_db, ibps_url=ibps_url, ibps_token=token, operator_key=operator_key
+        database_url=gateway_db,
+        ibps_url=ibps_url,
+        ibps_token=token,
+        operator_key=operator_key,
+        sandbox_clock=cfg.shape,
     )
     stack = Stack(cfg, env, {"MOCK_IBPS_DATABASE_URL": ibps_db, "MOCK_IBPS_TOKEN": token})
     base_url = f"http://{cfg.host}:{cfg.port}"
@@ -587,11 +632,16 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
         stack.stop_gateway()
         report.payments_by_state = await payments_by_state(gateway_db, since=started)
         report.settled = report.payments_by_state.get("SETTLED", 0)
-        report.payment_window_s = await payment_window_s(gateway_db, since=started)
+        report.clock_moved_s = await clock_offset_s(gateway_db)
+        if report.clock_moved_s:
+            # created_at is the sandbox's time, which the simulated day moved: the run's own length
+            report.payment_window_s = (finished - started).total_seconds()
+        else:
+            report.payment_window_s = await payment_window_s(gateway_db, since=started)
         report.settled_per_s = report.settled / max(report.payment_window_s, 1.0)
         say("checking invariants I1-I6")
         report.invariant_violations = await invariant_violations(settings)
-        dates = business_dates(started, datetime.now(UTC))
+        dates = await booked_dates(gateway_db, since=started) or business_dates(started, datetime.now(UTC))
         say(f"reconciling {', '.join(d.isoformat() for d in dates)}")
         report.reconciliations = await reconcile_dates(settings, dates, cfg.output)
     finally:
@@ -629,6 +679,8 @@ def summary_table(report: LoadtestReport) -> Table:
         "settled payments per second",
         f"{report.settled_per_s:,.1f} over {report.payment_window_s:,.0f} s",
     )
+    if report.clock_moved_s:
+        table.add_row("sandbox clock moved ahead (h)", f"{report.clock_moved_s / 3600:,.1f}")
     for state, n in sorted(report.payments_by_state.items()):
         if state != "SETTLED":
             table.add_row(f"  payments {state}", f"{n:,}")

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -84,6 +85,29 @@ async def test_locust_runs_distributed_a_master_and_its_workers(tmp_path: Path) 
     assert summary["ok"] is True and summary["settled"] > 0, summary["problems"]
     assert summary["p99_by_minute"], "no p99 per minute from the stats history"
     assert "p99 of each minute" in result.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
+async def test_the_simulated_day_moves_the_gateways_clock_hour_by_hour(tmp_path: Path) -> None:
+    """A day of 24 s: the gateway's hours and business date are the simulated day's, so southbound
+    payments settle in its afternoon whatever the time in Hong Kong, none is refused for its hours,
+    and the day reconciled is the simulated one."""
+    name = f"fpslink_t_load_day_{os.getpid()}"
+    began = datetime.now(UTC)
+    command = _loadtest_command(name, tmp_path, "24s", users=6, extra=("--shape",))
+    result = await _run_loadtest(command, tmp_path, timeout_s=150)
+    log = (tmp_path / "run" / "locust.log").read_text(errors="replace")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{log[-3000:]}"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["ok"] is True, summary["problems"]
+    assert log.count("sandbox clock moved to") >= 20, log[-3000:]  # one move a simulated hour
+    assert "OUTSIDE_SERVICE_HOURS" not in log, log[-3000:]
+    assert "SOUTHBOUND SETTLED" in log, log[-3000:]
+    # the first simulated day is the day after the real one (UTC+8), with its 23 hours of moves
+    simulated = (began + timedelta(hours=8)).date() + timedelta(days=1)
+    assert [r["business_date"] for r in summary["reconciliations"]] == [simulated.isoformat()]
+    assert summary["clock_moved_s"] > 22 * 3600
+    assert 20 <= summary["payment_window_s"] <= 24 + 30
 
 
 async def _run_loadtest(
