@@ -212,3 +212,34 @@ def test_an_ordinary_payment_knows_when_its_ibps_leg_is_the_magic_refused_amount
     # mock_ibps refuses an IBPS leg of CNY 404.04 (RR04); ordinary amounts can land on it by chance
     found = in_child(CNY_LEGS)
     assert found == {"legs": ["404.04", "404.04", None], "magic": "404.04"}
+
+
+QUOTE_AND_CLOCK = """
+import time
+from types import SimpleNamespace
+user = SimpleNamespace(last_quote=None)
+outlived = lambda body: module.HongKongBank.quote_outlived_by_the_clock(user, body)
+paid = {"quote_id": "q1"}
+found = {}
+user.last_quote = ("q1", time.monotonic(), 30.0)
+found["no shape"] = outlived(paid)
+day.DAY_CLOCK.set(12.5)
+found["within its seconds"] = outlived(paid)
+found["another quote"] = outlived({"quote_id": "q2"})
+found["no quote"] = outlived({})
+user.last_quote = ("q1", time.monotonic() - 31, 30.0)
+found["its seconds run out"] = outlived(paid)
+print(json.dumps(found))
+"""
+
+
+def test_a_quote_expired_by_a_move_of_the_clock_is_told_from_one_that_ran_out() -> None:
+    # the day shape jumps the sandbox's clock an hour at a time: a quote taken a moment before a jump
+    # comes back QUOTE_EXPIRED though its 30 s have not passed here, which is no failure
+    assert in_child(QUOTE_AND_CLOCK, **DAY) == {
+        "no shape": False,
+        "within its seconds": True,
+        "another quote": False,
+        "no quote": False,
+        "its seconds run out": False,
+    }
