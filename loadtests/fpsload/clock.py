@@ -10,8 +10,9 @@ clock only moves forward; between moves the sandbox's time runs on at the real p
 
 A gateway whose test clock is off (FPSLINK_SANDBOX_CLOCK; `fpslink sandbox` and `fpslink loadtest
 --shape` turn it on) answers 409: the shape then judges the southbound window by the gateway's own
-hour instead, so that no payment is sent that its hours refuse. `fpslink loadtest` reconciles the
-business dates the payments were booked to.
+hour instead, so that no payment is sent that its hours refuse. LOADTEST_SANDBOX_CLOCK=follow asks
+for that from the start, for a shared sandbox whose clock should stay where it is. `fpslink
+loadtest` reconciles the business dates the payments were booked to.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class SandboxDay:
         *,
         session: requests.Session | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        move: bool = True,
     ) -> None:
+        """`move=False` (LOADTEST_SANDBOX_CLOCK=follow) leaves the clock alone from the start."""
         self._url = host.rstrip("/") + CLOCK_PATH
         self._session = session if session is not None else requests.Session()
         self._session.headers["Authorization"] = f"Bearer {operator_key}"
@@ -73,6 +76,7 @@ class SandboxDay:
         self._gateway: tuple[datetime, float] | None = None
         """Following the gateway: its time when read, and this process's monotonic time then."""
         self.moves = 0
+        self._move_it = move
 
     @property
     def following(self) -> bool:
@@ -82,6 +86,8 @@ class SandboxDay:
     def hour(self, day: int, hour: float) -> float:
         """The hour of the day (UTC+8) the gateway runs at for simulated `day` and `hour`: the
         simulated hour itself once the clock is there, else the gateway's own."""
+        if self._gateway is None and not self._move_it:
+            self._follow()
         if self._gateway is None and (day, int(hour)) != self._at:
             try:
                 self._move(day, int(hour))

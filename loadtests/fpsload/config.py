@@ -58,3 +58,6 @@ DAY_SECONDS = _env_optional("LOADTEST_DAY_SECONDS", 24, 7 * 86_400)  # None: -t,
 PEAK_USERS = _env_optional("LOADTEST_PEAK_USERS", 1, 100_000)  # None: -u, else DEFAULT_PEAK_USERS
 DAYS = int(_env_float("LOADTEST_DAYS", 1, 1, 7))
 SOUTHBOUND_WINDOW = _service_window(os.environ.get("FPSLINK_SOUTHBOUND_HOURS", "07:00-23:00"))
+SANDBOX_CLOCK = os.environ.get("LOADTEST_SANDBOX_CLOCK", "").strip().lower() or "move"
+if SANDBOX_CLOCK not in ("move", "follow"):
+    raise ValueError(f"LOADTEST_SANDBOX_CLOCK must be 'move' or 'follow', got {SANDBOX_CLOCK!r}")

@@ -13,7 +13,15 @@ from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
 from fpsload.clock import SandboxDay
-from fpsload.config import DAY_SECONDS, DAYS, OPERATOR_KEY, PEAK_USERS, SHAPE, SOUTHBOUND_WINDOW
+from fpsload.config import (
+    DAY_SECONDS,
+    DAYS,
+    OPERATOR_KEY,
+    PEAK_USERS,
+    SANDBOX_CLOCK,
+    SHAPE,
+    SOUTHBOUND_WINDOW,
+)
 
 # Share of the peak user count in each simulated hour (UTC+8), 00:00 first: cross-border retail
 # payments sleep from 02:00 to 06:00, ramp up with the working day, peak at lunch (12:00) and again
@@ -111,7 +119,7 @@ class DayShape(LoadTestShape):
         if self._sandbox is None and self.runner is not None and OPERATOR_KEY:
             host = getattr(self.runner.environment, "host", None)
             if host:
-                self._sandbox = SandboxDay(host, OPERATOR_KEY)
+                self._sandbox = SandboxDay(host, OPERATOR_KEY, move=SANDBOX_CLOCK == "move")
         return self._sandbox
 
 

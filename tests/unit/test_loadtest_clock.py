@@ -132,3 +132,14 @@ def test_a_gateway_that_does_not_answer_leaves_this_hosts_clock() -> None:
 )
 def test_the_simulated_day_starts_at_the_next_midnight_in_hong_kong(at: datetime, midnight: datetime) -> None:
     assert next_midnight(at) == midnight and next_midnight(at) > at
+
+
+def test_follow_leaves_a_shared_sandboxs_clock_where_it_is() -> None:
+    # LOADTEST_SANDBOX_CLOCK=follow: the clock is on, but this run must not move it
+    routes = ClockRoutes(now=datetime(2026, 12, 7, 2, 0, tzinfo=UTC))  # 10:00 UTC+8
+    mono = Monotonic()
+    day = SandboxDay("http://127.0.0.1:9/", "op_key", session=routes, monotonic=mono, move=False)  # type: ignore[arg-type]
+    assert day.hour(0, 0.5) == pytest.approx(10.0)
+    mono.t += 1800
+    assert day.hour(0, 3.5) == pytest.approx(10.5)
+    assert routes.puts == [] and day.following
