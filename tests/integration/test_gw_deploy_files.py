@@ -450,7 +450,13 @@ def test_the_locust_service_is_a_master_that_can_run_the_day_shape(
     # --processes N makes locust a master with N local workers; locust refuses --master beside it
     assert int(env["LOCUST_PROCESSES"]) >= 1
     assert "LOCUST_MODE_MASTER" not in env and "LOCUST_MODE_WORKER" not in env
-    for name in ("LOADTEST_SHAPE", "LOADTEST_DAY_SECONDS", "LOADTEST_PEAK_USERS", "LOADTEST_DAYS"):
+    for name in (
+        "LOADTEST_SHAPE",
+        "LOADTEST_DAY_SECONDS",
+        "LOADTEST_PEAK_USERS",
+        "LOADTEST_DAYS",
+        "LOADTEST_SANDBOX_CLOCK",
+    ):
         assert name in env, f"the master passes {name} through for the 24-hour shape"
     assert "FPSLINK_SOUTHBOUND_HOURS" in env, "the shape closes southbound on the gateway's hours"
 
