@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -70,10 +72,23 @@ class SandboxOffset:
     known: bool = False
     _second: int = -1
     _header: bytes = b""
+    _moves: deque[tuple[float, timedelta]] = field(default_factory=deque, repr=False)
+    """The forward moves this process saw: (time.monotonic() then, how far)."""
 
-    def set(self, value: timedelta) -> None:
+    def set(self, value: timedelta, *, at: float | None = None) -> None:
+        if self.known and value > self.value:
+            self._moves.append((time.monotonic() if at is None else at, value - self.value))
         self.value = value
         self.known = True
+
+    def moved_within(self, seconds: float, *, at: float | None = None) -> timedelta:
+        """How far the offset moved forward in the last `seconds` of real time, as this process saw
+        it. An age in sandbox time overstates a real one by as much: a payment in flight when the
+        clock moved an hour is no older for it, and a time-out must not take it from its request."""
+        horizon = (time.monotonic() if at is None else at) - seconds
+        while self._moves and self._moves[0][0] < horizon:
+            self._moves.popleft()
+        return sum((moved for _, moved in self._moves), timedelta(0))
 
     def header(self, moment: datetime) -> bytes:
         """The header's value for `moment`, formatted once per second: it goes on every response."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -92,6 +93,30 @@ async def test_a_crash_at_every_step_recovers(harness: Harness, direction: str, 
         assert debtor == creditor == ("1000.00", "0.00")
     again = await recovery.sweep(h.gw)  # converged: nothing more to do
     assert again == {}
+
+
+async def test_a_move_of_the_test_clock_leaves_a_payment_in_flight_to_its_request(harness: Harness) -> None:
+    # touched a moment ago, in real time: its request may still be settling it, whatever the move
+    h = harness
+    w = await _world(h, "NORTHBOUND")
+    await _crash(h, w, "accepted")
+    h.gw.sandbox_offset.set(h.gw.sandbox_offset.value + timedelta(hours=1))
+    assert await recovery.sweep(h.gw) == {}
+    assert (await _only_payment(h, w))["status"] == "PENDING"
+    await _sweep(h)  # the time-out passed in real time (the wall clock): now it is recovery's
+    done = await _only_payment(h, w)
+    assert (done["status"], done["reason_code"]) == ("REJECTED", "AB05")
+
+
+async def test_a_move_of_the_test_clock_hands_a_stuck_payment_to_recovery_at_once(harness: Harness) -> None:
+    # its request gave up (the payment deadline passed): the move is as if the hour had passed
+    h = harness
+    w = await _world(h, "NORTHBOUND")
+    await _crash(h, w, "decided")
+    h.clock.advance(h.gw.settings.payment_deadline_s + 1)
+    assert await recovery.sweep(h.gw) == {}  # not stale yet, without a move
+    h.gw.sandbox_offset.set(h.gw.sandbox_offset.value + timedelta(hours=1))
+    assert await recovery.sweep(h.gw) == {"SETTLED": 1}
 
 
 async def test_a_late_prepare_after_recovery_aborted_is_refused(harness: Harness) -> None:

@@ -69,6 +69,18 @@ def test_one_move_is_at_most_a_year_and_the_sandbox_at_most_ten_years_ahead() ->
     assert micros_of(policy.MAX_OFFSET) == MAX_CLOCK_OFFSET_US, "mock_ibps accepts what the gateway allows"
 
 
+def test_the_offset_remembers_its_forward_moves_for_a_while() -> None:
+    offset = SandboxOffset()
+    offset.set(timedelta(days=2), at=100.0)  # the first read at start-up is no move
+    assert offset.moved_within(30, at=100.0) == timedelta(0)
+    offset.set(timedelta(days=2, hours=1), at=110.0)
+    offset.set(timedelta(days=2, hours=1), at=115.0)  # read again, unchanged
+    offset.set(timedelta(days=2, hours=3), at=120.0)
+    assert offset.moved_within(30, at=125.0) == timedelta(hours=3)
+    assert offset.moved_within(30, at=145.0) == timedelta(hours=2)  # the first move is 35 s old
+    assert offset.moved_within(30, at=151.0) == timedelta(0)
+
+
 def test_the_header_is_utc_to_the_second_and_formatted_once_per_second() -> None:
     offset = SandboxOffset()
     moment = datetime(2026, 12, 7, 18, 0, 0, 250_000, tzinfo=UTC)

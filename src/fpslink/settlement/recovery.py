@@ -26,7 +26,7 @@ log = logging.getLogger("fpslink.recovery")
 async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
     """One pass; returns how many payments ended in each state (or stayed, for retries)."""
     now = now or gw.now()
-    cutoff = now - timedelta(seconds=gw.settings.settlement_timeout_s)
+    cutoff = min(now - timedelta(seconds=gw.settings.settlement_timeout_s), _live_since(gw, now))
     outcomes: Counter[str] = Counter()
     async with gw.engine.connect() as conn:
         candidates = await payments_repo.stale(conn, cutoff=cutoff, limit=gw.settings.recovery_batch_size)
@@ -54,6 +54,15 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
         outcomes[final.value] += 1
         metrics.RECOVERY.labels(state=final.value).inc()
     return outcomes
+
+
+def _live_since(gw: Gateway, now: datetime) -> datetime:
+    """The sandbox time after which a payment may still be driven by its request: touched within the
+    payment deadline of real time. A move of the test clock ages every payment by its size; a stuck
+    payment as if that time had passed, but one whose request is still settling it must be left to
+    its request, as the time-out (longer than the deadline) leaves it without a move."""
+    deadline_s = gw.settings.payment_deadline_s
+    return now - timedelta(seconds=deadline_s) - gw.sandbox_offset.moved_within(deadline_s)
 
 
 PENDING_COUNT_MAX = 100_000
