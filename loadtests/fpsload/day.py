@@ -6,6 +6,7 @@ the day. DAY_CLOCK is what the users read: the master's shape sets it, and tells
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +37,16 @@ if len(HOURLY_PEAK_SHARE) != 24 or max(HOURLY_PEAK_SHARE) != 1.0:
     raise ValueError("HOURLY_PEAK_SHARE needs 24 shares, the largest 1.0 (the peak hour)")
 
 DEFAULT_DAY_S = 1440.0  # one simulated hour per real minute
+EDGE_MARGIN_S = 2.0
+"""Real seconds the gateway's time must be inside the southbound window before mainland banks send:
+the worker that moved the clock has it at once, the others when its NOTIFY reaches them."""
+LEAD_S = 2.0
+"""Real seconds before the clock is moved out of the window that mainland banks stop sending: the
+payments in flight then are answered before the move."""
 DEFAULT_PEAK_USERS = 20
 HOUR_MESSAGE = "fpslink_simulated_hour"
+
+log = logging.getLogger("fpslink.loadtest")
 
 
 def users_at(hour: float, peak_users: int) -> int:
@@ -63,10 +72,14 @@ class DayClock:
 
     hour: float | None = None
     southbound: bool = True
+    day: int = 0
+    """The simulated day (from 0): each one is a business date of its own when the clock moves."""
+    moving: bool = False
+    """Whether the shape moves the gateway's clock (so that it jumps about an hour at a time)."""
 
-    def set(self, hour: float | None, southbound: bool = True) -> None:
+    def set(self, hour: float | None, southbound: bool = True, *, day: int = 0, moving: bool = False) -> None:
         """Take the hour the shape announced (None: the day is over, or no shape runs)."""
-        self.hour, self.southbound = hour, southbound
+        self.hour, self.southbound, self.day, self.moving = hour, southbound, day, moving
 
 
 DAY_CLOCK = DayClock()
@@ -102,24 +115,49 @@ class DayShape(LoadTestShape):
             DAY_CLOCK.set(None)
             return None
         hour = elapsed / day_s * 24 % 24
-        if not southbound_open(hour):
-            self._announce(hour, False)  # held before the gateway's clock passes the window's end
+        day = int(elapsed // day_s)
         sandbox = self._sandbox_day()
-        gateway_hour = hour if sandbox is None else sandbox.hour(int(elapsed // day_s), hour)
-        self._announce(hour, southbound_open(gateway_hour))
+        if sandbox is None:
+            self._announce(hour, southbound_open(hour), day, moving=False)
+        else:
+            self._announce(hour, self._southbound(sandbox, day, hour, day_s), day, moving=sandbox.moving)
         return users_at(hour, peak), ramp_rate(peak, day_s)
 
-    def _announce(self, hour: float, southbound: bool) -> None:
-        DAY_CLOCK.set(hour, southbound)
+    @staticmethod
+    def _southbound(sandbox: SandboxDay, day: int, hour: float, day_s: float) -> bool:
+        """Whether mainland banks may send now: the gateway (moved to the simulated hour, or on its
+        own) has been in its window for EDGE_MARGIN_S, so that its other workers have the time too,
+        and will still be in it LEAD_S from now, so that the users stop before the clock passes the
+        window's end rather than have their payments in flight refused."""
+        try:
+            gateway = sandbox.hour(day, hour)
+        except Exception:  # the shape must go on whatever the clock does
+            log.exception("the gateway's clock could not be followed; judging by the simulated hour")
+            gateway = hour
+        margin_h = EDGE_MARGIN_S / 3600
+        ahead = hour + 24 * LEAD_S / day_s if sandbox.moving else gateway + margin_h
+        return southbound_open(gateway - margin_h) and southbound_open(gateway) and southbound_open(ahead)
+
+    def reset_time(self) -> None:
+        """A new run (the web UI's start after a stop) begins a new simulated day from the sandbox's
+        time then, not the old run's."""
+        super().reset_time()
+        self._sandbox = None
+
+    def _announce(self, hour: float, southbound: bool, day: int, *, moving: bool) -> None:
+        DAY_CLOCK.set(hour, southbound, day=day, moving=moving)
         if isinstance(self.runner, MasterRunner):
-            self.runner.send_message(HOUR_MESSAGE, {"hour": hour, "southbound": southbound})
+            message = {"hour": hour, "southbound": southbound, "day": day, "moving": moving}
+            self.runner.send_message(HOUR_MESSAGE, message)
 
     def _sandbox_day(self) -> SandboxDay | None:
         """The gateway's clock, moved by the process that runs the shape; None without a gateway."""
         if self._sandbox is None and self.runner is not None and OPERATOR_KEY:
             host = getattr(self.runner.environment, "host", None)
             if host:
-                self._sandbox = SandboxDay(host, OPERATOR_KEY, move=SANDBOX_CLOCK == "move")
+                self._sandbox = SandboxDay(
+                    host, OPERATOR_KEY, edges=SOUTHBOUND_WINDOW, move=SANDBOX_CLOCK == "move"
+                )
         return self._sandbox
 
 
@@ -128,6 +166,12 @@ def _listen_for_the_hour(environment: Any, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
 
         def on_hour(msg: Any, **_: Any) -> None:
-            DAY_CLOCK.set(float(msg.data["hour"]), bool(msg.data["southbound"]))
+            data = msg.data
+            DAY_CLOCK.set(
+                float(data["hour"]),
+                bool(data["southbound"]),
+                day=int(data["day"]),
+                moving=bool(data["moving"]),
+            )
 
         environment.runner.register_message(HOUR_MESSAGE, on_hour)

@@ -60,7 +60,7 @@ class HongKongBank(BankUser):
     def quote_outlived_by_the_clock(self, body: dict[str, Any]) -> bool:
         """Under the day shape the sandbox's clock jumps about an hour at a time: a quote taken just
         before a jump has expired at the gateway though its seconds have not run out here."""
-        if self.last_quote is None or DAY_CLOCK.hour is None:
+        if self.last_quote is None or not DAY_CLOCK.moving:
             return False
         quote_id, at, validity_s = self.last_quote
         return quote_id == body.get("quote_id") and time.monotonic() - at < validity_s

@@ -197,6 +197,11 @@ class BankUser(FastHttpUser):
         debtor = WORLD.debtor(self.bank, amount)
         if debtor is None:
             OUTCOMES.count(f"{self.direction} not sent: every account at its limits")
+            OUTCOMES.warn_once(
+                "pool spent",
+                f"{self.bank.participant_id}: every account its pool may hold has used its limits "
+                "for the day; its ordinary payments are not sent until a new simulated day",
+            )
             return
         body = self.payment_body(debtor, amount)
         if not self.before_payment(body):
@@ -222,8 +227,7 @@ class BankUser(FastHttpUser):
                 )
                 resp.success()
             elif reason == "QUOTE_EXPIRED" and self.quote_outlived_by_the_clock(body):
-                debtor.give_back(amount)
-                OUTCOMES.count(f"{self.direction} quote expired by a move of the clock")
+                debtor.give_back(amount)  # counted above, as REJECTED QUOTE_EXPIRED
                 resp.success()
             elif reason == "RR04" and cny_leg(payment) == MAGIC_REFUSED_CNY:
                 # the IBPS leg came out at the sandbox's magic amount (about one in 300,000): refused

@@ -21,6 +21,7 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from fpsload.config import ACCOUNTS_PER_BANK, OPERATOR_KEY, RUN_ID
+from fpsload.day import DAY_CLOCK
 
 log = logging.getLogger("fpslink.loadtest")
 
@@ -54,6 +55,7 @@ class Account:
     per_transaction: Decimal
     limit_left: Decimal | None  # smallest remaining of the configured periods; None: no period limit
     funds: Decimal  # available balance as this process counts it
+    day: int = 0  # the simulated day `limit_left` was read on (fpsload.day.DAY_CLOCK.day)
 
     def budget(self) -> Decimal:
         """The largest payment that fits the per-transaction limit, the funds and the period limits."""
@@ -213,22 +215,42 @@ class World:
         status, now = self._call("GET", f"/v1/accounts/{account_id}")
         if status != 200:
             raise SetupFailed(f"GET /v1/accounts/{account_id} answered {status} {now.get('code')}")
-        status, limits = self._call("GET", f"/v1/accounts/{account_id}/limits")
-        if status != 200:
-            raise SetupFailed(f"GET /v1/accounts/{account_id}/limits answered {status} {limits.get('code')}")
-        if limits.get("currency") != currency:
-            raise SetupFailed(f"limits of {account_id} are kept in {limits.get('currency')}, not {currency}")
-        left = [Decimal(line["remaining"]) for line in limits["usage"] if line.get("remaining") is not None]
+        per_transaction, left = self._limits(account_id, currency)
         return Account(
             account_id=account_id,
             participant_id=bank.participant_id,
             system=bank.system,
             currency=currency,
             proxy=proxy,
-            per_transaction=Decimal(limits["per_transaction"]),
-            limit_left=min(left) if left else None,
+            per_transaction=per_transaction,
+            limit_left=left,
             funds=Decimal(now["available_balance"]),
+            day=DAY_CLOCK.day,
         )
+
+    def _limits(self, account_id: str, currency: str) -> tuple[Decimal, Decimal | None]:
+        """The account's per-transaction limit and the smallest of what its period limits leave."""
+        status, limits = self._call("GET", f"/v1/accounts/{account_id}/limits")
+        if status != 200:
+            raise SetupFailed(f"GET /v1/accounts/{account_id}/limits answered {status} {limits.get('code')}")
+        if limits.get("currency") != currency:
+            raise SetupFailed(f"limits of {account_id} are kept in {limits.get('currency')}, not {currency}")
+        left = [Decimal(line["remaining"]) for line in limits["usage"] if line.get("remaining") is not None]
+        return Decimal(limits["per_transaction"]), min(left) if left else None
+
+    def _new_day(self, bank: Bank, amount: Decimal) -> Account | None:
+        """An account whose limits were read on an earlier simulated day and, read again, has room
+        for `amount`: under a moving clock each simulated day is a new business date, whose daily
+        limits start afresh. One read per account and day, and only once no account has room."""
+        for account in bank.accounts:
+            if account.day < DAY_CLOCK.day:
+                account.per_transaction, account.limit_left = self._limits(
+                    account.account_id, account.currency
+                )
+                account.day = DAY_CLOCK.day
+                if account.budget() >= amount:
+                    return account
+        return None
 
     def _register_proxy(self, bank: Bank, account_id: str) -> str:
         for attempt in range(8):
@@ -258,6 +280,8 @@ class World:
         if not fits:
             with self._grow_lock:
                 fits = [a for a in bank.accounts if a.budget() >= amount]
+                if not fits and (renewed := self._new_day(bank, amount)) is not None:
+                    fits = [renewed]
                 while not fits and len(bank.accounts) < MAX_ACCOUNTS_PER_BANK:
                     account = self._open_account(bank)
                     bank.accounts.append(account)

@@ -198,8 +198,8 @@ class LoadtestReport:
     settled_per_s: float = 0.0
     """Settled payments per second of `payment_window_s`."""
     payment_window_s: float = 0.0
-    """From the first payment to the last: the run's duration less Locust's start-up and set-up;
-    with the clock moved, the whole run (the payments' times jumped with the clock)."""
+    """From the first payment to the last: the run's duration less Locust's start-up and set-up
+    (with the clock moved, whose jumps the payments' times took, from locust's stats history)."""
     clock_moved_s: float = 0.0
     """How far the simulated day moved the sandbox's clock ahead of the wall clock (`--shape`)."""
     still_pending: int = 0
@@ -396,6 +396,28 @@ def p99_by_minute(history: Path, name: str) -> list[float | None]:
             seen = worst.get(minute)
             worst[minute] = p99 if seen is None or (p99 is not None and p99 > seen) else seen
     return [worst.get(m) for m in range(max(worst) + 1)] if worst else []
+
+
+def sending_window_s(history: Path, name: str) -> float:
+    """From locust's stats history: the seconds from the first row in which `name` had been sent to
+    the last in which its count grew, so Locust's start-up and set-up are left out as
+    `payment_window_s` leaves them out from the payments' own times (0: never sent)."""
+    if not history.is_file():
+        return 0.0
+    first: float | None = None
+    last: float | None = None
+    sent = 0.0
+    with history.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if f"{row.get('Type') or ''} {row.get('Name')}".strip() != name:
+                continue
+            count = _number(row.get("Total Request Count")) or 0.0
+            stamp = _number(row.get("Timestamp"))
+            if stamp is None or count <= sent:
+                continue
+            first = stamp if first is None else first
+            last, sent = stamp, count
+    return 0.0 if first is None or last is None else last - first
 
 
 def failure_line(row: dict[str, str]) -> str:
@@ -633,12 +655,8 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
         report.payments_by_state = await payments_by_state(gateway_db, since=started)
         report.settled = report.payments_by_state.get("SETTLED", 0)
         report.clock_moved_s = await clock_offset_s(gateway_db)
-        if report.clock_moved_s:
-            # created_at is the sandbox's time, which the simulated day moved: the run's own length
-            report.payment_window_s = (finished - started).total_seconds()
-        else:
+        if not report.clock_moved_s:  # else created_at jumped with the clock: locust's history says
             report.payment_window_s = await payment_window_s(gateway_db, since=started)
-        report.settled_per_s = report.settled / max(report.payment_window_s, 1.0)
         say("checking invariants I1-I6")
         report.invariant_violations = await invariant_violations(settings)
         dates = await booked_dates(gateway_db, since=started) or business_dates(started, datetime.now(UTC))
@@ -652,7 +670,11 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
             await drop_databases(gateway_db)
     rows, report.failure_kinds, report.exceptions = read_locust_stats(cfg.output / "locust")
     report.payments_endpoint = rows.get(f"POST {PAYMENTS_ROUTE}")
-    report.p99_by_minute = p99_by_minute(cfg.output / "locust_stats_history.csv", f"POST {PAYMENTS_ROUTE}")
+    history = cfg.output / "locust_stats_history.csv"
+    report.p99_by_minute = p99_by_minute(history, f"POST {PAYMENTS_ROUTE}")
+    if report.clock_moved_s:
+        report.payment_window_s = sending_window_s(history, f"POST {PAYMENTS_ROUTE}")
+    report.settled_per_s = report.settled / max(report.payment_window_s, 1.0)
     aggregated = rows.get("Aggregated")
     report.requests = aggregated.requests if aggregated else 0
     report.failures = aggregated.failures if aggregated else 0

@@ -224,6 +224,8 @@ found = {}
 user.last_quote = ("q1", time.monotonic(), 30.0)
 found["no shape"] = outlived(paid)
 day.DAY_CLOCK.set(12.5)
+found["a shape that follows the clock"] = outlived(paid)
+day.DAY_CLOCK.set(12.5, moving=True)
 found["within its seconds"] = outlived(paid)
 found["another quote"] = outlived({"quote_id": "q2"})
 found["no quote"] = outlived({})
@@ -238,8 +240,44 @@ def test_a_quote_expired_by_a_move_of_the_clock_is_told_from_one_that_ran_out() 
     # comes back QUOTE_EXPIRED though its 30 s have not passed here, which is no failure
     assert in_child(QUOTE_AND_CLOCK, **DAY) == {
         "no shape": False,
+        "a shape that follows the clock": False,
         "within its seconds": True,
         "another quote": False,
         "no quote": False,
         "its seconds run out": False,
+    }
+
+
+SOUTHBOUND_EDGES = """
+from types import SimpleNamespace
+def judged(gateway_hour, hour, moving=True, day_s=240.0):
+    sandbox = SimpleNamespace(hour=lambda d, h: gateway_hour, moving=moving)
+    return module.DayShape._southbound(sandbox, 0, hour, day_s)
+s = 1 / 3600
+print(json.dumps({
+    "07:00, the move a moment ago": judged(7.0, 7.0),
+    "07:00:03": judged(7.0 + 3 * s, 7.01),
+    "noon": judged(12.0, 12.5),
+    "two ticks before the move to 23:00": judged(22.0 + 55 * s, 22.85),
+    "a tick and a half before 23:00, a day of 24 min": judged(22.0 + 58 * s, 22.975, day_s=1440.0),
+    "a day of 24 min, 22:50": judged(22.0 + 50 * s, 22.84, day_s=1440.0),
+    "following, 22:59:59": judged(23.0 - s, 15.0, moving=False),
+    "following, 07:00:01": judged(7.0 + s, 2.0, moving=False),
+    "following, 07:00:03": judged(7.0 + 3 * s, 2.0, moving=False),
+}))
+"""
+
+
+def test_southbound_opens_after_the_gateway_reached_its_window_and_closes_before_it_leaves() -> None:
+    # a day of 240 s: a simulated hour is 10 real seconds, so the 2 s lead is a fifth of an hour
+    assert in_child(SOUTHBOUND_EDGES, **DAY) == {
+        "07:00, the move a moment ago": False,
+        "07:00:03": True,
+        "noon": True,
+        "two ticks before the move to 23:00": False,
+        "a tick and a half before 23:00, a day of 24 min": False,
+        "a day of 24 min, 22:50": True,
+        "following, 22:59:59": False,
+        "following, 07:00:01": False,
+        "following, 07:00:03": True,
     }

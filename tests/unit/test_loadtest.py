@@ -108,6 +108,26 @@ def test_each_minutes_p99_is_the_worst_ten_second_p99_of_that_minute(tmp_path: P
     assert load.p99_by_minute(tmp_path / "missing.csv", "POST /v1/payments") == []
 
 
+SENDING_CSV = """\
+Timestamp,User Count,Type,Name,Requests/s,Failures/s,99%,Total Request Count
+1800000000,5,POST,/v1/payments,0.0,0.0,N/A,0
+1800000004,5,POST,/v1/payments,2.0,0.0,80,3
+1800000004,5,,Aggregated,9.0,0.0,80,40
+1800000030,5,POST,/v1/payments,4.0,0.0,120,90
+1800000050,5,POST,/v1/payments,4.0,0.0,90,150
+1800000070,5,POST,/v1/payments,0.0,0.0,90,150
+"""
+
+
+def test_the_sending_window_runs_from_the_first_payment_sent_to_the_last(tmp_path: Path) -> None:
+    # with the clock moved the payments' own times jumped: locust's history gives the window
+    history = tmp_path / "locust_stats_history.csv"
+    history.write_text(SENDING_CSV)
+    assert load.sending_window_s(history, "POST /v1/payments") == 46
+    assert load.sending_window_s(history, "GET /nothing") == 0
+    assert load.sending_window_s(tmp_path / "missing.csv", "POST /v1/payments") == 0
+
+
 def test_accounts_per_bank_set_by_the_caller_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOADTEST_ACCOUNTS_PER_BANK", "120")
     assert (

@@ -35,6 +35,8 @@ class Answer:
     body: Any
 
     def json(self) -> Any:
+        if isinstance(self.body, Exception):
+            raise self.body
         return self.body
 
 
@@ -45,15 +47,23 @@ class ClockRoutes:
     now: datetime
     enabled: bool = True
     down: bool = False
+    refuse_key: bool = False
+    garbled: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     puts: list[datetime] = field(default_factory=list)
+    gets: int = 0
 
     def request(self, method: str, url: str, *, json: Any, timeout: float) -> Answer:
         assert url == "http://127.0.0.1:9/v1/sandbox/clock" and timeout > 0
         assert self.headers["Authorization"] == "Bearer op_key"
         if self.down:
             raise requests.ConnectionError("connection refused")
+        if self.refuse_key:
+            return Answer(401, {"code": "UNAUTHENTICATED"})
         if method == "GET":
+            self.gets += 1
+            if self.garbled:
+                return Answer(200, ValueError("not JSON"))
             return Answer(200, {"enabled": self.enabled, "now": self.now.isoformat().replace("+00:00", "Z")})
         if not self.enabled:
             return Answer(409, {"code": "SANDBOX_CLOCK_DISABLED"})
@@ -73,53 +83,106 @@ class Monotonic:
         return self.t
 
 
-def day_of(routes: ClockRoutes, mono: Monotonic | None = None) -> Any:
+NIGHT = datetime(2026, 12, 6, 19, 30, tzinfo=UTC)  # 03:30 on 7 December in Hong Kong
+EIGHTH = datetime(2026, 12, 8, tzinfo=UTC8)  # so the simulated day is the 8th
+
+
+def day_of(routes: ClockRoutes, mono: Monotonic | None = None, **options: Any) -> Any:
     return SandboxDay(
         "http://127.0.0.1:9/",
         "op_key",
         session=routes,  # type: ignore[arg-type]
         monotonic=mono or Monotonic(),
+        **options,
     )
 
 
 def test_each_simulated_hour_moves_the_clock_once_from_the_next_midnight() -> None:
-    # 03:30 in Hong Kong on 7 December: the simulated day is the 8th
-    routes = ClockRoutes(now=datetime(2026, 12, 6, 19, 30, tzinfo=UTC))
-    day = day_of(routes)
-    hours = [day.hour(0, h + 0.25) for h in range(24) for _ in range(3)]  # three ticks an hour
-    assert hours == [h + 0.25 for h in range(24) for _ in range(3)]
-    start = datetime(2026, 12, 8, tzinfo=UTC8)
-    assert routes.puts == [start + timedelta(hours=h) for h in range(24)]
-    assert day.moves == 24 and not day.following
-    # the second simulated day books to a date of its own
-    day.hour(1, 0.5)
-    assert routes.puts[-1] == datetime(2026, 12, 9, tzinfo=UTC8)
+    routes = ClockRoutes(now=NIGHT)
+    mono = Monotonic()
+    day = day_of(routes, mono)
+    hours = []
+    for h in range(24):
+        for tick in range(3):  # three ticks an hour, a second apart
+            hours.append(day.hour(0, h + 0.25 * tick))
+            mono.t += 1
+    assert routes.puts == [EIGHTH + timedelta(hours=h) for h in range(24)]
+    assert day.moves == 24 and day.moving
+    # the gateway's own hour: the hour moved to, and the real seconds since
+    assert hours == pytest.approx([h + t / 3600 for h in range(24) for t in range(3)])
+    day.hour(1, 0.5)  # the second simulated day books to a date of its own
+    assert routes.puts[-1] == EIGHTH + timedelta(days=1)
+
+
+def test_the_southbound_windows_edges_are_moved_to_exactly() -> None:
+    routes = ClockRoutes(now=NIGHT)
+    day = day_of(routes, edges=(7.5, 23.25))
+    hours = [day.hour(0, quarter / 4) for quarter in range(4 * 24)]
+    moved = [round((at - EIGHTH) / timedelta(hours=1), 2) for at in routes.puts]
+    assert moved == sorted([*range(24), 7.5, 23.25])
+    assert hours[4 * 7 : 4 * 8] == pytest.approx([7.0, 7.0, 7.5, 7.5])  # 07:00, 07:15, 07:30, 07:45
 
 
 def test_a_clock_that_is_off_leaves_the_gateways_own_hour_to_decide() -> None:
-    routes = ClockRoutes(now=datetime(2026, 12, 6, 19, 30, tzinfo=UTC), enabled=False)  # 03:30 UTC+8
+    routes = ClockRoutes(now=NIGHT, enabled=False)
     mono = Monotonic()
     day = day_of(routes, mono)
     assert day.hour(0, 12.5) == pytest.approx(3.5)
-    assert day.following and routes.puts == []
+    assert not day.moving and routes.puts == []
     mono.t += 5400  # an hour and a half later, whatever the simulated hour says
-    assert day.hour(0, 20.0) == pytest.approx(5.0)
+    assert day.hour(0, 12.9) == pytest.approx(5.0)
+    routes.now += timedelta(hours=4)  # someone else moves it: read again at the next step
+    assert day.hour(0, 13.0) == pytest.approx(7.5)
+    assert routes.puts == []
 
 
-def test_a_clock_that_someone_moved_past_the_simulated_hour_is_followed() -> None:
-    routes = ClockRoutes(now=datetime(2026, 12, 6, 19, 30, tzinfo=UTC))
+def test_a_refused_key_stops_the_moves() -> None:
+    routes = ClockRoutes(now=NIGHT, refuse_key=True)
+    day = day_of(routes)
+    assert day.hour(0, 12.5) == pytest.approx(hour_of_day(datetime.now(UTC)), abs=0.01)
+    assert not day.moving
+
+
+def test_a_sandbox_ahead_of_the_simulated_day_is_followed_until_the_day_catches_up() -> None:
+    routes = ClockRoutes(now=NIGHT)
     day = day_of(routes)
     day.hour(0, 0.5)
-    routes.now = datetime(2026, 12, 8, 6, 0, tzinfo=UTC)  # 14:00 UTC+8 on the 8th, by another hand
+    routes.now = EIGHTH + timedelta(hours=14)  # moved on by another hand
     assert day.hour(0, 1.5) == pytest.approx(14.0)
-    assert day.following and len(routes.puts) == 1
+    assert day.moving and len(routes.puts) == 1
+    assert day.hour(0, 15.0) == pytest.approx(15.0)  # the simulated day overtakes it: moves again
+    assert routes.puts[-1] == EIGHTH + timedelta(hours=15)
 
 
-def test_a_gateway_that_does_not_answer_leaves_this_hosts_clock() -> None:
-    routes = ClockRoutes(now=datetime(2026, 12, 6, 19, 30, tzinfo=UTC), down=True)
+def test_a_move_that_fails_is_tried_again_at_the_next_tick() -> None:
+    routes = ClockRoutes(now=NIGHT, down=True)
     day = day_of(routes)
-    assert day.hour(0, 12.0) == pytest.approx(hour_of_day(datetime.now(UTC)), abs=0.01)
-    assert day.following
+    assert day.hour(0, 9.0) == 9.0  # no time of the gateway known yet: the simulated one
+    assert day.hour(0, 9.1) == 9.1
+    routes.down = False
+    assert day.hour(0, 9.2) == pytest.approx(9.0)
+    assert routes.puts == [EIGHTH + timedelta(hours=9)] and day.moving
+
+
+def test_an_answer_that_is_not_json_is_a_failed_move_not_an_error() -> None:
+    routes = ClockRoutes(now=NIGHT, garbled=True)
+    day = day_of(routes)
+    assert day.hour(0, 9.0) == 9.0
+    assert routes.puts == [] and day.moving
+
+
+def test_follow_leaves_a_shared_sandboxs_clock_where_it_is() -> None:
+    # LOADTEST_SANDBOX_CLOCK=follow: the clock is on, but this run must not move it
+    routes = ClockRoutes(now=datetime(2026, 12, 7, 2, 0, tzinfo=UTC))  # 10:00 UTC+8
+    mono = Monotonic()
+    day = day_of(routes, mono, move=False)
+    assert day.hour(0, 0.5) == pytest.approx(10.0)
+    mono.t += 1800
+    routes.now += timedelta(seconds=1800)
+    assert day.hour(0, 0.9) == pytest.approx(10.5)
+    routes.now += timedelta(hours=2)  # moved by another hand: seen at the next step
+    assert day.hour(0, 3.5) == pytest.approx(12.5)
+    assert routes.puts == [] and routes.gets == 2 and not day.moving
 
 
 @pytest.mark.parametrize(
@@ -132,14 +195,3 @@ def test_a_gateway_that_does_not_answer_leaves_this_hosts_clock() -> None:
 )
 def test_the_simulated_day_starts_at_the_next_midnight_in_hong_kong(at: datetime, midnight: datetime) -> None:
     assert next_midnight(at) == midnight and next_midnight(at) > at
-
-
-def test_follow_leaves_a_shared_sandboxs_clock_where_it_is() -> None:
-    # LOADTEST_SANDBOX_CLOCK=follow: the clock is on, but this run must not move it
-    routes = ClockRoutes(now=datetime(2026, 12, 7, 2, 0, tzinfo=UTC))  # 10:00 UTC+8
-    mono = Monotonic()
-    day = SandboxDay("http://127.0.0.1:9/", "op_key", session=routes, monotonic=mono, move=False)  # type: ignore[arg-type]
-    assert day.hour(0, 0.5) == pytest.approx(10.0)
-    mono.t += 1800
-    assert day.hour(0, 3.5) == pytest.approx(10.5)
-    assert routes.puts == [] and day.following
