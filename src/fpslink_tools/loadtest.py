@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import csv
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -192,6 +193,10 @@ class LoadtestReport:
     payments_endpoint: EndpointStats | None = None
     p99_by_minute: list[float | None] = field(default_factory=list)
     """POST /v1/payments: each minute's worst p99 of locust's 10-second windows (ms)."""
+    gateway_p99_by_minute: list[float | None] = field(default_factory=list)
+    """The same minutes as the gateway saw them (`fpslink_payment_seconds`, all workers): the bucket
+    bound under which 99% of its answers of the minute fell (ms). A minute whose locust p99 is far
+    above it lost the time outside the gateway: in locust, or on a host short of CPU."""
     failure_kinds: list[dict[str, str]] = field(default_factory=list)
     payments_by_state: dict[str, int] = field(default_factory=dict)
     settled: int = 0
@@ -420,6 +425,69 @@ def sending_window_s(history: Path, name: str) -> float:
     return 0.0 if first is None or last is None else last - first
 
 
+LatencyScrape = tuple[dict[float, float], float]
+"""`fpslink_payment_seconds` in one /metrics answer: cumulative count by bucket bound (s), count."""
+SCRAPE_EVERY_S = 60.0
+LATENCY_METRIC = "fpslink_payment_seconds"
+
+
+def latency_scrape(text: str) -> LatencyScrape | None:
+    """The gateway's answer-time histogram from a /metrics answer; None when it has none."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        if family.name != LATENCY_METRIC:
+            continue
+        buckets: dict[float, float] = {}
+        count = 0.0
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+            elif sample.name.endswith("_count"):
+                count += sample.value
+        return buckets, count
+    return None
+
+
+def p99_bound_ms(before: LatencyScrape, after: LatencyScrape) -> float | None:
+    """The smallest bucket bound (ms) under which 99% of the answers between two scrapes fell;
+    None when there were none. Past the largest finite bound, that bound: "at least" (JSON has no
+    infinity)."""
+    (was, was_count), (now, count) = before, after
+    answered = count - was_count
+    finite = [bound for bound in sorted(now) if math.isfinite(bound)]
+    if answered <= 0 or not finite:
+        return None
+    for bound in finite:
+        if now[bound] - was.get(bound, 0.0) >= 0.99 * answered:
+            return bound * 1000
+    return finite[-1] * 1000
+
+
+def p99_bounds(scrapes: list[LatencyScrape | None]) -> list[float | None]:
+    """Each interval's `p99_bound_ms`, None where a scrape around it failed."""
+    return [None if a is None or b is None else p99_bound_ms(a, b) for a, b in itertools.pairwise(scrapes)]
+
+
+async def watch_gateway(base_url: str, scrapes: list[LatencyScrape | None], done: asyncio.Event) -> None:
+    """Scrape the gateway's /metrics when the run starts, every SCRAPE_EVERY_S, and once `done` is set,
+    into `scrapes` (None for a scrape that failed): the gateway's side of each minute's latency."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
+        while True:
+            try:
+                resp = await client.get("/metrics")
+                scrapes.append(latency_scrape(resp.text) if resp.status_code == 200 else None)
+            except (httpx.HTTPError, ValueError):
+                scrapes.append(None)
+            if done.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), SCRAPE_EVERY_S)
+
+
 def failure_line(row: dict[str, str]) -> str:
     """One row of locust's failures CSV as a line: how often, which request, what went wrong."""
     return f"{row.get('Occurrences')}x {row.get('Method')} {row.get('Name')}: {row.get('Error')}"
@@ -645,9 +713,17 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
             f"locust: {cfg.users} {'peak ' if cfg.shape else ''}users for {cfg.duration_s:g} s"
             + (" (24-hour shape)" if cfg.shape else "")
         )
-        report.locust_exit_code, report.locust_killed = await asyncio.to_thread(
-            run_locust, cfg, base_url, operator_key, locust
-        )
+        scrapes: list[LatencyScrape | None] = []
+        sent = asyncio.Event()
+        watcher = asyncio.create_task(watch_gateway(base_url, scrapes, sent))
+        try:
+            report.locust_exit_code, report.locust_killed = await asyncio.to_thread(
+                run_locust, cfg, base_url, operator_key, locust
+            )
+        finally:
+            sent.set()
+            await watcher
+        report.gateway_p99_by_minute = p99_bounds(scrapes)
         finished = datetime.now(UTC)
         report.started_at, report.finished_at = started.isoformat(), finished.isoformat()
         report.still_pending = await wait_for_final(gateway_db, settings, say)
@@ -718,6 +794,11 @@ def summary_table(report: LoadtestReport) -> Table:
         table.add_row(
             f"POST {PAYMENTS_ROUTE} p99 of each minute (ms)",
             " ".join(_ms(v) for v in report.p99_by_minute),
+        )
+    if report.gateway_p99_by_minute:
+        table.add_row(
+            "  the same, in the gateway (ms, bucket bound)",
+            " ".join(_ms(v) for v in report.gateway_p99_by_minute),
         )
     table.add_row("requests (all)", f"{report.requests:,}")
     table.add_row("failures (all)", f"{report.failures:,}")

@@ -86,6 +86,9 @@ async def test_locust_runs_distributed_a_master_and_its_workers(tmp_path: Path) 
     assert summary["ok"] is True and summary["settled"] > 0, summary["problems"]
     assert summary["p99_by_minute"], "no p99 per minute from the stats history"
     assert "p99 of each minute" in result.stdout
+    # the gateway's own view of the same run, from its /metrics when the run began and ended
+    assert len(summary["gateway_p99_by_minute"]) == 1 and summary["gateway_p99_by_minute"][0] > 0
+    assert "the same, in the gateway" in result.stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")

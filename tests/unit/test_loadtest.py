@@ -128,6 +128,27 @@ def test_the_sending_window_runs_from_the_first_payment_sent_to_the_last(tmp_pat
     assert load.sending_window_s(tmp_path / "missing.csv", "POST /v1/payments") == 0
 
 
+def _metrics(counts: dict[str, float]) -> str:
+    """A /metrics answer with fpslink_payment_seconds at these cumulative bucket counts."""
+    lines = ["# TYPE fpslink_payment_seconds histogram"]
+    lines += [f'fpslink_payment_seconds_bucket{{le="{le}"}} {n}' for le, n in counts.items()]
+    lines += [f"fpslink_payment_seconds_count {counts['+Inf']}", "fpslink_payment_seconds_sum 1.0"]
+    return "\n".join(["# TYPE fpslink_payments_total counter", "fpslink_payments_total 3.0", *lines]) + "\n"
+
+
+def test_the_gateways_p99_of_each_minute_is_the_bucket_that_holds_99_percent() -> None:
+    start = load.latency_scrape(_metrics({"0.05": 0, "0.1": 0, "0.25": 0, "1.0": 0, "+Inf": 0}))
+    quick = load.latency_scrape(_metrics({"0.05": 900, "0.1": 995, "0.25": 1000, "1.0": 1000, "+Inf": 1000}))
+    slow = load.latency_scrape(_metrics({"0.05": 950, "0.1": 1050, "0.25": 1060, "1.0": 1090, "+Inf": 1100}))
+    assert start is not None and quick is not None and slow is not None
+    assert quick == ({0.05: 900, 0.1: 995, 0.25: 1000, 1.0: 1000, float("inf"): 1000}, 1000)
+    # 99% of the first minute's 1,000 answers within 100 ms; of the next 100, 90 within 1 s, the
+    # largest finite bound, which then reads "at least"
+    assert load.p99_bounds([start, quick, slow, None, slow]) == [100.0, 1000.0, None, None]
+    assert load.p99_bounds([quick, quick]) == [None]  # nothing answered in between
+    assert load.latency_scrape("# TYPE other counter\nother 1.0\n") is None
+
+
 def test_accounts_per_bank_set_by_the_caller_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOADTEST_ACCOUNTS_PER_BANK", "120")
     assert (
