@@ -95,6 +95,13 @@ class SandboxDay:
         self._failed: tuple[int, float] | None = None
         self.moves = 0
 
+    def day_key(self, day: int) -> int:
+        """The simulated `day` as a number that grows from run to run: its business date's ordinal
+        once the clock has been moved, else `day` itself."""
+        if self._start is None or not self._moving:
+            return day
+        return (self._start + timedelta(days=day)).date().toordinal()
+
     @property
     def moving(self) -> bool:
         """True while this run moves the clock; False once it follows the gateway's own hour."""

@@ -42,7 +42,7 @@ EDGE_MARGIN_S = 2.0
 the worker that moved the clock has it at once, the others when its NOTIFY reaches them."""
 LEAD_S = 2.0
 """Real seconds before the clock is moved out of the window that mainland banks stop sending: the
-payments in flight then are answered before the move."""
+requests on their way reach the gateway, which checks the hours as it binds a payment, before it."""
 DEFAULT_PEAK_USERS = 20
 HOUR_MESSAGE = "fpslink_simulated_hour"
 
@@ -73,7 +73,8 @@ class DayClock:
     hour: float | None = None
     southbound: bool = True
     day: int = 0
-    """The simulated day (from 0): each one is a business date of its own when the clock moves."""
+    """The simulated day: while the clock moves, the ordinal of its business date (growing across
+    runs); else its number in the run, from 0."""
     moving: bool = False
     """Whether the shape moves the gateway's clock (so that it jumps about an hour at a time)."""
 
@@ -120,7 +121,8 @@ class DayShape(LoadTestShape):
         if sandbox is None:
             self._announce(hour, southbound_open(hour), day, moving=False)
         else:
-            self._announce(hour, self._southbound(sandbox, day, hour, day_s), day, moving=sandbox.moving)
+            southbound = self._southbound(sandbox, day, hour, day_s)
+            self._announce(hour, southbound, sandbox.day_key(day), moving=sandbox.moving)
         return users_at(hour, peak), ramp_rate(peak, day_s)
 
     @staticmethod
@@ -138,12 +140,6 @@ class DayShape(LoadTestShape):
         ahead = hour + 24 * LEAD_S / day_s if sandbox.moving else gateway + margin_h
         return southbound_open(gateway - margin_h) and southbound_open(gateway) and southbound_open(ahead)
 
-    def reset_time(self) -> None:
-        """A new run (the web UI's start after a stop) begins a new simulated day from the sandbox's
-        time then, not the old run's."""
-        super().reset_time()
-        self._sandbox = None
-
     def _announce(self, hour: float, southbound: bool, day: int, *, moving: bool) -> None:
         DAY_CLOCK.set(hour, southbound, day=day, moving=moving)
         if isinstance(self.runner, MasterRunner):
@@ -159,6 +155,15 @@ class DayShape(LoadTestShape):
                     host, OPERATOR_KEY, edges=SOUTHBOUND_WINDOW, move=SANDBOX_CLOCK == "move"
                 )
         return self._sandbox
+
+
+@events.test_stop.add_listener
+def _forget_the_sandbox_day(environment: Any, **_: Any) -> None:
+    """A new run (the web UI's start after a stop) begins a new simulated day from the sandbox's time
+    then, not the old run's. (Not in `reset_time`: a master calls it again after the first tick.)"""
+    shape = getattr(environment, "shape_class", None)
+    if isinstance(shape, DayShape):
+        shape._sandbox = None
 
 
 @events.init.add_listener

@@ -199,8 +199,8 @@ class BankUser(FastHttpUser):
             OUTCOMES.count(f"{self.direction} not sent: every account at its limits")
             OUTCOMES.warn_once(
                 "pool spent",
-                f"{self.bank.participant_id}: every account its pool may hold has used its limits "
-                "for the day; its ordinary payments are not sent until a new simulated day",
+                f"{self.bank.participant_id}: every account its pool may hold has used its limits; "
+                "its ordinary payments are not sent until a new business date gives them room",
             )
             return
         body = self.payment_body(debtor, amount)

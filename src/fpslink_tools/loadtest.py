@@ -471,21 +471,24 @@ def p99_bounds(scrapes: list[LatencyScrape | None]) -> list[float | None]:
 
 
 async def watch_gateway(base_url: str, scrapes: list[LatencyScrape | None], done: asyncio.Event) -> None:
-    """Scrape the gateway's /metrics when the run starts, every SCRAPE_EVERY_S, and once `done` is set,
-    into `scrapes` (None for a scrape that failed): the gateway's side of each minute's latency."""
+    """Scrape the gateway's /metrics when the run starts, every SCRAPE_EVERY_S after (on a fixed
+    grid), and once `done` is set, into `scrapes` (None for a scrape that failed): the gateway's side
+    of each minute's latency. Never raises: it only watches."""
     import httpx
 
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
-        while True:
+        for tick in itertools.count(1):
             try:
                 resp = await client.get("/metrics")
                 scrapes.append(latency_scrape(resp.text) if resp.status_code == 200 else None)
-            except (httpx.HTTPError, ValueError):
+            except Exception:  # a gateway stopped or a garbled answer: a gap in the figures
                 scrapes.append(None)
             if done.is_set():
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), SCRAPE_EVERY_S)
+                await asyncio.wait_for(done.wait(), max(0.0, began + tick * SCRAPE_EVERY_S - loop.time()))
 
 
 def failure_line(row: dict[str, str]) -> str:
@@ -749,7 +752,8 @@ async def run(cfg: LoadtestConfig, *, say: Callable[[str], None] = _no_news) -> 
     history = cfg.output / "locust_stats_history.csv"
     report.p99_by_minute = p99_by_minute(history, f"POST {PAYMENTS_ROUTE}")
     if report.clock_moved_s:
-        report.payment_window_s = sending_window_s(history, f"POST {PAYMENTS_ROUTE}")
+        sent_s = sending_window_s(history, f"POST {PAYMENTS_ROUTE}")
+        report.payment_window_s = sent_s or report.duration_s
     report.settled_per_s = report.settled / max(report.payment_window_s, 1.0)
     aggregated = rows.get("Aggregated")
     report.requests = aggregated.requests if aggregated else 0

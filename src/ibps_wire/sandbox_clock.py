@@ -40,6 +40,8 @@ HEADER: Final = "Fpslink-Sandbox-Time"
 RETRY_S: Final = 1.0
 RESYNC_S: Final = 30.0
 READ_TIMEOUT_S: Final = 5.0
+MOVES_KEPT_S: Final = 3600.0
+"""How long an offset remembers a move: the longest settlement time-out the gateway allows."""
 FIRST_READ_S: Final = 5.0
 """How long start-up waits for the stored offset before serving on the wall clock (and reading it in
 the background): a database that does not answer must not keep a service from answering."""
@@ -73,18 +75,22 @@ class SandboxOffset:
     _second: int = -1
     _header: bytes = b""
     _moves: deque[tuple[float, timedelta]] = field(default_factory=deque, repr=False)
-    """The forward moves this process saw: (time.monotonic() then, how far)."""
+    """The forward moves this process saw in the last MOVES_KEPT_S: (time.monotonic() then, how far)."""
 
     def set(self, value: timedelta, *, at: float | None = None) -> None:
+        moment = time.monotonic() if at is None else at
         if self.known and value > self.value:
-            self._moves.append((time.monotonic() if at is None else at, value - self.value))
+            self._moves.append((moment, value - self.value))
+        while self._moves and self._moves[0][0] < moment - MOVES_KEPT_S:
+            self._moves.popleft()
         self.value = value
         self.known = True
 
     def moved_within(self, seconds: float, *, at: float | None = None) -> timedelta:
-        """How far the offset moved forward in the last `seconds` of real time, as this process saw
-        it. An age in sandbox time overstates a real one by as much: a payment in flight when the
-        clock moved an hour is no older for it, and a time-out must not take it from its request."""
+        """How far the offset moved forward in the last `seconds` (at most MOVES_KEPT_S) of real time,
+        as this process saw it. An age in sandbox time overstates a real one by as much: a payment in
+        flight when the clock moved an hour is no older for it, and a time-out must not take it from
+        the batch still settling it."""
         horizon = (time.monotonic() if at is None else at) - seconds
         while self._moves and self._moves[0][0] < horizon:
             self._moves.popleft()

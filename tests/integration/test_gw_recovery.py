@@ -95,8 +95,8 @@ async def test_a_crash_at_every_step_recovers(harness: Harness, direction: str, 
     assert again == {}
 
 
-async def test_a_move_of_the_test_clock_leaves_a_payment_in_flight_to_its_request(harness: Harness) -> None:
-    # touched a moment ago, in real time: its request may still be settling it, whatever the move
+async def test_a_move_of_the_test_clock_leaves_a_payment_in_flight_to_its_batch(harness: Harness) -> None:
+    # touched a moment ago in real time: its batch may still be settling it, whatever the move
     h = harness
     w = await _world(h, "NORTHBOUND")
     await _crash(h, w, "accepted")
@@ -108,13 +108,25 @@ async def test_a_move_of_the_test_clock_leaves_a_payment_in_flight_to_its_reques
     assert (done["status"], done["reason_code"]) == ("REJECTED", "AB05")
 
 
-async def test_a_move_of_the_test_clock_hands_a_stuck_payment_to_recovery_at_once(harness: Harness) -> None:
-    # its request gave up (the payment deadline passed): the move is as if the hour had passed
+async def test_a_move_of_the_test_clock_hands_a_given_up_payment_to_recovery_at_once(
+    harness: Harness,
+) -> None:
+    # its batch gave up (the payment deadline and the batch's work have passed in real time): the
+    # move is as if the hour had passed
     h = harness
     w = await _world(h, "NORTHBOUND")
     await _crash(h, w, "decided")
-    h.clock.advance(h.gw.settings.payment_deadline_s + 1)
+    h.clock.advance(h.gw.settings.payment_deadline_s + recovery.BATCH_WORK_S + 1)
     assert await recovery.sweep(h.gw) == {}  # not stale yet, without a move
+    h.gw.sandbox_offset.set(h.gw.sandbox_offset.value + timedelta(hours=1))
+    assert await recovery.sweep(h.gw) == {"SETTLED": 1}
+
+
+async def test_a_move_of_the_test_clock_does_not_delay_a_payment_already_stale(harness: Harness) -> None:
+    h = harness
+    w = await _world(h, "NORTHBOUND")
+    await _crash(h, w, "decided")
+    h.clock.advance(h.gw.settings.settlement_timeout_s + 1)
     h.gw.sandbox_offset.set(h.gw.sandbox_offset.value + timedelta(hours=1))
     assert await recovery.sweep(h.gw) == {"SETTLED": 1}
 

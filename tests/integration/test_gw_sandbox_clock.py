@@ -48,6 +48,7 @@ from webhook_support import Receiver, until, webhook_receiver
 from fpslink.app import create_app
 from fpslink.invariants import check_invariants
 from fpslink.limits.policy import HK_TZ, business_date
+from fpslink.settlement import recovery
 from fpslink.webhooks import signing
 from ibps_wire.sandbox_clock import HEADER, header_value
 
@@ -154,7 +155,7 @@ class Crash(BaseException):
     """Stands for the process dying at a settlement step."""
 
 
-@pytest.mark.settings(recovery_enabled=True, recovery_interval_s=0.2)
+@pytest.mark.settings(recovery_enabled=True, recovery_interval_s=0.2, payment_deadline_s=2.0)
 async def test_a_payment_left_pending_is_recovered_once_the_clock_passes_the_settlement_timeout(
     clocked: Harness,
 ) -> None:
@@ -173,7 +174,10 @@ async def test_a_payment_left_pending_is_recovered_once_the_clock_passes_the_set
     (listed,) = (await h.http.get("/v1/payments", headers=w["hk"].headers)).json()["items"]
     url = f"/v1/payments/{listed['payment_id']}"
 
-    await asyncio.sleep(1.0)  # five sweeps: none takes it, since the sandbox's time has not moved
+    # its batch has given up once the payment deadline and the batch's work have passed in real time
+    # (a move does not take a payment from a batch that may still be settling it); none of the
+    # sweeps meanwhile takes it, since the sandbox's time has not moved
+    await asyncio.sleep(h.gw.settings.payment_deadline_s + recovery.BATCH_WORK_S + 0.5)
     assert (await h.http.get(url, headers=w["hk"].headers)).json()["status"] == "PENDING"
     await advance(h, int(h.gw.settings.settlement_timeout_s) + 1)
     for _ in range(100):

@@ -195,3 +195,14 @@ def test_follow_leaves_a_shared_sandboxs_clock_where_it_is() -> None:
 )
 def test_the_simulated_day_starts_at_the_next_midnight_in_hong_kong(at: datetime, midnight: datetime) -> None:
     assert next_midnight(at) == midnight and next_midnight(at) > at
+
+
+def test_a_moved_days_key_is_its_business_dates_and_grows_from_run_to_run() -> None:
+    routes = ClockRoutes(now=NIGHT)
+    day = day_of(routes)
+    assert day.day_key(0) == 0  # not moved yet
+    day.hour(0, 0.5)
+    assert day.day_key(0) == EIGHTH.date().toordinal() and day.day_key(1) == EIGHTH.date().toordinal() + 1
+    later_run = day_of(routes)  # the next run starts after the sandbox's time, the 8th
+    later_run.hour(0, 0.5)
+    assert later_run.day_key(0) > day.day_key(0)

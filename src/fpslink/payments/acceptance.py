@@ -180,7 +180,7 @@ async def accept_many(acceptance: Acceptance, batch: list[Admission]) -> list[Tr
             ):
                 a.rejection = Rejection("QUOTE_USED", f"quote {a.quote_id} was used or expired meanwhile")
         usage, holds, pending = await _reserve(settings, tx, [a for a in live if a.rejection is None])
-        outcomes = [_accepted(settings, a) if a.rejection is None else _rejected(a) for a in live]
+        outcomes = [_accepted(settings, a, now) if a.rejection is None else _rejected(a) for a in live]
         if outcomes:
             # one statement, rather than five round trips each waiting for a CPU
             await tx.write(
@@ -338,9 +338,11 @@ def _ask(settings: Settings, a: Admission) -> reservation.Ask:
     )
 
 
-def _accepted(settings: Settings, a: Admission) -> tuple[Payment, list[TimelineEntry]]:
+def _accepted(settings: Settings, a: Admission, now: datetime) -> tuple[Payment, list[TimelineEntry]]:
+    """`updated_at` is the batch's time, not the request's: the live window of recovery runs from
+    when the batch took the payment, however long it queued (settlement.recovery)."""
     conv = a.conversion
-    payment = a.payment
+    payment = replace(a.payment, updated_at=now)
     limits = limits_service.limits_for(settings, a.direction)
     at = a.now
     timeline = [

@@ -56,13 +56,18 @@ async def sweep(gw: Gateway, *, now: datetime | None = None) -> Counter[str]:
     return outcomes
 
 
+BATCH_WORK_S = 2.0
+"""What a batch may take beyond the payment deadline, which bounds its IBPS calls: its database work."""
+
+
 def _live_since(gw: Gateway, now: datetime) -> datetime:
-    """The sandbox time after which a payment may still be driven by its request: touched within the
-    payment deadline of real time. A move of the test clock ages every payment by its size; a stuck
-    payment as if that time had passed, but one whose request is still settling it must be left to
-    its request, as the time-out (longer than the deadline) leaves it without a move."""
-    deadline_s = gw.settings.payment_deadline_s
-    return now - timedelta(seconds=deadline_s) - gw.sandbox_offset.moved_within(deadline_s)
+    """The sandbox time after which a payment may still be in the hands of its batch: touched within
+    the payment deadline (and the batch's database work) of real time. A move of the test clock ages
+    every payment by its size: a stuck payment as if that time had passed, but one whose batch is
+    still settling it must be left to it, as the time-out (longer than the deadline) leaves it
+    without a move."""
+    live_s = gw.settings.payment_deadline_s + BATCH_WORK_S
+    return now - timedelta(seconds=live_s) - gw.sandbox_offset.moved_within(live_s)
 
 
 PENDING_COUNT_MAX = 100_000
