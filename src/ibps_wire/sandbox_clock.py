@@ -77,10 +77,14 @@ class SandboxOffset:
     _moves: deque[tuple[float, timedelta]] = field(default_factory=deque, repr=False)
     """The forward moves this process saw in the last MOVES_KEPT_S: (time.monotonic() then, how far)."""
 
+    _high: timedelta = timedelta(0)
+    """The highest offset read: a stale read that sets it back and forth again is no second move."""
+
     def set(self, value: timedelta, *, at: float | None = None) -> None:
         moment = time.monotonic() if at is None else at
-        if self.known and value > self.value:
-            self._moves.append((moment, value - self.value))
+        if self.known and value > self._high:
+            self._moves.append((moment, value - self._high))
+        self._high = max(self._high, value)
         while self._moves and self._moves[0][0] < moment - MOVES_KEPT_S:
             self._moves.popleft()
         self.value = value

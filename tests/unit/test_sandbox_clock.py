@@ -79,6 +79,9 @@ def test_the_offset_remembers_its_forward_moves_for_a_while() -> None:
     assert offset.moved_within(30, at=125.0) == timedelta(hours=3)
     assert offset.moved_within(30, at=145.0) == timedelta(hours=2)  # the first move is 35 s old
     assert offset.moved_within(30, at=151.0) == timedelta(0)
+    offset.set(timedelta(days=2, hours=1), at=160.0)  # a stale read, then the row again
+    offset.set(timedelta(days=2, hours=3), at=161.0)
+    assert offset.moved_within(30, at=162.0) == timedelta(0)
 
 
 def test_the_header_is_utc_to_the_second_and_formatted_once_per_second() -> None:
