@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -383,23 +383,29 @@ def read_locust_stats(prefix: Path) -> tuple[dict[str, EndpointStats], list[dict
     return rows, failures, exceptions
 
 
-def p99_by_minute(history: Path, name: str) -> list[float | None]:
-    """From locust's full stats history (a row a second per request name, percentiles over its last
-    10 seconds): for each minute since the first row, the highest p99 of `name` (None: none)."""
+def _history_rows(history: Path, name: str) -> Iterator[dict[str, str]]:
+    """The rows of `name` ("POST /v1/payments") in locust's full stats history, a row a second;
+    none when there is no history."""
     if not history.is_file():
-        return []
-    worst: dict[int, float | None] = {}
-    first: int | None = None
+        return
     with history.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            if f"{row.get('Type') or ''} {row.get('Name')}".strip() != name:
-                continue
-            stamp = int(_number(row.get("Timestamp")) or 0)
-            first = stamp if first is None else first
-            minute = (stamp - first) // 60
-            p99 = _number(row.get("99%"))
-            seen = worst.get(minute)
-            worst[minute] = p99 if seen is None or (p99 is not None and p99 > seen) else seen
+            if f"{row.get('Type') or ''} {row.get('Name')}".strip() == name:
+                yield row
+
+
+def p99_by_minute(history: Path, name: str) -> list[float | None]:
+    """From locust's full stats history (percentiles over each row's last 10 seconds): for each
+    minute since the first row, the highest p99 of `name` (None: none)."""
+    worst: dict[int, float | None] = {}
+    first: int | None = None
+    for row in _history_rows(history, name):
+        stamp = int(_number(row.get("Timestamp")) or 0)
+        first = stamp if first is None else first
+        minute = (stamp - first) // 60
+        p99 = _number(row.get("99%"))
+        seen = worst.get(minute)
+        worst[minute] = p99 if seen is None or (p99 is not None and p99 > seen) else seen
     return [worst.get(m) for m in range(max(worst) + 1)] if worst else []
 
 
@@ -407,21 +413,16 @@ def sending_window_s(history: Path, name: str) -> float:
     """From locust's stats history: the seconds from the first row in which `name` had been sent to
     the last in which its count grew, so Locust's start-up and set-up are left out as
     `payment_window_s` leaves them out from the payments' own times (0: never sent)."""
-    if not history.is_file():
-        return 0.0
     first: float | None = None
     last: float | None = None
     sent = 0.0
-    with history.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if f"{row.get('Type') or ''} {row.get('Name')}".strip() != name:
-                continue
-            count = _number(row.get("Total Request Count")) or 0.0
-            stamp = _number(row.get("Timestamp"))
-            if stamp is None or count <= sent:
-                continue
-            first = stamp if first is None else first
-            last, sent = stamp, count
+    for row in _history_rows(history, name):
+        count = _number(row.get("Total Request Count")) or 0.0
+        stamp = _number(row.get("Timestamp"))
+        if stamp is None or count <= sent:
+            continue
+        first = stamp if first is None else first
+        last, sent = stamp, count
     return 0.0 if first is None or last is None else last - first
 
 
