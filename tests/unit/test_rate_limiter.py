@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from typing import Any
 
 import pytest
 
 from fpslink.ratelimit import policy
 from fpslink.ratelimit.policy import Quota
+from fpslink.ratelimit.repository import Lease
 from fpslink.ratelimit.service import RateLimiter
-from unit.fakes import FakeDatabase
+from unit.fakes import FakeDatabase, FakeRateLimitsRepository
 
 
 class Wall:
@@ -212,3 +215,38 @@ async def test_only_as_many_wait_as_the_wait_refills_the_rest_are_refused_at_onc
     admitted = sum(d.admitted for d in burst)
     assert 8 <= admitted <= 9  # the bucket's 4, then the second's refill for the 4 that wait
     assert all(d.reset_s >= 1 for d in burst if not d.admitted)
+
+
+@pytest.mark.parametrize("seed", range(0, 600, 100))
+async def test_a_burst_within_the_quota_is_never_refused_however_its_requests_meet_the_leases(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Requests that arrive while leases are in flight, each lease sized before the latest of them
+    joined it, and the statement taking a few turns of the loop: none may be refused while the
+    shared bucket holds tokens for it. Two workers of a gateway refused one of 20 concurrent
+    requests of a bank about one run in fifteen."""
+    lease = FakeRateLimitsRepository.lease
+    round_trip = [1]
+
+    async def slow_lease(self: FakeRateLimitsRepository, **kwargs: Any) -> Lease:
+        for _ in range(round_trip[0]):
+            await asyncio.sleep(0)
+        return await lease(self, **kwargs)
+
+    monkeypatch.setattr(FakeRateLimitsRepository, "lease", slow_lease)
+    quota = Quota(100, 5)  # leases of 5; the wall stands still, so the bucket's 100 is all there is
+    refused: dict[int, int] = {}
+    for case in range(seed, seed + 100):
+        draw = random.Random(case)
+        round_trip[0] = 1 + case % 12
+        limits = limiter(FakeDatabase(), Wall(), max_wait_s=1.0)
+
+        async def request(arrives_after: int, limits: RateLimiter = limits) -> bool:
+            for _ in range(arrives_after):
+                await asyncio.sleep(0)
+            return (await limits.admit("HKBANK", quota)).admitted
+
+        decisions = await asyncio.gather(*(request(draw.randrange(40)) for _ in range(20 + case % 40)))
+        if not all(decisions):
+            refused[case] = decisions.count(False)
+    assert refused == {}
