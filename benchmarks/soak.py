@@ -1,6 +1,6 @@
 """A soak: hours of payments at a steady rate, and whether latency, memory or the ledgers drift.
 
-    .venv/bin/python benchmarks/soak.py --hours 1 [--rate 300] [--workers 2] [--port 28730] [--keep]
+    .venv/bin/python benchmarks/soak.py --hours 1 [--rate 300] [--workers 2] [--tail-ms 250] [--keep]
 
 The PostgreSQL is the sandbox's embedded server (`fpslink_tools.embedded_pg`), fresh in a temporary
 directory and configured as a production server is: autovacuum on, checkpoints spread, durable
@@ -23,15 +23,19 @@ out (RssAnon + RssFile of /proc/PID/status): a backend's shared part is the shar
 touched, which grows for hours without costing anything. At the end the same table every 10 minutes,
 percentiles pooled over the 10 minutes.
 
+The steady tail: the p99 of each 10 s of the load (a checkpoint or a vacuum that stalls commits for
+seconds shows in one window, and is lost in a minute's p99). Each row gives its minute's highest
+(`10s max`); the end gives their spread and every window above `--tail-ms` (250 ms; 0 judges none).
+
 Then the judgement: the last 10 minutes against the first 10 (in a run shorter than 20 minutes, the
 last third against the first third, and the report says so). It fails when the pooled p99 is more
 than 20% above the first window's, or the mean RSS of the gateway's workers (together), of
 mock_ibps or of a PostgreSQL backend more than 10% above (a fall is no drift). Then, once nothing
 is pending, the gateway is stopped and, as `fpslink check` and `fpslink recon` do, the invariants
 I1-I6 are checked and every business date the run touched is reconciled. Exit status 1 when
-something drifted, a payment failed, an invariant broke or a reconciliation found a break; 2 when
-another soak is running (a lock in `FPSLINK_BENCH_LOGS`, /tmp/fpslink-throughput, where the
-servers' logs go too).
+something drifted, a 10 s window's p99 passed `--tail-ms`, a payment failed, an invariant broke
+or a reconciliation found a break; 2 when another soak is running (a lock in `FPSLINK_BENCH_LOGS`,
+/tmp/fpslink-throughput, where the servers' logs go too).
 
 Each minute is one call of `throughput.drive`, so the load pauses between minutes while a minute's
 last answers come in (under a second). Only the latencies still needed (the first window, the last
@@ -93,6 +97,9 @@ MINUTE_S = 60.0
 BLOCK_MINUTES = 10
 """The rows of the closing table, and the windows compared in a run of SHORT_RUN_MINUTES or more."""
 SHORT_RUN_MINUTES = 20
+TAIL_WINDOW_S = 10.0
+"""The steady tail is judged on the p99 of each 10 s: a checkpoint or a vacuum that stalls commits
+for a few seconds shows there, and is lost in a minute's p99."""
 P99_DRIFT = 0.20
 RSS_DRIFT = 0.10
 GROUPS = ("gateway workers", "mock_ibps", "postgres backend")
@@ -119,9 +126,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gateway workers")
     parser.add_argument("--port", type=int, default=28730, help="gateway port; mock_ibps takes the next")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and its database")
+    parser.add_argument(
+        "--tail-ms",
+        type=float,
+        default=250.0,
+        help="the steady tail: every 10 s window's p99 at most this (ms); 0 reports it without judging",
+    )
     args = parser.parse_args(argv)
     checks = {
         "--hours": 3 / 60 <= args.hours <= 24,
+        "--tail-ms": 0 <= args.tail_ms <= 60_000,
         "--rate": 1 <= args.rate <= 5000,
         "--workers": 1 <= args.workers <= 16,
         "--port": 1024 <= args.port <= 65_000,
@@ -206,6 +220,46 @@ def judge(latencies: Sequence[Sequence[float]], rss: Sequence[Mapping[str, float
             before, after = means[group]
             drifted.append(f"RSS of {group} {before:.1f} -> {after:.1f} MiB ({_change(before, after)})")
     return Drift(window, minutes < SHORT_RUN_MINUTES, (first, last), means, drifted)
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The p99 of every 10 s window of the run, and the windows above the bound."""
+
+    windows_p99_ms: tuple[float, ...]
+    limit_ms: float
+    over: tuple[tuple[int, float], ...]
+    """(window from 0, its p99) of each window above `limit_ms`."""
+
+    def lines(self) -> list[str]:
+        ranked = sorted(self.windows_p99_ms)
+        if not ranked:
+            return ["steady tail: no 10 s window has answers"]
+        q = {name: _percentile(ranked, f) for name, f in (("median", 0.5), ("p90", 0.9), ("p99", 0.99))}
+        spread = ", ".join(f"{name} {value:.1f}" for name, value in q.items())
+        bound = f"; above {self.limit_ms:g} ms: {len(self.over)}" if self.limit_ms else ""
+        lines = [
+            f"steady tail, the p99 of each {TAIL_WINDOW_S:g} s ({len(ranked)} windows), ms:"
+            f" {spread}, max {ranked[-1]:.1f}{bound}"
+        ]
+        lines += [
+            f"  window {i + 1} ({_clock(i * TAIL_WINDOW_S)} into the load): p99 {ms:.1f} ms"
+            for i, ms in self.over[:10]
+        ]
+        if len(self.over) > 10:
+            lines.append(f"  ... and {len(self.over) - 10} more")
+        return lines
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def judge_tail(windows_p99_ms: Sequence[float], limit_ms: float) -> Tail:
+    """Every window's p99 against `limit_ms` (0: none is judged). Only windows with answers have a
+    p99; a minute whose answers stopped says so in its failures."""
+    over = tuple((i, ms) for i, ms in enumerate(windows_p99_ms) if limit_ms and not ms <= limit_ms)
+    return Tail(tuple(windows_p99_ms), limit_ms, over)
 
 
 # ---------------------------------------------------------------- what each minute measures
@@ -294,6 +348,8 @@ class Minute:
     failed: int
     cpu_ms: float
     sample: Sample
+    worst_10s_ms: float
+    """The highest p99 of the minute's 10 s windows."""
     latencies_ms: array[float] = field(default_factory=lambda: array("f"))
 
 
@@ -309,6 +365,7 @@ def minute_of(index: int, result: Result, sample: Sample) -> Minute:
         failed=result.error_count,
         cpu_ms=1000 * sum(result.cpu_s.values()) / settled,
         sample=sample,
+        worst_10s_ms=max(result.windows_p99(TAIL_WINDOW_S), default=math.nan),
         latencies_ms=array("f", result.latencies_ms),
     )
 
@@ -326,6 +383,7 @@ def block_of(minutes: Sequence[Minute]) -> Minute:
         failed=sum(m.failed for m in minutes),
         cpu_ms=statistics.fmean(m.cpu_ms for m in minutes),
         sample=minutes[-1].sample,
+        worst_10s_ms=max(m.worst_10s_ms for m in minutes),
     )
 
 
@@ -336,6 +394,7 @@ COLUMNS = (
     ("settled/s", 10),
     ("p50 ms", 8),
     ("p99 ms", 8),
+    ("10s max", 8),
     ("failed", 7),
     ("cpu ms", 7),
     ("gw workers MiB", 16),
@@ -381,6 +440,7 @@ def row(m: Minute) -> str:
             f"{m.settled_per_s:.1f}",
             f"{m.p50_ms:.1f}",
             f"{m.p99_ms:.1f}",
+            f"{m.worst_10s_ms:.0f}",
             str(m.failed),
             f"{m.cpu_ms:.2f}",
             "+".join(f"{x:.0f}" for x in s.gateway_mib),
@@ -423,6 +483,8 @@ class Outcome:
     breaks: list[str] = field(default_factory=list)
     """Failed payments, invariant violations, reconciliation breaks."""
     notes: list[str] = field(default_factory=list)
+    windows_p99_ms: list[float] = field(default_factory=list)
+    """The p99 of each 10 s of the load, in order."""
 
 
 async def soak(args: argparse.Namespace, server: str, stopping: asyncio.Event) -> Outcome:
@@ -465,6 +527,7 @@ async def soak(args: argparse.Namespace, server: str, stopping: asyncio.Event) -
             )
             result = await drive(f"minute {index + 1}", args.port, make, load, cpu=probe)
             failures.update(result.errors)
+            out.windows_p99_ms += result.windows_p99(TAIL_WINDOW_S)
             minutes.append(minute_of(index, result, await take_sample(running, server)))
             print(row(minutes[-1]))
             done = index + 1
@@ -527,9 +590,15 @@ async def main(args: argparse.Namespace) -> int:
         problems += [f"DRIFT {what}" for what in drift.drifted]
     else:
         problems.append("DRIFT: fewer than 2 minutes, nothing to compare")
+    tail = judge_tail(out.windows_p99_ms, args.tail_ms)
+    print("\n".join(tail.lines()))
+    problems += [f"TAIL window {i + 1}: p99 {ms:.1f} ms > {args.tail_ms:g} ms" for i, ms in tail.over]
     print("\n".join(out.notes))
     print(f"load average at the end: {loadavg()}")
-    print("\n".join(problems) or "no drift, no failed payment, invariants hold, reconciliation clean")
+    print(
+        "\n".join(problems)
+        or "no drift, a steady tail, no failed payment, invariants hold, reconciliation clean"
+    )
     return 1 if problems else 0
 
 

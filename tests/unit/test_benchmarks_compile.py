@@ -348,3 +348,14 @@ def test_soak_rows_keep_their_width(soak: ModuleType) -> None:
     widths = sum(width for _, width in soak.COLUMNS)
     assert len(soak.table_line(["9" * 40] * len(soak.COLUMNS))) == widths  # cut, never pushing columns
     assert len(soak.table_line(["1"] * len(soak.COLUMNS))) == widths - soak.COLUMNS[-1][1] + 3
+
+
+def test_soak_judges_the_tail_on_every_10_s_window(soak: ModuleType) -> None:
+    windows = [80.0, 95.0, 251.0, 250.0, 90.0, 400.0]
+    tail = soak.judge_tail(windows, 250.0)
+    assert [i for i, _ in tail.over] == [2, 5]  # a window at the bound passes
+    lines = tail.lines()
+    assert "6 windows" in lines[0] and "above 250 ms: 2" in lines[0]
+    assert lines[1] == "  window 3 (0:20 into the load): p99 251.0 ms"
+    assert soak.judge_tail(windows, 0.0).over == ()  # 0 reports without judging
+    assert soak.judge_tail([], 250.0).lines() == ["steady tail: no 10 s window has answers"]
