@@ -227,3 +227,15 @@ def test_a_pending_transfer_has_no_resolution() -> None:
     pending = Transfer.from_row({**TRANSFER_ROW, "status": "PENDING", "resolved_at": None})
     assert pending.status is TransferStatus.PENDING and pending.resolved_at is None
     assert pending.values()["resolved_at"] is None
+
+
+def test_replaced_is_dataclasses_replace() -> None:
+    payment = Payment.from_row(SETTLED_ROW)
+    changes: dict[str, Any] = {"state": State.COMMITTING, "updated_at": T0, "attempts": 3, "reason": "x"}
+    assert payment.replaced(**changes) == replace(payment, **changes)
+    assert payment.replaced() == payment
+    for field in fields(Payment):  # every field, first and last included, lands in its own place
+        value = object()
+        assert getattr(payment.replaced(**{field.name: value}), field.name) is value
+    with pytest.raises(TypeError, match="no field 'stat'"):
+        payment.replaced(stat=State.SETTLED)

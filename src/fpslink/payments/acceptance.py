@@ -342,7 +342,7 @@ def _accepted(settings: Settings, a: Admission, now: datetime) -> tuple[Payment,
     """`updated_at` is the batch's time, not the request's: the live window of recovery runs from
     when the batch took the payment, however long it queued (settlement.recovery)."""
     conv = a.conversion
-    payment = replace(a.payment, updated_at=now)
+    payment = a.payment.replaced(updated_at=now)
     limits = limits_service.limits_for(settings, a.direction)
     at = a.now
     timeline = [

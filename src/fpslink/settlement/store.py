@@ -10,7 +10,7 @@ the one on PostgreSQL; the unit tests drive the coordinator with an in-memory on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -43,7 +43,7 @@ class Move:
 
     def moved(self, now: datetime) -> Payment:
         """The payment as the store leaves it once this move applied."""
-        return replace(self.payment, state=self.target, updated_at=now, **self.values)
+        return self.payment.replaced(state=self.target, updated_at=now, **self.values)
 
 
 Failure = tuple[str, TimelineEntry]
