@@ -25,7 +25,9 @@ percentiles pooled over the 10 minutes.
 
 The steady tail: the p99 of each 10 s of the load (a checkpoint or a vacuum that stalls commits for
 seconds shows in one window, and is lost in a minute's p99). Each row gives its minute's highest
-(`10s max`); the end gives their spread and every window above `--tail-ms` (250 ms; 0 judges none).
+(`10s max`); the end gives their spread and every window above `--tail-ms` (250 ms; 0 judges none),
+as "minute 7, 20-30 s". A window of fewer than 100 answers (a rate under 10 a second) is not judged:
+its p99 is its slowest answer.
 
 Then the judgement: the last 10 minutes against the first 10 (in a run shorter than 20 minutes, the
 last third against the first third, and the report says so). It fails when the pooled p99 is more
@@ -100,6 +102,8 @@ SHORT_RUN_MINUTES = 20
 TAIL_WINDOW_S = 10.0
 """The steady tail is judged on the p99 of each 10 s: a checkpoint or a vacuum that stalls commits
 for a few seconds shows there, and is lost in a minute's p99."""
+MIN_WINDOW_ANSWERS = 100
+"""Windows with fewer answers (a run under 10 payments a second) are shown but not judged."""
 P99_DRIFT = 0.20
 RSS_DRIFT = 0.10
 GROUPS = ("gateway workers", "mock_ibps", "postgres backend")
@@ -223,43 +227,73 @@ def judge(latencies: Sequence[Sequence[float]], rss: Sequence[Mapping[str, float
 
 
 @dataclass(frozen=True)
+class Window:
+    """Ten seconds of one minute's load: the requests sent in it, and the p99 of their latencies."""
+
+    minute: int
+    """From 1, as in the rows."""
+    start_s: int
+    """Seconds into the minute's load (its warm-up left out)."""
+    answers: int
+    p99_ms: float
+
+    @property
+    def judged(self) -> bool:
+        """Over fewer answers than MIN_WINDOW_ANSWERS a p99 is the slowest one or two: not a tail."""
+        return self.answers >= MIN_WINDOW_ANSWERS
+
+    def label(self) -> str:
+        return f"minute {self.minute}, {self.start_s}-{self.start_s + int(TAIL_WINDOW_S)} s"
+
+
+def windows_of(minute: int, result: Result) -> list[Window]:
+    """The minute's 10 s windows that have answers, in order."""
+    groups: dict[int, list[float]] = {}
+    for sent, latency in zip(result.sent_s, result.latencies_ms, strict=True):
+        groups.setdefault(int(sent // TAIL_WINDOW_S), []).append(latency)
+    return [
+        Window(minute, int(i * TAIL_WINDOW_S), len(values), _percentile(values, 0.99))
+        for i, values in sorted(groups.items())
+    ]
+
+
+def worst_p99(windows: Sequence[Window]) -> float:
+    """The highest p99 of the windows judged (NaN if none is)."""
+    return max((w.p99_ms for w in windows if w.judged), default=math.nan)
+
+
+@dataclass(frozen=True)
 class Tail:
     """The p99 of every 10 s window of the run, and the windows above the bound."""
 
-    windows_p99_ms: tuple[float, ...]
+    windows: tuple[Window, ...]
     limit_ms: float
-    over: tuple[tuple[int, float], ...]
-    """(window from 0, its p99) of each window above `limit_ms`."""
+    over: tuple[Window, ...]
 
     def lines(self) -> list[str]:
-        ranked = sorted(self.windows_p99_ms)
+        ranked = sorted(w.p99_ms for w in self.windows if w.judged)
+        unjudged = len(self.windows) - len(ranked)
+        few = f"; {unjudged} with fewer than {MIN_WINDOW_ANSWERS} answers not judged" if unjudged else ""
         if not ranked:
-            return ["steady tail: no 10 s window has answers"]
+            return [f"steady tail: no 10 s window to judge{few}"]
         q = {name: _percentile(ranked, f) for name, f in (("median", 0.5), ("p90", 0.9), ("p99", 0.99))}
         spread = ", ".join(f"{name} {value:.1f}" for name, value in q.items())
-        bound = f"; above {self.limit_ms:g} ms: {len(self.over)}" if self.limit_ms else ""
+        bound = f"; above {self.limit_ms:g} ms: {len(self.over)}" if self.limit_ms else " (no bound set)"
         lines = [
             f"steady tail, the p99 of each {TAIL_WINDOW_S:g} s ({len(ranked)} windows), ms:"
-            f" {spread}, max {ranked[-1]:.1f}{bound}"
+            f" {spread}, max {ranked[-1]:.1f}{bound}{few}"
         ]
-        lines += [
-            f"  window {i + 1} ({_clock(i * TAIL_WINDOW_S)} into the load): p99 {ms:.1f} ms"
-            for i, ms in self.over[:10]
-        ]
+        lines += [f"  {w.label()}: p99 {w.p99_ms:.1f} ms over {w.answers} answers" for w in self.over[:10]]
         if len(self.over) > 10:
             lines.append(f"  ... and {len(self.over) - 10} more")
         return lines
 
 
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
-
-
-def judge_tail(windows_p99_ms: Sequence[float], limit_ms: float) -> Tail:
-    """Every window's p99 against `limit_ms` (0: none is judged). Only windows with answers have a
-    p99; a minute whose answers stopped says so in its failures."""
-    over = tuple((i, ms) for i, ms in enumerate(windows_p99_ms) if limit_ms and not ms <= limit_ms)
-    return Tail(tuple(windows_p99_ms), limit_ms, over)
+def judge_tail(windows: Sequence[Window], limit_ms: float) -> Tail:
+    """Every window judged against `limit_ms` (0: none is). Only windows with answers exist; a
+    minute whose answers stopped says so in its failures."""
+    over = tuple(w for w in windows if limit_ms and w.judged and not w.p99_ms <= limit_ms)
+    return Tail(tuple(windows), limit_ms, over)
 
 
 # ---------------------------------------------------------------- what each minute measures
@@ -353,7 +387,7 @@ class Minute:
     latencies_ms: array[float] = field(default_factory=lambda: array("f"))
 
 
-def minute_of(index: int, result: Result, sample: Sample) -> Minute:
+def minute_of(index: int, result: Result, sample: Sample, windows: Sequence[Window]) -> Minute:
     settled = max(result.settled, 1)
     return Minute(
         label=str(index + 1),
@@ -365,7 +399,7 @@ def minute_of(index: int, result: Result, sample: Sample) -> Minute:
         failed=result.error_count,
         cpu_ms=1000 * sum(result.cpu_s.values()) / settled,
         sample=sample,
-        worst_10s_ms=max(result.windows_p99(TAIL_WINDOW_S), default=math.nan),
+        worst_10s_ms=worst_p99(windows),
         latencies_ms=array("f", result.latencies_ms),
     )
 
@@ -383,7 +417,9 @@ def block_of(minutes: Sequence[Minute]) -> Minute:
         failed=sum(m.failed for m in minutes),
         cpu_ms=statistics.fmean(m.cpu_ms for m in minutes),
         sample=minutes[-1].sample,
-        worst_10s_ms=max(m.worst_10s_ms for m in minutes),
+        worst_10s_ms=max(
+            (m.worst_10s_ms for m in minutes if not math.isnan(m.worst_10s_ms)), default=math.nan
+        ),
     )
 
 
@@ -483,8 +519,8 @@ class Outcome:
     breaks: list[str] = field(default_factory=list)
     """Failed payments, invariant violations, reconciliation breaks."""
     notes: list[str] = field(default_factory=list)
-    windows_p99_ms: list[float] = field(default_factory=list)
-    """The p99 of each 10 s of the load, in order."""
+    windows: list[Window] = field(default_factory=list)
+    """Each 10 s of the load that had answers, in order."""
 
 
 async def soak(args: argparse.Namespace, server: str, stopping: asyncio.Event) -> Outcome:
@@ -527,8 +563,9 @@ async def soak(args: argparse.Namespace, server: str, stopping: asyncio.Event) -
             )
             result = await drive(f"minute {index + 1}", args.port, make, load, cpu=probe)
             failures.update(result.errors)
-            out.windows_p99_ms += result.windows_p99(TAIL_WINDOW_S)
-            minutes.append(minute_of(index, result, await take_sample(running, server)))
+            windows = windows_of(index + 1, result)
+            out.windows += windows
+            minutes.append(minute_of(index, result, await take_sample(running, server), windows))
             print(row(minutes[-1]))
             done = index + 1
             if done % BLOCK_MINUTES == 0:
@@ -590,19 +627,20 @@ async def main(args: argparse.Namespace) -> int:
         problems += [f"DRIFT {what}" for what in drift.drifted]
     else:
         problems.append("DRIFT: fewer than 2 minutes, nothing to compare")
-    tail = judge_tail(out.windows_p99_ms, args.tail_ms)
+    tail = judge_tail(out.windows, args.tail_ms)
     print("\n".join(tail.lines()))
     if tail.over:
-        worst = max(ms for _, ms in tail.over)
+        worst = max(w.p99_ms for w in tail.over)
         problems.append(
-            f"TAIL {len(tail.over)} of {len(tail.windows_p99_ms)} windows of {TAIL_WINDOW_S:g} s with a p99"
+            f"TAIL {len(tail.over)} of {len(tail.windows)} windows of {TAIL_WINDOW_S:g} s with a p99"
             f" above {args.tail_ms:g} ms (the highest {worst:.1f} ms)"
         )
     print("\n".join(out.notes))
     print(f"load average at the end: {loadavg()}")
     print(
         "\n".join(problems)
-        or "no drift, a steady tail, no failed payment, invariants hold, reconciliation clean"
+        or f"no drift, {'a steady tail' if args.tail_ms else 'the tail not judged'}, no failed payment,"
+        " invariants hold, reconciliation clean"
     )
     return 1 if problems else 0
 

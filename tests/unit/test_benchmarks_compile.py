@@ -351,11 +351,23 @@ def test_soak_rows_keep_their_width(soak: ModuleType) -> None:
 
 
 def test_soak_judges_the_tail_on_every_10_s_window(soak: ModuleType) -> None:
-    windows = [80.0, 95.0, 251.0, 250.0, 90.0, 400.0]
+    result = soak.Result(name="minute 7", duration_s=60.0)
+    for window, (answers, slow_ms) in enumerate([(200, 80.0), (200, 251.0), (200, 250.0), (50, 900.0)]):
+        # windows 0-3 of the minute; window 4 has no answers at all and is left out, not shifted into
+        for k in range(answers):
+            result.sent_s.append(window * 10 + k * 9.9 / answers)
+            result.latencies_ms.append(slow_ms if k >= answers - 3 else 20.0)
+    result.sent_s.append(55.0)
+    result.latencies_ms.append(260.0)
+    windows = soak.windows_of(7, result)
+    assert [(w.start_s, w.answers) for w in windows] == [(0, 200), (10, 200), (20, 200), (30, 50), (50, 1)]
+    assert soak.worst_p99(windows) == pytest.approx(251.0)  # the windows of few answers are not judged
     tail = soak.judge_tail(windows, 250.0)
-    assert [i for i, _ in tail.over] == [2, 5]  # a window at the bound passes
+    assert [w.label() for w in tail.over] == ["minute 7, 10-20 s"]  # a window at the bound passes
     lines = tail.lines()
-    assert "6 windows" in lines[0] and "above 250 ms: 2" in lines[0]
-    assert lines[1] == "  window 3 (0:20 into the load): p99 251.0 ms"
+    assert "(3 windows)" in lines[0] and "above 250 ms: 1" in lines[0]
+    assert "2 with fewer than 100 answers not judged" in lines[0]
+    assert lines[1] == "  minute 7, 10-20 s: p99 251.0 ms over 200 answers"
     assert soak.judge_tail(windows, 0.0).over == ()  # 0 reports without judging
-    assert soak.judge_tail([], 250.0).lines() == ["steady tail: no 10 s window has answers"]
+    assert "no bound set" in soak.judge_tail(windows, 0.0).lines()[0]
+    assert soak.judge_tail([], 250.0).lines() == ["steady tail: no 10 s window to judge"]

@@ -67,7 +67,7 @@ class Payment:
     settled_at: datetime | None
 
     def replaced(self, **changes: Any) -> Payment:
-        """`dataclasses.replace`, at less than half its cost: a payment is copied up to three times
+        """`dataclasses.replace`, at a little over half its cost: a payment is copied three times
         on its way (acceptance's `updated_at`, each settlement step's move), and replace looks up
         every field's definition each time (6.8 against 3.8 us a copy, measured with timeit)."""
         values = list(_EVERY_FIELD(self))
@@ -171,6 +171,9 @@ class Payment:
         }
 
 
+assert all(f.init and not f.kw_only for f in fields(Payment)), (
+    "Payment.replaced passes every field by position"
+)
 _FIELD_INDEX = {f.name: i for i, f in enumerate(fields(Payment))}
 _EVERY_FIELD = operator.attrgetter(*_FIELD_INDEX)
 """Every field of a payment, in the order its constructor takes them, in one call."""

@@ -42,7 +42,9 @@ wait for before it is refused. A lease that got all it asked for does not count:
 more, and the request lost its tokens only to others of its bank that came while the lease was in
 flight (a lease is sized by the requests waiting when it starts; one that arrives later takes what
 is in hand). Counting those, two workers refused one of a bank's 20 concurrent requests 429 well
-within its quota, about one run in fifteen."""
+within its quota, about one run in fifteen. Such leases are bounded by STEPS alone, not by
+FPSLINK_RATE_LIMIT_MAX_WAIT_S, which bounds the wait for the bucket to refill: every one of them
+took tokens that requests of the bank spent, so none is a wasted statement."""
 STEPS = 64
 """A bound on one request's leases and waits together, whatever the clocks do."""
 
