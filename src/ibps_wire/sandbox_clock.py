@@ -96,9 +96,7 @@ class SandboxOffset:
         flight when the clock moved an hour is no older for it, and a time-out must not take it from
         the batch still settling it."""
         horizon = (time.monotonic() if at is None else at) - seconds
-        while self._moves and self._moves[0][0] < horizon:
-            self._moves.popleft()
-        return sum((moved for _, moved in self._moves), timedelta(0))
+        return sum((moved for moment, moved in self._moves if moment >= horizon), timedelta(0))
 
     def header(self, moment: datetime) -> bytes:
         """The header's value for `moment`, formatted once per second: it goes on every response."""

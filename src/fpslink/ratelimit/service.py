@@ -67,11 +67,12 @@ class _Local:
     lease: asyncio.Future[bool] | None = field(default=None, repr=False)
 
     @property
-    def leasing(self) -> bool:
-        """A lease is in flight. One that has finished is not, though the callback that forgets it
-        has yet to run: a request that joined it would find it done, its tokens spent by others,
-        and join it again without yielding, until its steps ran out and it was refused."""
-        return self.lease is not None and not self.lease.done()
+    def in_flight(self) -> asyncio.Future[bool] | None:
+        """The lease in flight, if any. One that has finished is not, though the callback that
+        forgets it has yet to run: a request that joined it would find it done, its tokens spent by
+        others, and join it again without yielding, until its steps ran out and it was refused."""
+        lease = self.lease
+        return None if lease is None or lease.done() else lease
 
     def remaining(self, now: float) -> float:
         return self.tokens + self.quota.refilled(self.shared, now - self.shared_at)
@@ -117,7 +118,7 @@ class RateLimiter:
                 if (
                     quota.leases_ahead
                     and local.tokens < quota.lease / 2
-                    and not local.leasing
+                    and local.in_flight is None
                     and now >= local.blocked_until
                 ):
                     self._lease_ahead(participant_id, local)
@@ -156,8 +157,8 @@ class RateLimiter:
     def _lease_ahead(self, participant_id: str, local: _Local) -> asyncio.Future[bool]:
         """The bank's lease in flight, or a new one: started before the tokens run out, so that a
         bank within its quota seldom waits for one (a request that finds none joins it)."""
-        lease = local.lease
-        if lease is None or lease.done():
+        lease = local.in_flight
+        if lease is None:
             lease = asyncio.ensure_future(self._lease(participant_id, local))
             local.lease = lease
 
